@@ -1,0 +1,24 @@
+/* app: what the parts of one running crier process share. */
+#ifndef CRIER_APP_H
+#define CRIER_APP_H
+
+#include "config.h"
+#include "crypto/crypto.h"
+#include "store/db.h"
+#include "template/catalog.h"
+
+#include <stdatomic.h>
+
+typedef struct intake intake_t;
+
+typedef struct app {
+    cfg_t *cfg;                /* borrowed from main */
+    cry_keys_t keys;
+    tpl_catalog_t *templates;  /* owned */
+    db_pool_t *pool;           /* owned: short reads from API handlers */
+    intake_t *intake;          /* owned: the group-commit writer */
+    atomic_int db_ready;       /* 1 while PostgreSQL answered the last probe */
+    atomic_int stopping;       /* set by SIGTERM/SIGINT */
+} app_t;
+
+#endif

@@ -1,0 +1,58 @@
+/* policy: what crier decides for a communication — which channel first,
+ * which fallbacks, when, how urgently — and the built-in decision.
+ *
+ * The built-in policy is the seed's per-message-type primary channel
+ * restricted to email, sent now. It is also the safe decision used whenever
+ * the Lua rules fail, so it must never fail itself. */
+#ifndef CRIER_POLICY_H
+#define CRIER_POLICY_H
+
+#include "util/buf.h"
+
+#define POLICY_MAX_CHANNELS 3
+#define POLICY_BUILTIN_VERSION "builtin-1"
+
+typedef struct policy_msg {
+    const char *message_type;
+    const char *urgency;           /* critical|high|normal|low */
+    const char *preferred_channel; /* may be NULL */
+    int has_attachment;
+} policy_msg_t;
+
+/* What a policy may know of a client: never an address or a number. */
+typedef struct policy_client {
+    int has_email, has_phone;
+    const char *timezone;
+    int consent_email, consent_sms, consent_whatsapp;
+    int opt_out_email, opt_out_sms, opt_out_whatsapp;
+    const char *preferred_channels[POLICY_MAX_CHANNELS]; /* NULL-terminated early */
+    const char *quiet_start, *quiet_end;                  /* "HH:MM" */
+    double last_contact_at;       /* epoch s, 0 if never */
+    double whatsapp_window_until; /* epoch s, 0 if closed */
+} policy_client_t;
+
+typedef struct policy_decision {
+    char status[12];   /* queued (due now), pending (later) or skipped */
+    char primary[12];  /* "" when skipped */
+    char fallback[POLICY_MAX_CHANNELS][12];
+    int n_fallback;
+    double send_at;    /* epoch s */
+    int priority;      /* 0 critical .. 3 low */
+    char skip_reason[64];
+    char rules_version[72];
+    char trace_json[1024]; /* JSON array of steps */
+} policy_decision_t;
+
+/* 0 critical, 1 high, 2 normal, 3 low; 2 for anything else. */
+int policy_priority(const char *urgency);
+/* The seed's primary channel for a message type ("email" for unknown ones). */
+const char *policy_seed_primary(const char *message_type);
+/* The built-in decision. Never fails. */
+void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, double now,
+                           policy_decision_t *d);
+/* Appends the decision as the API's JSON object: primary_channel,
+ * fallback_channels, send_at (ISO-8601 UTC), priority, batch, skip_reason,
+ * rules_version, trace. */
+int policy_decision_json(const policy_decision_t *d, buf_t *out);
+
+#endif

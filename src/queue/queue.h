@@ -1,0 +1,77 @@
+/* queue: communications as durable jobs in PostgreSQL.
+ *
+ * A row is claimable when its status is 'queued' or 'pending' and
+ * next_attempt_at has passed. Claiming is one short transaction (SKIP LOCKED
+ * so concurrent workers never wait on or take the same row) that moves rows
+ * to 'sending', bumps attempts and stamps a lease. The transfer runs with no
+ * lock held. Completion writes are fenced on (status = 'sending', attempts =
+ * the claimed attempt): a worker whose lease expired and whose row was
+ * rescued and re-claimed cannot overwrite the newer attempt's outcome. */
+#ifndef CRIER_QUEUE_H
+#define CRIER_QUEUE_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#define QUEUE_CHANNEL "crier_work" /* LISTEN/NOTIFY channel */
+
+typedef struct queue_job {
+    char id[37];
+    int attempt;          /* attempts after the claim: 1 on the first try */
+    char *plan_id;        /* owned */
+    char *client_id;      /* owned */
+    char *message_type;   /* owned */
+    char *urgency;        /* owned */
+    char *channel;        /* owned: the channel to try now */
+    char *fallback_json;  /* owned: remaining channels, JSON array */
+    char *context_json;   /* owned */
+} queue_job_t;
+
+void queue_job_free(queue_job_t *j);
+
+/* Claims up to max due rows; *n gets how many. jobs must hold max entries. */
+int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int *n, char *err,
+                size_t errlen);
+
+typedef enum {
+    QUEUE_SENT,      /* handed to the provider: status sent */
+    QUEUE_DELIVERED, /* sent and already known delivered (sandbox) */
+    QUEUE_RETRY,     /* back to queued at retry_at, same channel */
+    QUEUE_FAILED,    /* final failure */
+} queue_outcome_t;
+
+typedef struct queue_result {
+    const char *id;
+    int attempt;                 /* as claimed: the fence */
+    queue_outcome_t outcome;
+    double retry_at;             /* epoch s, QUEUE_RETRY only */
+    const char *channel;         /* the channel that was tried */
+    const char *subject;         /* may be NULL */
+    const char *provider_message_id; /* may be NULL */
+    const char *error_category;  /* NULL on success */
+    const char *error_message;   /* NULL on success; never holds PII or secrets */
+    int provider_code;           /* SMTP reply or provider error code, 0 if none */
+    const char *detail_json;     /* delivery_events.provider_response, may be NULL */
+} queue_result_t;
+
+/* Records n outcomes in one transaction: each updates its row only if the
+ * fence holds and appends delivery_events. *applied gets how many rows
+ * matched their fence. */
+int queue_complete(PGconn *conn, const queue_result_t *r, int n, int *applied, char *err,
+                   size_t errlen);
+
+/* Returns rows whose lease expired to 'queued' (or 'failed' once they have
+ * had max_attempts), under a transaction-level advisory lock so only one
+ * instance rescues at a time. *rescued gets how many rows moved. */
+int queue_rescue(PGconn *conn, int max_attempts, int *rescued, char *err, size_t errlen);
+
+/* LISTEN on QUEUE_CHANNEL (call on a dedicated connection). */
+int queue_listen(PGconn *conn, char *err, size_t errlen);
+/* Sends NOTIFY QUEUE_CHANNEL; inside a transaction it is delivered at commit. */
+int queue_notify(PGconn *conn, char *err, size_t errlen);
+/* Waits up to timeout_ms for a notification on a LISTENing connection.
+ * Returns 1 when one (or more) arrived, 0 on timeout, -1 on a broken
+ * connection. */
+int queue_wait(PGconn *conn, int timeout_ms);
+
+#endif

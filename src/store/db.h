@@ -1,0 +1,34 @@
+/* db: PostgreSQL connections with libpq.
+ *
+ * Every query is parameterised (PQexecParams); no SQL is ever built from
+ * request text. */
+#ifndef CRIER_DB_H
+#define CRIER_DB_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/* Connects and sets the session up (UTC time zone, a statement timeout).
+ * Returns NULL with a message in err (libpq's text, which never contains the
+ * password of a URI: libpq does not echo it). */
+PGconn *db_connect(const char *url, char *err, size_t errlen);
+/* Ensures conn is usable, resetting it once if the server went away.
+ * Returns 0 when the connection is (again) OK. */
+int db_ensure(PGconn *conn);
+/* Runs a parameterless command (BEGIN, COMMIT, ...). 0 or -1 with err. */
+int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen);
+/* PQexecParams with text parameters; returns the result (caller PQclear()s)
+ * or NULL with a message in err when the status is not COMMAND_OK/TUPLES_OK. */
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                   char *err, size_t errlen);
+/* 1 when the last error on conn was a lost connection (retry later), else 0. */
+int db_conn_lost(const PGconn *conn);
+
+/* A fixed set of connections shared by threads: get blocks until one is free. */
+typedef struct db_pool db_pool_t;
+db_pool_t *db_pool_new(const char *url, int size);
+PGconn *db_pool_get(db_pool_t *p, char *err, size_t errlen); /* connects lazily */
+void db_pool_put(db_pool_t *p, PGconn *conn);
+void db_pool_free(db_pool_t *p);
+
+#endif
