@@ -1,13 +1,87 @@
-/* crier: command-line entry point. */
+/* crier: command-line entry point. Finds the sub-command, loads the
+ * configuration every command shares, and dispatches. */
+#include "cli/commands.h"
+#include "config.h"
+#include "util/log.h"
+
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+static void main_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: crier <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  serve [--config FILE]                 run the API and the delivery workers\n"
+            "  migrate [--dir DIR]                   apply the SQL migrations\n"
+            "  templates check                       parse every template\n"
+            "  templates render NAME --context FILE  render one message to stdout\n"
+            "  version                               print the version\n"
+            "\n"
+            "Every command takes --help and --config FILE. Settings come from the\n"
+            "environment (CRIER_*, which wins) and the optional file.\n"
+            "Exit status: 0 ok, 1 runtime failure, 2 usage or bad input.\n");
+}
+
+typedef int (*main_cmd_fn)(int, char **, cfg_t *);
+
+static const struct {
+    const char *name;
+    main_cmd_fn fn;
+} main_cmds[] = {
+    {"serve", cmd_serve},
+    {"migrate", cmd_migrate},
+    {"templates", cmd_templates},
+};
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "version") == 0) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        main_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("crier %s\n", CRIER_VERSION);
         return 0;
     }
-    fprintf(stderr, "usage: crier <command>\n");
-    return 2;
+    main_cmd_fn fn = NULL;
+    for (size_t i = 0; i < sizeof main_cmds / sizeof main_cmds[0]; i++)
+        if (strcmp(argv[1], main_cmds[i].name) == 0)
+            fn = main_cmds[i].fn;
+    if (!fn) {
+        fprintf(stderr, "crier: unknown command \"%s\" (try crier --help)\n", argv[1]);
+        return 2;
+    }
+
+    /* --config is common to every command: take it out before dispatch. */
+    const char *config_path = NULL;
+    int n = 0;
+    char **args = argv + 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "crier: --config needs a file\n");
+                return 2;
+            }
+            config_path = argv[++i];
+            continue;
+        }
+        args[n++] = argv[i];
+    }
+
+    cfg_t cfg;
+    char err[512];
+    if (cfg_load(&cfg, config_path, err, sizeof err) != 0) {
+        fprintf(stderr, "crier: configuration: %s\n", err);
+        cfg_free(&cfg);
+        return 2;
+    }
+    cfg_register_secrets(&cfg);
+    log_set_level((log_level_t)log_level_parse(cfg.log_level));
+    int rc = fn(n, args, &cfg);
+    cfg_free(&cfg);
+    return rc;
 }

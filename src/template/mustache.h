@@ -19,9 +19,11 @@ typedef int (*mst_partial_fn)(void *ud, const char *name, char **src);
 typedef struct mst_options {
     mst_partial_fn partials; /* may be NULL: every partial is then missing */
     void *partials_ud;
-    /* strict: a variable or section name that resolves to nothing, and a
-     * missing partial, are errors instead of the spec's empty string. crier's
-     * own templates render strict; the conformance suite runs non-strict. */
+    /* strict: an interpolation tag ({{x}}, {{{x}}}, {{&x}}) whose name
+     * resolves to nothing, and a missing partial or parent, are errors
+     * instead of the spec's empty string. Sections and inverted sections over
+     * a missing name stay falsey, which is how templates write optional parts.
+     * crier's own templates render strict; the conformance suite does not. */
     int strict;
     size_t max_output; /* ceiling for the rendered text; 0 means 4 MiB */
     int max_depth;     /* partial/section nesting ceiling; 0 means 64 */

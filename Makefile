@@ -1,0 +1,60 @@
+# crier: a thin wrapper around CMake.
+#
+#   make            build build/crier (optimised, with debug info)
+#   make asan       build build-asan/ with AddressSanitizer + UBSan
+#   make check      install what is missing, build both, start private
+#                   services, lint the OpenAPI file, run every test in both
+#   make demo       run the event-planning demo on a private PostgreSQL with
+#                   the sandbox transport (no credentials)
+#   make bench-p3   intake benchmark: crier against pgbench (tests/bench/)
+#   make format     clang-format -i on src/ and tests/
+#   make lint       clang-format check + cppcheck on src/
+#   make clean      remove the build trees
+
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= 2
+CMAKE ?= cmake
+
+C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
+
+.PHONY: all build asan check demo bench-p3 format lint clean
+
+all: build
+
+build:
+	@if [ ! -f $(BUILD_DIR)/CMakeCache.txt ]; then \
+		$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE); \
+	fi
+	$(CMAKE) --build $(BUILD_DIR) -j$(JOBS)
+
+asan:
+	@if [ ! -f $(ASAN_DIR)/CMakeCache.txt ]; then \
+		$(CMAKE) -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DCRIER_SANITIZE=ON; \
+	fi
+	$(CMAKE) --build $(ASAN_DIR) -j$(JOBS)
+
+check:
+	@scripts/check.sh
+
+demo:
+	@scripts/demo.sh
+
+bench-p3:
+	@tests/bench/p3_intake.sh
+
+format:
+	clang-format -i $(C_FILES)
+
+lint:
+	clang-format --dry-run -Werror $(C_FILES)
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
+		--inline-suppr --suppress=missingIncludeSystem -D_POSIX_C_SOURCE=200809L \
+		-DCRIER_VERSION='"0"' -I src src
+
+clean:
+	@for d in $(BUILD_DIR)/services $(BUILD_DIR)/demo/services $(BUILD_DIR)/bench/services; do \
+		if [ -d $$d ]; then scripts/services.sh stop $$d; fi; \
+	done
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# deps.sh: installs the Debian packages crier needs to build, test and run its
+# demo, and nothing when they are all there already. Run as root on a fresh
+# machine; as another user it prints the command to run and fails, because a
+# half-provisioned machine would only fail later with a less useful message.
+set -euo pipefail
+
+# Build and unit tests.
+pkgs=(build-essential cmake pkg-config liblua5.4-dev libpq-dev libhiredis-dev
+      libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libssl-dev libcmocka-dev)
+# Services the integration tests, the demo and the benchmarks start privately.
+pkgs+=(postgresql postgresql-client postgresql-contrib redis-server)
+# Integration tests run under Debian's /usr/bin/python3 with these modules.
+pkgs+=(python3 python3-aiosmtpd python3-yaml python3-jsonschema)
+# Benchmarks, time zone data for the policy tests, HTTP probes.
+pkgs+=(wrk tzdata curl)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    case "$status" in
+    ii*) ;;
+    *) missing+=("$p") ;;
+    esac
+done
+
+# The OpenAPI linter needs Node.js and npm. A machine may carry a newer
+# Node.js than Debian's, whose package already ships npm; adding Debian's npm
+# on top of it would conflict, so only the commands are checked.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+install_cmd="DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing Debian packages: ${missing[*]}" >&2
+    echo "deps: run as root:" >&2
+    echo "  apt-get update && $install_cmd" >&2
+    exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

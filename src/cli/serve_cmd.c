@@ -1,0 +1,146 @@
+/* crier serve: the API and the delivery workers in one process. */
+#include "app.h"
+#include "cli/commands.h"
+#include "engine/delivery.h"
+#include "engine/intake.h"
+#include "http/server.h"
+#include "util/log.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: crier serve [--config FILE]\n"
+               "Runs the HTTP API and the delivery workers until SIGTERM or SIGINT.\n"
+               "Settings come from the environment (CRIER_*) and the optional file;\n"
+               "see config/crier.conf.example.\n");
+}
+
+/* Everything serve needs before it may accept a request; a problem here
+ * stops start-up with a message naming the setting. */
+static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
+{
+    if (!cfg->api_tokens[0]) {
+        snprintf(err, errlen, "CRIER_API_TOKENS is not set: give at least one scope:token");
+        return -1;
+    }
+    if (!cfg->encryption_key[0]) {
+        snprintf(err, errlen, "CRIER_ENCRYPTION_KEY is not set: give 32 random bytes in base64 "
+                              "(e.g. openssl rand -base64 32)");
+        return -1;
+    }
+    char why[256];
+    if (cry_keys_load(&app->keys, cfg->encryption_key, why, sizeof why) != 0) {
+        snprintf(err, errlen, "CRIER_ENCRYPTION_KEY %s", why);
+        return -1;
+    }
+    app->templates = tpl_catalog_load(cfg->templates_dir, why, sizeof why);
+    if (!app->templates) {
+        snprintf(err, errlen, "CRIER_TEMPLATES_DIR %s: %s", cfg->templates_dir, why);
+        return -1;
+    }
+    app->pool = db_pool_new(cfg->database_url, cfg->http_threads + 2);
+    if (!app->pool) {
+        snprintf(err, errlen, "out of memory creating the database pool");
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv, cfg_t *cfg)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            serve_usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "crier serve: unknown argument \"%s\"\n", argv[i]);
+        serve_usage(stderr);
+        return 2;
+    }
+
+    /* Signals are taken by sigwait in this thread only: block them before any
+     * thread starts so every thread inherits the mask. SIGPIPE is ignored
+     * because a peer closing a socket is an error to handle, not to die of. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "crier serve: cannot initialise libcurl\n");
+        return 1;
+    }
+    app_t app;
+    memset(&app, 0, sizeof app);
+    app.cfg = cfg;
+    atomic_init(&app.db_ready, 0);
+    atomic_init(&app.stopping, 0);
+
+    char err[512];
+    int code = 0;
+    http_server_t *http = NULL;
+    delivery_t *delivery = NULL;
+    if (serve_prepare(&app, cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "crier serve: %s\n", err);
+        code = 2;
+        goto out;
+    }
+    app.intake = intake_start(&app, err, sizeof err);
+    if (!app.intake) {
+        fprintf(stderr, "crier serve: intake: %s\n", err);
+        code = 1;
+        goto out;
+    }
+    delivery = delivery_start(&app, err, sizeof err);
+    if (!delivery) {
+        fprintf(stderr, "crier serve: delivery: %s\n", err);
+        code = 1;
+        goto out;
+    }
+    http = http_start(&app, err, sizeof err);
+    if (!http) {
+        fprintf(stderr, "crier serve: %s\n", err);
+        code = 1;
+        goto out;
+    }
+    char workers[16];
+    snprintf(workers, sizeof workers, "%d", cfg->workers);
+    log_info("serve", "started", "listen", cfg->listen, "transport_email", cfg->transport_email,
+             "workers", workers, "version", CRIER_VERSION, NULL);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_info("serve", "sighup", "note", "nothing to reload in this build", NULL);
+            continue;
+        }
+        log_info("serve", "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+        break;
+    }
+    atomic_store(&app.stopping, 1);
+
+out:
+    /* Order matters: the intake answers every request it holds (they are
+     * suspended HTTP connections) before the server stops; delivery lets
+     * in-flight sends finish and records them. */
+    if (app.intake)
+        intake_stop(app.intake);
+    http_stop(http);
+    delivery_stop(delivery);
+    db_pool_free(app.pool);
+    tpl_catalog_free(app.templates);
+    curl_global_cleanup();
+    if (code == 0)
+        log_info("serve", "stopped", NULL);
+    return code;
+}

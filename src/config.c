@@ -1,0 +1,303 @@
+#include "config.h"
+
+#include "util/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CFG_FILE_MAX_LINE 4096
+
+typedef enum { CFG_STR, CFG_INT, CFG_SIZE, CFG_TLS, CFG_TRANSPORT, CFG_DELAYS, CFG_LEVEL } cfg_kind_t;
+
+/* One row per setting: where it lives in cfg_t, its environment name, whether
+ * it is a secret (environment only), its default, and the bounds of an int. */
+typedef struct cfg_key {
+    const char *env;
+    const char *file_key; /* NULL for secrets: they have no file form */
+    cfg_kind_t kind;
+    size_t offset;
+    const char *def;
+    long min, max;
+} cfg_key_t;
+
+#define S(field) offsetof(cfg_t, field)
+
+static const cfg_key_t cfg_keys[] = {
+    {"CRIER_DATABASE_URL", "database_url", CFG_STR, S(database_url),
+     "postgresql:///crier", 0, 0},
+    {"CRIER_REDIS_URL", "redis_url", CFG_STR, S(redis_url), "", 0, 0},
+    {"CRIER_LISTEN", "listen", CFG_STR, S(listen), "127.0.0.1:8080", 0, 0},
+    {"CRIER_PUBLIC_URL", "public_url", CFG_STR, S(public_url), "http://127.0.0.1:8080", 0, 0},
+    {"CRIER_API_TOKENS", NULL, CFG_STR, S(api_tokens), "", 0, 0},
+    {"CRIER_TRANSPORT", "transport", CFG_TRANSPORT, S(transport_email), "sandbox", 0, 0},
+    {"CRIER_TRANSPORT_EMAIL", "transport_email", CFG_TRANSPORT, S(transport_email), NULL, 0, 0},
+    {"CRIER_OUTBOX_DIR", "outbox_dir", CFG_STR, S(outbox_dir), "outbox", 0, 0},
+    {"CRIER_RULES_DIR", "rules_dir", CFG_STR, S(rules_dir), "rules", 0, 0},
+    {"CRIER_TEMPLATES_DIR", "templates_dir", CFG_STR, S(templates_dir), "templates", 0, 0},
+    {"CRIER_SMTP_URL", "smtp_url", CFG_STR, S(smtp_url), "smtp://127.0.0.1:25", 0, 0},
+    {"CRIER_SMTP_TLS", "smtp_tls", CFG_TLS, S(smtp_tls_required), "required", 0, 0},
+    {"SMTP_USERNAME", NULL, CFG_STR, S(smtp_username), "", 0, 0},
+    {"SMTP_PASSWORD", NULL, CFG_STR, S(smtp_password), "", 0, 0},
+    {"CRIER_MAIL_FROM", "mail_from", CFG_STR, S(mail_from), "Planiva <hello@planiva.example>",
+     0, 0},
+    {"CRIER_ENCRYPTION_KEY", NULL, CFG_STR, S(encryption_key), "", 0, 0},
+    {"CRIER_PHYSICAL_ADDRESS", "physical_address", CFG_STR, S(physical_address),
+     "Planiva Events, 100 Example Street, Springfield, IL 62701, USA", 0, 0},
+    {"CRIER_SUPPORT_EMAIL", "support_email", CFG_STR, S(support_email),
+     "support@planiva.example", 0, 0},
+    {"CRIER_BRAND_NAME", "brand_name", CFG_STR, S(brand_name), "Planiva", 0, 0},
+    {"CRIER_LOG_LEVEL", "log_level", CFG_LEVEL, S(log_level), "info", 0, 0},
+    {"CRIER_WORKERS", "workers", CFG_INT, S(workers), "4", 0, 256},
+    {"CRIER_HTTP_THREADS", "http_threads", CFG_INT, S(http_threads), "2", 1, 64},
+    {"CRIER_MAX_BODY_BYTES", "max_body_bytes", CFG_SIZE, S(max_body), "1048576", 1024,
+     64L * 1024 * 1024},
+    {"CRIER_LEASE_SECONDS", "lease_seconds", CFG_INT, S(lease_seconds), "60", 1, 86400},
+    {"CRIER_POLL_MS", "poll_ms", CFG_INT, S(poll_ms), "1000", 10, 60000},
+    {"CRIER_CLAIM_BATCH", "claim_batch", CFG_INT, S(claim_batch), "8", 1, 1000},
+    {"CRIER_SMTP_TIMEOUT_MS", "smtp_timeout_ms", CFG_INT, S(smtp_timeout_ms), "30000", 100,
+     600000},
+    {"CRIER_RETRY_DELAYS", "retry_delays", CFG_DELAYS, S(retry_delays), "60,300,900", 0, 0},
+};
+#define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
+
+#undef S
+
+static int cfg_parse_long(const char *v, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end != '\0' || n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static int cfg_parse_delays(cfg_t *c, const char *v)
+{
+    int n = 0;
+    const char *p = v;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long d = strtol(p, &end, 10);
+        if (errno || end == p || d < 0 || d > 7 * 86400 || n == CFG_MAX_RETRIES)
+            return -1;
+        c->retry_delays[n++] = (int)d;
+        p = end;
+        if (*p == ',')
+            p++;
+        else if (*p != '\0')
+            return -1;
+    }
+    c->retry_count = n;
+    return 0;
+}
+
+/* Applies one value to c. Returns 0, or -1 with a reason in why. */
+static int cfg_apply(cfg_t *c, const cfg_key_t *k, const char *v, char *why, size_t whylen)
+{
+    char *base = (char *)c;
+    long n;
+    switch (k->kind) {
+    case CFG_STR:
+    case CFG_TRANSPORT:
+    case CFG_LEVEL: {
+        if (k->kind == CFG_TRANSPORT && strcmp(v, "sandbox") != 0 && strcmp(v, "live") != 0) {
+            snprintf(why, whylen, "must be \"sandbox\" or \"live\"");
+            return -1;
+        }
+        if (k->kind == CFG_LEVEL && log_level_parse(v) < 0) {
+            snprintf(why, whylen, "must be debug, info, warning, error or critical");
+            return -1;
+        }
+        char **slot = (char **)(base + k->offset);
+        char *copy = strdup(v);
+        if (!copy) {
+            snprintf(why, whylen, "out of memory");
+            return -1;
+        }
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case CFG_INT:
+        if (cfg_parse_long(v, k->min, k->max, &n) != 0) {
+            snprintf(why, whylen, "must be an integer from %ld to %ld", k->min, k->max);
+            return -1;
+        }
+        *(int *)(base + k->offset) = (int)n;
+        return 0;
+    case CFG_SIZE:
+        if (cfg_parse_long(v, k->min, k->max, &n) != 0) {
+            snprintf(why, whylen, "must be a byte count from %ld to %ld", k->min, k->max);
+            return -1;
+        }
+        *(size_t *)(base + k->offset) = (size_t)n;
+        return 0;
+    case CFG_TLS:
+        if (strcmp(v, "required") == 0)
+            c->smtp_tls_required = 1;
+        else if (strcmp(v, "off") == 0)
+            c->smtp_tls_required = 0;
+        else {
+            snprintf(why, whylen, "must be \"required\" or \"off\"");
+            return -1;
+        }
+        return 0;
+    case CFG_DELAYS:
+        if (cfg_parse_delays(c, v) != 0) {
+            snprintf(why, whylen,
+                     "must be up to %d comma-separated delays in seconds, e.g. 60,300,900",
+                     CFG_MAX_RETRIES);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static char *cfg_trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static const cfg_key_t *cfg_find_file_key(const char *name)
+{
+    for (size_t i = 0; i < CFG_NKEYS; i++)
+        if (cfg_keys[i].file_key && strcmp(cfg_keys[i].file_key, name) == 0)
+            return &cfg_keys[i];
+    return NULL;
+}
+
+static int cfg_is_secret_name(const char *name)
+{
+    static const char *const secrets[] = {"api_tokens", "smtp_username", "smtp_password",
+                                          "encryption_key", "encryption_keys",
+                                          "twilio_auth_token", "whatsapp_access_token",
+                                          "whatsapp_app_secret", "workflow_callback_secret"};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+        if (strcmp(name, secrets[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[CFG_FILE_MAX_LINE];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = cfg_trim(line);
+        if (*s == '\0')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%d: expected \"key = value\"", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = cfg_trim(s), *val = cfg_trim(eq + 1);
+        if (cfg_is_secret_name(key)) {
+            snprintf(err, errlen,
+                     "%s:%d: %s is a secret and is read only from the environment", path,
+                     lineno, key);
+            rc = -1;
+            break;
+        }
+        const cfg_key_t *k = cfg_find_file_key(key);
+        if (!k) {
+            snprintf(err, errlen, "%s:%d: unknown key \"%s\"", path, lineno, key);
+            rc = -1;
+            break;
+        }
+        char why[160];
+        if (cfg_apply(c, k, val, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s:%d: %s %s", path, lineno, key, why);
+            rc = -1;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
+
+int cfg_load(cfg_t *c, const char *path, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    char why[160];
+    for (size_t i = 0; i < CFG_NKEYS; i++) {
+        if (cfg_keys[i].def && cfg_apply(c, &cfg_keys[i], cfg_keys[i].def, why, sizeof why)) {
+            snprintf(err, errlen, "default of %s: %s", cfg_keys[i].env, why);
+            return -1;
+        }
+    }
+    if (path && cfg_load_file(c, path, err, errlen) != 0)
+        return -1;
+    /* The table lists CRIER_TRANSPORT before CRIER_TRANSPORT_EMAIL, so the
+     * per-channel setting wins over the general one, as documented. */
+    for (size_t i = 0; i < CFG_NKEYS; i++) {
+        const char *v = getenv(cfg_keys[i].env);
+        if (!v)
+            continue;
+        if (cfg_apply(c, &cfg_keys[i], v, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s %s", cfg_keys[i].env, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void cfg_free(cfg_t *c)
+{
+    for (size_t i = 0; i < CFG_NKEYS; i++) {
+        cfg_kind_t k = cfg_keys[i].kind;
+        if (k == CFG_STR || k == CFG_TRANSPORT || k == CFG_LEVEL) {
+            char **slot = (char **)((char *)c + cfg_keys[i].offset);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}
+
+void cfg_register_secrets(const cfg_t *c)
+{
+    log_add_secret(c->smtp_password);
+    log_add_secret(c->encryption_key);
+    /* Each token separately: a log line would hold one token, not the list. */
+    char *copy = strdup(c->api_tokens ? c->api_tokens : "");
+    if (!copy)
+        return;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(t, ':');
+        log_add_secret(colon ? colon + 1 : t);
+    }
+    free(copy);
+}

@@ -1,0 +1,227 @@
+#include "crypto/crypto.h"
+
+#include "util/base64.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CRY_NONCE_LEN 12
+#define CRY_TAG_LEN   16
+/* A token is "v1." + 8 hex + "." + base64; fields above this are refused so a
+ * corrupt row cannot make decryption allocate without bound. */
+#define CRY_TOKEN_MAX (16u * 1024 * 1024)
+
+static void cry_hex(const unsigned char *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static void cry_sha256(const void *data, size_t len, unsigned char out[32])
+{
+    unsigned int n = 32;
+    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
+        memset(out, 0, 32); /* only on allocation failure inside OpenSSL */
+}
+
+void cry_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char d[32];
+    cry_sha256(data, len, d);
+    cry_hex(d, sizeof d, out);
+}
+
+void cry_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                     unsigned char out[32])
+{
+    unsigned int n = 32;
+    if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &n))
+        memset(out, 0, 32);
+}
+
+int cry_keys_load(cry_keys_t *k, const char *b64, char *err, size_t errlen)
+{
+    memset(k, 0, sizeof *k);
+    if (!b64 || !*b64) {
+        snprintf(err, errlen, "encryption key is empty");
+        return -1;
+    }
+    buf_t raw;
+    buf_init(&raw, 64);
+    if (b64_decode(&raw, b64, strlen(b64), 0) != 0 || raw.len != 32) {
+        if (raw.data)
+            OPENSSL_cleanse(raw.data, raw.len);
+        buf_free(&raw);
+        snprintf(err, errlen, "encryption key must be base64 of exactly 32 bytes");
+        return -1;
+    }
+    memcpy(k->enc, raw.data, 32);
+    OPENSSL_cleanse(raw.data, raw.len);
+    buf_free(&raw);
+
+    /* A separate index key means a blind index never reuses the encryption
+     * key for a second purpose, and one data key still configures both. */
+    static const char label[] = "crier blind index v1";
+    cry_hmac_sha256(k->enc, sizeof k->enc, label, sizeof label - 1, k->index);
+
+    unsigned char d[32];
+    cry_sha256(k->enc, sizeof k->enc, d);
+    cry_hex(d, 4, k->key_id);
+    k->loaded = 1;
+    return 0;
+}
+
+int cry_encrypt(const cry_keys_t *k, const void *plain, size_t len, buf_t *out)
+{
+    if (!k->loaded || len > CRY_TOKEN_MAX)
+        return -1;
+    unsigned char *blob = OPENSSL_malloc(CRY_NONCE_LEN + len + CRY_TAG_LEN);
+    if (!blob)
+        return -1;
+    int rc = -1, n = 0;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (!ctx || cry_random(blob, CRY_NONCE_LEN) != 0)
+        goto done;
+    /* The key id is authenticated data: moving a token under another key id
+     * label fails the tag instead of decrypting under a wrong assumption. */
+    if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CRY_NONCE_LEN, NULL) != 1 ||
+        EVP_EncryptInit_ex(ctx, NULL, NULL, k->enc, blob) != 1 ||
+        EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)k->key_id, 8) != 1)
+        goto done;
+    n = 0; /* the AAD step reports its own length; the ciphertext starts here */
+    if (len > 0 &&
+        EVP_EncryptUpdate(ctx, blob + CRY_NONCE_LEN, &n, plain, (int)len) != 1)
+        goto done;
+    int fin = 0;
+    if (EVP_EncryptFinal_ex(ctx, blob + CRY_NONCE_LEN + n, &fin) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, CRY_TAG_LEN,
+                            blob + CRY_NONCE_LEN + len) != 1)
+        goto done;
+    size_t mark = out->len;
+    if (buf_printf(out, "v1.%s.", k->key_id) != 0 ||
+        b64_encode(out, blob, CRY_NONCE_LEN + len + CRY_TAG_LEN, 0) != 0) {
+        out->len = mark; /* leave the caller's buffer as it was */
+        if (out->data)
+            out->data[mark] = '\0';
+        goto done;
+    }
+    rc = 0;
+done:
+    EVP_CIPHER_CTX_free(ctx);
+    OPENSSL_clear_free(blob, CRY_NONCE_LEN + len + CRY_TAG_LEN);
+    return rc;
+}
+
+int cry_decrypt(const cry_keys_t *k, const char *token, buf_t *out)
+{
+    if (!k->loaded || !token)
+        return -1;
+    size_t tlen = strlen(token);
+    if (tlen < 12 || tlen > CRY_TOKEN_MAX || strncmp(token, "v1.", 3) != 0 || token[11] != '.')
+        return -1;
+    if (memcmp(token + 3, k->key_id, 8) != 0)
+        return -1; /* written under another key */
+    buf_t blob;
+    buf_init(&blob, tlen);
+    if (b64_decode(&blob, token + 12, tlen - 12, 0) != 0 ||
+        blob.len < CRY_NONCE_LEN + CRY_TAG_LEN) {
+        buf_free(&blob);
+        return -1;
+    }
+    const unsigned char *b = (const unsigned char *)blob.data;
+    size_t clen = blob.len - CRY_NONCE_LEN - CRY_TAG_LEN;
+    /* Decrypt into scratch first: nothing reaches out unless the tag holds. */
+    unsigned char *plain = OPENSSL_malloc(clen + 1);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int rc = -1, n = 0, fin = 0;
+    if (!plain || !ctx)
+        goto done;
+    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CRY_NONCE_LEN, NULL) != 1 ||
+        EVP_DecryptInit_ex(ctx, NULL, NULL, k->enc, b) != 1 ||
+        EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)k->key_id, 8) != 1)
+        goto done;
+    n = 0;
+    if (clen > 0 && EVP_DecryptUpdate(ctx, plain, &n, b + CRY_NONCE_LEN, (int)clen) != 1)
+        goto done;
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CRY_TAG_LEN,
+                            (void *)(b + CRY_NONCE_LEN + clen)) != 1 ||
+        EVP_DecryptFinal_ex(ctx, plain + n, &fin) != 1)
+        goto done;
+    if (buf_append(out, plain, clen) != 0)
+        goto done;
+    rc = 0;
+done:
+    EVP_CIPHER_CTX_free(ctx);
+    if (plain)
+        OPENSSL_clear_free(plain, clen + 1);
+    buf_free(&blob);
+    return rc;
+}
+
+void cry_blind_index(const cry_keys_t *k, const char *domain, const char *value, char out[65])
+{
+    /* domain "\0" value: the NUL cannot occur inside either part, so no two
+     * (domain, value) pairs share an input. Streamed through EVP_MAC so the
+     * value needs no copy and no length limit. */
+    unsigned char mac[32];
+    size_t outl = 0;
+    EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (!ctx || EVP_MAC_init(ctx, k->index, sizeof k->index, params) != 1 ||
+        EVP_MAC_update(ctx, (const unsigned char *)domain, strlen(domain) + 1) != 1 ||
+        EVP_MAC_update(ctx, (const unsigned char *)value, strlen(value)) != 1 ||
+        EVP_MAC_final(ctx, mac, &outl, sizeof mac) != 1 || outl != sizeof mac)
+        memset(mac, 0, sizeof mac); /* only when OpenSSL cannot allocate */
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(alg);
+    cry_hex(mac, sizeof mac, out);
+}
+
+int cry_equal(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+int cry_str_equal(const char *a, const char *b)
+{
+    /* Comparing digests of fixed size: the time spent depends only on the
+     * lengths (hashing), never on where the strings first differ. */
+    unsigned char da[32], db[32];
+    cry_sha256(a, strlen(a), da);
+    cry_sha256(b, strlen(b), db);
+    return CRYPTO_memcmp(da, db, sizeof da) == 0;
+}
+
+int cry_random(void *p, size_t n)
+{
+    if (n > (size_t)0x7fffffff)
+        return -1;
+    return RAND_bytes(p, (int)n) == 1 ? 0 : -1;
+}
+
+int cry_uuid4(char out[37])
+{
+    unsigned char r[16];
+    if (cry_random(r, sizeof r) != 0)
+        return -1;
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    char hex[33];
+    cry_hex(r, sizeof r, hex);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+    return 0;
+}

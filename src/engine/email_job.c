@@ -1,0 +1,241 @@
+#include "engine/email_job.h"
+
+#include "channel/mime.h"
+#include "channel/outbox.h"
+#include "channel/smtp.h"
+#include "store/store.h"
+#include "template/catalog.h"
+#include "template/context.h"
+#include "util/buf.h"
+#include "util/json_text.h"
+#include "util/log.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A message carries at most the request body's attachments (bounded by the
+ * body limit) plus text; 32 MiB leaves room for base64 growth. */
+#define EMAIL_MAX_MESSAGE (32u * 1024 * 1024)
+
+struct email_sender {
+    app_t *app;            /* borrowed */
+    smtp_client_t *smtp;   /* owned; NULL for the sandbox transport */
+    char envelope_from[256];
+};
+
+email_sender_t *email_sender_new(app_t *app)
+{
+    email_sender_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->app = app;
+    const cfg_t *cfg = app->cfg;
+    if (mime_addr_spec(cfg->mail_from, s->envelope_from, sizeof s->envelope_from) != 0) {
+        free(s);
+        return NULL;
+    }
+    if (strcmp(cfg->transport_email, "live") == 0) {
+        smtp_settings_t st = {
+            .url = cfg->smtp_url,
+            .tls_required = cfg->smtp_tls_required,
+            .username = cfg->smtp_username,
+            .password = cfg->smtp_password,
+            .timeout_ms = cfg->smtp_timeout_ms,
+        };
+        s->smtp = smtp_client_new(&st);
+        if (!s->smtp) {
+            free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void email_sender_free(email_sender_t *s)
+{
+    if (!s)
+        return;
+    smtp_client_free(s->smtp);
+    free(s);
+}
+
+/* Copies text into out, replacing every whitespace-delimited word that holds
+ * an '@' with "[address]": replies from mail servers quote the recipient,
+ * and addresses must not land in error columns or logs in clear. */
+static void email_mask_addresses(const char *text, char *out, size_t outlen)
+{
+    size_t o = 0;
+    const char *p = text;
+    while (*p && o + 1 < outlen) {
+        const char *w = p;
+        while (*p && *p != ' ')
+            p++;
+        size_t wl = (size_t)(p - w);
+        const char *rep = memchr(w, '@', wl) ? "[address]" : NULL;
+        size_t rl = rep ? strlen(rep) : wl;
+        if (o + rl >= outlen)
+            break;
+        memcpy(out + o, rep ? rep : w, rl);
+        o += rl;
+        while (*p == ' ' && o + 1 < outlen)
+            out[o++] = *p++;
+    }
+    out[o] = '\0';
+}
+
+/* Cuts s into out at a UTF-8 character boundary. */
+static void email_copy_utf8(const char *s, char *out, size_t outlen)
+{
+    size_t n = strlen(s);
+    if (n >= outlen) {
+        n = outlen - 1;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+static void email_fail(email_outcome_t *out, errc_t cat, const char *fmt, const char *what)
+{
+    out->status = EMAIL_FAILED;
+    out->category = cat;
+    snprintf(out->error, sizeof out->error, fmt, what);
+}
+
+static void email_send_built(email_sender_t *s, const queue_job_t *job, const store_client_t *cl,
+                             const buf_t *msg, email_outcome_t *out)
+{
+    const cfg_t *cfg = s->app->cfg;
+    if (!s->smtp) {
+        char name[64], path[1024], err[256];
+        snprintf(name, sizeof name, "%s.eml", job->id);
+        if (outbox_write(cfg->outbox_dir, name, msg->data, msg->len, path, sizeof path, err,
+                         sizeof err) != 0) {
+            email_fail(out, ERRC_TRANSIENT, "outbox: %s", err);
+            return;
+        }
+        out->status = EMAIL_DELIVERED;
+        buf_t d;
+        buf_init(&d, sizeof out->detail_json - 1);
+        buf_puts(&d, "{\"transport\":\"sandbox\",\"file\":");
+        jtext_string(&d, path);
+        buf_putc(&d, '}');
+        snprintf(out->detail_json, sizeof out->detail_json, "%s",
+                 d.data && d.data[d.len - 1] == '}' ? d.data : "{\"transport\":\"sandbox\"}");
+        buf_free(&d);
+        return;
+    }
+    smtp_result_t res;
+    int rc = smtp_send(s->smtp, s->envelope_from, cl->email, msg->data, msg->len, &res);
+    out->code = res.reply_code;
+    char masked[256];
+    email_mask_addresses(res.text, masked, sizeof masked);
+    buf_t d;
+    buf_init(&d, sizeof out->detail_json - 1);
+    buf_printf(&d, "{\"transport\":\"smtp\",\"reply_code\":%d,\"enhanced\":", res.reply_code);
+    jtext_string(&d, res.enhanced);
+    buf_puts(&d, ",\"reply\":");
+    jtext_string(&d, masked);
+    buf_putc(&d, '}');
+    if (d.data && d.data[d.len - 1] == '}')
+        snprintf(out->detail_json, sizeof out->detail_json, "%s", d.data);
+    buf_free(&d);
+    if (rc == 0) {
+        out->status = EMAIL_SENT;
+        return;
+    }
+    out->status = EMAIL_FAILED;
+    out->category = res.category;
+    snprintf(out->error, sizeof out->error, "smtp %d%s%s: %s", res.reply_code,
+             res.enhanced[0] ? " " : "", res.enhanced, masked);
+}
+
+void email_deliver(email_sender_t *s, PGconn *conn, const queue_job_t *job, email_outcome_t *out)
+{
+    memset(out, 0, sizeof *out);
+    app_t *app = s->app;
+    const cfg_t *cfg = app->cfg;
+    char err[512];
+    store_client_t cl;
+    memset(&cl, 0, sizeof cl);
+    store_attachment_t *att = NULL;
+    int natt = 0;
+    cJSON *reqctx = NULL, *ctx = NULL;
+    tpl_email_t em = {0};
+    mime_attachment_t *matt = NULL;
+    buf_t msg;
+    buf_init(&msg, EMAIL_MAX_MESSAGE);
+
+    int rc = store_client_load(conn, &app->keys, job->client_id, &cl, err, sizeof err);
+    if (rc != 0) {
+        /* A missing client is a data error; a database error is worth a retry. */
+        email_fail(out, rc == 1 ? ERRC_INVALID_INPUT : ERRC_TRANSIENT, "client: %s",
+                   rc == 1 ? "not found" : err);
+        goto done;
+    }
+    if (!cl.email || !cl.email[0]) {
+        email_fail(out, ERRC_INVALID_INPUT, "%s", "client has no email address");
+        goto done;
+    }
+    if (store_attachments_load(conn, job->id, &att, &natt, err, sizeof err) != 0) {
+        email_fail(out, ERRC_TRANSIENT, "attachments: %s", err);
+        goto done;
+    }
+    reqctx = cJSON_Parse(job->context_json ? job->context_json : "{}");
+    tpl_site_t site = {
+        .brand_name = cfg->brand_name,
+        .support_email = cfg->support_email,
+        .physical_address = cfg->physical_address,
+        .public_url = cfg->public_url,
+    };
+    ctx = tpl_context_build(reqctx, &site, cl.name ? cl.name : "there", job->plan_id, job->id);
+    if (!ctx) {
+        email_fail(out, ERRC_TRANSIENT, "%s", "out of memory building the context");
+        goto done;
+    }
+    if (tpl_render_email(app->templates, job->message_type, ctx, &em, err, sizeof err) != 0) {
+        email_fail(out, ERRC_INVALID_INPUT, "template: %s", err);
+        goto done;
+    }
+    email_copy_utf8(em.subject, out->subject, sizeof out->subject);
+    if (natt > 0) {
+        matt = calloc((size_t)natt, sizeof *matt);
+        if (!matt) {
+            email_fail(out, ERRC_TRANSIENT, "%s", "out of memory");
+            goto done;
+        }
+        for (int i = 0; i < natt; i++)
+            matt[i] = (mime_attachment_t){att[i].filename, att[i].content_type, att[i].data,
+                                          att[i].len};
+    }
+    mime_message_t m = {
+        .from = cfg->mail_from,
+        .to_name = cl.name,
+        .to_addr = cl.email,
+        .subject = em.subject,
+        .text = em.text,
+        .html = em.html,
+        .attachments = matt,
+        .n_attachments = natt,
+        .entity_id = job->id,
+        .date = time(NULL),
+    };
+    if (mime_build(&m, &msg, out->message_id, sizeof out->message_id, err, sizeof err) != 0) {
+        email_fail(out, ERRC_INVALID_INPUT, "mime: %s", err);
+        goto done;
+    }
+    email_send_built(s, job, &cl, &msg, out);
+
+done:
+    buf_free(&msg);
+    free(matt);
+    tpl_email_free(&em);
+    cJSON_Delete(ctx);
+    cJSON_Delete(reqctx);
+    store_attachments_free(att, natt);
+    store_client_free(&cl);
+}

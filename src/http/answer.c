@@ -1,0 +1,47 @@
+#include "http/answer.h"
+
+#include "util/buf.h"
+#include "util/json_text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Error bodies are short; this only guards against a runaway message. */
+#define ANSWER_ERROR_MAX 4096
+
+void http_answer_json(http_answer_t *a, int status, char *body)
+{
+    memset(a, 0, sizeof *a);
+    a->status = status;
+    a->body = body;
+    a->len = body ? strlen(body) : 0;
+}
+
+void http_answer_error(http_answer_t *a, int status, const char *code, const char *message)
+{
+    buf_t b;
+    buf_init(&b, ANSWER_ERROR_MAX);
+    int rc = buf_puts(&b, "{\"error\":{\"code\":");
+    rc |= jtext_string(&b, code);
+    rc |= buf_puts(&b, ",\"message\":");
+    rc |= jtext_string(&b, message ? message : "");
+    rc |= buf_puts(&b, "}}");
+    if (rc != 0) {
+        buf_free(&b);
+        http_answer_json(a, status, NULL);
+        return;
+    }
+    http_answer_json(a, status, buf_detach(&b));
+}
+
+void http_answer_free(http_answer_t *a)
+{
+    free(a->body);
+    memset(a, 0, sizeof *a);
+}
+
+void http_answer_move(http_answer_t *dst, http_answer_t *src)
+{
+    *dst = *src;
+    memset(src, 0, sizeof *src);
+}

@@ -1,0 +1,91 @@
+/* The built-in policy: the seed's channel table restricted to the channels
+ * this build can deliver (email), sent now. It is deliberately simple and
+ * total — it is what crier falls back to when anything smarter fails. */
+#include "policy/policy.h"
+
+#include "util/json_text.h"
+#include "util/timefmt.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The seed's "Workflow Trigger Points": primary channel per message type. */
+static const struct {
+    const char *type;
+    const char *primary;
+} policy_seed_table[] = {
+    {"welcome", "email"},
+    {"budget_summary", "email"},
+    {"vendor_options", "email"},
+    {"selection_confirmation", "email"},
+    {"blueprint_delivery", "email"},
+    {"error_notification", "sms"},
+    {"reminder", "email"},
+};
+
+int policy_priority(const char *urgency)
+{
+    static const char *const order[] = {"critical", "high", "normal", "low"};
+    for (int i = 0; i < 4; i++)
+        if (urgency && strcmp(urgency, order[i]) == 0)
+            return i;
+    return 2;
+}
+
+const char *policy_seed_primary(const char *message_type)
+{
+    for (size_t i = 0; i < sizeof policy_seed_table / sizeof policy_seed_table[0]; i++)
+        if (message_type && strcmp(message_type, policy_seed_table[i].type) == 0)
+            return policy_seed_table[i].primary;
+    return "email";
+}
+
+void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, double now,
+                           policy_decision_t *d)
+{
+    memset(d, 0, sizeof *d);
+    d->priority = policy_priority(m->urgency);
+    d->send_at = now;
+    snprintf(d->rules_version, sizeof d->rules_version, "%s", POLICY_BUILTIN_VERSION);
+    const char *seed = policy_seed_primary(m->message_type);
+
+    const char *skip = NULL;
+    if (!c->has_email)
+        skip = "no_email_address";
+    else if (c->opt_out_email)
+        skip = "opt_out";
+
+    if (skip) {
+        snprintf(d->status, sizeof d->status, "skipped");
+        snprintf(d->skip_reason, sizeof d->skip_reason, "%s", skip);
+    } else {
+        snprintf(d->status, sizeof d->status, "queued");
+        snprintf(d->primary, sizeof d->primary, "email");
+    }
+    /* The trace says why, in the same shape the Lua rules' steps will use. */
+    snprintf(d->trace_json, sizeof d->trace_json,
+             "[{\"step\":\"builtin\",\"seed_primary\":\"%s\",\"available\":[\"email\"],"
+             "\"result\":%s%s%s}]",
+             seed, skip ? "\"skip:" : "\"", skip ? skip : "email", "\"");
+}
+
+int policy_decision_json(const policy_decision_t *d, buf_t *out)
+{
+    char when[32];
+    time_iso8601(d->send_at, when);
+    int rc = buf_puts(out, "{\"primary_channel\":");
+    rc |= d->primary[0] ? jtext_string(out, d->primary) : buf_puts(out, "null");
+    rc |= buf_puts(out, ",\"fallback_channels\":[");
+    for (int i = 0; i < d->n_fallback; i++) {
+        if (i)
+            rc |= buf_putc(out, ',');
+        rc |= jtext_string(out, d->fallback[i]);
+    }
+    rc |= buf_printf(out, "],\"send_at\":\"%s\",\"priority\":%d,\"batch\":null,\"skip_reason\":",
+                     when, d->priority);
+    rc |= d->skip_reason[0] ? jtext_string(out, d->skip_reason) : buf_puts(out, "null");
+    rc |= buf_puts(out, ",\"rules_version\":");
+    rc |= jtext_string(out, d->rules_version);
+    rc |= buf_printf(out, ",\"trace\":%s}", d->trace_json[0] ? d->trace_json : "[]");
+    return rc ? -1 : 0;
+}

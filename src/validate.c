@@ -1,0 +1,188 @@
+/* validate: syntactic checks on request fields. Each check is strict on
+ * purpose: whatever passes here is later stored, rendered into messages or
+ * handed to providers, so a value is rejected at the door rather than
+ * half-accepted. */
+#include "validate.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VAL_EMAIL_MAX 254
+#define VAL_TZ_MAX    64
+
+static int val_is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+int val_uuid(const char *s)
+{
+    if (!s || strlen(s) != 36)
+        return 0;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!val_is_hex(s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The characters RFC 5322 allows unquoted in a local part (atext and dots).
+ * Quoted local parts are legal but no workflow sends them, and refusing them
+ * keeps addresses safe to put in headers. */
+static int val_local_char(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~.", c) != NULL;
+}
+
+static int val_domain(const char *d, size_t len)
+{
+    if (len == 0 || len > 253)
+        return 0;
+    size_t label = 0;
+    int dots = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (c == '.') {
+            /* empty labels and labels ending in '-' are not hostnames */
+            if (label == 0 || d[i - 1] == '-')
+                return 0;
+            label = 0;
+            dots++;
+            continue;
+        }
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 (c == '-' && label > 0);
+        if (!ok || ++label > 63)
+            return 0;
+    }
+    return dots > 0 && label > 0 && d[len - 1] != '-';
+}
+
+int val_email(const char *s)
+{
+    if (!s)
+        return 0;
+    size_t len = strlen(s);
+    if (len < 3 || len > VAL_EMAIL_MAX)
+        return 0;
+    const char *at = strrchr(s, '@');
+    if (!at || at == s)
+        return 0;
+    size_t local_len = (size_t)(at - s);
+    if (local_len > 64 || s[0] == '.' || s[local_len - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < local_len; i++) {
+        if (!val_local_char((unsigned char)s[i]))
+            return 0;
+        if (s[i] == '.' && s[i + 1] == '.')
+            return 0;
+    }
+    return val_domain(at + 1, len - local_len - 1);
+}
+
+int val_e164(const char *s)
+{
+    if (!s || s[0] != '+' || s[1] < '1' || s[1] > '9')
+        return 0;
+    size_t n = 0;
+    for (const char *p = s + 1; *p; p++, n++)
+        if (*p < '0' || *p > '9')
+            return 0;
+    return n >= 8 && n <= 15;
+}
+
+/* Only names shaped like IANA zones are looked up, so that no request can
+ * make us open an arbitrary path: components of [A-Za-z0-9_+-], separated by
+ * single slashes, starting with an upper-case letter (which also keeps out
+ * tzdata's non-zone files such as "posixrules" and the "posix/" tree). */
+static int val_tz_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > VAL_TZ_MAX || s[0] < 'A' || s[0] > 'Z' || s[len - 1] == '/')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '/') {
+            if (s[i + 1] == '/' || s[i + 1] == '.')
+                return 0;
+            continue;
+        }
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '+' || c == '-';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+int val_timezone(const char *s)
+{
+    if (!s || !val_tz_name(s))
+        return 0;
+    const char *dir = getenv("TZDIR");
+    if (!dir || !*dir)
+        dir = "/usr/share/zoneinfo";
+    char path[512];
+    size_t dl = strlen(dir), sl = strlen(s);
+    if (dl + 1 + sl + 1 > sizeof path)
+        return 0;
+    memcpy(path, dir, dl);
+    path[dl] = '/';
+    memcpy(path + dl + 1, s, sl + 1);
+    /* tzdata links aliases (Asia/Calcutta -> Kolkata): follow them; the name
+     * check above already keeps the path inside dir */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    char magic[4];
+    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read(fd, magic, 4) == 4 &&
+             memcmp(magic, "TZif", 4) == 0;
+    close(fd);
+    return ok;
+}
+
+int val_utf8(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned cp;
+        unsigned min;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1, cp = c & 0x1F, min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2, cp = c & 0x0F, min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0; /* continuation byte, C0/C1 overlong lead, or past U+10FFFF */
+        }
+        if (len - i - 1 < n)
+            return 0; /* truncated sequence */
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
