@@ -99,11 +99,28 @@ static void email_copy_utf8(const char *s, char *out, size_t outlen)
     out[n] = '\0';
 }
 
-static void email_fail(email_outcome_t *out, errc_t cat, const char *fmt, const char *what)
+/* Marks the outcome failed with "stage: detail" (or just detail). */
+static void email_fail(email_outcome_t *out, errc_t cat, const char *stage, const char *detail)
 {
     out->status = EMAIL_FAILED;
     out->category = cat;
-    snprintf(out->error, sizeof out->error, fmt, what);
+    /* Cut to fit: a shortened error text is still useful. */
+    out->error[0] = '\0';
+    if (stage) {
+        strncat(out->error, stage, sizeof out->error - 1);
+        strncat(out->error, ": ", sizeof out->error - 1 - strlen(out->error));
+    }
+    size_t used = strlen(out->error);
+    email_copy_utf8(detail, out->error + used, sizeof out->error - used);
+}
+
+/* Stores the provider response JSON built in d, or a minimal object when
+ * it did not fit (the event keeps what is certain rather than a cut text). */
+static void email_set_detail(email_outcome_t *out, buf_t *d, int rc, const char *fallback)
+{
+    snprintf(out->detail_json, sizeof out->detail_json, "%s",
+             rc == 0 && d->data ? d->data : fallback);
+    buf_free(d);
 }
 
 static void email_send_built(email_sender_t *s, const queue_job_t *job, const store_client_t *cl,
@@ -115,18 +132,16 @@ static void email_send_built(email_sender_t *s, const queue_job_t *job, const st
         snprintf(name, sizeof name, "%s.eml", job->id);
         if (outbox_write(cfg->outbox_dir, name, msg->data, msg->len, path, sizeof path, err,
                          sizeof err) != 0) {
-            email_fail(out, ERRC_TRANSIENT, "outbox: %s", err);
+            email_fail(out, ERRC_TRANSIENT, "outbox", err);
             return;
         }
         out->status = EMAIL_DELIVERED;
         buf_t d;
         buf_init(&d, sizeof out->detail_json - 1);
-        buf_puts(&d, "{\"transport\":\"sandbox\",\"file\":");
-        jtext_string(&d, path);
-        buf_putc(&d, '}');
-        snprintf(out->detail_json, sizeof out->detail_json, "%s",
-                 d.data && d.data[d.len - 1] == '}' ? d.data : "{\"transport\":\"sandbox\"}");
-        buf_free(&d);
+        int rc = buf_puts(&d, "{\"transport\":\"sandbox\",\"file\":");
+        rc |= jtext_string(&d, path);
+        rc |= buf_putc(&d, '}');
+        email_set_detail(out, &d, rc, "{\"transport\":\"sandbox\"}");
         return;
     }
     smtp_result_t res;
@@ -136,14 +151,13 @@ static void email_send_built(email_sender_t *s, const queue_job_t *job, const st
     email_mask_addresses(res.text, masked, sizeof masked);
     buf_t d;
     buf_init(&d, sizeof out->detail_json - 1);
-    buf_printf(&d, "{\"transport\":\"smtp\",\"reply_code\":%d,\"enhanced\":", res.reply_code);
-    jtext_string(&d, res.enhanced);
-    buf_puts(&d, ",\"reply\":");
-    jtext_string(&d, masked);
-    buf_putc(&d, '}');
-    if (d.data && d.data[d.len - 1] == '}')
-        snprintf(out->detail_json, sizeof out->detail_json, "%s", d.data);
-    buf_free(&d);
+    int drc = buf_printf(&d, "{\"transport\":\"smtp\",\"reply_code\":%d,\"enhanced\":",
+                         res.reply_code);
+    drc |= jtext_string(&d, res.enhanced);
+    drc |= buf_puts(&d, ",\"reply\":");
+    drc |= jtext_string(&d, masked);
+    drc |= buf_putc(&d, '}');
+    email_set_detail(out, &d, drc, "{\"transport\":\"smtp\"}");
     if (rc == 0) {
         out->status = EMAIL_SENT;
         return;
@@ -173,16 +187,16 @@ void email_deliver(email_sender_t *s, PGconn *conn, const queue_job_t *job, emai
     int rc = store_client_load(conn, &app->keys, job->client_id, &cl, err, sizeof err);
     if (rc != 0) {
         /* A missing client is a data error; a database error is worth a retry. */
-        email_fail(out, rc == 1 ? ERRC_INVALID_INPUT : ERRC_TRANSIENT, "client: %s",
+        email_fail(out, rc == 1 ? ERRC_INVALID_INPUT : ERRC_TRANSIENT, "client",
                    rc == 1 ? "not found" : err);
         goto done;
     }
     if (!cl.email || !cl.email[0]) {
-        email_fail(out, ERRC_INVALID_INPUT, "%s", "client has no email address");
+        email_fail(out, ERRC_INVALID_INPUT, NULL, "client has no email address");
         goto done;
     }
     if (store_attachments_load(conn, job->id, &att, &natt, err, sizeof err) != 0) {
-        email_fail(out, ERRC_TRANSIENT, "attachments: %s", err);
+        email_fail(out, ERRC_TRANSIENT, "attachments", err);
         goto done;
     }
     reqctx = cJSON_Parse(job->context_json ? job->context_json : "{}");
@@ -194,18 +208,18 @@ void email_deliver(email_sender_t *s, PGconn *conn, const queue_job_t *job, emai
     };
     ctx = tpl_context_build(reqctx, &site, cl.name ? cl.name : "there", job->plan_id, job->id);
     if (!ctx) {
-        email_fail(out, ERRC_TRANSIENT, "%s", "out of memory building the context");
+        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the context");
         goto done;
     }
     if (tpl_render_email(app->templates, job->message_type, ctx, &em, err, sizeof err) != 0) {
-        email_fail(out, ERRC_INVALID_INPUT, "template: %s", err);
+        email_fail(out, ERRC_INVALID_INPUT, "template", err);
         goto done;
     }
     email_copy_utf8(em.subject, out->subject, sizeof out->subject);
     if (natt > 0) {
         matt = calloc((size_t)natt, sizeof *matt);
         if (!matt) {
-            email_fail(out, ERRC_TRANSIENT, "%s", "out of memory");
+            email_fail(out, ERRC_TRANSIENT, NULL, "out of memory");
             goto done;
         }
         for (int i = 0; i < natt; i++)
@@ -225,7 +239,7 @@ void email_deliver(email_sender_t *s, PGconn *conn, const queue_job_t *job, emai
         .date = time(NULL),
     };
     if (mime_build(&m, &msg, out->message_id, sizeof out->message_id, err, sizeof err) != 0) {
-        email_fail(out, ERRC_INVALID_INPUT, "mime: %s", err);
+        email_fail(out, ERRC_INVALID_INPUT, "mime", err);
         goto done;
     }
     email_send_built(s, job, &cl, &msg, out);

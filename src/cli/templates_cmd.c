@@ -1,0 +1,253 @@
+/* crier templates: check the message catalogue, or render one message
+ * with a context file so wording can be reviewed before it is live. */
+#include "cli/commands.h"
+#include "template/catalog.h"
+#include "template/context.h"
+#include "util/buf.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TPLCMD_MAX_CONTEXT      (1024 * 1024) /* bytes of a context file */
+#define TPLCMD_PLACEHOLDER_PLAN "00000000-0000-0000-0000-000000000000"
+#define TPLCMD_PREVIEW_ID       "preview"
+
+static void tplcmd_usage(FILE *f)
+{
+    fprintf(f, "usage: crier templates check\n"
+               "       crier templates render NAME --context FILE [--channel email]\n"
+               "\n"
+               "check   loads every template under CRIER_TEMPLATES_DIR, checks that each\n"
+               "        parses and that every HTML part is well-formed, then renders each\n"
+               "        email type with its example context (examples/<type>.json).\n"
+               "render  renders the email NAME (welcome, budget_summary, vendor_options,\n"
+               "        selection_confirmation, blueprint_delivery, error_notification,\n"
+               "        reminder) with the JSON object in FILE as the workflow context, and\n"
+               "        prints the subject, the text part and the HTML part. client_name and\n"
+               "        plan_id are taken from FILE when present.\n");
+}
+
+/* Reads a whole file of at most TPLCMD_MAX_CONTEXT bytes; NULL with a
+ * message on stderr otherwise. */
+static char *tplcmd_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "crier templates: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    buf_t b;
+    buf_init(&b, TPLCMD_MAX_CONTEXT);
+    char chunk[8192];
+    size_t n;
+    int ok = 1;
+    while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ok = buf_append(&b, chunk, n) == 0;
+    if (ok && ferror(f)) {
+        fprintf(stderr, "crier templates: cannot read %s\n", path);
+        ok = 0;
+    } else if (!ok) {
+        fprintf(stderr, "crier templates: %s is larger than %d bytes\n", path, TPLCMD_MAX_CONTEXT);
+    }
+    fclose(f);
+    if (!ok) {
+        buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return buf_detach(&b);
+}
+
+/* Parses a context file; a JSON error names the file, line and column. */
+static cJSON *tplcmd_load_context(const char *path)
+{
+    size_t len = 0;
+    char *text = tplcmd_read(path, &len);
+    if (!text)
+        return NULL;
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!doc) {
+        int line = 1, col = 1;
+        for (const char *p = text; end && p < end && p < text + len; p++) {
+            if (*p == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        fprintf(stderr, "crier templates: %s: invalid JSON at line %d, column %d\n", path, line,
+                col);
+    } else if (!cJSON_IsObject(doc)) {
+        fprintf(stderr, "crier templates: %s: the context must be a JSON object\n", path);
+        cJSON_Delete(doc);
+        doc = NULL;
+    }
+    free(text);
+    return doc;
+}
+
+static const char *tplcmd_str(const cJSON *obj, const char *key, const char *fallback)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, key));
+    return s && *s ? s : fallback;
+}
+
+static cJSON *tplcmd_build(const cfg_t *cfg, const cJSON *request)
+{
+    tpl_site_t site = {.brand_name = cfg->brand_name,
+                       .support_email = cfg->support_email,
+                       .physical_address = cfg->physical_address,
+                       .public_url = cfg->public_url};
+    return tpl_context_build(request, &site, tplcmd_str(request, "client_name", "Client"),
+                             tplcmd_str(request, "plan_id", TPLCMD_PLACEHOLDER_PLAN),
+                             TPLCMD_PREVIEW_ID);
+}
+
+static int tplcmd_is_type(const char *name)
+{
+    for (size_t i = 0; i < 7; i++)
+        if (strcmp(name, tpl_email_types[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int tplcmd_check(cfg_t *cfg)
+{
+    char err[512];
+    tpl_catalog_t *c = tpl_catalog_load(cfg->templates_dir, err, sizeof err);
+    if (!c) {
+        printf("FAIL catalogue %s: %s\n", cfg->templates_dir, err);
+        return 1;
+    }
+    printf("ok   catalogue %s (version %s)\n", cfg->templates_dir, tpl_catalog_version(c));
+    int failed = 0;
+    for (size_t i = 0; i < 7; i++) {
+        const char *type = tpl_email_types[i];
+        char path[4096];
+        snprintf(path, sizeof path, "%s/examples/%s.json", cfg->templates_dir, type);
+        cJSON *request = tplcmd_load_context(path);
+        if (!request) {
+            printf("FAIL email/%s: no usable example context %s\n", type, path);
+            failed++;
+            continue;
+        }
+        cJSON *ctx = tplcmd_build(cfg, request);
+        tpl_email_t mail;
+        if (!ctx) {
+            printf("FAIL email/%s: out of memory\n", type);
+            failed++;
+        } else if (tpl_render_email(c, type, ctx, &mail, err, sizeof err) != 0) {
+            printf("FAIL email/%s: %s\n", type, err);
+            failed++;
+        } else {
+            printf("ok   email/%s (subject, text, html)\n", type);
+            tpl_email_free(&mail);
+        }
+        cJSON_Delete(ctx);
+        cJSON_Delete(request);
+    }
+    tpl_catalog_free(c);
+    return failed ? 1 : 0;
+}
+
+static int tplcmd_render(cfg_t *cfg, const char *name, const char *context_path)
+{
+    if (!tplcmd_is_type(name)) {
+        fprintf(stderr, "crier templates: unknown email type \"%s\"\n", name);
+        return 2;
+    }
+    cJSON *request = tplcmd_load_context(context_path);
+    if (!request)
+        return 2;
+    char err[512];
+    tpl_catalog_t *c = tpl_catalog_load(cfg->templates_dir, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "crier templates: %s: %s\n", cfg->templates_dir, err);
+        cJSON_Delete(request);
+        return 1;
+    }
+    int rc = 1;
+    cJSON *ctx = tplcmd_build(cfg, request);
+    tpl_email_t mail;
+    if (!ctx) {
+        fprintf(stderr, "crier templates: out of memory\n");
+    } else if (tpl_render_email(c, name, ctx, &mail, err, sizeof err) != 0) {
+        /* the context did not fit the template: bad input, not a crash */
+        fprintf(stderr, "crier templates: %s\n", err);
+        rc = 2;
+    } else {
+        printf("Subject: %s\n\n%s", mail.subject, mail.text);
+        if (mail.text[0] && mail.text[strlen(mail.text) - 1] != '\n')
+            putchar('\n');
+        printf("----- text/html -----\n%s", mail.html);
+        if (mail.html[0] && mail.html[strlen(mail.html) - 1] != '\n')
+            putchar('\n');
+        tpl_email_free(&mail);
+        rc = fflush(stdout) == 0 ? 0 : 1;
+    }
+    cJSON_Delete(ctx);
+    cJSON_Delete(request);
+    tpl_catalog_free(c);
+    return rc;
+}
+
+int cmd_templates(int argc, char **argv, cfg_t *cfg)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            tplcmd_usage(stdout);
+            return 0;
+        }
+    }
+    if (argc < 2) {
+        tplcmd_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "check") == 0) {
+        if (argc != 2) {
+            fprintf(stderr, "crier templates check: unexpected argument \"%s\"\n", argv[2]);
+            return 2;
+        }
+        return tplcmd_check(cfg);
+    }
+    if (strcmp(argv[1], "render") != 0) {
+        fprintf(stderr, "crier templates: unknown action \"%s\"\n", argv[1]);
+        tplcmd_usage(stderr);
+        return 2;
+    }
+    const char *name = NULL, *context = NULL, *channel = "email";
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--context") == 0 && i + 1 < argc) {
+            context = argv[++i];
+        } else if (strcmp(argv[i], "--channel") == 0 && i + 1 < argc) {
+            channel = argv[++i];
+        } else if (argv[i][0] != '-' && !name) {
+            name = argv[i];
+        } else {
+            fprintf(stderr, "crier templates render: unexpected argument \"%s\"\n", argv[i]);
+            tplcmd_usage(stderr);
+            return 2;
+        }
+    }
+    if (!name || !context) {
+        fprintf(stderr, "crier templates render: NAME and --context FILE are required\n");
+        tplcmd_usage(stderr);
+        return 2;
+    }
+    if (strcmp(channel, "email") != 0) {
+        if (strcmp(channel, "sms") == 0 || strcmp(channel, "whatsapp") == 0)
+            fprintf(stderr,
+                    "crier templates render: --channel %s is not available yet; only "
+                    "email templates can be rendered\n",
+                    channel);
+        else
+            fprintf(stderr, "crier templates render: unknown channel \"%s\"\n", channel);
+        return 2;
+    }
+    return tplcmd_render(cfg, name, context);
+}
