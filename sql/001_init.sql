@@ -85,10 +85,11 @@ CREATE TABLE communications (
     subject             text,
     context             jsonb NOT NULL DEFAULT '{}',
     -- idempotent creation: the same key from the same client answers the
-    -- stored response when the body hash matches, and a conflict otherwise
+    -- stored response when the body hash matches, and a conflict otherwise.
+    -- The response is kept as text, not jsonb, so a replay is byte-identical.
     idempotency_key     text,
     request_hash        text,
-    response            jsonb,
+    response            text,
     -- scheduling and the lease
     send_at             timestamptz NOT NULL DEFAULT now(),
     next_attempt_at     timestamptz NOT NULL DEFAULT now(),

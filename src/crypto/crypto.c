@@ -99,13 +99,12 @@ int cry_encrypt(const cry_keys_t *k, const void *plain, size_t len, buf_t *out)
         EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)k->key_id, 8) != 1)
         goto done;
     n = 0; /* the AAD step reports its own length; the ciphertext starts here */
-    if (len > 0 &&
-        EVP_EncryptUpdate(ctx, blob + CRY_NONCE_LEN, &n, plain, (int)len) != 1)
+    if (len > 0 && EVP_EncryptUpdate(ctx, blob + CRY_NONCE_LEN, &n, plain, (int)len) != 1)
         goto done;
     int fin = 0;
     if (EVP_EncryptFinal_ex(ctx, blob + CRY_NONCE_LEN + n, &fin) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, CRY_TAG_LEN,
-                            blob + CRY_NONCE_LEN + len) != 1)
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, CRY_TAG_LEN, blob + CRY_NONCE_LEN + len) !=
+            1)
         goto done;
     size_t mark = out->len;
     if (buf_printf(out, "v1.%s.", k->key_id) != 0 ||

@@ -1,5 +1,7 @@
 #include "store/db.h"
 
+#include "util/log.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,19 @@ static void db_set_err(char *err, size_t errlen, const char *msg)
         err[--n] = '\0';
 }
 
+/* libpq prints server notices on stderr by default, which would break the
+ * one-JSON-object-per-line log; they go to the debug log instead. */
+static void db_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char text[512];
+    snprintf(text, sizeof text, "%s", message);
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        text[--n] = '\0';
+    log_kv(LOG_DEBUG, "db", "notice", "message", text, NULL);
+}
+
 PGconn *db_connect(const char *url, char *err, size_t errlen)
 {
     /* Keywords before dbname are defaults the URL may override (a URL that
@@ -24,8 +39,7 @@ PGconn *db_connect(const char *url, char *err, size_t errlen)
      * the code relies on UTC sessions and bounded statements. Setting them as
      * connection options rather than SET keeps them across PQreset. */
     const char *keys[] = {"connect_timeout", "application_name", "dbname", "options", NULL};
-    const char *vals[] = {"10", "crier", url,
-                          "-c TimeZone=UTC -c statement_timeout=30000", NULL};
+    const char *vals[] = {"10", "crier", url, "-c TimeZone=UTC -c statement_timeout=30000", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
         db_set_err(err, errlen, "out of memory connecting to the database");
@@ -36,6 +50,7 @@ PGconn *db_connect(const char *url, char *err, size_t errlen)
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeProcessor(conn, db_notice, NULL);
     return conn;
 }
 
@@ -43,6 +58,17 @@ int db_ensure(PGconn *conn)
 {
     if (!conn)
         return -1;
+    /* libpq notices a server that went away only when it next reads; a
+     * non-blocking read now turns an idle dead connection into
+     * CONNECTION_BAD here instead of into a failed query later. */
+    for (int i = 0;
+         i < 2 && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE;
+         i++) {
+        /* the first read may return the server's goodbye message, the
+         * second then sees the closed socket */
+        if (PQconsumeInput(conn) != 1)
+            break;
+    }
     if (PQstatus(conn) != CONNECTION_OK) {
         PQreset(conn);
         if (PQstatus(conn) != CONNECTION_OK)
@@ -78,8 +104,8 @@ int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                   char *err, size_t errlen)
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
+                   size_t errlen)
 {
     PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);

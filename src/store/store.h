@@ -28,8 +28,9 @@ typedef struct store_client {
 
 void store_client_free(store_client_t *c);
 
-/* Inserts the client or updates the fields given (name/email/phone/timezone/
- * locale/consent) and makes sure a preferences row exists. */
+/* Inserts the client or updates the fields given and makes sure a
+ * preferences row exists. "Given" means: a non-NULL string (NULL keeps the
+ * stored value, "" clears it) and a consent flag of 0 or 1 (-1 keeps it). */
 int store_client_upsert(PGconn *conn, const cry_keys_t *keys, const store_client_t *c, char *err,
                         size_t errlen);
 /* Loads client id with its preferences. Returns 0, 1 when there is no such

@@ -1,0 +1,348 @@
+#include "queue/queue.h"
+
+#include "store/db.h"
+
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Transaction-level advisory lock for the rescuer ("crier rescue"); distinct
+ * from the migration lock. */
+#define QUEUE_RESCUE_KEY "7165916605393331"
+/* Rows rescued per call: bounds the transaction; the next tick takes the rest. */
+#define QUEUE_RESCUE_BATCH "1000"
+#define QUEUE_CLAIM_MAX    1000
+
+void queue_job_free(queue_job_t *j)
+{
+    if (!j)
+        return;
+    free(j->plan_id);
+    free(j->client_id);
+    free(j->message_type);
+    free(j->urgency);
+    free(j->channel);
+    free(j->fallback_json);
+    free(j->context_json);
+    memset(j, 0, sizeof *j);
+}
+
+static char *queue_col(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int *n, char *err,
+                size_t errlen)
+{
+    *n = 0;
+    if (max <= 0)
+        return 0;
+    if (max > QUEUE_CLAIM_MAX)
+        max = QUEUE_CLAIM_MAX;
+    if (lease_seconds <= 0) {
+        snprintf(err, errlen, "lease must be positive");
+        return -1;
+    }
+    char lim[16], lease[16];
+    snprintf(lim, sizeof lim, "%d", max);
+    snprintf(lease, sizeof lease, "%d", lease_seconds);
+    const char *params[] = {lim, lease};
+    /* One autocommit statement is its own short transaction: the row locks
+     * last only while the rows are flipped to 'sending', never during the
+     * transfer. MATERIALIZED keeps the planner from folding the locking
+     * subquery into the UPDATE, which could lock more rows than LIMIT. */
+    PGresult *r =
+        db_query(conn,
+                 "WITH c AS MATERIALIZED ("
+                 " SELECT id FROM communications"
+                 " WHERE status IN ('pending', 'queued') AND next_attempt_at <= now()"
+                 " ORDER BY priority, next_attempt_at, id"
+                 " LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+                 " UPDATE communications m SET status = 'sending', attempts = m.attempts + 1,"
+                 "  lease_until = now() + make_interval(secs => $2::int), updated_at = now()"
+                 " FROM c WHERE m.id = c.id"
+                 " RETURNING m.id, m.attempts, m.plan_id, m.client_id, m.message_type, m.urgency,"
+                 "  m.channel, m.fallback_channels::text, m.context::text",
+                 2, params, err, errlen);
+    if (!r)
+        return -1;
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows && i < max; i++) {
+        queue_job_t *j = &jobs[i];
+        memset(j, 0, sizeof *j);
+        snprintf(j->id, sizeof j->id, "%s", PQgetvalue(r, i, 0));
+        j->attempt = atoi(PQgetvalue(r, i, 1));
+        j->plan_id = queue_col(r, i, 2);
+        j->client_id = queue_col(r, i, 3);
+        j->message_type = queue_col(r, i, 4);
+        j->urgency = queue_col(r, i, 5);
+        j->channel = queue_col(r, i, 6);
+        j->fallback_json = queue_col(r, i, 7);
+        j->context_json = queue_col(r, i, 8);
+        (*n)++;
+        if (!j->plan_id || !j->client_id || !j->message_type || !j->urgency || !j->fallback_json ||
+            !j->context_json) {
+            /* The rows stay claimed; their leases expire and the rescuer
+             * returns them, so nothing is lost by giving up here. */
+            for (int k = 0; k < *n; k++)
+                queue_job_free(&jobs[k]);
+            *n = 0;
+            PQclear(r);
+            snprintf(err, errlen, "out of memory reading claimed jobs");
+            return -1;
+        }
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* The UPDATE for each outcome; every one is fenced on the claimed attempt
+ * still being in flight, and appends its events only when the fence held
+ * (the events CTE reads from the UPDATE's RETURNING). Parameters:
+ * $1 id, $2 attempt, $3 channel, $4 subject, $5 provider message id,
+ * $6 error category, $7 error message, $8 provider code, $9 detail json,
+ * $10 retry_at (epoch s). */
+#define QUEUE_FENCE " WHERE id = $1::uuid AND status = 'sending' AND attempts = $2::int"
+#define QUEUE_EVENTS(types)                                                                        \
+    " RETURNING id, status),"                                                                      \
+    " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"          \
+    "  channel, attempt, provider_response, error_details)"                                        \
+    "  SELECT u.id, t.event_type,"                                                                 \
+    "   CASE WHEN t.event_type = 'sent' THEN 'sent' ELSE u.status END, $3::text, $2::int, "        \
+    "$9::jsonb,"                                                                                   \
+    "   CASE WHEN $7::text IS NULL THEN NULL"                                                      \
+    "   WHEN $6::text IS NULL THEN $7::text ELSE $6::text || ': ' || $7::text END"                 \
+    "  FROM u CROSS JOIN (VALUES " types ") AS t(event_type))"                                     \
+    " SELECT count(*) FROM u"
+
+static const char *const queue_sql[] = {
+    [QUEUE_SENT] =
+        "WITH u AS (UPDATE communications SET status = 'sent', sent_at = now(),"
+        " provider_message_id = $5::text, subject = COALESCE($4::text, subject),"
+        " channel = $3::text, lease_until = NULL, error_category = NULL,"
+        " error_message = NULL, provider_code = NULL, updated_at = now()" QUEUE_FENCE QUEUE_EVENTS(
+            "('sent')"),
+    [QUEUE_DELIVERED] = "WITH u AS (UPDATE communications SET status = 'delivered',"
+                        " sent_at = now(), delivered_at = now(),"
+                        " provider_message_id = $5::text, subject = COALESCE($4::text, subject),"
+                        " channel = $3::text, lease_until = NULL, error_category = NULL,"
+                        " error_message = NULL, provider_code = NULL,"
+                        " updated_at = now()" QUEUE_FENCE QUEUE_EVENTS("('sent'), ('delivered')"),
+    [QUEUE_RETRY] = "WITH u AS (UPDATE communications SET status = 'queued',"
+                    " next_attempt_at = to_timestamp($10::float8), lease_until = NULL,"
+                    " channel = $3::text, error_category = $6::text, error_message = $7::text,"
+                    " provider_code = $8::int, updated_at = now()" QUEUE_FENCE QUEUE_EVENTS(
+                        "('retry_scheduled')"),
+    [QUEUE_FAILED] = "WITH u AS (UPDATE communications SET status = 'failed', failed_at = now(),"
+                     " lease_until = NULL, channel = $3::text, error_category = $6::text,"
+                     " error_message = $7::text, provider_code = $8::int,"
+                     " updated_at = now()" QUEUE_FENCE QUEUE_EVENTS("('failed')"),
+};
+
+/* The schema accepts only the five categories of the seed; anything else
+ * (a classifier's "none" or "unknown") is stored as no category rather than
+ * failing the whole batch on the CHECK constraint. */
+static const char *queue_category(const char *c)
+{
+    static const char *const known[] = {"transient", "permanent", "rate_limit", "auth_failure",
+                                        "invalid_input"};
+    for (size_t i = 0; c && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(c, known[i]) == 0)
+            return known[i];
+    return NULL;
+}
+
+/* Provider detail is stored as jsonb; text that does not parse is dropped
+ * so one odd provider answer cannot make the batch's transaction fail. */
+static const char *queue_detail(const char *json)
+{
+    if (!json)
+        return NULL;
+    cJSON *j = cJSON_Parse(json);
+    if (!j)
+        return NULL;
+    cJSON_Delete(j);
+    return json;
+}
+
+int queue_complete(PGconn *conn, const queue_result_t *r, int n, int *applied, char *err,
+                   size_t errlen)
+{
+    *applied = 0;
+    if (n <= 0)
+        return 0;
+    /* One transaction for the batch: one commit (one WAL flush) for n rows. */
+    if (db_exec(conn, "BEGIN", err, errlen) != 0)
+        return -1;
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        const queue_result_t *x = &r[i];
+        if ((int)x->outcome < 0 || x->outcome > QUEUE_FAILED || !x->id) {
+            snprintf(err, errlen, "bad queue result %d", i);
+            goto fail;
+        }
+        char attempt[16], code[16], retry[64];
+        snprintf(attempt, sizeof attempt, "%d", x->attempt);
+        snprintf(code, sizeof code, "%d", x->provider_code);
+        snprintf(retry, sizeof retry, "%.6f", x->retry_at);
+        const char *params[] = {x->id,
+                                attempt,
+                                x->channel,
+                                x->subject,
+                                x->provider_message_id,
+                                queue_category(x->error_category),
+                                x->error_message,
+                                x->provider_code ? code : NULL,
+                                queue_detail(x->detail_json),
+                                retry};
+        /* Every parameter is declared text (OID 25): not every outcome's
+         * statement uses all ten, and an unused one has no type otherwise. */
+        static const Oid types[10] = {25, 25, 25, 25, 25, 25, 25, 25, 25, 25};
+        PGresult *res = PQexecParams(conn, queue_sql[x->outcome], 10, types, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+            size_t el = strlen(err);
+            while (el > 0 && err[el - 1] == '\n')
+                err[--el] = '\0';
+            PQclear(res);
+            goto fail;
+        }
+        count += atoi(PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    if (db_exec(conn, "COMMIT", err, errlen) != 0)
+        goto fail;
+    *applied = count;
+    return 0;
+fail : {
+    char err2[128];
+    (void)db_exec(conn, "ROLLBACK", err2, sizeof err2);
+}
+    return -1;
+}
+
+int queue_rescue(PGconn *conn, int max_attempts, int *rescued, char *err, size_t errlen)
+{
+    *rescued = 0;
+    if (db_exec(conn, "BEGIN", err, errlen) != 0)
+        return -1;
+    const char *key[] = {QUEUE_RESCUE_KEY};
+    PGresult *r =
+        db_query(conn, "SELECT pg_try_advisory_xact_lock($1::bigint)", 1, key, err, errlen);
+    if (!r)
+        goto fail;
+    int got = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!got) {
+        /* Another instance is rescuing right now; nothing to do here. */
+        return db_exec(conn, "COMMIT", err, errlen);
+    }
+    char maxa[16];
+    snprintf(maxa, sizeof maxa, "%d", max_attempts);
+    const char *params[] = {maxa};
+    /* A row whose lease ran out belonged to a worker that died or hung. It
+     * goes back to the queue now, unless it has used up its attempts: a
+     * message that kills its worker every time must not loop forever. */
+    r = db_query(
+        conn,
+        "WITH x AS (SELECT id FROM communications"
+        "  WHERE status = 'sending' AND lease_until < now()"
+        "  ORDER BY lease_until LIMIT " QUEUE_RESCUE_BATCH " FOR UPDATE SKIP LOCKED),"
+        " u AS (UPDATE communications m SET"
+        "  status = CASE WHEN m.attempts >= $1::int THEN 'failed' ELSE 'queued' END,"
+        "  failed_at = CASE WHEN m.attempts >= $1::int THEN now() END,"
+        "  next_attempt_at = now(), lease_until = NULL, error_category = 'transient',"
+        "  error_message = 'delivery attempt did not finish before its lease expired',"
+        "  updated_at = now()"
+        "  FROM x WHERE m.id = x.id RETURNING m.id, m.status, m.channel, m.attempts),"
+        " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"
+        "  channel, attempt, error_details)"
+        "  SELECT u.id, 'lease_expired', u.status, u.channel, u.attempts,"
+        "   'lease expired' FROM u)"
+        " SELECT count(*) FROM u",
+        1, params, err, errlen);
+    if (!r)
+        goto fail;
+    int moved = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (db_exec(conn, "COMMIT", err, errlen) != 0)
+        goto fail;
+    *rescued = moved;
+    return 0;
+fail : {
+    char err2[128];
+    (void)db_exec(conn, "ROLLBACK", err2, sizeof err2);
+}
+    return -1;
+}
+
+int queue_listen(PGconn *conn, char *err, size_t errlen)
+{
+    return db_exec(conn, "LISTEN " QUEUE_CHANNEL, err, errlen);
+}
+
+int queue_notify(PGconn *conn, char *err, size_t errlen)
+{
+    return db_exec(conn, "NOTIFY " QUEUE_CHANNEL, err, errlen);
+}
+
+static long long queue_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Frees every queued notification; returns how many there were. */
+static int queue_drain(PGconn *conn)
+{
+    int got = 0;
+    PGnotify *nt;
+    while ((nt = PQnotifies(conn)) != NULL) {
+        PQfreemem(nt);
+        got++;
+    }
+    return got;
+}
+
+int queue_wait(PGconn *conn, int timeout_ms)
+{
+    if (PQstatus(conn) != CONNECTION_OK)
+        return -1;
+    /* Notifications may already sit in libpq's buffer, read along with the
+     * result of an earlier command. */
+    if (queue_drain(conn) > 0)
+        return 1;
+    int fd = PQsocket(conn);
+    if (fd < 0)
+        return -1;
+    long long deadline = queue_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        long long left = deadline - queue_now_ms();
+        if (left < 0)
+            left = 0;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int rc = poll(&p, 1, (int)left);
+        if (rc < 0 && errno != EINTR)
+            return -1;
+        if (rc > 0) {
+            if (p.revents & (POLLERR | POLLNVAL))
+                return -1;
+            if (PQconsumeInput(conn) != 1 || PQstatus(conn) != CONNECTION_OK)
+                return -1;
+            if (queue_drain(conn) > 0)
+                return 1;
+            /* A hang-up with no data left means the server is gone. */
+            if ((p.revents & POLLHUP) && !(p.revents & POLLIN))
+                return -1;
+        }
+        if (queue_now_ms() >= deadline)
+            return 0;
+    }
+}

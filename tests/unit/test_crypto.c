@@ -1,0 +1,214 @@
+/* crypto: field encryption, blind indexes, comparisons, identifiers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "crypto/crypto.h"
+#include "util/base64.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void load_key(cry_keys_t *k, unsigned char fill)
+{
+    unsigned char raw[32];
+    memset(raw, fill, sizeof raw);
+    buf_t b;
+    buf_init(&b, 128);
+    assert_int_equal(b64_encode(&b, raw, sizeof raw, 0), 0);
+    char err[128];
+    assert_int_equal(cry_keys_load(k, b.data, err, sizeof err), 0);
+    buf_free(&b);
+}
+
+static void test_keys_reject_bad(void **state)
+{
+    (void)state;
+    cry_keys_t k;
+    char err[128];
+    assert_int_equal(cry_keys_load(&k, "", err, sizeof err), -1);
+    assert_int_equal(cry_keys_load(&k, "c2hvcnQ=", err, sizeof err), -1); /* 5 bytes */
+    assert_int_equal(cry_keys_load(&k, "not base64 at all!", err, sizeof err), -1);
+    assert_int_equal(k.loaded, 0);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    cry_keys_t k;
+    load_key(&k, 0x11);
+    assert_int_equal((int)strlen(k.key_id), 8);
+    const char *msg = "asha@example.com";
+    buf_t tok, out;
+    buf_init(&tok, 4096);
+    buf_init(&out, 4096);
+    assert_int_equal(cry_encrypt(&k, msg, strlen(msg), &tok), 0);
+    assert_int_equal(strncmp(tok.data, "v1.", 3), 0);
+    assert_memory_equal(tok.data + 3, k.key_id, 8);
+    assert_non_null(tok.data);
+    assert_null(strstr(tok.data, "asha"));
+    assert_int_equal(cry_decrypt(&k, tok.data, &out), 0);
+    assert_string_equal(out.data, msg);
+
+    /* same plaintext twice gives different tokens (random nonce) */
+    buf_t tok2;
+    buf_init(&tok2, 4096);
+    assert_int_equal(cry_encrypt(&k, msg, strlen(msg), &tok2), 0);
+    assert_string_not_equal(tok.data, tok2.data);
+
+    /* binary and empty values */
+    const unsigned char bin[] = {0, 1, 2, 0xff, 0, 7};
+    buf_reset(&tok);
+    buf_reset(&out);
+    assert_int_equal(cry_encrypt(&k, bin, sizeof bin, &tok), 0);
+    assert_int_equal(cry_decrypt(&k, tok.data, &out), 0);
+    assert_int_equal((int)out.len, (int)sizeof bin);
+    assert_memory_equal(out.data, bin, sizeof bin);
+    buf_reset(&tok);
+    buf_reset(&out);
+    assert_int_equal(cry_encrypt(&k, "", 0, &tok), 0);
+    assert_int_equal(cry_decrypt(&k, tok.data, &out), 0);
+    assert_int_equal((int)out.len, 0);
+    buf_free(&tok);
+    buf_free(&tok2);
+    buf_free(&out);
+}
+
+static void test_tamper_and_wrong_key(void **state)
+{
+    (void)state;
+    cry_keys_t k, other;
+    load_key(&k, 0x22);
+    load_key(&other, 0x33);
+    buf_t tok, out;
+    buf_init(&tok, 4096);
+    buf_init(&out, 4096);
+    assert_int_equal(cry_encrypt(&k, "+919812345678", 13, &tok), 0);
+
+    assert_int_equal(cry_decrypt(&other, tok.data, &out), -1);
+    assert_int_equal((int)out.len, 0);
+
+    /* flip one base64 character in the body (keeping it valid base64) */
+    size_t pos = tok.len - 6;
+    tok.data[pos] = tok.data[pos] == 'A' ? 'B' : 'A';
+    assert_int_equal(cry_decrypt(&k, tok.data, &out), -1);
+    assert_int_equal((int)out.len, 0);
+    tok.data[pos] = tok.data[pos] == 'A' ? 'B' : 'A';
+
+    /* a key id relabelled to another key is refused */
+    char *copy = strdup(tok.data);
+    memcpy(copy + 3, other.key_id, 8);
+    assert_int_equal(cry_decrypt(&k, copy, &out), -1);
+    free(copy);
+
+    assert_int_equal(cry_decrypt(&k, "v1.", &out), -1);
+    assert_int_equal(cry_decrypt(&k, "garbage", &out), -1);
+    char shortened[32];
+    snprintf(shortened, sizeof shortened, "v1.%s.AAAA", k.key_id);
+    assert_int_equal(cry_decrypt(&k, shortened, &out), -1);
+    buf_free(&tok);
+    buf_free(&out);
+}
+
+static int is_hex64(const char *s)
+{
+    if (strlen(s) != 64)
+        return 0;
+    for (; *s; s++)
+        if (!isxdigit((unsigned char)*s) || isupper((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+static void test_blind_index(void **state)
+{
+    (void)state;
+    cry_keys_t k, other;
+    load_key(&k, 0x44);
+    load_key(&other, 0x55);
+    char a[65], b[65], c[65], d[65];
+    cry_blind_index(&k, "email", "asha@example.com", a);
+    cry_blind_index(&k, "email", "asha@example.com", b);
+    assert_true(is_hex64(a));
+    assert_string_equal(a, b);
+    cry_blind_index(&k, "phone", "asha@example.com", c);
+    assert_string_not_equal(a, c); /* domain separation */
+    cry_blind_index(&other, "email", "asha@example.com", d);
+    assert_string_not_equal(a, d); /* keyed */
+    /* "ab" + "c" and "a" + "bc" must not collide */
+    cry_blind_index(&k, "ab", "c", c);
+    cry_blind_index(&k, "a", "bc", d);
+    assert_string_not_equal(c, d);
+    /* the index key is not the encryption key */
+    assert_memory_not_equal(k.index, k.enc, 32);
+}
+
+static void test_compare(void **state)
+{
+    (void)state;
+    assert_true(cry_equal("abcdef", "abcdef", 6));
+    assert_false(cry_equal("abcdef", "abcdeg", 6));
+    assert_false(cry_equal("xbcdef", "abcdef", 6));
+    assert_true(cry_equal("", "", 0));
+    assert_true(cry_str_equal("token-123", "token-123"));
+    assert_false(cry_str_equal("token-123", "token-124"));
+    assert_false(cry_str_equal("token-123", "token-12"));
+    assert_false(cry_str_equal("", "x"));
+    assert_true(cry_str_equal("", ""));
+}
+
+static void test_hashes(void **state)
+{
+    (void)state;
+    char hex[65];
+    cry_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    /* RFC 4231 test case 2 */
+    unsigned char mac[32];
+    cry_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac);
+    static const unsigned char want[] = {0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e,
+                                         0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+                                         0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83,
+                                         0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+    assert_memory_equal(mac, want, 32);
+}
+
+static void test_uuid(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    assert_int_equal(cry_uuid4(a), 0);
+    assert_int_equal(cry_uuid4(b), 0);
+    assert_int_equal((int)strlen(a), 36);
+    assert_string_not_equal(a, b);
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            assert_int_equal(a[i], '-');
+        else
+            assert_true(isxdigit((unsigned char)a[i]) && !isupper((unsigned char)a[i]));
+    }
+    assert_int_equal(a[14], '4');
+    assert_non_null(strchr("89ab", a[19]));
+    unsigned char r1[16], r2[16];
+    assert_int_equal(cry_random(r1, sizeof r1), 0);
+    assert_int_equal(cry_random(r2, sizeof r2), 0);
+    assert_memory_not_equal(r1, r2, sizeof r1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys_reject_bad),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_tamper_and_wrong_key),
+        cmocka_unit_test(test_blind_index),
+        cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_hashes),
+        cmocka_unit_test(test_uuid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
