@@ -304,8 +304,8 @@ static int mime_local_char(unsigned char c)
 
 static int mime_domain_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.';
 }
 
 /* 1 when a[0..n) is a plain ASCII addr-spec: dot-atom "@" domain. Quoted
@@ -369,7 +369,8 @@ static int mime_from_name(const char *mailbox, buf_t *out)
         s++;
         e--;
     }
-    for (const char *p = s; p < e; p++) {
+    /* Longer names are cut here; mime_clean cuts again on a character. */
+    for (const char *p = s; p < e && out->len < 4 * MIME_MAX_NAME; p++) {
         if (*p == '\\' && p + 1 < e)
             p++;
         if (buf_putc(out, *p) != 0)
@@ -379,8 +380,7 @@ static int mime_from_name(const char *mailbox, buf_t *out)
 }
 
 /* Writes [phrase] <addr> for a To/From field. */
-static int mime_mailbox_field(buf_t *out, const char *field, const char *raw_name,
-                              const char *addr)
+static int mime_mailbox_field(buf_t *out, const char *field, const char *raw_name, const char *addr)
 {
     buf_t name;
     buf_init(&name, 4 * MIME_MAX_NAME);
@@ -427,9 +427,9 @@ static int mime_uuid(char out[37])
         return -1;
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
     r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-             r[13], r[14], r[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
     return 0;
 }
 
@@ -549,8 +549,8 @@ static int mime_filename_param(buf_t *out, const char *attr, const char *name)
         size_t chars = 0;
         while (i < n && chars < 48) {
             unsigned char c = (unsigned char)name[i++];
-            int lit = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+            int lit = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '.' || c == '_';
             char t[3] = {(char)c, hex[c >> 4], hex[c & 15]};
             if (lit) {
                 if (buf_putc(out, (char)c) != 0)
@@ -573,7 +573,8 @@ static int mime_attachment(buf_t *out, const char *boundary, const mime_attachme
     buf_init(&fname, 4 * MIME_MAX_FILENAME);
     int rc = mime_safe_filename(a->filename, &fname);
     if (rc == 0)
-        rc = buf_printf(out, "--%s\r\nContent-Type: %s", boundary, mime_safe_ctype(a->content_type));
+        rc =
+            buf_printf(out, "--%s\r\nContent-Type: %s", boundary, mime_safe_ctype(a->content_type));
     if (rc == 0)
         rc = mime_filename_param(out, "name", fname.data);
     if (rc == 0)
@@ -608,8 +609,7 @@ static int mime_date(buf_t *out, time_t t)
     static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     struct tm tm;
-    if (!gmtime_r(&t, &tm) || tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 ||
-        tm.tm_mon > 11)
+    if (!gmtime_r(&t, &tm) || tm.tm_wday < 0 || tm.tm_wday > 6 || tm.tm_mon < 0 || tm.tm_mon > 11)
         return -1;
     /* Names come from tables, not strftime, so the locale cannot change them. */
     return buf_printf(out, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday],
@@ -731,10 +731,12 @@ int mime_build(const mime_message_t *m, buf_t *out, char *message_id, size_t idl
 
     size_t start = out->len;
     int mixed = m->n_attachments > 0;
-    int rc = mime_headers(m, out, from_addr, message_id,
-                          mixed ? "multipart/mixed" : "multipart/alternative", mixed ? b_mix : b_alt);
+    int rc =
+        mime_headers(m, out, from_addr, message_id,
+                     mixed ? "multipart/mixed" : "multipart/alternative", mixed ? b_mix : b_alt);
     if (rc == 0 && mixed)
-        rc = buf_printf(out, "--%s\r\nContent-Type: multipart/alternative;\r\n boundary=\"%s\"\r\n\r\n",
+        rc = buf_printf(out,
+                        "--%s\r\nContent-Type: multipart/alternative;\r\n boundary=\"%s\"\r\n\r\n",
                         b_mix, b_alt);
     if (rc == 0)
         rc = mime_text_part(out, b_alt, "plain", m->text);

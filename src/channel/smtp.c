@@ -1,0 +1,371 @@
+#include "channel/smtp.h"
+
+#include "util/log.h"
+
+#include <curl/curl.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Longest SMTP reply line we keep (RFC 5321 §4.5.3.1.5 allows 512). */
+#define SMTP_LINE_MAX 512
+/* Longest envelope address we pass to curl (RFC 5321 path limit). */
+#define SMTP_ADDR_MAX 256
+
+/* The last reply line curl saw; filled by the header callback. */
+typedef struct smtp_reply {
+    char line[SMTP_LINE_MAX];
+    size_t len;
+} smtp_reply_t;
+
+/* What the read callback has left to upload. */
+typedef struct smtp_upload {
+    const char *p; /* borrowed from the caller of smtp_send */
+    size_t left;
+} smtp_upload_t;
+
+struct smtp_client {
+    CURL *h;
+    char *password;    /* owned copy, only for scrubbing result texts */
+    int fresh_next;    /* the connection state is unknown: do not reuse it */
+    int global_inited; /* this client holds a curl_global_init reference */
+    smtp_reply_t reply;
+    smtp_upload_t up;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static size_t smtp_header_cb(char *data, size_t size, size_t n, void *userp)
+{
+    smtp_reply_t *r = userp;
+    size_t len = size * n;
+    /* 221 only ever answers QUIT, which curl sends when it drops a
+     * connection after a failed command; it is not the reply that matters. */
+    if (len >= 4 && memcmp(data, "221", 3) == 0 && (data[3] == ' ' || data[3] == '-'))
+        return len;
+    /* Keep only the last line: on failure it is the failing command's reply. */
+    size_t keep = len < SMTP_LINE_MAX - 1 ? len : SMTP_LINE_MAX - 1;
+    memcpy(r->line, data, keep);
+    while (keep > 0 && (r->line[keep - 1] == '\r' || r->line[keep - 1] == '\n'))
+        keep--;
+    r->line[keep] = '\0';
+    r->len = keep;
+    return len;
+}
+
+static size_t smtp_read_cb(char *dst, size_t size, size_t n, void *userp)
+{
+    smtp_upload_t *u = userp;
+    size_t room = size * n;
+    size_t k = u->left < room ? u->left : room;
+    memcpy(dst, u->p, k);
+    u->p += k;
+    u->left -= k;
+    return k;
+}
+
+smtp_client_t *smtp_client_new(const smtp_settings_t *s)
+{
+    if (!s || !s->url)
+        return NULL;
+    int smtps = strncmp(s->url, "smtps://", 8) == 0;
+    if (!smtps && strncmp(s->url, "smtp://", 7) != 0)
+        return NULL;
+    smtp_client_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    /* Reference-counted and thread-safe in the libcurl we build against
+     * (>= 7.84), so each client can hold its own reference. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        goto fail;
+    c->global_inited = 1;
+    c->h = curl_easy_init();
+    if (!c->h)
+        goto fail;
+    int ok = 1;
+    ok &= curl_easy_setopt(c->h, CURLOPT_URL, s->url) == CURLE_OK;
+    /* STARTTLS is all-or-nothing: CURLUSESSL_TRY would silently fall back to
+     * plaintext when a man in the middle strips the offer. */
+    if (!smtps)
+        ok &= curl_easy_setopt(c->h, CURLOPT_USE_SSL,
+                               s->tls_required ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE) ==
+              CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
+    /* Worker threads: curl must not use signals for its timeouts. */
+    ok &= curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, s->timeout_ms > 0 ? s->timeout_ms : 30000L) ==
+          CURLE_OK;
+    /* One connection per client: a fresh connection replaces a stale one
+     * instead of piling up beside it. */
+    ok &= curl_easy_setopt(c->h, CURLOPT_MAXCONNECTS, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_UPLOAD, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_READFUNCTION, smtp_read_cb) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_READDATA, &c->up) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_HEADERFUNCTION, smtp_header_cb) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_HEADERDATA, &c->reply) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->errbuf) == CURLE_OK;
+    if (s->username && *s->username)
+        ok &= curl_easy_setopt(c->h, CURLOPT_USERNAME, s->username) == CURLE_OK;
+    if (s->password && *s->password) {
+        ok &= curl_easy_setopt(c->h, CURLOPT_PASSWORD, s->password) == CURLE_OK;
+        log_add_secret(s->password);
+        c->password = strdup(s->password);
+        ok &= c->password != NULL;
+    }
+    if (!ok)
+        goto fail;
+    return c;
+fail:
+    smtp_client_free(c);
+    return NULL;
+}
+
+void smtp_client_free(smtp_client_t *c)
+{
+    if (!c)
+        return;
+    if (c->h)
+        curl_easy_cleanup(c->h); /* sends QUIT on a live connection */
+    if (c->password) {
+        memset(c->password, 0, strlen(c->password));
+        free(c->password);
+    }
+    if (c->global_inited)
+        curl_global_cleanup();
+    free(c);
+}
+
+/* 1 for a bare address safe to put on an SMTP command line: printable ASCII,
+ * no spaces or angle brackets, one '@'. A CR or LF here would let a request
+ * append its own SMTP commands. */
+static int smtp_addr_ok(const char *a)
+{
+    if (!a)
+        return 0;
+    size_t n = strlen(a), ats = 0;
+    if (n == 0 || n > SMTP_ADDR_MAX - 3)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)a[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '<' || ch == '>')
+            return 0;
+        ats += ch == '@';
+    }
+    return ats == 1;
+}
+
+/* Parses the RFC 3463 code after the reply code: "550 5.1.1 ..." or
+ * "550-5.1.1 ...". Writes "" when there is none. */
+static void smtp_parse_enhanced(const char *line, char out[16])
+{
+    out[0] = '\0';
+    const char *p = line;
+    for (int i = 0; i < 3; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return;
+    if (p[3] != ' ' && p[3] != '-')
+        return;
+    p += 4;
+    if ((p[0] != '2' && p[0] != '4' && p[0] != '5') || p[1] != '.')
+        return;
+    size_t k = 2;
+    for (int part = 0; part < 2; part++) {
+        size_t d = 0;
+        while (p[k + d] >= '0' && p[k + d] <= '9')
+            d++;
+        if (d < 1 || d > 3)
+            return;
+        k += d;
+        if (part == 0) {
+            if (p[k] != '.')
+                return;
+            k++;
+        }
+    }
+    if (p[k] != '\0' && p[k] != ' ')
+        return;
+    memcpy(out, p, k);
+    out[k] = '\0';
+}
+
+static char smtp_lower(char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
+/* Replaces each (ASCII case-insensitive) occurrence of needle in s (a
+ * NUL-terminated string in a buffer of cap bytes) with repl, truncating the
+ * result to fit. */
+static void smtp_scrub(char *s, size_t cap, const char *needle, const char *repl)
+{
+    size_t nl = needle ? strlen(needle) : 0, rl = strlen(repl);
+    if (nl == 0)
+        return;
+    char tmp[SMTP_LINE_MAX];
+    size_t k = 0;
+    size_t lim = cap < sizeof tmp ? cap : sizeof tmp;
+    for (const char *p = s; *p && k + 1 < lim;) {
+        size_t i = 0;
+        while (i < nl && p[i] && smtp_lower(p[i]) == smtp_lower(needle[i]))
+            i++;
+        if (i == nl) {
+            for (size_t j = 0; j < rl && k + 1 < lim; j++)
+                tmp[k++] = repl[j];
+            p += nl;
+        } else {
+            tmp[k++] = *p++;
+        }
+    }
+    tmp[k] = '\0';
+    memcpy(s, tmp, k + 1);
+}
+
+errc_t smtp_classify(int reply_code, const char *enhanced)
+{
+    int cls = reply_code / 100;
+    if (cls == 2)
+        return ERRC_NONE;
+    /* No reply at all: the connection failed or timed out before the server
+     * said anything; the next attempt may well reach it. */
+    if (reply_code <= 0)
+        return ERRC_TRANSIENT;
+    int has_enh = enhanced && (enhanced[0] == '4' || enhanced[0] == '5') && enhanced[1] == '.';
+    /* Authentication required (530), failed (535) or refused for the
+     * mechanism (534, 538), and 5.7.8/5.7.9: our credentials, not the
+     * message, are wrong, so the provider circuit must open and alert. */
+    if (reply_code == 530 || reply_code == 534 || reply_code == 535 || reply_code == 538 ||
+        (has_enh && (strcmp(enhanced, "5.7.8") == 0 || strcmp(enhanced, "5.7.9") == 0)))
+        return ERRC_AUTH_FAILURE;
+    /* RFC 5321 §4.5.3.1.10 asks clients to treat 552 as temporary, and a
+     * 552 5.2.2 (mailbox full) is soft; only "message too big" (5.3.4,
+     * 5.2.3) would fail the same way on every retry. */
+    if (reply_code == 552) {
+        if (has_enh && (strcmp(enhanced, "5.3.4") == 0 || strcmp(enhanced, "5.2.3") == 0))
+            return ERRC_PERMANENT;
+        return ERRC_TRANSIENT;
+    }
+    /* The enhanced class is the finer signal (RFC 3463); trust it first. */
+    if (has_enh)
+        cls = enhanced[0] - '0';
+    if (cls == 4)
+        return ERRC_TRANSIENT;
+    /* 5.1.x bounces, 5.7.x policy refusals and other 5yz: repeating the same
+     * message will not change the answer. */
+    if (cls == 5)
+        return ERRC_PERMANENT;
+    /* 1yz/3yz as a final answer: the dialogue broke off mid-way. */
+    return ERRC_TRANSIENT;
+}
+
+static void smtp_set_text(smtp_result_t *res, const char *text)
+{
+    size_t k = 0;
+    for (const char *p = text; *p && k < sizeof res->text - 1; p++) {
+        unsigned char ch = (unsigned char)*p;
+        res->text[k++] = (ch < 0x20 || ch >= 0x7f) ? ' ' : (char)ch;
+    }
+    res->text[k] = '\0';
+}
+
+int smtp_send(smtp_client_t *c, const char *envelope_from, const char *rcpt, const char *msg,
+              size_t len, smtp_result_t *res)
+{
+    smtp_result_t dummy;
+    if (!res)
+        res = &dummy;
+    memset(res, 0, sizeof *res);
+    if (!c || !msg || !smtp_addr_ok(envelope_from) || !smtp_addr_ok(rcpt)) {
+        res->category = ERRC_INVALID_INPUT;
+        smtp_set_text(res, "invalid envelope address or message");
+        return -1;
+    }
+    char from_path[SMTP_ADDR_MAX], rcpt_path[SMTP_ADDR_MAX];
+    snprintf(from_path, sizeof from_path, "<%s>", envelope_from);
+    snprintf(rcpt_path, sizeof rcpt_path, "<%s>", rcpt);
+    /* curl does not copy the recipient list: it lives until perform returns. */
+    struct curl_slist *rcpts = curl_slist_append(NULL, rcpt_path);
+    if (!rcpts) {
+        res->category = ERRC_TRANSIENT;
+        smtp_set_text(res, "out of memory");
+        return -1;
+    }
+    c->reply.line[0] = '\0';
+    c->reply.len = 0;
+    c->errbuf[0] = '\0';
+    c->up.p = msg;
+    c->up.left = len;
+    int ok = 1;
+    ok &= curl_easy_setopt(c->h, CURLOPT_MAIL_FROM, from_path) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_MAIL_RCPT, rcpts) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len) == CURLE_OK;
+    ok &= curl_easy_setopt(c->h, CURLOPT_FRESH_CONNECT, c->fresh_next ? 1L : 0L) == CURLE_OK;
+    CURLcode rc = ok ? curl_easy_perform(c->h) : CURLE_FAILED_INIT;
+    long code = 0;
+    if (curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+        code = 0;
+    /* Nothing may point at the caller's message or our list after this. */
+    curl_easy_setopt(c->h, CURLOPT_MAIL_RCPT, NULL);
+    c->up.p = NULL;
+    c->up.left = 0;
+    curl_slist_free_all(rcpts);
+
+    /* A curl failure before any reply in this transaction can leave the
+     * code of the previous transaction: only trust it if a line came in. */
+    if (c->reply.len == 0)
+        code = 0;
+    res->reply_code = (int)code;
+    /* The enhanced code is only meaningful on the line that carried code. */
+    char code_txt[8];
+    snprintf(code_txt, sizeof code_txt, "%03ld", code);
+    if (code > 0 && strncmp(c->reply.line, code_txt, 3) == 0)
+        smtp_parse_enhanced(c->reply.line, res->enhanced);
+
+    if (rc == CURLE_OK && code / 100 == 2) {
+        res->category = ERRC_NONE;
+        smtp_set_text(res, c->reply.line);
+        c->fresh_next = 0;
+        return 0;
+    }
+
+    if (rc == CURLE_LOGIN_DENIED) {
+        res->category = ERRC_AUTH_FAILURE;
+    } else if (rc == CURLE_USE_SSL_FAILED) {
+        /* The server did not offer STARTTLS though we require it. We never
+         * fall back to plaintext; the message is kept for a retry rather
+         * than failed for good, because a stripped offer (a middlebox, a
+         * server mid-restart) is often temporary, and a lasting
+         * misconfiguration still surfaces through the retry limit and the
+         * warning below without losing mail. */
+        res->category = ERRC_TRANSIENT;
+        log_warn("smtp", "starttls_unavailable", "detail", "server did not offer STARTTLS", NULL);
+    } else if (code > 0) {
+        res->category = smtp_classify((int)code, res->enhanced);
+        /* A 2xx/3xx last reply with a curl error (timeout mid-upload, a
+         * dropped connection) is not a verdict on the message. */
+        if (res->category == ERRC_NONE)
+            res->category = ERRC_TRANSIENT;
+    } else {
+        res->category = ERRC_TRANSIENT;
+    }
+
+    if (code > 0 && c->reply.len > 0) {
+        smtp_set_text(res, c->reply.line);
+    } else {
+        char t[SMTP_LINE_MAX];
+        snprintf(t, sizeof t, "%s%s%s", curl_easy_strerror(rc), c->errbuf[0] ? ": " : "",
+                 c->errbuf);
+        smtp_set_text(res, t);
+    }
+    /* Replies often echo the addresses, and nothing here may carry a secret. */
+    smtp_scrub(res->text, sizeof res->text, c->password, "[redacted]");
+    smtp_scrub(res->text, sizeof res->text, rcpt, "[rcpt]");
+    smtp_scrub(res->text, sizeof res->text, envelope_from, "[from]");
+
+    /* After a failure the server may be mid-transaction (a timeout during
+     * DATA, a refused RCPT with MAIL still open): the next transaction starts
+     * on a new connection so one bad send cannot poison the next. Failures
+     * are rare enough that the extra handshake costs nothing. */
+    c->fresh_next = 1;
+    return -1;
+}
