@@ -130,12 +130,13 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
     atomic_store(&app.stopping, 1);
 
 out:
-    /* Order matters: the intake answers every request it holds (they are
-     * suspended HTTP connections) before the server stops; delivery lets
-     * in-flight sends finish and records them. */
+    /* Order matters: the server stops accepting and waits until the intake
+     * has answered every request it holds (they are suspended connections,
+     * which libmicrohttpd cannot stop with); then the intake thread ends;
+     * delivery lets in-flight sends finish and records them. */
+    http_stop(http);
     if (app.intake)
         intake_stop(app.intake);
-    http_stop(http);
     delivery_stop(delivery);
     db_pool_free(app.pool);
     tpl_catalog_free(app.templates);

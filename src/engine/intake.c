@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct intake {
     int queued;                /* under mu */
     int stopping;              /* under mu */
     PGconn *conn;              /* owned by the writer thread */
+    atomic_int refs;           /* the starter's plus intake_ref's */
 };
 
 /* What one request came to inside the batch transaction. */
@@ -323,6 +325,11 @@ static void intake_write_batch(intake_t *in, intake_job_t **jobs, int n)
     char err[INTAKE_ERR_MAX] = "";
     int ok = intake_connect(in, err, sizeof err) == 0 &&
              db_exec(in->conn, "BEGIN", err, sizeof err) == 0;
+    /* An idle connection whose server restarted fails only at first use:
+     * nothing has been written yet, so reconnect and try once more. */
+    if (!ok && in->conn && db_conn_lost(in->conn))
+        ok = intake_connect(in, err, sizeof err) == 0 &&
+             db_exec(in->conn, "BEGIN", err, sizeof err) == 0;
     for (int i = 0; ok && i < n; i++)
         if (intake_one(in, jobs[i], &ans[i]) == INTAKE_BROKEN) {
             snprintf(err, sizeof err, "a request broke the transaction");
@@ -391,6 +398,7 @@ intake_t *intake_start(app_t *app, char *err, size_t errlen)
         return NULL;
     }
     in->app = app;
+    atomic_init(&in->refs, 1);
     if (pthread_mutex_init(&in->mu, NULL) != 0) {
         free(in);
         snprintf(err, errlen, "cannot create a mutex");
@@ -424,6 +432,20 @@ void intake_stop(intake_t *in)
     pthread_cond_broadcast(&in->cv);
     pthread_mutex_unlock(&in->mu);
     pthread_join(in->thread, NULL);
+    intake_unref(in);
+}
+
+intake_t *intake_ref(intake_t *in)
+{
+    if (in)
+        atomic_fetch_add(&in->refs, 1);
+    return in;
+}
+
+void intake_unref(intake_t *in)
+{
+    if (!in || atomic_fetch_sub(&in->refs, 1) != 1)
+        return;
     pthread_cond_destroy(&in->cv);
     pthread_mutex_destroy(&in->mu);
     free(in);

@@ -36,8 +36,14 @@ typedef struct intake_job {
 
 intake_t *intake_start(app_t *app, char *err, size_t errlen);
 /* Stops taking requests, writes (and answers) every request already queued,
- * joins the writer and frees in. */
+ * joins the writer and drops the starter's reference to in. */
 void intake_stop(intake_t *in);
+/* Takes another reference (NULL-safe, returns in): a holder such as the HTTP
+ * server may keep submitting after intake_stop (each submit is then answered
+ * 503 at once) without depending on the order things are stopped in. */
+intake_t *intake_ref(intake_t *in);
+/* Drops a reference; the last one frees in. */
+void intake_unref(intake_t *in);
 
 /* Allocates an empty job (calloc), or NULL. */
 intake_job_t *intake_job_new(void);

@@ -8,7 +8,7 @@
 
 typedef struct http_answer {
     int status;
-    char *body;        /* owned, JSON text; NULL only after an allocation failure */
+    char *body; /* owned, JSON text; NULL only after an allocation failure */
     size_t len;
     const char *allow; /* static: the Allow header of a 405, or NULL */
     int www_auth;      /* 1: send WWW-Authenticate: Bearer (401) */

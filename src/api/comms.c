@@ -1,0 +1,153 @@
+#include "api/comms.h"
+
+#include "api/request.h"
+#include "crypto/crypto.h"
+#include "store/db.h"
+#include "store/store.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define COMMS_DEFAULT_LIMIT 100
+#define COMMS_MAX_LIMIT     500
+#define COMMS_DEFAULT_BODY  (1024 * 1024)
+
+/* A read failed: 503 when the database went away (retry later), 500 when
+ * the query itself failed (a bug worth a log line). */
+static void comms_db_failed(http_answer_t *out, int lost, const char *what, const char *err)
+{
+    if (lost) {
+        http_answer_error(out, 503, "database_unavailable", "the database is unavailable");
+        return;
+    }
+    log_error("api", what, "error", err, NULL);
+    http_answer_error(out, 500, "internal_error", "the request could not be completed");
+}
+
+/* Runs one read on a pooled connection; fn returns 0, 1 (not found) or -1. */
+typedef int (*comms_read_fn)(PGconn *conn, const void *arg, char **json, char *err, size_t errlen);
+
+static int comms_read(const http_req_t *rq, comms_read_fn fn, const void *arg, char **json,
+                      http_answer_t *out, const char *what)
+{
+    char err[512] = "";
+    PGconn *conn = db_pool_get(rq->app->pool, err, sizeof err);
+    if (!conn) {
+        comms_db_failed(out, 1, what, err);
+        return -1;
+    }
+    if (db_ensure(conn) != 0) {
+        db_pool_put(rq->app->pool, conn);
+        comms_db_failed(out, 1, what, "connection unusable");
+        return -1;
+    }
+    int rc = fn(conn, arg, json, err, sizeof err);
+    int lost = rc < 0 && db_conn_lost(conn);
+    db_pool_put(rq->app->pool, conn);
+    if (rc < 0)
+        comms_db_failed(out, lost, what, err);
+    return rc;
+}
+
+static int comms_get_fn(PGconn *conn, const void *arg, char **json, char *err, size_t errlen)
+{
+    return store_comm_get_json(conn, arg, json, err, errlen);
+}
+
+void api_comm_get(const http_req_t *rq, http_answer_t *out)
+{
+    char id[37];
+    if (req_uuid_lower(rq->param, id) != 0) {
+        http_answer_error(out, 422, "invalid_field", "id: not a valid UUID");
+        return;
+    }
+    char *json = NULL;
+    int rc = comms_read(rq, comms_get_fn, id, &json, out, "comm_get_failed");
+    if (rc == 1)
+        http_answer_error(out, 404, "not_found", "no communication with this id");
+    else if (rc == 0)
+        http_answer_json(out, 200, json);
+}
+
+typedef struct comms_list_arg {
+    const char *plan_id;
+    int limit;
+} comms_list_arg_t;
+
+static int comms_list_fn(PGconn *conn, const void *arg, char **json, char *err, size_t errlen)
+{
+    const comms_list_arg_t *a = arg;
+    return store_plan_list_json(conn, a->plan_id, a->limit, json, err, errlen);
+}
+
+/* Strict decimal in [1, COMMS_MAX_LIMIT]: "10abc", "+5" and "" are refused
+ * rather than read as something the caller did not write. */
+static int comms_parse_limit(const char *s, int *out)
+{
+    if (!s) {
+        *out = COMMS_DEFAULT_LIMIT;
+        return 0;
+    }
+    int v = 0;
+    size_t n = strlen(s);
+    if (n == 0 || n > 3)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > COMMS_MAX_LIMIT)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+void api_plan_list(const http_req_t *rq, http_answer_t *out)
+{
+    char plan[37];
+    if (req_uuid_lower(rq->param, plan) != 0) {
+        http_answer_error(out, 422, "invalid_field", "plan_id: not a valid UUID");
+        return;
+    }
+    comms_list_arg_t arg = {.plan_id = plan};
+    if (comms_parse_limit(http_req_query(rq, "limit"), &arg.limit) != 0) {
+        http_answer_error(out, 422, "invalid_field", "limit: must be an integer from 1 to 500");
+        return;
+    }
+    char *json = NULL;
+    int rc = comms_read(rq, comms_list_fn, &arg, &json, out, "plan_list_failed");
+    if (rc == 1)
+        http_answer_error(out, 404, "not_found", "no such plan");
+    else if (rc == 0)
+        http_answer_json(out, 200, json);
+}
+
+intake_job_t *api_comm_create(const http_req_t *rq, http_answer_t *out)
+{
+    const char *key = http_req_header(rq, "Idempotency-Key");
+    if (key && !req_idempotency_key_ok(key)) {
+        http_answer_error(out, 422, "invalid_field",
+                          "Idempotency-Key: must be 1 to 200 printable ASCII characters");
+        return NULL;
+    }
+    intake_job_t *job = intake_job_new();
+    if (!job) {
+        http_answer_error(out, 500, "internal_error", "out of memory");
+        return NULL;
+    }
+    size_t max_body = rq->app->cfg->max_body ? rq->app->cfg->max_body : COMMS_DEFAULT_BODY;
+    req_error_t e;
+    if (req_parse(rq->body, rq->body_len, max_body, &job->req, &e) != 0) {
+        http_answer_error(out, e.status, e.code, e.message);
+        intake_job_free(job);
+        return NULL;
+    }
+    /* The raw bytes, not the parsed value: a replay must be the same
+     * request byte for byte to get the stored answer. */
+    cry_sha256_hex(rq->body, rq->body_len, job->request_hash);
+    if (key)
+        snprintf(job->idempotency_key, sizeof job->idempotency_key, "%s", key);
+    return job;
+}

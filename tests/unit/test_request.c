@@ -1,0 +1,287 @@
+/* POST /v1/communications bodies: a valid body parses into the struct; each
+ * kind of bad input gets its own code and a message naming the field. */
+#include "api/request.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define MAX_DECODED (1024 * 1024)
+#define PLAN        "5b1d2f3a-0c4e-4a5b-9d6e-7f8091a2b3c4"
+#define CLIENT      "9c2e4f5a-1b2c-4d3e-8f9a-0b1c2d3e4f5a"
+
+static const char valid_body[] =
+    "{\"plan_id\":\"" PLAN "\",\"client_id\":\"9C2E4F5A-1B2C-4D3E-8F9A-0B1C2D3E4F5A\","
+    "\"message_type\":\"vendor_options\",\"urgency\":\"high\",\"preferred_channel\":null,"
+    "\"client\":{\"name\":\"Asha Rao\",\"email\":\"asha@example.com\","
+    "\"phone\":\"+919812345678\",\"timezone\":\"Asia/Kolkata\",\"locale\":\"pt-BR\","
+    "\"consent\":{\"sms\":true,\"whatsapp\":false}},"
+    "\"context\":{\"event_type\":\"wedding\",\"vendor_combinations\":[1,2,3]},"
+    "\"attachments\":[{\"filename\":\"blueprint.pdf\",\"content_type\":\"application/pdf\","
+    "\"content_base64\":\"JVBERi0xLjQK\"}],"
+    "\"unknown_key\":{\"ignored\":true}}";
+
+static int parse(const char *body, req_comm_t *r, req_error_t *e)
+{
+    return req_parse(body, strlen(body), MAX_DECODED, r, e);
+}
+
+/* Parses body (expected to fail) and checks status, code and message. */
+static void expect_error(const char *body, int status, const char *code, const char *message)
+{
+    req_comm_t r;
+    req_error_t e;
+    assert_int_equal(parse(body, &r, &e), -1);
+    assert_int_equal(e.status, status);
+    assert_string_equal(e.code, code);
+    if (message)
+        assert_string_equal(e.message, message);
+    assert_null(r.context_json); /* nothing is left allocated on failure */
+}
+
+/* The valid body with one "key":value pair replaced (or added). */
+static char *with_field(const char *pair)
+{
+    size_t n = strlen(valid_body) + strlen(pair) + 4;
+    char *s = malloc(n);
+    assert_non_null(s);
+    /* later duplicates are ignored by the parser, so put the pair first */
+    snprintf(s, n, "{%s,%s", pair, valid_body + 1);
+    return s;
+}
+
+static void test_valid_body(void **state)
+{
+    (void)state;
+    req_comm_t r;
+    req_error_t e;
+    assert_int_equal(parse(valid_body, &r, &e), 0);
+    assert_string_equal(r.plan_id, PLAN);
+    assert_string_equal(r.client_id, CLIENT); /* normalised to lower case */
+    assert_string_equal(r.message_type, "vendor_options");
+    assert_string_equal(r.urgency, "high");
+    assert_string_equal(r.preferred_channel, "");
+    assert_int_equal(r.client.present, 1);
+    assert_string_equal(r.client.name, "Asha Rao");
+    assert_string_equal(r.client.email, "asha@example.com");
+    assert_string_equal(r.client.phone, "+919812345678");
+    assert_string_equal(r.client.timezone, "Asia/Kolkata");
+    assert_string_equal(r.client.locale, "pt-BR");
+    assert_int_equal(r.client.consent_email, -1); /* not given */
+    assert_int_equal(r.client.consent_sms, 1);
+    assert_int_equal(r.client.consent_whatsapp, 0);
+    assert_string_equal(r.context_json,
+                        "{\"event_type\":\"wedding\",\"vendor_combinations\":[1,2,3]}");
+    assert_int_equal(r.n_attachments, 1);
+    assert_string_equal(r.attachments[0].filename, "blueprint.pdf");
+    assert_string_equal(r.attachments[0].content_type, "application/pdf");
+    assert_int_equal(r.attachments[0].len, 9);
+    assert_memory_equal(r.attachments[0].data, "%PDF-1.4\n", 9);
+    req_free(&r);
+}
+
+static void test_minimal_body_defaults(void **state)
+{
+    (void)state;
+    const char *body =
+        "{\"plan_id\":\"" PLAN "\",\"client_id\":\"" CLIENT "\",\"message_type\":\"welcome\"}";
+    req_comm_t r;
+    req_error_t e;
+    assert_int_equal(parse(body, &r, &e), 0);
+    assert_string_equal(r.urgency, "normal");
+    assert_int_equal(r.client.present, 0);
+    assert_string_equal(r.context_json, "{}");
+    assert_int_equal(r.n_attachments, 0);
+    req_free(&r);
+}
+
+static void test_syntax_errors(void **state)
+{
+    (void)state;
+    expect_error("", 400, "invalid_json", NULL);
+    expect_error("{\"plan_id\":", 400, "invalid_json", NULL);
+    expect_error("{\"a\":1} trailing", 400, "invalid_json", NULL);
+    expect_error("{\"a\":\"x\ty\"}", 400, "invalid_json", NULL);      /* raw control char */
+    expect_error("{\"a\":\"x\\u0000y\"}", 400, "invalid_json", NULL); /* escaped NUL */
+    expect_error("{\"a\":\"\xc0\xaf\"}", 400, "invalid_utf8", NULL);
+    expect_error("{\"a\":\"\xed\xa0\x80\"}", 400, "invalid_utf8", NULL);
+    expect_error("[1,2]", 422, "invalid_field", "body: must be a JSON object");
+}
+
+static char *nested(int depth)
+{
+    char *s = malloc((size_t)depth * 2 + 1);
+    assert_non_null(s);
+    for (int i = 0; i < depth; i++) {
+        s[i] = '[';
+        s[depth * 2 - 1 - i] = ']';
+    }
+    s[depth * 2] = '\0';
+    return s;
+}
+
+static void test_depth(void **state)
+{
+    (void)state;
+    char *deep = nested(33);
+    expect_error(deep, 400, "json_too_deep", NULL);
+    free(deep);
+    /* 32 levels are fine: the next check to fail is the shape */
+    char *ok = nested(32);
+    expect_error(ok, 422, "invalid_field", "body: must be a JSON object");
+    free(ok);
+    /* brackets inside strings do not count */
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"plan_id\":\"" PLAN "\",\"client_id\":\"" CLIENT
+             "\",\"message_type\":\"welcome\",\"context\":{\"s\":\"%s\"}}",
+             "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[");
+    req_comm_t r;
+    req_error_t e;
+    assert_int_equal(parse(body, &r, &e), 0);
+    req_free(&r);
+}
+
+static void test_long_array(void **state)
+{
+    (void)state;
+    size_t cap = 10000 * 2 + 256;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    size_t n = (size_t)snprintf(body, cap,
+                                "{\"plan_id\":\"" PLAN "\",\"client_id\":\"" CLIENT
+                                "\",\"message_type\":\"welcome\",\"context\":{\"x\":[");
+    for (int i = 0; i < 10000; i++) {
+        body[n++] = i ? ',' : '0';
+        if (i)
+            body[n++] = '0';
+    }
+    memcpy(body + n, "]}}", 4);
+    expect_error(body, 422, "invalid_field", "context.x: array too long");
+    free(body);
+}
+
+static void test_bad_fields(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pair;
+        const char *message;
+    } cases[] = {
+        {"\"plan_id\":\"nope\"", "plan_id: not a valid UUID"},
+        {"\"plan_id\":42", "plan_id: must be a string"},
+        {"\"client_id\":\"5b1d2f3a0c4e4a5b9d6e7f8091a2b3c4\"", "client_id: not a valid UUID"},
+        {"\"message_type\":\"spam\"", "message_type: unknown message type"},
+        {"\"message_type\":[]", "message_type: must be a string"},
+        {"\"urgency\":\"asap\"", "urgency: must be one of critical, high, normal, low"},
+        {"\"preferred_channel\":\"pigeon\"",
+         "preferred_channel: must be null, email, sms or whatsapp"},
+        {"\"client\":\"asha\"", "client: must be an object"},
+        {"\"client\":{\"email\":\"not-an-address\"}", "client.email: not a valid email address"},
+        {"\"client\":{\"email\":7}", "client.email: must be a string"},
+        {"\"client\":{\"phone\":\"09812345678\"}", "client.phone: not a valid E.164 phone number"},
+        {"\"client\":{\"timezone\":\"Mars/Base\"}", "client.timezone: not a known IANA time zone"},
+        {"\"client\":{\"locale\":\"english-please\"}",
+         "client.locale: not a valid locale (e.g. en, pt-BR)"},
+        {"\"client\":{\"name\":\"Asha\\r\\nBcc: x\"}",
+         "client.name: must be 1 to 200 characters without control characters"},
+        {"\"client\":{\"consent\":{\"sms\":\"yes\"}}", "client.consent.sms: must be a boolean"},
+        {"\"client\":{\"consent\":[true]}", "client.consent: must be an object"},
+        {"\"context\":[1]", "context: must be an object"},
+        {"\"attachments\":{}", "attachments: must be an array"},
+        {"\"attachments\":[1]", "attachments[0]: must be an object"},
+        {"\"attachments\":[{\"filename\":\"../etc/passwd\",\"content_type\":\"text/plain\","
+         "\"content_base64\":\"\"}]",
+         "attachments[0].filename: required, 1 to 200 characters, no slashes or control "
+         "characters"},
+        {"\"attachments\":[{\"filename\":\"a.pdf\",\"content_type\":\"pdf\","
+         "\"content_base64\":\"\"}]",
+         "attachments[0].content_type: required, a media type such as application/pdf"},
+        {"\"attachments\":[{\"filename\":\"a.pdf\",\"content_type\":\"application/pdf\","
+         "\"content_base64\":\"not base64!\"}]",
+         "attachments[0].content_base64: not valid base64"},
+        {"\"attachments\":[{\"filename\":\"a.pdf\",\"content_type\":\"application/pdf\","
+         "\"content_base64\":\"QUJD\"},{\"filename\":\"b.pdf\",\"content_type\":\"application/"
+         "pdf\","
+         "\"content_base64\":\"QUJ\"}]",
+         "attachments[1].content_base64: not valid base64"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *body = with_field(cases[i].pair);
+        expect_error(body, 422, "invalid_field", cases[i].message);
+        free(body);
+    }
+}
+
+static void test_required_fields(void **state)
+{
+    (void)state;
+    expect_error("{\"client_id\":\"" CLIENT "\",\"message_type\":\"welcome\"}", 422,
+                 "invalid_field", "plan_id: required");
+    expect_error("{\"plan_id\":\"" PLAN "\",\"message_type\":\"welcome\"}", 422, "invalid_field",
+                 "client_id: required");
+    expect_error("{\"plan_id\":\"" PLAN "\",\"client_id\":\"" CLIENT "\"}", 422, "invalid_field",
+                 "message_type: required");
+}
+
+static void test_too_many_attachments(void **state)
+{
+    (void)state;
+    char list[2048] = "\"attachments\":[";
+    for (int i = 0; i < 11; i++)
+        strcat(list, i ? ",{}" : "{}");
+    strcat(list, "]");
+    char *body = with_field(list);
+    expect_error(body, 422, "invalid_field", "attachments: at most 10 allowed");
+    free(body);
+}
+
+static void test_attachment_budget(void **state)
+{
+    (void)state;
+    /* "QUJD" decodes to 3 bytes: a budget of 2 must refuse it, 3 accept it */
+    char *body = with_field("\"attachments\":[{\"filename\":\"a.txt\",\"content_type\":"
+                            "\"text/plain\",\"content_base64\":\"QUJD\"}]");
+    req_comm_t r;
+    req_error_t e;
+    assert_int_equal(req_parse(body, strlen(body), 2, &r, &e), -1);
+    assert_string_equal(e.code, "invalid_field");
+    assert_non_null(strstr(e.message, "attachments: decoded size over the limit"));
+    assert_int_equal(req_parse(body, strlen(body), 3, &r, &e), 0);
+    assert_int_equal(r.attachments[0].len, 3);
+    req_free(&r);
+    free(body);
+}
+
+static void test_idempotency_key(void **state)
+{
+    (void)state;
+    assert_true(req_idempotency_key_ok("plan-5b1d/welcome#1"));
+    assert_false(req_idempotency_key_ok(""));
+    assert_false(req_idempotency_key_ok(NULL));
+    assert_false(req_idempotency_key_ok("tab\there"));
+    assert_false(req_idempotency_key_ok("caf\xc3\xa9"));
+    char k[202];
+    memset(k, 'k', 201);
+    k[201] = '\0';
+    assert_false(req_idempotency_key_ok(k));
+    k[200] = '\0';
+    assert_true(req_idempotency_key_ok(k));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_body),        cmocka_unit_test(test_minimal_body_defaults),
+        cmocka_unit_test(test_syntax_errors),     cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_long_array),        cmocka_unit_test(test_bad_fields),
+        cmocka_unit_test(test_required_fields),   cmocka_unit_test(test_too_many_attachments),
+        cmocka_unit_test(test_attachment_budget), cmocka_unit_test(test_idempotency_key),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
