@@ -4,11 +4,10 @@
  * half-accepted. */
 #include "validate.h"
 
-#include <fcntl.h>
+#include "tz/tz.h"
+
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define VAL_EMAIL_MAX 254
 #define VAL_TZ_MAX    64
@@ -100,55 +99,12 @@ int val_e164(const char *s)
     return n >= 8 && n <= 15;
 }
 
-/* Only names shaped like IANA zones are looked up, so that no request can
- * make us open an arbitrary path: components of [A-Za-z0-9_+-], separated by
- * single slashes, starting with an upper-case letter (which also keeps out
- * tzdata's non-zone files such as "posixrules" and the "posix/" tree). */
-static int val_tz_name(const char *s)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > VAL_TZ_MAX || s[0] < 'A' || s[0] > 'Z' || s[len - 1] == '/')
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '/') {
-            if (s[i + 1] == '/' || s[i + 1] == '.')
-                return 0;
-            continue;
-        }
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '_' || c == '+' || c == '-';
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
 int val_timezone(const char *s)
 {
-    if (!s || !val_tz_name(s))
-        return 0;
-    const char *dir = getenv("TZDIR");
-    if (!dir || !*dir)
-        dir = "/usr/share/zoneinfo";
-    char path[512];
-    size_t dl = strlen(dir), sl = strlen(s);
-    if (dl + 1 + sl + 1 > sizeof path)
-        return 0;
-    memcpy(path, dir, dl);
-    path[dl] = '/';
-    memcpy(path + dl + 1, s, sl + 1);
-    /* tzdata links aliases (Asia/Calcutta -> Kolkata): follow them; the name
-     * check above already keeps the path inside dir */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    struct stat st;
-    char magic[4];
-    int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read(fd, magic, 4) == 4 &&
-             memcmp(magic, "TZif", 4) == 0;
-    close(fd);
-    return ok;
+    /* The same zone table the policy's time functions use, so the API never
+     * accepts a zone the rules cannot read, nor refuses one they can. */
+    char err[128];
+    return s && tz_get(s, err, sizeof err) != NULL;
 }
 
 int val_utf8(const char *s, size_t len)
