@@ -1,0 +1,496 @@
+#include "policy/lua_sandbox.h"
+
+#include "util/log.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Registry keys: the addresses are unique, the values unused. */
+static const char lhs_key_base = 'B';
+static const char lhs_key_crier = 'C';
+
+lh_state_t *lh_of(lua_State *L)
+{
+    void *ud = NULL;
+    (void)lua_getallocf(L, &ud);
+    return ud;
+}
+
+/* The budget is accounted as the delta between old and new block sizes (Lua
+ * passes a type tag, not a size, in osize when ptr is NULL): adding nsize on
+ * every realloc would drift upward until healthy states were refused. Lua
+ * requires that shrinking never fails, so only growth is checked, and only
+ * while rule code runs: the host's own pushes between calls are bounded by
+ * their own limits and must not raise outside a protected call. */
+void *lhs_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    lh_state_t *s = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        s->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && s->enforce) {
+        size_t room = s->mem_used < s->lim.mem_bytes ? s->lim.mem_bytes - s->mem_used : 0;
+        if (nsize - old > room) {
+            s->mem_refused = 1;
+            return NULL;
+        }
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p) {
+        if (nsize <= old)
+            return ptr; /* keep the larger block: Lua may not see a failed shrink */
+        return NULL;
+    }
+    s->mem_used = s->mem_used - old + nsize;
+    return p;
+}
+
+static int lhs_past_deadline(const lh_state_t *s)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+        return 1; /* no clock: stopping is the safe answer */
+    if (now.tv_sec != s->deadline.tv_sec)
+        return now.tv_sec > s->deadline.tv_sec;
+    return now.tv_nsec >= s->deadline.tv_nsec;
+}
+
+/* Runs every hook_every instructions on each Lua thread. Coroutines inherit
+ * the hook of the thread that creates them (lua_newthread copies it in 5.4),
+ * so a loop inside coroutine.wrap is counted too. Once a budget is spent the
+ * hook is re-armed to fire on every instruction and raises each time: a
+ * pcall inside the rule may catch one error, but the very next instruction of
+ * the rule raises again, so the abort reaches the host. */
+static void lhs_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lh_state_t *s = lh_of(L);
+    if (!s->running)
+        return;
+    if (s->expired == LHS_RUNNING) {
+        int every = lua_gethookcount(L);
+        s->instr += (unsigned long long)(every > 0 ? every : 1);
+        if (s->lim.instructions && s->instr > s->lim.instructions)
+            s->expired = LHS_OVER_INSTRUCTIONS;
+        else if (lhs_past_deadline(s))
+            s->expired = LHS_OVER_TIME;
+        else {
+            /* A coroutine left at count 1 by an earlier abort gets back to
+             * the normal period, so it does not overcount this call. */
+            if (every != s->lim.hook_every)
+                lua_sethook(L, lhs_hook, LUA_MASKCOUNT, s->lim.hook_every);
+            return;
+        }
+    }
+    lua_sethook(L, lhs_hook, LUA_MASKCOUNT, 1);
+    luaL_where(L, 0);
+    if (s->expired == LHS_OVER_INSTRUCTIONS)
+        lua_pushfstring(L, "%sinstruction budget exceeded (%I instructions)", lua_tostring(L, -1),
+                        (lua_Integer)s->lim.instructions);
+    else
+        lua_pushfstring(L, "%stime budget exceeded (%d ms)", lua_tostring(L, -1),
+                        (int)s->lim.time_ms);
+    lua_error(L);
+}
+
+void lhs_begin(lh_state_t *s)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+        now.tv_sec = now.tv_nsec = 0;
+    long long ns = (long long)now.tv_nsec + (long long)(s->lim.time_ms % 1000) * 1000000LL;
+    s->deadline.tv_sec = now.tv_sec + (time_t)(s->lim.time_ms / 1000) + (time_t)(ns / 1000000000LL);
+    s->deadline.tv_nsec = (long)(ns % 1000000000LL);
+    s->instr = 0;
+    s->expired = LHS_RUNNING;
+    s->mem_refused = 0;
+    s->log_lines = 0;
+    s->running = 1;
+    s->enforce = 1;
+    lua_sethook(s->L, lhs_hook, LUA_MASKCOUNT, s->lim.hook_every);
+}
+
+void lhs_end(lh_state_t *s)
+{
+    s->running = 0;
+    s->enforce = 0;
+    lua_sethook(s->L, NULL, 0, 0);
+}
+
+/* The traceback is built with the memory budget lifted: an error raised
+ * because memory ran out must still be reported, not turned into "error in
+ * error handling". No Lua code runs here. */
+int lhs_msgh(lua_State *L)
+{
+    lh_state_t *s = lh_of(L);
+    int enforce = s->enforce;
+    s->enforce = 0;
+    const char *msg = lua_tostring(L, 1);
+    if (!msg)
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    s->enforce = enforce;
+    return 1;
+}
+
+static const char *lhs_key_text(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : luaL_typename(L, idx);
+}
+
+/* __index of the base environment: the end of every global lookup. */
+static int lhs_undefined_global(lua_State *L)
+{
+    luaL_where(L, 1);
+    lua_pushfstring(L, "%sundefined global '%s'", lua_tostring(L, -1), lhs_key_text(L, 2));
+    return lua_error(L);
+}
+
+/* __index of a library table; upvalue 1 is the library's name. */
+static int lhs_undefined_field(lua_State *L)
+{
+    luaL_where(L, 1);
+    lua_pushfstring(L, "%sundefined field '%s.%s'", lua_tostring(L, -1),
+                    lua_tostring(L, lua_upvalueindex(1)), lhs_key_text(L, 2));
+    return lua_error(L);
+}
+
+/* __newindex of frozen tables; upvalue 1 is a library name or nil for the
+ * globals. */
+static int lhs_read_only(lua_State *L)
+{
+    luaL_where(L, 1);
+    if (lua_isnil(L, lua_upvalueindex(1)))
+        lua_pushfstring(L, "%sassignment to global '%s' (globals are frozen)", lua_tostring(L, -1),
+                        lhs_key_text(L, 2));
+    else
+        lua_pushfstring(L, "%sassignment to field '%s.%s' (read-only)", lua_tostring(L, -1),
+                        lua_tostring(L, lua_upvalueindex(1)), lhs_key_text(L, 2));
+    return lua_error(L);
+}
+
+/* setmetatable without __gc: a finalizer would run outside any call's
+ * budget (during a host-side collection or lua_close), where a loop in it
+ * could not be stopped. Upvalue 1 is the real setmetatable. */
+static int lhs_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "setmetatable: __gc metamethods are not allowed");
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+static int lhs_log(lua_State *L)
+{
+    lh_state_t *s = lh_of(L);
+    const char *level_name = luaL_checkstring(L, 1);
+    size_t n = 0;
+    const char *text = luaL_checklstring(L, 2, &n);
+    int level = log_level_parse(level_name);
+    if (level < 0)
+        return luaL_argerror(L, 1, "level must be debug, info, warning, error or critical");
+    /* A rule logging in a loop must not flood the log within its budget. */
+    if (s->log_lines >= LHS_LOG_MAX_LINES)
+        return 0;
+    s->log_lines++;
+    char line[LHS_LOG_MAX_TEXT + 1];
+    size_t cut = n < LHS_LOG_MAX_TEXT ? n : LHS_LOG_MAX_TEXT;
+    if (cut < n)
+        while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+            cut--; /* do not split a UTF-8 sequence */
+    memcpy(line, text, cut);
+    line[cut] = '\0';
+    log_kv((log_level_t)level, "policy", "rule_log", "module", s->cur_module ? s->cur_module : "",
+           "text", line, (char *)NULL);
+    return 0;
+}
+
+/* Lua's pattern matcher backtracks in C, where the count hook never runs:
+ * string.find(string.rep("a", 300), "a-a-a-a-b") would hold a worker for
+ * minutes. Each quantified item can multiply the work by the subject length,
+ * so the worst case is bounded by (n+1)^(starts + quantifiers) * 2^optionals,
+ * and patterns whose bound exceeds this are refused before they run. The
+ * bound is pessimistic; policy code matches short strings and stays far
+ * below it (a trim idiom "^%s*(.-)%s*$" is allowed up to ~200 bytes). */
+#define LHS_PATTERN_MAX_COST 1e7
+
+enum { LHS_FIND, LHS_MATCH, LHS_GMATCH, LHS_GSUB };
+
+static size_t lhs_pattern_set_end(const char *p, size_t plen, size_t i)
+{
+    size_t j = i + 1;
+    if (j < plen && p[j] == '^')
+        j++;
+    do { /* the first character of a set may be ']' */
+        if (j >= plen)
+            return plen;
+        j += p[j] == '%' ? 2 : 1;
+    } while (j < plen && p[j] != ']');
+    return j + 1;
+}
+
+static double lhs_pattern_cost(const char *p, size_t plen, size_t n, int anchorable)
+{
+    double len = (double)n + 1.0;
+    double cost = len;
+    size_t i = 0;
+    if (anchorable && plen > 0 && p[0] == '^') {
+        cost = 1.0;
+        i = 1;
+    }
+    while (i < plen) {
+        char c = p[i];
+        if (c == '(' || c == ')') {
+            i++;
+            continue;
+        }
+        if (c == '%' && i + 1 < plen) {
+            char e = p[i + 1];
+            if (e == 'b') { /* balanced match: a scan per attempt */
+                cost *= len;
+                i += 4;
+                continue;
+            }
+            if (e == 'f') {
+                i += 2;
+                if (i < plen && p[i] == '[')
+                    i = lhs_pattern_set_end(p, plen, i);
+                continue;
+            }
+            if (e >= '0' && e <= '9') /* back-reference: a compare per attempt */
+                cost *= len;
+            i += 2;
+        } else if (c == '[') {
+            i = lhs_pattern_set_end(p, plen, i);
+        } else {
+            i++;
+        }
+        if (i < plen && (p[i] == '*' || p[i] == '+' || p[i] == '-')) {
+            cost *= len;
+            i++;
+        } else if (i < plen && p[i] == '?') {
+            cost *= 2.0;
+            i++;
+        }
+    }
+    return cost;
+}
+
+/* Upvalue 1: the library function; upvalue 2: LHS_FIND etc. */
+static int lhs_guarded_pattern(lua_State *L)
+{
+    size_t n = 0, plen = 0;
+    luaL_checklstring(L, 1, &n);
+    const char *pat = luaL_checklstring(L, 2, &plen);
+    int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
+    if (!(kind == LHS_FIND && lua_toboolean(L, 4))) {
+        /* gmatch treats a leading '^' as anchoring nothing useful: count it
+         * as unanchored. */
+        double cost = lhs_pattern_cost(pat, plen, n, kind != LHS_GMATCH);
+        if (cost > LHS_PATTERN_MAX_COST)
+            return luaL_error(L, "pattern too complex for a %d-byte string", (int)n);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void lhs_guard_patterns(lua_State *L, int strlib)
+{
+    static const struct {
+        const char *name;
+        int kind;
+    } fns[] = {
+        {"find", LHS_FIND}, {"match", LHS_MATCH}, {"gmatch", LHS_GMATCH}, {"gsub", LHS_GSUB}};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        lua_getfield(L, strlib, fns[i].name);
+        lua_pushinteger(L, fns[i].kind);
+        lua_pushcclosure(L, lhs_guarded_pattern, 2);
+        lua_setfield(L, strlib, fns[i].name);
+    }
+}
+
+/* Makes the table at the top of the stack the real body of library `name`
+ * and replaces it with a read-only proxy. Rules see only the proxy, so one
+ * rule file cannot change string.format under another. */
+static void lhs_proxy_library(lua_State *L, const char *name)
+{
+    int real = lua_gettop(L);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, lhs_undefined_field, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, real);
+
+    lua_newtable(L); /* the proxy */
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, real);
+    lua_setfield(L, -2, "__index");
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, lhs_read_only, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_replace(L, real);
+}
+
+static const char *const lhs_base_allowed[] = {
+    "assert",   "error",    "ipairs",       "next",     "pairs",  "pcall",
+    "select",   "tonumber", "tostring",     "type",     "xpcall", "rawget",
+    "rawequal", "rawlen",   "getmetatable", "_VERSION", NULL};
+
+static const struct {
+    const char *name;
+    lua_CFunction open;
+} lhs_libraries[] = {
+    {"table", luaopen_table},
+    {"math", luaopen_math},
+    {"utf8", luaopen_utf8},
+    {"coroutine", luaopen_coroutine},
+};
+
+int lhs_open(lua_State *L)
+{
+    /* luaopen_base fills the real global table; the rules never see it (each
+     * chunk's _ENV is replaced), and it is emptied below as well. */
+    lua_pushcfunction(L, luaopen_base);
+    lua_call(L, 0, 1);
+    int real_g = lua_gettop(L);
+
+    lua_newtable(L);
+    int base = lua_gettop(L);
+    for (int i = 0; lhs_base_allowed[i]; i++) {
+        lua_getfield(L, real_g, lhs_base_allowed[i]);
+        lua_setfield(L, base, lhs_base_allowed[i]);
+    }
+    lua_getfield(L, real_g, "setmetatable");
+    lua_pushcclosure(L, lhs_setmetatable, 1);
+    lua_setfield(L, base, "setmetatable");
+
+    /* string: no dump, and a protected metatable for all strings, whose
+     * __index stays the real library so that ("x"):upper() works. */
+    lua_pushcfunction(L, luaopen_string);
+    lua_call(L, 0, 1);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lhs_guard_patterns(L, lua_gettop(L));
+    lua_pushliteral(L, "");
+    if (!lua_getmetatable(L, -1))
+        return luaL_error(L, "string metatable missing");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+    lhs_proxy_library(L, "string");
+    lua_setfield(L, base, "string");
+
+    for (size_t i = 0; i < sizeof lhs_libraries / sizeof lhs_libraries[0]; i++) {
+        lua_pushcfunction(L, lhs_libraries[i].open);
+        lua_call(L, 0, 1);
+        lhs_proxy_library(L, lhs_libraries[i].name);
+        lua_setfield(L, base, lhs_libraries[i].name);
+    }
+
+    lua_newtable(L);
+    lua_pushcfunction(L, lhs_log);
+    lua_setfield(L, -2, "log");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lhs_key_crier);
+    lhs_proxy_library(L, "crier");
+    lua_setfield(L, base, "crier");
+
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, lhs_undefined_global);
+    lua_setfield(L, -2, "__index");
+    lua_pushnil(L);
+    lua_pushcclosure(L, lhs_read_only, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, base);
+    lua_pushvalue(L, base);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lhs_key_base);
+
+    /* Clearing fields during a traversal is allowed by lua_next. */
+    lua_pushnil(L);
+    while (lua_next(L, real_g)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, real_g);
+    }
+    return 0;
+}
+
+void lhs_push_module_env(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    lua_createtable(L, 0, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lhs_key_base);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+}
+
+/* Moves the environment's contents into a new table D that reads through to
+ * the base, and turns the environment itself into an empty proxy: reads go to
+ * D (then the base, then "undefined global"), writes raise. Functions compiled
+ * in the file keep the environment as their _ENV, so they see the frozen view. */
+int lhs_freeze_env(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, 2);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, 1);
+    }
+    lua_createtable(L, 0, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lhs_key_base);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, 2);
+
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "__index");
+    lua_pushnil(L);
+    lua_pushcclosure(L, lhs_read_only, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+void lhs_push_crier(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lhs_key_crier);
+}

@@ -1,0 +1,59 @@
+/* lua_sandbox: the parts of the Lua host that keep a rule inside its box —
+ * the budgeted allocator, the instruction/time hook, the allow-listed
+ * environment and the freezing of module environments. Private to
+ * src/policy/lua_host.c. */
+#ifndef CRIER_LUA_SANDBOX_H
+#define CRIER_LUA_SANDBOX_H
+
+#include "policy/lua_host.h"
+
+#include <lua.h>
+
+#include <openssl/evp.h>
+#include <stddef.h>
+#include <time.h>
+
+/* Why the hook stopped the current call. */
+enum { LHS_RUNNING = 0, LHS_OVER_INSTRUCTIONS, LHS_OVER_TIME };
+
+struct lh_state {
+    lua_State *L; /* owned */
+    lh_limits_t lim;
+    size_t mem_used;
+    int enforce;     /* memory budget applies (only while Lua code runs) */
+    int running;     /* inside a budgeted entry: the hook checks budgets */
+    int mem_refused; /* the allocator refused a block during this entry */
+    int expired;     /* LHS_* */
+    unsigned long long instr;
+    struct timespec deadline;
+    int frozen;
+    int log_lines;          /* crier.log lines written during this entry */
+    const char *cur_module; /* borrowed from the caller for one entry */
+    EVP_MD_CTX *hash;       /* owned; content hash until the freeze */
+    char version[17];
+};
+
+#define LHS_LOG_MAX_LINES 20
+#define LHS_LOG_MAX_TEXT  512
+
+/* lua_Alloc accounting s->mem_used; ud is the lh_state_t. */
+void *lhs_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* Protected builder of the environment (run with lua_pcall, the lh_state_t
+ * as light userdata argument): opens the allowed libraries, builds the base
+ * environment and the crier table, and strips the real globals. */
+int lhs_open(lua_State *L);
+/* Starts and ends a budgeted entry into Lua on s->L. */
+void lhs_begin(lh_state_t *s);
+void lhs_end(lh_state_t *s);
+/* Message handler for lua_pcall: appends a traceback. */
+int lhs_msgh(lua_State *L);
+/* Pushes a new module environment: its own table reading through to the
+ * base environment, with _G pointing at itself. */
+void lhs_push_module_env(lua_State *L);
+/* Protected: freezes the module environment given as argument 1 and returns
+ * the table now holding its contents (the module's functions). */
+int lhs_freeze_env(lua_State *L);
+/* Pushes the real crier table (host functions are added to it). */
+void lhs_push_crier(lua_State *L);
+
+#endif
