@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# services.sh start|stop|status|env DIR
+# services.sh start|stop|status|env|clean DIR
 #
 # A private PostgreSQL cluster and a private Redis owned by a build tree, for
 # the tests, the demo and the benchmarks. Both listen on 127.0.0.1 only, on
@@ -9,6 +9,7 @@
 #   start   initialise (first time) and start both; a no-op when running
 #   stop    stop both; a no-op when stopped
 #   status  exit 0 when both are running
+#   clean   stop both and delete their data (and the mktemp directory below)
 #   env     print `export` lines for CRIER_TEST_DATABASE_URL and
 #           CRIER_TEST_REDIS_URL (the cluster's superuser role is `crier`,
 #           trusted on 127.0.0.1 only)
@@ -20,7 +21,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 start|stop|status|env DIR" >&2
+    echo "usage: $0 start|stop|status|env|clean DIR" >&2
     exit 2
 }
 
@@ -42,7 +43,7 @@ pg_bindir() {
         return
     fi
     # The newest installed server wins.
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    for d in $(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V -r); do
         if [ -x "$d/initdb" ]; then
             echo "$d"
             return
@@ -64,10 +65,12 @@ is_root() {
     [ "$(id -u)" -eq 0 ]
 }
 
-# Runs a PostgreSQL server command as the cluster's owner.
+# Runs a PostgreSQL server command as the cluster's owner, from / because
+# the postgres user may not be allowed into the current directory (every path
+# given is absolute).
 as_pg() {
     if is_root; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
@@ -87,7 +90,7 @@ pg_choose_root() {
         return
     fi
     rm -f "$dir/pg.root"
-    if is_root && ! runuser -u postgres -- test -x "$dir"; then
+    if is_root && ! as_pg test -x "$dir"; then
         local r
         r=$(mktemp -d -t crier-pg.XXXXXX)
         chown postgres:postgres "$r"
@@ -148,7 +151,7 @@ EOF
         exit 1
     fi
     if is_root; then
-        echo "$port" | runuser -u postgres -- sh -c "cat >'$root/port'"
+        echo "$port" | as_pg sh -c "cat >'$root/port'"
     else
         echo "$port" >"$root/port"
     fi
@@ -178,7 +181,7 @@ redis_running() {
 }
 
 redis_start() {
-    local port i
+    local port
     if redis_running; then
         return
     fi
@@ -188,7 +191,7 @@ redis_start() {
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
         --daemonize yes --dir "$redis_dir" --pidfile "$redis_dir/redis.pid" \
         --logfile "$redis_dir/redis.log"
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; then
             echo "$port" >"$redis_dir/port"
             return
@@ -201,10 +204,10 @@ redis_start() {
 }
 
 redis_stop() {
-    local pid i
+    local pid
     if pid=$(redis_pid); then
         kill -TERM "$pid"
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
@@ -235,6 +238,12 @@ status)
     ;;
 env)
     print_env
+    ;;
+clean)
+    redis_stop
+    pg_stop
+    rm -rf "$(pg_root)" "$redis_dir"
+    rm -f "$dir/pg.root"
     ;;
 *)
     usage

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# check.sh: everything `make check` (and so CI) runs, on a fresh machine or a
+# warm one:
+#   1. install the Debian packages that are missing (scripts/deps.sh)
+#   2. build build/ (optimised) and build-asan/ (AddressSanitizer + UBSan)
+#   3. start a private PostgreSQL and Redis under build/services
+#   4. lint docs/openapi.yaml with the Redocly CLI (installed into build/tools)
+#   5. run every test with ctest in build/, then in build-asan/
+# The services are stopped on the way out, whatever happened. The exit status
+# is non-zero when any step failed; the last lines are the summary of the last
+# ctest run.
+set -uo pipefail
+
+started=$(date +%s)
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+
+BUILD_DIR=${BUILD_DIR:-build}
+ASAN_DIR=${ASAN_DIR:-build-asan}
+SERVICES_DIR=$BUILD_DIR/services
+TOOLS_DIR=$BUILD_DIR/tools
+# The 1.34 line runs on Debian's Node.js 18 as well as on Node.js 20; 2.x needs
+# Node.js 20.19 or later.
+REDOCLY_VERSION=1.34.5
+JOBS=${JOBS:-2}
+
+failed=()
+
+say() {
+    echo "check: $*"
+}
+
+fail() {
+    say "FAILED: $*"
+    failed+=("$*")
+}
+
+elapsed() {
+    echo $(($(date +%s) - started))
+}
+
+# A failure here leaves nothing worth testing.
+die() {
+    say "FAILED: $* (after $(elapsed) s)"
+    exit 1
+}
+
+say "installing missing packages"
+scripts/deps.sh || die "scripts/deps.sh"
+
+say "building $BUILD_DIR/"
+make --no-print-directory build BUILD_DIR="$BUILD_DIR" JOBS="$JOBS" || die "build of $BUILD_DIR/"
+say "building $ASAN_DIR/"
+make --no-print-directory asan ASAN_DIR="$ASAN_DIR" JOBS="$JOBS" || die "build of $ASAN_DIR/"
+
+say "starting PostgreSQL and Redis under $SERVICES_DIR/"
+trap 'scripts/services.sh stop "$SERVICES_DIR" || true' EXIT
+scripts/services.sh start "$SERVICES_DIR" || die "starting the services"
+service_env=$(scripts/services.sh env "$SERVICES_DIR") || die "reading the service environment"
+eval "$service_env"
+
+lint_openapi() {
+    local cli=$TOOLS_DIR/node_modules/.bin/redocly
+    local have=""
+    if [ ! -f docs/openapi.yaml ]; then
+        fail "docs/openapi.yaml is missing"
+        return
+    fi
+    if [ -f "$TOOLS_DIR/node_modules/@redocly/cli/package.json" ]; then
+        have=$(node -p "require('./$TOOLS_DIR/node_modules/@redocly/cli/package.json').version" 2>/dev/null || true)
+    fi
+    if [ "$have" != "$REDOCLY_VERSION" ]; then
+        say "installing @redocly/cli@$REDOCLY_VERSION into $TOOLS_DIR/"
+        mkdir -p "$TOOLS_DIR"
+        # A second try rides out a dropped connection to the registry.
+        if ! npm install --prefix "$TOOLS_DIR" --no-audit --no-fund --loglevel=error \
+            "@redocly/cli@$REDOCLY_VERSION" >"$TOOLS_DIR/npm-install.log" 2>&1 &&
+            ! npm install --prefix "$TOOLS_DIR" --no-audit --no-fund --loglevel=error \
+                "@redocly/cli@$REDOCLY_VERSION" >"$TOOLS_DIR/npm-install.log" 2>&1; then
+            tail -n 20 "$TOOLS_DIR/npm-install.log"
+            fail "installing the OpenAPI linter"
+            return
+        fi
+    fi
+    say "linting docs/openapi.yaml"
+    # No usage reports leave the machine, and no update checks.
+    REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+        "$cli" lint docs/openapi.yaml || fail "OpenAPI lint of docs/openapi.yaml"
+}
+lint_openapi
+
+# LeakSanitizer cannot stop the world in some sandboxes; find out once rather
+# than let every test fail for a reason that is not the code's.
+leaks=1
+probe_dir=$ASAN_DIR/lsan-probe
+mkdir -p "$probe_dir"
+# Ten blocks, each dropped when the next one is taken: at most the last can
+# survive as a stale register or stack value, the others must be reported.
+printf '#include <stdlib.h>\nvoid *volatile probe_sink;\nint main(void)\n{\n    for (int i = 0; i < 10; i++)\n        probe_sink = malloc(64);\n    probe_sink = 0;\n    return 0;\n}\n' \
+    >"$probe_dir/probe.c"
+if gcc -fsanitize=address -g "$probe_dir/probe.c" -o "$probe_dir/probe" 2>/dev/null; then
+    probe_out=$(ASAN_OPTIONS=detect_leaks=1 "$probe_dir/probe" 2>&1 || true)
+    if ! grep -q 'detected memory leaks' <<<"$probe_out"; then
+        leaks=0
+        say "LeakSanitizer does not work on this machine: leak detection off"
+    fi
+fi
+
+export ASAN_OPTIONS="detect_leaks=$leaks:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+if [ -f tests/lsan.supp ]; then
+    export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
+fi
+
+run_ctest() {
+    local dir=$1 out=$2
+    say "ctest in $dir/"
+    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$JOBS" 2>&1 | tee "$out"
+    return "${PIPESTATUS[0]}"
+}
+
+# The release tree runs first: it is quicker to fail there.
+run_ctest "$BUILD_DIR" "$BUILD_DIR/ctest.out" || fail "ctest in $BUILD_DIR/"
+first_summary=$(grep -E '^[0-9]+% tests passed' "$BUILD_DIR/ctest.out" | tail -n 1)
+run_ctest "$ASAN_DIR" "$ASAN_DIR/ctest.out" || fail "ctest in $ASAN_DIR/"
+
+echo
+say "$BUILD_DIR/: ${first_summary:-no summary}"
+for f in "${failed[@]}"; do
+    say "failed: $f"
+done
+say "total wall time $(elapsed) s"
+echo
+# ctest's own closing lines for the last run, so they end the output.
+line=$(grep -n -E '^[0-9]+% tests passed' "$ASAN_DIR/ctest.out" | tail -n 1 | cut -d: -f1)
+if [ -n "$line" ]; then
+    tail -n +"$line" "$ASAN_DIR/ctest.out"
+else
+    tail -n 5 "$ASAN_DIR/ctest.out"
+fi
+
+[ ${#failed[@]} -eq 0 ]

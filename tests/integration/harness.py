@@ -1,0 +1,565 @@
+"""harness: what every integration test of crier builds on.
+
+A test is a plain script run by ctest with Debian's /usr/bin/python3:
+
+    import os, sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    import harness as h
+
+    def test_something(tmp):
+        db = h.new_database("something")
+        with h.Crier(db, tmp) as crier:
+            status, _, body = crier.post_comm(h.comm_body(1))
+            assert status == 202, body
+
+    h.run([test_something])        # prints "N passed, N failed", exits 1 on failures
+
+Environment (set by ctest, see tests/CMakeLists.txt, and by scripts/check.sh):
+    CRIER_BIN                the crier binary under test
+    CRIER_SOURCE_DIR         the source tree (sql/, templates/, rules/, tests/support/)
+    CRIER_BUILD_DIR          the build tree
+    CRIER_TEST_DATABASE_URL  a PostgreSQL superuser URL (scripts/services.sh env)
+    CRIER_TEST_REDIS_URL     a private Redis (scripts/services.sh env)
+    CRIER_TEST_KEEP          set to 1 to keep the databases and temporary folders
+
+Stable API:
+    env_db_url(), env_redis_url(), source_dir(), build_dir(), crier_bin()
+    new_database(name_prefix) -> url    a fresh database, migrated with `crier migrate`
+    drop_database(url)
+    psql(url, sql, **variables) -> rows (lists of strings; NULL is "")
+                                 use :'name' in sql for a safely quoted variable
+    migrate(url) -> CompletedProcess
+    free_port() -> int
+    SmtpSink(dir, extra_args=[])      .port .files() (*.eml, oldest first) .envelope(eml)
+                                      .wait_for(count, timeout) .stop()
+    Crier(db_url, tmpdir, env={}, port=None, args=())
+        .url .port .request(method, path, body=None, headers=None, token=TOKEN_WORKFLOW, raw=None)
+        -> (status, headers, json_or_text)   .post_comm(body, key=None)   .get_comm(id)
+        .kill(sig=SIGKILL) .stop() .log() .wait_final(ids, timeout)
+    TOKEN_WORKFLOW, TOKEN_OPERATOR, TOKEN_ADMIN, ENCRYPTION_KEY, FINAL_STATUSES
+    wait_until(predicate, timeout=10, interval=0.1) -> the predicate's truthy value
+    comm_body(i, name=None, email=None, message_type="welcome", ...) -> dict
+    attachment(path, content_type="application/pdf") -> an "attachments" entry
+    tempdir(name) -> path          a fresh folder, removed at exit unless CRIER_TEST_KEEP=1
+    run(tests)                     runs each test(tmpdir), then summary()
+    summary(passed, failed)        prints "N passed, N failed"; exits 1 on failures
+"""
+
+import atexit
+import base64
+import http.client
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+TOKEN_WORKFLOW = "test-workflow-token-0123456789abcdef"
+TOKEN_OPERATOR = "test-operator-token-0123456789abcdef"
+TOKEN_ADMIN = "test-admin-token-0123456789abcdef01"
+# A fixed key so that a failing test can be replayed against the same rows.
+ENCRYPTION_KEY = base64.b64encode(bytes(range(32))).decode("ascii")
+
+# Statuses after which a communication no longer changes by itself.
+FINAL_STATUSES = ("sent", "delivered", "opened", "clicked", "failed", "bounced", "skipped", "batched")
+
+# Variables a child process may inherit; everything else it gets is explicit,
+# so that a developer's shell cannot change what a test sees.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS",
+              "LSAN_OPTIONS")
+
+_SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                    "SUMMARY: UndefinedBehaviorSanitizer")
+
+_created_databases = []
+_created_dirs = []
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _need(name):
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(
+            "%s is not set: run the integration tests through ctest after "
+            "`scripts/services.sh start DIR` and `eval \"$(scripts/services.sh env DIR)\"` "
+            "(make check does both)" % name)
+    return value
+
+
+def crier_bin():
+    return _need("CRIER_BIN")
+
+
+def source_dir():
+    return _need("CRIER_SOURCE_DIR")
+
+
+def build_dir():
+    return _need("CRIER_BUILD_DIR")
+
+
+def env_db_url():
+    return _need("CRIER_TEST_DATABASE_URL")
+
+
+def env_redis_url():
+    return _need("CRIER_TEST_REDIS_URL")
+
+
+def _keep():
+    return os.environ.get("CRIER_TEST_KEEP") == "1"
+
+
+def base_env(extra=None):
+    """The environment of a child process: the inherited allow-list plus extra
+    (a value of None removes the key)."""
+    env = {k: os.environ[k] for k in _INHERITED if k in os.environ}
+    for k, v in (extra or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+# ---------------------------------------------------------------- databases
+
+def psql(url, sql, **variables):
+    """Runs sql with psql and returns the rows as lists of strings (one line
+    per row, so values must not contain newlines or tabs). Variables are
+    passed with -v and quoted by psql where sql says :'name'."""
+    cmd = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d", url]
+    for k, v in variables.items():
+        cmd += ["-v", "%s=%s" % (k, v)]
+    cmd += ["-f", "-"]
+    proc = subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=60,
+                          env=base_env({"PGCONNECT_TIMEOUT": "10"}))
+    if proc.returncode != 0:
+        raise RuntimeError("psql failed (%d): %s" % (proc.returncode, proc.stderr.strip()))
+    return [line.split("\t") for line in proc.stdout.splitlines() if line != ""]
+
+
+def _with_dbname(url, name):
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+def migrate(url):
+    """Runs `crier migrate` on url; raises with its output when it fails."""
+    proc = subprocess.run(
+        [crier_bin(), "migrate"], capture_output=True, text=True, timeout=120,
+        env=base_env({"CRIER_DATABASE_URL": url,
+                      "CRIER_SQL_DIR": os.path.join(source_dir(), "sql")}))
+    if proc.returncode != 0:
+        raise RuntimeError("crier migrate failed (%d):\n%s%s"
+                           % (proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+def new_database(name_prefix="t", migrated=True):
+    """Creates a database with a unique name next to CRIER_TEST_DATABASE_URL's,
+    applies the migrations (unless migrated=False) and returns its URL. It is
+    dropped when the test process exits (unless CRIER_TEST_KEEP=1)."""
+    base = env_db_url()
+    prefix = re.sub(r"[^a-z0-9_]", "_", name_prefix.lower())[:30]
+    name = "%s_%d_%s" % (prefix, os.getpid(), uuid.uuid4().hex[:8])
+    psql(base, 'CREATE DATABASE "%s"' % name)
+    url = _with_dbname(base, name)
+    _created_databases.append(url)
+    if migrated:
+        migrate(url)
+    return url
+
+
+def drop_database(url):
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ValueError("not a test database name: %r" % name)
+    psql(env_db_url(), 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    if url in _created_databases:
+        _created_databases.remove(url)
+
+
+def _cleanup():
+    if _keep():
+        return
+    for url in list(_created_databases):
+        try:
+            drop_database(url)
+        except Exception as e:  # cleanup must not hide the test's own result
+            print("harness: could not drop %s: %s" % (url, e), file=sys.stderr)
+    for d in _created_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_cleanup)
+
+
+# ---------------------------------------------------------------- processes
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tempdir(name="t"):
+    d = tempfile.mkdtemp(prefix="crier-%s-" % re.sub(r"[^A-Za-z0-9_]", "_", name))
+    _created_dirs.append(d)
+    return d
+
+
+def wait_until(predicate, timeout=10.0, interval=0.1, what=None):
+    """Calls predicate until it returns something truthy and returns that;
+    raises TimeoutError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError("timed out after %.1f s waiting for %s"
+                               % (timeout, what or getattr(predicate, "__name__", "condition")))
+        time.sleep(interval)
+
+
+def _tail(path, lines=40):
+    try:
+        with open(path, "r", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class SmtpSink:
+    """tests/support/smtp_sink.py on 127.0.0.1: a port chosen by the kernel,
+    each accepted message stored as a file in dir."""
+
+    def __init__(self, dir, extra_args=(), timeout=15.0):
+        self.dir = dir
+        os.makedirs(dir, exist_ok=True)
+        script = os.path.join(source_dir(), "tests", "support", "smtp_sink.py")
+        self._log_path = os.path.join(os.path.dirname(os.path.abspath(dir)),
+                                      os.path.basename(os.path.abspath(dir)) + ".sink.log")
+        self._log = open(self._log_path, "wb")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
+            stdout=subprocess.PIPE, stderr=self._log, env=base_env())
+        self.port = self._read_ready(timeout)
+
+    def _read_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                buf += chunk
+                for line in buf.decode("utf-8", "replace").splitlines():
+                    m = re.match(r"READY (\d+)", line.strip())
+                    if m:
+                        return int(m.group(1))
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("smtp sink did not start: %s\n%s" % (buf, _tail(self._log_path)))
+
+    def files(self):
+        """The stored messages (.eml files), oldest first. The sink writes an
+        envelope <name>.json before each <name>.eml; see envelope()."""
+        try:
+            names = [n for n in os.listdir(self.dir) if n.endswith(".eml") and not n.startswith(".")]
+        except FileNotFoundError:
+            return []
+        def arrival(n):
+            # "<epoch ms>-<pid>-<counter>.eml": numeric parts compare as numbers
+            return [int(p) if p.isdigit() else p for p in n[:-4].split("-")]
+
+        return [os.path.join(self.dir, n) for n in sorted(names, key=arrival)]
+
+    @staticmethod
+    def envelope(eml_path):
+        """{"mail_from", "rcpt_tos", "received_at", "size"} of a stored message."""
+        with open(eml_path[:-len(".eml")] + ".json", "r", encoding="utf-8") as f:
+            return json.load(f)
+
+    def wait_for(self, count, timeout=10.0):
+        """Waits until at least count messages are stored; returns the files."""
+        return wait_until(lambda: len(self.files()) >= count and self.files(), timeout,
+                          what="%d message(s) at the SMTP sink" % count)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Crier:
+    """`crier serve` on 127.0.0.1 with a clean environment (see __init__),
+    ready when GET /healthz answers 200."""
+
+    def __init__(self, db_url, tmpdir, env=None, port=None, args=(), timeout=15.0):
+        self.tmpdir = tmpdir
+        os.makedirs(tmpdir, exist_ok=True)
+        self.port = port or free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.outbox = os.path.join(tmpdir, "outbox")
+        src = source_dir()
+        config = {
+            "CRIER_DATABASE_URL": db_url,
+            "CRIER_LISTEN": "127.0.0.1:%d" % self.port,
+            "CRIER_PUBLIC_URL": self.url,
+            "CRIER_API_TOKENS": "workflow:%s,operator:%s,admin:%s"
+                                % (TOKEN_WORKFLOW, TOKEN_OPERATOR, TOKEN_ADMIN),
+            "CRIER_ENCRYPTION_KEY": ENCRYPTION_KEY,
+            "CRIER_TEMPLATES_DIR": os.path.join(src, "templates"),
+            "CRIER_RULES_DIR": os.path.join(src, "rules"),
+            "CRIER_SQL_DIR": os.path.join(src, "sql"),
+            "CRIER_OUTBOX_DIR": self.outbox,
+            "CRIER_TRANSPORT": "sandbox",
+            "CRIER_SMTP_TLS": "off",
+            "CRIER_POLL_MS": "200",
+        }
+        config.update(env or {})
+        self.env = base_env(config)
+        self.log_path = os.path.join(tmpdir, "crier-%d.log" % self.port)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([crier_bin(), "serve"] + list(args), env=self.env,
+                                     cwd=tmpdir, stdout=self._log, stderr=subprocess.STDOUT)
+        self.returncode = None
+        try:
+            self._wait_healthy(timeout)
+        except Exception:
+            self.kill()
+            raise
+
+    def _wait_healthy(self, timeout):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("crier serve exited with %s before it was healthy; log:\n%s"
+                                   % (self.proc.returncode, _tail(self.log_path)))
+            try:
+                status, _, _ = self.request("GET", "/healthz", token=None, timeout=2)
+                if status == 200:
+                    return
+                last = "status %d" % status
+            except (OSError, http.client.HTTPException) as e:
+                last = str(e)
+            time.sleep(0.05)
+        raise RuntimeError("crier serve not healthy after %.0f s (%s); log:\n%s"
+                           % (timeout, last, _tail(self.log_path)))
+
+    def request(self, method, path, body=None, headers=None, token=TOKEN_WORKFLOW, raw=None,
+                timeout=30):
+        """Sends one request; body is JSON-encoded, raw (bytes) is sent as is.
+        Returns (status, headers with lower-case names, parsed JSON or text)."""
+        data = raw
+        hdrs = {}
+        if body is not None and raw is None:
+            data = json.dumps(body).encode("utf-8")
+            hdrs["Content-Type"] = "application/json"
+        if token:
+            hdrs["Authorization"] = "Bearer " + token
+        for k, v in (headers or {}).items():
+            if v is not None:
+                hdrs[k] = v
+        req = urllib.request.Request(self.url + path, data=data, headers=hdrs, method=method)
+        try:
+            with _opener.open(req, timeout=timeout) as resp:
+                status, rheaders, payload = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as e:
+            status, rheaders, payload = e.code, e.headers, e.read()
+        rh = {k.lower(): v for k, v in rheaders.items()}
+        text = payload.decode("utf-8", "replace")
+        parsed = text
+        if "json" in rh.get("content-type", "") or text[:1] in ("{", "["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = text
+        return status, rh, parsed
+
+    def post_comm(self, body, key=None, token=TOKEN_WORKFLOW):
+        headers = {"Idempotency-Key": key} if key else None
+        return self.request("POST", "/v1/communications", body, headers=headers, token=token)
+
+    def get_comm(self, comm_id, token=TOKEN_WORKFLOW):
+        return self.request("GET", "/v1/communications/" + comm_id, token=token)
+
+    def wait_final(self, ids, timeout=30.0):
+        """Waits until every communication in ids has a final status; returns
+        {id: communication}."""
+        done = {}
+
+        def all_final():
+            for cid in ids:
+                if cid in done:
+                    continue
+                status, _, body = self.get_comm(cid)
+                if status == 200 and isinstance(body, dict) and body.get("status") in FINAL_STATUSES:
+                    done[cid] = body
+            return len(done) == len(ids)
+
+        wait_until(all_final, timeout, 0.2, what="%d communication(s) to finish" % len(ids))
+        return done
+
+    def log(self):
+        with open(self.log_path, "r", errors="replace") as f:
+            return f.read()
+
+    def kill(self, sig=signal.SIGKILL):
+        """Sends sig (a crash by default) and reaps the process."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.returncode = self.proc.returncode
+        self._log.close()
+        return self.returncode
+
+    def stop(self, timeout=30.0):
+        """SIGTERM and wait: a clean shutdown must exit 0 and, under the
+        sanitizers, without a report. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise RuntimeError("crier serve did not stop within %.0f s of SIGTERM; log:\n%s"
+                                   % (timeout, _tail(self.log_path)))
+        self.returncode = self.proc.returncode
+        self._log.close()
+        text = self.log()
+        for mark in _SANITIZER_MARKS:
+            if mark in text:
+                raise AssertionError("sanitizer report in the crier log:\n%s"
+                                     % _tail(self.log_path, 80))
+        if self.returncode != 0:
+            raise AssertionError("crier serve exited with %d after SIGTERM; log:\n%s"
+                                 % (self.returncode, _tail(self.log_path)))
+        return self.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.stop()
+        else:
+            # The test already failed; a second error would hide the first.
+            self.kill(signal.SIGTERM)
+
+
+# ---------------------------------------------------------------- requests
+
+def _example_context(message_type):
+    path = os.path.join(source_dir(), "templates", "examples", message_type + ".json")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {"event_type": "wedding", "event_date": "2027-02-14"}
+    if isinstance(data, dict) and isinstance(data.get("context"), dict) and len(data) <= 2:
+        return data["context"]
+    return data
+
+
+def comm_body(i, name=None, email=None, message_type="welcome", urgency="normal", phone=None,
+              consent=None, context=None, plan_id=None, client_id=None, timezone="UTC",
+              locale="en", preferred_channel=None, attachments=None, client=True):
+    """A valid POST /v1/communications body for test client number i, with
+    fresh plan and client ids unless given. The context is the catalogue's
+    example for message_type (templates/examples/<type>.json) unless given."""
+    body = {
+        "plan_id": plan_id or str(uuid.uuid4()),
+        "client_id": client_id or str(uuid.uuid4()),
+        "message_type": message_type,
+        "urgency": urgency,
+        "preferred_channel": preferred_channel,
+        "context": context if context is not None else _example_context(message_type),
+    }
+    if client:
+        c = {
+            "name": name or "Test Client %d" % i,
+            "email": email or "client%d@example.com" % i,
+            "timezone": timezone,
+            "locale": locale,
+            "consent": consent or {"sms": False, "whatsapp": False},
+        }
+        if phone:
+            c["phone"] = phone
+        body["client"] = c
+    if attachments:
+        body["attachments"] = attachments
+    return body
+
+
+def attachment(path, content_type="application/pdf", filename=None):
+    with open(path, "rb") as f:
+        data = f.read()
+    return {"filename": filename or os.path.basename(path), "content_type": content_type,
+            "content_base64": base64.b64encode(data).decode("ascii")}
+
+
+# ---------------------------------------------------------------- results
+
+def summary(passed, failed):
+    """The closing line ctest's log shows; exits 1 when anything failed."""
+    sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
+    if failed:
+        sys.exit(1)
+
+
+def run(tests):
+    """Runs each test with a fresh temporary folder, prints PASS/FAIL lines
+    and the summary."""
+    passed = failed = 0
+    for test in tests:
+        name = test.__name__
+        started = time.monotonic()
+        try:
+            test(tempdir(name))
+        except Exception:
+            failed += 1
+            print("FAIL %s (%.1f s)" % (name, time.monotonic() - started))
+            traceback.print_exc(file=sys.stdout)
+        else:
+            passed += 1
+            print("PASS %s (%.1f s)" % (name, time.monotonic() - started))
+        sys.stdout.flush()
+    summary(passed, failed)
