@@ -322,8 +322,7 @@ What was "sent" is in the sandbox outbox (no message left this machine):
   less %(o)s/<id>.eml            the exact bytes SMTP would carry
   /usr/bin/python3 tests/demo/driver.py --show %(o)s/<id>.eml
                                  headers, parts and attachments, decoded
-or open a .eml file in any mail client (Thunderbird, Evolution, Apple Mail).
-SMS and WhatsApp messages are the JSON files beside them.""" % {"o": shown_path(args.outbox)})
+or open a .eml file in any mail client (Thunderbird, Evolution, Apple Mail).""" % {"o": shown_path(args.outbox)})
     return 1 if failures else 0
 
 
