@@ -12,13 +12,13 @@
 typedef struct intake intake_t;
 
 typedef struct app {
-    cfg_t *cfg;                /* borrowed from main */
+    cfg_t *cfg; /* borrowed from main */
     cry_keys_t keys;
-    tpl_catalog_t *templates;  /* owned */
-    db_pool_t *pool;           /* owned: short reads from API handlers */
-    intake_t *intake;          /* owned: the group-commit writer */
-    atomic_int db_ready;       /* 1 while PostgreSQL answered the last probe */
-    atomic_int stopping;       /* set by SIGTERM/SIGINT */
+    tpl_catalog_t *templates; /* owned */
+    db_pool_t *pool;          /* owned: short reads from API handlers */
+    intake_t *intake;         /* owned: the group-commit writer */
+    atomic_int db_ready;      /* 1 while PostgreSQL answered the last probe */
+    atomic_int stopping;      /* set by SIGTERM/SIGINT */
 } app_t;
 
 #endif

@@ -11,7 +11,15 @@
 
 #define CFG_FILE_MAX_LINE 4096
 
-typedef enum { CFG_STR, CFG_INT, CFG_SIZE, CFG_TLS, CFG_TRANSPORT, CFG_DELAYS, CFG_LEVEL } cfg_kind_t;
+typedef enum {
+    CFG_STR,
+    CFG_INT,
+    CFG_SIZE,
+    CFG_TLS,
+    CFG_TRANSPORT,
+    CFG_DELAYS,
+    CFG_LEVEL
+} cfg_kind_t;
 
 /* One row per setting: where it lives in cfg_t, its environment name, whether
  * it is a secret (environment only), its default, and the bounds of an int. */
@@ -27,8 +35,7 @@ typedef struct cfg_key {
 #define S(field) offsetof(cfg_t, field)
 
 static const cfg_key_t cfg_keys[] = {
-    {"CRIER_DATABASE_URL", "database_url", CFG_STR, S(database_url),
-     "postgresql:///crier", 0, 0},
+    {"CRIER_DATABASE_URL", "database_url", CFG_STR, S(database_url), "postgresql:///crier", 0, 0},
     {"CRIER_REDIS_URL", "redis_url", CFG_STR, S(redis_url), "", 0, 0},
     {"CRIER_LISTEN", "listen", CFG_STR, S(listen), "127.0.0.1:8080", 0, 0},
     {"CRIER_PUBLIC_URL", "public_url", CFG_STR, S(public_url), "http://127.0.0.1:8080", 0, 0},
@@ -42,13 +49,13 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_SMTP_TLS", "smtp_tls", CFG_TLS, S(smtp_tls_required), "required", 0, 0},
     {"SMTP_USERNAME", NULL, CFG_STR, S(smtp_username), "", 0, 0},
     {"SMTP_PASSWORD", NULL, CFG_STR, S(smtp_password), "", 0, 0},
-    {"CRIER_MAIL_FROM", "mail_from", CFG_STR, S(mail_from), "Planiva <hello@planiva.example>",
-     0, 0},
+    {"CRIER_MAIL_FROM", "mail_from", CFG_STR, S(mail_from), "Planiva <hello@planiva.example>", 0,
+     0},
     {"CRIER_ENCRYPTION_KEY", NULL, CFG_STR, S(encryption_key), "", 0, 0},
     {"CRIER_PHYSICAL_ADDRESS", "physical_address", CFG_STR, S(physical_address),
      "Planiva Events, 100 Example Street, Springfield, IL 62701, USA", 0, 0},
-    {"CRIER_SUPPORT_EMAIL", "support_email", CFG_STR, S(support_email),
-     "support@planiva.example", 0, 0},
+    {"CRIER_SUPPORT_EMAIL", "support_email", CFG_STR, S(support_email), "support@planiva.example",
+     0, 0},
     {"CRIER_BRAND_NAME", "brand_name", CFG_STR, S(brand_name), "Planiva", 0, 0},
     {"CRIER_LOG_LEVEL", "log_level", CFG_LEVEL, S(log_level), "info", 0, 0},
     {"CRIER_WORKERS", "workers", CFG_INT, S(workers), "4", 0, 256},
@@ -58,8 +65,7 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_LEASE_SECONDS", "lease_seconds", CFG_INT, S(lease_seconds), "60", 1, 86400},
     {"CRIER_POLL_MS", "poll_ms", CFG_INT, S(poll_ms), "1000", 10, 60000},
     {"CRIER_CLAIM_BATCH", "claim_batch", CFG_INT, S(claim_batch), "8", 1, 1000},
-    {"CRIER_SMTP_TIMEOUT_MS", "smtp_timeout_ms", CFG_INT, S(smtp_timeout_ms), "30000", 100,
-     600000},
+    {"CRIER_SMTP_TIMEOUT_MS", "smtp_timeout_ms", CFG_INT, S(smtp_timeout_ms), "30000", 100, 600000},
     {"CRIER_RETRY_DELAYS", "retry_delays", CFG_DELAYS, S(retry_delays), "60,300,900", 0, 0},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
@@ -181,10 +187,15 @@ static const cfg_key_t *cfg_find_file_key(const char *name)
 
 static int cfg_is_secret_name(const char *name)
 {
-    static const char *const secrets[] = {"api_tokens", "smtp_username", "smtp_password",
-                                          "encryption_key", "encryption_keys",
-                                          "twilio_auth_token", "whatsapp_access_token",
-                                          "whatsapp_app_secret", "workflow_callback_secret"};
+    static const char *const secrets[] = {"api_tokens",
+                                          "smtp_username",
+                                          "smtp_password",
+                                          "encryption_key",
+                                          "encryption_keys",
+                                          "twilio_auth_token",
+                                          "whatsapp_access_token",
+                                          "whatsapp_app_secret",
+                                          "workflow_callback_secret"};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
         if (strcmp(name, secrets[i]) == 0)
             return 1;
@@ -222,9 +233,8 @@ static int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
         *eq = '\0';
         char *key = cfg_trim(s), *val = cfg_trim(eq + 1);
         if (cfg_is_secret_name(key)) {
-            snprintf(err, errlen,
-                     "%s:%d: %s is a secret and is read only from the environment", path,
-                     lineno, key);
+            snprintf(err, errlen, "%s:%d: %s is a secret and is read only from the environment",
+                     path, lineno, key);
             rc = -1;
             break;
         }

@@ -10,19 +10,21 @@
 
 static void main_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: crier <command> [options]\n"
-            "\n"
-            "commands:\n"
-            "  serve [--config FILE]                 run the API and the delivery workers\n"
-            "  migrate [--dir DIR]                   apply the SQL migrations\n"
-            "  templates check                       parse every template\n"
-            "  templates render NAME --context FILE  render one message to stdout\n"
-            "  version                               print the version\n"
-            "\n"
-            "Every command takes --help and --config FILE. Settings come from the\n"
-            "environment (CRIER_*, which wins) and the optional file.\n"
-            "Exit status: 0 ok, 1 runtime failure, 2 usage or bad input.\n");
+    fprintf(f, "usage: crier <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  serve [--config FILE]                 run the API and the delivery workers\n"
+               "  migrate [--dir DIR]                   apply the SQL migrations\n"
+               "  templates check                       parse every template\n"
+               "  templates render NAME --context FILE  render one message to stdout\n"
+            "  rules test [DIR]                      run the policy cases in rules/tests\n"
+            "  rules dry-run --request FILE [--client FILE] [--now ISO-8601] [--rules DIR]\n"
+            "                                        show what the rules decide, send nothing\n"
+               "  version                               print the version\n"
+               "\n"
+               "Every command takes --help and --config FILE. Settings come from the\n"
+               "environment (CRIER_*, which wins) and the optional file.\n"
+               "Exit status: 0 ok, 1 runtime failure, 2 usage or bad input.\n");
 }
 
 typedef int (*main_cmd_fn)(int, char **, cfg_t *);
@@ -34,6 +36,7 @@ static const struct {
     {"serve", cmd_serve},
     {"migrate", cmd_migrate},
     {"templates", cmd_templates},
+    {"rules", cmd_rules},
 };
 
 int main(int argc, char **argv)

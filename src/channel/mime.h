@@ -21,16 +21,16 @@ typedef struct mime_attachment {
 } mime_attachment_t;
 
 typedef struct mime_message {
-    const char *from;          /* "Display Name <addr@domain>" or "addr@domain" */
-    const char *to_name;       /* may be NULL */
-    const char *to_addr;       /* bare address */
+    const char *from;    /* "Display Name <addr@domain>" or "addr@domain" */
+    const char *to_name; /* may be NULL */
+    const char *to_addr; /* bare address */
     const char *subject;
-    const char *text;          /* plain-text part, UTF-8 */
-    const char *html;          /* HTML part, UTF-8 */
+    const char *text; /* plain-text part, UTF-8 */
+    const char *html; /* HTML part, UTF-8 */
     const mime_attachment_t *attachments;
     int n_attachments;
     const char *list_unsubscribe_url; /* may be NULL; adds RFC 8058 headers */
-    const char *entity_id;     /* e.g. the communication id; an X-Crier-Id header */
+    const char *entity_id;            /* e.g. the communication id; an X-Crier-Id header */
     time_t date;
 } mime_message_t;
 

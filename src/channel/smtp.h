@@ -21,10 +21,10 @@ typedef struct smtp_settings {
 } smtp_settings_t;
 
 typedef struct smtp_result {
-    errc_t category;     /* ERRC_NONE on success */
-    int reply_code;      /* last SMTP reply code, 0 if none (connect failed) */
-    char enhanced[16];   /* e.g. "5.1.1", "" if the server gave none */
-    char text[256];      /* last reply line or curl's error, never a secret */
+    errc_t category;   /* ERRC_NONE on success */
+    int reply_code;    /* last SMTP reply code, 0 if none (connect failed) */
+    char enhanced[16]; /* e.g. "5.1.1", "" if the server gave none */
+    char text[256];    /* last reply line or curl's error, never a secret */
 } smtp_result_t;
 
 smtp_client_t *smtp_client_new(const smtp_settings_t *s);

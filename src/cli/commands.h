@@ -10,5 +10,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg);
 int cmd_migrate(int argc, char **argv, cfg_t *cfg);
 /* crier templates check | render NAME --context FILE [--channel email] */
 int cmd_templates(int argc, char **argv, cfg_t *cfg);
+/* crier rules test [DIR] | dry-run --request FILE [--client FILE] [--now ISO-8601] [--rules DIR] */
+int cmd_rules(int argc, char **argv, cfg_t *cfg);
 
 #endif

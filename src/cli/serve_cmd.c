@@ -29,8 +29,9 @@ static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
         return -1;
     }
     if (!cfg->encryption_key[0]) {
-        snprintf(err, errlen, "CRIER_ENCRYPTION_KEY is not set: give 32 random bytes in base64 "
-                              "(e.g. openssl rand -base64 32)");
+        snprintf(err, errlen,
+                 "CRIER_ENCRYPTION_KEY is not set: give 32 random bytes in base64 "
+                 "(e.g. openssl rand -base64 32)");
         return -1;
     }
     char why[256];

@@ -186,8 +186,8 @@ static void *delivery_worker(void *arg)
             delivery_record(cfg, &slots[i], &res[i]);
             if (slots[i].out.status == EMAIL_FAILED)
                 log_warn("delivery", "attempt_failed", "communication_id", slots[i].job.id,
-                         "category", errc_name(slots[i].out.category), "error",
-                         slots[i].out.error, NULL);
+                         "category", errc_name(slots[i].out.category), "error", slots[i].out.error,
+                         NULL);
         }
         delivery_complete(d, conn, res, n);
         for (int i = 0; i < n; i++)

@@ -21,8 +21,8 @@
 #define EMAIL_MAX_MESSAGE (32u * 1024 * 1024)
 
 struct email_sender {
-    app_t *app;            /* borrowed */
-    smtp_client_t *smtp;   /* owned; NULL for the sandbox transport */
+    app_t *app;          /* borrowed */
+    smtp_client_t *smtp; /* owned; NULL for the sandbox transport */
     char envelope_from[256];
 };
 
@@ -151,8 +151,8 @@ static void email_send_built(email_sender_t *s, const queue_job_t *job, const st
     email_mask_addresses(res.text, masked, sizeof masked);
     buf_t d;
     buf_init(&d, sizeof out->detail_json - 1);
-    int drc = buf_printf(&d, "{\"transport\":\"smtp\",\"reply_code\":%d,\"enhanced\":",
-                         res.reply_code);
+    int drc =
+        buf_printf(&d, "{\"transport\":\"smtp\",\"reply_code\":%d,\"enhanced\":", res.reply_code);
     drc |= jtext_string(&d, res.enhanced);
     drc |= buf_puts(&d, ",\"reply\":");
     drc |= jtext_string(&d, masked);
@@ -223,8 +223,8 @@ void email_deliver(email_sender_t *s, PGconn *conn, const queue_job_t *job, emai
             goto done;
         }
         for (int i = 0; i < natt; i++)
-            matt[i] = (mime_attachment_t){att[i].filename, att[i].content_type, att[i].data,
-                                          att[i].len};
+            matt[i] =
+                (mime_attachment_t){att[i].filename, att[i].content_type, att[i].data, att[i].len};
     }
     mime_message_t m = {
         .from = cfg->mail_from,

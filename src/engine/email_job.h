@@ -19,12 +19,12 @@ typedef enum {
 
 typedef struct email_outcome {
     email_status_t status;
-    errc_t category;         /* ERRC_NONE unless EMAIL_FAILED */
-    int code;                /* SMTP reply code, 0 if none */
-    char message_id[160];    /* Message-ID header of what was sent */
-    char subject[256];       /* rendered subject (cut at a character boundary) */
-    char error[320];         /* why it failed; addresses masked */
-    char detail_json[768];   /* provider response for delivery_events */
+    errc_t category;       /* ERRC_NONE unless EMAIL_FAILED */
+    int code;              /* SMTP reply code, 0 if none */
+    char message_id[160];  /* Message-ID header of what was sent */
+    char subject[256];     /* rendered subject (cut at a character boundary) */
+    char error[320];       /* why it failed; addresses masked */
+    char detail_json[768]; /* provider response for delivery_events */
 } email_outcome_t;
 
 /* One sender per worker thread (it owns an SMTP connection). */

@@ -81,8 +81,16 @@ int policy_decision_json(const policy_decision_t *d, buf_t *out)
             rc |= buf_putc(out, ',');
         rc |= jtext_string(out, d->fallback[i]);
     }
-    rc |= buf_printf(out, "],\"send_at\":\"%s\",\"priority\":%d,\"batch\":null,\"skip_reason\":",
-                     when, d->priority);
+    rc |= buf_printf(out, "],\"send_at\":\"%s\",\"priority\":%d,\"batch\":", when, d->priority);
+    if (d->batch_key[0]) {
+        rc |= buf_puts(out, "{\"key\":");
+        rc |= jtext_string(out, d->batch_key);
+        rc |= buf_printf(out, ",\"window_seconds\":%d,\"max_size\":%d}", d->batch_window,
+                         d->batch_max);
+    } else {
+        rc |= buf_puts(out, "null");
+    }
+    rc |= buf_puts(out, ",\"skip_reason\":");
     rc |= d->skip_reason[0] ? jtext_string(out, d->skip_reason) : buf_puts(out, "null");
     rc |= buf_puts(out, ",\"rules_version\":");
     rc |= jtext_string(out, d->rules_version);

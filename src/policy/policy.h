@@ -29,6 +29,7 @@ typedef struct policy_client {
     const char *quiet_start, *quiet_end;                  /* "HH:MM" */
     double last_contact_at;       /* epoch s, 0 if never */
     double whatsapp_window_until; /* epoch s, 0 if closed */
+    int vip;                      /* operator-marked client; the shipped rules ignore it */
 } policy_client_t;
 
 typedef struct policy_decision {
@@ -40,7 +41,11 @@ typedef struct policy_decision {
     int priority;      /* 0 critical .. 3 low */
     char skip_reason[64];
     char rules_version[72];
-    char trace_json[1024]; /* JSON array of steps */
+    char trace_json[4096]; /* JSON array of steps; the Lua rules' trace needs the room */
+    /* Batching: batch_key[0] == '\0' means "not batched". */
+    char batch_key[64];
+    int batch_window; /* seconds the batch waits for more messages */
+    int batch_max;    /* messages in a batch at most */
 } policy_decision_t;
 
 /* 0 critical, 1 high, 2 normal, 3 low; 2 for anything else. */

@@ -17,14 +17,14 @@
 
 typedef struct queue_job {
     char id[37];
-    int attempt;          /* attempts after the claim: 1 on the first try */
-    char *plan_id;        /* owned */
-    char *client_id;      /* owned */
-    char *message_type;   /* owned */
-    char *urgency;        /* owned */
-    char *channel;        /* owned: the channel to try now */
-    char *fallback_json;  /* owned: remaining channels, JSON array */
-    char *context_json;   /* owned */
+    int attempt;         /* attempts after the claim: 1 on the first try */
+    char *plan_id;       /* owned */
+    char *client_id;     /* owned */
+    char *message_type;  /* owned */
+    char *urgency;       /* owned */
+    char *channel;       /* owned: the channel to try now */
+    char *fallback_json; /* owned: remaining channels, JSON array */
+    char *context_json;  /* owned */
 } queue_job_t;
 
 void queue_job_free(queue_job_t *j);
@@ -42,16 +42,16 @@ typedef enum {
 
 typedef struct queue_result {
     const char *id;
-    int attempt;                 /* as claimed: the fence */
+    int attempt; /* as claimed: the fence */
     queue_outcome_t outcome;
-    double retry_at;             /* epoch s, QUEUE_RETRY only */
-    const char *channel;         /* the channel that was tried */
-    const char *subject;         /* may be NULL */
+    double retry_at;                 /* epoch s, QUEUE_RETRY only */
+    const char *channel;             /* the channel that was tried */
+    const char *subject;             /* may be NULL */
     const char *provider_message_id; /* may be NULL */
-    const char *error_category;  /* NULL on success */
-    const char *error_message;   /* NULL on success; never holds PII or secrets */
-    int provider_code;           /* SMTP reply or provider error code, 0 if none */
-    const char *detail_json;     /* delivery_events.provider_response, may be NULL */
+    const char *error_category;      /* NULL on success */
+    const char *error_message;       /* NULL on success; never holds PII or secrets */
+    int provider_code;               /* SMTP reply or provider error code, 0 if none */
+    const char *detail_json;         /* delivery_events.provider_response, may be NULL */
 } queue_result_t;
 
 /* Records n outcomes in one transaction: each updates its row only if the

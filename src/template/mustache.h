@@ -32,8 +32,8 @@ typedef struct mst_options {
 /* Renders template src with data (the root context) into out. Returns 0, or
  * -1 with a message in err naming the problem and its line ("line 3: missing
  * variable 'client_name'", "line 1: unclosed section 'items'"). */
-int mst_render(const char *src, const cJSON *data, const mst_options_t *opt, buf_t *out,
-               char *err, size_t errlen);
+int mst_render(const char *src, const cJSON *data, const mst_options_t *opt, buf_t *out, char *err,
+               size_t errlen);
 
 /* Parses src only, reporting syntax errors as mst_render would. */
 int mst_check(const char *src, char *err, size_t errlen);

@@ -11,10 +11,10 @@
 #include <stddef.h>
 
 typedef struct buf {
-    char *data;  /* owned; NULL until the first append */
-    size_t len;  /* bytes used, excluding the terminator */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* ceiling for len; appends past it fail */
+    char *data; /* owned; NULL until the first append */
+    size_t len; /* bytes used, excluding the terminator */
+    size_t cap; /* bytes allocated */
+    size_t max; /* ceiling for len; appends past it fail */
 } buf_t;
 
 /* Starts an empty buffer that may hold at most max bytes. */

@@ -83,7 +83,8 @@ void log_kv(log_level_t level, const char *component, const char *event, ...)
     gmtime_r(&ts.tv_sec, &tm);
     char when[96];
     snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (long)(ts.tv_nsec / 1000000) % 1000);
 
     buf_t line;
     buf_init(&line, LOG_LINE_MAX);

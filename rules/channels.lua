@@ -1,0 +1,115 @@
+-- channels.lua: which channels may carry a message, best first.
+--
+-- select(msg, client) returns {channels = {...}, why = "..."} with every
+-- channel the client can be reached on, in the order to try them, or
+-- {skip = "reason"} when there is none.
+--
+-- The seed's "Decision Logic" and "Workflow Trigger Points":
+--   * a channel the workflow asks for (msg.preferred_channel) comes first;
+--   * CRITICAL + WhatsApp preferred -> WhatsApp; CRITICAL otherwise -> SMS;
+--   * then the message type's own channels (detailed information such as
+--     budgets and vendors -> email first; errors -> SMS first);
+--   * then the client's preferred channels, then whatever else is left;
+--   * a channel the client opted out of, has no consent for or no contact
+--     for is skipped and the next one takes its place.
+
+-- Workflow Trigger Points: primary and secondary channel per message type.
+-- "reminder" has no trigger point; the seed gives it an SMS template, so it
+-- goes by email with SMS second, like a selection confirmation.
+local TYPE_CHANNELS = {
+    welcome = { "email" },
+    budget_summary = { "email" },
+    vendor_options = { "email", "whatsapp" },
+    selection_confirmation = { "email", "sms" },
+    blueprint_delivery = { "email", "whatsapp" },
+    error_notification = { "sms", "email" },
+    reminder = { "email", "sms" },
+}
+
+local ALL = { "email", "sms", "whatsapp" }
+
+-- Why the client cannot be sent on channel, or nil when it can. Email
+-- consent is implied by giving the address; SMS and WhatsApp need an
+-- explicit opt-in (TCPA, WhatsApp Business policy).
+local function blocked(client, channel)
+    if client["opt_out_" .. channel] then
+        return "opt_out"
+    end
+    if channel == "email" then
+        if not client.has_email then
+            return "no_contact"
+        end
+        return nil
+    end
+    if not client.has_phone then
+        return "no_contact"
+    end
+    if not (client.consent and client.consent[channel]) then
+        return "no_consent"
+    end
+    return nil
+end
+
+local function whatsapp_preferred(msg, client)
+    if msg.preferred_channel == "whatsapp" then
+        return true
+    end
+    local prefs = client.preferred_channels or {}
+    return prefs[1] == "whatsapp"
+end
+
+function select(msg, client)
+    local order, seen = {}, {}
+    local function add(ch)
+        if ch and not seen[ch] then
+            seen[ch] = true
+            order[#order + 1] = ch
+        end
+    end
+
+    add(msg.preferred_channel)
+    if msg.urgency == "critical" then
+        if whatsapp_preferred(msg, client) and not blocked(client, "whatsapp") then
+            add("whatsapp")
+        end
+        add("sms")
+    end
+    for _, ch in ipairs(TYPE_CHANNELS[msg.type] or { "email" }) do
+        add(ch)
+    end
+    for _, ch in ipairs(client.preferred_channels or {}) do
+        add(ch)
+    end
+    for _, ch in ipairs(ALL) do
+        add(ch)
+    end
+
+    local channels, reasons = {}, {}
+    for _, ch in ipairs(order) do
+        local why = blocked(client, ch)
+        if why then
+            reasons[#reasons + 1] = ch .. ":" .. why
+        else
+            channels[#channels + 1] = ch
+        end
+    end
+    if #channels == 0 then
+        -- One reason for the whole skip: no contact at all, else every
+        -- reachable channel opted out, else consent missing.
+        if not client.has_email and not client.has_phone then
+            return { skip = "no_contact" }
+        end
+        local reachable_not_opted = false
+        for _, ch in ipairs(ALL) do
+            local why = blocked(client, ch)
+            if why == "no_consent" then
+                reachable_not_opted = true
+            end
+        end
+        if reachable_not_opted then
+            return { skip = "no_consent" }
+        end
+        return { skip = "opt_out" }
+    end
+    return { channels = channels, why = table.concat(reasons, ",") }
+end

@@ -1,0 +1,85 @@
+-- fallback.lua: the chain of channels for a message, and what to do when a
+-- delivery attempt fails.
+--
+-- chain(msg, client, candidates) returns {primary = "...", fallbacks = {...}}.
+-- on_failure(msg, attempt, err) returns {action = "retry", after = seconds},
+-- {action = "next_channel", channel = "..."} or {action = "fail", reason = "..."}.
+
+-- Seed "Fallback Mechanisms": the example chains, word for word.
+local CHAINS = {
+    whatsapp = { "sms", "email" },
+    email = { "sms" },
+    sms = { "email" },
+}
+
+-- The secondary channel of each message type's trigger point: when the
+-- primary is the type's own primary, its secondary is the first fallback.
+local TYPE_PAIR = {
+    vendor_options = { "email", "whatsapp" },
+    selection_confirmation = { "email", "sms" },
+    blueprint_delivery = { "email", "whatsapp" },
+    error_notification = { "sms", "email" },
+    reminder = { "email", "sms" },
+}
+
+local MAX_FALLBACKS = 2
+
+function chain(msg, client, candidates)
+    local allowed = {}
+    for _, ch in ipairs(candidates) do
+        allowed[ch] = true
+    end
+    local primary = candidates[1]
+    local fallbacks, seen = {}, { [primary] = true }
+    local function add(ch)
+        if ch and allowed[ch] and not seen[ch] and #fallbacks < MAX_FALLBACKS then
+            seen[ch] = true
+            fallbacks[#fallbacks + 1] = ch
+        end
+    end
+    local pair = TYPE_PAIR[msg.type]
+    if pair and pair[1] == primary then
+        add(pair[2])
+    end
+    for _, ch in ipairs(CHAINS[primary] or {}) do
+        add(ch)
+    end
+    return { primary = primary, fallbacks = fallbacks }
+end
+
+-- Seed "Retry Strategy": 1, 5, 15 minutes, then the channel is given up.
+local DELAYS = { 60, 300, 900 }
+local JITTER = 0.10 -- up to 10% either way, so retries do not stampede
+
+local function jittered(base)
+    local spread = math.floor(base * JITTER)
+    return base + math.random(-spread, spread)
+end
+
+local function next_or_fail(err, why)
+    local remaining = err.remaining or {}
+    if remaining[1] then
+        return { action = "next_channel", channel = remaining[1], reason = why }
+    end
+    return { action = "fail", reason = why }
+end
+
+-- attempt: attempts made on err.channel so far, the failed one included.
+-- err: {category, provider_code, channel, remaining = {channels not tried}}.
+function on_failure(msg, attempt, err)
+    local cat = err.category
+    if cat == "transient" or cat == "rate_limit" then
+        if attempt >= 1 and attempt <= #DELAYS then
+            -- Rate limits wait the longest delay: the quota window needs it.
+            local base = cat == "rate_limit" and DELAYS[#DELAYS] or DELAYS[attempt]
+            return { action = "retry", after = jittered(base), reason = cat }
+        end
+        return next_or_fail(err, "retries_exhausted")
+    end
+    if cat == "auth_failure" then
+        return next_or_fail(err, "auth_failure")
+    end
+    -- permanent, invalid_input and anything unknown: this channel will not
+    -- work for this message, retrying it is pointless.
+    return next_or_fail(err, cat or "unknown")
+end
