@@ -7,6 +7,8 @@
 #   make demo       run the event-planning demo on a private PostgreSQL with
 #                   the sandbox transport (no credentials)
 #   make bench-p3   intake benchmark: crier against pgbench (tests/bench/)
+#   make bench-p5   policy cost: the Lua rules against the same policy in C
+#                   (P5_ARGS="--seconds 1 --breakdown" passes options)
 #   make format     clang-format -i on src/ and tests/
 #   make lint       clang-format check + cppcheck on src/ (the log API's NULL
 #                   sentinels are fine on the platforms crier targets)
@@ -20,7 +22,7 @@ CMAKE ?= cmake
 
 C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
 
-.PHONY: all build asan check demo bench-p3 format lint clean
+.PHONY: all build asan check demo bench-p3 bench-p5 format lint clean
 
 all: build
 
@@ -44,6 +46,9 @@ demo:
 
 bench-p3: build
 	@tests/bench/p3_intake.sh
+
+bench-p5:
+	@P5_BUILD_DIR=$(BUILD_DIR) tests/bench/p5_policy.sh $(P5_ARGS)
 
 format:
 	clang-format -i $(C_FILES)
