@@ -32,6 +32,11 @@ local ALL = { "email", "sms", "whatsapp" }
 -- consent is implied by giving the address; SMS and WhatsApp need an
 -- explicit opt-in (TCPA, WhatsApp Business policy).
 local function blocked(client, channel)
+    -- A channel the engine cannot deliver on right now (not the client's
+    -- doing): never pick it.
+    if client.available and client.available[channel] == false then
+        return "unavailable"
+    end
     if client["opt_out_" .. channel] then
         return "opt_out"
     end
@@ -98,6 +103,11 @@ function select(msg, client)
         -- reachable channel opted out, else consent missing.
         if not client.has_email and not client.has_phone then
             return { skip = "no_contact" }
+        end
+        for _, ch in ipairs(ALL) do
+            if blocked(client, ch) == "unavailable" then
+                return { skip = "channel_unavailable" }
+            end
         end
         local reachable_not_opted = false
         for _, ch in ipairs(ALL) do

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 typedef struct intake intake_t;
+typedef struct prt prt_t;
 
 typedef struct app {
     cfg_t *cfg; /* borrowed from main */
@@ -17,6 +18,7 @@ typedef struct app {
     tpl_catalog_t *templates; /* owned */
     db_pool_t *pool;          /* owned: short reads from API handlers */
     intake_t *intake;         /* owned: the group-commit writer */
+    prt_t *rules;             /* owned: the live policy rules (hot-reloaded) */
     atomic_int db_ready;      /* 1 while PostgreSQL answered the last probe */
     atomic_int stopping;      /* set by SIGTERM/SIGINT */
 } app_t;

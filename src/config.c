@@ -45,6 +45,8 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_OUTBOX_DIR", "outbox_dir", CFG_STR, S(outbox_dir), "outbox", 0, 0},
     {"CRIER_RULES_DIR", "rules_dir", CFG_STR, S(rules_dir), "rules", 0, 0},
     {"CRIER_TEMPLATES_DIR", "templates_dir", CFG_STR, S(templates_dir), "templates", 0, 0},
+    {"CRIER_RULES_REQUIRE_TESTS", "rules_require_tests", CFG_INT, S(rules_require_tests), "0", 0,
+     1},
     {"CRIER_SMTP_URL", "smtp_url", CFG_STR, S(smtp_url), "smtp://127.0.0.1:25", 0, 0},
     {"CRIER_SMTP_TLS", "smtp_tls", CFG_TLS, S(smtp_tls_required), "required", 0, 0},
     {"SMTP_USERNAME", NULL, CFG_STR, S(smtp_username), "", 0, 0},

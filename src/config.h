@@ -23,6 +23,7 @@ typedef struct cfg {
     char *outbox_dir;       /* CRIER_OUTBOX_DIR */
     char *rules_dir;        /* CRIER_RULES_DIR */
     char *templates_dir;    /* CRIER_TEMPLATES_DIR */
+    int rules_require_tests;  /* CRIER_RULES_REQUIRE_TESTS: a reload must pass rules/tests */
     char *smtp_url;         /* CRIER_SMTP_URL */
     int smtp_tls_required;  /* CRIER_SMTP_TLS: required (1) | off (0) */
     char *smtp_username;    /* SMTP_USERNAME, secret, may be "" */

@@ -4,6 +4,7 @@
 #include "engine/delivery.h"
 #include "engine/intake.h"
 #include "http/server.h"
+#include "policy/runtime.h"
 #include "util/log.h"
 
 #include <curl/curl.h>
@@ -42,6 +43,13 @@ static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
     app->templates = tpl_catalog_load(cfg->templates_dir, why, sizeof why);
     if (!app->templates) {
         snprintf(err, errlen, "CRIER_TEMPLATES_DIR %s: %s", cfg->templates_dir, why);
+        return -1;
+    }
+    /* Rules that fail to load are reported, not fatal: the built-in policy
+     * decides until a working set is saved. */
+    app->rules = prt_start(cfg->rules_dir, cfg->rules_require_tests, why, sizeof why);
+    if (!app->rules) {
+        snprintf(err, errlen, "CRIER_RULES_DIR %s: %s", cfg->rules_dir, why);
         return -1;
     }
     app->pool = db_pool_new(cfg->database_url, cfg->http_threads + 2);
@@ -122,7 +130,8 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_info("serve", "sighup", "note", "nothing to reload in this build", NULL);
+            log_info("serve", "sighup", "action", "reloading rules", NULL);
+            prt_reload(app.rules);
             continue;
         }
         log_info("serve", "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
@@ -139,6 +148,7 @@ out:
     if (app.intake)
         intake_stop(app.intake);
     delivery_stop(delivery);
+    prt_stop(app.rules); /* after every thread that decides has stopped */
     db_pool_free(app.pool);
     tpl_catalog_free(app.templates);
     curl_global_cleanup();

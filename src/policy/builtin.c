@@ -40,6 +40,11 @@ const char *policy_seed_primary(const char *message_type)
     return "email";
 }
 
+unsigned policy_channels_off(void)
+{
+    return POLICY_CH_SMS | POLICY_CH_WHATSAPP;
+}
+
 void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, double now,
                            policy_decision_t *d)
 {

@@ -30,7 +30,15 @@ typedef struct policy_client {
     double last_contact_at;       /* epoch s, 0 if never */
     double whatsapp_window_until; /* epoch s, 0 if closed */
     int vip;                      /* operator-marked client; the shipped rules ignore it */
+    /* Channels this engine cannot deliver on right now (POLICY_CH_* bits; 0:
+     * all can). Not a fact about the client: the rules treat such a channel
+     * as blocked ("unavailable"), so a decision never names one. */
+    unsigned channels_off;
 } policy_client_t;
+
+#define POLICY_CH_EMAIL    1u
+#define POLICY_CH_SMS      2u
+#define POLICY_CH_WHATSAPP 4u
 
 typedef struct policy_decision {
     char status[12];   /* queued (due now), pending (later) or skipped */
@@ -52,6 +60,9 @@ typedef struct policy_decision {
 int policy_priority(const char *urgency);
 /* The seed's primary channel for a message type ("email" for unknown ones). */
 const char *policy_seed_primary(const char *message_type);
+/* The channels this build of the engine cannot deliver on (POLICY_CH_*
+ * bits): SMS and WhatsApp until their transports exist. */
+unsigned policy_channels_off(void);
 /* The built-in decision. Never fails. */
 void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, double now,
                            policy_decision_t *d);

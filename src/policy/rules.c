@@ -58,8 +58,13 @@ static int rules_known_channel(const char *ch)
 int rules_channel_allowed(const policy_client_t *c, const char *channel, const char **why)
 {
     const char *no = NULL;
+    unsigned bit = strcmp(channel, "email") == 0 ? POLICY_CH_EMAIL
+                   : strcmp(channel, "sms") == 0 ? POLICY_CH_SMS
+                                                 : POLICY_CH_WHATSAPP;
     if (!rules_known_channel(channel))
         no = "unknown_channel";
+    else if (c->channels_off & bit)
+        no = "unavailable";
     else if (strcmp(channel, "email") == 0)
         /* consent to email is implied by giving the address */
         no = c->opt_out_email ? "opt_out" : !c->has_email ? "no_contact" : NULL;
@@ -98,6 +103,15 @@ static cJSON *rules_msg_json(const policy_msg_t *m)
     return o;
 }
 
+/* client.available: which channels the engine can deliver on now. */
+static int rules_available_json(cJSON *o, unsigned off)
+{
+    cJSON *a = cJSON_AddObjectToObject(o, "available");
+    return a && cJSON_AddBoolToObject(a, "email", !(off & POLICY_CH_EMAIL)) &&
+           cJSON_AddBoolToObject(a, "sms", !(off & POLICY_CH_SMS)) &&
+           cJSON_AddBoolToObject(a, "whatsapp", !(off & POLICY_CH_WHATSAPP));
+}
+
 static cJSON *rules_client_json(const policy_client_t *c)
 {
     cJSON *o = cJSON_CreateObject();
@@ -111,6 +125,7 @@ static cJSON *rules_client_json(const policy_client_t *c)
         cJSON_AddBoolToObject(o, "has_email", c->has_email != 0) &&
         cJSON_AddBoolToObject(o, "has_phone", c->has_phone != 0) &&
         cJSON_AddBoolToObject(o, "vip", c->vip != 0) &&
+        rules_available_json(o, c->channels_off) &&
         cJSON_AddStringToObject(o, "timezone",
                                 c->timezone && c->timezone[0] ? c->timezone : "UTC") &&
         cJSON_AddBoolToObject(consent, "email", c->consent_email != 0) &&

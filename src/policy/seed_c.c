@@ -112,6 +112,11 @@ static const char *seed_select(const policy_msg_t *m, const policy_client_t *c, 
         return "no_contact";
     for (int i = 0; i < 3; i++) {
         const char *why;
+        if (!rules_channel_allowed(c, seed_all[i], &why) && seed_eq(why, "unavailable"))
+            return "channel_unavailable";
+    }
+    for (int i = 0; i < 3; i++) {
+        const char *why;
         if (!rules_channel_allowed(c, seed_all[i], &why) && seed_eq(why, "no_consent"))
             return "no_consent";
     }

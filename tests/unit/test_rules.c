@@ -154,6 +154,10 @@ static void test_lua_and_c_agree(void **st)
         c.opt_out_email = pick(6) == 0;
         c.opt_out_sms = pick(6) == 0;
         c.opt_out_whatsapp = pick(6) == 0;
+        /* sometimes the engine cannot deliver SMS and WhatsApp (as before
+         * those transports exist): both sides must treat them as blocked */
+        if (pick(3) == 0)
+            c.channels_off = POLICY_CH_SMS | POLICY_CH_WHATSAPP;
         int np = (int)pick(4);
         for (int k = 0; k < np; k++)
             c.preferred_channels[k] = chans[1 + pick(3)];

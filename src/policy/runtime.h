@@ -1,0 +1,47 @@
+/* runtime: the live rules of a running crier — loading, hot reload, and
+ * decisions that never fail.
+ *
+ * One prt_t per process watches the rules directory (inotify) and takes
+ * prt_reload() on SIGHUP. A reload compiles the directory in a fresh sandbox
+ * and smoke-tests it (and, with CRIER_RULES_REQUIRE_TESTS, runs the cases in
+ * rules/tests/) off the hot path; only a set that passes is published. A
+ * broken set never replaces a working one: the error is kept for
+ * GET /v1/rules and the log.
+ *
+ * Each thread that decides owns a prt_local_t with its own Lua state (states
+ * are never shared). Before a decision it notices a newer published version
+ * and swaps to it, between decisions. A rule that fails a decision (raises,
+ * loops, allocates too much, returns something unsafe) is answered by the
+ * built-in policy, and counted. */
+#ifndef CRIER_POLICY_RUNTIME_H
+#define CRIER_POLICY_RUNTIME_H
+
+#include "policy/policy.h"
+#include "policy/rules.h"
+#include "util/buf.h"
+
+#include <stddef.h>
+
+typedef struct prt prt_t;
+typedef struct prt_local prt_local_t;
+
+/* Loads dir and starts watching it. A directory that fails to load at start
+ * is not fatal: crier runs on the built-in policy and reports the error, so
+ * a typo in a rule cannot keep the API down. require_tests: a set must also
+ * pass its rules/tests cases to be published. */
+prt_t *prt_start(const char *dir, int require_tests, char *err, size_t errlen);
+/* Stops the watcher. Call after every prt_local_t is freed. */
+void prt_stop(prt_t *p);
+/* Re-reads the directory now (SIGHUP); returns 0 when a set was published. */
+int prt_reload(prt_t *p);
+/* {"rules_dir","active_version","loaded_at","last_error","last_error_at",
+ *  "reloads","reload_failures","rule_failures"} */
+int prt_status_json(prt_t *p, buf_t *out);
+
+prt_local_t *prt_local_new(prt_t *p);
+void prt_local_free(prt_local_t *l);
+/* The decision: the rules', or the built-in one when they fail. */
+void prt_decide(prt_local_t *l, const policy_msg_t *m, const policy_client_t *c, double now,
+                const rules_pending_t *pending, policy_decision_t *d);
+
+#endif
