@@ -3,6 +3,7 @@
  * (`dry-run`). Neither touches the database or sends anything. */
 #include "api/request.h"
 #include "cli/commands.h"
+#include "policy/dryrun.h"
 #include "policy/rules.h"
 #include "policy/rules_cases.h"
 #include "policy/rules_json.h"
@@ -140,37 +141,14 @@ static int rulescmd_test(int argc, char **argv, cfg_t *cfg)
     return failed ? 1 : 0;
 }
 
-/* The dry-run's answer: {"decision": {...}, "rules_version", "trace"}. */
+/* The dry-run's answer, the same JSON POST /v1/rules/dry-run gives. */
 static int rulescmd_print(const policy_decision_t *d, const char *rules_error)
 {
-    buf_t b;
-    buf_init(&b, 64 * 1024);
-    if (policy_decision_json(d, &b) != 0) {
-        buf_free(&b);
-        return -1;
-    }
-    cJSON *dec = cJSON_Parse(b.data);
-    buf_free(&b);
-    cJSON *top = cJSON_CreateObject();
-    if (!dec || !top) {
-        cJSON_Delete(dec);
-        cJSON_Delete(top);
-        return -1;
-    }
-    cJSON *version = cJSON_DetachItemFromObjectCaseSensitive(dec, "rules_version");
-    cJSON *trace = cJSON_DetachItemFromObjectCaseSensitive(dec, "trace");
-    cJSON_AddStringToObject(dec, "status", d->status);
-    cJSON_AddItemToObject(top, "decision", dec);
-    cJSON_AddItemToObject(top, "rules_version", version);
-    cJSON_AddItemToObject(top, "trace", trace);
-    if (rules_error)
-        cJSON_AddStringToObject(top, "rules_error", rules_error);
-    char *text = cJSON_Print(top);
-    cJSON_Delete(top);
+    char *text = dryrun_answer_json(d, rules_error, 1);
     if (!text)
         return -1;
     printf("%s\n", text);
-    cJSON_free(text);
+    free(text);
     return 0;
 }
 
@@ -227,36 +205,24 @@ static int rulescmd_dry_run(int argc, char **argv, cfg_t *cfg)
     char err[RULESCMD_ERR_MAX];
     char *text = NULL;
     size_t len = 0;
+    /* parsed here first only for a syntax error's line and column */
     cJSON *req = rulescmd_json_file(request, &text, &len);
     if (!req)
         return 2;
-    /* the API's own validation, so a dry-run accepts exactly what the API does */
-    req_comm_t parsed;
-    req_error_t rerr;
-    int rc = req_parse(text, len, RULESCMD_MAX_FILE, &parsed, &rerr);
-    free(text);
-    if (rc != 0) {
-        fprintf(stderr, "crier rules: %s: %s\n", request, rerr.message);
-        cJSON_Delete(req);
-        return 2;
-    }
-    req_free(&parsed);
-    rc = rules_input_request(&in, req, err, sizeof err);
     cJSON_Delete(req);
-    if (rc != 0) {
-        fprintf(stderr, "crier rules: %s: %s\n", request, err);
+    cJSON *cj = NULL;
+    if (client && !(cj = rulescmd_json_file(client, NULL, NULL))) {
+        free(text);
         return 2;
     }
-    if (client) {
-        cJSON *cj = rulescmd_json_file(client, NULL, NULL);
-        if (!cj)
-            return 2;
-        rc = rules_input_client(&in, cj, err, sizeof err);
-        cJSON_Delete(cj);
-        if (rc != 0) {
-            fprintf(stderr, "crier rules: %s: %s\n", client, err);
-            return 2;
-        }
+    req_error_t rerr;
+    int rc = dryrun_input(&in, text, len, RULESCMD_MAX_FILE, cj, &rerr);
+    free(text);
+    cJSON_Delete(cj);
+    if (rc != 0) {
+        fprintf(stderr, "crier rules: %s: %s\n", rc == DRYRUN_BAD_CLIENT ? client : request,
+                rerr.message);
+        return 2;
     }
 
     rules_set_t *s = rulescmd_load(dir);

@@ -11,6 +11,7 @@
 
 #include "api/comms.h"
 #include "api/health.h"
+#include "api/rules.h"
 #include "engine/intake.h"
 #include "http/answer.h"
 #include "http/auth.h"
@@ -73,6 +74,10 @@ static const srv_route_t srv_routes[] = {
      AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC, api_comm_get},
     {HTTP_ROUTE_PLAN_LIST, "GET", "GET, HEAD",
      AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC, api_plan_list},
+    {HTTP_ROUTE_RULES_STATUS, "GET", "GET, HEAD", AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC,
+     api_rules_status},
+    {HTTP_ROUTE_RULES_DRY_RUN, "POST", "POST", AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC,
+     api_rules_dry_run},
 };
 
 typedef enum {
@@ -131,6 +136,10 @@ static int srv_match_path(const char *path, char param[SRV_PARAM_MAX])
         return 1;
     if (strcmp(path, "/v1/communications") == 0)
         return 2;
+    if (strcmp(path, "/v1/rules") == 0)
+        return 5;
+    if (strcmp(path, "/v1/rules/dry-run") == 0)
+        return 6;
     static const char comm[] = "/v1/communications/";
     static const char plans[] = "/v1/plans/";
     static const char tail[] = "/communications";
@@ -547,6 +556,7 @@ void http_stop(http_server_t *s)
         return;
     }
     MHD_stop_daemon(s->daemon);
+    api_rules_cleanup(); /* no handler runs any more */
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
     intake_unref(s->intake);

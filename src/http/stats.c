@@ -48,6 +48,8 @@ const char *http_stats_route_name(http_route_id_t route)
         "POST /v1/communications",
         "GET /v1/communications/{id}",
         "GET /v1/plans/{plan_id}/communications",
+        "GET /v1/rules",
+        "POST /v1/rules/dry-run",
         "other",
     };
     return stats_valid(route) ? names[route] : "other";

@@ -9,6 +9,8 @@ typedef enum {
     HTTP_ROUTE_COMM_CREATE,
     HTTP_ROUTE_COMM_GET,
     HTTP_ROUTE_PLAN_LIST,
+    HTTP_ROUTE_RULES_STATUS,
+    HTTP_ROUTE_RULES_DRY_RUN,
     HTTP_ROUTE_OTHER, /* no route matched */
     HTTP_ROUTE_N,
 } http_route_id_t;

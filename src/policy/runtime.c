@@ -20,14 +20,14 @@
 struct prt {
     char dir[1024];
     int require_tests;
-    pthread_mutex_t mu;      /* guards the status fields below */
-    char version[72];        /* the published set's version; "" when none */
+    pthread_mutex_t mu; /* guards the status fields below */
+    char version[72];   /* the published set's version; "" when none */
     double loaded_at;
     char last_error[512];
     double last_error_at;
-    atomic_uint gen;         /* bumped on every publish */
+    atomic_uint gen; /* bumped on every publish */
     atomic_long reloads, reload_failures, rule_failures;
-    int inotify_fd;          /* -1 when the directory cannot be watched */
+    int inotify_fd; /* -1 when the directory cannot be watched */
     pthread_t watcher;
     int watching;
     atomic_int stop;
@@ -37,6 +37,7 @@ struct prt_local {
     prt_t *p;           /* borrowed */
     rules_set_t *set;   /* owned; NULL: the built-in policy decides */
     unsigned gen;       /* the generation set was taken at */
+    long long retry_ms; /* a failed swap is tried again from this time on */
 };
 
 /* Compiles and checks the directory in a fresh state. */
@@ -55,8 +56,8 @@ static rules_set_t *prt_validate(prt_t *p, char *err, size_t errlen)
     else
         snprintf(err, errlen, "cannot open /dev/null");
     if (rc == 0 && failed > 0) {
-        snprintf(err, errlen, "%d of %d rules test case(s) failed (see crier rules test)",
-                 failed, passed + failed);
+        snprintf(err, errlen, "%d of %d rules test case(s) failed (see crier rules test)", failed,
+                 passed + failed);
         rc = -1;
     }
     if (rc != 0) {
@@ -150,8 +151,7 @@ prt_t *prt_start(const char *dir, int require_tests, char *err, size_t errlen)
         p->watching = 1;
     } else {
         /* SIGHUP still reloads; say why edits are not picked up by themselves */
-        log_warn("rules", "watch_unavailable", "error", strerror(errno), "reload", "SIGHUP",
-                 NULL);
+        log_warn("rules", "watch_unavailable", "error", strerror(errno), "reload", "SIGHUP", NULL);
         if (p->inotify_fd >= 0)
             close(p->inotify_fd);
         p->inotify_fd = -1;
@@ -215,30 +215,34 @@ void prt_local_free(prt_local_t *l)
 
 /* Swaps to the published set when there is a newer one. The directory is
  * loaded again here (each thread needs its own state) and must come out as
- * the version that was validated; if it changed meanwhile, the old set stays
- * until the watcher validates the newer files. */
+ * the version that was validated; if the files changed meanwhile, the old
+ * set stays and the swap is tried again a second later, so the thread
+ * catches up as soon as the files match what was published. */
 static void prt_local_sync(prt_local_t *l)
 {
     unsigned g = atomic_load(&l->p->gen);
-    if (g == l->gen)
+    if (g == l->gen || time_mono_ms() < l->retry_ms)
         return;
-    l->gen = g;
     char want[72];
     pthread_mutex_lock(&l->p->mu);
     snprintf(want, sizeof want, "%s", l->p->version);
     pthread_mutex_unlock(&l->p->mu);
-    if (!want[0])
+    if (!want[0]) {
+        l->gen = g;
         return;
+    }
     char err[512];
     rules_set_t *set = rules_load(l->p->dir, NULL, err, sizeof err);
     if (!set || strcmp(rules_version(set), want) != 0) {
-        log_warn("rules", "swap_skipped", "reason",
+        log_warn("rules", "swap_deferred", "reason",
                  set ? "the files changed again while reloading" : err, NULL);
         rules_free(set);
+        l->retry_ms = time_mono_ms() + 1000;
         return;
     }
     rules_free(l->set);
     l->set = set;
+    l->gen = g;
 }
 
 void prt_decide(prt_local_t *l, const policy_msg_t *m, const policy_client_t *c, double now,

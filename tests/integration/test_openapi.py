@@ -17,7 +17,7 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from test_bad_input import oversized_with_length  # noqa: E402  (one raw-socket client)
+from test_bad_input import oversized_with_length, raw_exchange  # noqa: E402  (raw-socket clients)
 
 passed = 0
 failed = 0
@@ -153,7 +153,57 @@ def main():
         spec.conforms("empty plan", P_PLAN, "get",
                       crier.request("GET", "/v1/plans/%s/communications" % uuid.uuid4()))
 
+        # The rules endpoints (operator scope).
+        P_RULES = "/v1/rules"
+        P_DRY = "/v1/rules/dry-run"
+        OP = harness.TOKEN_OPERATOR
+        rules = crier.request("GET", P_RULES, token=OP)
+        spec.conforms("rules status", P_RULES, "get", rules)
+        check(rules[0] == 200 and rules[2].get("active_version") not in (None, "builtin-1"),
+              "GET /v1/rules shows the loaded rules: %r" % (rules[2],))
+        dry_body = {"request": harness.comm_body(4, message_type="vendor_options"),
+                    "client": {"quiet_hours_start": "23:00", "preferred_channels": ["email"]},
+                    "now": "2026-03-10T15:00:00Z"}
+        dry_schema = spec.deref(spec.doc["paths"][P_DRY]["post"]["requestBody"])
+        dry_schema = dry_schema["content"]["application/json"]["schema"]
+        check(not spec.errors(dry_schema, dry_body), "a valid dry-run matches DryRunRequest: %s"
+              % spec.errors(dry_schema, dry_body)[:3])
+        dry = crier.request("POST", P_DRY, dry_body, token=OP)
+        spec.conforms("dry-run", P_DRY, "post", dry)
+        check(dry[0] == 200 and dry[2].get("rules_version") == rules[2].get("active_version"),
+              "the dry-run decides with the active rules: %r" % (dry[2],))
+        spec.conforms("dry-run as admin", P_DRY, "post",
+                      crier.request("POST", P_DRY, dry_body, token=harness.TOKEN_ADMIN))
+
         errors = [
+            ("rules 401", P_RULES, "get", 401, "unauthorized",
+             lambda: crier.request("GET", P_RULES, token=None)),
+            ("rules 403", P_RULES, "get", 403, "forbidden",
+             lambda: crier.request("GET", P_RULES, token=harness.TOKEN_WORKFLOW)),
+            ("dry-run 400", P_DRY, "post", 400, "invalid_json",
+             lambda: crier.request("POST", P_DRY, raw=b'{"request":', headers=JSON, token=OP)),
+            ("dry-run 400 too deep", P_DRY, "post", 400, "json_too_deep",
+             lambda: crier.request("POST", P_DRY, dict(dry_body, request=dict(
+                 good, context={"deep": json.loads("[" * 64 + "]" * 64)})), token=OP)),
+            ("dry-run 401", P_DRY, "post", 401, "unauthorized",
+             lambda: crier.request("POST", P_DRY, dry_body, token=None)),
+            ("dry-run 403", P_DRY, "post", 403, "forbidden",
+             lambda: crier.request("POST", P_DRY, dry_body, token=harness.TOKEN_WORKFLOW)),
+            ("dry-run 413", P_DRY, "post", 413, "body_too_large",
+             lambda: (lambda r: (r[0], {"content-type": "application/json"}, r[1]))(
+                 raw_exchange(crier.port, (
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                     "Connection: close\r\n\r\n" % (P_DRY, crier.port, OP, 2 * 1024 * 1024)
+                 ).encode(), [b"{" + b" " * 65535] * 32))),
+            ("dry-run 415", P_DRY, "post", 415, "unsupported_media_type",
+             lambda: crier.request("POST", P_DRY, raw=json.dumps(dry_body).encode(), token=OP,
+                                   headers={"Content-Type": "text/plain"})),
+            ("dry-run 422 request", P_DRY, "post", 422, "invalid_field",
+             lambda: crier.request("POST", P_DRY, dict(dry_body, request=dict(
+                 good, message_type="nope")), token=OP)),
+            ("dry-run 422 now", P_DRY, "post", 422, "invalid_field",
+             lambda: crier.request("POST", P_DRY, dict(dry_body, now="soon"), token=OP)),
             ("400 invalid_json", P_COMMS, "post", 400, "invalid_json",
              lambda: crier.request("POST", "/v1/communications", raw=b"{nope", headers=JSON)),
             ("400 invalid_utf8", P_COMMS, "post", 400, "invalid_utf8",
@@ -212,10 +262,13 @@ def main():
             for k, v in params.items():
                 concrete = concrete.replace(k, v)
             for m in item:
-                if m == "post":
+                token = OP if p.startswith(P_RULES) else harness.TOKEN_WORKFLOW
+                if m == "post" and p == P_DRY:
+                    answer = crier.request("POST", concrete, dry_body, token=token)
+                elif m == "post":
                     answer = crier.request("POST", concrete, harness.comm_body(9, urgency="low"))
                 else:
-                    answer = crier.request(m.upper(), concrete)
+                    answer = crier.request(m.upper(), concrete, token=token)
                 check(answer[0] != 404, "%s %s exists (answered %s)" % (m.upper(), p, answer[0]))
                 spec.conforms("path exists", p, m, answer)
 
