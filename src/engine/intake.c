@@ -2,6 +2,7 @@
 #include "engine/intake.h"
 
 #include "policy/policy.h"
+#include "policy/runtime.h"
 #include "queue/queue.h"
 #include "store/db.h"
 #include "store/store.h"
@@ -13,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,16 +22,24 @@
 #define INTAKE_BODY_MAX (64 * 1024) /* a 202 body: id, status, decision */
 #define INTAKE_ERR_MAX  512
 
-struct intake {
+/* One writer: a queue, a thread and the PostgreSQL connection it owns. */
+typedef struct intake_writer {
     app_t *app; /* borrowed */
     pthread_t thread;
+    int started; /* the thread was created (joined by intake_stop) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     intake_job_t *head, *tail; /* owned jobs waiting for the writer, under mu */
     int queued;                /* under mu */
     int stopping;              /* under mu */
     PGconn *conn;              /* owned by the writer thread */
-    atomic_int refs;           /* the starter's plus intake_ref's */
+    prt_local_t *policy;       /* owned by the writer thread: its own rules state */
+} intake_writer_t;
+
+struct intake {
+    intake_writer_t writers[INTAKE_WRITERS];
+    int n_writers;   /* initialised (mutex and condition made) */
+    atomic_int refs; /* the starter's plus intake_ref's */
 };
 
 /* What one request came to inside the batch transaction. */
@@ -57,28 +67,40 @@ static void intake_finish(intake_job_t *job, http_answer_t *ans)
     intake_job_free(job);
 }
 
+/* A client's requests all go to the same writer: they keep their order, and
+ * two writers never wait on each other's locks for one client's rows or
+ * idempotency keys (which are per client). */
+static intake_writer_t *intake_writer_for(intake_t *in, const char *client_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)client_id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return &in->writers[h % (uint32_t)in->n_writers];
+}
+
 void intake_submit(intake_t *in, intake_job_t *job)
 {
     const char *why = NULL;
     if (!in) {
         why = "the intake is not running";
     } else {
-        pthread_mutex_lock(&in->mu);
-        if (in->stopping) {
+        intake_writer_t *w = intake_writer_for(in, job->req.client_id);
+        pthread_mutex_lock(&w->mu);
+        if (w->stopping) {
             why = "shutting down";
-        } else if (in->queued >= INTAKE_QUEUE_MAX) {
+        } else if (w->queued >= INTAKE_QUEUE_MAX / INTAKE_WRITERS) {
             why = "too many requests waiting to be written";
         } else {
             job->next = NULL;
-            if (in->tail)
-                in->tail->next = job;
+            if (w->tail)
+                w->tail->next = job;
             else
-                in->head = job;
-            in->tail = job;
-            in->queued++;
-            pthread_cond_signal(&in->cv);
+                w->head = job;
+            w->tail = job;
+            w->queued++;
+            pthread_cond_signal(&w->cv);
         }
-        pthread_mutex_unlock(&in->mu);
+        pthread_mutex_unlock(&w->mu);
     }
     if (why) {
         http_answer_t ans;
@@ -87,17 +109,17 @@ void intake_submit(intake_t *in, intake_job_t *job)
     }
 }
 
-/* Returns 0 when in->conn is usable, reconnecting once if needed. */
-static int intake_connect(intake_t *in, char *err, size_t errlen)
+/* Returns 0 when w->conn is usable, reconnecting once if needed. */
+static int intake_connect(intake_writer_t *w, char *err, size_t errlen)
 {
-    if (in->conn && db_ensure(in->conn) == 0)
+    if (w->conn && db_ensure(w->conn) == 0)
         return 0;
-    if (in->conn) {
-        PQfinish(in->conn);
-        in->conn = NULL;
+    if (w->conn) {
+        PQfinish(w->conn);
+        w->conn = NULL;
     }
-    in->conn = db_connect(in->app->cfg->database_url, err, errlen);
-    return in->conn ? 0 : -1;
+    w->conn = db_connect(w->app->cfg->database_url, err, errlen);
+    return w->conn ? 0 : -1;
 }
 
 /* The upsert record of the request's client: fields the request leaves out
@@ -114,6 +136,27 @@ static void intake_upsert_record(const req_comm_t *r, store_client_t *cl)
     cl->consent_email = r->client.consent_email;
     cl->consent_sms = r->client.consent_sms;
     cl->consent_whatsapp = r->client.consent_whatsapp;
+}
+
+/* The preferred channels of a client (JSON array text) into pc; pref holds
+ * the names pc points into. */
+static void intake_policy_prefs(const char *json, policy_client_t *pc,
+                                char pref[POLICY_MAX_CHANNELS][12])
+{
+    cJSON *arr = json ? cJSON_Parse(json) : NULL;
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (n >= POLICY_MAX_CHANNELS)
+            break;
+        if (cJSON_IsString(it) && strlen(it->valuestring) < 12) {
+            snprintf(pref[n], 12, "%s", it->valuestring);
+            pc->preferred_channels[n] = pref[n];
+            n++;
+        }
+    }
+    cJSON_Delete(arr);
 }
 
 /* The policy's view of a client: flags and preferences, never the address
@@ -135,21 +178,30 @@ static void intake_policy_client(const store_client_t *cl, policy_client_t *pc,
     pc->quiet_end = cl->quiet_end[0] ? cl->quiet_end : NULL;
     pc->last_contact_at = cl->last_contact_at;
     pc->whatsapp_window_until = 0;
+    pc->channels_off = policy_channels_off();
+    intake_policy_prefs(cl->preferred_channels_json, pc, pref);
+}
 
-    cJSON *arr = cl->preferred_channels_json ? cJSON_Parse(cl->preferred_channels_json) : NULL;
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
-    {
-        if (n >= POLICY_MAX_CHANNELS)
-            break;
-        if (cJSON_IsString(it) && strlen(it->valuestring) < 12) {
-            snprintf(pref[n], 12, "%s", it->valuestring);
-            pc->preferred_channels[n] = pref[n];
-            n++;
-        }
-    }
-    cJSON_Delete(arr);
+/* The same view from the facts the set-based round loads (no plaintext). */
+static void intake_policy_facts(const store_client_facts_t *f, policy_client_t *pc,
+                                char pref[POLICY_MAX_CHANNELS][12])
+{
+    memset(pc, 0, sizeof *pc);
+    pc->has_email = f->has_email;
+    pc->has_phone = f->has_phone;
+    pc->timezone = f->timezone ? f->timezone : "UTC";
+    pc->consent_email = f->consent_email;
+    pc->consent_sms = f->consent_sms;
+    pc->consent_whatsapp = f->consent_whatsapp;
+    pc->opt_out_email = f->opt_out_email;
+    pc->opt_out_sms = f->opt_out_sms;
+    pc->opt_out_whatsapp = f->opt_out_whatsapp;
+    pc->quiet_start = f->quiet_start[0] ? f->quiet_start : NULL;
+    pc->quiet_end = f->quiet_end[0] ? f->quiet_end : NULL;
+    pc->last_contact_at = f->last_contact_at;
+    pc->whatsapp_window_until = 0;
+    pc->channels_off = policy_channels_off();
+    intake_policy_prefs(f->preferred_channels_json, pc, pref);
 }
 
 static int intake_fallback_json(const policy_decision_t *d, buf_t *out)
@@ -164,6 +216,105 @@ static int intake_fallback_json(const policy_decision_t *d, buf_t *out)
     return rc ? -1 : 0;
 }
 
+/* One request made ready to insert: the decision, the row and the 202 body.
+ * The row's strings point into the job, and into the draft itself (which
+ * therefore must not move once composed). */
+typedef struct intake_draft {
+    policy_decision_t d;
+    store_comm_new_t c;
+    buf_t decision, body, fallback;
+} intake_draft_t;
+
+static void intake_draft_init(intake_draft_t *dr)
+{
+    memset(dr, 0, sizeof *dr);
+    buf_init(&dr->decision, INTAKE_BODY_MAX);
+    buf_init(&dr->body, INTAKE_BODY_MAX);
+    buf_init(&dr->fallback, 256);
+}
+
+static void intake_draft_free(intake_draft_t *dr)
+{
+    buf_free(&dr->decision);
+    buf_free(&dr->body);
+    buf_free(&dr->fallback);
+}
+
+/* Decides for job (one policy call, on data already in memory) and fills
+ * the draft. 0, or -1 when the answer cannot be built. */
+static int intake_compose(intake_writer_t *w, const intake_job_t *job, const policy_client_t *pc,
+                          intake_draft_t *dr)
+{
+    const req_comm_t *r = &job->req;
+    policy_msg_t msg = {
+        .message_type = r->message_type,
+        .urgency = r->urgency,
+        .preferred_channel = r->preferred_channel[0] ? r->preferred_channel : NULL,
+        .has_attachment = r->n_attachments > 0,
+    };
+    policy_decision_t *d = &dr->d;
+    /* The live rules (the built-in policy when they fail or are absent).
+     * Pending LOW messages are not counted yet: digests are not built. */
+    if (w->policy)
+        prt_decide(w->policy, &msg, pc, time_now(), NULL, d);
+    else
+        policy_builtin_decide(&msg, pc, time_now(), d);
+
+    store_comm_new_t *c = &dr->c;
+    if (cry_uuid4(c->id) != 0 || policy_decision_json(d, &dr->decision) != 0 ||
+        intake_fallback_json(d, &dr->fallback) != 0)
+        return -1;
+    int rc = buf_puts(&dr->body, "{\"communication_id\":");
+    rc |= jtext_string(&dr->body, c->id);
+    rc |= buf_puts(&dr->body, ",\"status\":");
+    rc |= jtext_string(&dr->body, d->status);
+    rc |= buf_puts(&dr->body, ",\"decision\":");
+    rc |= buf_append(&dr->body, dr->decision.data, dr->decision.len);
+    rc |= buf_putc(&dr->body, '}');
+    if (rc != 0)
+        return -1;
+
+    c->plan_id = r->plan_id;
+    c->client_id = r->client_id;
+    c->message_type = r->message_type;
+    c->urgency = r->urgency;
+    c->preferred_channel = msg.preferred_channel;
+    c->context_json = r->context_json;
+    c->attachments = r->attachments;
+    c->n_attachments = r->n_attachments;
+    c->idempotency_key = job->idempotency_key[0] ? job->idempotency_key : NULL;
+    c->request_hash = job->request_hash;
+    c->status = d->status;
+    c->channel = d->primary[0] ? d->primary : NULL;
+    c->fallback_json = dr->fallback.data;
+    c->send_at = d->send_at;
+    c->priority = d->priority;
+    c->decision_json = dr->decision.data;
+    c->rules_version = d->rules_version;
+    c->skip_reason = d->skip_reason[0] ? d->skip_reason : NULL;
+    c->response_json = dr->body.data;
+    return 0;
+}
+
+static void intake_unknown_client(http_answer_t *ans)
+{
+    http_answer_error(ans, 422, "unknown_client",
+                      "client_id: unknown client; include a client object to create it");
+}
+
+static void intake_key_taken(store_insert_outcome_t outcome, char **replay, http_answer_t *ans)
+{
+    if (outcome == STORE_REPLAY && *replay) {
+        http_answer_json(ans, 202, *replay);
+        *replay = NULL;
+    } else if (outcome == STORE_REPLAY) {
+        http_answer_error(ans, 500, "internal_error", "the stored answer could not be read");
+    } else {
+        http_answer_error(ans, 409, "idempotency_conflict",
+                          "Idempotency-Key was already used with a different body");
+    }
+}
+
 /* Undoes one request's writes. Returns -1 when even that fails. */
 static int intake_undo(PGconn *conn, char *err, size_t errlen)
 {
@@ -174,31 +325,35 @@ static int intake_undo(PGconn *conn, char *err, size_t errlen)
 
 /* A store error: the batch is lost if the connection is, else only this
  * request is (its savepoint is rolled back, the batch goes on). */
-static intake_step_t intake_store_failed(intake_t *in, const char *what, const char *why,
+static intake_step_t intake_store_failed(intake_writer_t *w, const char *what, const char *why,
                                          http_answer_t *ans)
 {
     char err[INTAKE_ERR_MAX];
     log_warn("intake", what, "error", why, NULL);
-    if (db_conn_lost(in->conn) || intake_undo(in->conn, err, sizeof err) != 0)
+    if (db_conn_lost(w->conn) || intake_undo(w->conn, err, sizeof err) != 0)
         return INTAKE_BROKEN;
     http_answer_error(ans, 500, "internal_error", "the request could not be stored");
     return INTAKE_ANSWERED;
 }
 
-static intake_step_t intake_one(intake_t *in, intake_job_t *job, http_answer_t *ans)
+/* One request on its own savepoint, statement by statement: the path that
+ * isolates a failing request from the others of its round. */
+static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answer_t *ans)
 {
-    PGconn *conn = in->conn;
-    const cry_keys_t *keys = &in->app->keys;
+    PGconn *conn = w->conn;
+    const cry_keys_t *keys = &w->app->keys;
     const req_comm_t *r = &job->req;
     char err[INTAKE_ERR_MAX];
     intake_step_t step = INTAKE_ANSWERED;
     store_client_t cl;
     memset(&cl, 0, sizeof cl);
-    buf_t decision, body, fallback;
-    buf_init(&decision, INTAKE_BODY_MAX);
-    buf_init(&body, INTAKE_BODY_MAX);
-    buf_init(&fallback, 256);
+    intake_draft_t *dr = malloc(sizeof *dr); /* owned; too big for the stack */
     char *replay = NULL;
+    if (!dr) {
+        http_answer_error(ans, 500, "internal_error", "out of memory");
+        return INTAKE_ANSWERED;
+    }
+    intake_draft_init(dr);
 
     if (db_exec(conn, "SAVEPOINT req", err, sizeof err) != 0) {
         log_warn("intake", "savepoint_failed", "error", err, NULL);
@@ -209,7 +364,7 @@ static intake_step_t intake_one(intake_t *in, intake_job_t *job, http_answer_t *
         store_client_t up; /* borrows the request's strings: never freed */
         intake_upsert_record(r, &up);
         if (store_client_upsert(conn, keys, &up, err, sizeof err) != 0) {
-            step = intake_store_failed(in, "client_upsert_failed", err, ans);
+            step = intake_store_failed(w, "client_upsert_failed", err, ans);
             goto out;
         }
     }
@@ -217,7 +372,7 @@ static intake_step_t intake_one(intake_t *in, intake_job_t *job, http_answer_t *
      * store, not in the request */
     int load_rc = store_client_load(conn, keys, r->client_id, &cl, err, sizeof err);
     if (load_rc < 0) {
-        step = intake_store_failed(in, "client_load_failed", err, ans);
+        step = intake_store_failed(w, "client_load_failed", err, ans);
         goto out;
     }
     if (load_rc == 1) {
@@ -225,65 +380,21 @@ static intake_step_t intake_one(intake_t *in, intake_job_t *job, http_answer_t *
             step = INTAKE_BROKEN;
             goto out;
         }
-        http_answer_error(ans, 422, "unknown_client",
-                          "client_id: unknown client; include a client object to create it");
+        intake_unknown_client(ans);
         goto out;
     }
 
-    policy_msg_t msg = {
-        .message_type = r->message_type,
-        .urgency = r->urgency,
-        .preferred_channel = r->preferred_channel[0] ? r->preferred_channel : NULL,
-        .has_attachment = r->n_attachments > 0,
-    };
     policy_client_t pc;
     char pref[POLICY_MAX_CHANNELS][12];
     intake_policy_client(&cl, &pc, pref);
-    policy_decision_t d;
-    policy_builtin_decide(&msg, &pc, time_now(), &d);
-
-    store_comm_new_t c;
-    memset(&c, 0, sizeof c);
-    if (cry_uuid4(c.id) != 0 || policy_decision_json(&d, &decision) != 0 ||
-        intake_fallback_json(&d, &fallback) != 0) {
-        step = intake_store_failed(in, "answer_failed", "building the answer", ans);
+    if (intake_compose(w, job, &pc, dr) != 0) {
+        step = intake_store_failed(w, "answer_failed", "building the answer", ans);
         goto out;
     }
-    int rc = buf_puts(&body, "{\"communication_id\":");
-    rc |= jtext_string(&body, c.id);
-    rc |= buf_puts(&body, ",\"status\":");
-    rc |= jtext_string(&body, d.status);
-    rc |= buf_puts(&body, ",\"decision\":");
-    rc |= buf_append(&body, decision.data, decision.len);
-    rc |= buf_putc(&body, '}');
-    if (rc != 0) {
-        step = intake_store_failed(in, "answer_failed", "building the answer", ans);
-        goto out;
-    }
-
-    c.plan_id = r->plan_id;
-    c.client_id = r->client_id;
-    c.message_type = r->message_type;
-    c.urgency = r->urgency;
-    c.preferred_channel = msg.preferred_channel;
-    c.context_json = r->context_json;
-    c.attachments = r->attachments;
-    c.n_attachments = r->n_attachments;
-    c.idempotency_key = job->idempotency_key[0] ? job->idempotency_key : NULL;
-    c.request_hash = job->request_hash;
-    c.status = d.status;
-    c.channel = d.primary[0] ? d.primary : NULL;
-    c.fallback_json = fallback.data;
-    c.send_at = d.send_at;
-    c.priority = d.priority;
-    c.decision_json = decision.data;
-    c.rules_version = d.rules_version;
-    c.skip_reason = d.skip_reason[0] ? d.skip_reason : NULL;
-    c.response_json = body.data;
 
     store_insert_outcome_t outcome = STORE_INSERTED;
-    if (store_comm_insert(conn, &c, &outcome, &replay, err, sizeof err) != 0) {
-        step = intake_store_failed(in, "insert_failed", err, ans);
+    if (store_comm_insert(conn, &dr->c, &outcome, &replay, err, sizeof err) != 0) {
+        step = intake_store_failed(w, "insert_failed", err, ans);
         goto out;
     }
     if (outcome == STORE_INSERTED) {
@@ -291,7 +402,7 @@ static intake_step_t intake_one(intake_t *in, intake_job_t *job, http_answer_t *
             step = INTAKE_BROKEN;
             goto out;
         }
-        http_answer_json(ans, 202, buf_detach(&body));
+        http_answer_json(ans, 202, buf_detach(&dr->body));
         goto out;
     }
     /* A replay or a conflict writes nothing, not even the client update. */
@@ -299,57 +410,250 @@ static intake_step_t intake_one(intake_t *in, intake_job_t *job, http_answer_t *
         step = INTAKE_BROKEN;
         goto out;
     }
-    if (outcome == STORE_REPLAY && replay) {
-        http_answer_json(ans, 202, replay);
-        replay = NULL;
-    } else if (outcome == STORE_REPLAY) {
-        http_answer_error(ans, 500, "internal_error", "the stored answer could not be read");
-    } else {
-        http_answer_error(ans, 409, "idempotency_conflict",
-                          "Idempotency-Key was already used with a different body");
-    }
+    intake_key_taken(outcome, &replay, ans);
 
 out:
     free(replay);
-    buf_free(&decision);
-    buf_free(&body);
-    buf_free(&fallback);
+    intake_draft_free(dr);
+    free(dr);
     store_client_free(&cl);
     return step;
 }
 
-static void intake_write_batch(intake_t *in, intake_job_t **jobs, int n)
+/* The set-based round: every request of jobs[0..n) (distinct clients) in a
+ * handful of statements whatever n is: probe the idempotency keys, upsert
+ * the clients, load what the policy needs, decide in memory, insert the rows
+ * with their children. Returns 0 with every ans[i] set, or -1 with err when
+ * a statement failed or the outcome differs from what the probe promised
+ * (a concurrent writer took a key): the caller then undoes the round and
+ * redoes it request by request. */
+static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, http_answer_t **ans, int n,
+                            char *err, size_t errlen)
+{
+    PGconn *conn = w->conn;
+    int rc = -1;
+    int *write = calloc((size_t)n, sizeof *write); /* 1: still to insert */
+    store_key_probe_t *probe = calloc((size_t)n, sizeof *probe);
+    int *probe_job = calloc((size_t)n, sizeof *probe_job); /* probe -> job index */
+    store_client_t *up = calloc((size_t)n, sizeof *up);    /* borrows request strings */
+    const char **ids = calloc((size_t)n, sizeof *ids);
+    int *ids_job = calloc((size_t)n, sizeof *ids_job);
+    store_client_facts_t *facts = calloc((size_t)n, sizeof *facts);
+    intake_draft_t *drafts = calloc((size_t)n, sizeof *drafts);
+    store_comm_new_t *rows = calloc((size_t)n, sizeof *rows);
+    int *rows_job = calloc((size_t)n, sizeof *rows_job);
+    int n_probe = 0, n_up = 0, n_ids = 0, n_rows = 0, facts_loaded = 0;
+    if (!write || !probe || !probe_job || !up || !ids || !ids_job || !facts || !drafts || !rows ||
+        !rows_job) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        write[i] = 1;
+        intake_draft_init(&drafts[i]);
+        if (jobs[i]->idempotency_key[0]) {
+            probe[n_probe] = (store_key_probe_t){.client_id = jobs[i]->req.client_id,
+                                                 .idempotency_key = jobs[i]->idempotency_key,
+                                                 .request_hash = jobs[i]->request_hash};
+            probe_job[n_probe++] = i;
+        }
+    }
+
+    /* Keys used before are answered from what was stored and write nothing,
+     * not even their client update. */
+    if (n_probe > 0 && store_comm_keys_probe(conn, probe, n_probe, err, errlen) != 0)
+        goto out;
+    for (int k = 0; k < n_probe; k++) {
+        if (probe[k].outcome == STORE_INSERTED)
+            continue;
+        int i = probe_job[k];
+        write[i] = 0;
+        intake_key_taken(probe[k].outcome, &probe[k].replay_json, ans[i]);
+    }
+
+    for (int i = 0; i < n; i++)
+        if (write[i] && jobs[i]->req.client.present)
+            intake_upsert_record(&jobs[i]->req, &up[n_up++]);
+    if (n_up > 0 && store_clients_upsert_many(conn, &w->app->keys, up, n_up, err, errlen) != 0)
+        goto out;
+
+    for (int i = 0; i < n; i++)
+        if (write[i]) {
+            ids[n_ids] = jobs[i]->req.client_id;
+            ids_job[n_ids++] = i;
+        }
+    if (n_ids > 0 && store_client_facts_load(conn, ids, n_ids, facts, err, errlen) != 0)
+        goto out;
+    facts_loaded = 1;
+
+    for (int k = 0; k < n_ids; k++) {
+        int i = ids_job[k];
+        if (!facts[k].found) {
+            /* no client object, or it would have been upserted: nothing of
+             * this request was written */
+            write[i] = 0;
+            intake_unknown_client(ans[i]);
+            continue;
+        }
+        policy_client_t pc;
+        char pref[POLICY_MAX_CHANNELS][12];
+        intake_policy_facts(&facts[k], &pc, pref);
+        if (intake_compose(w, jobs[i], &pc, &drafts[i]) != 0) {
+            /* its client upsert cannot be undone alone: redo row by row */
+            snprintf(err, errlen, "building an answer failed");
+            goto out;
+        }
+        rows[n_rows] = drafts[i].c;
+        rows_job[n_rows++] = i;
+    }
+
+    if (n_rows > 0) {
+        int inserted = 0;
+        if (store_comm_insert_many(conn, rows, n_rows, &inserted, err, errlen) != 0)
+            goto out;
+        if (inserted != n_rows) {
+            snprintf(err, errlen, "an idempotency key was taken during the round");
+            goto out;
+        }
+    }
+    for (int k = 0; k < n_rows; k++) {
+        int i = rows_job[k];
+        http_answer_json(ans[i], 202, buf_detach(&drafts[i].body));
+    }
+    rc = 0;
+
+out:
+    if (probe)
+        for (int k = 0; k < n_probe; k++)
+            free(probe[k].replay_json);
+    if (facts && facts_loaded)
+        store_client_facts_free(facts, n_ids);
+    if (drafts)
+        for (int i = 0; i < n; i++)
+            intake_draft_free(&drafts[i]);
+    free(write);
+    free(probe);
+    free(probe_job);
+    free(up);
+    free(ids);
+    free(ids_job);
+    free(facts);
+    free(drafts);
+    free(rows);
+    free(rows_job);
+    return rc;
+}
+
+/* One round, set-based, or request by request when the set-based
+ * statements fail (input is validated before it gets here, so that is rare:
+ * a concurrent writer, a damaged row, a bug). The round is undone first: to
+ * a savepoint of its own, or, when it is the transaction's first (the usual
+ * case: one round per batch), by restarting the transaction, which saves
+ * the savepoint's round trips. */
+static intake_step_t intake_round(intake_writer_t *w, intake_job_t **jobs, http_answer_t **ans,
+                                  int n, int first)
+{
+    char err[INTAKE_ERR_MAX] = "";
+    if (n == 1) /* a savepoint of its own already: no need for a second */
+        return intake_one(w, jobs[0], ans[0]);
+    if (!first && db_exec(w->conn, "SAVEPOINT round", err, sizeof err) != 0) {
+        log_warn("intake", "savepoint_failed", "error", err, NULL);
+        return INTAKE_BROKEN;
+    }
+    if (intake_round_set(w, jobs, ans, n, err, sizeof err) == 0) {
+        if (first)
+            return INTAKE_ANSWERED;
+        return db_exec(w->conn, "RELEASE SAVEPOINT round", err, sizeof err) == 0 ? INTAKE_ANSWERED
+                                                                                 : INTAKE_BROKEN;
+    }
+    char count[16];
+    snprintf(count, sizeof count, "%d", n);
+    log_warn("intake", "round_fallback", "requests", count, "error", err, NULL);
+    if (db_conn_lost(w->conn))
+        return INTAKE_BROKEN;
+    if (first ? db_exec(w->conn, "ROLLBACK", err, sizeof err) != 0 ||
+                    db_exec(w->conn, "BEGIN", err, sizeof err) != 0
+              : db_exec(w->conn, "ROLLBACK TO SAVEPOINT round", err, sizeof err) != 0 ||
+                    db_exec(w->conn, "RELEASE SAVEPOINT round", err, sizeof err) != 0)
+        return INTAKE_BROKEN;
+    for (int i = 0; i < n; i++) {
+        http_answer_free(ans[i]);
+        if (intake_one(w, jobs[i], ans[i]) == INTAKE_BROKEN)
+            return INTAKE_BROKEN;
+    }
+    return INTAKE_ANSWERED;
+}
+
+/* Writes jobs[0..n) in rounds whose requests name distinct clients (one
+ * statement cannot upsert a client twice, and a client's later request must
+ * see its earlier one, as if they had come one by one): a request waits for
+ * the next round while an earlier one of its client is still unwritten, so
+ * each client's requests keep their order. */
+static intake_step_t intake_rounds(intake_writer_t *w, intake_job_t **jobs, http_answer_t *ans,
+                                   int n)
+{
+    unsigned char taken[INTAKE_BATCH_MAX] = {0};
+    intake_job_t *rjobs[INTAKE_BATCH_MAX];
+    http_answer_t *rans[INTAKE_BATCH_MAX];
+    int left = n;
+    while (left > 0) {
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (taken[i])
+                continue;
+            int waits = 0;
+            for (int j = 0; j < i && !waits; j++)
+                waits = !taken[j] && strcmp(jobs[j]->req.client_id, jobs[i]->req.client_id) == 0;
+            if (waits)
+                continue;
+            rjobs[m] = jobs[i];
+            rans[m++] = &ans[i];
+        }
+        if (intake_round(w, rjobs, rans, m, left == n) == INTAKE_BROKEN)
+            return INTAKE_BROKEN;
+        /* mark after the round: the scan above must see this round's jobs
+         * as unwritten so that their clients' later requests wait */
+        for (int i = 0, k = 0; i < n && k < m; i++)
+            if (jobs[i] == rjobs[k]) {
+                taken[i] = 1;
+                k++;
+            }
+        left -= m;
+    }
+    return INTAKE_ANSWERED;
+}
+
+static void intake_write_batch(intake_writer_t *w, intake_job_t **jobs, int n)
 {
     http_answer_t ans[INTAKE_BATCH_MAX];
     memset(ans, 0, sizeof ans);
     char err[INTAKE_ERR_MAX] = "";
-    int ok = intake_connect(in, err, sizeof err) == 0 &&
-             db_exec(in->conn, "BEGIN", err, sizeof err) == 0;
+    int ok =
+        intake_connect(w, err, sizeof err) == 0 && db_exec(w->conn, "BEGIN", err, sizeof err) == 0;
     /* An idle connection whose server restarted fails only at first use:
      * nothing has been written yet, so reconnect and try once more. */
-    if (!ok && in->conn && db_conn_lost(in->conn))
-        ok = intake_connect(in, err, sizeof err) == 0 &&
-             db_exec(in->conn, "BEGIN", err, sizeof err) == 0;
-    for (int i = 0; ok && i < n; i++)
-        if (intake_one(in, jobs[i], &ans[i]) == INTAKE_BROKEN) {
-            snprintf(err, sizeof err, "a request broke the transaction");
-            ok = 0;
-        }
+    if (!ok && w->conn && db_conn_lost(w->conn))
+        ok = intake_connect(w, err, sizeof err) == 0 &&
+             db_exec(w->conn, "BEGIN", err, sizeof err) == 0;
+    if (ok && intake_rounds(w, jobs, ans, n) == INTAKE_BROKEN) {
+        snprintf(err, sizeof err, "a request broke the transaction");
+        ok = 0;
+    }
     /* NOTIFY inside the transaction is delivered at commit: one wake-up
      * per batch, and only for rows that are really there. */
     if (ok)
-        ok = queue_notify(in->conn, err, sizeof err) == 0;
+        ok = queue_notify(w->conn, err, sizeof err) == 0;
     if (ok)
-        ok = db_exec(in->conn, "COMMIT", err, sizeof err) == 0;
+        ok = db_exec(w->conn, "COMMIT", err, sizeof err) == 0;
 
     if (!ok) {
         char count[16];
         snprintf(count, sizeof count, "%d", n);
         log_warn("intake", "batch_failed", "requests", count, "error", err, NULL);
-        if (in->conn && !db_conn_lost(in->conn)) {
+        if (w->conn && !db_conn_lost(w->conn)) {
             char ignored[INTAKE_ERR_MAX];
             /* the batch is answered 503 either way; db_ensure retries this */
-            (void)db_exec(in->conn, "ROLLBACK", ignored, sizeof ignored);
+            (void)db_exec(w->conn, "ROLLBACK", ignored, sizeof ignored);
         }
         for (int i = 0; i < n; i++) {
             http_answer_free(&ans[i]);
@@ -363,31 +667,61 @@ static void intake_write_batch(intake_t *in, intake_job_t **jobs, int n)
 
 static void *intake_main(void *arg)
 {
-    intake_t *in = arg;
+    intake_writer_t *w = arg;
     intake_job_t *batch[INTAKE_BATCH_MAX];
+    /* A Lua state belongs to one thread: this writer's, made here. */
+    w->policy = w->app->rules ? prt_local_new(w->app->rules) : NULL;
     for (;;) {
-        pthread_mutex_lock(&in->mu);
-        while (!in->head && !in->stopping)
-            pthread_cond_wait(&in->cv, &in->mu);
-        if (!in->head) {
-            pthread_mutex_unlock(&in->mu);
+        pthread_mutex_lock(&w->mu);
+        while (!w->head && !w->stopping)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->head) {
+            pthread_mutex_unlock(&w->mu);
             break; /* stopping, and everything queued has been answered */
         }
         int n = 0;
-        while (in->head && n < INTAKE_BATCH_MAX) {
-            batch[n++] = in->head;
-            in->head = in->head->next;
+        while (w->head && n < INTAKE_BATCH_MAX) {
+            batch[n++] = w->head;
+            w->head = w->head->next;
         }
-        if (!in->head)
-            in->tail = NULL;
-        in->queued -= n;
-        pthread_mutex_unlock(&in->mu);
-        intake_write_batch(in, batch, n);
+        if (!w->head)
+            w->tail = NULL;
+        w->queued -= n;
+        pthread_mutex_unlock(&w->mu);
+        intake_write_batch(w, batch, n);
     }
-    if (in->conn)
-        PQfinish(in->conn);
-    in->conn = NULL;
+    if (w->conn)
+        PQfinish(w->conn);
+    w->conn = NULL;
+    prt_local_free(w->policy);
+    w->policy = NULL;
     return NULL;
+}
+
+static void intake_free(intake_t *in)
+{
+    for (int i = 0; i < in->n_writers; i++) {
+        pthread_cond_destroy(&in->writers[i].cv);
+        pthread_mutex_destroy(&in->writers[i].mu);
+    }
+    free(in);
+}
+
+/* Tells every writer to finish what is queued, and joins the threads. */
+static void intake_join(intake_t *in)
+{
+    for (int i = 0; i < in->n_writers; i++) {
+        intake_writer_t *w = &in->writers[i];
+        pthread_mutex_lock(&w->mu);
+        w->stopping = 1;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    for (int i = 0; i < in->n_writers; i++)
+        if (in->writers[i].started) {
+            pthread_join(in->writers[i].thread, NULL);
+            in->writers[i].started = 0;
+        }
 }
 
 intake_t *intake_start(app_t *app, char *err, size_t errlen)
@@ -397,28 +731,35 @@ intake_t *intake_start(app_t *app, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    in->app = app;
     atomic_init(&in->refs, 1);
-    if (pthread_mutex_init(&in->mu, NULL) != 0) {
-        free(in);
-        snprintf(err, errlen, "cannot create a mutex");
-        return NULL;
+    for (int i = 0; i < INTAKE_WRITERS; i++) {
+        intake_writer_t *w = &in->writers[i];
+        w->app = app;
+        if (pthread_mutex_init(&w->mu, NULL) != 0) {
+            snprintf(err, errlen, "cannot create a mutex");
+            intake_free(in);
+            return NULL;
+        }
+        if (pthread_cond_init(&w->cv, NULL) != 0) {
+            pthread_mutex_destroy(&w->mu);
+            snprintf(err, errlen, "cannot create a condition variable");
+            intake_free(in);
+            return NULL;
+        }
+        in->n_writers++;
     }
-    if (pthread_cond_init(&in->cv, NULL) != 0) {
-        pthread_mutex_destroy(&in->mu);
-        free(in);
-        snprintf(err, errlen, "cannot create a condition variable");
-        return NULL;
-    }
-    /* The connection is made by the writer when the first batch comes: a
+    /* Connections are made by the writers when the first batch comes: a
      * database that is down at start-up makes requests fail with 503 (and
      * /readyz say so), not the process refuse to start. */
-    if (pthread_create(&in->thread, NULL, intake_main, in) != 0) {
-        pthread_cond_destroy(&in->cv);
-        pthread_mutex_destroy(&in->mu);
-        free(in);
-        snprintf(err, errlen, "cannot start the writer thread");
-        return NULL;
+    for (int i = 0; i < in->n_writers; i++) {
+        intake_writer_t *w = &in->writers[i];
+        if (pthread_create(&w->thread, NULL, intake_main, w) != 0) {
+            intake_join(in);
+            intake_free(in);
+            snprintf(err, errlen, "cannot start the writer threads");
+            return NULL;
+        }
+        w->started = 1;
     }
     return in;
 }
@@ -427,11 +768,7 @@ void intake_stop(intake_t *in)
 {
     if (!in)
         return;
-    pthread_mutex_lock(&in->mu);
-    in->stopping = 1;
-    pthread_cond_broadcast(&in->cv);
-    pthread_mutex_unlock(&in->mu);
-    pthread_join(in->thread, NULL);
+    intake_join(in);
     intake_unref(in);
 }
 
@@ -446,7 +783,5 @@ void intake_unref(intake_t *in)
 {
     if (!in || atomic_fetch_sub(&in->refs, 1) != 1)
         return;
-    pthread_cond_destroy(&in->cv);
-    pthread_mutex_destroy(&in->mu);
-    free(in);
+    intake_free(in);
 }

@@ -3,8 +3,10 @@
  * HTTP threads validate a request, suspend its connection and submit it
  * here. A writer thread owning one PostgreSQL connection takes every request
  * queued so far (up to INTAKE_BATCH_MAX) and writes them all in ONE
- * transaction, one savepoint per request, so a single commit (one WAL flush)
- * acknowledges the whole batch. Each request's answer is delivered only
+ * transaction, so a single commit (one WAL flush) acknowledges the whole
+ * batch. The batch is written set-based, a few statements for all of its
+ * requests; a request that fails there is redone on a savepoint of its own,
+ * so that it fails alone. Each request's answer is delivered only
  * after that commit returned: nothing is acknowledged that is not durable.
  * If the commit fails, every request of the batch is answered 503. */
 #ifndef CRIER_INTAKE_H
@@ -16,6 +18,11 @@
 
 #include <stddef.h>
 
+/* Writers, each with its own queue, thread and connection, so that one
+ * batch's statements run while another's commit waits on the disk and the
+ * database works on several batches at once. A client always goes to the
+ * same writer (by a hash of its id), so its requests keep their order. */
+#define INTAKE_WRITERS   2
 #define INTAKE_BATCH_MAX 256
 #define INTAKE_QUEUE_MAX 8192 /* requests waiting; beyond it submit answers 503 */
 #define INTAKE_KEY_MAX   200  /* Idempotency-Key length */
@@ -36,7 +43,7 @@ typedef struct intake_job {
 
 intake_t *intake_start(app_t *app, char *err, size_t errlen);
 /* Stops taking requests, writes (and answers) every request already queued,
- * joins the writer and drops the starter's reference to in. */
+ * joins the writers and drops the starter's reference to in. */
 void intake_stop(intake_t *in);
 /* Takes another reference (NULL-safe, returns in): a holder such as the HTTP
  * server may keep submitting after intake_stop (each submit is then answered

@@ -1,12 +1,15 @@
 #include "store/store.h"
 
 #include "store/db.h"
+#include "util/base64.h"
 #include "util/buf.h"
+#include "util/json_text.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define STORE_PII_MAX    4096 /* a name, address or number; more is not PII but abuse */
 #define STORE_LIST_MAX   1000 /* rows in one plan listing */
@@ -231,6 +234,16 @@ static char *store_strdup_col(PGresult *r, int col)
 static int store_bool_col(PGresult *r, int col)
 {
     return !PQgetisnull(r, 0, col) && PQgetvalue(r, 0, col)[0] == 't';
+}
+
+static char *store_strdup_row(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+static int store_bool_row(PGresult *r, int row, int col)
+{
+    return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
 }
 
 int store_client_load(PGconn *conn, const cry_keys_t *keys, const char *id, store_client_t *out,
@@ -470,6 +483,428 @@ int store_comm_insert(PGconn *conn, const store_comm_new_t *c, store_insert_outc
         *replay_json = NULL;
     }
     return rc;
+}
+
+/* ---- set-based variants for the intake ---------------------------------- */
+
+/* Rows travel as one JSON array parameter read back with json_to_recordset:
+ * one parameter whatever the row count, typed by the statement, and text
+ * comes back byte for byte (a stored response must replay identically). */
+#define STORE_BATCH_TEXT_MAX (64u * 1024 * 1024)
+#define STORE_BATCH_ROWS_MAX 4096
+
+static const char store_sql_upsert[] =
+    "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS t(id uuid, name text,"
+    "  email text, email_bidx text, phone text, phone_bidx text, key_id text,"
+    "  timezone text, locale text, c_email boolean, c_sms boolean, c_whatsapp boolean)),"
+    " up AS ("
+    " INSERT INTO clients AS c (id, name_enc, email_enc, email_bidx, phone_enc, phone_bidx,"
+    "  key_id, timezone, locale, consent_email, consent_email_at, consent_sms,"
+    "  consent_sms_at, consent_whatsapp, consent_whatsapp_at)"
+    " SELECT x.id, NULLIF(x.name, ''), NULLIF(x.email, ''), NULLIF(x.email_bidx, ''),"
+    "  NULLIF(x.phone, ''), NULLIF(x.phone_bidx, ''), x.key_id, COALESCE(x.timezone, 'UTC'),"
+    "  COALESCE(x.locale, 'en'),"
+    "  COALESCE(x.c_email, false), CASE WHEN x.c_email IS NOT NULL THEN now() END,"
+    "  COALESCE(x.c_sms, false), CASE WHEN x.c_sms IS NOT NULL THEN now() END,"
+    "  COALESCE(x.c_whatsapp, false), CASE WHEN x.c_whatsapp IS NOT NULL THEN now() END"
+    " FROM x"
+    " ON CONFLICT (id) DO UPDATE SET (name_enc, email_enc, email_bidx, phone_enc, phone_bidx,"
+    "  key_id, timezone, locale, consent_email, consent_email_at, consent_sms,"
+    "  consent_sms_at, consent_whatsapp, consent_whatsapp_at, updated_at) = ("
+    "  SELECT CASE WHEN x.name IS NULL THEN c.name_enc ELSE NULLIF(x.name, '') END,"
+    "  CASE WHEN x.email IS NULL THEN c.email_enc ELSE NULLIF(x.email, '') END,"
+    "  CASE WHEN x.email IS NULL THEN c.email_bidx ELSE NULLIF(x.email_bidx, '') END,"
+    "  CASE WHEN x.phone IS NULL THEN c.phone_enc ELSE NULLIF(x.phone, '') END,"
+    "  CASE WHEN x.phone IS NULL THEN c.phone_bidx ELSE NULLIF(x.phone_bidx, '') END,"
+    "  CASE WHEN x.name IS NULL AND x.email IS NULL AND x.phone IS NULL"
+    "   THEN c.key_id ELSE x.key_id END,"
+    "  COALESCE(x.timezone, c.timezone), COALESCE(x.locale, c.locale),"
+    "  COALESCE(x.c_email, c.consent_email),"
+    "  CASE WHEN x.c_email IS DISTINCT FROM c.consent_email AND x.c_email IS NOT NULL"
+    "   THEN now() ELSE c.consent_email_at END,"
+    "  COALESCE(x.c_sms, c.consent_sms),"
+    "  CASE WHEN x.c_sms IS DISTINCT FROM c.consent_sms AND x.c_sms IS NOT NULL"
+    "   THEN now() ELSE c.consent_sms_at END,"
+    "  COALESCE(x.c_whatsapp, c.consent_whatsapp),"
+    "  CASE WHEN x.c_whatsapp IS DISTINCT FROM c.consent_whatsapp"
+    "   AND x.c_whatsapp IS NOT NULL THEN now() ELSE c.consent_whatsapp_at END,"
+    "  now()"
+    "  FROM x WHERE x.id = c.id)"
+    " RETURNING id)"
+    " INSERT INTO client_preferences (client_id) SELECT id FROM up"
+    " ON CONFLICT (client_id) DO NOTHING";
+
+static const char store_sql_facts[] =
+    "SELECT c.id, c.email_enc IS NOT NULL AND c.email_enc <> '',"
+    " c.phone_enc IS NOT NULL AND c.phone_enc <> '', c.timezone,"
+    " c.consent_email, c.consent_sms, c.consent_whatsapp,"
+    " COALESCE(p.preferred_channels, '[\"email\"]'::jsonb)::text,"
+    " to_char(COALESCE(p.quiet_hours_start, '22:00'::time), 'HH24:MI'),"
+    " to_char(COALESCE(p.quiet_hours_end, '08:00'::time), 'HH24:MI'),"
+    " COALESCE(p.opt_out_email, false), COALESCE(p.opt_out_sms, false),"
+    " COALESCE(p.opt_out_whatsapp, false),"
+    " COALESCE(EXTRACT(EPOCH FROM (SELECT max(m.sent_at) FROM communications m"
+    "  WHERE m.client_id = c.id)), 0)::float8"
+    " FROM clients c LEFT JOIN client_preferences p ON p.client_id = c.id"
+    " WHERE c.id = ANY($1::uuid[])";
+
+static const char store_sql_probe[] =
+    "SELECT x.i, m.request_hash, m.response"
+    " FROM json_to_recordset($1::json) AS x(i int, c uuid, k text)"
+    " JOIN communications m ON m.client_id = x.c"
+    "  AND m.idempotency_key = x.k AND m.idempotency_key IS NOT NULL";
+
+static const char store_sql_insert[] =
+    "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS t(id uuid, plan_id uuid,"
+    "  client_id uuid, message_type text, urgency text, preferred_channel text,"
+    "  context text, idempotency_key text, request_hash text, response text, status text,"
+    "  event_type text, channel text, fallback text, send_at float8, priority smallint,"
+    "  decision text, rules_version text, skip_reason text)),"
+    " ins AS (INSERT INTO communications (id, plan_id, client_id, message_type, urgency,"
+    "  preferred_channel, context, idempotency_key, request_hash, response, status, channel,"
+    "  fallback_channels, send_at, next_attempt_at, priority, decision, rules_version,"
+    "  skip_reason)"
+    "  SELECT x.id, x.plan_id, x.client_id, x.message_type, x.urgency, x.preferred_channel,"
+    "  x.context::jsonb, x.idempotency_key, x.request_hash, x.response, x.status, x.channel,"
+    "  x.fallback::jsonb, to_timestamp(x.send_at), to_timestamp(x.send_at), x.priority,"
+    "  x.decision::jsonb, x.rules_version, x.skip_reason FROM x"
+    "  ON CONFLICT (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+    "  DO NOTHING RETURNING id),"
+    " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"
+    "  channel, attempt, error_details, provider_response)"
+    "  SELECT x.id, x.event_type, x.status, x.channel, 0, x.skip_reason,"
+    "  CASE WHEN x.skip_reason IS NOT NULL"
+    "   THEN jsonb_build_object('reason', x.skip_reason) END"
+    "  FROM x JOIN ins ON ins.id = x.id),"
+    " att AS (INSERT INTO communication_attachments (communication_id, ordinal, filename,"
+    "  content_type, data)"
+    "  SELECT a.cid, a.ord, a.filename, a.content_type, decode(a.data, 'base64')"
+    "  FROM json_to_recordset($2::json) AS a(cid uuid, ord int, filename text,"
+    "   content_type text, data text) JOIN ins ON ins.id = a.cid)"
+    " SELECT count(*) FROM ins";
+
+/* A JSON string, or null for NULL. */
+static int store_jstr(buf_t *b, const char *s)
+{
+    return s ? jtext_string(b, s) : buf_puts(b, "null");
+}
+
+static const char *store_jbool(int v)
+{
+    return v < 0 ? "null" : v ? "true" : "false";
+}
+
+int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_client_t *c, int n,
+                              char *err, size_t errlen)
+{
+    if (n <= 0 || n > STORE_BATCH_ROWS_MAX)
+        return store_fail(err, errlen, "bad client count", NULL);
+    buf_t js;
+    buf_init(&js, STORE_BATCH_TEXT_MAX);
+    int rc = buf_putc(&js, '[');
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (!store_is_uuid(c[i].id)) {
+            buf_free(&js);
+            return store_fail(err, errlen, "client id is not a UUID", NULL);
+        }
+        store_pii_t name, email, phone;
+        int ok = store_pii_prepare(keys, c[i].name, NULL, &name) == 0;
+        ok = store_pii_prepare(keys, c[i].email, "email", &email) == 0 && ok;
+        ok = store_pii_prepare(keys, c[i].phone, "phone", &phone) == 0 && ok;
+        if (ok) {
+            rc |= buf_puts(&js, i ? ",{\"id\":" : "{\"id\":");
+            rc |= jtext_string(&js, c[i].id);
+            rc |= buf_puts(&js, ",\"name\":");
+            rc |= store_jstr(&js, name.enc_param);
+            rc |= buf_puts(&js, ",\"email\":");
+            rc |= store_jstr(&js, email.enc_param);
+            rc |= buf_puts(&js, ",\"email_bidx\":");
+            rc |= store_jstr(&js, email.bidx_param);
+            rc |= buf_puts(&js, ",\"phone\":");
+            rc |= store_jstr(&js, phone.enc_param);
+            rc |= buf_puts(&js, ",\"phone_bidx\":");
+            rc |= store_jstr(&js, phone.bidx_param);
+            rc |= buf_puts(&js, ",\"key_id\":");
+            rc |= store_jstr(&js, keys && keys->loaded ? keys->key_id : NULL);
+            rc |= buf_puts(&js, ",\"timezone\":");
+            rc |= store_jstr(&js, c[i].timezone);
+            rc |= buf_puts(&js, ",\"locale\":");
+            rc |= store_jstr(&js, c[i].locale);
+            rc |= buf_printf(&js, ",\"c_email\":%s,\"c_sms\":%s,\"c_whatsapp\":%s}",
+                             store_jbool(c[i].consent_email), store_jbool(c[i].consent_sms),
+                             store_jbool(c[i].consent_whatsapp));
+        }
+        buf_free(&name.enc);
+        buf_free(&email.enc);
+        buf_free(&phone.enc);
+        if (!ok) {
+            buf_free(&js);
+            return store_fail(err, errlen, "cannot encrypt client fields",
+                              keys && keys->loaded ? "value too long"
+                                                   : "no encryption key configured");
+        }
+    }
+    rc |= buf_putc(&js, ']');
+    if (rc != 0) {
+        buf_free(&js);
+        return store_fail(err, errlen, "client batch too large", NULL);
+    }
+    const char *params[] = {js.data};
+    /* The rules of store_client_upsert, row by row. ON CONFLICT's SET sees
+     * only the stored row and EXCLUDED, which has lost the difference between
+     * "not given" (NULL) and "cleared" (""): the row's own input is read back
+     * from x by a sub-select instead. */
+    PGresult *r = db_query(conn, store_sql_upsert, 1, params, err, errlen);
+    buf_free(&js);
+    if (!r)
+        return -1;
+    PQclear(r);
+    return 0;
+}
+
+void store_client_facts_free(store_client_facts_t *f, int n)
+{
+    if (!f)
+        return;
+    for (int i = 0; i < n; i++) {
+        free(f[i].timezone);
+        free(f[i].preferred_channels_json);
+        memset(&f[i], 0, sizeof f[i]);
+    }
+}
+
+int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_client_facts_t *out,
+                            char *err, size_t errlen)
+{
+    if (n <= 0 || n > STORE_BATCH_ROWS_MAX)
+        return store_fail(err, errlen, "bad client count", NULL);
+    memset(out, 0, (size_t)n * sizeof *out);
+    /* UUIDs need no quoting inside an array literal; anything else cannot
+     * name a client and is left out (not found). */
+    buf_t arr;
+    buf_init(&arr, (size_t)n * 40 + 8);
+    int rc = buf_putc(&arr, '{');
+    int listed = 0;
+    for (int i = 0; i < n; i++) {
+        if (!store_is_uuid(ids[i]))
+            continue;
+        rc |= buf_puts(&arr, listed++ ? "," : "");
+        rc |= buf_puts(&arr, ids[i]);
+    }
+    rc |= buf_putc(&arr, '}');
+    if (rc != 0) {
+        buf_free(&arr);
+        return store_fail(err, errlen, "out of memory", NULL);
+    }
+    if (listed == 0) {
+        buf_free(&arr);
+        return 0;
+    }
+    const char *params[] = {arr.data};
+    /* Only whether a contact exists, not what it is: no decryption. Same
+     * defaults and last-contact rule as store_client_load. */
+    PGresult *r = db_query(conn, store_sql_facts, 1, params, err, errlen);
+    buf_free(&arr);
+    if (!r)
+        return -1;
+    rc = 0;
+    for (int row = 0; row < PQntuples(r) && rc == 0; row++) {
+        const char *id = PQgetvalue(r, row, 0);
+        for (int i = 0; i < n; i++) {
+            if (out[i].found || strcasecmp(ids[i], id) != 0)
+                continue;
+            store_client_facts_t *f = &out[i];
+            f->found = 1;
+            f->has_email = store_bool_row(r, row, 1);
+            f->has_phone = store_bool_row(r, row, 2);
+            f->timezone = store_strdup_row(r, row, 3);
+            f->consent_email = store_bool_row(r, row, 4);
+            f->consent_sms = store_bool_row(r, row, 5);
+            f->consent_whatsapp = store_bool_row(r, row, 6);
+            f->preferred_channels_json = store_strdup_row(r, row, 7);
+            snprintf(f->quiet_start, sizeof f->quiet_start, "%s", PQgetvalue(r, row, 8));
+            snprintf(f->quiet_end, sizeof f->quiet_end, "%s", PQgetvalue(r, row, 9));
+            f->opt_out_email = store_bool_row(r, row, 10);
+            f->opt_out_sms = store_bool_row(r, row, 11);
+            f->opt_out_whatsapp = store_bool_row(r, row, 12);
+            f->last_contact_at = strtod(PQgetvalue(r, row, 13), NULL);
+            if (!f->timezone || !f->preferred_channels_json)
+                rc = store_fail(err, errlen, "out of memory loading clients", NULL);
+            /* ids are distinct for the caller, but a repeat gets the same facts */
+        }
+    }
+    PQclear(r);
+    if (rc != 0)
+        store_client_facts_free(out, n);
+    return rc;
+}
+
+int store_comm_keys_probe(PGconn *conn, store_key_probe_t *p, int n, char *err, size_t errlen)
+{
+    if (n <= 0 || n > STORE_BATCH_ROWS_MAX)
+        return store_fail(err, errlen, "bad key count", NULL);
+    buf_t js;
+    buf_init(&js, STORE_BATCH_TEXT_MAX);
+    int rc = buf_putc(&js, '[');
+    for (int i = 0; i < n; i++) {
+        p[i].outcome = STORE_INSERTED;
+        p[i].replay_json = NULL;
+        if (!p[i].client_id || !p[i].idempotency_key) {
+            buf_free(&js);
+            return store_fail(err, errlen, "key probe without a client or a key", NULL);
+        }
+        rc |= buf_printf(&js, "%s{\"i\":%d,\"c\":", i ? "," : "", i);
+        rc |= jtext_string(&js, p[i].client_id);
+        rc |= buf_puts(&js, ",\"k\":");
+        rc |= jtext_string(&js, p[i].idempotency_key);
+        rc |= buf_putc(&js, '}');
+    }
+    rc |= buf_putc(&js, ']');
+    if (rc != 0) {
+        buf_free(&js);
+        return store_fail(err, errlen, "key batch too large", NULL);
+    }
+    const char *params[] = {js.data};
+    /* The IS NOT NULL lets the planner use the partial unique index. */
+    PGresult *r = db_query(conn, store_sql_probe, 1, params, err, errlen);
+    buf_free(&js);
+    if (!r)
+        return -1;
+    rc = 0;
+    for (int row = 0; row < PQntuples(r) && rc == 0; row++) {
+        int i = atoi(PQgetvalue(r, row, 0));
+        if (i < 0 || i >= n || p[i].outcome != STORE_INSERTED) {
+            rc = store_fail(err, errlen, "unexpected key probe row", NULL);
+            break;
+        }
+        const char *stored = PQgetisnull(r, row, 1) ? "" : PQgetvalue(r, row, 1);
+        if (p[i].request_hash && cry_str_equal(stored, p[i].request_hash)) {
+            p[i].outcome = STORE_REPLAY;
+            p[i].replay_json = strdup(PQgetisnull(r, row, 2) ? "{}" : PQgetvalue(r, row, 2));
+            if (!p[i].replay_json)
+                rc = store_fail(err, errlen, "out of memory", NULL);
+        } else {
+            p[i].outcome = STORE_CONFLICT;
+        }
+    }
+    PQclear(r);
+    if (rc != 0) {
+        for (int i = 0; i < n; i++) {
+            free(p[i].replay_json);
+            p[i].replay_json = NULL;
+            p[i].outcome = STORE_INSERTED;
+        }
+    }
+    return rc;
+}
+
+/* One communication as a JSON object of the insert's record set. */
+static int store_comm_json_row(buf_t *js, const store_comm_new_t *c)
+{
+    int rc = buf_puts(js, "{\"id\":");
+    rc |= jtext_string(js, c->id);
+    rc |= buf_puts(js, ",\"plan_id\":");
+    rc |= jtext_string(js, c->plan_id);
+    rc |= buf_puts(js, ",\"client_id\":");
+    rc |= jtext_string(js, c->client_id);
+    rc |= buf_puts(js, ",\"message_type\":");
+    rc |= jtext_string(js, c->message_type);
+    rc |= buf_puts(js, ",\"urgency\":");
+    rc |= jtext_string(js, c->urgency ? c->urgency : "normal");
+    rc |= buf_puts(js, ",\"preferred_channel\":");
+    rc |= store_jstr(js, c->preferred_channel);
+    /* context, fallbacks and decision go as JSON text strings and are cast
+     * by the statement, exactly as the row-by-row insert casts them */
+    rc |= buf_puts(js, ",\"context\":");
+    rc |= jtext_string(js, c->context_json ? c->context_json : "{}");
+    rc |= buf_puts(js, ",\"idempotency_key\":");
+    rc |= store_jstr(js, c->idempotency_key);
+    rc |= buf_puts(js, ",\"request_hash\":");
+    rc |= store_jstr(js, c->request_hash);
+    rc |= buf_puts(js, ",\"response\":");
+    rc |= store_jstr(js, c->response_json);
+    rc |= buf_puts(js, ",\"status\":");
+    rc |= jtext_string(js, c->status);
+    rc |= buf_puts(js, ",\"event_type\":");
+    rc |= jtext_string(js, store_event_for_status(c->status));
+    rc |= buf_puts(js, ",\"channel\":");
+    rc |= store_jstr(js, c->channel);
+    rc |= buf_puts(js, ",\"fallback\":");
+    rc |= jtext_string(js, c->fallback_json ? c->fallback_json : "[]");
+    rc |=
+        buf_printf(js, ",\"send_at\":%.6f,\"priority\":%d,\"decision\":", c->send_at, c->priority);
+    rc |= store_jstr(js, c->decision_json);
+    rc |= buf_puts(js, ",\"rules_version\":");
+    rc |= store_jstr(js, c->rules_version);
+    rc |= buf_puts(js, ",\"skip_reason\":");
+    rc |= store_jstr(js, c->skip_reason);
+    rc |= buf_putc(js, '}');
+    return rc ? -1 : 0;
+}
+
+/* The attachments of c as objects of the attachments' record set; the bytes
+ * travel as base64 (JSON has no bytes) and are decoded by the statement. */
+static int store_attach_json_rows(buf_t *js, const store_comm_new_t *c, int *first)
+{
+    int rc = 0;
+    for (int k = 0; k < c->n_attachments && rc == 0; k++) {
+        const store_attachment_t *a = &c->attachments[k];
+        rc |= buf_puts(js, *first ? "{\"cid\":" : ",{\"cid\":");
+        *first = 0;
+        rc |= jtext_string(js, c->id);
+        rc |= buf_printf(js, ",\"ord\":%d,\"filename\":", k);
+        rc |= jtext_string(js, a->filename ? a->filename : "attachment");
+        rc |= buf_puts(js, ",\"content_type\":");
+        rc |= jtext_string(js, a->content_type ? a->content_type : "application/octet-stream");
+        rc |= buf_puts(js, ",\"data\":\"");
+        rc |= b64_encode(js, a->data, a->len, 0);
+        rc |= buf_puts(js, "\"}");
+    }
+    return rc ? -1 : 0;
+}
+
+int store_comm_insert_many(PGconn *conn, const store_comm_new_t *c, int n, int *inserted, char *err,
+                           size_t errlen)
+{
+    *inserted = 0;
+    if (n <= 0 || n > STORE_BATCH_ROWS_MAX)
+        return store_fail(err, errlen, "bad communication count", NULL);
+    buf_t rows, atts;
+    buf_init(&rows, STORE_BATCH_TEXT_MAX);
+    buf_init(&atts, STORE_BATCH_TEXT_MAX);
+    int rc = buf_putc(&rows, '[') | buf_putc(&atts, '[');
+    int first_att = 1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (!c[i].status || !c[i].plan_id || !c[i].client_id || !c[i].message_type ||
+            c[i].n_attachments < 0 || (c[i].n_attachments > 0 && !c[i].attachments)) {
+            buf_free(&rows);
+            buf_free(&atts);
+            return store_fail(err, errlen, "communication is missing a required field", NULL);
+        }
+        if (i)
+            rc |= buf_putc(&rows, ',');
+        rc |= store_comm_json_row(&rows, &c[i]);
+        rc |= store_attach_json_rows(&atts, &c[i], &first_att);
+    }
+    rc |= buf_putc(&rows, ']') | buf_putc(&atts, ']');
+    if (rc != 0) {
+        buf_free(&rows);
+        buf_free(&atts);
+        return store_fail(err, errlen, "communication batch too large", NULL);
+    }
+    const char *params[] = {rows.data, atts.data};
+    /* The row, its attachments and its first event in one statement; the
+     * children join on RETURNING, so a row left out by ON CONFLICT takes
+     * nothing with it. next_attempt_at starts at send_at, as in
+     * store_comm_row. */
+    PGresult *r = db_query(conn, store_sql_insert, 2, params, err, errlen);
+    buf_free(&rows);
+    buf_free(&atts);
+    if (!r)
+        return -1;
+    *inserted = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
 }
 
 /* The API's communication object (without events). 'sending' is an internal

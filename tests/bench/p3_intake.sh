@@ -8,7 +8,9 @@
 #
 # Settings (environment): P3_DURATION (s, default 10), P3_WARMUP (s, 3),
 # P3_CONNECTIONS (32), P3_THREADS (2), CRIER_BIN (default build/crier),
-# P3_WORKERS (crier's delivery workers, default 0: intake only).
+# P3_WORKERS (crier's delivery workers, default 0: intake only), P3_BENCH_DIR
+# (scratch and private services, default build/bench: two benchmarks run at
+# the same time need two of them).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,7 +22,7 @@ CONNECTIONS=${P3_CONNECTIONS:-32}
 THREADS=${P3_THREADS:-2}
 WORKERS=${P3_WORKERS:-0}
 CRIER=${CRIER_BIN:-$root/build/crier}
-BENCH_DIR=$root/build/bench
+BENCH_DIR=${P3_BENCH_DIR:-$root/build/bench}
 SERVICES_DIR=$BENCH_DIR/services
 PY=/usr/bin/python3
 
