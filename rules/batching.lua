@@ -26,7 +26,7 @@ function decide(msg, client, pending)
         return { batch = false, reason = "batch full" }
     end
     -- One digest per client per local day of the send slot.
-    local l = crier.localtime(client.timezone or "UTC", msg.send_at)
-    local key = string.format("low:%04d-%02d-%02d", l.year, l.month, l.day)
+    local year, month, day = crier.local_fields(client.timezone or "UTC", msg.send_at)
+    local key = string.format("low:%04d-%02d-%02d", year, month, day)
     return { batch = true, key = key, window_seconds = WINDOW_SECONDS, max_size = MAX_SIZE }
 end

@@ -10,9 +10,9 @@
 --   LOW       the daily batch slot, the next 09:00 local;
 --   and nothing but CRITICAL is ever sent inside the client's quiet hours
 --   (default 22:00-08:00, spanning midnight): such a time moves to their end.
--- Local times come from crier.localtime / crier.from_local, which follow the
--- zone's DST rules: a wall-clock time in a gap moves forward, one in an
--- overlap is the earlier instant.
+-- Local times come from crier.local_fields / crier.from_local_fields, which
+-- follow the zone's DST rules: a wall-clock time in a gap moves forward, one
+-- in an overlap is the earlier instant.
 
 local BUSINESS_START = 9 * 60 -- minutes after local midnight
 local BUSINESS_END = 18 * 60
@@ -39,20 +39,17 @@ end
 
 -- The first instant at or after t whose local wall clock reads hh:mm.
 local function next_local(tz, t, mod)
-    local l = crier.localtime(tz, t)
-    local fields = { year = l.year, month = l.month, day = l.day,
-                     hour = mod // 60, min = mod % 60, sec = 0 }
-    local at = crier.from_local(tz, fields)
+    local year, month, day = crier.local_fields(tz, t)
+    local at = crier.from_local_fields(tz, year, month, day, mod // 60, mod % 60, 0)
     if at < t then
-        fields.day = fields.day + 1
-        at = crier.from_local(tz, fields)
+        at = crier.from_local_fields(tz, year, month, day + 1, mod // 60, mod % 60, 0)
     end
     return at
 end
 
 local function mod_of(tz, t)
-    local l = crier.localtime(tz, t)
-    return l.hour * 60 + l.min
+    local _, _, _, hour, min = crier.local_fields(tz, t)
+    return hour * 60 + min
 end
 
 -- t, or the end of the quiet hours t falls in.

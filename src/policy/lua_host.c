@@ -87,6 +87,10 @@ lh_state_t *lh_new(const lh_limits_t *limits, char *err, size_t errlen)
     }
     lua_newtable(s->L);
     lua_rawsetp(s->L, LUA_REGISTRYINDEX, &lh_key_modules);
+    /* A call's garbage (inputs, results, the rules' temporaries) dies young
+     * while the rules themselves live as long as the state: the case the
+     * generational collector is made for. */
+    lua_gc(s->L, LUA_GCGEN, 0, 0);
     return s;
 }
 
@@ -400,15 +404,27 @@ int lh_call(lh_state_t *s, const char *module, const char *fn, int nargs, int nr
     lua_pushcfunction(L, lhs_msgh);
     lua_insert(L, first);
 
-    char what[2 * LH_NAME_MAX + 8];
-    snprintf(what, sizeof what, "%s.%s", module, fn);
     s->cur_module = module;
     lhs_begin(s);
     int status = lua_pcall(L, nargs, nresults, first);
+    /* the name errors start with, only written when there is an error */
+    char what[2 * LH_NAME_MAX + 8] = "";
+    if (status != LUA_OK)
+        snprintf(what, sizeof what, "%s.%s", module, fn);
     int rc = lh_finish(s, status, what, err, errlen);
     s->cur_module = NULL;
     lua_remove(L, first); /* the message handler */
     return rc;
+}
+
+void lh_readonly(lh_state_t *s)
+{
+    lhs_readonly(s->L);
+}
+
+void lh_push_raw(lh_state_t *s, int idx)
+{
+    lhs_push_raw(s->L, idx);
 }
 
 /* ---- JSON across the boundary ---------------------------------------- */
@@ -519,6 +535,12 @@ int lh_push_json(lh_state_t *s, const cJSON *v, char *err, size_t errlen)
     return LH_OK;
 }
 
+int lh_text_ok(const char *p, size_t len)
+{
+    return p && len <= LH_JSON_MAX_STRING && strlen(p) == len &&
+           lh_utf8_valid((const unsigned char *)p, len);
+}
+
 static cJSON *lh_json_at(lua_State *L, int idx, int depth, size_t *nodes, char *err, size_t errlen);
 
 /* A table is an array when its keys are exactly 1..n, an object when they
@@ -608,7 +630,7 @@ static cJSON *lh_json_at(lua_State *L, int idx, int depth, size_t *nodes, char *
         lh_seterr(err, errlen, "result nested deeper than %d", LH_JSON_MAX_DEPTH);
         return NULL;
     }
-    if (!lua_checkstack(L, 4)) {
+    if (!lua_checkstack(L, 8)) {
         lh_seterr(err, errlen, "Lua stack exhausted");
         return NULL;
     }
@@ -643,8 +665,13 @@ static cJSON *lh_json_at(lua_State *L, int idx, int depth, size_t *nodes, char *
         out = cJSON_CreateString(str);
         break;
     }
-    case LUA_TTABLE:
-        return lh_json_table(L, idx, depth, nodes, err, errlen);
+    case LUA_TTABLE: {
+        /* a read-only input handed back converts as what it shows */
+        lhs_push_raw(L, idx);
+        out = lh_json_table(L, lua_gettop(L), depth, nodes, err, errlen);
+        lua_pop(L, 1);
+        return out;
+    }
     default:
         lh_seterr(err, errlen, "cannot convert a %s value to JSON", luaL_typename(L, idx));
         return NULL;

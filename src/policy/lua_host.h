@@ -127,6 +127,20 @@ int lh_to_json(lh_state_t *s, int idx, cJSON **out, char *err, size_t errlen);
 int lh_call_json(lh_state_t *s, const char *module, const char *fn, const cJSON *const *args,
                  int nargs, cJSON **result, char *err, size_t errlen);
 
+/* Read-only views: the inputs a decision shares between its rule calls.
+ * lh_readonly replaces the table on top of the stack with a view of it:
+ * field reads, t[i], #t, ipairs and pairs see the table; any assignment
+ * raises "read-only input"; rawget, rawlen and next see an empty table, and
+ * getmetatable gives false. Tables inside it should be views themselves.
+ * Outside a call it never raises (the host's own pushes are not budgeted). */
+void lh_readonly(lh_state_t *s);
+/* Pushes the table behind the view at idx, or the value at idx when it is
+ * not a view. Runs no metamethod, so it is safe on anything a rule returned. */
+void lh_push_raw(lh_state_t *s, int idx);
+/* 1 when the len bytes at p are text a result may carry into JSON: valid
+ * UTF-8, no NUL, at most LH_JSON_MAX_STRING bytes. */
+int lh_text_ok(const char *p, size_t len);
+
 /* Bytes the state currently holds. */
 size_t lh_mem_used(const lh_state_t *s);
 

@@ -13,6 +13,9 @@
 /* Registry keys: the addresses are unique, the values unused. */
 static const char lhs_key_base = 'B';
 static const char lhs_key_crier = 'C';
+static const char lhs_key_ro_set = 'W'; /* __newindex of views; also marks them */
+static const char lhs_key_ro_len = 'L';
+static const char lhs_key_ro_pairs = 'P';
 
 lh_state_t *lh_of(lua_State *L)
 {
@@ -175,6 +178,99 @@ static int lhs_read_only(lua_State *L)
         lua_pushfstring(L, "%sassignment to field '%s.%s' (read-only)", lua_tostring(L, -1),
                         lua_tostring(L, lua_upvalueindex(1)), lhs_key_text(L, 2));
     return lua_error(L);
+}
+
+/* ---- read-only views -------------------------------------------------- */
+
+/* A view is an empty table whose metatable reads through (__index is the
+ * backing table itself, the VM's fast path) and refuses writes. The backing
+ * table never reaches rule code: getmetatable is blocked by __metatable. */
+static int lhs_view_write(lua_State *L)
+{
+    luaL_where(L, 1);
+    lua_pushfstring(L, "%sassignment to field '%s' of a read-only input", lua_tostring(L, -1),
+                    lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2));
+    return lua_error(L);
+}
+
+/* Pushes the backing table of the view at idx (absolute), or nil. */
+static int lhs_view_backing(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx)) {
+        lua_pushnil(L);
+        return 0;
+    }
+    lua_pushliteral(L, "__newindex");
+    lua_rawget(L, -2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lhs_key_ro_set);
+    int view = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (!view) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return 0;
+    }
+    lua_pushliteral(L, "__index");
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    return 1;
+}
+
+static int lhs_view_len(lua_State *L)
+{
+    lhs_view_backing(L, 1);
+    lua_pushinteger(L, lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0);
+    return 1;
+}
+
+static int lhs_view_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+/* pairs(view) walks the backing table (raw next, no rule code involved). */
+static int lhs_view_pairs(lua_State *L)
+{
+    lua_pushcfunction(L, lhs_view_next);
+    if (!lhs_view_backing(L, 1))
+        return luaL_error(L, "pairs: not a read-only input");
+    lua_pushnil(L);
+    return 3;
+}
+
+void lhs_readonly(lua_State *L)
+{
+    int backing = lua_gettop(L);
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 5);
+    lua_pushvalue(L, backing);
+    lua_setfield(L, -2, "__index");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lhs_key_ro_set);
+    lua_setfield(L, -2, "__newindex");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lhs_key_ro_len);
+    lua_setfield(L, -2, "__len");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lhs_key_ro_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_replace(L, backing);
+}
+
+void lhs_push_raw(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        if (lhs_view_backing(L, idx))
+            return;
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, idx);
 }
 
 /* setmetatable without __gc: a finalizer would run outside any call's
@@ -408,6 +504,13 @@ int lhs_open(lua_State *L)
         lhs_proxy_library(L, lhs_libraries[i].name);
         lua_setfield(L, base, lhs_libraries[i].name);
     }
+
+    lua_pushcfunction(L, lhs_view_write);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lhs_key_ro_set);
+    lua_pushcfunction(L, lhs_view_len);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lhs_key_ro_len);
+    lua_pushcfunction(L, lhs_view_pairs);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lhs_key_ro_pairs);
 
     lua_newtable(L);
     lua_pushcfunction(L, lhs_log);

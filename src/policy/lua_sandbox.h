@@ -53,6 +53,10 @@ void lhs_push_module_env(lua_State *L);
 /* Protected: freezes the module environment given as argument 1 and returns
  * the table now holding its contents (the module's functions). */
 int lhs_freeze_env(lua_State *L);
+/* Turns the table on top of the stack into a read-only view (see
+ * lh_readonly), and pushes the backing table of the view at idx. */
+void lhs_readonly(lua_State *L);
+void lhs_push_raw(lua_State *L, int idx);
 /* Pushes the real crier table (host functions are added to it). */
 void lhs_push_crier(lua_State *L);
 

@@ -8,16 +8,34 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
+
+/* The zone this thread looked up last: one decision asks for the same zone
+ * several times, and tz_get validates the name and takes a lock each time.
+ * Zones are immutable and live until the process ends, so keeping the
+ * pointer is safe. */
+static _Thread_local struct {
+    char name[TZ_NAME_MAX + 1];
+    const tz_zone_t *zone;
+} rules_time_last;
 
 /* Raises (the rule's error) for an unknown zone: a bad zone name is a data
  * problem the caller must see, not something to guess around. */
 static const tz_zone_t *rules_time_zone(lua_State *L, int idx)
 {
-    const char *name = luaL_checkstring(L, idx);
+    size_t len = 0;
+    const char *name = luaL_checklstring(L, idx, &len);
+    if (rules_time_last.zone && len <= TZ_NAME_MAX && strlen(name) == len &&
+        memcmp(rules_time_last.name, name, len + 1) == 0)
+        return rules_time_last.zone;
     char err[128];
     const tz_zone_t *z = tz_get(name, err, sizeof err);
     if (!z)
         luaL_error(L, "time zone: %s", err);
+    if (len <= TZ_NAME_MAX && strlen(name) == len) {
+        memcpy(rules_time_last.name, name, len + 1);
+        rules_time_last.zone = z;
+    }
     return z;
 }
 
@@ -61,6 +79,34 @@ static int rules_time_localtime(lua_State *L)
     return 1;
 }
 
+/* crier.local_fields(tz, t) -> year, month, day, hour, min, sec: the wall
+ * clock of crier.localtime without building a table, for rules that only
+ * need the date or the time of day. */
+static int rules_time_local_fields(lua_State *L)
+{
+    const tz_zone_t *z = rules_time_zone(L, 1);
+    int64_t t = rules_time_instant(L, 2);
+    tz_local_t l;
+    if (tz_localtime(z, t, &l) != 0)
+        return luaL_error(L, "time out of range");
+    lua_pushinteger(L, l.year);
+    lua_pushinteger(L, l.month);
+    lua_pushinteger(L, l.day);
+    lua_pushinteger(L, l.hour);
+    lua_pushinteger(L, l.min);
+    lua_pushinteger(L, l.sec);
+    return 6;
+}
+
+/* An integer field in -1e6..1e6: the bound keeps tz's normalisation far
+ * from int overflow. */
+static int rules_time_int(lua_State *L, lua_Integer *v)
+{
+    int ok = 0;
+    *v = lua_tointegerx(L, -1, &ok);
+    return ok && *v >= -1000000 && *v <= 1000000;
+}
+
 static int rules_time_field(lua_State *L, int idx, const char *k, int dflt, int required)
 {
     int type = lua_getfield(L, idx, k);
@@ -68,15 +114,23 @@ static int rules_time_field(lua_State *L, int idx, const char *k, int dflt, int 
     if (type == LUA_TNIL) {
         if (required)
             luaL_error(L, "from_local: field '%s' missing", k);
-    } else {
-        int ok = 0;
-        v = lua_tointegerx(L, -1, &ok);
-        /* the bound keeps tz's normalisation far from int overflow */
-        if (!ok || v < -1000000 || v > 1000000)
-            luaL_error(L, "from_local: field '%s' must be an integer", k);
+    } else if (!rules_time_int(L, &v)) {
+        luaL_error(L, "from_local: field '%s' must be an integer", k);
     }
     lua_pop(L, 1);
     return (int)v;
+}
+
+static int rules_time_resolve(lua_State *L, const tz_zone_t *z, const tz_fields_t *f,
+                              const char *what)
+{
+    int64_t t;
+    tz_resolution_t how;
+    if (tz_resolve(z, f, &t, &how) != 0)
+        return luaL_error(L, "%s: time out of range", what);
+    lua_pushinteger(L, (lua_Integer)t);
+    lua_pushstring(L, how == TZ_GAP ? "gap" : how == TZ_OVERLAP ? "overlap" : "exact");
+    return 2;
 }
 
 /* crier.from_local(tz, {year, month, day, hour=0, min=0, sec=0}) -> t, how
@@ -93,19 +147,40 @@ static int rules_time_from_local(lua_State *L)
     f.hour = rules_time_field(L, 2, "hour", 0, 0);
     f.min = rules_time_field(L, 2, "min", 0, 0);
     f.sec = rules_time_field(L, 2, "sec", 0, 0);
-    int64_t t;
-    tz_resolution_t how;
-    if (tz_resolve(z, &f, &t, &how) != 0)
-        return luaL_error(L, "from_local: time out of range");
-    lua_pushinteger(L, (lua_Integer)t);
-    lua_pushstring(L, how == TZ_GAP ? "gap" : how == TZ_OVERLAP ? "overlap" : "exact");
-    return 2;
+    return rules_time_resolve(L, z, &f, "from_local");
+}
+
+/* crier.from_local_fields(tz, year, month, day, hour=0, min=0, sec=0) -> t,
+ * how: crier.from_local with the fields as arguments instead of a table. */
+static int rules_time_from_local_fields(lua_State *L)
+{
+    static const char *const names[] = {"year", "month", "day", "hour", "min", "sec"};
+    const tz_zone_t *z = rules_time_zone(L, 1);
+    lua_settop(L, 7);
+    int v[6] = {0, 1, 1, 0, 0, 0};
+    for (int i = 0; i < 6; i++) {
+        lua_pushvalue(L, 2 + i);
+        lua_Integer x = 0;
+        if (lua_isnil(L, -1)) {
+            if (i < 3)
+                return luaL_error(L, "from_local_fields: %s missing", names[i]);
+        } else if (!rules_time_int(L, &x)) {
+            return luaL_error(L, "from_local_fields: %s must be an integer", names[i]);
+        } else {
+            v[i] = (int)x;
+        }
+        lua_pop(L, 1);
+    }
+    tz_fields_t f = {v[0], v[1], v[2], v[3], v[4], v[5]};
+    return rules_time_resolve(L, z, &f, "from_local_fields");
 }
 
 int rules_time_register(lh_state_t *h)
 {
     if (lh_register(h, "localtime", rules_time_localtime) != LH_OK ||
-        lh_register(h, "from_local", rules_time_from_local) != LH_OK)
+        lh_register(h, "from_local", rules_time_from_local) != LH_OK ||
+        lh_register(h, "local_fields", rules_time_local_fields) != LH_OK ||
+        lh_register(h, "from_local_fields", rules_time_from_local_fields) != LH_OK)
         return -1;
     return 0;
 }

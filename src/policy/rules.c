@@ -3,6 +3,7 @@
 #include "policy/rules.h"
 
 #include "tz/tz.h"
+#include "util/buf.h"
 #include "util/timefmt.h"
 
 #include <lauxlib.h>
@@ -20,6 +21,10 @@
 struct rules_set {
     lh_state_t *h;                /* owned */
     char dirname[RULES_NAME_MAX]; /* last component of the directory, for messages */
+    buf_t trace;                  /* reused by every decision for its trace text */
+    /* the zone the last trace was written in, and UTC (owned by the tz cache) */
+    const tz_zone_t *zone, *utc;
+    char zone_name[TZ_NAME_MAX + 1];
 };
 
 static const char *const rules_channels[] = {"email", "sms", "whatsapp"};
@@ -103,56 +108,6 @@ static cJSON *rules_msg_json(const policy_msg_t *m)
     return o;
 }
 
-/* client.available: which channels the engine can deliver on now. */
-static int rules_available_json(cJSON *o, unsigned off)
-{
-    cJSON *a = cJSON_AddObjectToObject(o, "available");
-    return a && cJSON_AddBoolToObject(a, "email", !(off & POLICY_CH_EMAIL)) &&
-           cJSON_AddBoolToObject(a, "sms", !(off & POLICY_CH_SMS)) &&
-           cJSON_AddBoolToObject(a, "whatsapp", !(off & POLICY_CH_WHATSAPP));
-}
-
-static cJSON *rules_client_json(const policy_client_t *c)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON *consent = cJSON_AddObjectToObject(o, "consent");
-    cJSON *prefs = cJSON_AddArrayToObject(o, "preferred_channels");
-    if (!o || !consent || !prefs) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    int ok =
-        cJSON_AddBoolToObject(o, "has_email", c->has_email != 0) &&
-        cJSON_AddBoolToObject(o, "has_phone", c->has_phone != 0) &&
-        cJSON_AddBoolToObject(o, "vip", c->vip != 0) &&
-        rules_available_json(o, c->channels_off) &&
-        cJSON_AddStringToObject(o, "timezone",
-                                c->timezone && c->timezone[0] ? c->timezone : "UTC") &&
-        cJSON_AddBoolToObject(consent, "email", c->consent_email != 0) &&
-        cJSON_AddBoolToObject(consent, "sms", c->consent_sms != 0) &&
-        cJSON_AddBoolToObject(consent, "whatsapp", c->consent_whatsapp != 0) &&
-        cJSON_AddBoolToObject(o, "opt_out_email", c->opt_out_email != 0) &&
-        cJSON_AddBoolToObject(o, "opt_out_sms", c->opt_out_sms != 0) &&
-        cJSON_AddBoolToObject(o, "opt_out_whatsapp", c->opt_out_whatsapp != 0) &&
-        cJSON_AddStringToObject(o, "quiet_hours_start",
-                                c->quiet_start && c->quiet_start[0] ? c->quiet_start : "22:00") &&
-        cJSON_AddStringToObject(o, "quiet_hours_end",
-                                c->quiet_end && c->quiet_end[0] ? c->quiet_end : "08:00");
-    for (int i = 0; ok && i < POLICY_MAX_CHANNELS && c->preferred_channels[i]; i++) {
-        cJSON *s = cJSON_CreateString(c->preferred_channels[i]);
-        ok = s && cJSON_AddItemToArray(prefs, s);
-    }
-    if (ok && c->last_contact_at > 0)
-        ok = cJSON_AddNumberToObject(o, "last_contact_at", c->last_contact_at) != NULL;
-    if (ok && c->whatsapp_window_until > 0)
-        ok = cJSON_AddNumberToObject(o, "whatsapp_window_until", c->whatsapp_window_until) != NULL;
-    if (!ok) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
-
 /* Calls module.fn with args and converts its first nres (1 or 2) results.
  * res[1] is NULL when the function returned a single value. */
 static int rules_call(rules_set_t *s, const char *module, const char *fn, const cJSON *const *args,
@@ -224,209 +179,560 @@ static void rules_why(const cJSON *o, const char *field, char out[RULES_WHY_MAX]
         snprintf(out, RULES_WHY_MAX, "%s", w->valuestring);
 }
 
-/* Checks an array of channel names; copies them into out. */
-static int rules_check_channels(const cJSON *arr, const policy_client_t *c, int max, char out[][12],
-                                int *n, const char *what, char *err, size_t errlen)
+/* ---- inputs: read-only views built straight from the structs ----------- */
+
+/* Slots in the set's table of shared views (immutable, so one view can serve
+ * every decision): consent and available by their three bits, preferred
+ * channel lists made of known channels by their base-4 code. */
+#define RULES_VIEW_CONSENT   1
+#define RULES_VIEW_AVAILABLE (RULES_VIEW_CONSENT + 8)
+#define RULES_VIEW_PREFS     (RULES_VIEW_AVAILABLE + 8)
+
+static int rules_channel_index(const char *ch)
 {
-    *n = 0;
-    if (!cJSON_IsArray(arr)) {
-        rules_seterr(err, errlen, "%s: channels must be a list", what);
+    for (int i = 0; i < 3; i++)
+        if (ch && strcmp(ch, rules_channels[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Whole numbers go in as integers, as lh_push_json does, so that a rule can
+ * use them as table keys and with string.format("%d"). */
+static void rules_push_number(lua_State *L, double d)
+{
+    if (d == floor(d) && fabs(d) <= 9007199254740992.0)
+        lua_pushinteger(L, (lua_Integer)d);
+    else
+        lua_pushnumber(L, d);
+}
+
+static void rules_set_bool(lua_State *L, const char *k, int v)
+{
+    lua_pushboolean(L, v != 0);
+    lua_setfield(L, -2, k);
+}
+
+static void rules_set_string(lua_State *L, const char *k, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+/* Pushes the shared view in slot, or NULL-equivalent nil when not built yet
+ * (the caller builds it and stores it with rules_view_keep). */
+static int rules_view_cached(rules_set_t *s, lua_State *L, int slot)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, s);
+    int t = lua_rawgeti(L, -1, slot);
+    lua_remove(L, -2);
+    if (t == LUA_TNIL)
+        lua_pop(L, 1);
+    return t != LUA_TNIL;
+}
+
+/* Turns the table on top into a view and keeps it in slot (0: not kept). */
+static void rules_view_keep(rules_set_t *s, lua_State *L, int slot)
+{
+    lh_readonly(s->h);
+    if (slot <= 0)
+        return;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, s);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, slot);
+    lua_pop(L, 1);
+}
+
+/* {email = bool, sms = bool, whatsapp = bool} from bits 1, 2, 4. */
+static void rules_push_flags(rules_set_t *s, lua_State *L, int slot, unsigned bits)
+{
+    if (rules_view_cached(s, L, slot + (int)bits))
+        return;
+    lua_createtable(L, 0, 3);
+    rules_set_bool(L, "email", bits & 1u);
+    rules_set_bool(L, "sms", bits & 2u);
+    rules_set_bool(L, "whatsapp", bits & 4u);
+    rules_view_keep(s, L, slot + (int)bits);
+}
+
+static void rules_push_prefs(rules_set_t *s, lua_State *L, const policy_client_t *c)
+{
+    int n = 0, code = 0;
+    for (; n < POLICY_MAX_CHANNELS && c->preferred_channels[n]; n++) {
+        int i = rules_channel_index(c->preferred_channels[n]);
+        code = code < 0 || i < 0 ? -1 : code * 4 + i + 1;
+    }
+    int slot = code < 0 ? 0 : RULES_VIEW_PREFS + code;
+    if (slot && rules_view_cached(s, L, slot))
+        return;
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        lua_pushstring(L, c->preferred_channels[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    rules_view_keep(s, L, slot);
+}
+
+/* Pushes msg's table (which the host may still fill in) and its view. */
+static void rules_push_msg(rules_set_t *s, lua_State *L, const policy_msg_t *m, double now)
+{
+    lua_createtable(L, 0, 8);
+    rules_set_string(L, "type", m->message_type ? m->message_type : "");
+    rules_set_string(L, "urgency", m->urgency ? m->urgency : "normal");
+    lua_pushinteger(L, policy_priority(m->urgency));
+    lua_setfield(L, -2, "priority");
+    rules_set_bool(L, "has_attachment", m->has_attachment);
+    if (m->preferred_channel && m->preferred_channel[0])
+        rules_set_string(L, "preferred_channel", m->preferred_channel);
+    rules_push_number(L, now);
+    lua_setfield(L, -2, "now");
+    lua_pushvalue(L, -1);
+    lh_readonly(s->h);
+}
+
+static void rules_push_client(rules_set_t *s, lua_State *L, const policy_client_t *c)
+{
+    lua_createtable(L, 0, 16);
+    rules_set_bool(L, "has_email", c->has_email);
+    rules_set_bool(L, "has_phone", c->has_phone);
+    rules_set_bool(L, "vip", c->vip);
+    rules_push_flags(s, L, RULES_VIEW_AVAILABLE, ~c->channels_off & 7u);
+    lua_setfield(L, -2, "available");
+    rules_set_string(L, "timezone", c->timezone && c->timezone[0] ? c->timezone : "UTC");
+    rules_push_flags(s, L, RULES_VIEW_CONSENT,
+                     (c->consent_email ? 1u : 0u) | (c->consent_sms ? 2u : 0u) |
+                         (c->consent_whatsapp ? 4u : 0u));
+    lua_setfield(L, -2, "consent");
+    rules_set_bool(L, "opt_out_email", c->opt_out_email);
+    rules_set_bool(L, "opt_out_sms", c->opt_out_sms);
+    rules_set_bool(L, "opt_out_whatsapp", c->opt_out_whatsapp);
+    rules_set_string(L, "quiet_hours_start",
+                     c->quiet_start && c->quiet_start[0] ? c->quiet_start : "22:00");
+    rules_set_string(L, "quiet_hours_end",
+                     c->quiet_end && c->quiet_end[0] ? c->quiet_end : "08:00");
+    rules_push_prefs(s, L, c);
+    lua_setfield(L, -2, "preferred_channels");
+    if (c->last_contact_at > 0) {
+        rules_push_number(L, c->last_contact_at);
+        lua_setfield(L, -2, "last_contact_at");
+    }
+    if (c->whatsapp_window_until > 0) {
+        rules_push_number(L, c->whatsapp_window_until);
+        lua_setfield(L, -2, "whatsapp_window_until");
+    }
+    lh_readonly(s->h);
+}
+
+/* ---- reading what the rules returned, straight from the stack ---------- */
+
+/* Raw reads only: a result's metatable is rule code, which must not run
+ * outside the call's budget. */
+static int rules_field(lua_State *L, int t, const char *k)
+{
+    if (!lua_istable(L, t)) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    lua_pushstring(L, k);
+    return lua_rawget(L, t);
+}
+
+/* Copies the optional free-text reason at idx into out, shortened.
+ * A reason that is not text the trace can carry fails the call. */
+static int rules_why_at(lua_State *L, int idx, char out[RULES_WHY_MAX], const char *what, char *err,
+                        size_t errlen)
+{
+    out[0] = '\0';
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return 0;
+    size_t len = 0;
+    const char *p = lua_tolstring(L, idx, &len);
+    if (!lh_text_ok(p, len)) {
+        rules_seterr(err, errlen, "%s: result string is too long or not valid UTF-8 text", what);
         return -1;
     }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
-    {
-        if (!cJSON_IsString(it) || !rules_known_channel(it->valuestring)) {
-            rules_seterr(err, errlen, "%s: unknown channel (email, sms or whatsapp expected)",
-                         what);
-            return -1;
-        }
-        const char *why;
-        if (!rules_channel_allowed(c, it->valuestring, &why)) {
-            rules_seterr(err, errlen, "%s: refused %s for this client (%s)", what, it->valuestring,
-                         why);
-            return -1;
-        }
-        for (int j = 0; j < *n; j++)
-            if (strcmp(out[j], it->valuestring) == 0) {
-                rules_seterr(err, errlen, "%s: %s listed twice", what, it->valuestring);
-                return -1;
-            }
-        if (*n >= max) {
-            rules_seterr(err, errlen, "%s: more than %d channels", what, max);
-            return -1;
-        }
-        snprintf(out[(*n)++], 12, "%s", it->valuestring);
-    }
+    snprintf(out, RULES_WHY_MAX, "%s", p);
     return 0;
 }
 
-/* ---- the decision ------------------------------------------------------ */
-
-typedef struct rules_trace {
-    cJSON *steps; /* owned array */
-} rules_trace_t;
-
-static cJSON *rules_trace_step(rules_trace_t *t, const char *step, cJSON *result /* taken */,
-                               const char *why)
+static int rules_why_field(lua_State *L, int t, const char *k, char out[RULES_WHY_MAX],
+                           const char *what, char *err, size_t errlen)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddItemToArray(t->steps, o)) {
-        cJSON_Delete(o);
-        cJSON_Delete(result);
-        return NULL;
-    }
-    cJSON_AddStringToObject(o, "step", step);
-    if (result)
-        cJSON_AddItemToObject(o, "result", result);
-    if (why && why[0])
-        cJSON_AddStringToObject(o, "why", why);
-    return o;
+    rules_field(L, t, k);
+    int rc = rules_why_at(L, -1, out, what, err, errlen);
+    lua_pop(L, 1);
+    return rc;
 }
 
-static cJSON *rules_string_array(char ch[][12], int n)
+/* Checks the list of channel names at idx; copies them into out. */
+static int rules_check_channels(rules_set_t *s, int idx, const policy_client_t *c, int max,
+                                char out[][12], int *n, const char *what, char *err, size_t errlen)
 {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; a && i < n; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateString(ch[i]));
-    return a;
+    lua_State *L = lh_lua(s->h);
+    *n = 0;
+    int top = lua_gettop(L);
+    lh_push_raw(s->h, idx);
+    int t = top + 1;
+    int rc = -1;
+    lua_Integer len = lua_istable(L, t) ? (lua_Integer)lua_rawlen(L, t) : -1;
+    if (len < 0) {
+        rules_seterr(err, errlen, "%s: channels must be a list", what);
+        goto out;
+    }
+    for (lua_Integer i = 1; i <= len; i++) {
+        lua_rawgeti(L, t, i);
+        const char *ch = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        const char *why;
+        if (!ch || !rules_known_channel(ch)) {
+            rules_seterr(err, errlen, "%s: unknown channel (email, sms or whatsapp expected)",
+                         what);
+            goto out;
+        }
+        if (!rules_channel_allowed(c, ch, &why)) {
+            rules_seterr(err, errlen, "%s: refused %s for this client (%s)", what, ch, why);
+            goto out;
+        }
+        for (int j = 0; j < *n; j++)
+            if (strcmp(out[j], ch) == 0) {
+                rules_seterr(err, errlen, "%s: %s listed twice", what, ch);
+                goto out;
+            }
+        if (*n >= max) {
+            rules_seterr(err, errlen, "%s: more than %d channels", what, max);
+            goto out;
+        }
+        snprintf(out[(*n)++], 12, "%s", ch);
+        lua_pop(L, 1);
+    }
+    /* a list has no keys besides 1..n (counting stops one past n) */
+    lua_Integer keys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (++keys > len) {
+            lua_pop(L, 1);
+            break;
+        }
+    }
+    if (keys != len) {
+        rules_seterr(err, errlen, "%s: channels must be a list", what);
+        goto out;
+    }
+    rc = 0;
+out:
+    lua_settop(L, top);
+    return rc;
+}
+
+/* Calls module.fn on the nargs values on top of the stack, leaving nres
+ * results there. */
+static int rules_invoke(rules_set_t *s, const char *module, const char *fn, int nargs, int nres,
+                        char *err, size_t errlen)
+{
+    int rc = lh_call(s->h, module, fn, nargs, nres, err, errlen);
+    if (rc == LH_EMISUSE)
+        rules_seterr(err, errlen, "%s/%s.lua: function %s is missing", s->dirname, module, fn);
+    return rc == LH_OK ? 0 : -1;
+}
+
+/* ---- the trace ---------------------------------------------------------- */
+
+typedef struct rules_trace {
+    char why[4][RULES_WHY_MAX]; /* per step: the rule's reason, "" for none */
+    char cand[POLICY_MAX_CHANNELS][12];
+    int ncand;
+} rules_trace_t;
+
+/* Writes v as width digits (zero-padded) at p. */
+static char *rules_digits(char *p, int v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + width;
+}
+
+/* A number as cJSON prints one: whole numbers in int range as integers,
+ * others with the fewest digits that read back the same. */
+static int rules_json_number(buf_t *b, double d)
+{
+    if (d == floor(d) && d >= 0 && d <= 2147483647.0) {
+        char tmp[12];
+        int v = (int)d, n = 1;
+        for (int x = v; x >= 10; x /= 10)
+            n++;
+        rules_digits(tmp, v, n);
+        return buf_append(b, tmp, (size_t)n);
+    }
+    if (d == floor(d) && d >= -2147483648.0 && d <= 2147483647.0)
+        return buf_printf(b, "%d", (int)d);
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%1.15g", d);
+    if (strtod(tmp, NULL) != d)
+        snprintf(tmp, sizeof tmp, "%1.17g", d);
+    return buf_puts(b, tmp);
+}
+
+/* The characters of a JSON string, without the quotes: runs of plain
+ * characters are copied whole (the trace is written on every decision). */
+static int rules_json_chars(buf_t *b, const char *v)
+{
+    int rc = 0;
+    while (*v && rc == 0) {
+        size_t n = 0;
+        while (v[n] && (unsigned char)v[n] >= 0x20 && v[n] != '"' && v[n] != '\\')
+            n++;
+        if (n) {
+            rc = buf_append(b, v, n);
+            v += n;
+            continue;
+        }
+        unsigned char ch = (unsigned char)*v++;
+        if (ch == '"' || ch == '\\')
+            rc = buf_putc(b, '\\') | buf_putc(b, (char)ch);
+        else if (ch == '\n')
+            rc = buf_puts(b, "\\n");
+        else if (ch == '\r')
+            rc = buf_puts(b, "\\r");
+        else if (ch == '\t')
+            rc = buf_puts(b, "\\t");
+        else
+            rc = buf_printf(b, "\\u%04x", ch);
+    }
+    return rc;
+}
+
+static int rules_json_string(buf_t *b, const char *v)
+{
+    return buf_putc(b, '"') | rules_json_chars(b, v) | buf_putc(b, '"');
+}
+
+/* "YYYY-MM-DD" then sep then "HH:MM", plus ":SS" when with_sec; out holds 20. */
+static void rules_clock_text(const tz_local_t *l, char sep, int with_sec, char out[20])
+{
+    char *p = rules_digits(out, l->year, 4);
+    *p++ = '-';
+    p = rules_digits(p, l->month, 2);
+    *p++ = '-';
+    p = rules_digits(p, l->day, 2);
+    *p++ = sep;
+    p = rules_digits(p, l->hour, 2);
+    *p++ = ':';
+    p = rules_digits(p, l->min, 2);
+    if (with_sec) {
+        *p++ = ':';
+        p = rules_digits(p, l->sec, 2);
+    }
+    *p = '\0';
+}
+
+static int rules_json_channels(buf_t *b, char ch[][12], int n)
+{
+    int rc = buf_putc(b, '[');
+    for (int i = 0; i < n; i++) {
+        if (i)
+            rc |= buf_putc(b, ',');
+        rc |= rules_json_string(b, ch[i]);
+    }
+    return rc | buf_putc(b, ']');
+}
+
+static int rules_json_step(buf_t *b, const char *step, int first)
+{
+    int rc = first ? 0 : buf_putc(b, ',');
+    rc |= buf_puts(b, "{\"step\":");
+    rc |= rules_json_string(b, step);
+    return rc | buf_puts(b, ",\"result\":");
+}
+
+static int rules_json_why(buf_t *b, const char *why, int with_why)
+{
+    if (!with_why || !why[0])
+        return 0;
+    return buf_puts(b, ",\"why\":") | rules_json_string(b, why);
+}
+
+/* The trace as a JSON array: one object per step run, {step, result, why}
+ * (why only when the rule gave one), the timing step with the instant in
+ * UTC ("at") and on the client's wall clock ("local"). */
+static int rules_trace_render(const rules_trace_t *t, policy_decision_t *d, const tz_zone_t *utc,
+                              const tz_zone_t *zone, int with_why, buf_t *b)
+{
+    buf_reset(b);
+    int rc = buf_putc(b, '[');
+    rc |= rules_json_step(b, "channels.select", 1);
+    if (d->skip_reason[0]) {
+        rc |= buf_puts(b, "{\"skip\":") | rules_json_string(b, d->skip_reason) | buf_putc(b, '}');
+        rc |= rules_json_why(b, t->why[0], with_why) | buf_puts(b, "}]");
+        return rc;
+    }
+    rc |= buf_puts(b, "{\"channels\":") | rules_json_channels(b, (char(*)[12])t->cand, t->ncand);
+    rc |= buf_putc(b, '}') | rules_json_why(b, t->why[0], with_why) | buf_putc(b, '}');
+
+    rc |= rules_json_step(b, "fallback.chain", 0);
+    rc |= buf_puts(b, "{\"primary\":") | rules_json_string(b, d->primary);
+    rc |= buf_puts(b, ",\"fallbacks\":") | rules_json_channels(b, d->fallback, d->n_fallback);
+    rc |= buf_putc(b, '}') | rules_json_why(b, t->why[1], with_why) | buf_putc(b, '}');
+
+    rc |= rules_json_step(b, "timing.send_at", 0) | rules_json_number(b, d->send_at);
+    rc |= rules_json_why(b, t->why[2], with_why);
+    /* send_at is checked to be within days of now, so the years have four
+     * digits and the fixed-width formatting below fits */
+    char when[20];
+    tz_local_t l;
+    if (utc && tz_localtime(utc, (int64_t)floor(d->send_at), &l) == 0) {
+        rules_clock_text(&l, 'T', 1, when);
+        rc |= buf_puts(b, ",\"at\":\"") | buf_puts(b, when) | buf_puts(b, "Z\"");
+    } else {
+        char iso[32];
+        time_iso8601(d->send_at, iso);
+        rc |= buf_puts(b, ",\"at\":") | rules_json_string(b, iso);
+    }
+    if (zone && tz_localtime(zone, (int64_t)floor(d->send_at), &l) == 0) {
+        rules_clock_text(&l, ' ', 0, when);
+        rc |= buf_puts(b, ",\"local\":\"") | buf_puts(b, when) | buf_putc(b, ' ');
+        rc |= rules_json_chars(b, l.abbr) | buf_putc(b, '"');
+    }
+    rc |= buf_putc(b, '}');
+
+    rc |= rules_json_step(b, "batching.decide", 0);
+    if (d->batch_key[0]) {
+        rc |= buf_puts(b, "{\"batch\":true,\"key\":") | rules_json_string(b, d->batch_key);
+        rc |=
+            buf_printf(b, ",\"window_seconds\":%d,\"max_size\":%d}", d->batch_window, d->batch_max);
+    } else {
+        rc |= buf_puts(b, "{\"batch\":false}");
+    }
+    rc |= rules_json_why(b, t->why[3], with_why) | buf_puts(b, "}]");
+    return rc;
 }
 
 /* Writes the trace into d->trace_json; a trace that does not fit (long
  * reasons) loses its reasons rather than the decision. */
-static void rules_trace_finish(rules_trace_t *t, policy_decision_t *d)
+static void rules_trace_finish(rules_set_t *s, const rules_trace_t *t, policy_decision_t *d,
+                               const char *tz)
 {
-    if (cJSON_PrintPreallocated(t->steps, d->trace_json, (int)sizeof d->trace_json - 5, 0))
-        return;
-    const cJSON *st;
-    cJSON_ArrayForEach(st, t->steps) cJSON_DeleteItemFromObjectCaseSensitive((cJSON *)st, "why");
-    if (!cJSON_PrintPreallocated(t->steps, d->trace_json, (int)sizeof d->trace_json - 5, 0))
+    if (!s->zone || strcmp(s->zone_name, tz) != 0) {
+        char zerr[64];
+        s->zone = tz_get(tz, zerr, sizeof zerr);
+        snprintf(s->zone_name, sizeof s->zone_name, "%s", s->zone ? tz : "");
+    }
+    if (rules_trace_render(t, d, s->utc, s->zone, 1, &s->trace) != 0 &&
+        rules_trace_render(t, d, s->utc, s->zone, 0, &s->trace) != 0) {
         snprintf(d->trace_json, sizeof d->trace_json,
                  "[{\"step\":\"trace\",\"result\":\"too long\"}]");
-}
-
-/* Appends the local wall clock of t in tz to a trace step. */
-static void rules_trace_local(cJSON *step, const char *tz, double t)
-{
-    char when[32];
-    time_iso8601(t, when);
-    cJSON_AddStringToObject(step, "at", when);
-    char zerr[64];
-    const tz_zone_t *z = tz_get(tz, zerr, sizeof zerr);
-    tz_local_t l;
-    if (z && tz_localtime(z, (int64_t)floor(t), &l) == 0) {
-        char local[64];
-        snprintf(local, sizeof local, "%04d-%02d-%02d %02d:%02d %s", l.year, l.month, l.day, l.hour,
-                 l.min, l.abbr);
-        cJSON_AddStringToObject(step, "local", local);
+        return;
     }
+    memcpy(d->trace_json, s->trace.data, s->trace.len + 1);
 }
 
-static int rules_decide_steps(rules_set_t *s, const policy_msg_t *m, const policy_client_t *c,
-                              double now, const rules_pending_t *pending, policy_decision_t *d,
-                              cJSON *msg, cJSON *client, rules_trace_t *tr, char *err,
-                              size_t errlen)
+/* ---- the decision ------------------------------------------------------ */
+
+/* The four steps, with msg's table at base+1, its view at base+2 and
+ * client's view at base+3. Leaves the stack at base+3. */
+static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c, double now,
+                              const rules_pending_t *pending, policy_decision_t *d,
+                              rules_trace_t *tr, char *err, size_t errlen)
 {
-    cJSON *res[2] = {NULL, NULL};
-    char why[RULES_WHY_MAX];
-    const char *tz = c->timezone && c->timezone[0] ? c->timezone : "UTC";
+    lua_State *L = lh_lua(s->h);
+    const int msg = base + 1, mview = base + 2, cview = base + 3, res = base + 4;
 
     /* channels.select */
-    const cJSON *a1[2] = {msg, client};
-    if (rules_call(s, "channels", "select", a1, 2, 1, res, err, errlen) != 0)
+    lua_pushvalue(L, mview);
+    lua_pushvalue(L, cview);
+    if (rules_invoke(s, "channels", "select", 2, 1, err, errlen) != 0)
         return -1;
-    const cJSON *skip = cJSON_GetObjectItemCaseSensitive(res[0], "skip");
-    const cJSON *chans = cJSON_GetObjectItemCaseSensitive(res[0], "channels");
-    rules_why(res[0], "why", why);
-    char cand[POLICY_MAX_CHANNELS][12];
-    int ncand = 0;
-    if (!cJSON_IsObject(res[0]) || (skip && chans) || (!skip && !chans)) {
-        cJSON_Delete(res[0]);
+    lh_push_raw(s->h, res);
+    lua_replace(L, res);
+    int has_skip = rules_field(L, res, "skip") != LUA_TNIL;
+    int has_chans = rules_field(L, res, "channels") != LUA_TNIL;
+    if (!lua_istable(L, res) || has_skip == has_chans) {
         rules_seterr(err, errlen,
                      "channels.select: must return {channels = {...}} or {skip = reason}");
         return -1;
     }
-    if (skip) {
-        if (!cJSON_IsString(skip) || !rules_word_ok(skip->valuestring, sizeof d->skip_reason, 0)) {
-            cJSON_Delete(res[0]);
+    if (rules_why_field(L, res, "why", tr->why[0], "channels.select", err, errlen) != 0)
+        return -1;
+    if (has_skip) {
+        size_t len = 0;
+        const char *skip =
+            lua_type(L, res + 1) == LUA_TSTRING ? lua_tolstring(L, res + 1, &len) : NULL;
+        if (!skip || strlen(skip) != len || !rules_word_ok(skip, sizeof d->skip_reason, 0)) {
             rules_seterr(err, errlen, "channels.select: skip must be a short printable reason");
             return -1;
         }
         snprintf(d->status, sizeof d->status, "skipped");
-        snprintf(d->skip_reason, sizeof d->skip_reason, "%s", skip->valuestring);
+        snprintf(d->skip_reason, sizeof d->skip_reason, "%s", skip);
         d->send_at = now;
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "skip", d->skip_reason);
-        cJSON_Delete(res[0]);
-        rules_trace_step(tr, "channels.select", r, why);
         return 0;
     }
-    int rc = rules_check_channels(chans, c, POLICY_MAX_CHANNELS, cand, &ncand, "channels.select",
-                                  err, errlen);
-    cJSON_Delete(res[0]);
-    if (rc != 0)
+    if (rules_check_channels(s, res + 2, c, POLICY_MAX_CHANNELS, tr->cand, &tr->ncand,
+                             "channels.select", err, errlen) != 0)
         return -1;
-    if (ncand == 0) {
+    if (tr->ncand == 0) {
         rules_seterr(err, errlen, "channels.select: empty channel list (return {skip = reason})");
         return -1;
     }
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddItemToObject(r, "channels", rules_string_array(cand, ncand));
-    rules_trace_step(tr, "channels.select", r, why);
+    lua_settop(L, cview);
 
-    /* fallback.chain */
-    cJSON *cands = rules_string_array(cand, ncand);
-    const cJSON *a2[3] = {msg, client, cands};
-    rc = cands ? rules_call(s, "fallback", "chain", a2, 3, 1, res, err, errlen) : -1;
-    cJSON_Delete(cands);
-    if (rc != 0)
+    /* fallback.chain: the candidates are the checked copy, the rule's own
+     * table never reaches the next step */
+    lua_pushvalue(L, mview);
+    lua_pushvalue(L, cview);
+    lua_createtable(L, tr->ncand, 0);
+    for (int i = 0; i < tr->ncand; i++) {
+        lua_pushstring(L, tr->cand[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    if (rules_invoke(s, "fallback", "chain", 3, 1, err, errlen) != 0)
         return -1;
-    const cJSON *prim = cJSON_GetObjectItemCaseSensitive(res[0], "primary");
-    const cJSON *fb = cJSON_GetObjectItemCaseSensitive(res[0], "fallbacks");
-    rules_why(res[0], "why", why);
-    char one[1][12];
-    int n1 = 0;
-    cJSON *parr = cJSON_CreateArray();
-    if (parr && cJSON_IsString(prim))
-        cJSON_AddItemToArray(parr, cJSON_CreateString(prim->valuestring));
-    rc = rules_check_channels(parr, c, 1, one, &n1, "fallback.chain primary", err, errlen);
-    cJSON_Delete(parr);
-    if (rc == 0 && n1 != 1) {
+    lh_push_raw(s->h, res);
+    lua_replace(L, res);
+    int prim_type = rules_field(L, res, "primary");
+    int fb_type = rules_field(L, res, "fallbacks");
+    if (rules_why_field(L, res, "why", tr->why[1], "fallback.chain", err, errlen) != 0)
+        return -1;
+    const char *prim = prim_type == LUA_TSTRING ? lua_tostring(L, res + 1) : NULL;
+    const char *why;
+    if (!prim) {
         rules_seterr(err, errlen,
                      "fallback.chain: must return {primary = channel, fallbacks = {...}}");
-        rc = -1;
+        return -1;
     }
-    if (rc == 0 && fb)
-        rc = rules_check_channels(fb, c, POLICY_MAX_CHANNELS - 1, d->fallback, &d->n_fallback,
-                                  "fallback.chain fallbacks", err, errlen);
-    cJSON_Delete(res[0]);
-    if (rc != 0)
+    if (!rules_known_channel(prim)) {
+        rules_seterr(err, errlen,
+                     "fallback.chain primary: unknown channel (email, sms or whatsapp expected)");
+        return -1;
+    }
+    if (!rules_channel_allowed(c, prim, &why)) {
+        rules_seterr(err, errlen, "fallback.chain primary: refused %s for this client (%s)", prim,
+                     why);
+        return -1;
+    }
+    snprintf(d->primary, sizeof d->primary, "%s", prim);
+    if (fb_type != LUA_TNIL &&
+        rules_check_channels(s, res + 2, c, POLICY_MAX_CHANNELS - 1, d->fallback, &d->n_fallback,
+                             "fallback.chain fallbacks", err, errlen) != 0)
         return -1;
     for (int i = 0; i < d->n_fallback; i++)
-        if (strcmp(d->fallback[i], one[0]) == 0) {
-            rules_seterr(err, errlen, "fallback.chain: the primary %s is also a fallback", one[0]);
+        if (strcmp(d->fallback[i], d->primary) == 0) {
+            rules_seterr(err, errlen, "fallback.chain: the primary %s is also a fallback",
+                         d->primary);
             return -1;
         }
-    snprintf(d->primary, sizeof d->primary, "%s", one[0]);
-    r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "primary", d->primary);
-    cJSON_AddItemToObject(r, "fallbacks", rules_string_array(d->fallback, d->n_fallback));
-    rules_trace_step(tr, "fallback.chain", r, why);
+    lua_settop(L, cview);
 
     /* timing.send_at */
-    cJSON *jnow = cJSON_CreateNumber(now);
-    const cJSON *a3[3] = {msg, client, jnow};
-    rc = jnow ? rules_call(s, "timing", "send_at", a3, 3, 2, res, err, errlen) : -1;
-    cJSON_Delete(jnow);
-    if (rc != 0)
+    lua_pushvalue(L, mview);
+    lua_pushvalue(L, cview);
+    rules_push_number(L, now);
+    if (rules_invoke(s, "timing", "send_at", 3, 2, err, errlen) != 0)
         return -1;
-    double at = cJSON_IsNumber(res[0]) ? res[0]->valuedouble : NAN;
-    why[0] = '\0';
-    if (cJSON_IsString(res[1]))
-        snprintf(why, sizeof why, "%s", res[1]->valuestring);
-    cJSON_Delete(res[0]);
-    cJSON_Delete(res[1]);
-    if (!isfinite(at)) {
+    int isnum = 0;
+    double at = lua_type(L, res) == LUA_TNUMBER ? lua_tonumberx(L, res, &isnum) : NAN;
+    if (rules_why_at(L, res + 1, tr->why[2], "timing.send_at", err, errlen) != 0)
+        return -1;
+    if (!isnum || !isfinite(at)) {
         rules_seterr(err, errlen, "timing.send_at: must return epoch seconds (a number)");
         return -1;
     }
@@ -436,59 +742,54 @@ static int rules_decide_steps(rules_set_t *s, const policy_msg_t *m, const polic
         return -1;
     }
     d->send_at = at < now ? now : at;
-    cJSON *step = rules_trace_step(tr, "timing.send_at", cJSON_CreateNumber(d->send_at), why);
-    if (step)
-        rules_trace_local(step, tz, d->send_at);
+    lua_settop(L, cview);
 
-    /* batching.decide */
-    cJSON *pend = cJSON_CreateObject();
-    cJSON_AddNumberToObject(pend, "count", pending ? pending->count : 0);
-    if (pending && pending->oldest_at > 0)
-        cJSON_AddNumberToObject(pend, "oldest_at", pending->oldest_at);
-    cJSON_DeleteItemFromObjectCaseSensitive(msg, "send_at");
-    cJSON_AddNumberToObject(msg, "send_at", d->send_at);
-    const cJSON *a4[3] = {msg, client, pend};
-    rc = rules_call(s, "batching", "decide", a4, 3, 1, res, err, errlen);
-    cJSON_Delete(pend);
-    if (rc != 0)
+    /* batching.decide: msg now carries the chosen send_at */
+    rules_push_number(L, d->send_at);
+    lua_setfield(L, msg, "send_at");
+    lua_pushvalue(L, mview);
+    lua_pushvalue(L, cview);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, pending ? pending->count : 0);
+    lua_setfield(L, -2, "count");
+    if (pending && pending->oldest_at > 0) {
+        rules_push_number(L, pending->oldest_at);
+        lua_setfield(L, -2, "oldest_at");
+    }
+    if (rules_invoke(s, "batching", "decide", 3, 1, err, errlen) != 0)
         return -1;
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(res[0], "batch");
-    rules_why(res[0], "reason", why);
-    if (!cJSON_IsObject(res[0]) || !cJSON_IsBool(b)) {
-        cJSON_Delete(res[0]);
+    lh_push_raw(s->h, res);
+    lua_replace(L, res);
+    int b_type = rules_field(L, res, "batch");
+    if (rules_why_field(L, res, "reason", tr->why[3], "batching.decide", err, errlen) != 0)
+        return -1;
+    if (!lua_istable(L, res) || b_type != LUA_TBOOLEAN) {
         rules_seterr(err, errlen, "batching.decide: must return {batch = true|false, ...}");
         return -1;
     }
-    if (cJSON_IsTrue(b)) {
-        const cJSON *k = cJSON_GetObjectItemCaseSensitive(res[0], "key");
-        const cJSON *w = cJSON_GetObjectItemCaseSensitive(res[0], "window_seconds");
-        const cJSON *mx = cJSON_GetObjectItemCaseSensitive(res[0], "max_size");
-        int ok = cJSON_IsString(k) && rules_word_ok(k->valuestring, sizeof d->batch_key, 1) &&
-                 cJSON_IsNumber(w) && w->valuedouble >= 1 && w->valuedouble <= 86400 &&
-                 w->valuedouble == floor(w->valuedouble) && cJSON_IsNumber(mx) &&
-                 mx->valuedouble >= 1 && mx->valuedouble <= RULES_BATCH_MAX &&
-                 mx->valuedouble == floor(mx->valuedouble);
+    if (lua_toboolean(L, res + 1)) {
+        size_t klen = 0;
+        int k_type = rules_field(L, res, "key");
+        const char *k = k_type == LUA_TSTRING ? lua_tolstring(L, -1, &klen) : NULL;
+        int w_type = rules_field(L, res, "window_seconds");
+        double w = lua_tonumber(L, -1);
+        int m_type = rules_field(L, res, "max_size");
+        double mx = lua_tonumber(L, -1);
+        int ok = k && strlen(k) == klen && rules_word_ok(k, sizeof d->batch_key, 1) &&
+                 w_type == LUA_TNUMBER && w >= 1 && w <= 86400 && w == floor(w) &&
+                 m_type == LUA_TNUMBER && mx >= 1 && mx <= RULES_BATCH_MAX && mx == floor(mx);
         if (!ok) {
-            cJSON_Delete(res[0]);
             rules_seterr(err, errlen,
                          "batching.decide: a batch needs key ([A-Za-z0-9_:.-], < 64 chars), "
                          "window_seconds (1..86400) and max_size (1..%d)",
                          RULES_BATCH_MAX);
             return -1;
         }
-        snprintf(d->batch_key, sizeof d->batch_key, "%s", k->valuestring);
-        d->batch_window = (int)w->valuedouble;
-        d->batch_max = (int)mx->valuedouble;
+        snprintf(d->batch_key, sizeof d->batch_key, "%s", k);
+        d->batch_window = (int)w;
+        d->batch_max = (int)mx;
     }
-    cJSON_Delete(res[0]);
-    r = cJSON_CreateObject();
-    cJSON_AddBoolToObject(r, "batch", d->batch_key[0] != 0);
-    if (d->batch_key[0]) {
-        cJSON_AddStringToObject(r, "key", d->batch_key);
-        cJSON_AddNumberToObject(r, "window_seconds", d->batch_window);
-        cJSON_AddNumberToObject(r, "max_size", d->batch_max);
-    }
-    rules_trace_step(tr, "batching.decide", r, why);
+    lua_settop(L, cview);
 
     snprintf(d->status, sizeof d->status, "%s",
              d->send_at <= now + RULES_DUE_SLACK_S ? "queued" : "pending");
@@ -505,19 +806,23 @@ int rules_decide(rules_set_t *s, const policy_msg_t *m, const policy_client_t *c
         rules_seterr(err, errlen, "rules_decide: bad time");
         return -1;
     }
-    rules_trace_t tr = {cJSON_CreateArray()};
-    cJSON *msg = rules_msg_json(m);
-    cJSON *client = rules_client_json(c);
-    int rc = -1;
-    if (!tr.steps || !msg || !client || !cJSON_AddNumberToObject(msg, "now", now))
-        rules_seterr(err, errlen, "rules_decide: out of memory");
-    else
-        rc = rules_decide_steps(s, m, c, now, pending, d, msg, client, &tr, err, errlen);
+    lua_State *L = lh_lua(s->h);
+    int base = lua_gettop(L);
+    if (!lua_checkstack(L, 16)) {
+        rules_seterr(err, errlen, "rules_decide: Lua stack exhausted");
+        return -1;
+    }
+    /* msg and client are built once and shared by the four calls as
+     * read-only views: no step can change what the next one sees. */
+    rules_push_msg(s, L, m, now);
+    rules_push_client(s, L, c);
+    rules_trace_t tr;
+    memset(tr.why, 0, sizeof tr.why);
+    tr.ncand = 0;
+    int rc = rules_decide_steps(s, base, c, now, pending, d, &tr, err, errlen);
+    lua_settop(L, base);
     if (rc == 0)
-        rules_trace_finish(&tr, d);
-    cJSON_Delete(tr.steps);
-    cJSON_Delete(msg);
-    cJSON_Delete(client);
+        rules_trace_finish(s, &tr, d, c->timezone && c->timezone[0] ? c->timezone : "UTC");
     return rc;
 }
 
@@ -649,6 +954,8 @@ rules_set_t *rules_load(const char *dir, const lh_limits_t *limits, char *err, s
     while (start > 0 && dir[start - 1] != '/')
         start--;
     snprintf(s->dirname, sizeof s->dirname, "%.*s", (int)(dlen - start), dir + start);
+    buf_init(&s->trace, sizeof((policy_decision_t *)0)->trace_json - 1);
+    s->utc = tz_get("UTC", NULL, 0); /* NULL: the trace formats "at" another way */
 
     s->h = lh_new(limits, err, errlen);
     if (!s->h || rules_time_register(s->h) != 0) {
@@ -657,6 +964,9 @@ rules_set_t *rules_load(const char *dir, const lh_limits_t *limits, char *err, s
         rules_free(s);
         return NULL;
     }
+    /* the shared input views, keyed by the set (see RULES_VIEW_*) */
+    lua_newtable(lh_lua(s->h));
+    lua_rawsetp(lh_lua(s->h), LUA_REGISTRYINDEX, s);
     if (lh_load_dir(s->h, dir, NULL, err, errlen) != LH_OK || rules_smoke(s, err, errlen) != 0) {
         rules_free(s);
         return NULL;
@@ -669,5 +979,6 @@ void rules_free(rules_set_t *s)
     if (!s)
         return;
     lh_free(s->h);
+    buf_free(&s->trace);
     free(s);
 }

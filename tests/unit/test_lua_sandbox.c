@@ -584,6 +584,106 @@ static void test_json_bounds(void **state)
     assert_still_works(s);
 }
 
+/* Read-only views: a rule reads an input like a table but cannot change
+ * it, even through pcall, table.insert or setmetatable, and what it hands
+ * back converts as what it shows. */
+static void test_readonly_views(void **state)
+{
+    (void)state;
+    static const char src[] =
+        "function write(t) t.type = 'x' end\n"
+        "function write_nested(t) t.list[1] = 'x' end\n"
+        "function insert(t) table.insert(t.list, 'x') end\n"
+        "function remeta(t) setmetatable(t, {}) end\n"
+        "function swallowed(t)\n"
+        "  local ok = pcall(function() t.type = 'x' end)\n"
+        "  return {ok = ok, type = t.type}\n"
+        "end\n"
+        "function reads(t)\n"
+        "  local keys = 0\n"
+        "  for k, v in pairs(t) do keys = keys + 1 end\n"
+        "  local items = {}\n"
+        "  for i, v in ipairs(t.list) do items[i] = v end\n"
+        "  return {keys = keys, len = #t.list, items = items, type = t.type,\n"
+        "          raw = rawget(t, 'type') == nil, meta = getmetatable(t)}\n"
+        "end\n"
+        "function echo(t) return t end\n";
+    char err[1024];
+    lh_state_t *s = lh_new(NULL, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(lh_load_buffer(s, "ro", "ro.lua", src, sizeof src - 1, err, sizeof err),
+                     LH_OK);
+    assert_int_equal(lh_freeze(s), LH_OK);
+    lua_State *L = lh_lua(s);
+
+    /* {type = "welcome", list = view of {"email", "sms"}} */
+    lua_createtable(L, 0, 2);
+    lua_pushliteral(L, "welcome");
+    lua_setfield(L, -2, "type");
+    lua_createtable(L, 2, 0);
+    lua_pushliteral(L, "email");
+    lua_rawseti(L, -2, 1);
+    lua_pushliteral(L, "sms");
+    lua_rawseti(L, -2, 2);
+    lh_readonly(s);
+    lua_setfield(L, -2, "list");
+    lh_readonly(s);
+    int view = lua_gettop(L);
+
+    static const char *const refused[] = {"write", "write_nested", "insert", "remeta"};
+    for (size_t i = 0; i < 4; i++) {
+        lua_pushvalue(L, view);
+        int rc = lh_call(s, "ro", refused[i], 1, 0, err, sizeof err);
+        if (rc != LH_ERUN)
+            fail_msg("ro.%s: rc %d (%s)", refused[i], rc, err);
+        if (i < 3 && !strstr(err, "read-only input"))
+            fail_msg("ro.%s: %s", refused[i], err);
+    }
+
+    cJSON *out = NULL;
+    lua_pushvalue(L, view);
+    assert_int_equal(lh_call(s, "ro", "swallowed", 1, 1, err, sizeof err), LH_OK);
+    assert_int_equal(lh_to_json(s, -1, &out, err, sizeof err), LH_OK);
+    lua_pop(L, 1);
+    cJSON *want = cJSON_Parse("{\"ok\":false,\"type\":\"welcome\"}");
+    assert_true(cJSON_Compare(want, out, 1));
+    cJSON_Delete(want);
+    cJSON_Delete(out);
+
+    lua_pushvalue(L, view);
+    assert_int_equal(lh_call(s, "ro", "reads", 1, 1, err, sizeof err), LH_OK);
+    assert_int_equal(lh_to_json(s, -1, &out, err, sizeof err), LH_OK);
+    lua_pop(L, 1);
+    want = cJSON_Parse("{\"keys\":2,\"len\":2,\"items\":[\"email\",\"sms\"],"
+                       "\"type\":\"welcome\",\"raw\":true,\"meta\":false}");
+    char *text = cJSON_PrintUnformatted(out);
+    if (!cJSON_Compare(want, out, 1))
+        fail_msg("reads: %s", text);
+    free(text);
+    cJSON_Delete(want);
+    cJSON_Delete(out);
+
+    /* handed back, a view converts as its contents, and lh_push_raw finds
+     * the table behind it (and leaves other values alone) */
+    lua_pushvalue(L, view);
+    assert_int_equal(lh_call(s, "ro", "echo", 1, 1, err, sizeof err), LH_OK);
+    assert_int_equal(lh_to_json(s, -1, &out, err, sizeof err), LH_OK);
+    want = cJSON_Parse("{\"type\":\"welcome\",\"list\":[\"email\",\"sms\"]}");
+    assert_true(cJSON_Compare(want, out, 1));
+    cJSON_Delete(want);
+    cJSON_Delete(out);
+    lh_push_raw(s, -1);
+    lua_pushliteral(L, "type");
+    assert_int_equal(lua_rawget(L, -2), LUA_TSTRING);
+    lua_pop(L, 3);
+    lua_pushinteger(L, 7);
+    lh_push_raw(s, -1);
+    assert_int_equal(lua_tointeger(L, -1), 7);
+    lua_settop(L, view - 1);
+    assert_int_equal(lua_gettop(L), 0);
+    lh_free(s);
+}
+
 static void test_trivial_call_time(void **state)
 {
     lh_state_t *s = *state;
@@ -641,6 +741,7 @@ int main(void)
         CASE(test_json_round_trip),
         CASE(test_json_bounds),
         CASE(test_trivial_call_time),
+        cmocka_unit_test(test_readonly_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

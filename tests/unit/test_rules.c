@@ -599,13 +599,108 @@ static void test_validation(void **st)
     rules_free(s);
 }
 
+/* Inputs are shared by the four calls as read-only views: a rule that
+ * tries to change msg or client (even under pcall) is refused, and the next
+ * step still sees what crier passed in. */
+static void test_inputs_read_only(void **st)
+{
+    (void)st;
+    tmprules_t t;
+    make_rules(&t, "channels.lua",
+               "function select(msg, client)\n"
+               "  local tries = {\n"
+               "    function() msg.urgency = 'critical' end,\n"
+               "    function() msg.send_at = 0 end,\n"
+               "    function() client.has_phone = false end,\n"
+               "    function() client.consent.sms = false end,\n"
+               "    function() client.preferred_channels[1] = 'sms' end,\n"
+               "    function() table.insert(client.preferred_channels, 'sms') end,\n"
+               "    function() setmetatable(client, {}) end,\n"
+               "  }\n"
+               "  for i, f in ipairs(tries) do\n"
+               "    if pcall(f) then error('write ' .. i .. ' was not refused') end\n"
+               "  end\n"
+               "  local n = 0\n"
+               "  for _ in pairs(client) do n = n + 1 end\n"
+               "  if n < 10 or #client.preferred_channels ~= 1 then\n"
+               "    error('views do not read like tables')\n"
+               "  end\n"
+               "  return {channels = client.preferred_channels}\n"
+               "end\n");
+    char err[1024];
+    rules_set_t *s = rules_load(t.dir, NULL, err, sizeof err);
+    drop_rules(&t);
+    if (!s)
+        fail_msg("load: %s", err);
+    policy_client_t c = full_client("UTC");
+    policy_msg_t m = {.message_type = "reminder", .urgency = "high"};
+    policy_decision_t d;
+    double now = utc(2026, 5, 10, 23, 0);
+    if (rules_decide(s, &m, &c, now, NULL, &d, err, sizeof err) != 0)
+        fail_msg("decide: %s", err);
+    /* high inside quiet hours waits for 08:00; had the urgency become
+     * critical it would go now */
+    assert_string_equal(d.primary, "email");
+    assert_true(d.send_at == utc(2026, 5, 11, 8, 0));
+    assert_string_equal(d.status, "pending");
+    assert_non_null(strstr(d.trace_json, "{\"step\":\"channels.select\",\"result\":{\"channels\":"
+                                         "[\"email\"]}}"));
+    rules_free(s);
+}
+
+/* crier.local_fields and crier.from_local_fields answer exactly what
+ * crier.localtime and crier.from_local answer, around DST transitions. */
+static void test_time_helpers_agree(void **st)
+{
+    (void)st;
+    tmprules_t t;
+    make_rules(&t, "timing.lua",
+               "function send_at(msg, client, now)\n"
+               "  for _, tz in ipairs({'America/New_York', 'Australia/Lord_Howe', 'UTC'}) do\n"
+               "    for k = -48, 48 do\n"
+               "      local at = now + k * 1800 + 7\n"
+               "      local l = crier.localtime(tz, at)\n"
+               "      local y, mo, d, h, mi, s = crier.local_fields(tz, at)\n"
+               "      if y ~= l.year or mo ~= l.month or d ~= l.day or h ~= l.hour\n"
+               "         or mi ~= l.min or s ~= l.sec then error('local_fields ' .. at) end\n"
+               "      for _, dh in ipairs({0, 1, 24}) do\n"
+               "        local f = {year = y, month = mo, day = d, hour = h + dh, min = 30}\n"
+               "        local a, how = crier.from_local(tz, f)\n"
+               "        local b, how2 = crier.from_local_fields(tz, y, mo, d, h + dh, 30)\n"
+               "        if a ~= b or how ~= how2 then error('from_local_fields ' .. at) end\n"
+               "      end\n"
+               "    end\n"
+               "  end\n"
+               "  if pcall(crier.from_local_fields, 'UTC', 2026) then error('no month') end\n"
+               "  if pcall(crier.from_local_fields, 'UTC', 2026, 1, 1.5) then error('day') end\n"
+               "  if pcall(crier.local_fields, 'Nowhere/Atlantis', now) then error('zone') end\n"
+               "  return now, 'helpers agree'\n"
+               "end\n");
+    char err[1024];
+    rules_set_t *s = rules_load(t.dir, NULL, err, sizeof err);
+    drop_rules(&t);
+    if (!s)
+        fail_msg("load: %s", err);
+    policy_client_t c = full_client("UTC");
+    policy_msg_t m = {.message_type = "welcome", .urgency = "high"};
+    policy_decision_t d;
+    double nows[] = {utc(2026, 3, 8, 7, 0), utc(2026, 11, 1, 6, 0), utc(2026, 4, 4, 15, 0),
+                     utc(2026, 10, 3, 15, 0)};
+    for (int i = 0; i < 4; i++)
+        if (rules_decide(s, &m, &c, nows[i], NULL, &d, err, sizeof err) != 0)
+            fail_msg("decide at %.0f: %s", nows[i], err);
+    assert_non_null(strstr(d.trace_json, "helpers agree"));
+    rules_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lua_and_c_agree), cmocka_unit_test(test_timing_transitions),
-        cmocka_unit_test(test_channels),        cmocka_unit_test(test_on_failure),
-        cmocka_unit_test(test_load_failures),   cmocka_unit_test(test_containment),
-        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_lua_and_c_agree),    cmocka_unit_test(test_timing_transitions),
+        cmocka_unit_test(test_channels),           cmocka_unit_test(test_on_failure),
+        cmocka_unit_test(test_load_failures),      cmocka_unit_test(test_containment),
+        cmocka_unit_test(test_validation),         cmocka_unit_test(test_inputs_read_only),
+        cmocka_unit_test(test_time_helpers_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

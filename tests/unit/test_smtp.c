@@ -179,7 +179,8 @@ static int sink_messages(const sink_t *s, char names[][128], int max)
 static char *slurp(const char *dir, const char *name, size_t *len)
 {
     char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int pn = snprintf(p, sizeof p, "%s/%s", dir, name);
+    assert_true(pn > 0 && (size_t)pn < sizeof p);
     FILE *f = fopen(p, "rb");
     assert_non_null(f);
     char *data = calloc(1, 1 << 20);
