@@ -11,15 +11,7 @@
 
 #define CFG_FILE_MAX_LINE 4096
 
-typedef enum {
-    CFG_STR,
-    CFG_INT,
-    CFG_SIZE,
-    CFG_TLS,
-    CFG_TRANSPORT,
-    CFG_DELAYS,
-    CFG_LEVEL
-} cfg_kind_t;
+typedef enum { CFG_STR, CFG_INT, CFG_SIZE, CFG_TLS, CFG_TRANSPORT, CFG_LEVEL } cfg_kind_t;
 
 /* One row per setting: where it lives in cfg_t, its environment name, whether
  * it is a secret (environment only), its default, and the bounds of an int. */
@@ -68,7 +60,7 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_POLL_MS", "poll_ms", CFG_INT, S(poll_ms), "1000", 10, 60000},
     {"CRIER_CLAIM_BATCH", "claim_batch", CFG_INT, S(claim_batch), "8", 1, 1000},
     {"CRIER_SMTP_TIMEOUT_MS", "smtp_timeout_ms", CFG_INT, S(smtp_timeout_ms), "30000", 100, 600000},
-    {"CRIER_RETRY_DELAYS", "retry_delays", CFG_DELAYS, S(retry_delays), "60,300,900", 0, 0},
+    {"CRIER_MAX_ATTEMPTS", "max_attempts", CFG_INT, S(max_attempts), "12", 1, 100},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -82,27 +74,6 @@ static int cfg_parse_long(const char *v, long min, long max, long *out)
     if (errno || end == v || *end != '\0' || n < min || n > max)
         return -1;
     *out = n;
-    return 0;
-}
-
-static int cfg_parse_delays(cfg_t *c, const char *v)
-{
-    int n = 0;
-    const char *p = v;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long d = strtol(p, &end, 10);
-        if (errno || end == p || d < 0 || d > 7 * 86400 || n == CFG_MAX_RETRIES)
-            return -1;
-        c->retry_delays[n++] = (int)d;
-        p = end;
-        if (*p == ',')
-            p++;
-        else if (*p != '\0')
-            return -1;
-    }
-    c->retry_count = n;
     return 0;
 }
 
@@ -154,14 +125,6 @@ static int cfg_apply(cfg_t *c, const cfg_key_t *k, const char *v, char *why, siz
             c->smtp_tls_required = 0;
         else {
             snprintf(why, whylen, "must be \"required\" or \"off\"");
-            return -1;
-        }
-        return 0;
-    case CFG_DELAYS:
-        if (cfg_parse_delays(c, v) != 0) {
-            snprintf(why, whylen,
-                     "must be up to %d comma-separated delays in seconds, e.g. 60,300,900",
-                     CFG_MAX_RETRIES);
             return -1;
         }
         return 0;

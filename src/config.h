@@ -10,39 +10,36 @@
 
 #include <stddef.h>
 
-#define CFG_MAX_RETRIES 8
-
 typedef struct cfg {
     /* all strings owned by the cfg; never NULL after cfg_load unless noted */
-    char *database_url;     /* CRIER_DATABASE_URL, libpq URI or conninfo */
-    char *redis_url;        /* CRIER_REDIS_URL, may be "" */
-    char *listen;           /* CRIER_LISTEN, host:port */
-    char *public_url;       /* CRIER_PUBLIC_URL, base of links */
-    char *api_tokens;       /* CRIER_API_TOKENS, secret: scope:token,... */
-    char *transport_email;  /* CRIER_TRANSPORT_EMAIL (or CRIER_TRANSPORT): sandbox|live */
-    char *outbox_dir;       /* CRIER_OUTBOX_DIR */
-    char *rules_dir;        /* CRIER_RULES_DIR */
-    char *templates_dir;    /* CRIER_TEMPLATES_DIR */
-    int rules_require_tests;  /* CRIER_RULES_REQUIRE_TESTS: a reload must pass rules/tests */
-    char *smtp_url;         /* CRIER_SMTP_URL */
-    int smtp_tls_required;  /* CRIER_SMTP_TLS: required (1) | off (0) */
-    char *smtp_username;    /* SMTP_USERNAME, secret, may be "" */
-    char *smtp_password;    /* SMTP_PASSWORD, secret, may be "" */
-    char *mail_from;        /* CRIER_MAIL_FROM, e.g. "Planiva <hello@planiva.example>" */
-    char *encryption_key;   /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
-    char *physical_address; /* CRIER_PHYSICAL_ADDRESS: CAN-SPAM footer */
-    char *support_email;    /* CRIER_SUPPORT_EMAIL */
-    char *brand_name;       /* CRIER_BRAND_NAME */
-    char *log_level;        /* CRIER_LOG_LEVEL */
-    int workers;            /* CRIER_WORKERS: delivery worker threads */
-    int http_threads;       /* CRIER_HTTP_THREADS: libmicrohttpd thread pool */
-    size_t max_body;        /* CRIER_MAX_BODY_BYTES */
-    int lease_seconds;      /* CRIER_LEASE_SECONDS: how long a claim is held */
-    int poll_ms;            /* CRIER_POLL_MS: queue poll when no NOTIFY arrives */
-    int claim_batch;        /* CRIER_CLAIM_BATCH: rows claimed per worker round */
-    int smtp_timeout_ms;    /* CRIER_SMTP_TIMEOUT_MS */
-    int retry_delays[CFG_MAX_RETRIES]; /* CRIER_RETRY_DELAYS: seconds, comma list */
-    int retry_count;                   /* entries in retry_delays; attempts = retry_count + 1 */
+    char *database_url;      /* CRIER_DATABASE_URL, libpq URI or conninfo */
+    char *redis_url;         /* CRIER_REDIS_URL, may be "" */
+    char *listen;            /* CRIER_LISTEN, host:port */
+    char *public_url;        /* CRIER_PUBLIC_URL, base of links */
+    char *api_tokens;        /* CRIER_API_TOKENS, secret: scope:token,... */
+    char *transport_email;   /* CRIER_TRANSPORT_EMAIL (or CRIER_TRANSPORT): sandbox|live */
+    char *outbox_dir;        /* CRIER_OUTBOX_DIR */
+    char *rules_dir;         /* CRIER_RULES_DIR */
+    char *templates_dir;     /* CRIER_TEMPLATES_DIR */
+    int rules_require_tests; /* CRIER_RULES_REQUIRE_TESTS: a reload must pass rules/tests */
+    char *smtp_url;          /* CRIER_SMTP_URL */
+    int smtp_tls_required;   /* CRIER_SMTP_TLS: required (1) | off (0) */
+    char *smtp_username;     /* SMTP_USERNAME, secret, may be "" */
+    char *smtp_password;     /* SMTP_PASSWORD, secret, may be "" */
+    char *mail_from;         /* CRIER_MAIL_FROM, e.g. "Planiva <hello@planiva.example>" */
+    char *encryption_key;    /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
+    char *physical_address;  /* CRIER_PHYSICAL_ADDRESS: CAN-SPAM footer */
+    char *support_email;     /* CRIER_SUPPORT_EMAIL */
+    char *brand_name;        /* CRIER_BRAND_NAME */
+    char *log_level;         /* CRIER_LOG_LEVEL */
+    int workers;             /* CRIER_WORKERS: delivery worker threads */
+    int http_threads;        /* CRIER_HTTP_THREADS: libmicrohttpd thread pool */
+    size_t max_body;         /* CRIER_MAX_BODY_BYTES */
+    int lease_seconds;       /* CRIER_LEASE_SECONDS: how long a claim is held */
+    int poll_ms;             /* CRIER_POLL_MS: queue poll when no NOTIFY arrives */
+    int claim_batch;         /* CRIER_CLAIM_BATCH: rows claimed per worker round */
+    int smtp_timeout_ms;     /* CRIER_SMTP_TIMEOUT_MS */
+    int max_attempts;        /* CRIER_MAX_ATTEMPTS: a row rescued after this many fails */
 } cfg_t;
 
 /* Fills c with defaults, then the file (if path is not NULL), then the

@@ -1,11 +1,14 @@
 #include "engine/delivery.h"
 
 #include "engine/email_job.h"
+#include "policy/runtime.h"
 #include "queue/queue.h"
 #include "store/db.h"
+#include "util/json_text.h"
 #include "util/log.h"
 #include "util/timefmt.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -58,32 +61,76 @@ static void delivery_idle(delivery_t *d, unsigned long seen, int timeout_ms)
     pthread_mutex_unlock(&d->lock);
 }
 
-/* Seconds to wait before retry number `attempt` (1-based), with +-20% jitter
- * so that messages failed together do not retry together. */
-static double delivery_backoff(const cfg_t *cfg, int attempt)
-{
-    int i = attempt - 1;
-    if (i >= cfg->retry_count)
-        i = cfg->retry_count - 1;
-    double base = i >= 0 ? cfg->retry_delays[i] : 60;
-    unsigned r = 0;
-    if (cry_random(&r, sizeof r) != 0)
-        r = (unsigned)time(NULL);
-    double jitter = 0.8 + 0.4 * ((double)(r % 10001) / 10000.0);
-    return base * jitter;
-}
-
-static int delivery_is_retryable(errc_t c)
-{
-    return c == ERRC_TRANSIENT || c == ERRC_RATE_LIMIT;
-}
-
 typedef struct delivery_slot {
     queue_job_t job;
     email_outcome_t out;
+    policy_failure_t failure;     /* what the policy said after a failure */
+    char next_fallback_json[128]; /* channels after failure.next_channel */
 } delivery_slot_t;
 
-static void delivery_record(const cfg_t *cfg, delivery_slot_t *s, queue_result_t *r)
+/* Asks the fallback policy what follows a failed attempt, and fills r. */
+static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_result_t *r)
+{
+    char names[POLICY_MAX_CHANNELS][12];
+    const char *remaining[POLICY_MAX_CHANNELS];
+    int n = 0;
+    cJSON *arr = cJSON_Parse(s->job.fallback_json ? s->job.fallback_json : "[]");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (n < POLICY_MAX_CHANNELS && cJSON_IsString(it) && strlen(it->valuestring) < 12) {
+            snprintf(names[n], sizeof names[n], "%s", it->valuestring);
+            remaining[n] = names[n];
+            n++;
+        }
+    }
+    cJSON_Delete(arr);
+    policy_msg_t m = {.message_type = s->job.message_type, .urgency = s->job.urgency};
+    const char *category = errc_name(s->out.category);
+    if (policy)
+        prt_on_failure(policy, &m, s->job.channel_attempt, s->job.channel, category, s->out.code,
+                       remaining, n, &s->failure);
+    else
+        policy_builtin_on_failure(s->job.channel_attempt, category, remaining, n, &s->failure);
+
+    switch (s->failure.action) {
+    case POLICY_RETRY:
+        r->outcome = QUEUE_RETRY;
+        r->retry_at = time_now() + s->failure.retry_after;
+        return;
+    case POLICY_NEXT_CHANNEL: {
+        /* The chain after the new channel: the remaining ones but it. */
+        buf_t b;
+        buf_init(&b, sizeof s->next_fallback_json - 1);
+        int rc = buf_putc(&b, '[');
+        int first = 1;
+        for (int i = 0; i < n; i++) {
+            if (strcmp(remaining[i], s->failure.next_channel) == 0)
+                continue;
+            rc |= first ? 0 : buf_putc(&b, ',');
+            rc |= jtext_string(&b, remaining[i]);
+            first = 0;
+        }
+        rc |= buf_putc(&b, ']');
+        if (rc == 0) {
+            snprintf(s->next_fallback_json, sizeof s->next_fallback_json, "%s", b.data);
+            r->outcome = QUEUE_RETRY;
+            r->retry_at = time_now();
+            r->next_channel = s->failure.next_channel;
+            r->next_fallback_json = s->next_fallback_json;
+        } else {
+            r->outcome = QUEUE_FAILED;
+        }
+        buf_free(&b);
+        return;
+    }
+    case POLICY_FAIL:
+        break;
+    }
+    r->outcome = QUEUE_FAILED;
+}
+
+static void delivery_record(prt_local_t *policy, delivery_slot_t *s, queue_result_t *r)
 {
     const email_outcome_t *o = &s->out;
     memset(r, 0, sizeof *r);
@@ -106,12 +153,7 @@ static void delivery_record(const cfg_t *cfg, delivery_slot_t *s, queue_result_t
     }
     r->error_category = errc_name(o->category);
     r->error_message = o->error;
-    if (delivery_is_retryable(o->category) && s->job.attempt <= cfg->retry_count) {
-        r->outcome = QUEUE_RETRY;
-        r->retry_at = time_now() + delivery_backoff(cfg, s->job.attempt);
-    } else {
-        r->outcome = QUEUE_FAILED;
-    }
+    delivery_on_failure(policy, s, r);
 }
 
 /* Records outcomes, retrying while PostgreSQL is away: the messages were
@@ -145,6 +187,8 @@ static void *delivery_worker(void *arg)
     char err[512];
     PGconn *conn = NULL;
     email_sender_t *sender = email_sender_new(app);
+    /* A Lua state belongs to one thread: this worker's, made here. */
+    prt_local_t *policy = app->rules ? prt_local_new(app->rules) : NULL;
     if (!sender) {
         log_kv(LOG_CRITICAL, "delivery", "sender_failed", "error",
                "cannot create the email sender (check mail_from and the SMTP settings)", NULL);
@@ -183,11 +227,12 @@ static void *delivery_worker(void *arg)
         for (int i = 0; i < n; i++) {
             slots[i].job = jobs[i];
             email_deliver(sender, conn, &slots[i].job, &slots[i].out);
-            delivery_record(cfg, &slots[i], &res[i]);
+            delivery_record(policy, &slots[i], &res[i]);
             if (slots[i].out.status == EMAIL_FAILED)
                 log_warn("delivery", "attempt_failed", "communication_id", slots[i].job.id,
                          "category", errc_name(slots[i].out.category), "error", slots[i].out.error,
-                         NULL);
+                         "action", rules_action_name(slots[i].failure.action), "reason",
+                         slots[i].failure.reason, NULL);
         }
         delivery_complete(d, conn, res, n);
         for (int i = 0; i < n; i++)
@@ -198,6 +243,7 @@ out:
     free(jobs);
     free(slots);
     email_sender_free(sender);
+    prt_local_free(policy);
     if (conn)
         PQfinish(conn);
     return NULL;
@@ -213,7 +259,7 @@ static void *delivery_waker(void *arg)
     char err[512];
     PGconn *conn = NULL;
     long long last_rescue = 0;
-    int max_attempts = cfg->retry_count + 1;
+    int max_attempts = cfg->max_attempts;
 
     while (!atomic_load(&d->stop)) {
         if (!conn) {

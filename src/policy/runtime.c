@@ -245,6 +245,23 @@ static void prt_local_sync(prt_local_t *l)
     l->gen = g;
 }
 
+void prt_on_failure(prt_local_t *l, const policy_msg_t *m, int attempt, const char *channel,
+                    const char *category, int provider_code, const char *const *remaining,
+                    int n_remaining, policy_failure_t *out)
+{
+    prt_local_sync(l);
+    char err[512] = "no rules loaded";
+    if (l->set && rules_on_failure(l->set, m, attempt, channel, category, provider_code, remaining,
+                                   n_remaining, out, err, sizeof err) == 0)
+        return;
+    if (l->set) {
+        atomic_fetch_add(&l->p->rule_failures, 1);
+        log_warn("rules", "on_failure_failed", "error", err, "fallback", POLICY_BUILTIN_VERSION,
+                 NULL);
+    }
+    policy_builtin_on_failure(attempt, category, remaining, n_remaining, out);
+}
+
 void prt_decide(prt_local_t *l, const policy_msg_t *m, const policy_client_t *c, double now,
                 const rules_pending_t *pending, policy_decision_t *d)
 {

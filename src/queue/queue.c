@@ -68,7 +68,8 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
                  "  lease_until = now() + make_interval(secs => $2::int), updated_at = now()"
                  " FROM c WHERE m.id = c.id"
                  " RETURNING m.id, m.attempts, m.plan_id, m.client_id, m.message_type, m.urgency,"
-                 "  m.channel, m.fallback_channels::text, m.context::text",
+                 "  m.channel, m.fallback_channels::text, m.context::text,"
+                 "  m.attempts - m.channel_attempt_base",
                  2, params, err, errlen);
     if (!r)
         return -1;
@@ -85,6 +86,7 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
         j->channel = queue_col(r, i, 6);
         j->fallback_json = queue_col(r, i, 7);
         j->context_json = queue_col(r, i, 8);
+        j->channel_attempt = atoi(PQgetvalue(r, i, 9));
         (*n)++;
         if (!j->plan_id || !j->client_id || !j->message_type || !j->urgency || !j->fallback_json ||
             !j->context_json) {
@@ -107,7 +109,7 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
  * (the events CTE reads from the UPDATE's RETURNING). Parameters:
  * $1 id, $2 attempt, $3 channel, $4 subject, $5 provider message id,
  * $6 error category, $7 error message, $8 provider code, $9 detail json,
- * $10 retry_at (epoch s). */
+ * $10 retry_at (epoch s), $11 next channel, $12 channels after it (json). */
 #define QUEUE_FENCE " WHERE id = $1::uuid AND status = 'sending' AND attempts = $2::int"
 #define QUEUE_EVENTS(types)                                                                        \
     " RETURNING id, status),"                                                                      \
@@ -134,9 +136,14 @@ static const char *const queue_sql[] = {
                         " channel = $3::text, lease_until = NULL, error_category = NULL,"
                         " error_message = NULL, provider_code = NULL,"
                         " updated_at = now()" QUEUE_FENCE QUEUE_EVENTS("('sent'), ('delivered')"),
+    /* A switch to the next channel restarts the per-channel attempt count. */
     [QUEUE_RETRY] = "WITH u AS (UPDATE communications SET status = 'queued',"
                     " next_attempt_at = to_timestamp($10::float8), lease_until = NULL,"
-                    " channel = $3::text, error_category = $6::text, error_message = $7::text,"
+                    " channel = COALESCE($11::text, $3::text),"
+                    " fallback_channels = COALESCE($12::jsonb, fallback_channels),"
+                    " channel_attempt_base = CASE WHEN $11::text IS NULL"
+                    "  THEN channel_attempt_base ELSE attempts END,"
+                    " error_category = $6::text, error_message = $7::text,"
                     " provider_code = $8::int, updated_at = now()" QUEUE_FENCE QUEUE_EVENTS(
                         "('retry_scheduled')"),
     [QUEUE_FAILED] = "WITH u AS (UPDATE communications SET status = 'failed', failed_at = now(),"
@@ -200,11 +207,13 @@ int queue_complete(PGconn *conn, const queue_result_t *r, int n, int *applied, c
                                 x->error_message,
                                 x->provider_code ? code : NULL,
                                 queue_detail(x->detail_json),
-                                retry};
+                                retry,
+                                x->next_channel,
+                                x->next_fallback_json};
         /* Every parameter is declared text (OID 25): not every outcome's
-         * statement uses all ten, and an unused one has no type otherwise. */
-        static const Oid types[10] = {25, 25, 25, 25, 25, 25, 25, 25, 25, 25};
-        PGresult *res = PQexecParams(conn, queue_sql[x->outcome], 10, types, params, NULL, NULL, 0);
+         * statement uses all twelve, and an unused one has no type otherwise. */
+        static const Oid types[12] = {25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25};
+        PGresult *res = PQexecParams(conn, queue_sql[x->outcome], 12, types, params, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
             size_t el = strlen(err);

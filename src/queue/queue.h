@@ -18,6 +18,7 @@
 typedef struct queue_job {
     char id[37];
     int attempt;         /* attempts after the claim: 1 on the first try */
+    int channel_attempt; /* of those, the attempts on the current channel */
     char *plan_id;       /* owned */
     char *client_id;     /* owned */
     char *message_type;  /* owned */
@@ -36,7 +37,7 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
 typedef enum {
     QUEUE_SENT,      /* handed to the provider: status sent */
     QUEUE_DELIVERED, /* sent and already known delivered (sandbox) */
-    QUEUE_RETRY,     /* back to queued at retry_at, same channel */
+    QUEUE_RETRY,     /* back to queued at retry_at, on next_channel if set */
     QUEUE_FAILED,    /* final failure */
 } queue_outcome_t;
 
@@ -52,6 +53,10 @@ typedef struct queue_result {
     const char *error_message;       /* NULL on success; never holds PII or secrets */
     int provider_code;               /* SMTP reply or provider error code, 0 if none */
     const char *detail_json;         /* delivery_events.provider_response, may be NULL */
+    /* QUEUE_RETRY on another channel: the channel to try next and the
+     * channels left after it (JSON array); both NULL to retry the same one. */
+    const char *next_channel;
+    const char *next_fallback_json;
 } queue_result_t;
 
 /* Records n outcomes in one transaction: each updates its row only if the

@@ -38,6 +38,8 @@ Stable API:
         .kill(sig=SIGKILL) .stop() .log() .wait_final(ids, timeout)
     TOKEN_WORKFLOW, TOKEN_OPERATOR, TOKEN_ADMIN, ENCRYPTION_KEY, FINAL_STATUSES
     wait_until(predicate, timeout=10, interval=0.1) -> the predicate's truthy value
+    rules_dir(retry_delays=None) -> a private copy of the tests' rules, with
+        fallback.lua's retry delays (seconds) replaced when given
     comm_body(i, name=None, email=None, message_type="welcome", ...) -> dict
     attachment(path, content_type="application/pdf") -> an "attachments" entry
     tempdir(name) -> path          a fresh folder, removed at exit unless CRIER_TEST_KEEP=1
@@ -218,6 +220,29 @@ def tempdir(name="t"):
     d = tempfile.mkdtemp(prefix="crier-%s-" % re.sub(r"[^A-Za-z0-9_]", "_", name))
     _created_dirs.append(d)
     return d
+
+
+def rules_dir(retry_delays=None):
+    """A private copy of the rules the integration tests run (the shipped
+    rules, due at once: tests/integration/rules_now), with fallback.lua's
+    retry schedule replaced by retry_delays (seconds) when given, so retry
+    tests take seconds instead of the seed's 1, 5 and 15 minutes."""
+    src = os.path.join(source_dir(), "tests", "integration", "rules_now")
+    dst = os.path.join(tempdir("rules"), "rules")
+    os.makedirs(dst)
+    for name in sorted(os.listdir(src)):
+        if name.endswith(".lua"):
+            with open(os.path.join(src, name), encoding="utf-8") as f:
+                text = f.read()
+            if name == "fallback.lua" and retry_delays is not None:
+                shipped = "local DELAYS = { 60, 300, 900 }"
+                if shipped not in text:
+                    raise RuntimeError("fallback.lua no longer has %r" % shipped)
+                text = text.replace(shipped, "local DELAYS = { %s }"
+                                    % ", ".join(str(int(d)) for d in retry_delays))
+            with open(os.path.join(dst, name), "w", encoding="utf-8") as f:
+                f.write(text)
+    return dst
 
 
 def wait_until(predicate, timeout=10.0, interval=0.1, what=None):

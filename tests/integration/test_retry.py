@@ -1,8 +1,9 @@
 """Retries against a real SMTP server that fails on purpose.
 
 The sink answers the first two RCPT attempts of every recipient with 451
-(--fail-first 2), always 451 to fail451@ and always 550 to fail550@. With
-CRIER_RETRY_DELAYS=1,1,1 (four attempts in all):
+(--fail-first 2), always 451 to fail451@ and always 550 to fail550@. The
+shipped fallback rules decide, with their retry delays cut to 1, 1 and 1
+seconds (four attempts in all):
   * an ordinary recipient is sent on attempt 3, after two scheduled retries;
   * fail550@ is permanent: failed after 1 attempt, the 550 in error_message;
   * fail451@ is transient every time: failed after 4 attempts.
@@ -48,7 +49,7 @@ def main():
             "CRIER_SMTP_URL": "smtp://127.0.0.1:%d" % sink.port,
             "CRIER_SMTP_TLS": "off",
             "CRIER_MAIL_FROM": "Planiva <hello@planiva.example>",
-            "CRIER_RETRY_DELAYS": "1,1,1",
+            "CRIER_RULES_DIR": harness.rules_dir(retry_delays=[1, 1, 1]),
         })
         cases = {
             "eventually": harness.comm_body(1, email="eventually@example.com", urgency="critical"),

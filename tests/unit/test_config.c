@@ -28,7 +28,7 @@ static void test_defaults(void **state)
 {
     (void)state;
     unsetenv("CRIER_LISTEN");
-    unsetenv("CRIER_RETRY_DELAYS");
+    unsetenv("CRIER_MAX_ATTEMPTS");
     cfg_t c;
     char err[256];
     assert_int_equal(cfg_load(&c, NULL, err, sizeof err), 0);
@@ -36,9 +36,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.transport_email, "sandbox");
     assert_int_equal(c.smtp_tls_required, 1);
     assert_int_equal(c.max_body, 1048576);
-    assert_int_equal(c.retry_count, 3);
-    assert_int_equal(c.retry_delays[0], 60);
-    assert_int_equal(c.retry_delays[2], 900);
+    assert_int_equal(c.max_attempts, 12);
     cfg_free(&c);
 }
 
@@ -80,11 +78,11 @@ static void test_bad_value_names_key_and_line(void **state)
     cfg_free(&c);
     unsetenv("CRIER_MAX_BODY_BYTES");
 
-    setenv("CRIER_RETRY_DELAYS", "1,x", 1);
+    setenv("CRIER_MAX_ATTEMPTS", "0", 1);
     assert_int_equal(cfg_load(&c, NULL, err, sizeof err), -1);
-    assert_non_null(strstr(err, "CRIER_RETRY_DELAYS"));
+    assert_non_null(strstr(err, "CRIER_MAX_ATTEMPTS"));
     cfg_free(&c);
-    unsetenv("CRIER_RETRY_DELAYS");
+    unsetenv("CRIER_MAX_ATTEMPTS");
 
     setenv("CRIER_TRANSPORT", "carrier-pigeon", 1);
     assert_int_equal(cfg_load(&c, NULL, err, sizeof err), -1);
