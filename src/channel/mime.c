@@ -1,4 +1,5 @@
 #include "channel/mime.h"
+#include "util/errmsg.h"
 
 #include "util/base64.h"
 
@@ -26,19 +27,6 @@
 #define MIME_MAX_URL      900
 #define MIME_MAX_ENTITY   128
 #define MIME_MAX_CTYPE    127
-
-static void mime_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void mime_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- text cleaning ------------------------------------------------------ */
 
@@ -683,27 +671,27 @@ int mime_build(const mime_message_t *m, buf_t *out, char *message_id, size_t idl
 {
     char from_addr[MIME_MAX_ADDR + 1];
     if (!m || !out || !message_id) {
-        mime_err(err, errlen, "missing argument");
+        errmsg_set(err, errlen, "missing argument");
         return -1;
     }
     if (!m->from || mime_addr_spec(m->from, from_addr, sizeof from_addr) != 0) {
-        mime_err(err, errlen, "invalid sender address");
+        errmsg_set(err, errlen, "invalid sender address");
         return -1;
     }
     if (!m->to_addr || !mime_addr_valid(m->to_addr, strlen(m->to_addr))) {
-        mime_err(err, errlen, "invalid recipient address");
+        errmsg_set(err, errlen, "invalid recipient address");
         return -1;
     }
     if (!m->text || !m->html) {
-        mime_err(err, errlen, "both a text and an html part are required");
+        errmsg_set(err, errlen, "both a text and an html part are required");
         return -1;
     }
     if (m->list_unsubscribe_url && !mime_url_ok(m->list_unsubscribe_url)) {
-        mime_err(err, errlen, "invalid unsubscribe url");
+        errmsg_set(err, errlen, "invalid unsubscribe url");
         return -1;
     }
     if (m->n_attachments < 0 || (m->n_attachments > 0 && !m->attachments)) {
-        mime_err(err, errlen, "invalid attachment list");
+        errmsg_set(err, errlen, "invalid attachment list");
         return -1;
     }
 
@@ -716,7 +704,7 @@ int mime_build(const mime_message_t *m, buf_t *out, char *message_id, size_t idl
     char uuid[37], rnd_alt[25], rnd_mix[25], b_alt[40], b_mix[40];
     if (mime_uuid(uuid) != 0 || mime_random_hex(rnd_alt, 12) != 0 ||
         mime_random_hex(rnd_mix, 12) != 0) {
-        mime_err(err, errlen, "no randomness available");
+        errmsg_set(err, errlen, "no randomness available");
         return -1;
     }
     snprintf(b_alt, sizeof b_alt, "=_crier_%s", rnd_alt);
@@ -725,7 +713,7 @@ int mime_build(const mime_message_t *m, buf_t *out, char *message_id, size_t idl
     const char *domain = strchr(from_addr, '@') + 1;
     int idn = snprintf(message_id, idlen, "<%s@%s>", uuid, domain);
     if (idn < 0 || (size_t)idn >= idlen) {
-        mime_err(err, errlen, "message id buffer too small");
+        errmsg_set(err, errlen, "message id buffer too small");
         return -1;
     }
 
@@ -753,7 +741,7 @@ int mime_build(const mime_message_t *m, buf_t *out, char *message_id, size_t idl
         if (out->data)
             out->data[start] = '\0';
         message_id[0] = '\0';
-        mime_err(err, errlen, "message exceeds the size limit");
+        errmsg_set(err, errlen, "message exceeds the size limit");
         return -1;
     }
     return 0;

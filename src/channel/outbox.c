@@ -1,4 +1,5 @@
 #include "channel/outbox.h"
+#include "util/errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,19 +13,6 @@
 #define OUTBOX_DIR_MAX  3072
 #define OUTBOX_NAME_MAX 200
 #define OUTBOX_PATH_MAX (OUTBOX_DIR_MAX + OUTBOX_NAME_MAX + 16)
-
-static void outbox_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void outbox_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* A plain file name: no directory part, not hidden (which also rules out
  * "." and ".." and our own ".tmp-" files), no control characters. */
@@ -54,14 +42,14 @@ static int outbox_mkdirs(const char *dir, char *err, size_t errlen)
         char saved = p[i];
         p[i] = '\0';
         if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-            outbox_err(err, errlen, "cannot create outbox directory: %s", strerror(errno));
+            errmsg_set(err, errlen, "cannot create outbox directory: %s", strerror(errno));
             return -1;
         }
         p[i] = saved;
     }
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        outbox_err(err, errlen, "outbox path is not a directory");
+        errmsg_set(err, errlen, "outbox path is not a directory");
         return -1;
     }
     return 0;
@@ -86,15 +74,15 @@ int outbox_write(const char *dir, const char *name, const char *data, size_t len
                  size_t pathlen, char *err, size_t errlen)
 {
     if (!dir || !*dir || !name || (!data && len > 0)) {
-        outbox_err(err, errlen, "missing argument");
+        errmsg_set(err, errlen, "missing argument");
         return -1;
     }
     if (strlen(dir) > OUTBOX_DIR_MAX) {
-        outbox_err(err, errlen, "outbox directory path too long");
+        errmsg_set(err, errlen, "outbox directory path too long");
         return -1;
     }
     if (!outbox_name_ok(name)) {
-        outbox_err(err, errlen, "invalid outbox file name");
+        errmsg_set(err, errlen, "invalid outbox file name");
         return -1;
     }
     if (outbox_mkdirs(dir, err, errlen) != 0)
@@ -104,7 +92,7 @@ int outbox_write(const char *dir, const char *name, const char *data, size_t len
     snprintf(tmp, sizeof tmp, "%s/.tmp-%s", dir, name);
     snprintf(final, sizeof final, "%s/%s", dir, name);
     if (path && strlen(final) >= pathlen) {
-        outbox_err(err, errlen, "path buffer too small");
+        errmsg_set(err, errlen, "path buffer too small");
         return -1;
     }
 
@@ -116,31 +104,31 @@ int outbox_write(const char *dir, const char *name, const char *data, size_t len
     if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        outbox_err(err, errlen, "cannot create outbox file: %s", strerror(errno));
+        errmsg_set(err, errlen, "cannot create outbox file: %s", strerror(errno));
         return -1;
     }
     /* fsync before rename: otherwise a crash can leave the final name
      * pointing at an empty file. */
     if (outbox_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-        outbox_err(err, errlen, "cannot write outbox file: %s", strerror(errno));
+        errmsg_set(err, errlen, "cannot write outbox file: %s", strerror(errno));
         close(fd);
         unlink(tmp);
         return -1;
     }
     if (close(fd) != 0) {
-        outbox_err(err, errlen, "cannot close outbox file: %s", strerror(errno));
+        errmsg_set(err, errlen, "cannot close outbox file: %s", strerror(errno));
         unlink(tmp);
         return -1;
     }
     if (rename(tmp, final) != 0) {
-        outbox_err(err, errlen, "cannot rename outbox file: %s", strerror(errno));
+        errmsg_set(err, errlen, "cannot rename outbox file: %s", strerror(errno));
         unlink(tmp);
         return -1;
     }
     /* Make the rename itself durable. */
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || fsync(dfd) != 0) {
-        outbox_err(err, errlen, "cannot sync outbox directory: %s", strerror(errno));
+        errmsg_set(err, errlen, "cannot sync outbox directory: %s", strerror(errno));
         if (dfd >= 0)
             close(dfd);
         return -1;

@@ -1,4 +1,5 @@
 #include "policy/lua_host.h"
+#include "util/errmsg.h"
 
 #include "policy/lua_sandbox.h"
 #include "util/buf.h"
@@ -22,19 +23,6 @@ static const char lh_key_modules = 'M';
 static const char *const lh_default_files[] = {"channels.lua", "timing.lua", "batching.lua",
                                                "fallback.lua", NULL};
 
-static void lh_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void lh_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Module and host-function names are plain identifiers, so they can never
  * smuggle a path or a metamethod name ("__index") into the tables. */
 static int lh_valid_name(const char *name)
@@ -53,7 +41,7 @@ lh_state_t *lh_new(const lh_limits_t *limits, char *err, size_t errlen)
 {
     lh_state_t *s = calloc(1, sizeof *s);
     if (!s) {
-        lh_seterr(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         return NULL;
     }
     if (limits)
@@ -69,19 +57,19 @@ lh_state_t *lh_new(const lh_limits_t *limits, char *err, size_t errlen)
 
     s->hash = EVP_MD_CTX_new();
     if (!s->hash || EVP_DigestInit_ex(s->hash, EVP_sha256(), NULL) != 1) {
-        lh_seterr(err, errlen, "cannot start the rules hash");
+        errmsg_set(err, errlen, "cannot start the rules hash");
         lh_free(s);
         return NULL;
     }
     s->L = lua_newstate(lhs_alloc, s);
     if (!s->L) {
-        lh_seterr(err, errlen, "cannot create a Lua state");
+        errmsg_set(err, errlen, "cannot create a Lua state");
         lh_free(s);
         return NULL;
     }
     lua_pushcfunction(s->L, lhs_open);
     if (lua_pcall(s->L, 0, 0, 0) != LUA_OK) {
-        lh_seterr(err, errlen, "cannot build the sandbox: %s", lua_tostring(s->L, -1));
+        errmsg_set(err, errlen, "cannot build the sandbox: %s", lua_tostring(s->L, -1));
         lh_free(s);
         return NULL;
     }
@@ -157,15 +145,15 @@ static int lh_finish(lh_state_t *s, int status, const char *what, char *err, siz
     int rc = LH_ERUN;
     if (expired) {
         rc = LH_EBUDGET;
-        lh_seterr(err, errlen, "%s: %s", what, msg);
+        errmsg_set(err, errlen, "%s: %s", what, msg);
     } else if (memory) {
         rc = LH_EMEMORY;
-        lh_seterr(err, errlen, "%s: memory budget exceeded (%zu bytes): %s", what, s->lim.mem_bytes,
-                  msg);
+        errmsg_set(err, errlen, "%s: memory budget exceeded (%zu bytes): %s", what,
+                   s->lim.mem_bytes, msg);
     } else if (strncmp(msg, what, strlen(what)) != 0) {
-        lh_seterr(err, errlen, "%s: %s", what, msg); /* e.g. a refused binary chunk */
+        errmsg_set(err, errlen, "%s: %s", what, msg); /* e.g. a refused binary chunk */
     } else {
-        lh_seterr(err, errlen, "%s", msg);
+        errmsg_set(err, errlen, "%s", msg);
     }
     lua_pop(L, 1);
     /* The rule's garbage must not count against the next call: after an
@@ -200,24 +188,24 @@ int lh_load_buffer(lh_state_t *s, const char *module, const char *chunkname, con
                    size_t len, char *err, size_t errlen)
 {
     if (!s || s->frozen || s->running || !data || !chunkname) {
-        lh_seterr(err, errlen, "rules can only be loaded before the freeze");
+        errmsg_set(err, errlen, "rules can only be loaded before the freeze");
         return LH_EMISUSE;
     }
     if (!lh_valid_name(module)) {
-        lh_seterr(err, errlen, "%s: invalid module name", chunkname);
+        errmsg_set(err, errlen, "%s: invalid module name", chunkname);
         return LH_EMISUSE;
     }
     if (len > LH_MAX_FILE_BYTES) {
-        lh_seterr(err, errlen, "%s: larger than %d bytes", chunkname, LH_MAX_FILE_BYTES);
+        errmsg_set(err, errlen, "%s: larger than %d bytes", chunkname, LH_MAX_FILE_BYTES);
         return LH_EMISUSE;
     }
     lua_State *L = s->L;
     if (lh_module_exists(L, module)) {
-        lh_seterr(err, errlen, "%s: module '%s' is already loaded", chunkname, module);
+        errmsg_set(err, errlen, "%s: module '%s' is already loaded", chunkname, module);
         return LH_EMISUSE;
     }
     if (lh_hash_module(s, module, data, len) != 0) {
-        lh_seterr(err, errlen, "%s: cannot hash the rules", chunkname);
+        errmsg_set(err, errlen, "%s: cannot hash the rules", chunkname);
         return LH_EMISUSE;
     }
     char name[LH_PATH_MAX];
@@ -237,7 +225,7 @@ int lh_load_buffer(lh_state_t *s, const char *module, const char *chunkname, con
             lua_pop(L, 1);
             lhs_end(s);
             lua_settop(L, base);
-            lh_seterr(err, errlen, "%s: chunk has no environment", chunkname);
+            errmsg_set(err, errlen, "%s: chunk has no environment", chunkname);
             return LH_EMISUSE;
         }
         status = lua_pcall(L, 0, 0, base + 2);
@@ -294,7 +282,7 @@ static int lh_read_file(const char *path, buf_t *b, char *err, size_t errlen, co
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        lh_seterr(err, errlen, "%s: cannot open", display);
+        errmsg_set(err, errlen, "%s: cannot open", display);
         return -1;
     }
     char chunk[8192];
@@ -302,13 +290,13 @@ static int lh_read_file(const char *path, buf_t *b, char *err, size_t errlen, co
     int rc = 0;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (buf_append(b, chunk, n) != 0) {
-            lh_seterr(err, errlen, "%s: larger than %d bytes", display, LH_MAX_FILE_BYTES);
+            errmsg_set(err, errlen, "%s: larger than %d bytes", display, LH_MAX_FILE_BYTES);
             rc = -1;
             break;
         }
     }
     if (rc == 0 && ferror(f)) {
-        lh_seterr(err, errlen, "%s: read error", display);
+        errmsg_set(err, errlen, "%s: read error", display);
         rc = -1;
     }
     fclose(f);
@@ -318,7 +306,7 @@ static int lh_read_file(const char *path, buf_t *b, char *err, size_t errlen, co
 int lh_load_dir(lh_state_t *s, const char *dir, const char *const *files, char *err, size_t errlen)
 {
     if (!s || !dir) {
-        lh_seterr(err, errlen, "no rules directory");
+        errmsg_set(err, errlen, "no rules directory");
         return LH_EMISUSE;
     }
     if (!files)
@@ -336,18 +324,18 @@ int lh_load_dir(lh_state_t *s, const char *dir, const char *const *files, char *
         size_t flen = strlen(file);
         char module[LH_NAME_MAX + 1];
         if (flen <= 4 || flen - 4 > LH_NAME_MAX || strcmp(file + flen - 4, ".lua") != 0) {
-            lh_seterr(err, errlen, "%s: rule files must be named <module>.lua", file);
+            errmsg_set(err, errlen, "%s: rule files must be named <module>.lua", file);
             return LH_EMISUSE;
         }
         memcpy(module, file, flen - 4);
         module[flen - 4] = '\0';
         if (!lh_valid_name(module)) {
-            lh_seterr(err, errlen, "%s: invalid module name", file);
+            errmsg_set(err, errlen, "%s: invalid module name", file);
             return LH_EMISUSE;
         }
         char path[LH_PATH_MAX], display[LH_PATH_MAX];
         if (snprintf(path, sizeof path, "%.*s/%s", (int)dlen, dir, file) >= (int)sizeof path) {
-            lh_seterr(err, errlen, "%s: path too long", file);
+            errmsg_set(err, errlen, "%s: path too long", file);
             return LH_EMISUSE;
         }
         snprintf(display, sizeof display, "%.*s/%s", (int)(dlen - start), dir + start, file);
@@ -364,7 +352,7 @@ int lh_load_dir(lh_state_t *s, const char *dir, const char *const *files, char *
     }
     int rc = lh_freeze(s);
     if (rc != LH_OK)
-        lh_seterr(err, errlen, "cannot freeze the rules");
+        errmsg_set(err, errlen, "cannot freeze the rules");
     return rc;
 }
 
@@ -373,14 +361,14 @@ int lh_call(lh_state_t *s, const char *module, const char *fn, int nargs, int nr
 {
     lua_State *L = s->L;
     if (nargs < 0 || lua_gettop(L) < nargs) {
-        lh_seterr(err, errlen, "lh_call: %d arguments expected on the stack", nargs);
+        errmsg_set(err, errlen, "lh_call: %d arguments expected on the stack", nargs);
         return LH_EMISUSE;
     }
     int first = lua_gettop(L) - nargs + 1;
     if (!s->frozen || s->running || nresults < 0 || !lua_checkstack(L, nresults + 4) || !module ||
         !fn) {
         lua_settop(L, first - 1);
-        lh_seterr(err, errlen, "lh_call: rules not loaded, nested call or bad arguments");
+        errmsg_set(err, errlen, "lh_call: rules not loaded, nested call or bad arguments");
         return LH_EMISUSE;
     }
     /* Raw lookups only: a metamethod here would run rule code outside the
@@ -389,13 +377,13 @@ int lh_call(lh_state_t *s, const char *module, const char *fn, int nargs, int nr
     lua_pushstring(L, module);
     if (lua_rawget(L, -2) != LUA_TTABLE) {
         lua_settop(L, first - 1);
-        lh_seterr(err, errlen, "no rules module '%s'", module);
+        errmsg_set(err, errlen, "no rules module '%s'", module);
         return LH_EMISUSE;
     }
     lua_pushstring(L, fn);
     if (lua_rawget(L, -2) != LUA_TFUNCTION) {
         lua_settop(L, first - 1);
-        lh_seterr(err, errlen, "rules module '%s' has no function '%s'", module, fn);
+        errmsg_set(err, errlen, "rules module '%s' has no function '%s'", module, fn);
         return LH_EMISUSE;
     }
     lua_replace(L, -3);
@@ -466,15 +454,15 @@ static int lh_push_json_at(lua_State *L, const cJSON *v, int depth, size_t *node
                            size_t errlen)
 {
     if (++*nodes > LH_JSON_MAX_NODES) {
-        lh_seterr(err, errlen, "JSON value has more than %d nodes", LH_JSON_MAX_NODES);
+        errmsg_set(err, errlen, "JSON value has more than %d nodes", LH_JSON_MAX_NODES);
         return -1;
     }
     if (depth > LH_JSON_MAX_DEPTH) {
-        lh_seterr(err, errlen, "JSON value nested deeper than %d", LH_JSON_MAX_DEPTH);
+        errmsg_set(err, errlen, "JSON value nested deeper than %d", LH_JSON_MAX_DEPTH);
         return -1;
     }
     if (!lua_checkstack(L, 3)) {
-        lh_seterr(err, errlen, "Lua stack exhausted");
+        errmsg_set(err, errlen, "Lua stack exhausted");
         return -1;
     }
     if (cJSON_IsNull(v)) {
@@ -506,7 +494,7 @@ static int lh_push_json_at(lua_State *L, const cJSON *v, int depth, size_t *node
                 lua_rawseti(L, -2, i);
             } else {
                 if (!c->string) {
-                    lh_seterr(err, errlen, "JSON member without a name");
+                    errmsg_set(err, errlen, "JSON member without a name");
                     return -1;
                 }
                 lua_pushstring(L, c->string);
@@ -515,7 +503,7 @@ static int lh_push_json_at(lua_State *L, const cJSON *v, int depth, size_t *node
             }
         }
     } else {
-        lh_seterr(err, errlen, "unsupported JSON value");
+        errmsg_set(err, errlen, "unsupported JSON value");
         return -1;
     }
     return 0;
@@ -528,7 +516,7 @@ int lh_push_json(lh_state_t *s, const cJSON *v, char *err, size_t errlen)
     size_t nodes = 0;
     if (!v || lh_push_json_at(L, v, 1, &nodes, err, errlen) != 0) {
         if (!v)
-            lh_seterr(err, errlen, "no JSON value");
+            errmsg_set(err, errlen, "no JSON value");
         lua_settop(L, top);
         return LH_ECONVERT;
     }
@@ -556,7 +544,7 @@ static cJSON *lh_json_table(lua_State *L, int idx, int depth, size_t *nodes, cha
         lua_pop(L, 1);
         if (++n + *nodes > LH_JSON_MAX_NODES) {
             lua_pop(L, 1);
-            lh_seterr(err, errlen, "result has more than %d values", LH_JSON_MAX_NODES);
+            errmsg_set(err, errlen, "result has more than %d values", LH_JSON_MAX_NODES);
             return NULL;
         }
         if (lua_type(L, -1) == LUA_TSTRING) {
@@ -567,14 +555,14 @@ static cJSON *lh_json_table(lua_State *L, int idx, int depth, size_t *nodes, cha
                 maxk = lua_tointeger(L, -1);
         } else {
             lua_pop(L, 1);
-            lh_seterr(err, errlen, "table keys must be strings or 1..n");
+            errmsg_set(err, errlen, "table keys must be strings or 1..n");
             return NULL;
         }
     }
     if (n == 0 || (all_int && (size_t)maxk == n)) {
         cJSON *arr = cJSON_CreateArray();
         if (!arr) {
-            lh_seterr(err, errlen, "out of memory");
+            errmsg_set(err, errlen, "out of memory");
             return NULL;
         }
         for (lua_Integer i = 1; i <= (lua_Integer)n; i++) {
@@ -590,12 +578,12 @@ static cJSON *lh_json_table(lua_State *L, int idx, int depth, size_t *nodes, cha
         return arr;
     }
     if (!all_str) {
-        lh_seterr(err, errlen, "table mixes array and object keys, or is a sparse array");
+        errmsg_set(err, errlen, "table mixes array and object keys, or is a sparse array");
         return NULL;
     }
     cJSON *obj = cJSON_CreateObject();
     if (!obj) {
-        lh_seterr(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         return NULL;
     }
     lua_pushnil(L);
@@ -605,7 +593,7 @@ static cJSON *lh_json_table(lua_State *L, int idx, int depth, size_t *nodes, cha
         if (strlen(k) != klen || !lh_utf8_valid((const unsigned char *)k, klen)) {
             lua_pop(L, 2);
             cJSON_Delete(obj);
-            lh_seterr(err, errlen, "table key is not valid UTF-8 text");
+            errmsg_set(err, errlen, "table key is not valid UTF-8 text");
             return NULL;
         }
         cJSON *c = lh_json_at(L, lua_gettop(L), depth + 1, nodes, err, errlen);
@@ -623,15 +611,15 @@ static cJSON *lh_json_table(lua_State *L, int idx, int depth, size_t *nodes, cha
 static cJSON *lh_json_at(lua_State *L, int idx, int depth, size_t *nodes, char *err, size_t errlen)
 {
     if (++*nodes > LH_JSON_MAX_NODES) {
-        lh_seterr(err, errlen, "result has more than %d values", LH_JSON_MAX_NODES);
+        errmsg_set(err, errlen, "result has more than %d values", LH_JSON_MAX_NODES);
         return NULL;
     }
     if (depth > LH_JSON_MAX_DEPTH) {
-        lh_seterr(err, errlen, "result nested deeper than %d", LH_JSON_MAX_DEPTH);
+        errmsg_set(err, errlen, "result nested deeper than %d", LH_JSON_MAX_DEPTH);
         return NULL;
     }
     if (!lua_checkstack(L, 8)) {
-        lh_seterr(err, errlen, "Lua stack exhausted");
+        errmsg_set(err, errlen, "Lua stack exhausted");
         return NULL;
     }
     cJSON *out = NULL;
@@ -648,7 +636,7 @@ static cJSON *lh_json_at(lua_State *L, int idx, int depth, size_t *nodes, char *
         } else {
             double d = lua_tonumber(L, idx);
             if (!isfinite(d)) {
-                lh_seterr(err, errlen, "result contains a non-finite number");
+                errmsg_set(err, errlen, "result contains a non-finite number");
                 return NULL;
             }
             out = cJSON_CreateNumber(d);
@@ -659,7 +647,7 @@ static cJSON *lh_json_at(lua_State *L, int idx, int depth, size_t *nodes, char *
         const char *str = lua_tolstring(L, idx, &len);
         if (len > LH_JSON_MAX_STRING || strlen(str) != len ||
             !lh_utf8_valid((const unsigned char *)str, len)) {
-            lh_seterr(err, errlen, "result string is too long or not valid UTF-8 text");
+            errmsg_set(err, errlen, "result string is too long or not valid UTF-8 text");
             return NULL;
         }
         out = cJSON_CreateString(str);
@@ -673,11 +661,11 @@ static cJSON *lh_json_at(lua_State *L, int idx, int depth, size_t *nodes, char *
         return out;
     }
     default:
-        lh_seterr(err, errlen, "cannot convert a %s value to JSON", luaL_typename(L, idx));
+        errmsg_set(err, errlen, "cannot convert a %s value to JSON", luaL_typename(L, idx));
         return NULL;
     }
     if (!out)
-        lh_seterr(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
     return out;
 }
 
@@ -696,7 +684,7 @@ int lh_call_json(lh_state_t *s, const char *module, const char *fn, const cJSON 
     *result = NULL;
     int top = lua_gettop(L);
     if (nargs < 0 || !lua_checkstack(L, nargs + 4)) {
-        lh_seterr(err, errlen, "lh_call_json: too many arguments");
+        errmsg_set(err, errlen, "lh_call_json: too many arguments");
         return LH_EMISUSE;
     }
     for (int i = 0; i < nargs; i++) {

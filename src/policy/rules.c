@@ -1,6 +1,7 @@
 /* rules: one decision through the operator's Lua rules, with everything
  * they return checked before the engine may act on it. */
 #include "policy/rules.h"
+#include "util/errmsg.h"
 
 #include "tz/tz.h"
 #include "util/buf.h"
@@ -28,19 +29,6 @@ struct rules_set {
 };
 
 static const char *const rules_channels[] = {"email", "sms", "whatsapp"};
-
-static void rules_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void rules_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 const char *rules_version(const rules_set_t *s)
 {
@@ -117,7 +105,7 @@ static int rules_call(rules_set_t *s, const char *module, const char *fn, const 
     res[0] = res[1] = NULL;
     int top = lua_gettop(L);
     if (!lua_checkstack(L, nargs + 8)) {
-        rules_seterr(err, errlen, "%s.%s: Lua stack exhausted", module, fn);
+        errmsg_set(err, errlen, "%s.%s: Lua stack exhausted", module, fn);
         return -1;
     }
     for (int i = 0; i < nargs; i++) {
@@ -128,7 +116,7 @@ static int rules_call(rules_set_t *s, const char *module, const char *fn, const 
     }
     int rc = lh_call(s->h, module, fn, nargs, nres, err, errlen);
     if (rc == LH_EMISUSE) {
-        rules_seterr(err, errlen, "%s/%s.lua: function %s is missing", s->dirname, module, fn);
+        errmsg_set(err, errlen, "%s/%s.lua: function %s is missing", s->dirname, module, fn);
         return -1;
     }
     if (rc != LH_OK)
@@ -139,7 +127,7 @@ static int rules_call(rules_set_t *s, const char *module, const char *fn, const 
         if (i > 0 && lua_isnil(L, idx))
             break;
         if (lh_to_json(s->h, idx, &res[i], cerr, sizeof cerr) != LH_OK) {
-            rules_seterr(err, errlen, "%s.%s: %s", module, fn, cerr);
+            errmsg_set(err, errlen, "%s.%s: %s", module, fn, cerr);
             cJSON_Delete(res[0]);
             res[0] = NULL;
             lua_settop(L, top);
@@ -347,7 +335,7 @@ static int rules_why_at(lua_State *L, int idx, char out[RULES_WHY_MAX], const ch
     size_t len = 0;
     const char *p = lua_tolstring(L, idx, &len);
     if (!lh_text_ok(p, len)) {
-        rules_seterr(err, errlen, "%s: result string is too long or not valid UTF-8 text", what);
+        errmsg_set(err, errlen, "%s: result string is too long or not valid UTF-8 text", what);
         return -1;
     }
     snprintf(out, RULES_WHY_MAX, "%s", p);
@@ -375,7 +363,7 @@ static int rules_check_channels(rules_set_t *s, int idx, const policy_client_t *
     int rc = -1;
     lua_Integer len = lua_istable(L, t) ? (lua_Integer)lua_rawlen(L, t) : -1;
     if (len < 0) {
-        rules_seterr(err, errlen, "%s: channels must be a list", what);
+        errmsg_set(err, errlen, "%s: channels must be a list", what);
         goto out;
     }
     for (lua_Integer i = 1; i <= len; i++) {
@@ -383,21 +371,20 @@ static int rules_check_channels(rules_set_t *s, int idx, const policy_client_t *
         const char *ch = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         const char *why;
         if (!ch || !rules_known_channel(ch)) {
-            rules_seterr(err, errlen, "%s: unknown channel (email, sms or whatsapp expected)",
-                         what);
+            errmsg_set(err, errlen, "%s: unknown channel (email, sms or whatsapp expected)", what);
             goto out;
         }
         if (!rules_channel_allowed(c, ch, &why)) {
-            rules_seterr(err, errlen, "%s: refused %s for this client (%s)", what, ch, why);
+            errmsg_set(err, errlen, "%s: refused %s for this client (%s)", what, ch, why);
             goto out;
         }
         for (int j = 0; j < *n; j++)
             if (strcmp(out[j], ch) == 0) {
-                rules_seterr(err, errlen, "%s: %s listed twice", what, ch);
+                errmsg_set(err, errlen, "%s: %s listed twice", what, ch);
                 goto out;
             }
         if (*n >= max) {
-            rules_seterr(err, errlen, "%s: more than %d channels", what, max);
+            errmsg_set(err, errlen, "%s: more than %d channels", what, max);
             goto out;
         }
         snprintf(out[(*n)++], 12, "%s", ch);
@@ -414,7 +401,7 @@ static int rules_check_channels(rules_set_t *s, int idx, const policy_client_t *
         }
     }
     if (keys != len) {
-        rules_seterr(err, errlen, "%s: channels must be a list", what);
+        errmsg_set(err, errlen, "%s: channels must be a list", what);
         goto out;
     }
     rc = 0;
@@ -430,7 +417,7 @@ static int rules_invoke(rules_set_t *s, const char *module, const char *fn, int 
 {
     int rc = lh_call(s->h, module, fn, nargs, nres, err, errlen);
     if (rc == LH_EMISUSE)
-        rules_seterr(err, errlen, "%s/%s.lua: function %s is missing", s->dirname, module, fn);
+        errmsg_set(err, errlen, "%s/%s.lua: function %s is missing", s->dirname, module, fn);
     return rc == LH_OK ? 0 : -1;
 }
 
@@ -647,8 +634,8 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
     int has_skip = rules_field(L, res, "skip") != LUA_TNIL;
     int has_chans = rules_field(L, res, "channels") != LUA_TNIL;
     if (!lua_istable(L, res) || has_skip == has_chans) {
-        rules_seterr(err, errlen,
-                     "channels.select: must return {channels = {...}} or {skip = reason}");
+        errmsg_set(err, errlen,
+                   "channels.select: must return {channels = {...}} or {skip = reason}");
         return -1;
     }
     if (rules_why_field(L, res, "why", tr->why[0], "channels.select", err, errlen) != 0)
@@ -658,7 +645,7 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
         const char *skip =
             lua_type(L, res + 1) == LUA_TSTRING ? lua_tolstring(L, res + 1, &len) : NULL;
         if (!skip || strlen(skip) != len || !rules_word_ok(skip, sizeof d->skip_reason, 0)) {
-            rules_seterr(err, errlen, "channels.select: skip must be a short printable reason");
+            errmsg_set(err, errlen, "channels.select: skip must be a short printable reason");
             return -1;
         }
         snprintf(d->status, sizeof d->status, "skipped");
@@ -670,7 +657,7 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
                              "channels.select", err, errlen) != 0)
         return -1;
     if (tr->ncand == 0) {
-        rules_seterr(err, errlen, "channels.select: empty channel list (return {skip = reason})");
+        errmsg_set(err, errlen, "channels.select: empty channel list (return {skip = reason})");
         return -1;
     }
     lua_settop(L, cview);
@@ -695,18 +682,18 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
     const char *prim = prim_type == LUA_TSTRING ? lua_tostring(L, res + 1) : NULL;
     const char *why;
     if (!prim) {
-        rules_seterr(err, errlen,
-                     "fallback.chain: must return {primary = channel, fallbacks = {...}}");
+        errmsg_set(err, errlen,
+                   "fallback.chain: must return {primary = channel, fallbacks = {...}}");
         return -1;
     }
     if (!rules_known_channel(prim)) {
-        rules_seterr(err, errlen,
-                     "fallback.chain primary: unknown channel (email, sms or whatsapp expected)");
+        errmsg_set(err, errlen,
+                   "fallback.chain primary: unknown channel (email, sms or whatsapp expected)");
         return -1;
     }
     if (!rules_channel_allowed(c, prim, &why)) {
-        rules_seterr(err, errlen, "fallback.chain primary: refused %s for this client (%s)", prim,
-                     why);
+        errmsg_set(err, errlen, "fallback.chain primary: refused %s for this client (%s)", prim,
+                   why);
         return -1;
     }
     snprintf(d->primary, sizeof d->primary, "%s", prim);
@@ -716,8 +703,8 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
         return -1;
     for (int i = 0; i < d->n_fallback; i++)
         if (strcmp(d->fallback[i], d->primary) == 0) {
-            rules_seterr(err, errlen, "fallback.chain: the primary %s is also a fallback",
-                         d->primary);
+            errmsg_set(err, errlen, "fallback.chain: the primary %s is also a fallback",
+                       d->primary);
             return -1;
         }
     lua_settop(L, cview);
@@ -733,12 +720,12 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
     if (rules_why_at(L, res + 1, tr->why[2], "timing.send_at", err, errlen) != 0)
         return -1;
     if (!isnum || !isfinite(at)) {
-        rules_seterr(err, errlen, "timing.send_at: must return epoch seconds (a number)");
+        errmsg_set(err, errlen, "timing.send_at: must return epoch seconds (a number)");
         return -1;
     }
     if (at < now - RULES_MAX_BEHIND_S || at > now + RULES_MAX_AHEAD_S) {
-        rules_seterr(err, errlen, "timing.send_at: %.0f s from now is out of range (-%d .. +%d)",
-                     at - now, RULES_MAX_BEHIND_S, RULES_MAX_AHEAD_S);
+        errmsg_set(err, errlen, "timing.send_at: %.0f s from now is out of range (-%d .. +%d)",
+                   at - now, RULES_MAX_BEHIND_S, RULES_MAX_AHEAD_S);
         return -1;
     }
     d->send_at = at < now ? now : at;
@@ -764,7 +751,7 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
     if (rules_why_field(L, res, "reason", tr->why[3], "batching.decide", err, errlen) != 0)
         return -1;
     if (!lua_istable(L, res) || b_type != LUA_TBOOLEAN) {
-        rules_seterr(err, errlen, "batching.decide: must return {batch = true|false, ...}");
+        errmsg_set(err, errlen, "batching.decide: must return {batch = true|false, ...}");
         return -1;
     }
     if (lua_toboolean(L, res + 1)) {
@@ -779,10 +766,10 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
                  w_type == LUA_TNUMBER && w >= 1 && w <= 86400 && w == floor(w) &&
                  m_type == LUA_TNUMBER && mx >= 1 && mx <= RULES_BATCH_MAX && mx == floor(mx);
         if (!ok) {
-            rules_seterr(err, errlen,
-                         "batching.decide: a batch needs key ([A-Za-z0-9_:.-], < 64 chars), "
-                         "window_seconds (1..86400) and max_size (1..%d)",
-                         RULES_BATCH_MAX);
+            errmsg_set(err, errlen,
+                       "batching.decide: a batch needs key ([A-Za-z0-9_:.-], < 64 chars), "
+                       "window_seconds (1..86400) and max_size (1..%d)",
+                       RULES_BATCH_MAX);
             return -1;
         }
         snprintf(d->batch_key, sizeof d->batch_key, "%s", k);
@@ -803,13 +790,13 @@ int rules_decide(rules_set_t *s, const policy_msg_t *m, const policy_client_t *c
     d->priority = policy_priority(m->urgency);
     snprintf(d->rules_version, sizeof d->rules_version, "%s", rules_version(s));
     if (!isfinite(now)) {
-        rules_seterr(err, errlen, "rules_decide: bad time");
+        errmsg_set(err, errlen, "rules_decide: bad time");
         return -1;
     }
     lua_State *L = lh_lua(s->h);
     int base = lua_gettop(L);
     if (!lua_checkstack(L, 16)) {
-        rules_seterr(err, errlen, "rules_decide: Lua stack exhausted");
+        errmsg_set(err, errlen, "rules_decide: Lua stack exhausted");
         return -1;
     }
     /* msg and client are built once and shared by the four calls as
@@ -844,7 +831,7 @@ int rules_on_failure(rules_set_t *s, const policy_msg_t *m, int attempt, const c
     cJSON *res[2] = {NULL, NULL};
     int rc = -1;
     if (!ok) {
-        rules_seterr(err, errlen, "rules_on_failure: out of memory");
+        errmsg_set(err, errlen, "rules_on_failure: out of memory");
     } else {
         const cJSON *args[3] = {msg, jattempt, e};
         rc = rules_call(s, "fallback", "on_failure", args, 3, 1, res, err, errlen);
@@ -868,8 +855,8 @@ int rules_on_failure(rules_set_t *s, const policy_msg_t *m, int attempt, const c
         const cJSON *after = cJSON_GetObjectItemCaseSensitive(res[0], "after");
         if (!cJSON_IsNumber(after) || !(after->valuedouble >= 1) ||
             after->valuedouble > POLICY_RETRY_MAX_S) {
-            rules_seterr(err, errlen, "fallback.on_failure: retry needs after = 1..%d seconds",
-                         POLICY_RETRY_MAX_S);
+            errmsg_set(err, errlen, "fallback.on_failure: retry needs after = 1..%d seconds",
+                       POLICY_RETRY_MAX_S);
             rc = -1;
         } else {
             out->action = POLICY_RETRY;
@@ -881,9 +868,8 @@ int rules_on_failure(rules_set_t *s, const policy_msg_t *m, int attempt, const c
         for (int i = 0; cJSON_IsString(ch) && i < n_remaining; i++)
             found |= strcmp(ch->valuestring, remaining_channels[i]) == 0;
         if (!found) {
-            rules_seterr(
-                err, errlen,
-                "fallback.on_failure: next_channel must name one of the remaining channels");
+            errmsg_set(err, errlen,
+                       "fallback.on_failure: next_channel must name one of the remaining channels");
             rc = -1;
         } else {
             out->action = POLICY_NEXT_CHANNEL;
@@ -892,8 +878,8 @@ int rules_on_failure(rules_set_t *s, const policy_msg_t *m, int attempt, const c
     } else if (strcmp(a, "fail") == 0) {
         out->action = POLICY_FAIL;
     } else {
-        rules_seterr(err, errlen,
-                     "fallback.on_failure: action must be \"retry\", \"next_channel\" or \"fail\"");
+        errmsg_set(err, errlen,
+                   "fallback.on_failure: action must be \"retry\", \"next_channel\" or \"fail\"");
         rc = -1;
     }
     cJSON_Delete(res[0]);
@@ -926,7 +912,7 @@ static int rules_smoke(rules_set_t *s, char *err, size_t errlen)
         policy_msg_t m = {.message_type = "vendor_options", .urgency = urgencies[i]};
         policy_decision_t d;
         if (rules_decide(s, &m, &c, now, NULL, &d, e2, sizeof e2) != 0) {
-            rules_seterr(err, errlen, "smoke test (%s vendor_options): %s", urgencies[i], e2);
+            errmsg_set(err, errlen, "smoke test (%s vendor_options): %s", urgencies[i], e2);
             return -1;
         }
     }
@@ -934,7 +920,7 @@ static int rules_smoke(rules_set_t *s, char *err, size_t errlen)
     const char *rem[1] = {"sms"};
     rules_failure_t f;
     if (rules_on_failure(s, &m, 1, "email", "transient", 0, rem, 1, &f, e2, sizeof e2) != 0) {
-        rules_seterr(err, errlen, "smoke test (on_failure): %s", e2);
+        errmsg_set(err, errlen, "smoke test (on_failure): %s", e2);
         return -1;
     }
     return 0;
@@ -944,7 +930,7 @@ rules_set_t *rules_load(const char *dir, const lh_limits_t *limits, char *err, s
 {
     rules_set_t *s = calloc(1, sizeof *s);
     if (!s) {
-        rules_seterr(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         return NULL;
     }
     size_t dlen = strlen(dir);
@@ -960,7 +946,7 @@ rules_set_t *rules_load(const char *dir, const lh_limits_t *limits, char *err, s
     s->h = lh_new(limits, err, errlen);
     if (!s->h || rules_time_register(s->h) != 0) {
         if (s->h)
-            rules_seterr(err, errlen, "cannot register the time helpers");
+            errmsg_set(err, errlen, "cannot register the time helpers");
         rules_free(s);
         return NULL;
     }

@@ -2,6 +2,7 @@
  * turn each case into a decision's inputs, decide with the rules under test
  * and compare only the fields the case expects. */
 #include "policy/rules_cases.h"
+#include "util/errmsg.h"
 
 #include "policy/rules_json.h"
 #include "util/buf.h"
@@ -17,19 +18,6 @@
 #define RC_WRAP_TAIL "\nend\n"
 #define RC_MSG_MAX   512
 
-static void rc_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void rc_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int rc_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -40,7 +28,7 @@ static char **rc_list(const char *dir, int *n, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
     if (!d) {
-        rc_seterr(err, errlen, "%s: cannot open the tests directory", dir);
+        errmsg_set(err, errlen, "%s: cannot open the tests directory", dir);
         return NULL;
     }
     char **names = calloc(RULES_CASES_MAX_FILES, sizeof *names);
@@ -51,7 +39,7 @@ static char **rc_list(const char *dir, int *n, char *err, size_t errlen)
         if (len <= 4 || e->d_name[0] == '.' || strcmp(e->d_name + len - 4, ".lua") != 0)
             continue;
         if (*n >= RULES_CASES_MAX_FILES) {
-            rc_seterr(err, errlen, "%s: more than %d test files", dir, RULES_CASES_MAX_FILES);
+            errmsg_set(err, errlen, "%s: more than %d test files", dir, RULES_CASES_MAX_FILES);
             for (int i = 0; i < *n; i++)
                 free(names[i]);
             free(names);
@@ -65,7 +53,7 @@ static char **rc_list(const char *dir, int *n, char *err, size_t errlen)
     }
     closedir(d);
     if (!names) {
-        rc_seterr(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         return NULL;
     }
     qsort(names, (size_t)*n, sizeof *names, rc_cmp);
@@ -82,7 +70,7 @@ static cJSON *rc_load_file(const char *dir, const char *file, char *err, size_t 
     snprintf(display, sizeof display, "tests/%s", file);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        rc_seterr(err, errlen, "%s: cannot open", display);
+        errmsg_set(err, errlen, "%s: cannot open", display);
         return NULL;
     }
     buf_t b;
@@ -95,8 +83,8 @@ static cJSON *rc_load_file(const char *dir, const char *file, char *err, size_t 
     ok = ok && !ferror(f) && buf_puts(&b, RC_WRAP_TAIL) == 0;
     fclose(f);
     if (!ok) {
-        rc_seterr(err, errlen, "%s: unreadable or larger than %d bytes", display,
-                  LH_MAX_FILE_BYTES);
+        errmsg_set(err, errlen, "%s: unreadable or larger than %d bytes", display,
+                   LH_MAX_FILE_BYTES);
         buf_free(&b);
         return NULL;
     }
@@ -109,10 +97,10 @@ static cJSON *rc_load_file(const char *dir, const char *file, char *err, size_t 
             /* lh_call's message names the wrapper; the file is what to fix */
             char inner[RC_MSG_MAX];
             snprintf(inner, sizeof inner, "%s", err);
-            rc_seterr(err, errlen, "%s: %s", display, inner);
+            errmsg_set(err, errlen, "%s: %s", display, inner);
             cases = NULL;
         } else if (!cJSON_IsArray(cases)) {
-            rc_seterr(err, errlen, "%s: must return a list of cases", display);
+            errmsg_set(err, errlen, "%s: must return a list of cases", display);
             cJSON_Delete(cases);
             cases = NULL;
         }

@@ -2,25 +2,13 @@
  * checked and an unknown one is an error, so a typo in a test case or a
  * client file fails loudly instead of silently testing something else. */
 #include "policy/rules_json.h"
+#include "util/errmsg.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static void rj_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void rj_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Reads n digits at *p. */
 static int rj_digits(const char **p, int n, int *out)
@@ -111,7 +99,7 @@ static int rj_channel_ok(const char *s)
 static int rj_bool(const cJSON *v, const char *name, int *out, char *err, size_t errlen)
 {
     if (!cJSON_IsBool(v)) {
-        rj_seterr(err, errlen, "%s must be true or false", name);
+        errmsg_set(err, errlen, "%s must be true or false", name);
         return -1;
     }
     *out = cJSON_IsTrue(v);
@@ -122,7 +110,7 @@ static int rj_string(const cJSON *v, const char *name, char *out, size_t n, char
                      size_t errlen)
 {
     if (!cJSON_IsString(v) || strlen(v->valuestring) >= n || !v->valuestring[0]) {
-        rj_seterr(err, errlen, "%s must be a string of 1 to %zu characters", name, n - 1);
+        errmsg_set(err, errlen, "%s must be a string of 1 to %zu characters", name, n - 1);
         return -1;
     }
     snprintf(out, n, "%s", v->valuestring);
@@ -142,8 +130,8 @@ static int rj_instant(const cJSON *v, const char *name, double *out, char *err, 
     }
     if (cJSON_IsString(v) && rules_time_parse(v->valuestring, out) == 0)
         return 0;
-    rj_seterr(err, errlen, "%s must be an ISO-8601 time such as 2026-03-08T06:30:00Z, or null",
-              name);
+    errmsg_set(err, errlen, "%s must be an ISO-8601 time such as 2026-03-08T06:30:00Z, or null",
+               name);
     return -1;
 }
 
@@ -155,7 +143,7 @@ static int rj_hhmm(const cJSON *v, const char *name, char out[6], char *err, siz
              s[2] == ':' && isdigit((unsigned char)s[3]) && isdigit((unsigned char)s[4]) &&
              (s[0] - '0') * 10 + (s[1] - '0') < 24 && s[3] < '6';
     if (!ok) {
-        rj_seterr(err, errlen, "%s must be \"HH:MM\" (00:00 to 23:59)", name);
+        errmsg_set(err, errlen, "%s must be \"HH:MM\" (00:00 to 23:59)", name);
         return -1;
     }
     memcpy(out, s, 6);
@@ -165,7 +153,7 @@ static int rj_hhmm(const cJSON *v, const char *name, char out[6], char *err, siz
 int rules_input_msg(rules_input_t *in, const cJSON *msg, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(msg)) {
-        rj_seterr(err, errlen, "msg must be an object");
+        errmsg_set(err, errlen, "msg must be an object");
         return -1;
     }
     const cJSON *f;
@@ -178,7 +166,7 @@ int rules_input_msg(rules_input_t *in, const cJSON *msg, char *err, size_t errle
         } else if (strcmp(k, "urgency") == 0) {
             rc = rj_string(f, k, in->urgency, sizeof in->urgency, err, errlen);
             if (rc == 0 && policy_priority(in->urgency) == 2 && strcmp(in->urgency, "normal")) {
-                rj_seterr(err, errlen, "urgency must be critical, high, normal or low");
+                errmsg_set(err, errlen, "urgency must be critical, high, normal or low");
                 rc = -1;
             }
         } else if (strcmp(k, "preferred_channel") == 0) {
@@ -186,7 +174,7 @@ int rules_input_msg(rules_input_t *in, const cJSON *msg, char *err, size_t errle
             if (!cJSON_IsNull(f)) {
                 rc = rj_string(f, k, in->preferred, sizeof in->preferred, err, errlen);
                 if (rc == 0 && !rj_channel_ok(in->preferred)) {
-                    rj_seterr(err, errlen, "preferred_channel must be email, sms or whatsapp");
+                    errmsg_set(err, errlen, "preferred_channel must be email, sms or whatsapp");
                     rc = -1;
                 }
             }
@@ -195,7 +183,7 @@ int rules_input_msg(rules_input_t *in, const cJSON *msg, char *err, size_t errle
         } else if (strcmp(k, "attachments") == 0) {
             in->msg.has_attachment = cJSON_GetArraySize(f) > 0;
         } else {
-            rj_seterr(err, errlen, "msg: unknown field \"%.40s\"", k);
+            errmsg_set(err, errlen, "msg: unknown field \"%.40s\"", k);
             rc = -1;
         }
         if (rc != 0)
@@ -208,7 +196,7 @@ int rules_input_msg(rules_input_t *in, const cJSON *msg, char *err, size_t errle
 static int rj_consent(rules_input_t *in, const cJSON *v, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(v)) {
-        rj_seterr(err, errlen, "consent must be an object {\"email\", \"sms\", \"whatsapp\"}");
+        errmsg_set(err, errlen, "consent must be an object {\"email\", \"sms\", \"whatsapp\"}");
         return -1;
     }
     const cJSON *f;
@@ -219,7 +207,7 @@ static int rj_consent(rules_input_t *in, const cJSON *v, char *err, size_t errle
                     : strcmp(f->string, "whatsapp") == 0 ? &in->client.consent_whatsapp
                                                          : NULL;
         if (!slot) {
-            rj_seterr(err, errlen, "consent: unknown channel \"%.40s\"", f->string);
+            errmsg_set(err, errlen, "consent: unknown channel \"%.40s\"", f->string);
             return -1;
         }
         if (cJSON_IsNull(f))
@@ -233,8 +221,8 @@ static int rj_consent(rules_input_t *in, const cJSON *v, char *err, size_t errle
 static int rj_prefs(rules_input_t *in, const cJSON *v, char *err, size_t errlen)
 {
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > POLICY_MAX_CHANNELS) {
-        rj_seterr(err, errlen, "preferred_channels must be a list of up to %d channels",
-                  POLICY_MAX_CHANNELS);
+        errmsg_set(err, errlen, "preferred_channels must be a list of up to %d channels",
+                   POLICY_MAX_CHANNELS);
         return -1;
     }
     memset(in->client.preferred_channels, 0, sizeof in->client.preferred_channels);
@@ -243,7 +231,7 @@ static int rj_prefs(rules_input_t *in, const cJSON *v, char *err, size_t errlen)
     cJSON_ArrayForEach(it, v)
     {
         if (!cJSON_IsString(it) || !rj_channel_ok(it->valuestring)) {
-            rj_seterr(err, errlen, "preferred_channels: each must be email, sms or whatsapp");
+            errmsg_set(err, errlen, "preferred_channels: each must be email, sms or whatsapp");
             return -1;
         }
         snprintf(in->prefs[n], sizeof in->prefs[n], "%s", it->valuestring);
@@ -256,7 +244,7 @@ static int rj_prefs(rules_input_t *in, const cJSON *v, char *err, size_t errlen)
 int rules_input_client(rules_input_t *in, const cJSON *client, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(client)) {
-        rj_seterr(err, errlen, "client must be an object");
+        errmsg_set(err, errlen, "client must be an object");
         return -1;
     }
     policy_client_t *c = &in->client;
@@ -271,7 +259,7 @@ int rules_input_client(rules_input_t *in, const cJSON *client, char *err, size_t
             /* only whether a contact exists reaches the rules */
             int has = cJSON_IsString(f) && f->valuestring[0];
             if (!has && !cJSON_IsNull(f)) {
-                rj_seterr(err, errlen, "%s must be a string or null", k);
+                errmsg_set(err, errlen, "%s must be a string or null", k);
                 rc = -1;
             }
             *(k[0] == 'e' ? &c->has_email : &c->has_phone) = has;
@@ -285,7 +273,7 @@ int rules_input_client(rules_input_t *in, const cJSON *client, char *err, size_t
             rc = rj_string(f, k, in->timezone, sizeof in->timezone, err, errlen);
             char zerr[128];
             if (rc == 0 && !tz_get(in->timezone, zerr, sizeof zerr)) {
-                rj_seterr(err, errlen, "timezone: %s", zerr);
+                errmsg_set(err, errlen, "timezone: %s", zerr);
                 rc = -1;
             }
         } else if (strcmp(k, "quiet_hours_start") == 0) {
@@ -307,7 +295,7 @@ int rules_input_client(rules_input_t *in, const cJSON *client, char *err, size_t
         } else if (strcmp(k, "whatsapp_window_until") == 0) {
             rc = rj_instant(f, k, &c->whatsapp_window_until, err, errlen);
         } else {
-            rj_seterr(err, errlen, "client: unknown field \"%.40s\"", k);
+            errmsg_set(err, errlen, "client: unknown field \"%.40s\"", k);
             rc = -1;
         }
         if (rc != 0)
@@ -319,12 +307,12 @@ int rules_input_client(rules_input_t *in, const cJSON *client, char *err, size_t
 int rules_input_request(rules_input_t *in, const cJSON *req, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(req)) {
-        rj_seterr(err, errlen, "the request must be a JSON object");
+        errmsg_set(err, errlen, "the request must be a JSON object");
         return -1;
     }
     cJSON *msg = cJSON_CreateObject();
     if (!msg) {
-        rj_seterr(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         return -1;
     }
     static const char *const fields[] = {"message_type", "urgency", "preferred_channel",
@@ -339,7 +327,7 @@ int rules_input_request(rules_input_t *in, const cJSON *req, char *err, size_t e
     if (rc != 0)
         return -1;
     if (!cJSON_GetObjectItemCaseSensitive(req, "message_type")) {
-        rj_seterr(err, errlen, "message_type is required");
+        errmsg_set(err, errlen, "message_type is required");
         return -1;
     }
     const cJSON *client = cJSON_GetObjectItemCaseSensitive(req, "client");
@@ -351,7 +339,7 @@ int rules_input_request(rules_input_t *in, const cJSON *req, char *err, size_t e
 cJSON *rules_json_parse(const char *text, size_t len, char *err, size_t errlen)
 {
     if (memchr(text, '\0', len)) {
-        rj_seterr(err, errlen, "contains a NUL byte");
+        errmsg_set(err, errlen, "contains a NUL byte");
         return NULL;
     }
     const char *end = NULL;
@@ -368,6 +356,6 @@ cJSON *rules_json_parse(const char *text, size_t len, char *err, size_t errlen)
             col++;
         }
     }
-    rj_seterr(err, errlen, "line %d, column %d: invalid JSON", line, col);
+    errmsg_set(err, errlen, "line %d, column %d: invalid JSON", line, col);
     return NULL;
 }

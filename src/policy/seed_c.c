@@ -3,6 +3,7 @@
  * one must be made to the other: tests/unit/test_rules.c compares them on
  * generated inputs. */
 #include "policy/seed_c.h"
+#include "util/errmsg.h"
 
 #include "tz/tz.h"
 
@@ -43,19 +44,6 @@ static const struct {
     {"email", {"sms", NULL}},
     {"sms", {"email", NULL}},
 };
-
-static void seed_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seed_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int seed_eq(const char *a, const char *b)
 {
@@ -268,7 +256,7 @@ int policy_seed_decide(const policy_msg_t *m, const policy_client_t *c, double n
     char zerr[128];
     const tz_zone_t *z = tz_get(tzname, zerr, sizeof zerr);
     if (!z) {
-        seed_seterr(err, errlen, "time zone: %s", zerr);
+        errmsg_set(err, errlen, "time zone: %s", zerr);
         return -1;
     }
     seed_list_t cand;
@@ -282,7 +270,7 @@ int policy_seed_decide(const policy_msg_t *m, const policy_client_t *c, double n
     }
     seed_chain(m, &cand, d);
     if (seed_send_at(m, c, now, z, &d->send_at) != 0) {
-        seed_seterr(err, errlen, "time out of range");
+        errmsg_set(err, errlen, "time out of range");
         return -1;
     }
     seed_batch(m, c, now, pending, z, d);
