@@ -2,6 +2,7 @@
  * cases (`test`) and show what the rules would decide for one request
  * (`dry-run`). Neither touches the database or sends anything. */
 #include "api/request.h"
+#include "util/file.h"
 #include "cli/commands.h"
 #include "policy/dryrun.h"
 #include "policy/rules.h"
@@ -47,26 +48,11 @@ static void rulescmd_usage(FILE *f)
 /* Reads a whole file; NULL with a message on stderr naming it. */
 static char *rulescmd_read(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "crier rules: %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
     buf_t b;
     buf_init(&b, RULESCMD_MAX_FILE);
-    char chunk[8192];
-    size_t n;
-    int ok = 1;
-    while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ok = buf_append(&b, chunk, n) == 0;
-    if (ok && ferror(f)) {
-        fprintf(stderr, "crier rules: %s: read error\n", path);
-        ok = 0;
-    } else if (!ok) {
-        fprintf(stderr, "crier rules: %s: larger than %d bytes\n", path, RULESCMD_MAX_FILE);
-    }
-    fclose(f);
-    if (!ok) {
+    char err[512];
+    if (file_append(path, path, &b, err, sizeof err) != 0) {
+        fprintf(stderr, "crier rules: %s\n", err);
         buf_free(&b);
         return NULL;
     }

@@ -1,6 +1,7 @@
 /* crier templates: check the message catalogue, or render one message
  * with a context file so wording can be reviewed before it is live. */
 #include "cli/commands.h"
+#include "util/file.h"
 #include "template/catalog.h"
 #include "template/context.h"
 #include "util/buf.h"
@@ -34,26 +35,11 @@ static void tplcmd_usage(FILE *f)
  * message on stderr otherwise. */
 static char *tplcmd_read(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "crier templates: cannot open %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
     buf_t b;
     buf_init(&b, TPLCMD_MAX_CONTEXT);
-    char chunk[8192];
-    size_t n;
-    int ok = 1;
-    while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ok = buf_append(&b, chunk, n) == 0;
-    if (ok && ferror(f)) {
-        fprintf(stderr, "crier templates: cannot read %s\n", path);
-        ok = 0;
-    } else if (!ok) {
-        fprintf(stderr, "crier templates: %s is larger than %d bytes\n", path, TPLCMD_MAX_CONTEXT);
-    }
-    fclose(f);
-    if (!ok) {
+    char err[512];
+    if (file_append(path, path, &b, err, sizeof err) != 0) {
+        fprintf(stderr, "crier templates: %s\n", err);
         buf_free(&b);
         return NULL;
     }

@@ -1,4 +1,5 @@
 #include "policy/lua_host.h"
+#include "util/file.h"
 #include "util/errmsg.h"
 
 #include "policy/lua_sandbox.h"
@@ -277,32 +278,6 @@ int lh_freeze(lh_state_t *s)
     return LH_OK;
 }
 
-/* Reads dir/file into b (bounded by b's maximum). */
-static int lh_read_file(const char *path, buf_t *b, char *err, size_t errlen, const char *display)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        errmsg_set(err, errlen, "%s: cannot open", display);
-        return -1;
-    }
-    char chunk[8192];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (buf_append(b, chunk, n) != 0) {
-            errmsg_set(err, errlen, "%s: larger than %d bytes", display, LH_MAX_FILE_BYTES);
-            rc = -1;
-            break;
-        }
-    }
-    if (rc == 0 && ferror(f)) {
-        errmsg_set(err, errlen, "%s: read error", display);
-        rc = -1;
-    }
-    fclose(f);
-    return rc;
-}
-
 int lh_load_dir(lh_state_t *s, const char *dir, const char *const *files, char *err, size_t errlen)
 {
     if (!s || !dir) {
@@ -341,7 +316,7 @@ int lh_load_dir(lh_state_t *s, const char *dir, const char *const *files, char *
         snprintf(display, sizeof display, "%.*s/%s", (int)(dlen - start), dir + start, file);
         buf_t b;
         buf_init(&b, LH_MAX_FILE_BYTES);
-        if (lh_read_file(path, &b, err, errlen, display) != 0) {
+        if (file_append(path, display, &b, err, errlen) != 0) {
             buf_free(&b);
             return LH_EMISUSE;
         }

@@ -2,6 +2,7 @@
  * turn each case into a decision's inputs, decide with the rules under test
  * and compare only the fields the case expects. */
 #include "policy/rules_cases.h"
+#include "util/file.h"
 #include "util/errmsg.h"
 
 #include "policy/rules_json.h"
@@ -68,23 +69,15 @@ static cJSON *rc_load_file(const char *dir, const char *file, char *err, size_t 
     char path[4096], display[512];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     snprintf(display, sizeof display, "tests/%s", file);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        errmsg_set(err, errlen, "%s: cannot open", display);
-        return NULL;
-    }
     buf_t b;
     buf_init(&b, LH_MAX_FILE_BYTES);
-    int ok = buf_puts(&b, RC_WRAP_HEAD) == 0;
-    char chunk[8192];
-    size_t n;
-    while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ok = buf_append(&b, chunk, n) == 0;
-    ok = ok && !ferror(f) && buf_puts(&b, RC_WRAP_TAIL) == 0;
-    fclose(f);
-    if (!ok) {
-        errmsg_set(err, errlen, "%s: unreadable or larger than %d bytes", display,
-                   LH_MAX_FILE_BYTES);
+    buf_puts(&b, RC_WRAP_HEAD); /* fits: the buffer is empty and far larger */
+    int rc = file_append(path, display, &b, err, errlen);
+    if (rc == 0 && (buf_puts(&b, RC_WRAP_TAIL) != 0)) {
+        errmsg_set(err, errlen, "%s: larger than %d bytes", display, LH_MAX_FILE_BYTES);
+        rc = -1;
+    }
+    if (rc != 0) {
         buf_free(&b);
         return NULL;
     }

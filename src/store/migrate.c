@@ -1,4 +1,5 @@
 #include "store/migrate.h"
+#include "util/file.h"
 
 #include "crypto/crypto.h"
 #include "store/db.h"
@@ -111,26 +112,7 @@ static int migrate_read(const char *dir, const char *name, buf_t *sql, char *err
         snprintf(err, errlen, "%s: path too long", name);
         return -1;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", name, strerror(errno));
-        return -1;
-    }
-    char chunk[8192];
-    size_t got;
-    int rc = 0;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (buf_append(sql, chunk, got) != 0) {
-            snprintf(err, errlen, "%s: larger than %d bytes", name, MIGRATE_FILE_MAX);
-            rc = -1;
-            break;
-        }
-    }
-    if (rc == 0 && ferror(f)) {
-        snprintf(err, errlen, "%s: read error", name);
-        rc = -1;
-    }
-    fclose(f);
+    int rc = file_append(path, name, sql, err, errlen);
     /* PQexec stops at a NUL: the rest of the file would silently not run. */
     if (rc == 0 && memchr(sql->data ? sql->data : "", '\0', sql->len) != NULL) {
         snprintf(err, errlen, "%s: contains a NUL byte", name);
