@@ -1,6 +1,7 @@
 #include "engine/delivery.h"
 
 #include "engine/email_job.h"
+#include "metrics/metrics.h"
 #include "policy/runtime.h"
 #include "queue/queue.h"
 #include "store/db.h"
@@ -18,6 +19,18 @@
 #include <unistd.h>
 
 #define DELIVERY_MAX_BATCH 64
+#define DELIVERY_DEPTH_MS  1000 /* how often the waker samples the queue depth */
+
+/* The depth of the unfinished part of the queue. Each count reads only a
+ * partial index (the claim index holds pending and queued rows, the lease
+ * index sending ones), so its cost follows the backlog, never the history
+ * of finished rows. */
+static const char delivery_depth_sql[] =
+    "SELECT w.due, w.scheduled,"
+    " (SELECT count(*) FROM communications WHERE status = 'sending')"
+    " FROM (SELECT count(*) FILTER (WHERE next_attempt_at <= now()) AS due,"
+    "              count(*) FILTER (WHERE next_attempt_at > now()) AS scheduled"
+    "       FROM communications WHERE status IN ('pending', 'queued')) w";
 
 struct delivery {
     app_t *app; /* borrowed */
@@ -27,6 +40,7 @@ struct delivery {
     int started_workers;
     int waker_started;
     atomic_int stop;
+    int live_email; /* the email transport is SMTP (its calls are counted) */
     /* Wake-ups: the waker bumps gen on every NOTIFY or poll tick; an idle
      * worker sleeps until gen changes. */
     pthread_mutex_t lock;
@@ -130,6 +144,42 @@ static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_r
     r->outcome = QUEUE_FAILED;
 }
 
+static double delivery_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Counts what one attempt came to, as recorded in r. The delivery time is
+ * measured from the claim because that is the first moment this process
+ * knows of the message; the provider's own delivery to the inbox is not
+ * known here. A provider call is one that reached the SMTP transport: the
+ * job leaves a provider response in detail_json exactly then, while
+ * failures before it (the client, the template, the MIME build) are not the
+ * provider's and are not API errors. */
+static void delivery_count(const delivery_t *d, const delivery_slot_t *s, const queue_result_t *r,
+                           double since_claim)
+{
+    static const metrics_status_t by_outcome[] = {
+        [QUEUE_SENT] = METRICS_SENT,
+        [QUEUE_DELIVERED] = METRICS_DELIVERED,
+        [QUEUE_RETRY] = METRICS_RETRY,
+        [QUEUE_FAILED] = METRICS_FAILED,
+    };
+    metrics_communication(s->job.message_type, s->job.channel, by_outcome[r->outcome]);
+    const email_outcome_t *o = &s->out;
+    if (o->status != EMAIL_FAILED)
+        metrics_delivery_time(s->job.channel, since_claim);
+    if (!d->live_email)
+        return;
+    if (o->status == EMAIL_SENT || (o->status == EMAIL_FAILED && o->detail_json[0])) {
+        metrics_api_call(METRICS_API_SMTP);
+        if (o->status == EMAIL_FAILED)
+            metrics_api_error(METRICS_API_SMTP, o->category);
+    }
+}
+
 static void delivery_record(prt_local_t *policy, delivery_slot_t *s, queue_result_t *r)
 {
     const email_outcome_t *o = &s->out;
@@ -224,10 +274,15 @@ static void *delivery_worker(void *arg)
             delivery_idle(d, seen, cfg->poll_ms);
             continue;
         }
+        double claimed = delivery_mono_s();
         for (int i = 0; i < n; i++) {
             slots[i].job = jobs[i];
             email_deliver(sender, conn, &slots[i].job, &slots[i].out);
+            double took = delivery_mono_s() - claimed;
             delivery_record(policy, &slots[i], &res[i]);
+            /* counted before the outcome is committed, so a reader who sees
+             * the row final already sees it in the counters */
+            delivery_count(d, &slots[i], &res[i], took);
             if (slots[i].out.status == EMAIL_FAILED)
                 log_warn("delivery", "attempt_failed", "communication_id", slots[i].job.id,
                          "category", errc_name(slots[i].out.category), "error", slots[i].out.error,
@@ -249,8 +304,26 @@ out:
     return NULL;
 }
 
-/* The waker: turns NOTIFYs into worker wake-ups, rescues expired leases and
- * tracks whether PostgreSQL answers, for /readyz. */
+/* Samples the queue depth into the metrics. Returns -1 when the statement
+ * failed (the caller checks whether the connection is lost). */
+static int delivery_sample_depth(PGconn *conn)
+{
+    PGresult *r = PQexecParams(conn, delivery_depth_sql, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) != 3) {
+        log_error("delivery", "queue_depth_failed", "error", PQerrorMessage(conn), NULL);
+        PQclear(r);
+        return -1;
+    }
+    metrics_queue_depth(strtoll(PQgetvalue(r, 0, 0), NULL, 10),
+                        strtoll(PQgetvalue(r, 0, 1), NULL, 10),
+                        strtoll(PQgetvalue(r, 0, 2), NULL, 10));
+    PQclear(r);
+    return 0;
+}
+
+/* The waker: turns NOTIFYs into worker wake-ups, rescues expired leases,
+ * samples the queue depth for /metrics and tracks whether PostgreSQL
+ * answers, for /readyz. */
 static void *delivery_waker(void *arg)
 {
     delivery_t *d = arg;
@@ -259,6 +332,7 @@ static void *delivery_waker(void *arg)
     char err[512];
     PGconn *conn = NULL;
     long long last_rescue = 0;
+    long long last_depth = 0;
     int max_attempts = cfg->max_attempts;
 
     while (!atomic_load(&d->stop)) {
@@ -301,6 +375,14 @@ static void *delivery_waker(void *arg)
                 log_warn("delivery", "leases_rescued", "count", n, NULL);
             }
         }
+        if (conn && now - last_depth >= DELIVERY_DEPTH_MS) {
+            last_depth = now;
+            if (delivery_sample_depth(conn) != 0 && db_conn_lost(conn)) {
+                atomic_store(&app->db_ready, 0);
+                PQfinish(conn);
+                conn = NULL;
+            }
+        }
     }
     if (conn)
         PQfinish(conn);
@@ -316,6 +398,7 @@ delivery_t *delivery_start(app_t *app, char *err, size_t errlen)
     }
     d->app = app;
     d->nworkers = app->cfg->workers;
+    d->live_email = strcmp(app->cfg->transport_email, "live") == 0;
     atomic_init(&d->stop, 0);
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);

@@ -168,6 +168,102 @@ static void email_send_built(email_sender_t *s, const queue_job_t *job, const st
              res.enhanced[0] ? " " : "", res.enhanced, masked);
 }
 
+/* The engine's own message type: LOW messages merged into one email. */
+#define EMAIL_DIGEST_TYPE "digest"
+
+/* The member context key a digest item links to, first found wins: each
+ * seed type names its main link differently. */
+static const char *email_item_url(const cJSON *mctx)
+{
+    static const char *const keys[] = {"action_url", "plan_url", "review_url", "options_url",
+                                       "blueprint_url"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(mctx, keys[i]);
+        if (cJSON_IsString(v) && v->valuestring[0])
+            return v->valuestring;
+    }
+    return NULL;
+}
+
+/* One digest item: the member's subject, rendered from its own type and
+ * context exactly as its own email would have been, and its main link.
+ * 0, or -1 with out failed. */
+static int email_digest_item(const app_t *app, const store_digest_member_t *m,
+                             const char *client_name, const tpl_site_t *site, cJSON *items,
+                             email_outcome_t *out)
+{
+    char err[512];
+    cJSON *mctx = cJSON_Parse(m->context_json);
+    cJSON *ctx = tpl_context_build(mctx, site, client_name, m->plan_id, m->id);
+    tpl_email_t em = {0};
+    cJSON *item = cJSON_CreateObject();
+    int rc = -1;
+    if (!ctx || !item) {
+        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the digest");
+        goto done;
+    }
+    /* A member that cannot render fails the digest, as it would have failed
+     * on its own: strict templates never send a blank. */
+    if (tpl_render_email(app->templates, m->message_type, ctx, &em, err, sizeof err) != 0) {
+        email_fail(out, ERRC_INVALID_INPUT, "digest item", err);
+        goto done;
+    }
+    const char *url = email_item_url(mctx);
+    if (!cJSON_AddStringToObject(item, "message_type", m->message_type) ||
+        !cJSON_AddStringToObject(item, "subject", em.subject) ||
+        !(url ? cJSON_AddStringToObject(item, "action_url", url)
+              : cJSON_AddNullToObject(item, "action_url"))) {
+        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the digest");
+        goto done;
+    }
+    cJSON_AddItemToArray(items, item);
+    item = NULL;
+    rc = 0;
+done:
+    cJSON_Delete(item);
+    tpl_email_free(&em);
+    cJSON_Delete(ctx);
+    cJSON_Delete(mctx);
+    return rc;
+}
+
+/* The context of a digest: {count, items: [{message_type, subject,
+ * action_url}]} plus the names every template has. The caller deletes it;
+ * NULL with out failed. */
+static cJSON *email_digest_context(const app_t *app, PGconn *conn, const queue_job_t *job,
+                                   const char *client_name, const tpl_site_t *site,
+                                   email_outcome_t *out)
+{
+    char err[512];
+    store_digest_member_t *m = NULL;
+    int n = 0;
+    cJSON *dctx = NULL, *ctx = NULL;
+    if (store_digest_members_load(conn, job->id, &m, &n, err, sizeof err) != 0) {
+        email_fail(out, ERRC_TRANSIENT, "digest", err);
+        return NULL;
+    }
+    if (n == 0) {
+        email_fail(out, ERRC_INVALID_INPUT, "digest", "no members");
+        goto done;
+    }
+    dctx = cJSON_CreateObject();
+    cJSON *items = dctx ? cJSON_AddArrayToObject(dctx, "items") : NULL;
+    if (!items || !cJSON_AddNumberToObject(dctx, "count", n)) {
+        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the digest");
+        goto done;
+    }
+    for (int i = 0; i < n; i++)
+        if (email_digest_item(app, &m[i], client_name, site, items, out) != 0)
+            goto done;
+    ctx = tpl_context_build(dctx, site, client_name, job->plan_id, job->id);
+    if (!ctx)
+        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the context");
+done:
+    cJSON_Delete(dctx);
+    store_digest_members_free(m, n);
+    return ctx;
+}
+
 void email_deliver(email_sender_t *s, PGconn *conn, const queue_job_t *job, email_outcome_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -199,17 +295,24 @@ void email_deliver(email_sender_t *s, PGconn *conn, const queue_job_t *job, emai
         email_fail(out, ERRC_TRANSIENT, "attachments", err);
         goto done;
     }
-    reqctx = cJSON_Parse(job->context_json ? job->context_json : "{}");
     tpl_site_t site = {
         .brand_name = cfg->brand_name,
         .support_email = cfg->support_email,
         .physical_address = cfg->physical_address,
         .public_url = cfg->public_url,
     };
-    ctx = tpl_context_build(reqctx, &site, cl.name ? cl.name : "there", job->plan_id, job->id);
-    if (!ctx) {
-        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the context");
-        goto done;
+    const char *client_name = cl.name ? cl.name : "there";
+    if (strcmp(job->message_type, EMAIL_DIGEST_TYPE) == 0) {
+        ctx = email_digest_context(app, conn, job, client_name, &site, out);
+        if (!ctx)
+            goto done; /* out says why */
+    } else {
+        reqctx = cJSON_Parse(job->context_json ? job->context_json : "{}");
+        ctx = tpl_context_build(reqctx, &site, client_name, job->plan_id, job->id);
+        if (!ctx) {
+            email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the context");
+            goto done;
+        }
     }
     if (tpl_render_email(app->templates, job->message_type, ctx, &em, err, sizeof err) != 0) {
         email_fail(out, ERRC_INVALID_INPUT, "template", err);

@@ -223,6 +223,8 @@ typedef struct intake_draft {
     policy_decision_t d;
     store_comm_new_t c;
     buf_t decision, body, fallback;
+    int batched;        /* the decision merges it into a digest */
+    char digest_id[37]; /* the digest it joined, once joined */
 } intake_draft_t;
 
 static void intake_draft_init(intake_draft_t *dr)
@@ -241,9 +243,11 @@ static void intake_draft_free(intake_draft_t *dr)
 }
 
 /* Decides for job (one policy call, on data already in memory) and fills
- * the draft. 0, or -1 when the answer cannot be built. */
+ * the draft's row; intake_answer completes it once a digest, if any, is
+ * joined. pending: the client's LOW messages already waiting (NULL: none).
+ * 0, or -1 when no id could be made. */
 static int intake_compose(intake_writer_t *w, const intake_job_t *job, const policy_client_t *pc,
-                          intake_draft_t *dr)
+                          const rules_pending_t *pending, intake_draft_t *dr)
 {
     const req_comm_t *r = &job->req;
     policy_msg_t msg = {
@@ -253,27 +257,21 @@ static int intake_compose(intake_writer_t *w, const intake_job_t *job, const pol
         .has_attachment = r->n_attachments > 0,
     };
     policy_decision_t *d = &dr->d;
-    /* The live rules (the built-in policy when they fail or are absent).
-     * Pending LOW messages are not counted yet: digests are not built. */
+    /* The live rules (the built-in policy when they fail or are absent). */
     if (w->policy)
-        prt_decide(w->policy, &msg, pc, time_now(), NULL, d);
+        prt_decide(w->policy, &msg, pc, time_now(), pending, d);
     else
         policy_builtin_decide(&msg, pc, time_now(), d);
+    /* A digest carries its members' words, not their files: a message with
+     * an attachment (the blueprint PDF) goes on its own. */
+    if (d->batch_key[0] && msg.has_attachment)
+        d->batch_key[0] = '\0';
+    dr->batched =
+        d->batch_key[0] != '\0' && d->primary[0] != '\0' && strcmp(d->status, "skipped") != 0;
 
     store_comm_new_t *c = &dr->c;
-    if (cry_uuid4(c->id) != 0 || policy_decision_json(d, &dr->decision) != 0 ||
-        intake_fallback_json(d, &dr->fallback) != 0)
+    if (cry_uuid4(c->id) != 0)
         return -1;
-    int rc = buf_puts(&dr->body, "{\"communication_id\":");
-    rc |= jtext_string(&dr->body, c->id);
-    rc |= buf_puts(&dr->body, ",\"status\":");
-    rc |= jtext_string(&dr->body, d->status);
-    rc |= buf_puts(&dr->body, ",\"decision\":");
-    rc |= buf_append(&dr->body, dr->decision.data, dr->decision.len);
-    rc |= buf_putc(&dr->body, '}');
-    if (rc != 0)
-        return -1;
-
     c->plan_id = r->plan_id;
     c->client_id = r->client_id;
     c->message_type = r->message_type;
@@ -286,12 +284,82 @@ static int intake_compose(intake_writer_t *w, const intake_job_t *job, const pol
     c->request_hash = job->request_hash;
     c->status = d->status;
     c->channel = d->primary[0] ? d->primary : NULL;
-    c->fallback_json = dr->fallback.data;
     c->send_at = d->send_at;
     c->priority = d->priority;
-    c->decision_json = dr->decision.data;
     c->rules_version = d->rules_version;
     c->skip_reason = d->skip_reason[0] ? d->skip_reason : NULL;
+    return 0;
+}
+
+/* Joins (or opens) the client's digest for a batched draft; the row then
+ * becomes a "batched" member of it. 0, or -1 with err (the transaction is
+ * then aborted). */
+static int intake_digest_join(PGconn *conn, intake_draft_t *dr, char *err, size_t errlen)
+{
+    store_digest_join_t j = {
+        .client_id = dr->c.client_id,
+        .plan_id = dr->c.plan_id,
+        .batch_key = dr->d.batch_key,
+        .channel = dr->d.primary,
+        .window_seconds = dr->d.batch_window,
+        .max_size = dr->d.batch_max,
+        .send_at = dr->d.send_at,
+    };
+    if (cry_uuid4(j.digest_id) != 0) {
+        snprintf(err, errlen, "cannot make a digest id");
+        return -1;
+    }
+    if (store_digest_join(conn, &j, err, errlen) != 0)
+        return -1;
+    snprintf(dr->digest_id, sizeof dr->digest_id, "%s", j.digest_id);
+    dr->c.status = "batched";
+    dr->c.batch_id = dr->digest_id;
+    return 0;
+}
+
+/* The decision as answered and stored; a member's batch object also names
+ * the digest it joined. The batch object is the one just before
+ * "skip_reason" (policy_decision_json's fixed order), so the id goes in
+ * before its closing brace. */
+static int intake_decision_json(const intake_draft_t *dr, buf_t *out)
+{
+    if (!dr->digest_id[0])
+        return policy_decision_json(&dr->d, out);
+    buf_t tmp;
+    buf_init(&tmp, INTAKE_BODY_MAX);
+    int rc = policy_decision_json(&dr->d, &tmp);
+    const char *at = rc == 0 && tmp.data ? strstr(tmp.data, "},\"skip_reason\":") : NULL;
+    if (!at) {
+        buf_free(&tmp);
+        return -1;
+    }
+    rc |= buf_append(out, tmp.data, (size_t)(at - tmp.data));
+    rc |= buf_puts(out, ",\"digest_id\":");
+    rc |= jtext_string(out, dr->digest_id);
+    rc |= buf_puts(out, at);
+    buf_free(&tmp);
+    return rc ? -1 : 0;
+}
+
+/* Builds the decision, the fallbacks and the 202 body of a composed (and,
+ * when batched, joined) draft. 0, or -1 when the answer cannot be built. */
+static int intake_answer(intake_draft_t *dr)
+{
+    store_comm_new_t *c = &dr->c;
+    if (intake_decision_json(dr, &dr->decision) != 0 ||
+        intake_fallback_json(&dr->d, &dr->fallback) != 0)
+        return -1;
+    int rc = buf_puts(&dr->body, "{\"communication_id\":");
+    rc |= jtext_string(&dr->body, c->id);
+    rc |= buf_puts(&dr->body, ",\"status\":");
+    rc |= jtext_string(&dr->body, c->status);
+    rc |= buf_puts(&dr->body, ",\"decision\":");
+    rc |= buf_append(&dr->body, dr->decision.data, dr->decision.len);
+    rc |= buf_putc(&dr->body, '}');
+    if (rc != 0)
+        return -1;
+    c->fallback_json = dr->fallback.data;
+    c->decision_json = dr->decision.data;
     c->response_json = dr->body.data;
     return 0;
 }
@@ -387,7 +455,22 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
     policy_client_t pc;
     char pref[POLICY_MAX_CHANNELS][12];
     intake_policy_client(&cl, &pc, pref);
-    if (intake_compose(w, job, &pc, dr) != 0) {
+    rules_pending_t pending = {0, 0};
+    if (store_digest_pending(conn, r->client_id, &pending.count, &pending.oldest_at, err,
+                             sizeof err) != 0) {
+        step = intake_store_failed(w, "pending_load_failed", err, ans);
+        goto out;
+    }
+    if (intake_compose(w, job, &pc, &pending, dr) != 0) {
+        step = intake_store_failed(w, "answer_failed", "building the answer", ans);
+        goto out;
+    }
+    /* A replay found below undoes the join with the rest of the savepoint. */
+    if (dr->batched && intake_digest_join(conn, dr, err, sizeof err) != 0) {
+        step = intake_store_failed(w, "digest_join_failed", err, ans);
+        goto out;
+    }
+    if (intake_answer(dr) != 0) {
         step = intake_store_failed(w, "answer_failed", "building the answer", ans);
         goto out;
     }
@@ -418,6 +501,33 @@ out:
     free(dr);
     store_client_free(&cl);
     return step;
+}
+
+/* Joins the digests of the batched drafts among drafts[rows_job[0..n)] in
+ * client id order: two writers that hold digests of the same clients then
+ * lock them in the same order and cannot deadlock on each other. A round
+ * holds at most INTAKE_BATCH_MAX requests, and few are batched, so an
+ * insertion sort does. */
+static int intake_digest_join_all(PGconn *conn, intake_job_t **jobs, intake_draft_t *drafts,
+                                  const int *rows_job, int n, char *err, size_t errlen)
+{
+    int order[INTAKE_BATCH_MAX];
+    int m = 0;
+    for (int k = 0; k < n && m < INTAKE_BATCH_MAX; k++) {
+        int i = rows_job[k];
+        if (!drafts[i].batched)
+            continue;
+        int at = m++;
+        while (at > 0 && strcmp(jobs[order[at - 1]]->req.client_id, jobs[i]->req.client_id) > 0) {
+            order[at] = order[at - 1];
+            at--;
+        }
+        order[at] = i;
+    }
+    for (int k = 0; k < m; k++)
+        if (intake_digest_join(conn, &drafts[order[k]], err, errlen) != 0)
+            return -1;
+    return 0;
 }
 
 /* The set-based round: every request of jobs[0..n) (distinct clients) in a
@@ -498,13 +608,26 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, http_answer
         policy_client_t pc;
         char pref[POLICY_MAX_CHANNELS][12];
         intake_policy_facts(&facts[k], &pc, pref);
-        if (intake_compose(w, jobs[i], &pc, &drafts[i]) != 0) {
+        rules_pending_t pending = {facts[k].pending_count, facts[k].pending_oldest_at};
+        if (intake_compose(w, jobs[i], &pc, &pending, &drafts[i]) != 0) {
             /* its client upsert cannot be undone alone: redo row by row */
             snprintf(err, errlen, "building an answer failed");
             goto out;
         }
-        rows[n_rows] = drafts[i].c;
         rows_job[n_rows++] = i;
+    }
+    /* Digests are joined one request at a time (a statement or two each:
+     * LOW requests of recently contacted clients are few), in client order
+     * so that two writers lock the digests of a round in the same order. */
+    if (intake_digest_join_all(conn, jobs, drafts, rows_job, n_rows, err, errlen) != 0)
+        goto out;
+    for (int k = 0; k < n_rows; k++) {
+        int i = rows_job[k];
+        if (intake_answer(&drafts[i]) != 0) {
+            snprintf(err, errlen, "building an answer failed");
+            goto out;
+        }
+        rows[k] = drafts[i].c;
     }
 
     if (n_rows > 0) {

@@ -11,6 +11,7 @@
 
 #include "api/comms.h"
 #include "api/health.h"
+#include "api/metrics.h"
 #include "api/rules.h"
 #include "engine/intake.h"
 #include "http/answer.h"
@@ -78,6 +79,8 @@ static const srv_route_t srv_routes[] = {
      api_rules_status},
     {HTTP_ROUTE_RULES_DRY_RUN, "POST", "POST", AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC,
      api_rules_dry_run},
+    /* open like the probes: scrapers carry no token, and the text holds counts only */
+    {HTTP_ROUTE_METRICS, "GET", "GET, HEAD", 0, SRV_SYNC, api_metrics},
 };
 
 typedef enum {
@@ -140,6 +143,8 @@ static int srv_match_path(const char *path, char param[SRV_PARAM_MAX])
         return 5;
     if (strcmp(path, "/v1/rules/dry-run") == 0)
         return 6;
+    if (strcmp(path, "/metrics") == 0)
+        return 7;
     static const char comm[] = "/v1/communications/";
     static const char plans[] = "/v1/plans/";
     static const char tail[] = "/communications";
@@ -188,7 +193,10 @@ static enum MHD_Result srv_queue(srv_conn_t *c, http_answer_t *a)
             return MHD_NO;
         }
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    /* every answer is JSON but the metrics text (its errors are JSON too) */
+    int text = c->route_id == HTTP_ROUTE_METRICS && status == 200;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            text ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (a->allow && status == 405)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, a->allow);

@@ -50,6 +50,7 @@ const char *http_stats_route_name(http_route_id_t route)
         "GET /v1/plans/{plan_id}/communications",
         "GET /v1/rules",
         "POST /v1/rules/dry-run",
+        "/metrics",
         "other",
     };
     return stats_valid(route) ? names[route] : "other";

@@ -1,5 +1,5 @@
 /* stats: request counters per route and status class, lock-free, for the
- * access log's companion numbers (and later /metrics). */
+ * access log's companion numbers and GET /metrics. */
 #ifndef CRIER_HTTP_STATS_H
 #define CRIER_HTTP_STATS_H
 
@@ -11,6 +11,7 @@ typedef enum {
     HTTP_ROUTE_PLAN_LIST,
     HTTP_ROUTE_RULES_STATUS,
     HTTP_ROUTE_RULES_DRY_RUN,
+    HTTP_ROUTE_METRICS,
     HTTP_ROUTE_OTHER, /* no route matched */
     HTTP_ROUTE_N,
 } http_route_id_t;

@@ -195,6 +195,17 @@ int prt_status_json(prt_t *p, buf_t *out)
     return rc ? -1 : 0;
 }
 
+void prt_counters(prt_t *p, prt_counters_t *out)
+{
+    pthread_mutex_lock(&p->mu);
+    snprintf(out->version, sizeof out->version, "%s",
+             p->version[0] ? p->version : POLICY_BUILTIN_VERSION);
+    pthread_mutex_unlock(&p->mu);
+    out->reloads = atomic_load(&p->reloads);
+    out->reload_failures = atomic_load(&p->reload_failures);
+    out->rule_failures = atomic_load(&p->rule_failures);
+}
+
 prt_local_t *prt_local_new(prt_t *p)
 {
     prt_local_t *l = calloc(1, sizeof *l);

@@ -38,6 +38,14 @@ int prt_reload(prt_t *p);
  *  "reloads","reload_failures","rule_failures"} */
 int prt_status_json(prt_t *p, buf_t *out);
 
+/* The reload and failure counters and the active version, as numbers for
+ * /metrics (the same values prt_status_json shows). */
+typedef struct prt_counters {
+    long reloads, reload_failures, rule_failures;
+    char version[72]; /* the active set's version, or the built-in policy's */
+} prt_counters_t;
+void prt_counters(prt_t *p, prt_counters_t *out);
+
 prt_local_t *prt_local_new(prt_t *p);
 void prt_local_free(prt_local_t *l);
 /* The decision: the rules', or the built-in one when they fail. */

@@ -353,15 +353,17 @@ static int store_comm_children(PGconn *conn, const store_comm_new_t *c, char *er
         }
         PQclear(r);
     }
-    const char *ev[] = {c->id, store_event_for_status(c->status), c->status, c->channel,
-                        c->skip_reason};
+    const char *event = store_event_for_status(c->status);
+    const char *ev[] = {c->id, event, c->status, c->channel, c->skip_reason, c->batch_id};
     PGresult *r = db_query(conn,
                            "INSERT INTO delivery_events (communication_id, event_type,"
                            " delivery_status, channel, attempt, error_details, provider_response)"
                            " VALUES ($1::uuid, $2, $3, $4, 0, $5::text,"
                            " CASE WHEN $5::text IS NOT NULL"
-                           "  THEN jsonb_build_object('reason', $5::text) END)",
-                           5, ev, err, errlen);
+                           "  THEN jsonb_build_object('reason', $5::text)"
+                           "  WHEN $6::uuid IS NOT NULL"
+                           "  THEN jsonb_build_object('digest_id', $6::uuid) END)",
+                           6, ev, err, errlen);
     if (!r)
         return -1;
     PQclear(r);
@@ -395,6 +397,7 @@ static int store_comm_row(PGconn *conn, const store_comm_new_t *c, int *inserted
         c->decision_json,
         c->rules_version,
         c->skip_reason,
+        c->batch_id,
     };
     /* next_attempt_at starts at send_at: a future row is not due, so the
      * claim query passes it by until its time. */
@@ -403,13 +406,13 @@ static int store_comm_row(PGconn *conn, const store_comm_new_t *c, int *inserted
         "INSERT INTO communications (id, plan_id, client_id, message_type, urgency,"
         " preferred_channel, context, idempotency_key, request_hash, response, status, channel,"
         " fallback_channels, send_at, next_attempt_at, priority, decision, rules_version,"
-        " skip_reason)"
+        " skip_reason, batch_id)"
         " VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7::jsonb, $8, $9, $10, $11,"
         " $12, $13::jsonb, to_timestamp($14::float8), to_timestamp($14::float8), $15::smallint,"
-        " $16::jsonb, $17, $18)"
+        " $16::jsonb, $17, $18, $19::uuid)"
         " ON CONFLICT (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
         " DO NOTHING RETURNING id",
-        18, params, err, errlen);
+        19, params, err, errlen);
     if (!r)
         return -1;
     *inserted = PQntuples(r) == 1;
@@ -534,6 +537,14 @@ static const char store_sql_upsert[] =
     " INSERT INTO client_preferences (client_id) SELECT id FROM up"
     " ON CONFLICT (client_id) DO NOTHING";
 
+/* The LOW messages waiting in client c.id's open digests (the open-digest
+ * index serves it). */
+#define STORE_SQL_PENDING                                                                          \
+    "SELECT COALESCE(sum(d.batch_size), 0)::int AS n,"                                             \
+    " COALESCE(EXTRACT(EPOCH FROM min(d.created_at)), 0)::float8 AS oldest"                        \
+    " FROM communications d WHERE d.client_id = c.id AND d.message_type = 'digest'"                \
+    " AND d.status = 'pending'"
+
 static const char store_sql_facts[] =
     "SELECT c.id, c.email_enc IS NOT NULL AND c.email_enc <> '',"
     " c.phone_enc IS NOT NULL AND c.phone_enc <> '', c.timezone,"
@@ -544,8 +555,10 @@ static const char store_sql_facts[] =
     " COALESCE(p.opt_out_email, false), COALESCE(p.opt_out_sms, false),"
     " COALESCE(p.opt_out_whatsapp, false),"
     " COALESCE(EXTRACT(EPOCH FROM (SELECT max(m.sent_at) FROM communications m"
-    "  WHERE m.client_id = c.id)), 0)::float8"
+    "  WHERE m.client_id = c.id)), 0)::float8,"
+    " pd.n, pd.oldest"
     " FROM clients c LEFT JOIN client_preferences p ON p.client_id = c.id"
+    " CROSS JOIN LATERAL (" STORE_SQL_PENDING ") pd"
     " WHERE c.id = ANY($1::uuid[])";
 
 static const char store_sql_probe[] =
@@ -559,22 +572,23 @@ static const char store_sql_insert[] =
     "  client_id uuid, message_type text, urgency text, preferred_channel text,"
     "  context text, idempotency_key text, request_hash text, response text, status text,"
     "  event_type text, channel text, fallback text, send_at float8, priority smallint,"
-    "  decision text, rules_version text, skip_reason text)),"
+    "  decision text, rules_version text, skip_reason text, batch_id uuid)),"
     " ins AS (INSERT INTO communications (id, plan_id, client_id, message_type, urgency,"
     "  preferred_channel, context, idempotency_key, request_hash, response, status, channel,"
     "  fallback_channels, send_at, next_attempt_at, priority, decision, rules_version,"
-    "  skip_reason)"
+    "  skip_reason, batch_id)"
     "  SELECT x.id, x.plan_id, x.client_id, x.message_type, x.urgency, x.preferred_channel,"
     "  x.context::jsonb, x.idempotency_key, x.request_hash, x.response, x.status, x.channel,"
     "  x.fallback::jsonb, to_timestamp(x.send_at), to_timestamp(x.send_at), x.priority,"
-    "  x.decision::jsonb, x.rules_version, x.skip_reason FROM x"
+    "  x.decision::jsonb, x.rules_version, x.skip_reason, x.batch_id FROM x"
     "  ON CONFLICT (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
     "  DO NOTHING RETURNING id),"
     " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"
     "  channel, attempt, error_details, provider_response)"
     "  SELECT x.id, x.event_type, x.status, x.channel, 0, x.skip_reason,"
     "  CASE WHEN x.skip_reason IS NOT NULL"
-    "   THEN jsonb_build_object('reason', x.skip_reason) END"
+    "   THEN jsonb_build_object('reason', x.skip_reason)"
+    "   WHEN x.batch_id IS NOT NULL THEN jsonb_build_object('digest_id', x.batch_id) END"
     "  FROM x JOIN ins ON ins.id = x.id),"
     " att AS (INSERT INTO communication_attachments (communication_id, ordinal, filename,"
     "  content_type, data)"
@@ -728,6 +742,8 @@ int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_c
             f->opt_out_sms = store_bool_row(r, row, 11);
             f->opt_out_whatsapp = store_bool_row(r, row, 12);
             f->last_contact_at = strtod(PQgetvalue(r, row, 13), NULL);
+            f->pending_count = atoi(PQgetvalue(r, row, 14));
+            f->pending_oldest_at = strtod(PQgetvalue(r, row, 15), NULL);
             if (!f->timezone || !f->preferred_channels_json)
                 rc = store_fail(err, errlen, "out of memory loading clients", NULL);
             /* ids are distinct for the caller, but a repeat gets the same facts */
@@ -838,6 +854,8 @@ static int store_comm_json_row(buf_t *js, const store_comm_new_t *c)
     rc |= store_jstr(js, c->rules_version);
     rc |= buf_puts(js, ",\"skip_reason\":");
     rc |= store_jstr(js, c->skip_reason);
+    rc |= buf_puts(js, ",\"batch_id\":");
+    rc |= store_jstr(js, c->batch_id);
     rc |= buf_putc(js, '}');
     return rc ? -1 : 0;
 }
@@ -1028,6 +1046,171 @@ int store_attachments_load(PGconn *conn, const char *comm_id, store_attachment_t
     }
     PQclear(r);
     *out = a;
+    *n = rows;
+    return 0;
+}
+
+/* ---- digests ------------------------------------------------------------- */
+
+int store_digest_pending(PGconn *conn, const char *client_id, int *count, double *oldest_at,
+                         char *err, size_t errlen)
+{
+    *count = 0;
+    *oldest_at = 0;
+    if (!store_is_uuid(client_id))
+        return 0;
+    const char *params[] = {client_id};
+    PGresult *r = db_query(conn,
+                           "SELECT pd.n, pd.oldest FROM (SELECT $1::uuid AS id) c"
+                           " CROSS JOIN LATERAL (" STORE_SQL_PENDING ") pd",
+                           1, params, err, errlen);
+    if (!r)
+        return -1;
+    if (PQntuples(r) == 1) {
+        *count = atoi(PQgetvalue(r, 0, 0));
+        *oldest_at = strtod(PQgetvalue(r, 0, 1), NULL);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Joins the open digest, if there is one with room. A full digest becomes
+ * due (not before its first member's send time) and leaves the open-digest
+ * index in the same statement. $1 client, $2 key. */
+static const char store_sql_digest_add[] =
+    "WITH d AS (UPDATE communications SET batch_size = batch_size + 1,"
+    "  status = CASE WHEN batch_size + 1 >= batch_max THEN 'queued' ELSE status END,"
+    "  next_attempt_at = CASE WHEN batch_size + 1 >= batch_max"
+    "   THEN GREATEST(now(), send_at) ELSE next_attempt_at END,"
+    "  updated_at = now()"
+    "  WHERE client_id = $1::uuid AND batch_key = $2 AND message_type = 'digest'"
+    "  AND status = 'pending' AND batch_size < batch_max"
+    "  RETURNING id, batch_size, status, channel),"
+    " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"
+    "  channel, attempt, provider_response)"
+    "  SELECT d.id, 'queued', 'queued', d.channel, 0,"
+    "  jsonb_build_object('reason', 'digest full', 'members', d.batch_size)"
+    "  FROM d WHERE d.status = 'queued')"
+    " SELECT id, batch_size FROM d";
+
+/* Opens a digest with its first member counted. send_at is the first
+ * member's send time; it goes window seconds later unless it fills up.
+ * $1 id, $2 plan, $3 client, $4 channel, $5 key, $6 send_at, $7 window,
+ * $8 max. */
+static const char store_sql_digest_open[] =
+    "WITH d AS (INSERT INTO communications (id, plan_id, client_id, message_type, urgency,"
+    "  channel, status, priority, context, send_at, next_attempt_at, batch_key, batch_size,"
+    "  batch_max)"
+    "  VALUES ($1::uuid, $2::uuid, $3::uuid, 'digest', 'low', $4,"
+    "  CASE WHEN $8::int <= 1 THEN 'queued' ELSE 'pending' END, 3,"
+    "  jsonb_build_object('batch_key', $5::text), to_timestamp($6::float8),"
+    "  CASE WHEN $8::int <= 1 THEN GREATEST(now(), to_timestamp($6::float8))"
+    "   ELSE to_timestamp($6::float8) + make_interval(secs => $7::int) END,"
+    "  $5, 1, $8::int)"
+    "  ON CONFLICT (client_id, batch_key) WHERE message_type = 'digest' AND status = 'pending'"
+    "  DO NOTHING RETURNING id, status),"
+    " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"
+    "  channel, attempt, provider_response)"
+    "  SELECT d.id, CASE d.status WHEN 'queued' THEN 'queued' ELSE 'scheduled' END, d.status,"
+    "  $4, 0, jsonb_build_object('batch_key', $5::text, 'window_seconds', $7::int,"
+    "   'max_size', $8::int) FROM d)"
+    " SELECT id FROM d";
+
+int store_digest_join(PGconn *conn, store_digest_join_t *j, char *err, size_t errlen)
+{
+    j->size = 0;
+    j->opened = 0;
+    if (!store_is_uuid(j->client_id) || !store_is_uuid(j->plan_id) ||
+        !store_is_uuid(j->digest_id) || !j->batch_key || !j->batch_key[0] || !j->channel ||
+        j->window_seconds < 1 || j->max_size < 1)
+        return store_fail(err, errlen, "digest join: bad arguments", NULL);
+    char send_at[64], window[16], max[16];
+    snprintf(send_at, sizeof send_at, "%.6f", j->send_at);
+    snprintf(window, sizeof window, "%d", j->window_seconds);
+    snprintf(max, sizeof max, "%d", j->max_size);
+    /* Each statement sees what committed before it: the open digest can be
+     * claimed or filled between the two, and opened by someone else between
+     * a miss and our insert. Both are rare and settle on the next try. */
+    for (int tries = 0; tries < 4; tries++) {
+        const char *add[] = {j->client_id, j->batch_key};
+        PGresult *r = db_query(conn, store_sql_digest_add, 2, add, err, errlen);
+        if (!r)
+            return -1;
+        if (PQntuples(r) == 1) {
+            snprintf(j->digest_id, sizeof j->digest_id, "%s", PQgetvalue(r, 0, 0));
+            j->size = atoi(PQgetvalue(r, 0, 1));
+            PQclear(r);
+            return 0;
+        }
+        PQclear(r);
+        const char *open[] = {j->digest_id, j->plan_id, j->client_id, j->channel,
+                              j->batch_key, send_at,    window,       max};
+        r = db_query(conn, store_sql_digest_open, 8, open, err, errlen);
+        if (!r)
+            return -1;
+        int made = PQntuples(r) == 1;
+        PQclear(r);
+        if (made) {
+            j->size = 1;
+            j->opened = 1;
+            return 0;
+        }
+    }
+    return store_fail(err, errlen, "digest join: the open digest kept changing", NULL);
+}
+
+void store_digest_members_free(store_digest_member_t *m, int n)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < n; i++) {
+        free(m[i].plan_id);
+        free(m[i].message_type);
+        free(m[i].context_json);
+    }
+    free(m);
+}
+
+int store_digest_members_load(PGconn *conn, const char *digest_id, store_digest_member_t **out,
+                              int *n, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    if (!store_is_uuid(digest_id))
+        return store_fail(err, errlen, "digest id is not a UUID", NULL);
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", STORE_DIGEST_MAX);
+    const char *params[] = {digest_id, lim};
+    PGresult *r = db_query(conn,
+                           "SELECT id, plan_id, message_type, context::text FROM communications"
+                           " WHERE batch_id = $1::uuid ORDER BY created_at, send_at, id"
+                           " LIMIT $2::int",
+                           2, params, err, errlen);
+    if (!r)
+        return -1;
+    int rows = PQntuples(r);
+    if (rows == 0) {
+        PQclear(r);
+        return 0;
+    }
+    store_digest_member_t *m = calloc((size_t)rows, sizeof *m);
+    if (!m) {
+        PQclear(r);
+        return store_fail(err, errlen, "out of memory", NULL);
+    }
+    for (int i = 0; i < rows; i++) {
+        snprintf(m[i].id, sizeof m[i].id, "%s", PQgetvalue(r, i, 0));
+        m[i].plan_id = store_strdup_row(r, i, 1);
+        m[i].message_type = store_strdup_row(r, i, 2);
+        m[i].context_json = store_strdup_row(r, i, 3);
+        if (!m[i].plan_id || !m[i].message_type || !m[i].context_json) {
+            store_digest_members_free(m, i + 1);
+            PQclear(r);
+            return store_fail(err, errlen, "out of memory", NULL);
+        }
+    }
+    PQclear(r);
+    *out = m;
     *n = rows;
     return 0;
 }

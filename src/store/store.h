@@ -68,6 +68,9 @@ typedef struct store_comm_new {
     const char *rules_version;
     const char *skip_reason;   /* may be NULL */
     const char *response_json; /* the whole 202 body, for idempotent replays */
+    /* The digest this row joined (status "batched", see store_digest_join);
+     * NULL for a row sent on its own. Its first event points at the digest. */
+    const char *batch_id;
 } store_comm_new_t;
 
 typedef enum {
@@ -105,6 +108,10 @@ typedef struct store_client_facts {
     char quiet_start[6], quiet_end[6]; /* "HH:MM" */
     int opt_out_email, opt_out_sms, opt_out_whatsapp;
     double last_contact_at; /* epoch s of the last communication sent, 0 if none */
+    /* LOW messages waiting in the client's open digests, and when the
+     * oldest of those digests was opened (epoch s, 0 when none) */
+    int pending_count;
+    double pending_oldest_at;
 } store_client_facts_t;
 
 /* Loads the facts of clients ids[0..n) into out[0..n) (same order; a
@@ -133,6 +140,53 @@ int store_comm_keys_probe(PGconn *conn, store_key_probe_t *p, int n, char *err, 
  * as a reason to redo the rows one by one. */
 int store_comm_insert_many(PGconn *conn, const store_comm_new_t *c, int n, int *inserted, char *err,
                            size_t errlen);
+
+/* ---- digests: LOW messages merged into one communication ---------------- */
+
+/* The pending LOW messages of one client (what store_client_facts_load
+ * gives for many): members of its open digests and when the oldest digest
+ * was opened (0 when none). 0, or -1 with err. */
+int store_digest_pending(PGconn *conn, const char *client_id, int *count, double *oldest_at,
+                         char *err, size_t errlen);
+
+/* What a request with a batch decision joins. */
+typedef struct store_digest_join {
+    const char *client_id;
+    const char *plan_id; /* a new digest's plan: its first member's */
+    const char *batch_key;
+    const char *channel; /* a new digest's channel */
+    int window_seconds;  /* a new digest goes this long after send_at ... */
+    int max_size;        /* ... or as soon as it holds this many */
+    double send_at;      /* the member's send time, epoch s */
+    char digest_id[37];  /* in: a fresh id for a new digest; out: the digest joined */
+    int size;            /* out: members with this one */
+    int opened;          /* out: 1 when a new digest was opened */
+} store_digest_join_t;
+
+/* Adds one member to the client's open digest for the key, opening one when
+ * there is none (the row the member's batch_id then names). A digest that
+ * becomes full is due at once and closes (the next member opens a new one).
+ * Runs in the caller's transaction and holds the digest's row lock until it
+ * ends, so that no worker claims a digest whose member is not committed yet;
+ * two writers opening the same digest meet on its unique index and one
+ * joins the other's. The caller inserts the member right after. 0, or -1
+ * with err (the transaction is then aborted). */
+int store_digest_join(PGconn *conn, store_digest_join_t *j, char *err, size_t errlen);
+
+/* One member of a digest, as the digest's email needs it. */
+typedef struct store_digest_member {
+    char id[37];
+    char *plan_id;      /* owned */
+    char *message_type; /* owned */
+    char *context_json; /* owned, JSON object text */
+} store_digest_member_t;
+
+/* The members of digest_id, oldest first (at most STORE_DIGEST_MAX). The
+ * caller frees *out with store_digest_members_free. 0, or -1 with err. */
+#define STORE_DIGEST_MAX 100
+int store_digest_members_load(PGconn *conn, const char *digest_id, store_digest_member_t **out,
+                              int *n, char *err, size_t errlen);
+void store_digest_members_free(store_digest_member_t *m, int n);
 
 /* The communication as the API shows it, with its events, as JSON text
  * (owned by the caller). Returns 0, 1 when not found, -1 on error. */

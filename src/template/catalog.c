@@ -35,6 +35,17 @@ const char *const tpl_email_types[7] = {
     "reminder",
 };
 
+/* Types the engine composes itself, never requested by the workflow: the
+ * digest of batched LOW messages. Required and renderable like the seven. */
+static const char *const cat_engine_types[] = {"digest"};
+#define CAT_N_ENGINE_TYPES (sizeof cat_engine_types / sizeof cat_engine_types[0])
+
+/* The name of email type t: the seven seed types, then the engine's. */
+static const char *cat_type(size_t t)
+{
+    return t < 7 ? tpl_email_types[t] : cat_engine_types[t - 7];
+}
+
 typedef struct cat_file {
     char *name; /* owned; relative to email/, e.g. "welcome.html", "partials/x.mustache" */
     char *text; /* owned; NUL-terminated, no embedded NUL */
@@ -392,10 +403,10 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
     }
     /* every message type the engine may send must be renderable */
     static const char *const parts[] = {".subject", ".txt", ".html"};
-    for (size_t t = 0; t < 7; t++) {
+    for (size_t t = 0; t < 7 + CAT_N_ENGINE_TYPES; t++) {
         for (size_t k = 0; k < 3; k++) {
             char name[128];
-            snprintf(name, sizeof name, "%s%s", tpl_email_types[t], parts[k]);
+            snprintf(name, sizeof name, "%s%s", cat_type(t), parts[k]);
             if (!cat_find(c, name)) {
                 set_err(err, errlen, "email/%s: missing", name);
                 goto fail;
@@ -502,8 +513,8 @@ int tpl_render_email(const tpl_catalog_t *c, const char *message_type, const cJS
         return -1;
     }
     int known = 0;
-    for (size_t t = 0; t < 7; t++)
-        known |= strcmp(message_type, tpl_email_types[t]) == 0;
+    for (size_t t = 0; t < 7 + CAT_N_ENGINE_TYPES; t++)
+        known |= strcmp(message_type, cat_type(t)) == 0;
     if (!known) {
         set_err(err, errlen, "unknown email message type '%.64s'", message_type);
         return -1;

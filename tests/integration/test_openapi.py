@@ -153,6 +153,16 @@ def main():
         spec.conforms("empty plan", P_PLAN, "get",
                       crier.request("GET", "/v1/plans/%s/communications" % uuid.uuid4()))
 
+        # /metrics: open, and text in the Prometheus format, as documented.
+        metrics = crier.request("GET", "/metrics", token=None)
+        spec.conforms("metrics", "/metrics", "get", metrics)
+        check(metrics[0] == 200 and "text/plain" in metrics[1].get("content-type", "")
+              and "text/plain" in spec.response("/metrics", "get", 200).get("content", {}),
+              "GET /metrics answers the documented text/plain (%s %r)"
+              % (metrics[0], metrics[1].get("content-type")))
+        check(isinstance(metrics[2], str) and "# TYPE crm_communications_total counter" in metrics[2],
+              "the metrics text carries the seed's families")
+
         # The rules endpoints (operator scope).
         P_RULES = "/v1/rules"
         P_DRY = "/v1/rules/dry-run"

@@ -1,0 +1,89 @@
+#include "api/metrics.h"
+
+#include "http/stats.h"
+#include "metrics/metrics.h"
+#include "policy/runtime.h"
+#include "util/buf.h"
+
+#include <stdatomic.h>
+
+/* The whole text is a few hundred lines; the bound only stops a mistake. */
+#define API_METRICS_MAX (512 * 1024)
+
+static const char *const api_metrics_classes[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+#define API_METRICS_CLASSES_N (int)(sizeof api_metrics_classes / sizeof api_metrics_classes[0])
+
+static int api_metrics_http(buf_t *b)
+{
+    int rc = metrics_family(b, "crier_http_requests_total", "counter",
+                            "HTTP requests by route and status class (none: ended unanswered)");
+    for (int r = 0; r < HTTP_ROUTE_N; r++) {
+        for (int cls = 0; cls < API_METRICS_CLASSES_N; cls++) {
+            unsigned long long n = http_stats_requests((http_route_id_t)r, cls);
+            if (!n)
+                continue;
+            rc |= buf_puts(b, "crier_http_requests_total{route=");
+            rc |= metrics_label_value(b, http_stats_route_name((http_route_id_t)r));
+            rc |= buf_printf(b, ",code=\"%s\"} %llu\n", api_metrics_classes[cls], n);
+        }
+    }
+    rc |= metrics_family(b, "crier_http_request_duration_seconds", "summary",
+                         "Time from a request's first byte to its end, by route");
+    for (int r = 0; r < HTTP_ROUTE_N; r++) {
+        unsigned long long count = 0;
+        for (int cls = 0; cls < API_METRICS_CLASSES_N; cls++)
+            count += http_stats_requests((http_route_id_t)r, cls);
+        if (!count)
+            continue;
+        const char *name = http_stats_route_name((http_route_id_t)r);
+        rc |= buf_puts(b, "crier_http_request_duration_seconds_sum{route=");
+        rc |= metrics_label_value(b, name);
+        rc |= buf_puts(b, "} ");
+        rc |= metrics_value(b, (double)http_stats_duration_ms((http_route_id_t)r) / 1000.0);
+        rc |= buf_puts(b, "\ncrier_http_request_duration_seconds_count{route=");
+        rc |= metrics_label_value(b, name);
+        rc |= buf_printf(b, "} %llu\n", count);
+    }
+    return rc;
+}
+
+static int api_metrics_rules(buf_t *b, prt_t *rules)
+{
+    prt_counters_t pc = {0};
+    if (rules)
+        prt_counters(rules, &pc);
+    int rc = metrics_family(b, "crier_rules_reloads_total", "counter",
+                            "Rule sets published by a reload");
+    rc |= buf_printf(b, "crier_rules_reloads_total %ld\n", pc.reloads);
+    rc |= metrics_family(b, "crier_rules_reload_failures_total", "counter",
+                         "Reloads refused because the new rule set failed to load or test");
+    rc |= buf_printf(b, "crier_rules_reload_failures_total %ld\n", pc.reload_failures);
+    rc |= metrics_family(b, "crier_rule_failures_total", "counter",
+                         "Decisions the built-in policy answered because a rule failed");
+    rc |= buf_printf(b, "crier_rule_failures_total %ld\n", pc.rule_failures);
+    rc |= metrics_family(b, "crier_rules_info", "gauge", "The active rules version (always 1)");
+    if (rules) {
+        rc |= buf_puts(b, "crier_rules_info{version=");
+        rc |= metrics_label_value(b, pc.version);
+        rc |= buf_puts(b, "} 1\n");
+    }
+    return rc;
+}
+
+void api_metrics(const http_req_t *rq, http_answer_t *out)
+{
+    buf_t b;
+    buf_init(&b, API_METRICS_MAX);
+    int rc = metrics_render(&b);
+    rc |= api_metrics_http(&b);
+    rc |= api_metrics_rules(&b, rq->app->rules);
+    rc |= metrics_family(&b, "crier_database_up", "gauge",
+                         "1 while PostgreSQL answered the last probe, else 0");
+    rc |= buf_printf(&b, "crier_database_up %d\n", atomic_load(&rq->app->db_ready) ? 1 : 0);
+    if (rc != 0) {
+        buf_free(&b);
+        http_answer_error(out, 500, "internal_error", "the metrics text did not fit its bound");
+        return;
+    }
+    http_answer_json(out, 200, buf_detach(&b));
+}

@@ -1,0 +1,249 @@
+#include "metrics/metrics.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The seed's message types plus the engine's own digest; "other" last. */
+static const char *const metrics_types[] = {
+    "welcome",
+    "budget_summary",
+    "vendor_options",
+    "selection_confirmation",
+    "blueprint_delivery",
+    "error_notification",
+    "reminder",
+    "digest",
+    "other",
+};
+#define METRICS_TYPES_N (sizeof metrics_types / sizeof metrics_types[0])
+
+static const char *const metrics_channels[] = {"email", "sms", "whatsapp", "other"};
+#define METRICS_CHANNELS_N (sizeof metrics_channels / sizeof metrics_channels[0])
+
+static const char *const metrics_statuses[METRICS_STATUS_N] = {"sent", "delivered", "retry",
+                                                               "failed"};
+static const char *const metrics_apis[METRICS_API_N] = {"smtp"};
+
+/* Indexed by errc_t; ERRC_NONE is never an error but keeps the indexes equal. */
+#define METRICS_ERRC_N (ERRC_INVALID_INPUT + 1)
+
+/* Upper bounds in seconds: from a local relay's few milliseconds to a slow
+ * provider near its timeout. Text and value side by side so that the le
+ * label reads exactly as written here. */
+static const char *const metrics_bucket_text[] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                                                  "0.5",   "1",    "2.5",   "5",    "10",  "30"};
+static const double metrics_bucket_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                           0.5,   1,    2.5,   5,    10,  30};
+#define METRICS_BUCKETS_N (sizeof metrics_bucket_le / sizeof metrics_bucket_le[0])
+
+static atomic_ullong metrics_comms[METRICS_TYPES_N][METRICS_CHANNELS_N][METRICS_STATUS_N];
+/* Per bucket, not cumulative (the last slot is above every bound): the
+ * cumulative counts and _count are derived from one read of these, so +Inf
+ * always equals _count in what is written. */
+static atomic_ullong metrics_hist[METRICS_CHANNELS_N][METRICS_BUCKETS_N + 1];
+static atomic_ullong metrics_hist_sum_us[METRICS_CHANNELS_N];
+static atomic_ullong metrics_api_calls[METRICS_API_N];
+static atomic_ullong metrics_api_errors[METRICS_API_N][METRICS_ERRC_N];
+static atomic_llong metrics_depth[3]; /* due, scheduled, sending */
+static atomic_int metrics_depth_known;
+
+static size_t metrics_index(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; name && i + 1 < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return n - 1; /* "other" */
+}
+
+static void metrics_add(atomic_ullong *c, unsigned long long n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static unsigned long long metrics_get(atomic_ullong *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void metrics_communication(const char *message_type, const char *channel, metrics_status_t st)
+{
+    if ((int)st < 0 || st >= METRICS_STATUS_N)
+        return;
+    size_t t = metrics_index(metrics_types, METRICS_TYPES_N, message_type);
+    size_t c = metrics_index(metrics_channels, METRICS_CHANNELS_N, channel);
+    metrics_add(&metrics_comms[t][c][st], 1);
+}
+
+void metrics_delivery_time(const char *channel, double seconds)
+{
+    if (!(seconds >= 0)) /* also refuses NaN */
+        seconds = 0;
+    size_t c = metrics_index(metrics_channels, METRICS_CHANNELS_N, channel);
+    size_t b = 0;
+    while (b < METRICS_BUCKETS_N && seconds > metrics_bucket_le[b])
+        b++;
+    metrics_add(&metrics_hist[c][b], 1);
+    /* microseconds in an integer: atomics on doubles would need a CAS loop */
+    double us = seconds * 1e6;
+    metrics_add(&metrics_hist_sum_us[c], us < 1e18 ? (unsigned long long)llround(us) : 0);
+}
+
+void metrics_api_call(metrics_api_t api)
+{
+    if ((int)api >= 0 && api < METRICS_API_N)
+        metrics_add(&metrics_api_calls[api], 1);
+}
+
+void metrics_api_error(metrics_api_t api, errc_t category)
+{
+    if ((int)api < 0 || api >= METRICS_API_N || (int)category < 0 || category >= METRICS_ERRC_N)
+        return;
+    metrics_add(&metrics_api_errors[api][category], 1);
+}
+
+void metrics_queue_depth(long long due, long long scheduled, long long sending)
+{
+    atomic_store_explicit(&metrics_depth[0], due, memory_order_relaxed);
+    atomic_store_explicit(&metrics_depth[1], scheduled, memory_order_relaxed);
+    atomic_store_explicit(&metrics_depth[2], sending, memory_order_relaxed);
+    atomic_store_explicit(&metrics_depth_known, 1, memory_order_relaxed);
+}
+
+int metrics_family(buf_t *out, const char *name, const char *type, const char *help)
+{
+    return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+int metrics_label_value(buf_t *out, const char *value)
+{
+    int rc = buf_putc(out, '"');
+    for (const char *p = value ? value : ""; *p && rc == 0; p++) {
+        if (*p == '\\')
+            rc = buf_puts(out, "\\\\");
+        else if (*p == '"')
+            rc = buf_puts(out, "\\\"");
+        else if (*p == '\n')
+            rc = buf_puts(out, "\\n");
+        else
+            rc = buf_putc(out, *p);
+    }
+    return rc | buf_putc(out, '"');
+}
+
+int metrics_value(buf_t *out, double v)
+{
+    if (isnan(v))
+        return buf_puts(out, "NaN");
+    if (isinf(v))
+        return buf_puts(out, v > 0 ? "+Inf" : "-Inf");
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) /* 2^53: exact as an integer */
+        return buf_printf(out, "%.0f", v);
+    /* the shortest of 15 or 17 digits that reads back as the same double */
+    char text[32];
+    snprintf(text, sizeof text, "%.15g", v);
+    if (strtod(text, NULL) != v)
+        snprintf(text, sizeof text, "%.17g", v);
+    return buf_puts(out, text);
+}
+
+static int metrics_render_comms(buf_t *out)
+{
+    int rc = metrics_family(out, "crm_communications_total", "counter",
+                            "Delivery attempts by message type, channel and outcome (retry: "
+                            "tried again later or on another channel; failed: given up)");
+    for (size_t t = 0; t < METRICS_TYPES_N; t++) {
+        for (size_t c = 0; c < METRICS_CHANNELS_N; c++) {
+            unsigned long long v[METRICS_STATUS_N], any = 0;
+            for (size_t s = 0; s < METRICS_STATUS_N; s++) {
+                v[s] = metrics_get(&metrics_comms[t][c][s]);
+                any |= v[s];
+            }
+            /* A pair that was never used stays out; once used, every status
+             * is written (zeros too) so that ratios have all their terms. */
+            if (!any)
+                continue;
+            for (size_t s = 0; s < METRICS_STATUS_N; s++)
+                rc |= buf_printf(out,
+                                 "crm_communications_total{message_type=\"%s\",channel=\"%s\","
+                                 "status=\"%s\"} %llu\n",
+                                 metrics_types[t], metrics_channels[c], metrics_statuses[s], v[s]);
+        }
+    }
+    return rc;
+}
+
+static int metrics_render_hist(buf_t *out)
+{
+    int rc = metrics_family(out, "crm_delivery_time_seconds", "histogram",
+                            "Seconds from a message's claim by a worker to its acceptance by "
+                            "the provider (or the sandbox outbox)");
+    for (size_t c = 0; c < METRICS_CHANNELS_N; c++) {
+        unsigned long long per[METRICS_BUCKETS_N + 1], total = 0;
+        for (size_t b = 0; b <= METRICS_BUCKETS_N; b++) {
+            per[b] = metrics_get(&metrics_hist[c][b]);
+            total += per[b];
+        }
+        if (!total)
+            continue;
+        unsigned long long cum = 0;
+        for (size_t b = 0; b < METRICS_BUCKETS_N; b++) {
+            cum += per[b];
+            rc |=
+                buf_printf(out, "crm_delivery_time_seconds_bucket{channel=\"%s\",le=\"%s\"} %llu\n",
+                           metrics_channels[c], metrics_bucket_text[b], cum);
+        }
+        rc |= buf_printf(out, "crm_delivery_time_seconds_bucket{channel=\"%s\",le=\"+Inf\"} %llu\n",
+                         metrics_channels[c], total);
+        rc |=
+            buf_printf(out, "crm_delivery_time_seconds_sum{channel=\"%s\"} ", metrics_channels[c]);
+        rc |= metrics_value(out, (double)metrics_get(&metrics_hist_sum_us[c]) / 1e6);
+        rc |= buf_printf(out, "\ncrm_delivery_time_seconds_count{channel=\"%s\"} %llu\n",
+                         metrics_channels[c], total);
+    }
+    return rc;
+}
+
+static int metrics_render_api(buf_t *out)
+{
+    int rc = metrics_family(out, "crier_api_requests_total", "counter",
+                            "Calls to a provider API that reached it or tried to");
+    for (size_t a = 0; a < METRICS_API_N; a++)
+        rc |= buf_printf(out, "crier_api_requests_total{api=\"%s\"} %llu\n", metrics_apis[a],
+                         metrics_get(&metrics_api_calls[a]));
+    rc |= metrics_family(out, "crm_api_errors_total", "counter",
+                         "Provider API calls that failed, by error category");
+    for (size_t a = 0; a < METRICS_API_N; a++) {
+        /* every category, zeros too: an alert on auth_failure needs its series */
+        for (size_t e = ERRC_NONE + 1; e < METRICS_ERRC_N; e++)
+            rc |= buf_printf(out, "crm_api_errors_total{api=\"%s\",error_type=\"%s\"} %llu\n",
+                             metrics_apis[a], errc_name((errc_t)e),
+                             metrics_get(&metrics_api_errors[a][e]));
+    }
+    return rc;
+}
+
+static int metrics_render_depth(buf_t *out)
+{
+    static const char *const states[3] = {"due", "scheduled", "sending"};
+    int rc = metrics_family(out, "crier_queue_depth", "gauge",
+                            "Unfinished communications in the shared queue (due: waiting for a "
+                            "worker; scheduled: send time in the future; sending: claimed)");
+    if (!atomic_load_explicit(&metrics_depth_known, memory_order_relaxed))
+        return rc;
+    for (size_t i = 0; i < 3; i++)
+        rc |= buf_printf(out, "crier_queue_depth{state=\"%s\"} %lld\n", states[i],
+                         atomic_load_explicit(&metrics_depth[i], memory_order_relaxed));
+    return rc;
+}
+
+int metrics_render(buf_t *out)
+{
+    int rc = metrics_render_comms(out);
+    rc |= metrics_render_hist(out);
+    rc |= metrics_render_api(out);
+    rc |= metrics_render_depth(out);
+    return rc ? -1 : 0;
+}
