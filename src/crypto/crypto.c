@@ -8,6 +8,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
 
 #define CRY_NONCE_LEN 12
@@ -40,12 +41,15 @@ void cry_sha256_hex(const void *data, size_t len, char out[65])
     cry_hex(d, sizeof d, out);
 }
 
-void cry_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
-                     unsigned char out[32])
+int cry_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                    unsigned char out[32])
 {
     unsigned int n = 32;
-    if (!HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &n))
+    if (keylen > INT_MAX || !HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &n) || n != 32) {
         memset(out, 0, 32);
+        return -1;
+    }
+    return 0;
 }
 
 int cry_keys_load(cry_keys_t *k, const char *b64, char *err, size_t errlen)
@@ -71,7 +75,11 @@ int cry_keys_load(cry_keys_t *k, const char *b64, char *err, size_t errlen)
     /* A separate index key means a blind index never reuses the encryption
      * key for a second purpose, and one data key still configures both. */
     static const char label[] = "crier blind index v1";
-    cry_hmac_sha256(k->enc, sizeof k->enc, label, sizeof label - 1, k->index);
+    if (cry_hmac_sha256(k->enc, sizeof k->enc, label, sizeof label - 1, k->index) != 0) {
+        OPENSSL_cleanse(k, sizeof *k);
+        snprintf(err, errlen, "cannot derive the blind index key");
+        return -1;
+    }
 
     unsigned char d[32];
     cry_sha256(k->enc, sizeof k->enc, d);

@@ -33,9 +33,10 @@ int cry_equal(const void *a, const void *b, size_t n);
 /* 1 when the strings are equal; time depends only on their lengths. */
 int cry_str_equal(const char *a, const char *b);
 void cry_sha256_hex(const void *data, size_t len, char out[65]);
-/* HMAC-SHA256 of data under key, raw 32 bytes into out. */
-void cry_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
-                     unsigned char out[32]);
+/* HMAC-SHA256 of data under key, raw 32 bytes into out. Returns 0, or -1
+ * when OpenSSL fails (out is then zeroed: never compare it, check the code). */
+int cry_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                    unsigned char out[32]);
 /* Fills p with n cryptographically random bytes; -1 on failure. */
 int cry_random(void *p, size_t n);
 /* A random (version 4) UUID in canonical lower-case form. */
