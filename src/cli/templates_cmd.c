@@ -1,6 +1,7 @@
 /* crier templates: check the message catalogue, or render one message
  * with a context file so wording can be reviewed before it is live. */
 #include "cli/commands.h"
+#include "channel/gsm7.h"
 #include "util/file.h"
 #include "template/catalog.h"
 #include "template/context.h"
@@ -15,20 +16,25 @@
 #define TPLCMD_MAX_CONTEXT      (1024 * 1024) /* bytes of a context file */
 #define TPLCMD_PLACEHOLDER_PLAN "00000000-0000-0000-0000-000000000000"
 #define TPLCMD_PREVIEW_ID       "preview"
+#define TPLCMD_WA_TEXT_MAX      4096 /* characters of a WhatsApp text body */
 
 static void tplcmd_usage(FILE *f)
 {
     fprintf(f, "usage: crier templates check\n"
-               "       crier templates render NAME --context FILE [--channel email]\n"
+               "       crier templates render NAME --context FILE [--channel email|sms|whatsapp]\n"
                "\n"
                "check   loads every template under CRIER_TEMPLATES_DIR, checks that each\n"
                "        parses and that every HTML part is well-formed, then renders each\n"
-               "        email type with its example context (examples/<type>.json).\n"
+               "        type with its example context (examples/<type>.json): the email, the\n"
+               "        SMS (which must fit CRIER_SMS_SEGMENT_BUDGET segments), the WhatsApp\n"
+               "        text and the approved WhatsApp template's parameters.\n"
                "render  renders the email NAME (welcome, budget_summary, vendor_options,\n"
                "        selection_confirmation, blueprint_delivery, error_notification,\n"
                "        reminder) with the JSON object in FILE as the workflow context, and\n"
-               "        prints the subject, the text part and the HTML part. client_name and\n"
-               "        plan_id are taken from FILE when present.\n");
+               "        prints the subject, the text part and the HTML part; with --channel sms\n"
+               "        the SMS with its encoding and segments, with --channel whatsapp the\n"
+               "        free text and the approved template. client_name and plan_id are\n"
+               "        taken from FILE when present.\n");
 }
 
 /* Reads a whole file of at most TPLCMD_MAX_CONTEXT bytes; NULL with a
@@ -102,6 +108,70 @@ static int tplcmd_is_type(const char *name)
     return 0;
 }
 
+/* One line on what an SMS costs: "GSM-7, 146 septets, 1 segment", and for
+ * UCS-2 which character forced it, so the wording can be fixed. */
+static void tplcmd_describe_sms(const gsm7_count_t *n, char *out, size_t outlen)
+{
+    int w = snprintf(out, outlen, "%s, %zu %s, %zu segment%s", gsm7_encoding_name(n->encoding),
+                     n->units, n->encoding == GSM7_ENC_GSM7 ? "septets" : "UTF-16 units",
+                     n->segments, n->segments == 1 ? "" : "s");
+    if (n->encoding == GSM7_ENC_UCS2 && w > 0 && (size_t)w < outlen)
+        snprintf(out + w, outlen - (size_t)w, "; U+%04X at byte %zu forces UCS-2",
+                 (unsigned)n->ucs2_char, n->offset);
+}
+
+/* Checks the SMS and WhatsApp messages of one type rendered with ctx;
+ * prints a line per message and returns how many failed. */
+static int tplcmd_check_short(const cfg_t *cfg, const tpl_catalog_t *c, const char *type,
+                              const cJSON *ctx)
+{
+    int failed = 0;
+    char err[512], desc[160];
+    char *text = NULL;
+    gsm7_count_t n;
+    if (tpl_render_sms(c, type, ctx, &text, err, sizeof err) != 0) {
+        printf("FAIL sms/%s: %s\n", type, err);
+        failed++;
+    } else if (gsm7_count(text, strlen(text), &n) != 0) {
+        printf("FAIL sms/%s: not valid UTF-8 at byte %zu\n", type, n.offset);
+        failed++;
+    } else {
+        tplcmd_describe_sms(&n, desc, sizeof desc);
+        if (n.segments > (size_t)cfg->sms_segment_budget) {
+            printf("FAIL sms/%s: %s, over the budget of %d (CRIER_SMS_SEGMENT_BUDGET)\n", type,
+                   desc, cfg->sms_segment_budget);
+            failed++;
+        } else {
+            printf("ok   sms/%s (%s)\n", type, desc);
+        }
+    }
+    free(text);
+    text = NULL;
+
+    if (tpl_render_whatsapp_text(c, type, ctx, &text, err, sizeof err) != 0) {
+        printf("FAIL whatsapp/%s.txt: %s\n", type, err);
+        failed++;
+    } else if (gsm7_count(text, strlen(text), &n) != 0 || n.chars > TPLCMD_WA_TEXT_MAX) {
+        printf("FAIL whatsapp/%s.txt: invalid UTF-8 or longer than %d characters\n", type,
+               TPLCMD_WA_TEXT_MAX);
+        failed++;
+    } else {
+        printf("ok   whatsapp/%s.txt (%zu characters)\n", type, n.chars);
+    }
+    free(text);
+
+    tpl_wa_template_t wa;
+    if (tpl_render_whatsapp_template(c, type, ctx, &wa, err, sizeof err) != 0) {
+        printf("FAIL whatsapp/%s.json: %s\n", type, err);
+        failed++;
+    } else {
+        printf("ok   whatsapp/%s.json (%s, %s, %zu parameter%s)\n", type, wa.name, wa.language,
+               wa.n_params, wa.n_params == 1 ? "" : "s");
+        tpl_wa_template_free(&wa);
+    }
+    return failed;
+}
+
 static int tplcmd_check(cfg_t *cfg)
 {
     char err[512];
@@ -134,6 +204,8 @@ static int tplcmd_check(cfg_t *cfg)
             printf("ok   email/%s (subject, text, html)\n", type);
             tpl_email_free(&mail);
         }
+        if (ctx)
+            failed += tplcmd_check_short(cfg, c, type, ctx);
         cJSON_Delete(ctx);
         cJSON_Delete(request);
     }
@@ -141,10 +213,59 @@ static int tplcmd_check(cfg_t *cfg)
     return failed ? 1 : 0;
 }
 
-static int tplcmd_render(cfg_t *cfg, const char *name, const char *context_path)
+/* Prints the SMS or WhatsApp messages of one type rendered with ctx. */
+static int tplcmd_print_short(const cfg_t *cfg, const tpl_catalog_t *c, const char *channel,
+                              const char *type, const cJSON *ctx)
+{
+    char err[512], desc[160];
+    char *text = NULL;
+    gsm7_count_t n;
+    if (strcmp(channel, "sms") == 0) {
+        if (tpl_render_sms(c, type, ctx, &text, err, sizeof err) != 0) {
+            fprintf(stderr, "crier templates: %s\n", err);
+            return 2;
+        }
+        if (gsm7_count(text, strlen(text), &n) != 0) {
+            fprintf(stderr, "crier templates: sms/%s: not valid UTF-8 at byte %zu\n", type,
+                    n.offset);
+            free(text);
+            return 2;
+        }
+        tplcmd_describe_sms(&n, desc, sizeof desc);
+        printf("%s\n----- sms: %s (budget %d) -----\n", text, desc, cfg->sms_segment_budget);
+        free(text);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    if (tpl_render_whatsapp_text(c, type, ctx, &text, err, sizeof err) != 0) {
+        fprintf(stderr, "crier templates: %s\n", err);
+        return 2;
+    }
+    if (gsm7_count(text, strlen(text), &n) != 0) {
+        fprintf(stderr, "crier templates: whatsapp/%s.txt: not valid UTF-8\n", type);
+        free(text);
+        return 2;
+    }
+    printf("%s\n----- whatsapp text (inside the 24-hour window): %zu characters of %d -----\n",
+           text, n.chars, TPLCMD_WA_TEXT_MAX);
+    free(text);
+    tpl_wa_template_t wa;
+    if (tpl_render_whatsapp_template(c, type, ctx, &wa, err, sizeof err) != 0) {
+        fprintf(stderr, "crier templates: %s\n", err);
+        return 2;
+    }
+    printf("----- whatsapp template (outside the window) -----\nname: %s\nlanguage: %s\n", wa.name,
+           wa.language);
+    for (size_t i = 0; i < wa.n_params; i++)
+        printf("{{%zu}}: %s\n", i + 1, wa.params[i]);
+    tpl_wa_template_free(&wa);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static int tplcmd_render(cfg_t *cfg, const char *name, const char *context_path,
+                         const char *channel)
 {
     if (!tplcmd_is_type(name)) {
-        fprintf(stderr, "crier templates: unknown email type \"%s\"\n", name);
+        fprintf(stderr, "crier templates: unknown message type \"%s\"\n", name);
         return 2;
     }
     cJSON *request = tplcmd_load_context(context_path);
@@ -162,6 +283,8 @@ static int tplcmd_render(cfg_t *cfg, const char *name, const char *context_path)
     tpl_email_t mail;
     if (!ctx) {
         fprintf(stderr, "crier templates: out of memory\n");
+    } else if (strcmp(channel, "email") != 0) {
+        rc = tplcmd_print_short(cfg, c, channel, name, ctx);
     } else if (tpl_render_email(c, name, ctx, &mail, err, sizeof err) != 0) {
         /* the context did not fit the template: bad input, not a crash */
         fprintf(stderr, "crier templates: %s\n", err);
@@ -225,15 +348,10 @@ int cmd_templates(int argc, char **argv, cfg_t *cfg)
         tplcmd_usage(stderr);
         return 2;
     }
-    if (strcmp(channel, "email") != 0) {
-        if (strcmp(channel, "sms") == 0 || strcmp(channel, "whatsapp") == 0)
-            fprintf(stderr,
-                    "crier templates render: --channel %s is not available yet; only "
-                    "email templates can be rendered\n",
-                    channel);
-        else
-            fprintf(stderr, "crier templates render: unknown channel \"%s\"\n", channel);
+    if (strcmp(channel, "email") != 0 && strcmp(channel, "sms") != 0 &&
+        strcmp(channel, "whatsapp") != 0) {
+        fprintf(stderr, "crier templates render: unknown channel \"%s\"\n", channel);
         return 2;
     }
-    return tplcmd_render(cfg, name, context);
+    return tplcmd_render(cfg, name, context, channel);
 }

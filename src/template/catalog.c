@@ -19,11 +19,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CAT_MAX_FILE    (256 * 1024)  /* bytes per template file */
-#define CAT_MAX_FILES   256           /* files in the catalogue */
-#define CAT_MAX_OUTPUT  (1024 * 1024) /* rendered bytes per part */
-#define CAT_HTML_NEST   128           /* element nesting the checker follows */
-#define CAT_VERSION_LEN 16
+#define CAT_MAX_FILE      (256 * 1024)  /* bytes per template file */
+#define CAT_MAX_FILES     256           /* files in the catalogue */
+#define CAT_MAX_OUTPUT    (1024 * 1024) /* rendered bytes per part */
+#define CAT_HTML_NEST     128           /* element nesting the checker follows */
+#define CAT_VERSION_LEN   16
+#define CAT_WA_MAX_PARAMS 16  /* body parameters of one WhatsApp template */
+#define CAT_WA_MAX_NAME   512 /* Meta's limit on a template name */
 
 const char *const tpl_email_types[7] = {
     "welcome",
@@ -47,7 +49,9 @@ static const char *cat_type(size_t t)
 }
 
 typedef struct cat_file {
-    char *name; /* owned; relative to email/, e.g. "welcome.html", "partials/x.mustache" */
+    /* owned; relative to email/, e.g. "welcome.html", "partials/x.mustache",
+     * or, for short messages, "sms/welcome.txt", "whatsapp/welcome.json" */
+    char *name;
     char *text; /* owned; NUL-terminated, no embedded NUL */
 } cat_file_t;
 
@@ -341,6 +345,148 @@ static int html_check(const char *name, const char *src, char *err, size_t errle
     return rc;
 }
 
+/* ------------------------------------------------------ short messages */
+
+static int cat_is_short(const char *name)
+{
+    return strncmp(name, "sms/", 4) == 0 || strncmp(name, "whatsapp/", 9) == 0;
+}
+
+static int cat_is_wa_json(const char *name)
+{
+    return strncmp(name, "whatsapp/", 9) == 0 && has_suffix(name, ".json");
+}
+
+static int wa_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CAT_WA_MAX_NAME)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* ll or lll, optionally _CC: "en", "en_US", "pt_BR", "fil". */
+static int wa_language_ok(const char *s)
+{
+    size_t n = 0;
+    while (s[n] >= 'a' && s[n] <= 'z')
+        n++;
+    if (n < 2 || n > 3)
+        return 0;
+    if (s[n] == '\0')
+        return 1;
+    return s[n] == '_' && s[n + 1] >= 'A' && s[n + 1] <= 'Z' && s[n + 2] >= 'A' &&
+           s[n + 2] <= 'Z' && s[n + 3] == '\0';
+}
+
+/* The approved body must use exactly the placeholders {{1}}..{{n}} that the
+ * parameters fill, so a parameter can neither go unused nor be missing. */
+static int wa_placeholders_ok(const char *label, const char *body, size_t n, char *err,
+                              size_t errlen)
+{
+    int seen[CAT_WA_MAX_PARAMS + 1] = {0};
+    for (const char *p = strstr(body, "{{"); p; p = strstr(p + 2, "{{")) {
+        const char *q = p + 2;
+        unsigned long v = 0;
+        while (*q >= '0' && *q <= '9' && v <= CAT_WA_MAX_PARAMS)
+            v = v * 10 + (unsigned long)(*q++ - '0');
+        if (q == p + 2 || strncmp(q, "}}", 2) != 0)
+            continue; /* not a placeholder: plain text for Meta */
+        if (v == 0 || v > n) {
+            set_err(err, errlen, "%s: approved_body uses {{%lu}} but there are %zu parameters",
+                    label, v, n);
+            return -1;
+        }
+        seen[v] = 1;
+    }
+    for (size_t k = 1; k <= n; k++) {
+        if (!seen[k]) {
+            set_err(err, errlen, "%s: parameter %zu is not used by approved_body ({{%zu}})", label,
+                    k, k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int wa_json_check(const char *label, const char *text, char *err, size_t errlen)
+{
+    cJSON *doc = cJSON_Parse(text);
+    if (!cJSON_IsObject(doc)) {
+        set_err(err, errlen, "%s: not a JSON object", label);
+        cJSON_Delete(doc);
+        return -1;
+    }
+    int rc = -1;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
+    const cJSON *lang = cJSON_GetObjectItemCaseSensitive(doc, "language");
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(doc, "approved_body");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(doc, "parameters");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, doc)
+    {
+        if (strcmp(it->string, "name") != 0 && strcmp(it->string, "language") != 0 &&
+            strcmp(it->string, "approved_body") != 0 && strcmp(it->string, "parameters") != 0) {
+            set_err(err, errlen, "%s: unknown key \"%.64s\"", label, it->string);
+            goto out;
+        }
+    }
+    if (!cJSON_IsString(name) || !wa_name_ok(name->valuestring)) {
+        set_err(err, errlen, "%s: \"name\" must be the approved template name ([a-z0-9_]+)", label);
+        goto out;
+    }
+    if (!cJSON_IsString(lang) || !wa_language_ok(lang->valuestring)) {
+        set_err(err, errlen, "%s: \"language\" must be a code like \"en\" or \"en_US\"", label);
+        goto out;
+    }
+    if (!cJSON_IsArray(params) || cJSON_GetArraySize(params) > CAT_WA_MAX_PARAMS) {
+        set_err(err, errlen, "%s: \"parameters\" must be a list of at most %d expressions", label,
+                CAT_WA_MAX_PARAMS);
+        goto out;
+    }
+    size_t k = 0;
+    cJSON_ArrayForEach(it, params)
+    {
+        char e[256];
+        k++;
+        if (!cJSON_IsString(it)) {
+            set_err(err, errlen, "%s: parameter %zu is not a string", label, k);
+            goto out;
+        }
+        if (mst_check(it->valuestring, e, sizeof e) != 0) {
+            set_err(err, errlen, "%s: parameter %zu: %s", label, k, e);
+            goto out;
+        }
+    }
+    if (body && (!cJSON_IsString(body) ||
+                 wa_placeholders_ok(label, body->valuestring, k, err, errlen) != 0)) {
+        if (!cJSON_IsString(body))
+            set_err(err, errlen, "%s: \"approved_body\" must be a string", label);
+        goto out;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(doc);
+    return rc;
+}
+
+/* SMS and WhatsApp text bodies are Mustache; WhatsApp .json files describe
+ * an approved template. */
+static int short_check(const cat_file_t *f, char *err, size_t errlen)
+{
+    if (cat_is_wa_json(f->name))
+        return wa_json_check(f->name, f->text, err, errlen);
+    char e[256];
+    if (mst_check(f->text, e, sizeof e) != 0) {
+        set_err(err, errlen, "%s: %s", f->name, e);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- load */
 
 static int cat_hash(tpl_catalog_t *c)
@@ -386,10 +532,23 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
     if (cat_scan(c, email, "", email_suffixes, 1, err, errlen) != 0 ||
         cat_scan(c, partials, "partials/", partial_suffixes, 0, err, errlen) != 0)
         goto fail;
+    char sms[4096], whatsapp[4096];
+    snprintf(sms, sizeof sms, "%s/sms", dir);
+    snprintf(whatsapp, sizeof whatsapp, "%s/whatsapp", dir);
+    static const char *const sms_suffixes[] = {".txt", NULL};
+    static const char *const wa_suffixes[] = {".txt", ".json", NULL};
+    if (cat_scan(c, sms, "sms/", sms_suffixes, 1, err, errlen) != 0 ||
+        cat_scan(c, whatsapp, "whatsapp/", wa_suffixes, 1, err, errlen) != 0)
+        goto fail;
     qsort(c->files, c->n, sizeof c->files[0], by_name);
 
     for (size_t i = 0; i < c->n; i++) {
         char e[256];
+        if (cat_is_short(c->files[i].name)) {
+            if (short_check(&c->files[i], err, errlen) != 0)
+                goto fail;
+            continue;
+        }
         if (mst_check(c->files[i].text, e, sizeof e) != 0) {
             set_err(err, errlen, "email/%s: %s", c->files[i].name, e);
             goto fail;
@@ -409,6 +568,19 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
             snprintf(name, sizeof name, "%s%s", cat_type(t), parts[k]);
             if (!cat_find(c, name)) {
                 set_err(err, errlen, "email/%s: missing", name);
+                goto fail;
+            }
+        }
+    }
+    /* every seed type can be sent on every channel the rules may pick */
+    static const char *const short_dirs[] = {"sms/", "whatsapp/", "whatsapp/"};
+    static const char *const short_exts[] = {".txt", ".txt", ".json"};
+    for (size_t t = 0; t < 7; t++) {
+        for (size_t k = 0; k < 3; k++) {
+            char name[128];
+            snprintf(name, sizeof name, "%s%s%s", short_dirs[k], tpl_email_types[t], short_exts[k]);
+            if (!cat_find(c, name)) {
+                set_err(err, errlen, "%s: missing", name);
                 goto fail;
             }
         }
@@ -460,14 +632,15 @@ static int cat_partial(void *ud, const char *name, char **src)
     return *src ? 0 : -1;
 }
 
-static char *render_part(const tpl_catalog_t *c, const char *type, const char *ext,
-                         const cJSON *ctx, char *err, size_t errlen)
+/* Renders the catalogue file name; errors name it as the operator sees it
+ * ("email/welcome.txt", "sms/welcome.txt"). */
+static char *render_file(const tpl_catalog_t *c, const char *name, const cJSON *ctx, char *err,
+                         size_t errlen)
 {
-    char name[128];
-    snprintf(name, sizeof name, "%s%s", type, ext);
+    const char *dir = cat_is_short(name) ? "" : "email/";
     const char *src = cat_find(c, name);
     if (!src) {
-        set_err(err, errlen, "email/%s: missing", name);
+        set_err(err, errlen, "%s%s: missing", dir, name);
         return NULL;
     }
     mst_options_t opt = {.partials = cat_partial,
@@ -478,11 +651,19 @@ static char *render_part(const tpl_catalog_t *c, const char *type, const char *e
     buf_init(&b, CAT_MAX_OUTPUT + 1);
     char e[256];
     if (mst_render(src, ctx, &opt, &b, e, sizeof e) != 0) {
-        set_err(err, errlen, "email/%s: %s", name, e);
+        set_err(err, errlen, "%s%s: %s", dir, name, e);
         buf_free(&b);
         return NULL;
     }
     return buf_detach(&b);
+}
+
+static char *render_part(const tpl_catalog_t *c, const char *type, const char *ext,
+                         const cJSON *ctx, char *err, size_t errlen)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s%s", type, ext);
+    return render_file(c, name, ctx, err, errlen);
 }
 
 /* A header line must stay one line: CR and LF become spaces, and the
@@ -545,4 +726,167 @@ void tpl_email_free(tpl_email_t *e)
     free(e->text);
     free(e->html);
     e->subject = e->text = e->html = NULL;
+}
+
+/* ------------------------------------------------------ short messages */
+
+static int cat_seed_type(const char *type)
+{
+    for (size_t t = 0; t < 7; t++)
+        if (strcmp(type, tpl_email_types[t]) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* A template file ends with a newline that is not part of the message (in
+ * an SMS it would cost a septet): the ends are trimmed. */
+static void trim(char *s)
+{
+    char *b = s;
+    while (is_space(*b))
+        b++;
+    size_t n = strlen(b);
+    while (n && is_space(b[n - 1]))
+        n--;
+    memmove(s, b, n);
+    s[n] = '\0';
+}
+
+/* Renders channel/<type><ext> ("sms/", ".txt") trimmed, or NULL. */
+static char *render_short(const tpl_catalog_t *c, const char *channel, const char *type,
+                          const char *ext, const cJSON *ctx, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!c || !type || !cat_seed_type(type)) {
+        set_err(err, errlen, "unknown %s message type '%.64s'", channel, type ? type : "(none)");
+        return NULL;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "%s/%s%s", channel, type, ext);
+    char *out = render_file(c, name, ctx, err, errlen);
+    if (!out)
+        return NULL;
+    trim(out);
+    if (!out[0]) {
+        set_err(err, errlen, "%s: renders empty", name);
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int tpl_render_sms(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx, char **out,
+                   char *err, size_t errlen)
+{
+    *out = render_short(c, "sms", message_type, ".txt", ctx, err, errlen);
+    return *out ? 0 : -1;
+}
+
+int tpl_render_whatsapp_text(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx,
+                             char **out, char *err, size_t errlen)
+{
+    *out = render_short(c, "whatsapp", message_type, ".txt", ctx, err, errlen);
+    return *out ? 0 : -1;
+}
+
+/* Meta refuses a parameter with a line break, a tab or a long run of
+ * spaces: white space runs become one space, and the ends are trimmed. */
+static void one_spaced_line(char *s)
+{
+    char *w = s;
+    int space = 0;
+    for (const char *r = s; *r; r++) {
+        if (is_space(*r)) {
+            space = 1;
+            continue;
+        }
+        if (space && w != s)
+            *w++ = ' ';
+        space = 0;
+        *w++ = *r;
+    }
+    *w = '\0';
+}
+
+int tpl_render_whatsapp_template(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx,
+                                 tpl_wa_template_t *out, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    memset(out, 0, sizeof *out);
+    if (!c || !message_type || !cat_seed_type(message_type)) {
+        set_err(err, errlen, "unknown whatsapp message type '%.64s'",
+                message_type ? message_type : "(none)");
+        return -1;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "whatsapp/%s.json", message_type);
+    const char *text = cat_find(c, name);
+    cJSON *doc = text ? cJSON_Parse(text) : NULL;
+    if (!doc) {
+        /* checked at load, so only an allocation failure gets here */
+        set_err(err, errlen, "%s: cannot be read", name);
+        return -1;
+    }
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(doc, "parameters");
+    size_t n = (size_t)cJSON_GetArraySize(params);
+    out->name = strdup(cJSON_GetObjectItemCaseSensitive(doc, "name")->valuestring);
+    out->language = strdup(cJSON_GetObjectItemCaseSensitive(doc, "language")->valuestring);
+    out->params = calloc(n ? n : 1, sizeof *out->params);
+    if (!out->name || !out->language || !out->params) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    mst_options_t opt = {.partials = cat_partial,
+                         .partials_ud = (void *)c,
+                         .strict = 1,
+                         .max_output = CAT_MAX_OUTPUT};
+    const cJSON *it;
+    cJSON_ArrayForEach(it, params)
+    {
+        buf_t b;
+        buf_init(&b, CAT_MAX_OUTPUT + 1);
+        char e[256];
+        size_t k = out->n_params + 1;
+        if (mst_render(it->valuestring, ctx, &opt, &b, e, sizeof e) != 0) {
+            set_err(err, errlen, "%s: parameter %zu: %s", name, k, e);
+            buf_free(&b);
+            goto fail;
+        }
+        char *v = buf_detach(&b);
+        if (!v) {
+            set_err(err, errlen, "out of memory");
+            goto fail;
+        }
+        one_spaced_line(v);
+        out->params[out->n_params++] = v;
+        if (!v[0]) {
+            set_err(err, errlen, "%s: parameter %zu renders empty", name, k);
+            goto fail;
+        }
+    }
+    cJSON_Delete(doc);
+    return 0;
+fail:
+    cJSON_Delete(doc);
+    tpl_wa_template_free(out);
+    return -1;
+}
+
+void tpl_wa_template_free(tpl_wa_template_t *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_params; i++)
+        free(t->params[i]);
+    free(t->params);
+    free(t->name);
+    free(t->language);
+    memset(t, 0, sizeof *t);
 }

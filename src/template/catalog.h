@@ -5,6 +5,13 @@
  *   email/<message_type>.subject             one line, Mustache
  *   email/<message_type>.html / .txt         children of the layouts
  *   email/partials/<name>.mustache           partials shared by templates
+ *   sms/<message_type>.txt                   the SMS body, Mustache
+ *   whatsapp/<message_type>.txt              WhatsApp free text (inside the
+ *                                            24-hour customer-service window)
+ *   whatsapp/<message_type>.json             the approved WhatsApp template for
+ *                                            outside it: {"name", "language",
+ *                                            "approved_body", "parameters": [
+ *                                            Mustache expression per {{n}}]}
  * Partials and parents are looked up by name: "layout.html" or a name under
  * partials/. Names never contain "..", "/" at the start, or NUL. */
 #ifndef CRIER_CATALOG_H
@@ -34,5 +41,28 @@ int tpl_render_email(const tpl_catalog_t *c, const char *message_type, const cJS
 void tpl_email_free(tpl_email_t *e);
 /* Content hash of the loaded catalogue (hex, 16 chars): recorded per message. */
 const char *tpl_catalog_version(const tpl_catalog_t *c);
+
+/* An approved WhatsApp template with its body parameters rendered. */
+typedef struct tpl_wa_template {
+    char *name;     /* owned; the template name approved by Meta */
+    char *language; /* owned; its language code, e.g. "en_US" */
+    char **params;  /* owned, with each element; values for {{1}}..{{n}} */
+    size_t n_params;
+} tpl_wa_template_t;
+
+/* Renders the SMS body for message_type (strict, like email), with the
+ * surrounding white space trimmed. *out is malloc'd, owned by the caller. */
+int tpl_render_sms(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx, char **out,
+                   char *err, size_t errlen);
+/* Renders the WhatsApp free-text body (inside the 24-hour window), trimmed;
+ * *out is malloc'd, owned by the caller. */
+int tpl_render_whatsapp_text(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx,
+                             char **out, char *err, size_t errlen);
+/* Renders the approved WhatsApp template's body parameters (outside the
+ * window). Each parameter is one line, runs of white space collapsed, and
+ * never empty (Meta refuses those). Free out with tpl_wa_template_free. */
+int tpl_render_whatsapp_template(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx,
+                                 tpl_wa_template_t *out, char *err, size_t errlen);
+void tpl_wa_template_free(tpl_wa_template_t *t);
 
 #endif
