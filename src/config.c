@@ -61,6 +61,7 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_CLAIM_BATCH", "claim_batch", CFG_INT, S(claim_batch), "8", 1, 1000},
     {"CRIER_SMTP_TIMEOUT_MS", "smtp_timeout_ms", CFG_INT, S(smtp_timeout_ms), "30000", 100, 600000},
     {"CRIER_MAX_ATTEMPTS", "max_attempts", CFG_INT, S(max_attempts), "12", 1, 100},
+    {"CRIER_SMS_SEGMENT_BUDGET", "sms_segment_budget", CFG_INT, S(sms_segment_budget), "2", 1, 10},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -261,9 +262,34 @@ void cfg_free(cfg_t *c)
     }
 }
 
+/* Registers the password of a URL's userinfo ("scheme://user:pass@host"). */
+static void cfg_register_url_password(const char *url)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p)
+        return;
+    p += 3;
+    const char *at = strchr(p, '@');
+    const char *slash = strchr(p, '/');
+    if (!at || (slash && slash < at))
+        return;
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    if (!colon || at - colon - 1 <= 0)
+        return;
+    char pass[256];
+    size_t n = (size_t)(at - colon - 1);
+    if (n >= sizeof pass)
+        n = sizeof pass - 1;
+    memcpy(pass, colon + 1, n);
+    pass[n] = '\0';
+    log_add_secret(pass);
+}
+
 void cfg_register_secrets(const cfg_t *c)
 {
     log_add_secret(c->smtp_password);
+    cfg_register_url_password(c->redis_url);
+    cfg_register_url_password(c->database_url);
     log_add_secret(c->encryption_key);
     /* Each token separately: a log line would hold one token, not the list. */
     char *copy = strdup(c->api_tokens ? c->api_tokens : "");

@@ -40,6 +40,7 @@ typedef struct cfg {
     int claim_batch;         /* CRIER_CLAIM_BATCH: rows claimed per worker round */
     int smtp_timeout_ms;     /* CRIER_SMTP_TIMEOUT_MS */
     int max_attempts;        /* CRIER_MAX_ATTEMPTS: a row rescued after this many fails */
+    int sms_segment_budget;  /* CRIER_SMS_SEGMENT_BUDGET: segments an SMS template may cost */
 } cfg_t;
 
 /* Fills c with defaults, then the file (if path is not NULL), then the
