@@ -1,0 +1,453 @@
+#include "channel/whatsapp.h"
+
+#include "util/errmsg.h"
+#include "validate.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- building requests ----------------------------------------------------- */
+
+static int is_set(const char *s)
+{
+    return s && *s;
+}
+
+static int all_in(const char *s, const char *set, size_t min, size_t max)
+{
+    size_t n = strlen(s);
+    return n >= min && n <= max && strspn(s, set) == n;
+}
+
+#define DIGITS "0123456789"
+
+int wa_messages_path(const char *version, const char *phone_number_id, char *out, size_t outlen,
+                     char *err, size_t errlen)
+{
+    /* both go into the URL path: only "vNN.N" and a numeric id may pass */
+    if (!version || version[0] != 'v' || !all_in(version + 1, DIGITS ".", 1, 8) ||
+        !isdigit((unsigned char)version[1])) {
+        errmsg_set(err, errlen, "whatsapp: the Graph API version is not like v21.0");
+        return -1;
+    }
+    if (!phone_number_id || !all_in(phone_number_id, DIGITS, 1, 32)) {
+        errmsg_set(err, errlen, "whatsapp: the phone number id is not numeric");
+        return -1;
+    }
+    int n = snprintf(out, outlen, "/%s/%s/messages", version, phone_number_id);
+    if (n < 0 || (size_t)n >= outlen) {
+        errmsg_set(err, errlen, "whatsapp: the path does not fit");
+        return -1;
+    }
+    return 0;
+}
+
+int wa_authorization(buf_t *out, const char *access_token)
+{
+    if (!is_set(access_token))
+        return -1;
+    for (const unsigned char *p = (const unsigned char *)access_token; *p; p++)
+        if (*p <= 0x20 || *p > 0x7e) /* a CR/LF would forge headers */
+            return -1;
+    if (buf_puts(out, "Bearer ") != 0 || buf_puts(out, access_token) != 0)
+        return -1;
+    return 0;
+}
+
+/* Meta's recipient is the wa_id form: digits only, country code first. */
+static int normalise_to(const char *to, char out[16], char *err, size_t errlen)
+{
+    char plus[20];
+    if (!is_set(to) || strlen(to) > 16 ||
+        snprintf(plus, sizeof plus, "%s%s", to[0] == '+' ? "" : "+", to) < 0 || !val_e164(plus)) {
+        errmsg_set(err, errlen, "whatsapp: the recipient is not an E.164 number");
+        return -1;
+    }
+    size_t n = strlen(plus + 1); /* at most 15 digits: val_e164 checked */
+    if (n >= 16) {
+        errmsg_set(err, errlen, "whatsapp: the recipient is not an E.164 number");
+        return -1;
+    }
+    memcpy(out, plus + 1, n + 1);
+    return 0;
+}
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+static int text_ok(const char *s, size_t max_bytes)
+{
+    if (!is_set(s))
+        return 0;
+    size_t n = strnlen(s, max_bytes + 1);
+    return n <= max_bytes && val_utf8(s, n);
+}
+
+/* The envelope both message types share, in the order of Meta's examples. */
+static cJSON *envelope(const char *to, const char *type)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (!root)
+        return NULL;
+    if (!cJSON_AddStringToObject(root, "messaging_product", "whatsapp") ||
+        !cJSON_AddStringToObject(root, "recipient_type", "individual") ||
+        !cJSON_AddStringToObject(root, "to", to) || !cJSON_AddStringToObject(root, "type", type)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* Prints root into out and frees it. */
+static errc_t finish(cJSON *root, const char *callback_data, buf_t *out, char *err, size_t errlen)
+{
+    if (root && is_set(callback_data) &&
+        !cJSON_AddStringToObject(root, "biz_opaque_callback_data", callback_data)) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    char *text = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) {
+        errmsg_set(err, errlen, "whatsapp: out of memory building the body");
+        return ERRC_TRANSIENT;
+    }
+    size_t n = strlen(text);
+    int rc = n <= WA_BODY_MAX ? buf_append(out, text, n) : -1;
+    cJSON_free(text);
+    if (rc != 0) {
+        errmsg_set(err, errlen, "whatsapp: the body is over %d bytes", WA_BODY_MAX);
+        return ERRC_INVALID_INPUT;
+    }
+    return ERRC_NONE;
+}
+
+static int callback_data_ok(const char *s)
+{
+    return !is_set(s) || text_ok(s, WA_CALLBACK_DATA_MAX);
+}
+
+errc_t wa_build_text(buf_t *out, const char *to, const char *text, const char *callback_data,
+                     char *err, size_t errlen)
+{
+    char wa_to[16];
+    if (normalise_to(to, wa_to, err, errlen) != 0)
+        return ERRC_INVALID_INPUT;
+    if (!text_ok(text, WA_TEXT_MAX_CHARS * 4) || utf8_chars(text) > WA_TEXT_MAX_CHARS) {
+        errmsg_set(err, errlen, "whatsapp: the text is empty, not UTF-8 or over %d characters",
+                   WA_TEXT_MAX_CHARS);
+        return ERRC_INVALID_INPUT;
+    }
+    if (!callback_data_ok(callback_data)) {
+        errmsg_set(err, errlen, "whatsapp: biz_opaque_callback_data is not UTF-8 or too long");
+        return ERRC_INVALID_INPUT;
+    }
+    cJSON *root = envelope(wa_to, "text");
+    cJSON *t = root ? cJSON_AddObjectToObject(root, "text") : NULL;
+    if (!t || !cJSON_AddBoolToObject(t, "preview_url", 0) ||
+        !cJSON_AddStringToObject(t, "body", text)) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return finish(root, callback_data, out, err, errlen);
+}
+
+static cJSON *template_object(const char *name, const char *language, const char *const *params,
+                              size_t nparams)
+{
+    cJSON *tpl = cJSON_CreateObject();
+    cJSON *lang = NULL;
+    if (!tpl || !cJSON_AddStringToObject(tpl, "name", name) ||
+        !(lang = cJSON_AddObjectToObject(tpl, "language")) ||
+        !cJSON_AddStringToObject(lang, "policy", "deterministic") ||
+        !cJSON_AddStringToObject(lang, "code", language)) {
+        cJSON_Delete(tpl);
+        return NULL;
+    }
+    if (nparams == 0)
+        return tpl; /* a template without variables takes no components */
+    cJSON *comps = cJSON_AddArrayToObject(tpl, "components");
+    cJSON *body = cJSON_CreateObject();
+    if (!comps || !body) {
+        cJSON_Delete(body);
+        cJSON_Delete(tpl);
+        return NULL;
+    }
+    cJSON_AddItemToArray(comps, body);
+    cJSON *list = NULL;
+    if (!cJSON_AddStringToObject(body, "type", "body") ||
+        !(list = cJSON_AddArrayToObject(body, "parameters"))) {
+        cJSON_Delete(tpl);
+        return NULL;
+    }
+    for (size_t i = 0; i < nparams; i++) {
+        cJSON *p = cJSON_CreateObject();
+        if (!p) {
+            cJSON_Delete(tpl);
+            return NULL;
+        }
+        cJSON_AddItemToArray(list, p);
+        if (!cJSON_AddStringToObject(p, "type", "text") ||
+            !cJSON_AddStringToObject(p, "text", params[i])) {
+            cJSON_Delete(tpl);
+            return NULL;
+        }
+    }
+    return tpl;
+}
+
+errc_t wa_build_template(buf_t *out, const char *to, const char *name, const char *language,
+                         const char *const *params, size_t nparams, const char *callback_data,
+                         char *err, size_t errlen)
+{
+    char wa_to[16];
+    if (normalise_to(to, wa_to, err, errlen) != 0)
+        return ERRC_INVALID_INPUT;
+    if (!name || !all_in(name, "abcdefghijklmnopqrstuvwxyz" DIGITS "_", 1, 512)) {
+        errmsg_set(err, errlen, "whatsapp: the template name is not lower case, digits and _");
+        return ERRC_INVALID_INPUT;
+    }
+    /* "en", "en_US", "zh_Hant_HK", ... */
+    if (!language || !isalpha((unsigned char)language[0]) ||
+        !all_in(language, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_", 2, 15)) {
+        errmsg_set(err, errlen, "whatsapp: the template language is not a code like en_US");
+        return ERRC_INVALID_INPUT;
+    }
+    if (nparams > WA_TEMPLATE_MAX_PARAMS || (nparams > 0 && !params)) {
+        errmsg_set(err, errlen, "whatsapp: the template parameters are missing or more than %d",
+                   WA_TEMPLATE_MAX_PARAMS);
+        return ERRC_INVALID_INPUT;
+    }
+    for (size_t i = 0; i < nparams; i++) {
+        /* Meta rejects empty parameters (132000-style errors) */
+        if (!text_ok(params[i], WA_PARAM_MAX_BYTES)) {
+            errmsg_set(err, errlen,
+                       "whatsapp: template parameter %zu is empty, not UTF-8 or over %d bytes",
+                       i + 1, WA_PARAM_MAX_BYTES);
+            return ERRC_INVALID_INPUT;
+        }
+    }
+    if (!callback_data_ok(callback_data)) {
+        errmsg_set(err, errlen, "whatsapp: biz_opaque_callback_data is not UTF-8 or too long");
+        return ERRC_INVALID_INPUT;
+    }
+    cJSON *root = envelope(wa_to, "template");
+    cJSON *tpl = root ? template_object(name, language, params, nparams) : NULL;
+    if (!tpl) {
+        cJSON_Delete(root);
+        root = NULL;
+    } else {
+        cJSON_AddItemToObject(root, "template", tpl);
+    }
+    return finish(root, callback_data, out, err, errlen);
+}
+
+/* ---- classifying errors ------------------------------------------------- */
+
+errc_t wa_classify(int code, int is_transient, int http_status)
+{
+    switch (code) {
+    case 0:
+    case 190: /* access token expired or invalid */
+    case 3:
+    case 10:     /* capability / permission denied */
+    case 368:    /* policy block */
+    case 131031: /* account locked */
+    case 130497: /* country restricted */
+        /* "config" rows: no message goes until someone fixes the account */
+        return ERRC_AUTH_FAILURE;
+    case 4:      /* app call rate */
+    case 80007:  /* WABA rate */
+    case 130429: /* throughput reached */
+    case 131056: /* pair rate */
+    case 131048: /* spam rate limit */
+        return ERRC_RATE_LIMIT;
+    case 131049: /* ecosystem engagement: wait a day */
+    case 131000:
+    case 131016:
+    case 1:
+    case 2:
+    case 131057: /* account maintenance */
+        return ERRC_TRANSIENT;
+    case 131047: /* outside the 24 h window: a template is needed */
+    case 131026: /* not a WhatsApp user, ToS not accepted, old app */
+    case 131050: /* stopped marketing messages */
+    case 130472: /* experiment group */
+    case 132001: /* template does not exist */
+    case 132015: /* template paused */
+    case 132016: /* template disabled */
+        return ERRC_PERMANENT;
+    case 131008: /* required parameter missing */
+    case 131009: /* parameter invalid */
+    case 131051: /* unsupported message type */
+    case 131052: /* media download */
+    case 131053: /* media upload */
+    case 132000: /* template parameter count mismatch */
+        return ERRC_INVALID_INPUT;
+    default:
+        break;
+    }
+    if (code >= 200 && code <= 299) /* permission errors */
+        return ERRC_AUTH_FAILURE;
+    if (is_transient == 1)
+        return ERRC_TRANSIENT;
+    if (http_status == 429)
+        return ERRC_RATE_LIMIT;
+    if (http_status >= 500)
+        return ERRC_TRANSIENT;
+    if (http_status == 401 || http_status == 403)
+        return ERRC_AUTH_FAILURE;
+    if (http_status == 0)
+        return ERRC_TRANSIENT; /* an unknown code in a webhook: one more try */
+    return ERRC_PERMANENT;
+}
+
+/* ---- reading the answer ----------------------------------------------------- */
+
+/* Meta's texts may quote the recipient; phone numbers must not reach logs or
+ * rows, so runs of 7+ digits (longer than any error code) are masked. */
+static void copy_masked(char *dst, size_t cap, const char *src)
+{
+    size_t o = 0;
+    for (size_t i = 0; src[i] && o + 1 < cap;) {
+        size_t run = strspn(src + i, DIGITS);
+        if (run >= 7) {
+            for (size_t k = 0; k < 3 && o + 1 < cap; k++)
+                dst[o++] = '*';
+            i += run;
+        } else if (run > 0) {
+            for (size_t k = 0; k < run && o + 1 < cap; k++)
+                dst[o++] = src[i + k];
+            i += run;
+        } else {
+            unsigned char c = (unsigned char)src[i++];
+            dst[o++] = c < 0x20 ? ' ' : (char)c;
+        }
+    }
+    /* never leave half a UTF-8 sequence at the cut */
+    while (o > 0 && ((unsigned char)dst[o - 1] & 0x80)) {
+        size_t start = o - 1;
+        while (start > 0 && ((unsigned char)dst[start] & 0xC0) == 0x80)
+            start--;
+        unsigned char lead = (unsigned char)dst[start];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+        if (o - start >= need)
+            break;
+        o = start;
+    }
+    dst[o] = '\0';
+}
+
+static void fail(wa_result_t *out, errc_t c, const char *msg)
+{
+    out->category = c;
+    copy_masked(out->message, sizeof out->message, msg);
+}
+
+static const char *json_str(const cJSON *o, const char *name)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+static int parse_success(const cJSON *root, wa_result_t *out)
+{
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    const cJSON *first = cJSON_IsArray(msgs) ? cJSON_GetArrayItem(msgs, 0) : NULL;
+    const char *id = first ? json_str(first, "id") : NULL;
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n >= sizeof out->wamid ||
+        !all_in(id,
+                "abcdefghijklmnopqrstuvwxyz"
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZ" DIGITS ".=_-+/:",
+                1, sizeof out->wamid - 1)) {
+        /* Meta took the request but we cannot tell which message it made;
+         * the caller decides whether a retry risks a duplicate */
+        fail(out, ERRC_TRANSIENT, "whatsapp: accepted, but the answer has no message id");
+        return -1;
+    }
+    snprintf(out->wamid, sizeof out->wamid, "%s", id);
+    const char *st = json_str(first, "message_status");
+    if (st && strlen(st) < sizeof out->message_status &&
+        all_in(st, "abcdefghijklmnopqrstuvwxyz_", 1, sizeof out->message_status - 1))
+        snprintf(out->message_status, sizeof out->message_status, "%s", st);
+    out->category = ERRC_NONE;
+    return 0;
+}
+
+static void parse_error(const cJSON *root, int http_status, wa_result_t *out)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    if (!cJSON_IsObject(e)) {
+        char text[96];
+        snprintf(text, sizeof text, "whatsapp: HTTP %d without an error object", http_status);
+        errc_t c = wa_classify(-1, -1, http_status);
+        fail(out, c == ERRC_PERMANENT ? ERRC_TRANSIENT : c, text);
+        return;
+    }
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+    int c = -1; /* -1: no code, which no table row matches */
+    if (cJSON_IsNumber(code) && code->valuedouble >= 0 && code->valuedouble <= INT_MAX)
+        c = (int)code->valuedouble;
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(e, "is_transient");
+    int transient = cJSON_IsBool(tr) ? cJSON_IsTrue(tr) : -1;
+    out->error_code = c < 0 ? 0 : c;
+
+    /* error_data.details says more than message for most codes */
+    const char *msg = json_str(e, "message");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(e, "error_data");
+    const char *details = cJSON_IsObject(data) ? json_str(data, "details") : NULL;
+    char text[256];
+    snprintf(text, sizeof text, "whatsapp %d: %s%s%s", out->error_code, msg ? msg : "(no message)",
+             details ? ": " : "", details ? details : "");
+    fail(out, wa_classify(c, transient, http_status), text);
+}
+
+int wa_parse_response(int http_status, const char *body, wa_result_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->http_status = http_status;
+    out->retry_after = -1;
+    char text[128];
+
+    size_t len = body ? strnlen(body, WA_RESPONSE_MAX + 1) : 0;
+    cJSON *root = NULL;
+    if (len > WA_RESPONSE_MAX) {
+        snprintf(text, sizeof text, "whatsapp: answer over %d bytes (HTTP %d)", WA_RESPONSE_MAX,
+                 http_status);
+        fail(out, ERRC_TRANSIENT, text);
+    } else if (len > 0 && (root = cJSON_ParseWithLength(body, len)) != NULL &&
+               cJSON_IsObject(root)) {
+        if (http_status >= 200 && http_status < 300) {
+            int rc = parse_success(root, out);
+            cJSON_Delete(root);
+            return rc;
+        }
+        parse_error(root, http_status, out);
+    } else {
+        /* a proxy's HTML page or an empty body: only the status is known;
+         * what is not clearly ours to fix is worth a retry */
+        snprintf(text, sizeof text, "whatsapp: HTTP %d with a malformed JSON answer", http_status);
+        errc_t c = http_status >= 200 && http_status < 300 ? ERRC_TRANSIENT
+                                                           : wa_classify(-1, -1, http_status);
+        fail(out, c == ERRC_PERMANENT ? ERRC_TRANSIENT : c, text);
+    }
+    cJSON_Delete(root);
+
+    if (out->error_code == 131056)
+        out->retry_after = WA_PAIR_RETRY_SEC;
+    else if (out->error_code == 131049)
+        out->retry_after = WA_ENGAGEMENT_RETRY_SEC;
+    out->outside_window = out->error_code == 131047;
+    out->opt_out = out->error_code == 131050;
+    return -1;
+}
