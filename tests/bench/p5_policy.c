@@ -17,7 +17,6 @@
 #include "policy/seed_c.h"
 #include "tz/tz.h"
 
-
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
