@@ -1,5 +1,6 @@
 #include "channel/smtp.h"
 
+#include "channel/smtp_easy.h"
 #include "util/log.h"
 
 #include <curl/curl.h>
@@ -8,36 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Longest SMTP reply line we keep (RFC 5321 §4.5.3.1.5 allows 512). */
-#define SMTP_LINE_MAX 512
+/* Longest SMTP reply line we keep. */
+#define SMTP_LINE_MAX SMTP_EASY_LINE_MAX
 /* Longest envelope address we pass to curl (RFC 5321 path limit). */
 #define SMTP_ADDR_MAX 256
-
-/* The last reply line curl saw; filled by the header callback. */
-typedef struct smtp_reply {
-    char line[SMTP_LINE_MAX];
-    size_t len;
-} smtp_reply_t;
-
-/* What the read callback has left to upload. */
-typedef struct smtp_upload {
-    const char *p; /* borrowed from the caller of smtp_send */
-    size_t left;
-} smtp_upload_t;
 
 struct smtp_client {
     CURL *h;
     char *password;    /* owned copy, only for scrubbing result texts */
     int fresh_next;    /* the connection state is unknown: do not reuse it */
     int global_inited; /* this client holds a curl_global_init reference */
-    smtp_reply_t reply;
-    smtp_upload_t up;
-    char errbuf[CURL_ERROR_SIZE];
+    smtp_wire_t w;
 };
 
 static size_t smtp_header_cb(char *data, size_t size, size_t n, void *userp)
 {
-    smtp_reply_t *r = userp;
+    smtp_wire_t *w = userp;
     size_t len = size * n;
     /* 221 only ever answers QUIT, which curl sends when it drops a
      * connection after a failed command; it is not the reply that matters. */
@@ -45,31 +32,67 @@ static size_t smtp_header_cb(char *data, size_t size, size_t n, void *userp)
         return len;
     /* Keep only the last line: on failure it is the failing command's reply. */
     size_t keep = len < SMTP_LINE_MAX - 1 ? len : SMTP_LINE_MAX - 1;
-    memcpy(r->line, data, keep);
-    while (keep > 0 && (r->line[keep - 1] == '\r' || r->line[keep - 1] == '\n'))
+    memcpy(w->line, data, keep);
+    while (keep > 0 && (w->line[keep - 1] == '\r' || w->line[keep - 1] == '\n'))
         keep--;
-    r->line[keep] = '\0';
-    r->len = keep;
+    w->line[keep] = '\0';
+    w->line_len = keep;
     return len;
 }
 
 static size_t smtp_read_cb(char *dst, size_t size, size_t n, void *userp)
 {
-    smtp_upload_t *u = userp;
+    smtp_wire_t *w = userp;
     size_t room = size * n;
-    size_t k = u->left < room ? u->left : room;
-    memcpy(dst, u->p, k);
-    u->p += k;
-    u->left -= k;
+    size_t k = w->up_left < room ? w->up_left : room;
+    if (k > 0)
+        memcpy(dst, w->up, k);
+    w->up += k;
+    w->up_left -= k;
     return k;
+}
+
+int smtp_easy_setup(CURL *h, const smtp_settings_t *s, smtp_wire_t *w)
+{
+    if (!h || !s || !s->url || !w)
+        return -1;
+    int smtps = strncmp(s->url, "smtps://", 8) == 0;
+    if (!smtps && strncmp(s->url, "smtp://", 7) != 0)
+        return -1;
+    int ok = 1;
+    ok &= curl_easy_setopt(h, CURLOPT_URL, s->url) == CURLE_OK;
+    /* STARTTLS is all-or-nothing: CURLUSESSL_TRY would silently fall back to
+     * plaintext when a man in the middle strips the offer. */
+    if (!smtps)
+        ok &= curl_easy_setopt(h, CURLOPT_USE_SSL,
+                               s->tls_required ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE) ==
+              CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
+    /* Worker threads: curl must not use signals for its timeouts. */
+    ok &= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms > 0 ? s->timeout_ms : 30000L) ==
+          CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_UPLOAD, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_READFUNCTION, smtp_read_cb) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_READDATA, w) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, smtp_header_cb) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_HEADERDATA, w) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->errbuf) == CURLE_OK;
+    if (s->username && *s->username)
+        ok &= curl_easy_setopt(h, CURLOPT_USERNAME, s->username) == CURLE_OK;
+    if (s->password && *s->password) {
+        ok &= curl_easy_setopt(h, CURLOPT_PASSWORD, s->password) == CURLE_OK;
+        log_add_secret(s->password);
+    }
+    return ok ? 0 : -1;
 }
 
 smtp_client_t *smtp_client_new(const smtp_settings_t *s)
 {
     if (!s || !s->url)
         return NULL;
-    int smtps = strncmp(s->url, "smtps://", 8) == 0;
-    if (!smtps && strncmp(s->url, "smtp://", 7) != 0)
+    if (strncmp(s->url, "smtps://", 8) != 0 && strncmp(s->url, "smtp://", 7) != 0)
         return NULL;
     smtp_client_t *c = calloc(1, sizeof *c);
     if (!c)
@@ -82,39 +105,17 @@ smtp_client_t *smtp_client_new(const smtp_settings_t *s)
     c->h = curl_easy_init();
     if (!c->h)
         goto fail;
-    int ok = 1;
-    ok &= curl_easy_setopt(c->h, CURLOPT_URL, s->url) == CURLE_OK;
-    /* STARTTLS is all-or-nothing: CURLUSESSL_TRY would silently fall back to
-     * plaintext when a man in the middle strips the offer. */
-    if (!smtps)
-        ok &= curl_easy_setopt(c->h, CURLOPT_USE_SSL,
-                               s->tls_required ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE) ==
-              CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
-    /* Worker threads: curl must not use signals for its timeouts. */
-    ok &= curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, s->timeout_ms > 0 ? s->timeout_ms : 30000L) ==
-          CURLE_OK;
+    if (smtp_easy_setup(c->h, s, &c->w) != 0)
+        goto fail;
     /* One connection per client: a fresh connection replaces a stale one
      * instead of piling up beside it. */
-    ok &= curl_easy_setopt(c->h, CURLOPT_MAXCONNECTS, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_UPLOAD, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_READFUNCTION, smtp_read_cb) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_READDATA, &c->up) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_HEADERFUNCTION, smtp_header_cb) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_HEADERDATA, &c->reply) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->errbuf) == CURLE_OK;
-    if (s->username && *s->username)
-        ok &= curl_easy_setopt(c->h, CURLOPT_USERNAME, s->username) == CURLE_OK;
-    if (s->password && *s->password) {
-        ok &= curl_easy_setopt(c->h, CURLOPT_PASSWORD, s->password) == CURLE_OK;
-        log_add_secret(s->password);
-        c->password = strdup(s->password);
-        ok &= c->password != NULL;
-    }
-    if (!ok)
+    if (curl_easy_setopt(c->h, CURLOPT_MAXCONNECTS, 1L) != CURLE_OK)
         goto fail;
+    if (s->password && *s->password) {
+        c->password = strdup(s->password);
+        if (!c->password)
+            goto fail;
+    }
     return c;
 fail:
     smtp_client_free(c);
@@ -136,10 +137,9 @@ void smtp_client_free(smtp_client_t *c)
     free(c);
 }
 
-/* 1 for a bare address safe to put on an SMTP command line: printable ASCII,
- * no spaces or angle brackets, one '@'. A CR or LF here would let a request
- * append its own SMTP commands. */
-static int smtp_addr_ok(const char *a)
+/* A CR or LF in an address would let a request append its own SMTP
+ * commands: only printable ASCII, no spaces or angle brackets, one '@'. */
+int smtp_easy_addr_ok(const char *a)
 {
     if (!a)
         return 0;
@@ -268,63 +268,74 @@ static void smtp_set_text(smtp_result_t *res, const char *text)
     res->text[k] = '\0';
 }
 
-int smtp_send(smtp_client_t *c, const char *envelope_from, const char *rcpt, const char *msg,
-              size_t len, smtp_result_t *res)
+int smtp_easy_begin(CURL *h, smtp_wire_t *w, const char *from, const char *rcpt, const char *msg,
+                    size_t len, struct curl_slist **rcpts, smtp_result_t *res)
 {
-    smtp_result_t dummy;
-    if (!res)
-        res = &dummy;
     memset(res, 0, sizeof *res);
-    if (!c || !msg || !smtp_addr_ok(envelope_from) || !smtp_addr_ok(rcpt)) {
+    *rcpts = NULL;
+    if (!h || !w || !msg || !smtp_easy_addr_ok(from) || !smtp_easy_addr_ok(rcpt)) {
         res->category = ERRC_INVALID_INPUT;
         smtp_set_text(res, "invalid envelope address or message");
         return -1;
     }
     char from_path[SMTP_ADDR_MAX], rcpt_path[SMTP_ADDR_MAX];
-    snprintf(from_path, sizeof from_path, "<%s>", envelope_from);
+    snprintf(from_path, sizeof from_path, "<%s>", from);
     snprintf(rcpt_path, sizeof rcpt_path, "<%s>", rcpt);
-    /* curl does not copy the recipient list: it lives until perform returns. */
-    struct curl_slist *rcpts = curl_slist_append(NULL, rcpt_path);
-    if (!rcpts) {
+    /* curl copies strings but not lists: the list outlives this call. */
+    struct curl_slist *list = curl_slist_append(NULL, rcpt_path);
+    if (!list) {
         res->category = ERRC_TRANSIENT;
         smtp_set_text(res, "out of memory");
         return -1;
     }
-    c->reply.line[0] = '\0';
-    c->reply.len = 0;
-    c->errbuf[0] = '\0';
-    c->up.p = msg;
-    c->up.left = len;
+    w->line[0] = '\0';
+    w->line_len = 0;
+    w->errbuf[0] = '\0';
+    w->up = msg;
+    w->up_left = len;
     int ok = 1;
-    ok &= curl_easy_setopt(c->h, CURLOPT_MAIL_FROM, from_path) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_MAIL_RCPT, rcpts) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len) == CURLE_OK;
-    ok &= curl_easy_setopt(c->h, CURLOPT_FRESH_CONNECT, c->fresh_next ? 1L : 0L) == CURLE_OK;
-    CURLcode rc = ok ? curl_easy_perform(c->h) : CURLE_FAILED_INIT;
+    ok &= curl_easy_setopt(h, CURLOPT_MAIL_FROM, from_path) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_MAIL_RCPT, list) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len) == CURLE_OK;
+    if (!ok) {
+        curl_easy_setopt(h, CURLOPT_MAIL_RCPT, NULL);
+        curl_slist_free_all(list);
+        w->up = NULL;
+        w->up_left = 0;
+        res->category = ERRC_TRANSIENT;
+        smtp_set_text(res, "curl refused an option");
+        return -1;
+    }
+    *rcpts = list;
+    return 0;
+}
+
+int smtp_easy_finish(CURL *h, CURLcode rc, smtp_wire_t *w, const char *password, const char *from,
+                     const char *rcpt, smtp_result_t *res)
+{
+    memset(res, 0, sizeof *res);
     long code = 0;
-    if (curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+    if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
         code = 0;
-    /* Nothing may point at the caller's message or our list after this. */
-    curl_easy_setopt(c->h, CURLOPT_MAIL_RCPT, NULL);
-    c->up.p = NULL;
-    c->up.left = 0;
-    curl_slist_free_all(rcpts);
+    /* Nothing may point at the caller's message or list after this. */
+    curl_easy_setopt(h, CURLOPT_MAIL_RCPT, NULL);
+    w->up = NULL;
+    w->up_left = 0;
 
     /* A curl failure before any reply in this transaction can leave the
      * code of the previous transaction: only trust it if a line came in. */
-    if (c->reply.len == 0)
+    if (w->line_len == 0)
         code = 0;
     res->reply_code = (int)code;
     /* The enhanced code is only meaningful on the line that carried code. */
     char code_txt[8];
     snprintf(code_txt, sizeof code_txt, "%03ld", code);
-    if (code > 0 && strncmp(c->reply.line, code_txt, 3) == 0)
-        smtp_parse_enhanced(c->reply.line, res->enhanced);
+    if (code > 0 && strncmp(w->line, code_txt, 3) == 0)
+        smtp_parse_enhanced(w->line, res->enhanced);
 
     if (rc == CURLE_OK && code / 100 == 2) {
         res->category = ERRC_NONE;
-        smtp_set_text(res, c->reply.line);
-        c->fresh_next = 0;
+        smtp_set_text(res, w->line);
         return 0;
     }
 
@@ -349,23 +360,45 @@ int smtp_send(smtp_client_t *c, const char *envelope_from, const char *rcpt, con
         res->category = ERRC_TRANSIENT;
     }
 
-    if (code > 0 && c->reply.len > 0) {
-        smtp_set_text(res, c->reply.line);
+    if (code > 0 && w->line_len > 0) {
+        smtp_set_text(res, w->line);
     } else {
         char t[SMTP_LINE_MAX];
-        snprintf(t, sizeof t, "%s%s%s", curl_easy_strerror(rc), c->errbuf[0] ? ": " : "",
-                 c->errbuf);
+        snprintf(t, sizeof t, "%s%s%s", curl_easy_strerror(rc), w->errbuf[0] ? ": " : "",
+                 w->errbuf);
         smtp_set_text(res, t);
     }
     /* Replies often echo the addresses, and nothing here may carry a secret. */
-    smtp_scrub(res->text, sizeof res->text, c->password, "[redacted]");
+    smtp_scrub(res->text, sizeof res->text, password, "[redacted]");
     smtp_scrub(res->text, sizeof res->text, rcpt, "[rcpt]");
-    smtp_scrub(res->text, sizeof res->text, envelope_from, "[from]");
+    smtp_scrub(res->text, sizeof res->text, from, "[from]");
+    return -1;
+}
 
+int smtp_send(smtp_client_t *c, const char *envelope_from, const char *rcpt, const char *msg,
+              size_t len, smtp_result_t *res)
+{
+    smtp_result_t dummy;
+    if (!res)
+        res = &dummy;
+    memset(res, 0, sizeof *res);
+    if (!c) {
+        res->category = ERRC_INVALID_INPUT;
+        smtp_set_text(res, "invalid envelope address or message");
+        return -1;
+    }
+    struct curl_slist *rcpts = NULL;
+    if (smtp_easy_begin(c->h, &c->w, envelope_from, rcpt, msg, len, &rcpts, res) != 0)
+        return -1;
+    CURLcode rc = curl_easy_setopt(c->h, CURLOPT_FRESH_CONNECT, c->fresh_next ? 1L : 0L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(c->h);
+    int out = smtp_easy_finish(c->h, rc, &c->w, c->password, envelope_from, rcpt, res);
+    curl_slist_free_all(rcpts);
     /* After a failure the server may be mid-transaction (a timeout during
      * DATA, a refused RCPT with MAIL still open): the next transaction starts
      * on a new connection so one bad send cannot poison the next. Failures
      * are rare enough that the extra handshake costs nothing. */
-    c->fresh_next = 1;
-    return -1;
+    c->fresh_next = out != 0;
+    return out;
 }
