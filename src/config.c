@@ -46,6 +46,9 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_MAIL_FROM", "mail_from", CFG_STR, S(mail_from), "Planiva <hello@planiva.example>", 0,
      0},
     {"CRIER_ENCRYPTION_KEY", NULL, CFG_STR, S(encryption_key), "", 0, 0},
+    {"TWILIO_AUTH_TOKEN", NULL, CFG_STR, S(twilio_auth_token), "", 0, 0},
+    {"WHATSAPP_APP_SECRET", NULL, CFG_STR, S(whatsapp_app_secret), "", 0, 0},
+    {"WHATSAPP_VERIFY_TOKEN", NULL, CFG_STR, S(whatsapp_verify_token), "", 0, 0},
     {"CRIER_PHYSICAL_ADDRESS", "physical_address", CFG_STR, S(physical_address),
      "Planiva Events, 100 Example Street, Springfield, IL 62701, USA", 0, 0},
     {"CRIER_SUPPORT_EMAIL", "support_email", CFG_STR, S(support_email), "support@planiva.example",
@@ -62,6 +65,15 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_SMTP_TIMEOUT_MS", "smtp_timeout_ms", CFG_INT, S(smtp_timeout_ms), "30000", 100, 600000},
     {"CRIER_MAX_ATTEMPTS", "max_attempts", CFG_INT, S(max_attempts), "12", 1, 100},
     {"CRIER_SMS_SEGMENT_BUDGET", "sms_segment_budget", CFG_INT, S(sms_segment_budget), "2", 1, 10},
+    {"CRIER_WORKFLOW_CALLBACK_URL", "workflow_callback_url", CFG_STR, S(workflow_callback_url), "",
+     0, 0},
+    {"CRIER_WORKFLOW_CALLBACK_SECRET", NULL, CFG_STR, S(workflow_callback_secret), "", 0, 0},
+    {"CRIER_CALLBACK_MAX_ATTEMPTS", "callback_max_attempts", CFG_INT, S(callback_max_attempts), "8",
+     1, 100},
+    {"CRIER_CALLBACK_RETRY_SECONDS", "callback_retry_seconds", CFG_INT, S(callback_retry_seconds),
+     "0", 0, 86400},
+    {"CRIER_CALLBACK_TIMEOUT_MS", "callback_timeout_ms", CFG_INT, S(callback_timeout_ms), "10000",
+     100, 120000},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -161,6 +173,7 @@ static int cfg_is_secret_name(const char *name)
                                           "twilio_auth_token",
                                           "whatsapp_access_token",
                                           "whatsapp_app_secret",
+                                          "whatsapp_verify_token",
                                           "workflow_callback_secret"};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
         if (strcmp(name, secrets[i]) == 0)
@@ -291,6 +304,10 @@ void cfg_register_secrets(const cfg_t *c)
     cfg_register_url_password(c->redis_url);
     cfg_register_url_password(c->database_url);
     log_add_secret(c->encryption_key);
+    log_add_secret(c->twilio_auth_token);
+    log_add_secret(c->whatsapp_app_secret);
+    log_add_secret(c->whatsapp_verify_token);
+    log_add_secret(c->workflow_callback_secret);
     /* Each token separately: a log line would hold one token, not the list. */
     char *copy = strdup(c->api_tokens ? c->api_tokens : "");
     if (!copy)

@@ -12,35 +12,44 @@
 
 typedef struct cfg {
     /* all strings owned by the cfg; never NULL after cfg_load unless noted */
-    char *database_url;      /* CRIER_DATABASE_URL, libpq URI or conninfo */
-    char *redis_url;         /* CRIER_REDIS_URL, may be "" */
-    char *listen;            /* CRIER_LISTEN, host:port */
-    char *public_url;        /* CRIER_PUBLIC_URL, base of links */
-    char *api_tokens;        /* CRIER_API_TOKENS, secret: scope:token,... */
-    char *transport_email;   /* CRIER_TRANSPORT_EMAIL (or CRIER_TRANSPORT): sandbox|live */
-    char *outbox_dir;        /* CRIER_OUTBOX_DIR */
-    char *rules_dir;         /* CRIER_RULES_DIR */
-    char *templates_dir;     /* CRIER_TEMPLATES_DIR */
-    int rules_require_tests; /* CRIER_RULES_REQUIRE_TESTS: a reload must pass rules/tests */
-    char *smtp_url;          /* CRIER_SMTP_URL */
-    int smtp_tls_required;   /* CRIER_SMTP_TLS: required (1) | off (0) */
-    char *smtp_username;     /* SMTP_USERNAME, secret, may be "" */
-    char *smtp_password;     /* SMTP_PASSWORD, secret, may be "" */
-    char *mail_from;         /* CRIER_MAIL_FROM, e.g. "Planiva <hello@planiva.example>" */
-    char *encryption_key;    /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
-    char *physical_address;  /* CRIER_PHYSICAL_ADDRESS: CAN-SPAM footer */
-    char *support_email;     /* CRIER_SUPPORT_EMAIL */
-    char *brand_name;        /* CRIER_BRAND_NAME */
-    char *log_level;         /* CRIER_LOG_LEVEL */
-    int workers;             /* CRIER_WORKERS: delivery worker threads */
-    int http_threads;        /* CRIER_HTTP_THREADS: libmicrohttpd thread pool */
-    size_t max_body;         /* CRIER_MAX_BODY_BYTES */
-    int lease_seconds;       /* CRIER_LEASE_SECONDS: how long a claim is held */
-    int poll_ms;             /* CRIER_POLL_MS: queue poll when no NOTIFY arrives */
-    int claim_batch;         /* CRIER_CLAIM_BATCH: rows claimed per worker round */
-    int smtp_timeout_ms;     /* CRIER_SMTP_TIMEOUT_MS */
-    int max_attempts;        /* CRIER_MAX_ATTEMPTS: a row rescued after this many fails */
-    int sms_segment_budget;  /* CRIER_SMS_SEGMENT_BUDGET: segments an SMS template may cost */
+    char *database_url;        /* CRIER_DATABASE_URL, libpq URI or conninfo */
+    char *redis_url;           /* CRIER_REDIS_URL, may be "" */
+    char *listen;              /* CRIER_LISTEN, host:port */
+    char *public_url;          /* CRIER_PUBLIC_URL, base of links */
+    char *api_tokens;          /* CRIER_API_TOKENS, secret: scope:token,... */
+    char *transport_email;     /* CRIER_TRANSPORT_EMAIL (or CRIER_TRANSPORT): sandbox|live */
+    char *outbox_dir;          /* CRIER_OUTBOX_DIR */
+    char *rules_dir;           /* CRIER_RULES_DIR */
+    char *templates_dir;       /* CRIER_TEMPLATES_DIR */
+    int rules_require_tests;   /* CRIER_RULES_REQUIRE_TESTS: a reload must pass rules/tests */
+    char *smtp_url;            /* CRIER_SMTP_URL */
+    int smtp_tls_required;     /* CRIER_SMTP_TLS: required (1) | off (0) */
+    char *smtp_username;       /* SMTP_USERNAME, secret, may be "" */
+    char *smtp_password;       /* SMTP_PASSWORD, secret, may be "" */
+    char *mail_from;           /* CRIER_MAIL_FROM, e.g. "Planiva <hello@planiva.example>" */
+    char *encryption_key;      /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
+    char *twilio_auth_token;   /* TWILIO_AUTH_TOKEN, secret: verifies Twilio webhooks, may be "" */
+    char *whatsapp_app_secret; /* WHATSAPP_APP_SECRET, secret: verifies Meta webhooks, may be "" */
+    char
+        *whatsapp_verify_token; /* WHATSAPP_VERIFY_TOKEN, secret: Meta's GET handshake, may be "" */
+    char *physical_address;     /* CRIER_PHYSICAL_ADDRESS: CAN-SPAM footer */
+    char *support_email;        /* CRIER_SUPPORT_EMAIL */
+    char *brand_name;           /* CRIER_BRAND_NAME */
+    char *log_level;            /* CRIER_LOG_LEVEL */
+    int workers;                /* CRIER_WORKERS: delivery worker threads */
+    int http_threads;           /* CRIER_HTTP_THREADS: libmicrohttpd thread pool */
+    size_t max_body;            /* CRIER_MAX_BODY_BYTES */
+    int lease_seconds;          /* CRIER_LEASE_SECONDS: how long a claim is held */
+    int poll_ms;                /* CRIER_POLL_MS: queue poll when no NOTIFY arrives */
+    int claim_batch;            /* CRIER_CLAIM_BATCH: rows claimed per worker round */
+    int smtp_timeout_ms;        /* CRIER_SMTP_TIMEOUT_MS */
+    int max_attempts;           /* CRIER_MAX_ATTEMPTS: a row rescued after this many fails */
+    int sms_segment_budget;     /* CRIER_SMS_SEGMENT_BUDGET: segments an SMS template may cost */
+    char *workflow_callback_url;    /* CRIER_WORKFLOW_CALLBACK_URL, may be "": callbacks wait */
+    char *workflow_callback_secret; /* CRIER_WORKFLOW_CALLBACK_SECRET, secret, may be "" */
+    int callback_max_attempts;      /* CRIER_CALLBACK_MAX_ATTEMPTS: then the callback fails */
+    int callback_retry_seconds;     /* CRIER_CALLBACK_RETRY_SECONDS: fixed delay; 0 = schedule */
+    int callback_timeout_ms;        /* CRIER_CALLBACK_TIMEOUT_MS: one POST to the workflow */
 } cfg_t;
 
 /* Fills c with defaults, then the file (if path is not NULL), then the

@@ -1,6 +1,7 @@
 /* crier serve: the API and the delivery workers in one process. */
 #include "app.h"
 #include "cli/commands.h"
+#include "engine/callbacks.h"
 #include "engine/delivery.h"
 #include "engine/intake.h"
 #include "http/server.h"
@@ -97,6 +98,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
     int code = 0;
     http_server_t *http = NULL;
     delivery_t *delivery = NULL;
+    cb_sender_t *callbacks = NULL;
     if (serve_prepare(&app, cfg, err, sizeof err) != 0) {
         fprintf(stderr, "crier serve: %s\n", err);
         code = 2;
@@ -111,6 +113,12 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
     delivery = delivery_start(&app, err, sizeof err);
     if (!delivery) {
         fprintf(stderr, "crier serve: delivery: %s\n", err);
+        code = 1;
+        goto out;
+    }
+    callbacks = cb_start(&app, err, sizeof err);
+    if (!callbacks) {
+        fprintf(stderr, "crier serve: callbacks: %s\n", err);
         code = 1;
         goto out;
     }
@@ -147,6 +155,7 @@ out:
     http_stop(http);
     if (app.intake)
         intake_stop(app.intake);
+    cb_stop(callbacks);
     delivery_stop(delivery);
     prt_stop(app.rules); /* after every thread that decides has stopped */
     db_pool_free(app.pool);

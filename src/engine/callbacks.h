@@ -1,0 +1,39 @@
+/* callbacks: the sender that drains workflow_callbacks, the outbox of events
+ * (client replies) for the workflow.
+ *
+ * One thread claims due rows (FOR UPDATE SKIP LOCKED, a lease, attempts
+ * counted at the claim), POSTs each row's payload to
+ * CRIER_WORKFLOW_CALLBACK_URL signed with CRIER_WORKFLOW_CALLBACK_SECRET, and
+ * records the outcome fenced on the claimed attempt, so a row whose lease
+ * expired and was claimed again is never finished by its first sender.
+ * Delivery is at least once: the receiver deduplicates on X-Crier-Callback-Id.
+ * The signature scheme is documented in docs/callbacks.md. */
+#ifndef CRIER_CALLBACKS_H
+#define CRIER_CALLBACKS_H
+
+#include "app.h"
+
+#include <stddef.h>
+
+typedef struct cb_sender cb_sender_t;
+
+/* What one attempt's answer means for the row. */
+typedef enum { CB_DELIVERED, CB_RETRY, CB_FAILED } cb_outcome_t;
+
+/* Starts the sender thread (which idles while no URL is configured). */
+cb_sender_t *cb_start(app_t *app, char *err, size_t errlen);
+/* Lets the POST in flight finish, records it, joins the thread. NULL is ok. */
+void cb_stop(cb_sender_t *s);
+
+/* The X-Crier-Signature value for a body sent at timestamp (unix seconds):
+ * "sha256=" + hex HMAC-SHA256(secret, "<timestamp>.<body>"), into out[72].
+ * Returns 0, or -1 when the MAC could not be computed (out is then ""). */
+int cb_sign(const char *secret, long long timestamp, const char *body, size_t len, char out[72]);
+/* Classifies an attempt: transfer_ok is 0 when no HTTP answer arrived
+ * (connection error, timeout); status is the HTTP status otherwise. */
+cb_outcome_t cb_classify(int transfer_ok, long status);
+/* Seconds to wait after failed attempt number attempt (1-based): 10 s, 1 min,
+ * 5 min, then 30 min; fixed_seconds > 0 replaces the schedule. */
+int cb_backoff(int attempt, int fixed_seconds);
+
+#endif
