@@ -13,6 +13,7 @@
 #include "api/health.h"
 #include "api/metrics.h"
 #include "api/rules.h"
+#include "api/webhooks.h"
 #include "engine/intake.h"
 #include "http/answer.h"
 #include "http/auth.h"
@@ -64,23 +65,45 @@ typedef struct srv_route {
     int need;          /* scopes of which one suffices; 0 = open */
     srv_kind_t kind;
     void (*handle)(const http_req_t *rq, http_answer_t *out); /* SRV_SYNC */
+    /* the media type a POST body must have: JSON for our API, but providers
+     * post in their own formats (Twilio form-encodes its webhooks) */
+    const char *body_type;
+    /* Content-Type of a 200 answer; every other answer is a JSON error */
+    const char *ok_type;
 } srv_route_t;
 
+#define SRV_JSON  "application/json"
+#define SRV_FORM  "application/x-www-form-urlencoded"
+#define SRV_TWIML "text/xml; charset=utf-8"
+
 static const srv_route_t srv_routes[] = {
-    {HTTP_ROUTE_HEALTHZ, "GET", "GET, HEAD", 0, SRV_SYNC, api_healthz},
-    {HTTP_ROUTE_READYZ, "GET", "GET, HEAD", 0, SRV_SYNC, api_readyz},
+    {HTTP_ROUTE_HEALTHZ, "GET", "GET, HEAD", 0, SRV_SYNC, api_healthz, SRV_JSON, SRV_JSON},
+    {HTTP_ROUTE_READYZ, "GET", "GET, HEAD", 0, SRV_SYNC, api_readyz, SRV_JSON, SRV_JSON},
     {HTTP_ROUTE_COMM_CREATE, "POST", "POST", AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_ADMIN, SRV_ASYNC,
-     NULL},
+     NULL, SRV_JSON, SRV_JSON},
     {HTTP_ROUTE_COMM_GET, "GET", "GET, HEAD",
-     AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC, api_comm_get},
+     AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC, api_comm_get, SRV_JSON,
+     SRV_JSON},
     {HTTP_ROUTE_PLAN_LIST, "GET", "GET, HEAD",
-     AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC, api_plan_list},
+     AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC, api_plan_list,
+     SRV_JSON, SRV_JSON},
     {HTTP_ROUTE_RULES_STATUS, "GET", "GET, HEAD", AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC,
-     api_rules_status},
+     api_rules_status, SRV_JSON, SRV_JSON},
     {HTTP_ROUTE_RULES_DRY_RUN, "POST", "POST", AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC,
-     api_rules_dry_run},
+     api_rules_dry_run, SRV_JSON, SRV_JSON},
     /* open like the probes: scrapers carry no token, and the text holds counts only */
-    {HTTP_ROUTE_METRICS, "GET", "GET, HEAD", 0, SRV_SYNC, api_metrics},
+    {HTTP_ROUTE_METRICS, "GET", "GET, HEAD", 0, SRV_SYNC, api_metrics, SRV_JSON,
+     "text/plain; version=0.0.4; charset=utf-8"},
+    /* Webhooks carry no token: each proves its origin with the provider's
+     * signature, checked by the handler. They share the "other" counters
+     * until the stats have routes of their own. */
+    {HTTP_ROUTE_OTHER, "POST", "POST", 0, SRV_SYNC, api_webhook_twilio_status, SRV_FORM, SRV_TWIML},
+    {HTTP_ROUTE_OTHER, "POST", "POST", 0, SRV_SYNC, api_webhook_twilio_inbound, SRV_FORM,
+     SRV_TWIML},
+    {HTTP_ROUTE_OTHER, "GET", "GET, POST", 0, SRV_SYNC, api_webhook_whatsapp_verify, SRV_JSON,
+     "text/plain; charset=utf-8"},
+    {HTTP_ROUTE_OTHER, "POST", "GET, POST", 0, SRV_SYNC, api_webhook_whatsapp_post, SRV_JSON,
+     SRV_JSON},
 };
 
 typedef enum {
@@ -130,9 +153,16 @@ int http_port(const http_server_t *s)
 /* Matches path against the route table. Returns the index of the first
  * resource whose path matches (method aside) or -1, and copies the {id}
  * segment into param. */
-static int srv_match_path(const char *path, char param[SRV_PARAM_MAX])
+static int srv_match_path(const char *path, const char *method, char param[SRV_PARAM_MAX])
 {
     param[0] = '\0';
+    if (strcmp(path, "/webhooks/twilio/status") == 0)
+        return 8;
+    if (strcmp(path, "/webhooks/twilio/inbound") == 0)
+        return 9;
+    /* one resource, two methods: the handshake is a GET, updates are POSTs */
+    if (strcmp(path, "/webhooks/whatsapp") == 0)
+        return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ? 10 : 11;
     if (strcmp(path, "/healthz") == 0)
         return 0;
     if (strcmp(path, "/readyz") == 0)
@@ -193,10 +223,9 @@ static enum MHD_Result srv_queue(srv_conn_t *c, http_answer_t *a)
             return MHD_NO;
         }
     }
-    /* every answer is JSON but the metrics text (its errors are JSON too) */
-    int text = c->route_id == HTTP_ROUTE_METRICS && status == 200;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            text ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
+    /* errors are always JSON; a success has its route's type */
+    const char *ctype = c->route && status == 200 ? c->route->ok_type : SRV_JSON;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (a->allow && status == 405)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, a->allow);
@@ -217,17 +246,17 @@ static enum MHD_Result srv_error(srv_conn_t *c, int status, const char *code, co
     return srv_queue(c, &a);
 }
 
-/* "application/json", optionally with parameters such as charset. */
-static int srv_is_json(const char *ctype)
+/* ctype is the media type want, optionally with parameters such as charset. */
+static int srv_is_type(const char *ctype, const char *want)
 {
     if (!ctype)
         return 0;
     while (*ctype == ' ')
         ctype++;
-    static const char want[] = "application/json";
-    if (strncasecmp(ctype, want, sizeof want - 1) != 0)
+    size_t n = strlen(want);
+    if (strncasecmp(ctype, want, n) != 0)
         return 0;
-    char next = ctype[sizeof want - 1];
+    char next = ctype[n];
     return next == '\0' || next == ';' || next == ' ';
 }
 
@@ -237,7 +266,7 @@ static int srv_is_json(const char *ctype)
 static int srv_admit(srv_conn_t *c, const char *method, enum MHD_Result *ret)
 {
     http_server_t *s = c->srv;
-    int idx = srv_match_path(c->path, c->param);
+    int idx = srv_match_path(c->path, method, c->param);
     if (idx < 0) {
         *ret = srv_error(c, 404, "not_found", "no such resource");
         return 1;
@@ -271,9 +300,10 @@ static int srv_admit(srv_conn_t *c, const char *method, enum MHD_Result *ret)
     if (strcmp(method, "POST") == 0) {
         const char *ctype =
             MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!srv_is_json(ctype)) {
-            *ret = srv_error(c, 415, "unsupported_media_type",
-                             "the body must be sent as Content-Type: application/json");
+        if (!srv_is_type(ctype, rt->body_type)) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the body must be sent as Content-Type: %s", rt->body_type);
+            *ret = srv_error(c, 415, "unsupported_media_type", msg);
             return 1;
         }
     }

@@ -361,6 +361,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def answer(self, status, obj, extra_headers=None):
         body = json.dumps(obj).encode("utf-8")
+        # Recorded before the answer goes out, so a client that reads the
+        # records right after its answer always finds this request there.
+        self.record["status"] = status
+        self.finish_record()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -368,8 +372,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
-        self.record["status"] = status
-        self.finish_record()
 
     def drop(self):
         self.close_connection = True

@@ -1,0 +1,356 @@
+#include "store/receipts.h"
+
+#include "store/db.h"
+#include "util/buf.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RCPT_PHONE_MAX 64    /* longer than any E.164 number with a prefix */
+#define RCPT_TEXT_MAX  65536 /* an inbound body, encrypted, fits easily */
+#define RCPT_KW_MAX    16    /* longest keyword we compare against */
+
+rcpt_status_t rcpt_status_twilio(const char *s)
+{
+    if (!s)
+        return RCPT_IGNORED;
+    if (strcmp(s, "sent") == 0)
+        return RCPT_SENT;
+    /* partially_delivered: some segments reached the handset, which is as far
+     * as an SMS can be known to go */
+    if (strcmp(s, "delivered") == 0 || strcmp(s, "partially_delivered") == 0)
+        return RCPT_DELIVERED;
+    if (strcmp(s, "read") == 0)
+        return RCPT_READ;
+    if (strcmp(s, "failed") == 0 || strcmp(s, "undelivered") == 0 || strcmp(s, "canceled") == 0)
+        return RCPT_FAILED;
+    return RCPT_IGNORED;
+}
+
+rcpt_status_t rcpt_status_whatsapp(const char *s)
+{
+    if (!s)
+        return RCPT_IGNORED;
+    if (strcmp(s, "sent") == 0)
+        return RCPT_SENT;
+    if (strcmp(s, "delivered") == 0)
+        return RCPT_DELIVERED;
+    if (strcmp(s, "read") == 0 || strcmp(s, "played") == 0)
+        return RCPT_READ;
+    if (strcmp(s, "failed") == 0)
+        return RCPT_FAILED;
+    return RCPT_IGNORED;
+}
+
+const char *rcpt_status_column(rcpt_status_t s)
+{
+    switch (s) {
+    case RCPT_SENT:
+        return "sent";
+    case RCPT_DELIVERED:
+        return "delivered";
+    case RCPT_READ:
+        return "opened";
+    case RCPT_FAILED:
+        return "failed";
+    case RCPT_IGNORED:
+        break;
+    }
+    return NULL;
+}
+
+/* One statement, so that the lock, the move and the event are one atomic
+ * step: the row is locked (c), moved only forward (u; under READ COMMITTED
+ * the WHERE is re-checked on the newest version after a concurrent receipt),
+ * and the receipt is recorded whether it moved the row or not (e), or kept in
+ * unmatched_receipts when no row carries the id (x). */
+static const char rcpt_apply_sql[] =
+    "WITH c AS ("
+    "  SELECT id, status FROM communications WHERE provider_message_id = $1::text"
+    "  ORDER BY created_at DESC LIMIT 1 FOR UPDATE),"
+    " u AS ("
+    "  UPDATE communications m SET status = $2::text,"
+    "   sent_at = CASE WHEN $2::text <> 'failed' THEN COALESCE(m.sent_at, now()) ELSE m.sent_at "
+    "END,"
+    "   delivered_at = CASE WHEN $2::text IN ('delivered', 'opened')"
+    "    THEN COALESCE(m.delivered_at, now()) ELSE m.delivered_at END,"
+    "   opened_at = CASE WHEN $2::text = 'opened' THEN COALESCE(m.opened_at, now())"
+    "    ELSE m.opened_at END,"
+    "   failed_at = CASE WHEN $2::text = 'failed' THEN now() ELSE m.failed_at END,"
+    "   provider_code = CASE WHEN $2::text = 'failed' THEN $3::int ELSE m.provider_code END,"
+    "   error_category = CASE WHEN $2::text = 'failed' THEN $4::text ELSE m.error_category END,"
+    "   error_message = CASE WHEN $2::text = 'failed'"
+    "    THEN 'provider receipt: ' || $6::text ELSE m.error_message END,"
+    "   updated_at = now()"
+    "  FROM c WHERE m.id = c.id AND $2::text IS NOT NULL AND ("
+    "   ($2::text = 'failed' AND m.status IN ('pending', 'queued', 'sending', 'sent'))"
+    "   OR ($2::text <> 'failed' AND crier_status_rank(m.status) < crier_status_rank($2::text)))"
+    "  RETURNING m.id),"
+    " e AS ("
+    "  INSERT INTO delivery_events (communication_id, event_type, delivery_status, channel,"
+    "   provider_response)"
+    "  SELECT c.id, CASE WHEN u.id IS NOT NULL THEN 'receipt'"
+    "    WHEN c.status = $2::text THEN 'receipt_duplicate' ELSE 'receipt_stale' END,"
+    "   $2::text, $7::text,"
+    "   jsonb_build_object('provider', $5::text, 'provider_status', $6::text,"
+    "    'provider_message_id', $1::text, 'error_code', $3::int)"
+    "  FROM c LEFT JOIN u ON u.id = c.id RETURNING event_type),"
+    " x AS ("
+    "  INSERT INTO unmatched_receipts (provider, provider_message_id, provider_status,"
+    "   provider_code)"
+    "  SELECT $5::text, $1::text, $6::text, $3::int WHERE NOT EXISTS (SELECT 1 FROM c)"
+    "  RETURNING id)"
+    " SELECT (SELECT event_type FROM e), (SELECT count(*) FROM x)";
+
+int rcpt_apply(PGconn *conn, const rcpt_receipt_t *r, rcpt_outcome_t *outcome, char *err,
+               size_t errlen)
+{
+    char code[16];
+    snprintf(code, sizeof code, "%d", r->provider_code);
+    const char *params[7] = {
+        r->provider_message_id,
+        rcpt_status_column(r->status),
+        r->provider_code ? code : NULL,
+        r->error_category,
+        r->provider,
+        r->provider_status ? r->provider_status : "",
+        r->channel,
+    };
+    PGresult *res = db_query(conn, rcpt_apply_sql, 7, params, err, errlen);
+    if (!res)
+        return -1;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        snprintf(err, errlen, "receipt: unexpected result");
+        return -1;
+    }
+    if (!PQgetisnull(res, 0, 0)) {
+        const char *ev = PQgetvalue(res, 0, 0);
+        *outcome = strcmp(ev, "receipt") == 0             ? RCPT_APPLIED
+                   : strcmp(ev, "receipt_duplicate") == 0 ? RCPT_DUPLICATE
+                                                          : RCPT_STALE;
+    } else {
+        *outcome = RCPT_UNKNOWN;
+    }
+    PQclear(res);
+    return 0;
+}
+
+rcpt_keyword_t rcpt_keyword(const char *body, const char *opt_out_type)
+{
+    if (opt_out_type && *opt_out_type) {
+        if (strcasecmp(opt_out_type, "STOP") == 0)
+            return RCPT_KW_STOP;
+        if (strcasecmp(opt_out_type, "START") == 0)
+            return RCPT_KW_START;
+        if (strcasecmp(opt_out_type, "HELP") == 0)
+            return RCPT_KW_HELP;
+    }
+    if (!body)
+        return RCPT_KW_NONE;
+    while (*body && isspace((unsigned char)*body))
+        body++;
+    size_t n = strlen(body);
+    while (n > 0 && isspace((unsigned char)body[n - 1]))
+        n--;
+    if (n == 0 || n > RCPT_KW_MAX)
+        return RCPT_KW_NONE;
+    char word[RCPT_KW_MAX + 1];
+    for (size_t i = 0; i < n; i++)
+        word[i] = (char)toupper((unsigned char)body[i]);
+    word[n] = '\0';
+    /* only a single word counts: "stop by tomorrow" is a reply, not an opt-out */
+    static const char *const stops[] = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL",
+                                        "END",  "QUIT",    "REVOKE",      "OPTOUT"};
+    static const char *const starts[] = {"START", "YES", "UNSTOP"};
+    static const char *const helps[] = {"HELP", "INFO"};
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
+        if (strcmp(word, stops[i]) == 0)
+            return RCPT_KW_STOP;
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++)
+        if (strcmp(word, starts[i]) == 0)
+            return RCPT_KW_START;
+    for (size_t i = 0; i < sizeof helps / sizeof helps[0]; i++)
+        if (strcmp(word, helps[i]) == 0)
+            return RCPT_KW_HELP;
+    return RCPT_KW_NONE;
+}
+
+const char *rcpt_keyword_name(rcpt_keyword_t k)
+{
+    switch (k) {
+    case RCPT_KW_STOP:
+        return "STOP";
+    case RCPT_KW_START:
+        return "START";
+    case RCPT_KW_HELP:
+        return "HELP";
+    case RCPT_KW_NONE:
+        break;
+    }
+    return NULL;
+}
+
+int rcpt_phone_bidx(const cry_keys_t *keys, const char *from, char out[65])
+{
+    static const char wa[] = "whatsapp:";
+    if (strncasecmp(from, wa, sizeof wa - 1) == 0)
+        from += sizeof wa - 1;
+    /* the same normal form as a client's phone at upsert: "+" and digits */
+    char norm[RCPT_PHONE_MAX];
+    size_t n = 0;
+    norm[n++] = '+';
+    int digits = 0;
+    for (const char *p = from; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            continue;
+        if (n + 1 >= sizeof norm)
+            return -1;
+        norm[n++] = *p;
+        digits++;
+    }
+    norm[n] = '\0';
+    if (!digits || !keys || !keys->loaded)
+        return -1;
+    cry_blind_index(keys, "phone", norm, out);
+    return 0;
+}
+
+/* Stores the message unless it is a redelivery. */
+static const char rcpt_inbound_sql[] =
+    "INSERT INTO inbound_messages (channel, provider_message_id, client_id, communication_id,"
+    " sender_enc, sender_bidx, body_enc, key_id, keyword)"
+    " SELECT $1::text, $2::text,"
+    "  (SELECT id FROM clients WHERE phone_bidx = $3::text AND erased_at IS NULL"
+    "   ORDER BY updated_at DESC LIMIT 1),"
+    "  (SELECT id FROM communications WHERE $4::text IS NOT NULL"
+    "   AND provider_message_id = $4::text ORDER BY created_at DESC LIMIT 1),"
+    "  $5::text, $3::text, $6::text, $7::text, $8::text"
+    " ON CONFLICT (channel, provider_message_id) DO NOTHING"
+    " RETURNING id, client_id, communication_id,"
+    "  (SELECT count(*) FROM clients WHERE phone_bidx = $3::text AND erased_at IS NULL)";
+
+/* The opt-out of the channel the keyword came in on, for every client with
+ * that number (one number may be shared by several clients). Two fixed
+ * statements: the column is never built from input. */
+static const char rcpt_optout_sms_sql[] =
+    "INSERT INTO client_preferences (client_id, opt_out_sms)"
+    " SELECT id, $2::boolean FROM clients WHERE phone_bidx = $1::text AND erased_at IS NULL"
+    " ON CONFLICT (client_id) DO UPDATE SET opt_out_sms = EXCLUDED.opt_out_sms,"
+    "  updated_at = now()";
+static const char rcpt_optout_wa_sql[] =
+    "INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
+    " SELECT id, $2::boolean FROM clients WHERE phone_bidx = $1::text AND erased_at IS NULL"
+    " ON CONFLICT (client_id) DO UPDATE SET opt_out_whatsapp = EXCLUDED.opt_out_whatsapp,"
+    "  updated_at = now()";
+
+/* The window runs 24 h from when the client wrote, as Meta counts it; a
+ * provider timestamp in the future is not trusted past now, and a late
+ * redelivery of an older message never shortens it. */
+static const char rcpt_window_sql[] =
+    "UPDATE clients SET whatsapp_window_until = GREATEST(whatsapp_window_until,"
+    "  LEAST(COALESCE(to_timestamp($2::double precision), now()), now())"
+    "  + interval '24 hours')"
+    " WHERE phone_bidx = $1::text AND erased_at IS NULL";
+
+/* Event and payload as the callback sender documents them (client_reply,
+ * sent as is). The text is copied in clear because the workflow needs the
+ * words and the sender does not decrypt; the NOTIFY (delivered at commit)
+ * has the row sent at once instead of at the next poll. */
+static const char rcpt_callback_sql[] =
+    "WITH w AS ("
+    " INSERT INTO workflow_callbacks (id, communication_id, event_type, payload)"
+    " SELECT $1::uuid, $2::uuid, 'client_reply', jsonb_build_object("
+    "  'type', 'client_reply', 'inbound_message_id', i.id, 'client_id', i.client_id,"
+    "  'channel', i.channel, 'provider_message_id', i.provider_message_id,"
+    "  'communication_id', i.communication_id, 'text', COALESCE($4::text, ''),"
+    "  'received_at', crier_iso(i.received_at))"
+    " FROM inbound_messages i WHERE i.id = $3::bigint RETURNING id)"
+    " SELECT pg_notify('crier_callbacks', '') FROM w";
+
+static int rcpt_exec(PGconn *conn, const char *sql, int n, const char *const *params, char *err,
+                     size_t errlen)
+{
+    PGresult *res = db_query(conn, sql, n, params, err, errlen);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
+                 rcpt_inbound_result_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    char bidx[65];
+    if (rcpt_phone_bidx(keys, m->from ? m->from : "", bidx) != 0) {
+        snprintf(err, errlen, "inbound: sender is not a phone number");
+        return -1;
+    }
+    buf_t sender, body;
+    buf_init(&sender, RCPT_PHONE_MAX * 4);
+    buf_init(&body, RCPT_TEXT_MAX);
+    int rc = -1;
+    PGresult *res = NULL;
+    int has_body = m->body && *m->body;
+    if (cry_encrypt(keys, m->from, strlen(m->from), &sender) != 0 ||
+        (has_body && cry_encrypt(keys, m->body, strlen(m->body), &body) != 0)) {
+        snprintf(err, errlen, "inbound: encryption failed");
+        goto done;
+    }
+    const char *ins[8] = {m->channel,   m->provider_message_id,
+                          bidx,         m->reply_to && *m->reply_to ? m->reply_to : NULL,
+                          sender.data,  has_body ? body.data : NULL,
+                          keys->key_id, rcpt_keyword_name(m->keyword)};
+    res = db_query(conn, rcpt_inbound_sql, 8, ins, err, errlen);
+    if (!res)
+        goto done;
+    if (PQntuples(res) == 0) {
+        out->duplicate = 1;
+        rc = 0;
+        goto done;
+    }
+    char inbound_id[24], comm_id[37] = "";
+    snprintf(inbound_id, sizeof inbound_id, "%s", PQgetvalue(res, 0, 0));
+    if (!PQgetisnull(res, 0, 1))
+        snprintf(out->client_id, sizeof out->client_id, "%s", PQgetvalue(res, 0, 1));
+    if (!PQgetisnull(res, 0, 2))
+        snprintf(comm_id, sizeof comm_id, "%s", PQgetvalue(res, 0, 2));
+    out->clients = atoi(PQgetvalue(res, 0, 3));
+
+    int is_wa = strcmp(m->channel, "whatsapp") == 0;
+    if (m->keyword == RCPT_KW_STOP || m->keyword == RCPT_KW_START) {
+        const char *p[2] = {bidx, m->keyword == RCPT_KW_STOP ? "true" : "false"};
+        if (rcpt_exec(conn, is_wa ? rcpt_optout_wa_sql : rcpt_optout_sms_sql, 2, p, err, errlen) !=
+            0)
+            goto done;
+    }
+    if (is_wa) {
+        char ts[24];
+        snprintf(ts, sizeof ts, "%lld", m->sent_at);
+        const char *p[2] = {bidx, m->sent_at > 0 ? ts : NULL};
+        if (rcpt_exec(conn, rcpt_window_sql, 2, p, err, errlen) != 0)
+            goto done;
+    }
+    /* keywords are handled here and now; only a reply is the workflow's */
+    if (m->keyword == RCPT_KW_NONE && out->client_id[0]) {
+        char cb_id[37];
+        if (cry_uuid4(cb_id) != 0) {
+            snprintf(err, errlen, "inbound: no randomness for an id");
+            goto done;
+        }
+        const char *p[4] = {cb_id, comm_id[0] ? comm_id : NULL, inbound_id, m->body};
+        if (rcpt_exec(conn, rcpt_callback_sql, 4, p, err, errlen) != 0)
+            goto done;
+        out->callback = 1;
+    }
+    rc = 0;
+done:
+    PQclear(res);
+    buf_free(&sender);
+    buf_free(&body);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/* receipts: what provider webhooks change in the store, once their signature
+ * was checked. Delivery receipts move a communication forward (never back),
+ * inbound messages are kept (encrypted), STOP/START keywords change the
+ * sender's opt-outs, a WhatsApp message opens the 24-hour window, and a free
+ * reply is queued for the workflow as a workflow_callbacks row.
+ *
+ * Every function takes a connection the caller owns and runs in whatever
+ * transaction the caller has open; each returns 0, or -1 with err set (never
+ * holding a phone number or a message text). */
+#ifndef CRIER_STORE_RECEIPTS_H
+#define CRIER_STORE_RECEIPTS_H
+
+#include "crypto/crypto.h"
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+/* Our reading of a provider status. */
+typedef enum {
+    RCPT_IGNORED,   /* a status that says nothing new to us (queued, accepted, ...) */
+    RCPT_SENT,      /* the carrier / Meta accepted it */
+    RCPT_DELIVERED, /* on the handset */
+    RCPT_READ,      /* read receipt; stored as status 'opened' */
+    RCPT_FAILED,    /* failed or undelivered: terminal, but only over sent or earlier */
+} rcpt_status_t;
+
+/* Twilio MessageStatus / WhatsApp status values, case-sensitive as sent. */
+rcpt_status_t rcpt_status_twilio(const char *message_status);
+rcpt_status_t rcpt_status_whatsapp(const char *status);
+/* The communications.status a receipt moves to ("sent", ...); NULL for RCPT_IGNORED. */
+const char *rcpt_status_column(rcpt_status_t s);
+
+/* One delivery receipt. */
+typedef struct rcpt_receipt {
+    const char *provider;            /* "twilio" or "whatsapp" */
+    const char *channel;             /* "sms" or "whatsapp", recorded on the event */
+    const char *provider_message_id; /* MessageSid or wamid */
+    const char *provider_status;     /* as sent, recorded on the event */
+    rcpt_status_t status;
+    int provider_code;          /* ErrorCode / errors[0].code, 0 when none */
+    const char *error_category; /* errc_name() of the code, NULL when none */
+} rcpt_receipt_t;
+
+/* What rcpt_apply did. */
+typedef enum {
+    RCPT_APPLIED,   /* the communication moved forward */
+    RCPT_DUPLICATE, /* it already had this status: event recorded only */
+    RCPT_STALE,     /* older than what it has (out of order) or after a terminal status */
+    RCPT_UNKNOWN,   /* no communication carries this id: kept in unmatched_receipts */
+} rcpt_outcome_t;
+
+/* Applies r in one statement: the communication with that provider message
+ * id moves to r's status when it is further along (rank queued/sending <
+ * sent < delivered < opened < clicked; failed only over sent or earlier),
+ * and every receipt, moved or not, becomes a delivery_events row
+ * ("receipt", "receipt_duplicate" or "receipt_stale"). */
+int rcpt_apply(PGconn *conn, const rcpt_receipt_t *r, rcpt_outcome_t *outcome, char *err,
+               size_t errlen);
+
+/* Keywords of an inbound text (provider reference, STOP/START/HELP): the
+ * whole trimmed body, case-insensitive. opt_out_type is Twilio's OptOutType
+ * (NULL when absent), which wins when set. */
+typedef enum { RCPT_KW_NONE, RCPT_KW_STOP, RCPT_KW_START, RCPT_KW_HELP } rcpt_keyword_t;
+rcpt_keyword_t rcpt_keyword(const char *body, const char *opt_out_type);
+/* "STOP", "START", "HELP" or NULL. */
+const char *rcpt_keyword_name(rcpt_keyword_t k);
+
+/* One message a client sent us. */
+typedef struct rcpt_inbound {
+    const char *channel;             /* "sms" or "whatsapp" */
+    const char *provider_message_id; /* MessageSid or wamid: redeliveries are ignored */
+    const char *from;                /* E.164, "whatsapp:+…" or a wa_id (digits) */
+    const char *body;                /* text, may be "" (media, buttons without text) */
+    const char *reply_to;            /* provider id of the message replied to, or NULL */
+    long long sent_at;               /* provider timestamp, epoch s; 0 when unknown */
+    rcpt_keyword_t keyword;
+} rcpt_inbound_t;
+
+typedef struct rcpt_inbound_result {
+    int duplicate;      /* 1: this message was already stored; nothing changed */
+    int clients;        /* clients whose phone matched the sender */
+    char client_id[37]; /* the most recently updated of them, "" when none */
+    int callback;       /* 1 when a workflow callback row was queued */
+} rcpt_inbound_result_t;
+
+/* Stores m (sender and text encrypted), applies its keyword to the opt-out
+ * of m's channel for every client with the sender's number (STOP sets it,
+ * START clears it), opens the WhatsApp window of those clients for a
+ * WhatsApp message, and queues a "client_reply" workflow callback for a
+ * free reply from a known client (payload: type, inbound_message_id,
+ * client_id, channel, provider_message_id, communication_id, text,
+ * received_at). Run it inside a transaction. */
+int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
+                 rcpt_inbound_result_t *out, char *err, size_t errlen);
+
+/* The blind index of a sender: "whatsapp:" dropped, a missing "+" added
+ * (WhatsApp wa_ids are digits only), then as clients' phones are indexed.
+ * -1 when from holds no digits. */
+int rcpt_phone_bidx(const cry_keys_t *keys, const char *from, char out[65]);
+
+#endif
