@@ -97,13 +97,14 @@ static const srv_route_t srv_routes[] = {
     /* Webhooks carry no token: each proves its origin with the provider's
      * signature, checked by the handler. They share the "other" counters
      * until the stats have routes of their own. */
-    {HTTP_ROUTE_OTHER, "POST", "POST", 0, SRV_SYNC, api_webhook_twilio_status, SRV_FORM, SRV_TWIML},
-    {HTTP_ROUTE_OTHER, "POST", "POST", 0, SRV_SYNC, api_webhook_twilio_inbound, SRV_FORM,
-     SRV_TWIML},
-    {HTTP_ROUTE_OTHER, "GET", "GET, POST", 0, SRV_SYNC, api_webhook_whatsapp_verify, SRV_JSON,
-     "text/plain; charset=utf-8"},
-    {HTTP_ROUTE_OTHER, "POST", "GET, POST", 0, SRV_SYNC, api_webhook_whatsapp_post, SRV_JSON,
-     SRV_JSON},
+    {HTTP_ROUTE_WEBHOOK_TWILIO_STATUS, "POST", "POST", 0, SRV_SYNC, api_webhook_twilio_status,
+     SRV_FORM, SRV_TWIML},
+    {HTTP_ROUTE_WEBHOOK_TWILIO_INBOUND, "POST", "POST", 0, SRV_SYNC, api_webhook_twilio_inbound,
+     SRV_FORM, SRV_TWIML},
+    {HTTP_ROUTE_WEBHOOK_WHATSAPP, "GET", "GET, POST", 0, SRV_SYNC, api_webhook_whatsapp_verify,
+     SRV_JSON, "text/plain; charset=utf-8"},
+    {HTTP_ROUTE_WEBHOOK_WHATSAPP, "POST", "GET, POST", 0, SRV_SYNC, api_webhook_whatsapp_post,
+     SRV_JSON, SRV_JSON},
 };
 
 typedef enum {

@@ -51,6 +51,9 @@ const char *http_stats_route_name(http_route_id_t route)
         "GET /v1/rules",
         "POST /v1/rules/dry-run",
         "/metrics",
+        "POST /webhooks/twilio/status",
+        "POST /webhooks/twilio/inbound",
+        "/webhooks/whatsapp",
         "other",
     };
     return stats_valid(route) ? names[route] : "other";
