@@ -74,6 +74,25 @@ static const cfg_key_t cfg_keys[] = {
      "0", 0, 86400},
     {"CRIER_CALLBACK_TIMEOUT_MS", "callback_timeout_ms", CFG_INT, S(callback_timeout_ms), "10000",
      100, 120000},
+    /* CRIER_TRANSPORT sets every channel; each per-channel row after it wins. */
+    {"CRIER_TRANSPORT", "transport", CFG_TRANSPORT, S(transport_sms), "sandbox", 0, 0},
+    {"CRIER_TRANSPORT_SMS", "transport_sms", CFG_TRANSPORT, S(transport_sms), NULL, 0, 0},
+    {"CRIER_TRANSPORT", "transport", CFG_TRANSPORT, S(transport_whatsapp), "sandbox", 0, 0},
+    {"CRIER_TRANSPORT_WHATSAPP", "transport_whatsapp", CFG_TRANSPORT, S(transport_whatsapp), NULL,
+     0, 0},
+    {"TWILIO_ACCOUNT_SID", "twilio_account_sid", CFG_STR, S(twilio_account_sid), "", 0, 0},
+    {"TWILIO_FROM_NUMBER", "twilio_from_number", CFG_STR, S(twilio_from_number), "", 0, 0},
+    {"TWILIO_API_BASE", "twilio_api_base", CFG_STR, S(twilio_api_base), "https://api.twilio.com", 0,
+     0},
+    {"WHATSAPP_PHONE_NUMBER_ID", "whatsapp_phone_number_id", CFG_STR, S(whatsapp_phone_number_id),
+     "", 0, 0},
+    {"WHATSAPP_ACCESS_TOKEN", NULL, CFG_STR, S(whatsapp_access_token), "", 0, 0},
+    {"WHATSAPP_API_BASE", "whatsapp_api_base", CFG_STR, S(whatsapp_api_base),
+     "https://graph.facebook.com", 0, 0},
+    {"WHATSAPP_API_VERSION", "whatsapp_api_version", CFG_STR, S(whatsapp_api_version), "v21.0", 0,
+     0},
+    {"CRIER_PROVIDER_TIMEOUT_MS", "provider_timeout_ms", CFG_INT, S(provider_timeout_ms), "15000",
+     100, 120000},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -223,10 +242,15 @@ static int cfg_load_file(cfg_t *c, const char *path, char *err, size_t errlen)
             rc = -1;
             break;
         }
+        /* A key may fill several settings ("transport" sets every channel). */
         char why[160];
-        if (cfg_apply(c, k, val, why, sizeof why) != 0) {
-            snprintf(err, errlen, "%s:%d: %s %s", path, lineno, key, why);
-            rc = -1;
+        for (; k < cfg_keys + CFG_NKEYS && rc == 0; k++) {
+            if (!k->file_key || strcmp(k->file_key, key) != 0)
+                continue;
+            if (cfg_apply(c, k, val, why, sizeof why) != 0) {
+                snprintf(err, errlen, "%s:%d: %s %s", path, lineno, key, why);
+                rc = -1;
+            }
         }
     }
     if (rc == 0 && ferror(f)) {
@@ -307,6 +331,7 @@ void cfg_register_secrets(const cfg_t *c)
     log_add_secret(c->twilio_auth_token);
     log_add_secret(c->whatsapp_app_secret);
     log_add_secret(c->whatsapp_verify_token);
+    log_add_secret(c->whatsapp_access_token);
     log_add_secret(c->workflow_callback_secret);
     /* Each token separately: a log line would hold one token, not the list. */
     char *copy = strdup(c->api_tokens ? c->api_tokens : "");

@@ -50,6 +50,17 @@ typedef struct cfg {
     int callback_max_attempts;      /* CRIER_CALLBACK_MAX_ATTEMPTS: then the callback fails */
     int callback_retry_seconds;     /* CRIER_CALLBACK_RETRY_SECONDS: fixed delay; 0 = schedule */
     int callback_timeout_ms;        /* CRIER_CALLBACK_TIMEOUT_MS: one POST to the workflow */
+    /* SMS (Twilio) and WhatsApp (Cloud API) delivery */
+    char *transport_sms;            /* CRIER_TRANSPORT_SMS (or CRIER_TRANSPORT): sandbox|live */
+    char *transport_whatsapp;       /* CRIER_TRANSPORT_WHATSAPP (or CRIER_TRANSPORT) */
+    char *twilio_account_sid;       /* TWILIO_ACCOUNT_SID ("AC..."), may be "" */
+    char *twilio_from_number;       /* TWILIO_FROM_NUMBER, E.164, may be "" */
+    char *twilio_api_base;          /* TWILIO_API_BASE, scheme://host[:port] */
+    char *whatsapp_phone_number_id; /* WHATSAPP_PHONE_NUMBER_ID, may be "" */
+    char *whatsapp_access_token;    /* WHATSAPP_ACCESS_TOKEN, secret, may be "" */
+    char *whatsapp_api_base;        /* WHATSAPP_API_BASE, scheme://host[:port] */
+    char *whatsapp_api_version;     /* WHATSAPP_API_VERSION: the pinned Graph version, "v21.0" */
+    int provider_timeout_ms;        /* CRIER_PROVIDER_TIMEOUT_MS: one Twilio or Meta request */
 } cfg_t;
 
 /* Fills c with defaults, then the file (if path is not NULL), then the

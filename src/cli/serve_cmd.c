@@ -6,6 +6,7 @@
 #include "engine/intake.h"
 #include "http/server.h"
 #include "policy/runtime.h"
+#include "transport/transport.h"
 #include "util/log.h"
 
 #include <curl/curl.h>
@@ -110,6 +111,15 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
         code = 1;
         goto out;
     }
+    /* One libcurl multi loop for every provider call; the sandbox needs none. */
+    if (strcmp(cfg->transport_sms, "live") == 0 || strcmp(cfg->transport_whatsapp, "live") == 0) {
+        app.tx = tx_new(NULL);
+        if (!app.tx) {
+            fprintf(stderr, "crier serve: cannot start the HTTP transport\n");
+            code = 1;
+            goto out;
+        }
+    }
     delivery = delivery_start(&app, err, sizeof err);
     if (!delivery) {
         fprintf(stderr, "crier serve: delivery: %s\n", err);
@@ -131,6 +141,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
     char workers[16];
     snprintf(workers, sizeof workers, "%d", cfg->workers);
     log_info("serve", "started", "listen", cfg->listen, "transport_email", cfg->transport_email,
+             "transport_sms", cfg->transport_sms, "transport_whatsapp", cfg->transport_whatsapp,
              "workers", workers, "version", CRIER_VERSION, NULL);
 
     for (;;) {
@@ -157,6 +168,7 @@ out:
         intake_stop(app.intake);
     cb_stop(callbacks);
     delivery_stop(delivery);
+    tx_free(app.tx);     /* after the workers that wait on it */
     prt_stop(app.rules); /* after every thread that decides has stopped */
     db_pool_free(app.pool);
     tpl_catalog_free(app.templates);

@@ -178,7 +178,6 @@ static void intake_policy_client(const store_client_t *cl, policy_client_t *pc,
     pc->quiet_end = cl->quiet_end[0] ? cl->quiet_end : NULL;
     pc->last_contact_at = cl->last_contact_at;
     pc->whatsapp_window_until = 0;
-    pc->channels_off = policy_channels_off();
     intake_policy_prefs(cl->preferred_channels_json, pc, pref);
 }
 
@@ -200,7 +199,6 @@ static void intake_policy_facts(const store_client_facts_t *f, policy_client_t *
     pc->quiet_end = f->quiet_end[0] ? f->quiet_end : NULL;
     pc->last_contact_at = f->last_contact_at;
     pc->whatsapp_window_until = 0;
-    pc->channels_off = policy_channels_off();
     intake_policy_prefs(f->preferred_channels_json, pc, pref);
 }
 
@@ -455,6 +453,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
     policy_client_t pc;
     char pref[POLICY_MAX_CHANNELS][12];
     intake_policy_client(&cl, &pc, pref);
+    pc.channels_off = policy_channels_off(w->app->cfg); /* a setting, not a client fact */
     rules_pending_t pending = {0, 0};
     if (store_digest_pending(conn, r->client_id, &pending.count, &pending.oldest_at, err,
                              sizeof err) != 0) {
@@ -608,6 +607,7 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, http_answer
         policy_client_t pc;
         char pref[POLICY_MAX_CHANNELS][12];
         intake_policy_facts(&facts[k], &pc, pref);
+        pc.channels_off = policy_channels_off(w->app->cfg);
         rules_pending_t pending = {facts[k].pending_count, facts[k].pending_oldest_at};
         if (intake_compose(w, jobs[i], &pc, &pending, &drafts[i]) != 0) {
             /* its client upsert cannot be undone alone: redo row by row */

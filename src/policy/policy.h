@@ -7,9 +7,10 @@
 #ifndef CRIER_POLICY_H
 #define CRIER_POLICY_H
 
+#include "config.h"
 #include "util/buf.h"
 
-#define POLICY_MAX_CHANNELS 3
+#define POLICY_MAX_CHANNELS    3
 #define POLICY_BUILTIN_VERSION "builtin-1"
 
 typedef struct policy_msg {
@@ -26,10 +27,10 @@ typedef struct policy_client {
     int consent_email, consent_sms, consent_whatsapp;
     int opt_out_email, opt_out_sms, opt_out_whatsapp;
     const char *preferred_channels[POLICY_MAX_CHANNELS]; /* NULL-terminated early */
-    const char *quiet_start, *quiet_end;                  /* "HH:MM" */
-    double last_contact_at;       /* epoch s, 0 if never */
-    double whatsapp_window_until; /* epoch s, 0 if closed */
-    int vip;                      /* operator-marked client; the shipped rules ignore it */
+    const char *quiet_start, *quiet_end;                 /* "HH:MM" */
+    double last_contact_at;                              /* epoch s, 0 if never */
+    double whatsapp_window_until;                        /* epoch s, 0 if closed */
+    int vip; /* operator-marked client; the shipped rules ignore it */
     /* Channels this engine cannot deliver on right now (POLICY_CH_* bits; 0:
      * all can). Not a fact about the client: the rules treat such a channel
      * as blocked ("unavailable"), so a decision never names one. */
@@ -41,12 +42,12 @@ typedef struct policy_client {
 #define POLICY_CH_WHATSAPP 4u
 
 typedef struct policy_decision {
-    char status[12];   /* queued (due now), pending (later) or skipped */
-    char primary[12];  /* "" when skipped */
+    char status[12];  /* queued (due now), pending (later) or skipped */
+    char primary[12]; /* "" when skipped */
     char fallback[POLICY_MAX_CHANNELS][12];
     int n_fallback;
-    double send_at;    /* epoch s */
-    int priority;      /* 0 critical .. 3 low */
+    double send_at; /* epoch s */
+    int priority;   /* 0 critical .. 3 low */
     char skip_reason[64];
     char rules_version[72];
     char trace_json[4096]; /* JSON array of steps; the Lua rules' trace needs the room */
@@ -60,9 +61,10 @@ typedef struct policy_decision {
 int policy_priority(const char *urgency);
 /* The seed's primary channel for a message type ("email" for unknown ones). */
 const char *policy_seed_primary(const char *message_type);
-/* The channels this build of the engine cannot deliver on (POLICY_CH_*
- * bits): SMS and WhatsApp until their transports exist. */
-unsigned policy_channels_off(void);
+/* The channels the engine cannot deliver on with settings cfg (POLICY_CH_*
+ * bits): SMS or WhatsApp on the live transport without its credentials.
+ * Email and every sandbox channel are always available. */
+unsigned policy_channels_off(const cfg_t *cfg);
 /* The built-in decision. Never fails. */
 void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, double now,
                            policy_decision_t *d);

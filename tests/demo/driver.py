@@ -12,6 +12,13 @@ error_notification, with the urgencies of the workflow's trigger points.
 Then it waits until every message is settled (final, or scheduled for later
 by the timing rules) and prints one row per message.
 
+The channels show what the rules pick: Asha Rao asked for WhatsApp for her
+vendor options and gets the error notification by SMS; Daniel Okafor gave
+no phone, so everything is email; Mei Tanaka's number ends in 0000, which
+the sandbox SMS transport refuses as Twilio would an invalid number
+(permanent error 21211), so her error notification falls back to email and
+the "fallbacks" lines after the table show both attempts.
+
 Normal-urgency messages go out in the client's local business hours, so each
 sample client is placed in a time zone where it is business hours right now:
 the demo then shows the whole lifecycle whenever it is run. The time zone is
@@ -48,10 +55,11 @@ FINAL = ("sent", "delivered", "opened", "clicked", "failed", "bounced", "skipped
 # and documentation, so nothing here can reach anyone.
 CLIENTS = [
     {"name": "Asha Rao", "email": "asha.rao@example.com", "phone": "+15555550101",
-     "consent": {"sms": True, "whatsapp": True}, "event_type": "wedding"},
+     "consent": {"sms": True, "whatsapp": True}, "event_type": "wedding",
+     "prefers": {"vendor_options": "whatsapp"}},
     {"name": "Daniel Okafor", "email": "daniel.okafor@example.org", "phone": None,
      "consent": {"sms": False, "whatsapp": False}, "event_type": "corporate retreat"},
-    {"name": "Mei Tanaka", "email": "mei.tanaka@example.net", "phone": "+447700900123",
+    {"name": "Mei Tanaka", "email": "mei.tanaka@example.net", "phone": "+447700900000",
      "consent": {"sms": True, "whatsapp": False}, "event_type": "birthday party"},
 ]
 
@@ -260,7 +268,7 @@ def main():
                 "client_id": client_id,
                 "message_type": message_type,
                 "urgency": urgency,
-                "preferred_channel": None,
+                "preferred_channel": client.get("prefers", {}).get(message_type),
                 "client": {
                     "name": client["name"], "email": client["email"], "timezone": zone,
                     "locale": "en", "consent": client["consent"],
@@ -316,10 +324,31 @@ def main():
                      shown_path(output_file(args.outbox, comm)) if comm else "-"))
     table(rows, ("client", "message", "channel", "status", "decision", "output"))
 
+    # A message that moved channel: every channel it was tried on, in order.
+    moved = []
+    for client, message_type, cid, _ in posted:
+        tried = []
+        for ev in latest.get(cid, {}).get("events") or []:
+            ch = ev.get("channel") if isinstance(ev, dict) else None
+            if not ch or not ev.get("attempt"):
+                continue
+            if tried and tried[-1][0] == ch:
+                tried[-1] = (ch, ev.get("event_type"))  # its latest event on that channel
+            else:
+                tried.append((ch, ev.get("event_type")))
+        if len(tried) > 1:
+            moved.append("  %s, %s: %s" % (client["name"], message_type, " -> ".join(
+                "%s (%s)" % (ch, "failed" if ev == "retry_scheduled" else ev) for ch, ev in tried)))
+    if moved:
+        print("\nfallbacks:")
+        print("\n".join(moved))
+
     print("""
 What was "sent" is in the sandbox outbox (no message left this machine):
   ls %(o)s
   less %(o)s/<id>.eml            the exact bytes SMTP would carry
+  less %(o)s/<id>.sms.json       the SMS Twilio would get (body, encoding, segments)
+  less %(o)s/<id>.whatsapp.json  the WhatsApp Cloud API request (template or text)
   /usr/bin/python3 tests/demo/driver.py --show %(o)s/<id>.eml
                                  headers, parts and attachments, decoded
 or open a .eml file in any mail client (Thunderbird, Evolution, Apple Mail).""" % {"o": shown_path(args.outbox)})
