@@ -6,6 +6,7 @@
 #                   services, lint the OpenAPI file, run every test in both
 #   make demo       run the event-planning demo on a private PostgreSQL with
 #                   the sandbox transport (no credentials)
+#   make bench-p2   SMS delivery: crier against wrk on the same provider stub
 #   make bench-p3   intake benchmark: crier against pgbench (tests/bench/)
 #   make bench-p5   policy cost: the Lua rules against the same policy in C
 #                   (P5_ARGS="--seconds 1 --breakdown" passes options)
@@ -22,7 +23,7 @@ CMAKE ?= cmake
 
 C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
 
-.PHONY: all build asan check demo bench-p3 bench-p5 format lint clean
+.PHONY: all build asan check demo bench-p2 bench-p3 bench-p5 format lint clean
 
 all: build
 
@@ -43,6 +44,9 @@ check:
 
 demo:
 	@scripts/demo.sh
+
+bench-p2: build
+	@tests/bench/p2_delivery.sh
 
 bench-p3: build
 	@tests/bench/p3_intake.sh
