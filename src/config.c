@@ -11,7 +11,15 @@
 
 #define CFG_FILE_MAX_LINE 4096
 
-typedef enum { CFG_STR, CFG_INT, CFG_SIZE, CFG_TLS, CFG_TRANSPORT, CFG_LEVEL } cfg_kind_t;
+typedef enum {
+    CFG_STR,
+    CFG_INT,
+    CFG_SIZE,
+    CFG_TLS,
+    CFG_TRANSPORT,
+    CFG_LEVEL,
+    CFG_RATE,
+} cfg_kind_t;
 
 /* One row per setting: where it lives in cfg_t, its environment name, whether
  * it is a secret (environment only), its default, and the bounds of an int. */
@@ -93,6 +101,13 @@ static const cfg_key_t cfg_keys[] = {
      0},
     {"CRIER_PROVIDER_TIMEOUT_MS", "provider_timeout_ms", CFG_INT, S(provider_timeout_ms), "15000",
      100, 120000},
+    /* A US long code sends about one segment a second. */
+    {"CRIER_RATE_TWILIO", "rate_twilio", CFG_RATE, S(rate_twilio), "1/s", 0, 0},
+    /* The seed's 100 an hour is the target; it stays off by default until
+     * every live-SMTP deployment and test states its own rate. */
+    {"CRIER_RATE_SMTP", "rate_smtp", CFG_RATE, S(rate_smtp), "off", 0, 0},
+    /* Cloud API's default throughput per business number. */
+    {"CRIER_RATE_WHATSAPP", "rate_whatsapp", CFG_RATE, S(rate_whatsapp), "80/s,10", 0, 0},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -106,6 +121,45 @@ static int cfg_parse_long(const char *v, long min, long max, long *out)
     if (errno || end == v || *end != '\0' || n < min || n > max)
         return -1;
     *out = n;
+    return 0;
+}
+
+int cfg_rate_parse(const char *v, cfg_rate_t *out)
+{
+    if (strcmp(v, "off") == 0) {
+        out->rate_per_s = 0;
+        out->burst = 1;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double n = strtod(v, &end);
+    if (errno || end == v || !(n > 0) || n > 1e6 || *end != '/')
+        return -1;
+    double per;
+    switch (end[1]) {
+    case 's':
+        per = 1;
+        break;
+    case 'm':
+        per = 60;
+        break;
+    case 'h':
+        per = 3600;
+        break;
+    default:
+        return -1;
+    }
+    const char *rest = end + 2;
+    long burst = 1;
+    if (*rest == ',') {
+        if (cfg_parse_long(rest + 1, 1, 1000000, &burst) != 0)
+            return -1;
+    } else if (*rest != '\0') {
+        return -1;
+    }
+    out->rate_per_s = n / per;
+    out->burst = (int)burst;
     return 0;
 }
 
@@ -149,6 +203,14 @@ static int cfg_apply(cfg_t *c, const cfg_key_t *k, const char *v, char *why, siz
             return -1;
         }
         *(size_t *)(base + k->offset) = (size_t)n;
+        return 0;
+    case CFG_RATE:
+        if (cfg_rate_parse(v, (cfg_rate_t *)(base + k->offset)) != 0) {
+            snprintf(why, whylen,
+                     "must be \"off\" or a rate N/s, N/m or N/h, optionally "
+                     "followed by \",B\" for a burst of B");
+            return -1;
+        }
         return 0;
     case CFG_TLS:
         if (strcmp(v, "required") == 0)

@@ -10,6 +10,14 @@
 
 #include <stddef.h>
 
+/* A send rate: rate_per_s sustained with bursts of up to burst; rate_per_s 0
+ * means no limit. Written "N/s", "N/m" or "N/h", optionally ",B" for the
+ * burst (1 when left out), or "off". */
+typedef struct cfg_rate {
+    double rate_per_s;
+    int burst;
+} cfg_rate_t;
+
 typedef struct cfg {
     /* all strings owned by the cfg; never NULL after cfg_load unless noted */
     char *database_url;        /* CRIER_DATABASE_URL, libpq URI or conninfo */
@@ -61,7 +69,14 @@ typedef struct cfg {
     char *whatsapp_api_base;        /* WHATSAPP_API_BASE, scheme://host[:port] */
     char *whatsapp_api_version;     /* WHATSAPP_API_VERSION: the pinned Graph version, "v21.0" */
     int provider_timeout_ms;        /* CRIER_PROVIDER_TIMEOUT_MS: one Twilio or Meta request */
+    /* Send rates per sender, shared through Redis by every process */
+    cfg_rate_t rate_twilio;   /* CRIER_RATE_TWILIO: per from number */
+    cfg_rate_t rate_smtp;     /* CRIER_RATE_SMTP: per SMTP host */
+    cfg_rate_t rate_whatsapp; /* CRIER_RATE_WHATSAPP: per phone number id */
 } cfg_t;
+
+/* Parses a rate as cfg_rate_t describes. Returns 0, or -1 when malformed. */
+int cfg_rate_parse(const char *v, cfg_rate_t *out);
 
 /* Fills c with defaults, then the file (if path is not NULL), then the
  * environment. On a bad value returns -1 and writes a message naming the key

@@ -7,6 +7,7 @@
 #include "metrics/metrics.h"
 #include "policy/runtime.h"
 #include "queue/queue.h"
+#include "ratelimit/ratelimit.h"
 #include "store/db.h"
 #include "util/json_text.h"
 #include "util/log.h"
@@ -76,6 +77,115 @@ static void delivery_idle(delivery_t *d, unsigned long seen, int timeout_ms)
             break;
     }
     pthread_mutex_unlock(&d->lock);
+}
+
+/* The rate-limited senders of one worker: one per provider, fixed by the
+ * configuration, so a batch needs at most one limiter call per key after a
+ * denial (see delivery_rate). */
+enum { DELIVERY_RL_TWILIO, DELIVERY_RL_SMTP, DELIVERY_RL_WHATSAPP, DELIVERY_RL_N };
+
+typedef struct delivery_rl {
+    rl_t *rl; /* owned: this worker's handle */
+    char key[DELIVERY_RL_N][RL_KEY_MAX + 1];
+    const char *provider[DELIVERY_RL_N];
+    cfg_rate_t rate[DELIVERY_RL_N]; /* rate_per_s 0: not limited */
+    /* per batch: after a denial the key's next jobs queue up behind it
+     * instead of asking again, spread one interval apart so they do not all
+     * come back at the same instant */
+    int denied[DELIVERY_RL_N];
+    double denied_wait[DELIVERY_RL_N];
+} delivery_rl_t;
+
+/* The host[:port] of an SMTP URL, without any userinfo. */
+static void delivery_smtp_host(const char *url, char *out, size_t outlen)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *end = p + strcspn(p, "/?#");
+    const char *at = memchr(p, '@', (size_t)(end - p));
+    if (at)
+        p = at + 1;
+    snprintf(out, outlen, "%.*s", (int)(end - p), p);
+}
+
+/* Sets up the worker's limiter. A live transport is limited per sender; the
+ * sandbox is not (it sends nothing). Returns 0, or -1 when out of memory. */
+static int delivery_rl_init(const delivery_t *d, delivery_rl_t *w)
+{
+    const cfg_t *cfg = d->app->cfg;
+    char err[256];
+    memset(w, 0, sizeof *w);
+    w->rl = rl_new(cfg->redis_url, 0, err, sizeof err);
+    if (!w->rl) {
+        /* A malformed URL must not stop delivery: limit locally instead. */
+        log_error("delivery", "ratelimit_redis_url_invalid", "error", err, NULL);
+        w->rl = rl_new(NULL, 0, err, sizeof err);
+        if (!w->rl)
+            return -1;
+    }
+    char host[256];
+    delivery_smtp_host(cfg->smtp_url, host, sizeof host);
+    const struct {
+        const char *provider, *sender, *transport;
+        cfg_rate_t rate;
+    } conf[DELIVERY_RL_N] = {
+        [DELIVERY_RL_TWILIO] = {"twilio", cfg->twilio_from_number, cfg->transport_sms,
+                                cfg->rate_twilio},
+        [DELIVERY_RL_SMTP] = {"smtp", host, cfg->transport_email, cfg->rate_smtp},
+        [DELIVERY_RL_WHATSAPP] = {"whatsapp", cfg->whatsapp_phone_number_id,
+                                  cfg->transport_whatsapp, cfg->rate_whatsapp},
+    };
+    for (int i = 0; i < DELIVERY_RL_N; i++) {
+        w->provider[i] = conf[i].provider;
+        if (strcmp(conf[i].transport, "live") != 0 || conf[i].rate.rate_per_s <= 0)
+            continue;
+        if (rl_key(w->key[i], sizeof w->key[i], conf[i].provider, conf[i].sender) != 0) {
+            log_error("delivery", "ratelimit_key_too_long", "provider", conf[i].provider, NULL);
+            continue;
+        }
+        w->rate[i] = conf[i].rate;
+    }
+    return 0;
+}
+
+static void delivery_rl_batch(delivery_rl_t *w)
+{
+    memset(w->denied, 0, sizeof w->denied);
+    memset(w->denied_wait, 0, sizeof w->denied_wait);
+}
+
+/* Asks whether job may be sent now. Returns 1 to send, or 0 with *wait_s
+ * set and *provider named when it must wait. A limiter that cannot decide
+ * lets the message go: a rate limit must never stop delivery. */
+static int delivery_rate(delivery_rl_t *w, const queue_job_t *job, double *wait_s,
+                         const char **provider)
+{
+    static const char *const channels[DELIVERY_RL_N] = {[DELIVERY_RL_TWILIO] = "sms",
+                                                        [DELIVERY_RL_SMTP] = "email",
+                                                        [DELIVERY_RL_WHATSAPP] = "whatsapp"};
+    int i = 0;
+    while (i < DELIVERY_RL_N && strcmp(channels[i], job->channel ? job->channel : "") != 0)
+        i++;
+    if (i == DELIVERY_RL_N || w->rate[i].rate_per_s <= 0)
+        return 1;
+    *provider = w->provider[i];
+    double interval = 1.0 / w->rate[i].rate_per_s;
+    if (w->denied[i] > 0) {
+        *wait_s = w->denied_wait[i] + interval * w->denied[i]++;
+        return 0;
+    }
+    double wait = 0;
+    int rc = rl_check(w->rl, w->key[i], w->rate[i].rate_per_s, w->rate[i].burst, &wait);
+    if (rc == RL_ALLOW)
+        return 1;
+    if (rc != RL_DENY) {
+        log_error("delivery", "ratelimit_check_failed", "provider", w->provider[i], NULL);
+        return 1;
+    }
+    w->denied[i] = 1;
+    w->denied_wait[i] = wait;
+    *wait_s = wait;
+    return 0;
 }
 
 typedef struct delivery_slot {
@@ -260,7 +370,16 @@ static void *delivery_worker(void *arg)
     email_sender_t *sender = email_sender_new(app);
     /* A Lua state belongs to one thread: this worker's, made here. */
     prt_local_t *policy = app->rules ? prt_local_new(app->rules) : NULL;
+    delivery_rl_t limits;
+    if (delivery_rl_init(d, &limits) != 0) {
+        log_kv(LOG_CRITICAL, "delivery", "ratelimit_failed", "error",
+               "cannot create the rate limiter", NULL);
+        email_sender_free(sender);
+        prt_local_free(policy);
+        return NULL;
+    }
     if (!sender) {
+        rl_free(limits.rl);
         log_kv(LOG_CRITICAL, "delivery", "sender_failed", "error",
                "cannot create the email sender (check mail_from and the SMTP settings)", NULL);
         return NULL;
@@ -296,8 +415,23 @@ static void *delivery_worker(void *arg)
             continue;
         }
         double claimed = delivery_mono_s();
+        delivery_rl_batch(&limits);
         for (int i = 0; i < n; i++) {
             slots[i].job = jobs[i];
+            double wait = 0;
+            const char *provider = NULL;
+            if (!delivery_rate(&limits, &slots[i].job, &wait, &provider)) {
+                /* Not an attempt: no provider call, no rules, no outcome
+                 * counted; the claim's attempt is given back. */
+                memset(&res[i], 0, sizeof res[i]);
+                res[i].id = slots[i].job.id;
+                res[i].attempt = slots[i].job.attempt;
+                res[i].outcome = QUEUE_DEFER;
+                res[i].retry_at = time_now() + wait;
+                res[i].channel = slots[i].job.channel;
+                metrics_ratelimit_deferred(provider);
+                continue;
+            }
             delivery_attempt(app, sender, conn, &slots[i].job, &slots[i].out);
             double took = delivery_mono_s() - claimed;
             delivery_record(policy, &slots[i], &res[i]);
@@ -318,6 +452,7 @@ out:
     free(res);
     free(jobs);
     free(slots);
+    rl_free(limits.rl);
     email_sender_free(sender);
     prt_local_free(policy);
     if (conn)

@@ -1,5 +1,7 @@
 #include "metrics/metrics.h"
 
+#include "ratelimit/ratelimit.h"
+
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,6 +41,9 @@ static const double metrics_bucket_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                            0.5,   1,    2.5,   5,    10,  30};
 #define METRICS_BUCKETS_N (sizeof metrics_bucket_le / sizeof metrics_bucket_le[0])
 
+static const char *const metrics_rl_providers[] = {"twilio", "smtp", "whatsapp", "other"};
+#define METRICS_RL_PROVIDERS_N (sizeof metrics_rl_providers / sizeof metrics_rl_providers[0])
+
 static atomic_ullong metrics_comms[METRICS_TYPES_N][METRICS_CHANNELS_N][METRICS_STATUS_N];
 /* Per bucket, not cumulative (the last slot is above every bound): the
  * cumulative counts and _count are derived from one read of these, so +Inf
@@ -49,6 +54,7 @@ static atomic_ullong metrics_api_calls[METRICS_API_N];
 static atomic_ullong metrics_api_errors[METRICS_API_N][METRICS_ERRC_N];
 static atomic_llong metrics_depth[3]; /* due, scheduled, sending */
 static atomic_int metrics_depth_known;
+static atomic_ullong metrics_rl_deferred[METRICS_RL_PROVIDERS_N];
 
 static size_t metrics_index(const char *const *names, size_t n, const char *name)
 {
@@ -239,11 +245,36 @@ static int metrics_render_depth(buf_t *out)
     return rc;
 }
 
+void metrics_ratelimit_deferred(const char *provider)
+{
+    metrics_add(
+        &metrics_rl_deferred[metrics_index(metrics_rl_providers, METRICS_RL_PROVIDERS_N, provider)],
+        1);
+}
+
+static int metrics_render_ratelimit(buf_t *out)
+{
+    int rc = metrics_family(out, "crier_ratelimit_deferred_total", "counter",
+                            "Messages put back to wait because their sender's rate limit was "
+                            "reached, by provider");
+    for (size_t p = 0; p < METRICS_RL_PROVIDERS_N; p++)
+        rc |= buf_printf(out, "crier_ratelimit_deferred_total{provider=\"%s\"} %llu\n",
+                         metrics_rl_providers[p], metrics_get(&metrics_rl_deferred[p]));
+    rl_stats_t st;
+    rl_stats(&st);
+    rc |= metrics_family(out, "crier_ratelimit_local_fallback_total", "counter",
+                         "Rate limit decisions made by this process alone because Redis was "
+                         "not configured or did not answer");
+    rc |= buf_printf(out, "crier_ratelimit_local_fallback_total %llu\n", st.local_checks);
+    return rc;
+}
+
 int metrics_render(buf_t *out)
 {
     int rc = metrics_render_comms(out);
     rc |= metrics_render_hist(out);
     rc |= metrics_render_api(out);
     rc |= metrics_render_depth(out);
+    rc |= metrics_render_ratelimit(out);
     return rc ? -1 : 0;
 }

@@ -42,6 +42,10 @@ void metrics_api_error(metrics_api_t api, errc_t category);
 /* Sets the queue depth gauges from the latest sample; known 0 while no
  * sample has been taken (the series are then not written). */
 void metrics_queue_depth(long long due, long long scheduled, long long sending);
+/* Counts one message put back because its sender's rate limit said wait;
+ * provider is "twilio", "smtp" or "whatsapp" (anything else: "other"). The
+ * local-fallback count is read from ratelimit's own counters at render. */
+void metrics_ratelimit_deferred(const char *provider);
 
 /* Writes every family of the registry above to out. Returns 0, or -1 when
  * out is full. */

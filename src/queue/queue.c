@@ -150,6 +150,11 @@ static const char *const queue_sql[] = {
                      " lease_until = NULL, channel = $3::text, error_category = $6::text,"
                      " error_message = $7::text, provider_code = $8::int,"
                      " updated_at = now()" QUEUE_FENCE QUEUE_EVENTS("('failed')"),
+    /* The row's last error stays: a deferral is not a failure. */
+    [QUEUE_DEFER] =
+        "WITH u AS (UPDATE communications SET status = 'queued',"
+        " attempts = attempts - 1, next_attempt_at = to_timestamp($10::float8),"
+        " lease_until = NULL, updated_at = now()" QUEUE_FENCE QUEUE_EVENTS("('rate_limited')"),
 };
 
 /* The schema accepts only the five categories of the seed; anything else
@@ -190,7 +195,7 @@ int queue_complete(PGconn *conn, const queue_result_t *r, int n, int *applied, c
     int count = 0;
     for (int i = 0; i < n; i++) {
         const queue_result_t *x = &r[i];
-        if ((int)x->outcome < 0 || x->outcome > QUEUE_FAILED || !x->id) {
+        if ((int)x->outcome < 0 || x->outcome > QUEUE_DEFER || !x->id) {
             snprintf(err, errlen, "bad queue result %d", i);
             goto fail;
         }

@@ -39,13 +39,17 @@ typedef enum {
     QUEUE_DELIVERED, /* sent and already known delivered (sandbox) */
     QUEUE_RETRY,     /* back to queued at retry_at, on next_channel if set */
     QUEUE_FAILED,    /* final failure */
+    /* Not attempted (the sender's rate limit said wait): back to queued at
+     * retry_at with the claim's attempt given back, so waiting for a slot
+     * never uses up the attempts the failure rules count. */
+    QUEUE_DEFER,
 } queue_outcome_t;
 
 typedef struct queue_result {
     const char *id;
     int attempt; /* as claimed: the fence */
     queue_outcome_t outcome;
-    double retry_at;                 /* epoch s, QUEUE_RETRY only */
+    double retry_at;                 /* epoch s, QUEUE_RETRY and QUEUE_DEFER only */
     const char *channel;             /* the channel that was tried */
     const char *subject;             /* may be NULL */
     const char *provider_message_id; /* may be NULL */

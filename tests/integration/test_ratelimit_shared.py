@@ -1,0 +1,205 @@
+"""Per-sender send rates shared through Redis: two crier processes on one
+database send live SMS to tests/support/provider_stub.py under one Twilio
+limit of 5 a second (burst 1), and together stay under it; a crier whose
+Redis does not answer keeps delivering under its own local limit."""
+
+import json
+import os
+import random
+import re
+import select
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness as h
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "stub-auth-token-0123456789abcdef"
+CONSENT_ALL = {"sms": True, "whatsapp": True}
+
+RATE = 5         # messages a second per sender
+BURST = 1        # at once from idle: with 1, conforming sends are >= 1/RATE apart
+MESSAGES = 100
+# Loopback latency between the limiter's decision and the stub's clock
+# varies by a few milliseconds; windows are shortened by this much so that
+# jitter cannot make a conforming stream look too fast.
+JITTER_S = 0.05
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+class ProviderStub:
+    """tests/support/provider_stub.py on a port the kernel chose; the
+    requests it answered are in requests.jsonl under dir."""
+
+    def __init__(self, dir, extra_args=(), timeout=15.0):
+        self.dir = dir
+        os.makedirs(dir, exist_ok=True)
+        script = os.path.join(h.source_dir(), "tests", "support", "provider_stub.py")
+        self._log = open(os.path.join(dir, "stub.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
+            stdout=subprocess.PIPE, stderr=self._log, env=h.base_env())
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                buf += chunk
+                m = re.search(rb"READY (\d+)", buf)
+                if m:
+                    self.url = "http://127.0.0.1:%d" % int(m.group(1))
+                    return
+        self.stop()
+        raise RuntimeError("provider stub did not start: %r" % buf)
+
+    def requests(self, provider):
+        try:
+            with open(os.path.join(self.dir, "requests.jsonl"), encoding="utf-8") as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+        return [r for r in rows if r.get("provider") == provider]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def post(crier, body):
+    status, _, js = crier.post_comm(body)
+    check(status == 202, "POST answered %s: %r" % (status, js))
+    return js["communication_id"], js["decision"]
+
+
+def sms_env(stub, from_number, redis_url):
+    return {"CRIER_TRANSPORT_SMS": "live", "TWILIO_API_BASE": stub.url,
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_FROM_NUMBER": from_number, "CRIER_REDIS_URL": redis_url,
+            "CRIER_RATE_TWILIO": "%d/s,%d" % (RATE, BURST)}
+
+
+def fresh_from_number():
+    # A sender of its own per run: the shared Redis may still hold another
+    # run's bucket for a fixed number.
+    return "+1500555%04d" % random.randrange(10000)
+
+
+def sms_body(i):
+    return h.comm_body(i, phone="+1555556%04d" % i, consent=CONSENT_ALL,
+                       message_type="error_notification", urgency="critical")
+
+
+def metric(crier, name, labels=""):
+    status, _, text = crier.request("GET", "/metrics", token=None)
+    check(status == 200 and isinstance(text, str), "GET /metrics answered %s" % status)
+    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    check(m, "%s%s is exposed" % (name, labels))
+    return float(m.group(1))
+
+
+def rates(times):
+    """(max in any fixed 1 s window from the first send, max in any sliding
+    window of 1 s less the jitter allowance)."""
+    times = sorted(times)
+    t0 = times[0]
+    per_second = {}
+    for t in times:
+        k = int(t - t0)
+        per_second[k] = per_second.get(k, 0) + 1
+    sliding = 0
+    j = 0
+    for i, t in enumerate(times):
+        while times[j] <= t - (1.0 - JITTER_S):
+            j += 1
+        sliding = max(sliding, i - j + 1)
+    return max(per_second.values()), sliding
+
+
+def test_two_processes_share_the_limit(tmp):
+    db = h.new_database("rl_shared")
+    redis_url = h.env_redis_url()
+    with ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID]) as stub:
+        env = sms_env(stub, fresh_from_number(), redis_url)
+        with h.Crier(db, os.path.join(tmp, "a"), env=env) as a, \
+                h.Crier(db, os.path.join(tmp, "b"), env=env) as b:
+            ids = []
+            for i in range(MESSAGES):
+                cid, dec = post(a if i % 2 == 0 else b, sms_body(i))
+                check(dec["primary_channel"] == "sms", "live SMS first: %r" % dec)
+                ids.append(cid)
+            final = a.wait_final(ids, timeout=60)
+            bad = [(c["status"], c["channel"]) for c in final.values()
+                   if c["status"] != "sent" or c["channel"] != "sms"]
+            check(not bad, "all %d sent by SMS; not: %r" % (MESSAGES, bad[:5]))
+
+            times = [r["time"] for r in stub.requests("twilio")]
+            check(len(times) == MESSAGES, "one request per message (%d)" % len(times))
+            fixed, sliding = rates(times)
+            span = max(times) - min(times)
+            print("max SMS per 1 s window: %d (sliding %.2f s windows: %d); %d sent in %.1f s"
+                  % (fixed, 1.0 - JITTER_S, sliding, len(times), span))
+            check(sliding <= RATE, "never more than %d a second: %d" % (RATE, sliding))
+            # Each process alone would allow RATE a second: together they
+            # would finish in half the time if the limit were not shared.
+            least = (MESSAGES - BURST) / RATE - 2 * JITTER_S
+            check(span >= least, "%d sends took %.1f s, at least %.1f" % (MESSAGES, span, least))
+
+            deferred = (metric(a, "crier_ratelimit_deferred_total", '{provider="twilio"}')
+                        + metric(b, "crier_ratelimit_deferred_total", '{provider="twilio"}'))
+            check(deferred > 0, "messages waited for the limit: %g" % deferred)
+            for c in (a, b):
+                check(metric(c, "crier_ratelimit_local_fallback_total") == 0,
+                      "Redis decided every send")
+            # Waiting for a slot is not an attempt: no message used up more
+            # than its one send.
+            rows = h.psql(db, "SELECT max(attempts), count(*) FILTER (WHERE attempts <> 1)"
+                              " FROM communications")
+            check(rows[0] == ["1", "0"], "every message took exactly one attempt: %r" % rows)
+            rows = h.psql(db, "SELECT count(*) FROM delivery_events"
+                              " WHERE event_type = 'rate_limited'")
+            check(int(rows[0][0]) > 0, "deferrals are recorded as rate_limited events")
+
+
+def test_without_redis_delivery_continues(tmp):
+    db = h.new_database("rl_local")
+    closed = "redis://127.0.0.1:%d/0" % h.free_port()
+    n = 10
+    with ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID]) as stub:
+        env = sms_env(stub, fresh_from_number(), closed)
+        with h.Crier(db, tmp, env=env) as crier:
+            ids = [post(crier, sms_body(200 + i))[0] for i in range(n)]
+            final = crier.wait_final(ids, timeout=30)
+            check(all(c["status"] == "sent" for c in final.values()),
+                  "delivered without Redis: %r" % [c["status"] for c in final.values()])
+            times = sorted(r["time"] for r in stub.requests("twilio"))
+            check(len(times) == n, "one request per message (%d)" % len(times))
+            fixed, sliding = rates(times)
+            print("without Redis: max SMS per 1 s window: %d (sliding: %d)" % (fixed, sliding))
+            check(sliding <= RATE, "the local limiter still holds the rate: %d" % sliding)
+            check(metric(crier, "crier_ratelimit_local_fallback_total") > 0,
+                  "the local decisions are counted")
+
+
+h.run([test_two_processes_share_the_limit, test_without_redis_delivery_continues])
