@@ -38,6 +38,8 @@ Stable API:
         .kill(sig=SIGKILL) .stop() .log() .wait_final(ids, timeout)
     TOKEN_WORKFLOW, TOKEN_OPERATOR, TOKEN_ADMIN, ENCRYPTION_KEY, FINAL_STATUSES
     wait_until(predicate, timeout=10, interval=0.1) -> the predicate's truthy value
+    ProviderStub(dir, extra_args=()) -> tests/support/provider_stub.py on a free port:
+        .url .requests(provider) .stop(); a context manager
     rules_dir(retry_delays=None) -> a private copy of the tests' rules, with
         fallback.lua's retry delays (seconds) replaced when given
     comm_body(i, name=None, email=None, message_type="welcome", ...) -> dict
@@ -337,6 +339,60 @@ class SmtpSink:
                 self.proc.wait()
         if self.proc.stdout:
             self.proc.stdout.close()
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class ProviderStub:
+    """tests/support/provider_stub.py on 127.0.0.1, a port chosen by the
+    kernel; every request it answered is in requests.jsonl under dir."""
+
+    def __init__(self, dir, extra_args=(), timeout=15.0):
+        self.dir = dir
+        os.makedirs(dir, exist_ok=True)
+        script = os.path.join(source_dir(), "tests", "support", "provider_stub.py")
+        self._log = open(os.path.join(dir, "stub.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
+            stdout=subprocess.PIPE, stderr=self._log, env=base_env())
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                buf += chunk
+                m = re.search(rb"READY (\d+)", buf)
+                if m:
+                    self.url = "http://127.0.0.1:%d" % int(m.group(1))
+                    return
+        self.stop()
+        raise RuntimeError("provider stub did not start: %r" % buf)
+
+    def requests(self, provider):
+        try:
+            with open(os.path.join(self.dir, "requests.jsonl"), encoding="utf-8") as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+        return [r for r in rows if r.get("provider") == provider]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
         self._log.close()
 
     def __enter__(self):

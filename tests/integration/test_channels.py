@@ -6,10 +6,7 @@ import base64
 import json
 import os
 import re
-import select
-import subprocess
 import sys
-import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -28,64 +25,6 @@ WA_TOKEN = "stub-meta-token-0123456789abcdef"
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
-
-
-class ProviderStub:
-    """tests/support/provider_stub.py on 127.0.0.1, a port chosen by the
-    kernel; every request it answered is in requests.jsonl under dir."""
-
-    def __init__(self, dir, extra_args=(), timeout=15.0):
-        self.dir = dir
-        os.makedirs(dir, exist_ok=True)
-        script = os.path.join(h.source_dir(), "tests", "support", "provider_stub.py")
-        self._log = open(os.path.join(dir, "stub.log"), "wb")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
-            stdout=subprocess.PIPE, stderr=self._log, env=h.base_env())
-        self.port = self._read_ready(timeout)
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def _read_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        buf = b""
-        fd = self.proc.stdout.fileno()
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                buf += chunk
-                m = re.search(rb"READY (\d+)", buf)
-                if m:
-                    return int(m.group(1))
-        self.stop()
-        raise RuntimeError("provider stub did not start: %r" % buf)
-
-    def requests(self, provider):
-        try:
-            with open(os.path.join(self.dir, "requests.jsonl"), encoding="utf-8") as f:
-                rows = [json.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
-        return [r for r in rows if r.get("provider") == provider]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self._log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def post(crier, body):
@@ -210,7 +149,7 @@ def test_sandbox_whatsapp_window_open(tmp):
 def test_live_sms_and_fallback(tmp):
     db = h.new_database("channels_live")
     phone_ok, phone_bad = "+15555550105", "+15555550199"
-    with ProviderStub(os.path.join(tmp, "stub"),
+    with h.ProviderStub(os.path.join(tmp, "stub"),
                       ["--twilio-account-sid", ACCOUNT_SID,
                        "--recipient-mode", "0199=error:21211"]) as stub:
         env = {"CRIER_TRANSPORT_SMS": "live", "TWILIO_API_BASE": stub.url,
@@ -269,7 +208,7 @@ def test_live_sms_and_fallback(tmp):
 def test_live_whatsapp(tmp):
     db = h.new_database("channels_wa")
     phone = "+15555550106"
-    with ProviderStub(os.path.join(tmp, "stub"),
+    with h.ProviderStub(os.path.join(tmp, "stub"),
                       ["--meta-access-token", WA_TOKEN, "--wa-phone-number-id",
                        WA_PHONE_ID]) as stub:
         env = {"CRIER_TRANSPORT_WHATSAPP": "live", "WHATSAPP_API_BASE": stub.url,

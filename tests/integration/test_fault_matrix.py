@@ -27,8 +27,6 @@ import concurrent.futures
 import json
 import os
 import re
-import select
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -123,60 +121,6 @@ ROWS = [
 ]
 
 
-class ProviderStub:
-    """tests/support/provider_stub.py on 127.0.0.1, a port chosen by the
-    kernel; every request it answered is in requests.jsonl under dir."""
-
-    def __init__(self, dir, extra_args=(), timeout=15.0):
-        self.dir = dir
-        os.makedirs(dir, exist_ok=True)
-        script = os.path.join(h.source_dir(), "tests", "support", "provider_stub.py")
-        self._log = open(os.path.join(dir, "stub.log"), "wb")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
-            stdout=subprocess.PIPE, stderr=self._log, env=h.base_env())
-        deadline = time.monotonic() + timeout
-        buf = b""
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                buf += chunk
-                m = re.search(rb"READY (\d+)", buf)
-                if m:
-                    self.url = "http://127.0.0.1:%d" % int(m.group(1))
-                    return
-        self.stop()
-        raise RuntimeError("provider stub did not start: %r" % buf)
-
-    def requests(self, provider):
-        try:
-            with open(os.path.join(self.dir, "requests.jsonl"), encoding="utf-8") as f:
-                rows = [json.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
-        return [r for r in rows if r.get("provider") == provider]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self._log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
 def stub_sends(row):
     """Requests the stub answers per message of row: every attempt on the
     first channel (the fallback is email, at the sink)."""
@@ -221,7 +165,7 @@ def test_fault_matrix(tmp):
     for row in ROWS:
         if row[3]:
             modes += ["--recipient-mode", "%s=%s" % row[3]]
-    with ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID,
+    with h.ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID,
                                                   "--meta-access-token", WA_TOKEN,
                                                   "--wa-phone-number-id", WA_PHONE_ID]
                       + modes) as stub, h.SmtpSink(os.path.join(tmp, "sink")) as sink:

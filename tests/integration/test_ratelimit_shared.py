@@ -3,14 +3,10 @@ database send live SMS to tests/support/provider_stub.py under one Twilio
 limit of 5 a second (burst 1), and together stay under it; a crier whose
 Redis does not answer keeps delivering under its own local limit."""
 
-import json
 import os
 import random
 import re
-import select
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
@@ -31,60 +27,6 @@ JITTER_S = 0.05
 def check(cond, what):
     if not cond:
         raise AssertionError(what)
-
-
-class ProviderStub:
-    """tests/support/provider_stub.py on a port the kernel chose; the
-    requests it answered are in requests.jsonl under dir."""
-
-    def __init__(self, dir, extra_args=(), timeout=15.0):
-        self.dir = dir
-        os.makedirs(dir, exist_ok=True)
-        script = os.path.join(h.source_dir(), "tests", "support", "provider_stub.py")
-        self._log = open(os.path.join(dir, "stub.log"), "wb")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
-            stdout=subprocess.PIPE, stderr=self._log, env=h.base_env())
-        deadline = time.monotonic() + timeout
-        buf = b""
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                buf += chunk
-                m = re.search(rb"READY (\d+)", buf)
-                if m:
-                    self.url = "http://127.0.0.1:%d" % int(m.group(1))
-                    return
-        self.stop()
-        raise RuntimeError("provider stub did not start: %r" % buf)
-
-    def requests(self, provider):
-        try:
-            with open(os.path.join(self.dir, "requests.jsonl"), encoding="utf-8") as f:
-                rows = [json.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
-        return [r for r in rows if r.get("provider") == provider]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self._log.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def post(crier, body):
@@ -140,7 +82,7 @@ def rates(times):
 def test_two_processes_share_the_limit(tmp):
     db = h.new_database("rl_shared")
     redis_url = h.env_redis_url()
-    with ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID]) as stub:
+    with h.ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID]) as stub:
         env = sms_env(stub, fresh_from_number(), redis_url)
         with h.Crier(db, os.path.join(tmp, "a"), env=env) as a, \
                 h.Crier(db, os.path.join(tmp, "b"), env=env) as b:
@@ -186,7 +128,7 @@ def test_without_redis_delivery_continues(tmp):
     db = h.new_database("rl_local")
     closed = "redis://127.0.0.1:%d/0" % h.free_port()
     n = 10
-    with ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID]) as stub:
+    with h.ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID]) as stub:
         env = sms_env(stub, fresh_from_number(), closed)
         with h.Crier(db, tmp, env=env) as crier:
             ids = [post(crier, sms_body(200 + i))[0] for i in range(n)]
