@@ -12,6 +12,7 @@
 typedef struct intake intake_t;
 typedef struct prt prt_t;
 typedef struct tx tx_t;
+typedef struct circ circ_t;
 
 typedef struct app {
     cfg_t *cfg; /* borrowed from main */
@@ -20,7 +21,8 @@ typedef struct app {
     db_pool_t *pool;          /* owned: short reads from API handlers */
     intake_t *intake;         /* owned: the group-commit writer */
     prt_t *rules;             /* owned: the live policy rules (hot-reloaded) */
-    tx_t *tx;                 /* owned: HTTP transport of live SMS/WhatsApp; NULL if none */
+    tx_t *tx;                 /* owned: transport of live sends; NULL when all are sandboxed */
+    circ_t *circuit;          /* owned: per-provider circuit after auth failures */
     atomic_int db_ready;      /* 1 while PostgreSQL answered the last probe */
     atomic_int stopping;      /* set by SIGTERM/SIGINT */
 } app_t;

@@ -101,11 +101,15 @@ static const cfg_key_t cfg_keys[] = {
      0},
     {"CRIER_PROVIDER_TIMEOUT_MS", "provider_timeout_ms", CFG_INT, S(provider_timeout_ms), "15000",
      100, 120000},
+    /* After an authentication failure, how long a provider rests between
+     * probes: long enough not to hammer it, short enough that fixed
+     * credentials take effect quickly. */
+    {"CRIER_CIRCUIT_PROBE_MS", "circuit_probe_ms", CFG_INT, S(circuit_probe_ms), "30000", 100,
+     3600000},
     /* A US long code sends about one segment a second. */
     {"CRIER_RATE_TWILIO", "rate_twilio", CFG_RATE, S(rate_twilio), "1/s", 0, 0},
-    /* The seed's 100 an hour is the target; it stays off by default until
-     * every live-SMTP deployment and test states its own rate. */
-    {"CRIER_RATE_SMTP", "rate_smtp", CFG_RATE, S(rate_smtp), "off", 0, 0},
+    /* The seed's SMTP budget: 100 messages an hour per relay. */
+    {"CRIER_RATE_SMTP", "rate_smtp", CFG_RATE, S(rate_smtp), "100/h", 0, 0},
     /* Cloud API's default throughput per business number. */
     {"CRIER_RATE_WHATSAPP", "rate_whatsapp", CFG_RATE, S(rate_whatsapp), "80/s,10", 0, 0},
 };

@@ -69,6 +69,7 @@ typedef struct cfg {
     char *whatsapp_api_base;        /* WHATSAPP_API_BASE, scheme://host[:port] */
     char *whatsapp_api_version;     /* WHATSAPP_API_VERSION: the pinned Graph version, "v21.0" */
     int provider_timeout_ms;        /* CRIER_PROVIDER_TIMEOUT_MS: one Twilio or Meta request */
+    int circuit_probe_ms;           /* CRIER_CIRCUIT_PROBE_MS: rest after an auth failure */
     /* Send rates per sender, shared through Redis by every process */
     cfg_rate_t rate_twilio;   /* CRIER_RATE_TWILIO: per from number */
     cfg_rate_t rate_smtp;     /* CRIER_RATE_SMTP: per SMTP host */

@@ -1,5 +1,6 @@
 /* crier serve: the API and the delivery workers in one process. */
 #include "app.h"
+#include "circuit/circuit.h"
 #include "cli/commands.h"
 #include "engine/callbacks.h"
 #include "engine/delivery.h"
@@ -111,14 +112,22 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
         code = 1;
         goto out;
     }
-    /* One libcurl multi loop for every provider call; the sandbox needs none. */
-    if (strcmp(cfg->transport_sms, "live") == 0 || strcmp(cfg->transport_whatsapp, "live") == 0) {
+    /* One libcurl multi loop for every provider call, SMTP included; the
+     * sandbox needs none. */
+    if (strcmp(cfg->transport_sms, "live") == 0 || strcmp(cfg->transport_whatsapp, "live") == 0 ||
+        strcmp(cfg->transport_email, "live") == 0) {
         app.tx = tx_new(NULL);
         if (!app.tx) {
-            fprintf(stderr, "crier serve: cannot start the HTTP transport\n");
+            fprintf(stderr, "crier serve: cannot start the transport\n");
             code = 1;
             goto out;
         }
+    }
+    app.circuit = circ_new(cfg->circuit_probe_ms);
+    if (!app.circuit) {
+        fprintf(stderr, "crier serve: out of memory\n");
+        code = 1;
+        goto out;
     }
     delivery = delivery_start(&app, err, sizeof err);
     if (!delivery) {
@@ -168,7 +177,8 @@ out:
         intake_stop(app.intake);
     cb_stop(callbacks);
     delivery_stop(delivery);
-    tx_free(app.tx);     /* after the workers that wait on it */
+    tx_free(app.tx); /* after the workers that wait on it */
+    circ_free(app.circuit);
     prt_stop(app.rules); /* after every thread that decides has stopped */
     db_pool_free(app.pool);
     tpl_catalog_free(app.templates);

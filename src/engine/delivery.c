@@ -1,5 +1,6 @@
 #include "engine/delivery.h"
 
+#include "circuit/circuit.h"
 #include "engine/email_job.h"
 #include "engine/msg_job.h"
 #include "engine/sms_job.h"
@@ -8,6 +9,7 @@
 #include "policy/runtime.h"
 #include "queue/queue.h"
 #include "ratelimit/ratelimit.h"
+#include "store/receipts.h"
 #include "store/db.h"
 #include "util/json_text.h"
 #include "util/log.h"
@@ -44,7 +46,6 @@ struct delivery {
     int started_workers;
     int waker_started;
     atomic_int stop;
-    int live_email; /* the email transport is SMTP (its calls are counted) */
     /* Wake-ups: the waker bumps gen on every NOTIFY or poll tick; an idle
      * worker sleeps until gen changes. */
     pthread_mutex_t lock;
@@ -191,6 +192,11 @@ static int delivery_rate(delivery_rl_t *w, const queue_job_t *job, double *wait_
 typedef struct delivery_slot {
     queue_job_t job;
     email_outcome_t out;
+    msg_call_t call;              /* the provider call the job prepared, if any */
+    int called;                   /* a call was prepared: its job's finish step reads it */
+    int deferred;                 /* the rate limit said wait: not an attempt */
+    int circuit;                  /* circ_provider_t guarding the call, -1 for none */
+    int probe;                    /* the call is its circuit's probe */
     policy_failure_t failure;     /* what the policy said after a failure */
     char next_fallback_json[128]; /* channels after failure.next_channel */
 } delivery_slot_t;
@@ -216,15 +222,21 @@ static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_r
     const char *category = errc_name(s->out.category);
     if (policy)
         prt_on_failure(policy, &m, s->job.channel_attempt, s->job.channel, category, s->out.code,
-                       remaining, n, &s->failure);
+                       s->out.retry_after, remaining, n, &s->failure);
     else
         policy_builtin_on_failure(s->job.channel_attempt, category, remaining, n, &s->failure);
 
     switch (s->failure.action) {
-    case POLICY_RETRY:
+    case POLICY_RETRY: {
+        /* A provider's own wait is a floor: asking sooner only earns
+         * another refusal. */
+        double after = s->failure.retry_after;
+        if (s->out.retry_after > after)
+            after = s->out.retry_after;
         r->outcome = QUEUE_RETRY;
-        r->retry_at = time_now() + s->failure.retry_after;
+        r->retry_at = time_now() + after;
         return;
+    }
     case POLICY_NEXT_CHANNEL: {
         /* The chain after the new channel: the remaining ones but it. */
         buf_t b;
@@ -257,22 +269,112 @@ static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_r
     r->outcome = QUEUE_FAILED;
 }
 
-/* One attempt on the job's current channel. Every channel fills the same
- * outcome, so recording and the failure policy do not care which ran. */
-static void delivery_attempt(app_t *app, email_sender_t *sender, PGconn *conn,
-                             const queue_job_t *job, email_outcome_t *out)
+/* The circuit guarding a live send on channel, or -1 (the sandbox has no
+ * credentials to refuse). */
+static int delivery_circuit_of(const cfg_t *cfg, const char *channel)
 {
-    const char *ch = job->channel ? job->channel : "";
-    if (strcmp(ch, "email") == 0) {
-        email_deliver(sender, conn, job, out);
-    } else if (strcmp(ch, "sms") == 0) {
-        sms_deliver(app, conn, job, out);
-    } else if (strcmp(ch, "whatsapp") == 0) {
-        wa_deliver(app, conn, job, out);
-    } else {
-        memset(out, 0, sizeof *out);
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "channel", "no transport for this channel");
+    if (strcmp(channel, "email") == 0)
+        return strcmp(cfg->transport_email, "live") == 0 ? CIRC_SMTP : -1;
+    if (strcmp(channel, "sms") == 0)
+        return strcmp(cfg->transport_sms, "live") == 0 ? CIRC_TWILIO : -1;
+    if (strcmp(channel, "whatsapp") == 0)
+        return strcmp(cfg->transport_whatsapp, "live") == 0 ? CIRC_WHATSAPP : -1;
+    return -1;
+}
+
+/* The first half of an attempt: everything up to the provider call, which
+ * is left in s->call. A provider whose circuit is open is not called: the
+ * attempt fails as auth_failure so the rules move the message on. */
+static void delivery_prepare(app_t *app, email_sender_t *sender, PGconn *conn, delivery_slot_t *s)
+{
+    const char *ch = s->job.channel ? s->job.channel : "";
+    s->circuit = delivery_circuit_of(app->cfg, ch);
+    if (s->circuit >= 0) {
+        circ_verdict_t v = circ_check(app->circuit, (circ_provider_t)s->circuit, time_mono_ms());
+        if (v == CIRC_REFUSE) {
+            email_outcome_init(&s->out);
+            char why[160];
+            snprintf(why, sizeof why, "%s refused our credentials; paused until a probe succeeds",
+                     circ_provider_name((circ_provider_t)s->circuit));
+            msg_fail(&s->out, ERRC_AUTH_FAILURE, 0, "circuit open", why);
+            s->circuit = -1;
+            return;
+        }
+        s->probe = v == CIRC_PROBE;
     }
+    if (strcmp(ch, "email") == 0) {
+        email_prepare(sender, conn, &s->job, &s->call, &s->out);
+    } else if (strcmp(ch, "sms") == 0) {
+        sms_prepare(app, conn, &s->job, &s->call, &s->out);
+    } else if (strcmp(ch, "whatsapp") == 0) {
+        wa_prepare(app, conn, &s->job, &s->call, &s->out);
+    } else {
+        email_outcome_init(&s->out);
+        msg_fail(&s->out, ERRC_INVALID_INPUT, 0, "channel", "no transport for this channel");
+    }
+    s->called = s->call.req != NULL;
+    if (s->probe && !s->called) {
+        /* No call to test the credentials with: the next message probes. */
+        circ_report(app->circuit, (circ_provider_t)s->circuit, 1, 0, ERRC_TRANSIENT,
+                    time_mono_ms());
+        s->circuit = -1;
+    }
+}
+
+/* The second half: reads the provider's answer and tells the circuit. */
+static void delivery_finish(app_t *app, delivery_slot_t *s)
+{
+    const char *ch = s->job.channel;
+    if (strcmp(ch, "email") == 0)
+        email_finish(&s->call, &s->out);
+    else if (strcmp(ch, "sms") == 0)
+        sms_finish(&s->call, &s->out);
+    else
+        wa_finish(&s->call, &s->out);
+    if (s->circuit < 0)
+        return;
+    circ_provider_t p = (circ_provider_t)s->circuit;
+    errc_t cat = s->out.status == EMAIL_FAILED ? s->out.category : ERRC_NONE;
+    int changed = circ_report(app->circuit, p, s->probe, s->out.answered, cat, time_mono_ms());
+    if (changed == 1) {
+        log_kv(LOG_CRITICAL, "delivery", "provider_auth_failed", "provider", circ_provider_name(p),
+               "error", s->out.error, "action",
+               "its messages go to their fallback channel until a probe succeeds", NULL);
+        metrics_circuit_open(circ_provider_name(p), 1);
+    } else if (changed == 2) {
+        log_info("delivery", "provider_auth_recovered", "provider", circ_provider_name(p), NULL);
+        metrics_circuit_open(circ_provider_name(p), 0);
+    }
+}
+
+/* Acts on what an answer says beyond its message: a recipient's opt-out is
+ * recorded as a STOP would be, and a closed WhatsApp window is closed in
+ * our records too. Returns 1 when the message should go again at once on
+ * the same channel (as a template), without asking the rules. */
+static int delivery_signal(PGconn *conn, const delivery_slot_t *s)
+{
+    char err[256];
+    switch (s->out.signal) {
+    case EMAIL_SIGNAL_NONE:
+        return 0;
+    case EMAIL_SIGNAL_OPT_OUT:
+        if (rcpt_provider_opt_out(conn, s->job.client_id, s->job.channel, err, sizeof err) != 0)
+            log_error("delivery", "provider_opt_out_failed", "channel", s->job.channel, "error",
+                      err, NULL);
+        else
+            log_info("delivery", "provider_opt_out", "communication_id", s->job.id, "channel",
+                     s->job.channel, NULL);
+        return 0;
+    case EMAIL_SIGNAL_WINDOW_CLOSED:
+        if (rcpt_window_close(conn, s->job.client_id, err, sizeof err) != 0) {
+            /* With the window still open in our records the resend would be
+             * free text again: let the rules decide instead. */
+            log_error("delivery", "window_close_failed", "error", err, NULL);
+            return 0;
+        }
+        return 1;
+    }
+    return 0;
 }
 
 static double delivery_mono_s(void)
@@ -285,12 +387,10 @@ static double delivery_mono_s(void)
 /* Counts what one attempt came to, as recorded in r. The delivery time is
  * measured from the claim because that is the first moment this process
  * knows of the message; the provider's own delivery to the inbox is not
- * known here. A provider call is one that reached the SMTP transport: the
- * job leaves a provider response in detail_json exactly then, while
- * failures before it (the client, the template, the MIME build) are not the
- * provider's and are not API errors. */
-static void delivery_count(const delivery_t *d, const delivery_slot_t *s, const queue_result_t *r,
-                           double since_claim)
+ * known here. A provider call is one the job handed to the transport;
+ * failures before it (the client, the template, the MIME build, an open
+ * circuit) are not the provider's and are not API errors. */
+static void delivery_count(const delivery_slot_t *s, const queue_result_t *r, double since_claim)
 {
     static const metrics_status_t by_outcome[] = {
         [QUEUE_SENT] = METRICS_SENT,
@@ -302,16 +402,20 @@ static void delivery_count(const delivery_t *d, const delivery_slot_t *s, const 
     const email_outcome_t *o = &s->out;
     if (o->status != EMAIL_FAILED)
         metrics_delivery_time(s->job.channel, since_claim);
-    if (!d->live_email || strcmp(s->job.channel, "email") != 0)
-        return; /* only SMTP calls are counted here so far */
-    if (o->status == EMAIL_SENT || (o->status == EMAIL_FAILED && o->detail_json[0])) {
-        metrics_api_call(METRICS_API_SMTP);
-        if (o->status == EMAIL_FAILED)
-            metrics_api_error(METRICS_API_SMTP, o->category);
-    }
+    if (!s->called)
+        return;
+    metrics_api_t api = strcmp(s->job.channel, "email") == 0 ? METRICS_API_SMTP
+                        : strcmp(s->job.channel, "sms") == 0 ? METRICS_API_TWILIO
+                                                             : METRICS_API_WHATSAPP;
+    metrics_api_call(api);
+    if (o->status == EMAIL_FAILED)
+        metrics_api_error(api, o->category);
 }
 
-static void delivery_record(prt_local_t *policy, delivery_slot_t *s, queue_result_t *r)
+/* Fills r with what the attempt came to. resend_now: go again on the same
+ * channel at once (delivery_signal). */
+static void delivery_record(prt_local_t *policy, delivery_slot_t *s, int resend_now,
+                            queue_result_t *r)
 {
     const email_outcome_t *o = &s->out;
     memset(r, 0, sizeof *r);
@@ -334,6 +438,13 @@ static void delivery_record(prt_local_t *policy, delivery_slot_t *s, queue_resul
     }
     r->error_category = errc_name(o->category);
     r->error_message = o->error;
+    if (resend_now) {
+        s->failure.action = POLICY_RETRY;
+        snprintf(s->failure.reason, sizeof s->failure.reason, "%s", "window_closed");
+        r->outcome = QUEUE_RETRY;
+        r->retry_at = time_now();
+        return;
+    }
     delivery_on_failure(policy, s, r);
 }
 
@@ -384,11 +495,13 @@ static void *delivery_worker(void *arg)
                "cannot create the email sender (check mail_from and the SMTP settings)", NULL);
         return NULL;
     }
+    /* Without a transport (every channel sandboxed) no call is ever made. */
+    tx_group_t *group = app->tx ? tx_group_new() : NULL;
     int batch = cfg->claim_batch < DELIVERY_MAX_BATCH ? cfg->claim_batch : DELIVERY_MAX_BATCH;
     delivery_slot_t *slots = calloc((size_t)batch, sizeof *slots);
     queue_job_t *jobs = calloc((size_t)batch, sizeof *jobs);
     queue_result_t *res = calloc((size_t)batch, sizeof *res);
-    if (!slots || !jobs || !res)
+    if (!slots || !jobs || !res || (app->tx && !group))
         goto out;
 
     while (!atomic_load(&d->stop)) {
@@ -416,39 +529,68 @@ static void *delivery_worker(void *arg)
         }
         double claimed = delivery_mono_s();
         delivery_rl_batch(&limits);
+        /* Prepare every job (database, templates, MIME) ... */
         for (int i = 0; i < n; i++) {
-            slots[i].job = jobs[i];
+            delivery_slot_t *s = &slots[i];
+            memset(s, 0, sizeof *s);
+            s->job = jobs[i];
+            s->circuit = -1;
             double wait = 0;
             const char *provider = NULL;
-            if (!delivery_rate(&limits, &slots[i].job, &wait, &provider)) {
+            if (!delivery_rate(&limits, &s->job, &wait, &provider)) {
                 /* Not an attempt: no provider call, no rules, no outcome
                  * counted; the claim's attempt is given back. */
+                s->deferred = 1;
                 memset(&res[i], 0, sizeof res[i]);
-                res[i].id = slots[i].job.id;
-                res[i].attempt = slots[i].job.attempt;
+                res[i].id = s->job.id;
+                res[i].attempt = s->job.attempt;
                 res[i].outcome = QUEUE_DEFER;
                 res[i].retry_at = time_now() + wait;
-                res[i].channel = slots[i].job.channel;
+                res[i].channel = s->job.channel;
                 metrics_ratelimit_deferred(provider);
                 continue;
             }
-            delivery_attempt(app, sender, conn, &slots[i].job, &slots[i].out);
+            delivery_prepare(app, sender, conn, s);
+        }
+        /* ... put every provider call of the batch in flight at once and
+         * wait for the slowest, rather than one round trip after another ... */
+        for (int i = 0; i < n; i++) {
+            msg_call_t *c = &slots[i].call;
+            if (!c->req)
+                continue;
+            tx_request_t *req = c->req;
+            c->req = NULL; /* the transport owns it now, even when it refuses */
+            c->submitted = group && tx_group_submit(app->tx, group, req, &c->res) == 0;
+            if (!group)
+                tx_request_free(req);
+        }
+        tx_group_wait(group);
+        /* ... then read the answers and record them together. */
+        for (int i = 0; i < n; i++) {
+            delivery_slot_t *s = &slots[i];
+            if (s->deferred)
+                continue;
+            if (s->called)
+                delivery_finish(app, s);
             double took = delivery_mono_s() - claimed;
-            delivery_record(policy, &slots[i], &res[i]);
+            int resend = s->out.status == EMAIL_FAILED && delivery_signal(conn, s);
+            delivery_record(policy, s, resend, &res[i]);
             /* counted before the outcome is committed, so a reader who sees
              * the row final already sees it in the counters */
-            delivery_count(d, &slots[i], &res[i], took);
-            if (slots[i].out.status == EMAIL_FAILED)
-                log_warn("delivery", "attempt_failed", "communication_id", slots[i].job.id,
-                         "category", errc_name(slots[i].out.category), "error", slots[i].out.error,
-                         "action", rules_action_name(slots[i].failure.action), "reason",
-                         slots[i].failure.reason, NULL);
+            delivery_count(s, &res[i], took);
+            if (s->out.status == EMAIL_FAILED)
+                log_warn("delivery", "attempt_failed", "communication_id", s->job.id, "category",
+                         errc_name(s->out.category), "error", s->out.error, "action",
+                         rules_action_name(s->failure.action), "reason", s->failure.reason, NULL);
         }
         delivery_complete(d, conn, res, n);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            msg_call_clear(&slots[i].call);
             queue_job_free(&slots[i].job);
+        }
     }
 out:
+    tx_group_free(group);
     free(res);
     free(jobs);
     free(slots);
@@ -554,7 +696,6 @@ delivery_t *delivery_start(app_t *app, char *err, size_t errlen)
     }
     d->app = app;
     d->nworkers = app->cfg->workers;
-    d->live_email = strcmp(app->cfg->transport_email, "live") == 0;
     atomic_init(&d->stop, 0);
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);

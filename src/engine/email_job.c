@@ -2,7 +2,7 @@
 
 #include "channel/mime.h"
 #include "channel/outbox.h"
-#include "channel/smtp.h"
+#include "channel/smtp_easy.h"
 #include "store/store.h"
 #include "template/catalog.h"
 #include "template/context.h"
@@ -21,8 +21,8 @@
 #define EMAIL_MAX_MESSAGE (32u * 1024 * 1024)
 
 struct email_sender {
-    app_t *app;          /* borrowed */
-    smtp_client_t *smtp; /* owned; NULL for the sandbox transport */
+    app_t *app; /* borrowed */
+    int live;   /* SMTP through the transport; else the sandbox outbox */
     char envelope_from[256];
 };
 
@@ -33,33 +33,24 @@ email_sender_t *email_sender_new(app_t *app)
         return NULL;
     s->app = app;
     const cfg_t *cfg = app->cfg;
-    if (mime_addr_spec(cfg->mail_from, s->envelope_from, sizeof s->envelope_from) != 0) {
+    if (mime_addr_spec(cfg->mail_from, s->envelope_from, sizeof s->envelope_from) != 0 ||
+        !smtp_easy_addr_ok(s->envelope_from)) {
         free(s);
         return NULL;
     }
-    if (strcmp(cfg->transport_email, "live") == 0) {
-        smtp_settings_t st = {
-            .url = cfg->smtp_url,
-            .tls_required = cfg->smtp_tls_required,
-            .username = cfg->smtp_username,
-            .password = cfg->smtp_password,
-            .timeout_ms = cfg->smtp_timeout_ms,
-        };
-        s->smtp = smtp_client_new(&st);
-        if (!s->smtp) {
-            free(s);
-            return NULL;
-        }
-    }
+    s->live = strcmp(cfg->transport_email, "live") == 0;
     return s;
 }
 
 void email_sender_free(email_sender_t *s)
 {
-    if (!s)
-        return;
-    smtp_client_free(s->smtp);
     free(s);
+}
+
+void email_outcome_init(email_outcome_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->retry_after = -1;
 }
 
 /* Copies text into out, replacing every whitespace-delimited word that holds
@@ -123,11 +114,14 @@ static void email_set_detail(email_outcome_t *out, buf_t *d, int rc, const char 
     buf_free(d);
 }
 
-static void email_send_built(email_sender_t *s, const queue_job_t *job, const store_client_t *cl,
-                             const buf_t *msg, email_outcome_t *out)
+/* Writes the message to the outbox (sandbox), or builds the SMTP send
+ * into call->req (live). */
+static void email_send_built(const email_sender_t *s, const queue_job_t *job,
+                             const store_client_t *cl, const buf_t *msg, msg_call_t *call,
+                             email_outcome_t *out)
 {
     const cfg_t *cfg = s->app->cfg;
-    if (!s->smtp) {
+    if (!s->live) {
         char name[64], path[1024], err[256];
         snprintf(name, sizeof name, "%s.eml", job->id);
         if (outbox_write(cfg->outbox_dir, name, msg->data, msg->len, path, sizeof path, err,
@@ -144,28 +138,56 @@ static void email_send_built(email_sender_t *s, const queue_job_t *job, const st
         email_set_detail(out, &d, rc, "{\"transport\":\"sandbox\"}");
         return;
     }
-    smtp_result_t res;
-    int rc = smtp_send(s->smtp, s->envelope_from, cl->email, msg->data, msg->len, &res);
-    out->code = res.reply_code;
+    if (!smtp_easy_addr_ok(cl->email)) {
+        /* A CR, LF or bracket in an address would change the SMTP dialogue. */
+        email_fail(out, ERRC_INVALID_INPUT, "smtp", "the recipient address is not usable");
+        return;
+    }
+    tx_smtp_params_t p = {
+        .url = cfg->smtp_url,
+        .tls_required = cfg->smtp_tls_required,
+        .username = cfg->smtp_username,
+        .password = cfg->smtp_password,
+        .from = s->envelope_from,
+        .rcpt = cl->email,
+        .timeout_ms = cfg->smtp_timeout_ms,
+    };
+    call->req = tx_smtp_new(&p, msg->data, msg->len);
+    if (!call->req)
+        email_fail(out, ERRC_TRANSIENT, "smtp", "cannot build the send");
+}
+
+void email_finish(msg_call_t *call, email_outcome_t *out)
+{
+    if (!call->submitted) {
+        email_fail(out, ERRC_TRANSIENT, "transport", "cannot submit the send");
+        return;
+    }
+    const tx_result_t *res = &call->res;
+    out->code = res->status;
+    out->answered = res->err == TX_OK;
     char masked[256];
-    email_mask_addresses(res.text, masked, sizeof masked);
+    email_mask_addresses(res->text, masked, sizeof masked);
     buf_t d;
     buf_init(&d, sizeof out->detail_json - 1);
     int drc =
-        buf_printf(&d, "{\"transport\":\"smtp\",\"reply_code\":%d,\"enhanced\":", res.reply_code);
-    drc |= jtext_string(&d, res.enhanced);
+        buf_printf(&d, "{\"transport\":\"smtp\",\"reply_code\":%d,\"enhanced\":", res->status);
+    drc |= jtext_string(&d, res->enhanced);
     drc |= buf_puts(&d, ",\"reply\":");
     drc |= jtext_string(&d, masked);
     drc |= buf_putc(&d, '}');
     email_set_detail(out, &d, drc, "{\"transport\":\"smtp\"}");
-    if (rc == 0) {
+    if (res->err == TX_OK && res->category == ERRC_NONE) {
         out->status = EMAIL_SENT;
         return;
     }
     out->status = EMAIL_FAILED;
-    out->category = res.category;
-    snprintf(out->error, sizeof out->error, "smtp %d%s%s: %s", res.reply_code,
-             res.enhanced[0] ? " " : "", res.enhanced, masked);
+    /* No reply at all (refused, cut off, timed out) is worth a retry. */
+    out->category = res->err == TX_OK ? res->category : ERRC_TRANSIENT;
+    if (out->category == ERRC_NONE)
+        out->category = ERRC_TRANSIENT;
+    snprintf(out->error, sizeof out->error, "smtp %d%s%s: %s", res->status,
+             res->enhanced[0] ? " " : "", res->enhanced, masked);
 }
 
 /* The engine's own message type: LOW messages merged into one email. */
@@ -264,9 +286,10 @@ done:
     return ctx;
 }
 
-void email_deliver(email_sender_t *s, PGconn *conn, const queue_job_t *job, email_outcome_t *out)
+void email_prepare(email_sender_t *s, PGconn *conn, const queue_job_t *job, msg_call_t *call,
+                   email_outcome_t *out)
 {
-    memset(out, 0, sizeof *out);
+    email_outcome_init(out);
     app_t *app = s->app;
     const cfg_t *cfg = app->cfg;
     char err[512];
@@ -345,7 +368,7 @@ void email_deliver(email_sender_t *s, PGconn *conn, const queue_job_t *job, emai
         email_fail(out, ERRC_INVALID_INPUT, "mime", err);
         goto done;
     }
-    email_send_built(s, job, &cl, &msg, out);
+    email_send_built(s, job, &cl, &msg, call, out);
 
 done:
     buf_free(&msg);

@@ -130,15 +130,17 @@ void msg_outbox_deliver(const cfg_t *cfg, const queue_job_t *job, const char *ki
     msg_set_detail(out, d, "{\"transport\":\"sandbox\"}");
 }
 
-int msg_post(tx_t *tx, const cfg_t *cfg, const char *base, const char *path,
-             const char *content_type, const char *auth_value, const buf_t *body, tx_result_t *res,
-             email_outcome_t *out)
+void msg_call_clear(msg_call_t *call)
 {
-    memset(res, 0, sizeof *res);
-    if (!tx) {
-        msg_fail(out, ERRC_TRANSIENT, 0, "transport", "the HTTP transport is not running");
-        return -1;
-    }
+    tx_request_free(call->req);
+    tx_result_clear(&call->res);
+    memset(call, 0, sizeof *call);
+}
+
+int msg_http_request(const cfg_t *cfg, const char *base, const char *path, const char *content_type,
+                     const char *auth_value, const buf_t *body, msg_call_t *call,
+                     email_outcome_t *out)
+{
     char url[MSG_URL_MAX];
     size_t bl = strlen(base);
     while (bl > 0 && base[bl - 1] == '/')
@@ -163,16 +165,23 @@ int msg_post(tx_t *tx, const cfg_t *cfg, const char *base, const char *path,
         msg_fail(out, ERRC_TRANSIENT, 0, "transport", "cannot build the request");
         return -1;
     }
-    if (tx_send_wait(tx, req, res) != 0) {
+    call->req = req;
+    return 0;
+}
+
+int msg_call_answer(const msg_call_t *call, email_outcome_t *out)
+{
+    if (!call->submitted) {
         msg_fail(out, ERRC_TRANSIENT, 0, "transport", "cannot submit the request");
         return -1;
     }
+    const tx_result_t *res = &call->res;
     if (res->err != TX_OK) {
         char why[320];
         snprintf(why, sizeof why, "%s: %s", tx_err_name(res->err), res->text);
-        tx_result_clear(res);
         msg_fail(out, ERRC_TRANSIENT, 0, "transport", why);
         return -1;
     }
+    out->answered = 1;
     return 0;
 }

@@ -45,13 +45,16 @@ int msg_sandbox_refuses(const char *phone);
 void msg_outbox_deliver(const cfg_t *cfg, const queue_job_t *job, const char *kind,
                         const cJSON *record, email_outcome_t *out);
 
-/* POSTs body to base + path through tx and waits for the answer. auth_value
- * ("Basic ..." / "Bearer ...") is a secret. 0 with res filled (release it
- * with tx_result_clear), or -1 with out failed (transient: nothing reached
- * the provider, or no answer came back). */
-int msg_post(tx_t *tx, const cfg_t *cfg, const char *base, const char *path,
-             const char *content_type, const char *auth_value, const buf_t *body, tx_result_t *res,
-             email_outcome_t *out);
+/* Builds the POST of body to base + path into call->req. auth_value
+ * ("Basic ..." / "Bearer ...") is a secret. 0, or -1 with out failed. */
+int msg_http_request(const cfg_t *cfg, const char *base, const char *path, const char *content_type,
+                     const char *auth_value, const buf_t *body, msg_call_t *call,
+                     email_outcome_t *out);
+
+/* 0 when the call was made and answered (out->answered set), or -1 with
+ * out failed (transient: nothing reached the provider, or no answer came
+ * back). */
+int msg_call_answer(const msg_call_t *call, email_outcome_t *out);
 
 /* Stores obj, printed, as out's detail_json (a fixed fallback when it does
  * not fit); consumes obj. */

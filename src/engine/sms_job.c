@@ -51,7 +51,9 @@ static int sms_callback_url(const cfg_t *cfg, char *out, size_t outlen)
     return n > 0 && (size_t)n < outlen ? 0 : -1;
 }
 
-static void sms_live(app_t *app, const char *to, const char *body, email_outcome_t *out)
+/* Builds the Twilio send into call->req, or fails out. */
+static void sms_live(const app_t *app, const char *to, const char *body, msg_call_t *call,
+                     email_outcome_t *out)
 {
     const cfg_t *cfg = app->cfg;
     char callback[TWILIO_CALLBACK_MAX + 1], err[256];
@@ -74,17 +76,19 @@ static void sms_live(app_t *app, const char *to, const char *body, email_outcome
         msg_fail(out, bad, 0, "twilio", err);
         return;
     }
-    tx_result_t res;
-    int rc =
-        msg_post(app->tx, cfg, cfg->twilio_api_base, req.path, "application/x-www-form-urlencoded",
-                 req.authorization.data, &req.form, &res, out);
+    msg_http_request(cfg, cfg->twilio_api_base, req.path, "application/x-www-form-urlencoded",
+                     req.authorization.data, &req.form, call, out);
     twilio_request_free(&req);
-    if (rc != 0)
+}
+
+void sms_finish(msg_call_t *call, email_outcome_t *out)
+{
+    if (msg_call_answer(call, out) != 0)
         return; /* out says why */
+    const tx_result_t *res = &call->res;
     twilio_result_t tr;
-    int ok = twilio_parse_response(res.status, res.body,
-                                   res.retry_after[0] ? res.retry_after : NULL, &tr);
-    tx_result_clear(&res);
+    int ok = twilio_parse_response(res->status, res->body,
+                                   res->retry_after[0] ? res->retry_after : NULL, &tr);
     cJSON *d = cJSON_CreateObject();
     if (d) {
         cJSON_AddStringToObject(d, "transport", "twilio");
@@ -109,11 +113,16 @@ static void sms_live(app_t *app, const char *to, const char *body, email_outcome
     char why[320];
     snprintf(why, sizeof why, "twilio %d (http %d): %s", tr.error_code, tr.http_status, tr.message);
     msg_fail(out, tr.category, tr.error_code, NULL, why);
+    if (tr.retry_after >= 0)
+        out->retry_after = tr.retry_after;
+    if (tr.opt_out)
+        out->signal = EMAIL_SIGNAL_OPT_OUT;
 }
 
-void sms_deliver(app_t *app, PGconn *conn, const queue_job_t *job, email_outcome_t *out)
+void sms_prepare(app_t *app, PGconn *conn, const queue_job_t *job, msg_call_t *call,
+                 email_outcome_t *out)
 {
-    memset(out, 0, sizeof *out);
+    email_outcome_init(out);
     const cfg_t *cfg = app->cfg;
     char err[512];
     char *body = NULL;
@@ -137,7 +146,7 @@ void sms_deliver(app_t *app, PGconn *conn, const queue_job_t *job, email_outcome
         goto done;
     }
     if (strcmp(cfg->transport_sms, "live") == 0)
-        sms_live(app, t.client.phone, body, out);
+        sms_live(app, t.client.phone, body, call, out);
     else
         sms_sandbox(app, job, t.client.phone, body, &count, out);
 done:

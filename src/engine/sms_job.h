@@ -14,10 +14,13 @@
 
 #include <libpq-fe.h>
 
-/* Loads what the job needs through conn, renders, counts segments and
- * sends; out is filled as email_deliver fills it (SENT with the Twilio SID
- * as message id, DELIVERED in the sandbox, or FAILED with the category and
- * Twilio error code). */
-void sms_deliver(app_t *app, PGconn *conn, const queue_job_t *job, email_outcome_t *out);
+/* Loads what the job needs through conn, renders and counts segments.
+ * The sandbox writes the outbox record and out is final; live, call->req
+ * receives the Twilio send and sms_finish reads its answer (SENT with the
+ * Twilio SID as message id, or FAILED with the category and Twilio error
+ * code). On failure out says why and call->req stays NULL. */
+void sms_prepare(app_t *app, PGconn *conn, const queue_job_t *job, msg_call_t *call,
+                 email_outcome_t *out);
+void sms_finish(msg_call_t *call, email_outcome_t *out);
 
 #endif

@@ -1,5 +1,6 @@
 #include "engine/wa_job.h"
 
+#include "channel/twilio.h"
 #include "channel/whatsapp.h"
 #include "engine/msg_job.h"
 #include "store/db.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define WA_SANDBOX_FAIL_CODE 131026 /* "Message undeliverable" */
 
@@ -120,7 +122,8 @@ static void wa_sandbox(const app_t *app, const queue_job_t *job, const char *to,
     msg_outbox_deliver(app->cfg, job, "whatsapp", m->record, out);
 }
 
-static void wa_live(app_t *app, wa_message_t *m, email_outcome_t *out)
+/* Builds the Cloud API send into call->req, or fails out. */
+static void wa_live(const app_t *app, const wa_message_t *m, msg_call_t *call, email_outcome_t *out)
 {
     const cfg_t *cfg = app->cfg;
     char path[256], err[256];
@@ -136,20 +139,24 @@ static void wa_live(app_t *app, wa_message_t *m, email_outcome_t *out)
         msg_fail(out, ERRC_AUTH_FAILURE, 0, "whatsapp", "the access token is unusable");
         return;
     }
-    tx_result_t res;
-    int rc = msg_post(app->tx, cfg, cfg->whatsapp_api_base, path, "application/json", auth.data,
-                      &m->body, &res, out);
+    if (msg_http_request(cfg, cfg->whatsapp_api_base, path, "application/json", auth.data, &m->body,
+                         call, out) == 0)
+        snprintf(call->wa_type, sizeof call->wa_type, "%s", m->type);
     explicit_bzero(auth.data, auth.len);
     buf_free(&auth);
-    if (rc != 0)
+}
+
+void wa_finish(msg_call_t *call, email_outcome_t *out)
+{
+    if (msg_call_answer(call, out) != 0)
         return; /* out says why */
+    const tx_result_t *res = &call->res;
     wa_result_t wr;
-    int ok = wa_parse_response(res.status, res.body, &wr);
-    tx_result_clear(&res);
+    int ok = wa_parse_response(res->status, res->body, &wr);
     cJSON *d = cJSON_CreateObject();
     if (d) {
         cJSON_AddStringToObject(d, "transport", "whatsapp");
-        cJSON_AddStringToObject(d, "type", m->type);
+        cJSON_AddStringToObject(d, "type", call->wa_type);
         cJSON_AddNumberToObject(d, "http_status", wr.http_status);
         if (ok == 0) {
             cJSON_AddStringToObject(d, "wamid", wr.wamid);
@@ -170,11 +177,21 @@ static void wa_live(app_t *app, wa_message_t *m, email_outcome_t *out)
     snprintf(why, sizeof why, "whatsapp %d (http %d): %s", wr.error_code, wr.http_status,
              wr.message);
     msg_fail(out, wr.category, wr.error_code, NULL, why);
+    out->retry_after = wr.retry_after;
+    if (wr.category == ERRC_RATE_LIMIT && res->retry_after[0])
+        out->retry_after = twilio_retry_after_seconds(res->retry_after, time(NULL));
+    if (wr.opt_out)
+        out->signal = EMAIL_SIGNAL_OPT_OUT;
+    /* Only free text can be outside the window; a template refused so is
+     * a permanent failure for the rules, not a loop. */
+    if (wr.outside_window && strcmp(call->wa_type, "text") == 0)
+        out->signal = EMAIL_SIGNAL_WINDOW_CLOSED;
 }
 
-void wa_deliver(app_t *app, PGconn *conn, const queue_job_t *job, email_outcome_t *out)
+void wa_prepare(app_t *app, PGconn *conn, const queue_job_t *job, msg_call_t *call,
+                email_outcome_t *out)
 {
-    memset(out, 0, sizeof *out);
+    email_outcome_init(out);
     msg_target_t t;
     wa_message_t m = {0};
     buf_init(&m.body, WA_BODY_MAX);
@@ -184,7 +201,7 @@ void wa_deliver(app_t *app, PGconn *conn, const queue_job_t *job, email_outcome_
     if (wa_build(app, job, &t, open, &m, out) != 0)
         goto done;
     if (strcmp(app->cfg->transport_whatsapp, "live") == 0)
-        wa_live(app, &m, out);
+        wa_live(app, &m, call, out);
     else
         wa_sandbox(app, job, t.client.phone, &m, out);
 done:

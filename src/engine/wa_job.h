@@ -13,9 +13,13 @@
 
 #include <libpq-fe.h>
 
-/* Loads what the job needs through conn, renders and sends; out is filled
- * as email_deliver fills it (SENT with the wamid as message id, DELIVERED
- * in the sandbox, or FAILED with the category and Graph error code). */
-void wa_deliver(app_t *app, PGconn *conn, const queue_job_t *job, email_outcome_t *out);
+/* Loads what the job needs through conn and renders for the client's
+ * window. The sandbox writes the outbox record and out is final; live,
+ * call->req receives the Cloud API send and wa_finish reads its answer
+ * (SENT with the wamid as message id, or FAILED with the category and
+ * Graph error code). On failure out says why and call->req stays NULL. */
+void wa_prepare(app_t *app, PGconn *conn, const queue_job_t *job, msg_call_t *call,
+                email_outcome_t *out);
+void wa_finish(msg_call_t *call, email_outcome_t *out);
 
 #endif

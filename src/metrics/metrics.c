@@ -27,7 +27,7 @@ static const char *const metrics_channels[] = {"email", "sms", "whatsapp", "othe
 
 static const char *const metrics_statuses[METRICS_STATUS_N] = {"sent", "delivered", "retry",
                                                                "failed"};
-static const char *const metrics_apis[METRICS_API_N] = {"smtp"};
+static const char *const metrics_apis[METRICS_API_N] = {"smtp", "twilio", "whatsapp"};
 
 /* Indexed by errc_t; ERRC_NONE is never an error but keeps the indexes equal. */
 #define METRICS_ERRC_N (ERRC_INVALID_INPUT + 1)
@@ -269,6 +269,27 @@ static int metrics_render_ratelimit(buf_t *out)
     return rc;
 }
 
+static atomic_int metrics_circuit[METRICS_RL_PROVIDERS_N];
+
+void metrics_circuit_open(const char *provider, int open)
+{
+    atomic_store_explicit(
+        &metrics_circuit[metrics_index(metrics_rl_providers, METRICS_RL_PROVIDERS_N, provider)],
+        open ? 1 : 0, memory_order_relaxed);
+}
+
+static int metrics_render_circuit(buf_t *out)
+{
+    int rc = metrics_family(out, "crier_provider_circuit_open", "gauge",
+                            "1 while a provider rests after refusing our credentials (its "
+                            "messages go to their fallback channel), else 0");
+    for (size_t p = 0; p + 1 < METRICS_RL_PROVIDERS_N; p++) /* "other" is never a provider */
+        rc |= buf_printf(out, "crier_provider_circuit_open{provider=\"%s\"} %d\n",
+                         metrics_rl_providers[p],
+                         atomic_load_explicit(&metrics_circuit[p], memory_order_relaxed));
+    return rc;
+}
+
 int metrics_render(buf_t *out)
 {
     int rc = metrics_render_comms(out);
@@ -276,5 +297,6 @@ int metrics_render(buf_t *out)
     rc |= metrics_render_api(out);
     rc |= metrics_render_depth(out);
     rc |= metrics_render_ratelimit(out);
+    rc |= metrics_render_circuit(out);
     return rc ? -1 : 0;
 }

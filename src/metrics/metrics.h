@@ -27,6 +27,8 @@ typedef enum {
 /* The provider APIs crier calls (crm_api_errors_total's api). */
 typedef enum {
     METRICS_API_SMTP,
+    METRICS_API_TWILIO,
+    METRICS_API_WHATSAPP,
     METRICS_API_N,
 } metrics_api_t;
 
@@ -46,6 +48,10 @@ void metrics_queue_depth(long long due, long long scheduled, long long sending);
  * provider is "twilio", "smtp" or "whatsapp" (anything else: "other"). The
  * local-fallback count is read from ratelimit's own counters at render. */
 void metrics_ratelimit_deferred(const char *provider);
+
+/* Sets whether provider's circuit is open (1) or closed (0); provider as
+ * for metrics_ratelimit_deferred. */
+void metrics_circuit_open(const char *provider, int open);
 
 /* Writes every family of the registry above to out. Returns 0, or -1 when
  * out is full. */

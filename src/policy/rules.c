@@ -814,8 +814,9 @@ int rules_decide(rules_set_t *s, const policy_msg_t *m, const policy_client_t *c
 }
 
 int rules_on_failure(rules_set_t *s, const policy_msg_t *m, int attempt, const char *channel,
-                     const char *category, int provider_code, const char *const *remaining_channels,
-                     int n_remaining, rules_failure_t *out, char *err, size_t errlen)
+                     const char *category, int provider_code, int retry_after,
+                     const char *const *remaining_channels, int n_remaining, rules_failure_t *out,
+                     char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     cJSON *msg = rules_msg_json(m);
@@ -825,7 +826,8 @@ int rules_on_failure(rules_set_t *s, const policy_msg_t *m, int attempt, const c
     int ok = msg && jattempt && e && rem &&
              cJSON_AddStringToObject(e, "category", category ? category : "") &&
              cJSON_AddNumberToObject(e, "provider_code", provider_code) &&
-             cJSON_AddStringToObject(e, "channel", channel ? channel : "");
+             cJSON_AddStringToObject(e, "channel", channel ? channel : "") &&
+             (retry_after < 0 || cJSON_AddNumberToObject(e, "retry_after", retry_after));
     for (int i = 0; ok && i < n_remaining; i++)
         ok = cJSON_AddItemToArray(rem, cJSON_CreateString(remaining_channels[i]));
     cJSON *res[2] = {NULL, NULL};
@@ -919,7 +921,7 @@ static int rules_smoke(rules_set_t *s, char *err, size_t errlen)
     policy_msg_t m = {.message_type = "welcome", .urgency = "normal"};
     const char *rem[1] = {"sms"};
     rules_failure_t f;
-    if (rules_on_failure(s, &m, 1, "email", "transient", 0, rem, 1, &f, e2, sizeof e2) != 0) {
+    if (rules_on_failure(s, &m, 1, "email", "transient", 0, -1, rem, 1, &f, e2, sizeof e2) != 0) {
         errmsg_set(err, errlen, "smoke test (on_failure): %s", e2);
         return -1;
     }

@@ -50,11 +50,14 @@ int rules_decide(rules_set_t *s, const policy_msg_t *m, const policy_client_t *c
                  const rules_pending_t *pending, policy_decision_t *d, char *err, size_t errlen);
 
 /* fallback.on_failure for a failed attempt. channel: the channel that
- * failed; remaining: channels of the chain not tried yet. Returns 0, or -1
+ * failed; retry_after: seconds the provider asked us to wait, -1 when it
+ * did not (err.retry_after is then nil); remaining: channels of the chain
+ * not tried yet. Returns 0, or -1
  * with the error (out unspecified). */
 int rules_on_failure(rules_set_t *s, const policy_msg_t *m, int attempt, const char *channel,
-                     const char *category, int provider_code, const char *const *remaining_channels,
-                     int n_remaining, rules_failure_t *out, char *err, size_t errlen);
+                     const char *category, int provider_code, int retry_after,
+                     const char *const *remaining_channels, int n_remaining, rules_failure_t *out,
+                     char *err, size_t errlen);
 
 /* The failure action's name: "retry", "next_channel", "fail". */
 const char *rules_action_name(policy_action_t a);

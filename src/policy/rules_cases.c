@@ -242,10 +242,12 @@ static void rc_run_failure(rc_check_t *ck, rules_set_t *set, const cJSON *of, co
         }
         remaining[n++] = it->valuestring;
     }
+    const cJSON *ra = cJSON_GetObjectItemCaseSensitive(of, "retry_after");
     rules_failure_t f;
     char err[RC_MSG_MAX];
     if (rules_on_failure(set, &in->msg, (int)att->valuedouble, ch->valuestring, cat->valuestring,
-                         cJSON_IsNumber(code) ? (int)code->valuedouble : 0, remaining, n, &f, err,
+                         cJSON_IsNumber(code) ? (int)code->valuedouble : 0,
+                         cJSON_IsNumber(ra) ? (int)ra->valuedouble : -1, remaining, n, &f, err,
                          sizeof err) != 0) {
         rc_fail(ck, "rule error: %s", err);
         return;

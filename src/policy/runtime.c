@@ -257,13 +257,13 @@ static void prt_local_sync(prt_local_t *l)
 }
 
 void prt_on_failure(prt_local_t *l, const policy_msg_t *m, int attempt, const char *channel,
-                    const char *category, int provider_code, const char *const *remaining,
-                    int n_remaining, policy_failure_t *out)
+                    const char *category, int provider_code, int retry_after,
+                    const char *const *remaining, int n_remaining, policy_failure_t *out)
 {
     prt_local_sync(l);
     char err[512] = "no rules loaded";
-    if (l->set && rules_on_failure(l->set, m, attempt, channel, category, provider_code, remaining,
-                                   n_remaining, out, err, sizeof err) == 0)
+    if (l->set && rules_on_failure(l->set, m, attempt, channel, category, provider_code,
+                                   retry_after, remaining, n_remaining, out, err, sizeof err) == 0)
         return;
     if (l->set) {
         atomic_fetch_add(&l->p->rule_failures, 1);

@@ -53,9 +53,10 @@ void prt_decide(prt_local_t *l, const policy_msg_t *m, const policy_client_t *c,
                 const rules_pending_t *pending, policy_decision_t *d);
 /* What to do after a failed attempt (fallback.on_failure): the rules'
  * answer, or the built-in one when they fail. attempt counts the attempts on
- * channel, the failed one included; remaining are the channels not tried. */
+ * channel, the failed one included; retry_after is the provider's wait in
+ * seconds or -1; remaining are the channels not tried. */
 void prt_on_failure(prt_local_t *l, const policy_msg_t *m, int attempt, const char *channel,
-                    const char *category, int provider_code, const char *const *remaining,
-                    int n_remaining, policy_failure_t *out);
+                    const char *category, int provider_code, int retry_after,
+                    const char *const *remaining, int n_remaining, policy_failure_t *out);
 
 #endif

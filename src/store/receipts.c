@@ -2,6 +2,7 @@
 
 #include "store/db.h"
 #include "util/buf.h"
+#include "util/errmsg.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -353,4 +354,42 @@ done:
     buf_free(&sender);
     buf_free(&body);
     return rc;
+}
+
+/* Every client with the job client's number: an opt-out and the window
+ * belong to the number, as for an inbound keyword. Fixed statements, one
+ * per column, so no column name is ever built from input. */
+static const char rcpt_provider_optout_sms_sql[] =
+    "INSERT INTO client_preferences (client_id, opt_out_sms)"
+    " SELECT c.id, true FROM clients c, clients j"
+    " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS NULL"
+    " ON CONFLICT (client_id) DO UPDATE SET opt_out_sms = true, updated_at = now()";
+static const char rcpt_provider_optout_wa_sql[] =
+    "INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
+    " SELECT c.id, true FROM clients c, clients j"
+    " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS NULL"
+    " ON CONFLICT (client_id) DO UPDATE SET opt_out_whatsapp = true, updated_at = now()";
+static const char rcpt_window_close_sql[] =
+    "UPDATE clients c SET whatsapp_window_until = now() FROM clients j"
+    " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS NULL"
+    "  AND c.whatsapp_window_until > now()";
+
+int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *channel, char *err,
+                          size_t errlen)
+{
+    const char *sql = strcmp(channel, "sms") == 0        ? rcpt_provider_optout_sms_sql
+                      : strcmp(channel, "whatsapp") == 0 ? rcpt_provider_optout_wa_sql
+                                                         : NULL;
+    if (!sql) {
+        errmsg_set(err, errlen, "no opt-out for channel %s", channel);
+        return -1;
+    }
+    const char *p[] = {client_id};
+    return rcpt_exec(conn, sql, 1, p, err, errlen);
+}
+
+int rcpt_window_close(PGconn *conn, const char *client_id, char *err, size_t errlen)
+{
+    const char *p[] = {client_id};
+    return rcpt_exec(conn, rcpt_window_close_sql, 1, p, err, errlen);
 }

@@ -98,4 +98,15 @@ int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
  * -1 when from holds no digits. */
 int rcpt_phone_bidx(const cry_keys_t *keys, const char *from, char out[65]);
 
+/* A provider refused a send because the recipient opted out (Twilio
+ * 21610, WhatsApp 131050): sets the channel's ("sms" or "whatsapp")
+ * opt-out for every client with the job client's number, as a STOP would.
+ * 0, or -1 with err. */
+int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *channel, char *err,
+                          size_t errlen);
+
+/* WhatsApp refused free text as outside the window (131047): the window of
+ * every client with that number ends now, whatever our clock said. */
+int rcpt_window_close(PGconn *conn, const char *client_id, char *err, size_t errlen);
+
 #endif

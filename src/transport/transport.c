@@ -733,16 +733,21 @@ int tx_submit(tx_t *tx, tx_request_t *req)
 
 /* ---- waiting ------------------------------------------------------------ */
 
-typedef struct tx_waiter {
+struct tx_group {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int done;
-    tx_result_t *out;
-} tx_waiter_t;
+    int pending; /* submitted and not yet completed */
+};
 
-static void tx_wait_done(void *ud, const tx_result_t *r)
+/* What one grouped request's callback needs; freed by the callback. */
+typedef struct tx_group_slot {
+    tx_group_t *g;    /* borrowed: outlives every slot (tx_group_wait) */
+    tx_result_t *out; /* borrowed: the caller's */
+} tx_group_slot_t;
+
+static void tx_group_done(void *ud, const tx_result_t *r)
 {
-    tx_waiter_t *w = ud;
+    tx_group_slot_t *s = ud;
     tx_result_t copy = *r;
     char *body = tx_dup_n(r->body ? r->body : "", r->body_len);
     if (!body) {
@@ -750,16 +755,35 @@ static void tx_wait_done(void *ud, const tx_result_t *r)
         copy.body_len = 0;
     }
     copy.body = body;
-    pthread_mutex_lock(&w->mu);
-    *w->out = copy;
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    tx_group_t *g = s->g;
+    pthread_mutex_lock(&g->mu);
+    *s->out = copy;
+    if (--g->pending == 0)
+        pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    free(s);
 }
 
-int tx_send_wait(tx_t *tx, tx_request_t *req, tx_result_t *out)
+tx_group_t *tx_group_new(void)
 {
-    if (!out) {
+    tx_group_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    if (pthread_mutex_init(&g->mu, NULL) != 0) {
+        free(g);
+        return NULL;
+    }
+    if (pthread_cond_init(&g->cv, NULL) != 0) {
+        pthread_mutex_destroy(&g->mu);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+int tx_group_submit(tx_t *tx, tx_group_t *g, tx_request_t *req, tx_result_t *out)
+{
+    if (!g || !out) {
         tx_request_free(req);
         return -1;
     }
@@ -769,28 +793,61 @@ int tx_send_wait(tx_t *tx, tx_request_t *req, tx_result_t *out)
         tx_request_free(req);
         return -1;
     }
-    tx_waiter_t w = {.done = 0, .out = out};
-    if (pthread_mutex_init(&w.mu, NULL) != 0) {
+    tx_group_slot_t *s = malloc(sizeof *s);
+    if (!s) {
         tx_request_free(req);
         return -1;
     }
-    if (pthread_cond_init(&w.cv, NULL) != 0) {
-        pthread_mutex_destroy(&w.mu);
-        tx_request_free(req);
+    s->g = g;
+    s->out = out;
+    tx_request_on_done(req, tx_group_done, s);
+    pthread_mutex_lock(&g->mu);
+    g->pending++;
+    pthread_mutex_unlock(&g->mu);
+    if (tx_submit(tx, req) != 0) {
+        /* the request was freed without its callback */
+        free(s);
+        pthread_mutex_lock(&g->mu);
+        g->pending--;
+        pthread_mutex_unlock(&g->mu);
         return -1;
     }
-    tx_request_on_done(req, tx_wait_done, &w);
-    int rc = tx_submit(tx, req);
-    if (rc == 0) {
-        /* Every submitted request completes exactly once (tx_stop cancels
-         * what it cannot finish), so this wait ends. */
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
+    return 0;
+}
+
+void tx_group_wait(tx_group_t *g)
+{
+    if (!g)
+        return;
+    /* Every submitted request completes exactly once (tx_stop cancels what
+     * it cannot finish), so this wait ends. */
+    pthread_mutex_lock(&g->mu);
+    while (g->pending > 0)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void tx_group_free(tx_group_t *g)
+{
+    if (!g)
+        return;
+    tx_group_wait(g);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+int tx_send_wait(tx_t *tx, tx_request_t *req, tx_result_t *out)
+{
+    tx_group_t *g = tx_group_new();
+    if (!g) {
+        tx_request_free(req);
+        if (out)
+            memset(out, 0, sizeof *out);
+        return -1;
     }
-    pthread_cond_destroy(&w.cv);
-    pthread_mutex_destroy(&w.mu);
+    int rc = tx_group_submit(tx, g, req, out);
+    tx_group_free(g); /* waits */
     return rc;
 }
 

@@ -101,6 +101,22 @@ void tx_request_free(tx_request_t *req);
  * NULL; then req is freed and its callback is never called. */
 int tx_submit(tx_t *tx, tx_request_t *req);
 
+/* A group: requests submitted together, waited for together. A delivery
+ * worker puts a whole claimed batch in flight at once and waits once for
+ * the slowest, instead of one provider round trip after another. */
+typedef struct tx_group tx_group_t;
+
+tx_group_t *tx_group_new(void);
+/* Submits req (ownership passes, even on failure); when it completes, out
+ * receives a copy whose body out owns (tx_result_clear). out must stay
+ * valid until tx_group_wait returns. Returns 0, or -1 when it could not be
+ * submitted (out is then zeroed and never written). */
+int tx_group_submit(tx_t *tx, tx_group_t *g, tx_request_t *req, tx_result_t *out);
+/* Waits until every request submitted to g has completed. */
+void tx_group_wait(tx_group_t *g);
+/* Waits, then frees. */
+void tx_group_free(tx_group_t *g);
+
 /* Submits req and waits for its result, for callers not yet asynchronous.
  * out receives a copy whose body is owned by out: release it with
  * tx_result_clear. Returns 0 when the transfer ran (check out->err), -1

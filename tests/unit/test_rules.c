@@ -338,8 +338,8 @@ static void test_on_failure(void **st)
     char err[512];
     for (int attempt = 1; attempt <= 3; attempt++) {
         int base = policy_retry_delay(attempt);
-        assert_int_equal(rules_on_failure(s, &m, attempt, "whatsapp", "transient", 503, rem, 2, &f,
-                                          err, sizeof err),
+        assert_int_equal(rules_on_failure(s, &m, attempt, "whatsapp", "transient", 503, -1, rem, 2,
+                                          &f, err, sizeof err),
                          0);
         assert_int_equal(f.action, POLICY_RETRY);
         assert_true(f.retry_after >= base - base / 10 && f.retry_after <= base + base / 10);
@@ -352,21 +352,22 @@ static void test_on_failure(void **st)
     assert_int_equal(policy_retry_delay(3), 900);
     /* retries exhausted: the next channel, then failed */
     assert_int_equal(
-        rules_on_failure(s, &m, 4, "whatsapp", "transient", 503, rem, 2, &f, err, sizeof err), 0);
+        rules_on_failure(s, &m, 4, "whatsapp", "transient", 503, -1, rem, 2, &f, err, sizeof err),
+        0);
     assert_int_equal(f.action, POLICY_NEXT_CHANNEL);
     assert_string_equal(f.next_channel, "sms");
     policy_builtin_on_failure(4, "transient", rem, 2, &g);
     assert_int_equal(g.action, POLICY_NEXT_CHANNEL);
     assert_string_equal(g.next_channel, "sms");
     assert_int_equal(
-        rules_on_failure(s, &m, 4, "email", "transient", 0, NULL, 0, &f, err, sizeof err), 0);
+        rules_on_failure(s, &m, 4, "email", "transient", 0, -1, NULL, 0, &f, err, sizeof err), 0);
     assert_int_equal(f.action, POLICY_FAIL);
     /* permanent and auth failures do not retry */
     static const char *const no_retry[] = {"permanent", "invalid_input", "auth_failure", "odd"};
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(
-            rules_on_failure(s, &m, 1, "whatsapp", no_retry[i], 400, rem, 2, &f, err, sizeof err),
-            0);
+        assert_int_equal(rules_on_failure(s, &m, 1, "whatsapp", no_retry[i], 400, -1, rem, 2, &f,
+                                          err, sizeof err),
+                         0);
         assert_int_equal(f.action, POLICY_NEXT_CHANNEL);
         policy_builtin_on_failure(1, no_retry[i], rem, 2, &g);
         assert_int_equal(g.action, POLICY_NEXT_CHANNEL);
@@ -589,12 +590,12 @@ static void test_validation(void **st)
     const char *rem[1] = {"sms"};
     rules_failure_t f;
     assert_int_equal(
-        rules_on_failure(s, &m, 2, "email", "transient", 0, rem, 1, &f, err, sizeof err), -1);
+        rules_on_failure(s, &m, 2, "email", "transient", 0, -1, rem, 1, &f, err, sizeof err), -1);
     assert_non_null(strstr(err, "remaining"));
     assert_int_equal(
-        rules_on_failure(s, &m, 3, "email", "transient", 0, rem, 1, &f, err, sizeof err), -1);
+        rules_on_failure(s, &m, 3, "email", "transient", 0, -1, rem, 1, &f, err, sizeof err), -1);
     assert_int_equal(
-        rules_on_failure(s, &m, 1, "email", "transient", 0, rem, 1, &f, err, sizeof err), 0);
+        rules_on_failure(s, &m, 1, "email", "transient", 0, -1, rem, 1, &f, err, sizeof err), 0);
     assert_int_equal(f.retry_after, 60);
     rules_free(s);
 }
