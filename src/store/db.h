@@ -19,8 +19,8 @@ int db_ensure(PGconn *conn);
 int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen);
 /* PQexecParams with text parameters; returns the result (caller PQclear()s)
  * or NULL with a message in err when the status is not COMMAND_OK/TUPLES_OK. */
-PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                   char *err, size_t errlen);
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
+                   size_t errlen);
 /* 1 when the last error on conn was a lost connection (retry later), else 0. */
 int db_conn_lost(const PGconn *conn);
 
