@@ -65,14 +65,18 @@ local function next_or_fail(err, why)
 end
 
 -- attempt: attempts made on err.channel so far, the failed one included.
--- err: {category, provider_code, channel, remaining = {channels not tried}}.
+-- err: {category, provider_code, channel, remaining = {channels not tried},
+--       retry_after = seconds the provider asked us to wait, or nil}.
 function on_failure(msg, attempt, err)
     local cat = err.category
     if cat == "transient" or cat == "rate_limit" then
         if attempt >= 1 and attempt <= #DELAYS then
             -- Rate limits wait the longest delay: the quota window needs it.
             local base = cat == "rate_limit" and DELAYS[#DELAYS] or DELAYS[attempt]
-            return { action = "retry", after = jittered(base), reason = cat }
+            -- A longer wait asked by the provider wins: sooner is refused
+            -- again (crier enforces it as a floor either way).
+            local after = math.max(jittered(base), err.retry_after or 0)
+            return { action = "retry", after = after, reason = cat }
         end
         return next_or_fail(err, "retries_exhausted")
     end
