@@ -21,7 +21,9 @@ typedef struct app {
     db_pool_t *pool;          /* owned: short reads from API handlers */
     intake_t *intake;         /* owned: the group-commit writer */
     prt_t *rules;             /* owned: the live policy rules (hot-reloaded) */
-    tx_t *tx;                 /* owned: transport of live sends; NULL when all are sandboxed */
+    tx_t *tx;                 /* owned: transport of live SMS/WhatsApp; NULL if none */
+    tx_t *tx_mail;            /* owned: transport of live SMTP; NULL if sandboxed (see
+                                 docs/architecture.md, Transport: why apart) */
     circ_t *circuit;          /* owned: per-provider circuit after auth failures */
     atomic_int db_ready;      /* 1 while PostgreSQL answered the last probe */
     atomic_int stopping;      /* set by SIGTERM/SIGINT */

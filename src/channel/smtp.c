@@ -6,21 +6,10 @@
 #include <curl/curl.h>
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-/* Longest SMTP reply line we keep. */
-#define SMTP_LINE_MAX SMTP_EASY_LINE_MAX
 /* Longest envelope address we pass to curl (RFC 5321 path limit). */
 #define SMTP_ADDR_MAX 256
-
-struct smtp_client {
-    CURL *h;
-    char *password;    /* owned copy, only for scrubbing result texts */
-    int fresh_next;    /* the connection state is unknown: do not reuse it */
-    int global_inited; /* this client holds a curl_global_init reference */
-    smtp_wire_t w;
-};
 
 static size_t smtp_header_cb(char *data, size_t size, size_t n, void *userp)
 {
@@ -31,7 +20,7 @@ static size_t smtp_header_cb(char *data, size_t size, size_t n, void *userp)
     if (len >= 4 && memcmp(data, "221", 3) == 0 && (data[3] == ' ' || data[3] == '-'))
         return len;
     /* Keep only the last line: on failure it is the failing command's reply. */
-    size_t keep = len < SMTP_LINE_MAX - 1 ? len : SMTP_LINE_MAX - 1;
+    size_t keep = len < SMTP_EASY_LINE_MAX - 1 ? len : SMTP_EASY_LINE_MAX - 1;
     memcpy(w->line, data, keep);
     while (keep > 0 && (w->line[keep - 1] == '\r' || w->line[keep - 1] == '\n'))
         keep--;
@@ -69,7 +58,8 @@ int smtp_easy_setup(CURL *h, const smtp_settings_t *s, smtp_wire_t *w)
               CURLE_OK;
     ok &= curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
-    /* Worker threads: curl must not use signals for its timeouts. */
+    /* The transport thread shares the process with others: curl must not
+     * use signals for its timeouts. */
     ok &= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms > 0 ? s->timeout_ms : 30000L) ==
           CURLE_OK;
@@ -86,55 +76,6 @@ int smtp_easy_setup(CURL *h, const smtp_settings_t *s, smtp_wire_t *w)
         log_add_secret(s->password);
     }
     return ok ? 0 : -1;
-}
-
-smtp_client_t *smtp_client_new(const smtp_settings_t *s)
-{
-    if (!s || !s->url)
-        return NULL;
-    if (strncmp(s->url, "smtps://", 8) != 0 && strncmp(s->url, "smtp://", 7) != 0)
-        return NULL;
-    smtp_client_t *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    /* Reference-counted and thread-safe in the libcurl we build against
-     * (>= 7.84), so each client can hold its own reference. */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        goto fail;
-    c->global_inited = 1;
-    c->h = curl_easy_init();
-    if (!c->h)
-        goto fail;
-    if (smtp_easy_setup(c->h, s, &c->w) != 0)
-        goto fail;
-    /* One connection per client: a fresh connection replaces a stale one
-     * instead of piling up beside it. */
-    if (curl_easy_setopt(c->h, CURLOPT_MAXCONNECTS, 1L) != CURLE_OK)
-        goto fail;
-    if (s->password && *s->password) {
-        c->password = strdup(s->password);
-        if (!c->password)
-            goto fail;
-    }
-    return c;
-fail:
-    smtp_client_free(c);
-    return NULL;
-}
-
-void smtp_client_free(smtp_client_t *c)
-{
-    if (!c)
-        return;
-    if (c->h)
-        curl_easy_cleanup(c->h); /* sends QUIT on a live connection */
-    if (c->password) {
-        memset(c->password, 0, strlen(c->password));
-        free(c->password);
-    }
-    if (c->global_inited)
-        curl_global_cleanup();
-    free(c);
 }
 
 /* A CR or LF in an address would let a request append its own SMTP
@@ -202,7 +143,7 @@ static void smtp_scrub(char *s, size_t cap, const char *needle, const char *repl
     size_t nl = needle ? strlen(needle) : 0, rl = strlen(repl);
     if (nl == 0)
         return;
-    char tmp[SMTP_LINE_MAX];
+    char tmp[SMTP_EASY_LINE_MAX];
     size_t k = 0;
     size_t lim = cap < sizeof tmp ? cap : sizeof tmp;
     for (const char *p = s; *p && k + 1 < lim;) {
@@ -363,7 +304,7 @@ int smtp_easy_finish(CURL *h, CURLcode rc, smtp_wire_t *w, const char *password,
     if (code > 0 && w->line_len > 0) {
         smtp_set_text(res, w->line);
     } else {
-        char t[SMTP_LINE_MAX];
+        char t[SMTP_EASY_LINE_MAX];
         snprintf(t, sizeof t, "%s%s%s", curl_easy_strerror(rc), w->errbuf[0] ? ": " : "",
                  w->errbuf);
         smtp_set_text(res, t);
@@ -373,32 +314,4 @@ int smtp_easy_finish(CURL *h, CURLcode rc, smtp_wire_t *w, const char *password,
     smtp_scrub(res->text, sizeof res->text, rcpt, "[rcpt]");
     smtp_scrub(res->text, sizeof res->text, from, "[from]");
     return -1;
-}
-
-int smtp_send(smtp_client_t *c, const char *envelope_from, const char *rcpt, const char *msg,
-              size_t len, smtp_result_t *res)
-{
-    smtp_result_t dummy;
-    if (!res)
-        res = &dummy;
-    memset(res, 0, sizeof *res);
-    if (!c) {
-        res->category = ERRC_INVALID_INPUT;
-        smtp_set_text(res, "invalid envelope address or message");
-        return -1;
-    }
-    struct curl_slist *rcpts = NULL;
-    if (smtp_easy_begin(c->h, &c->w, envelope_from, rcpt, msg, len, &rcpts, res) != 0)
-        return -1;
-    CURLcode rc = curl_easy_setopt(c->h, CURLOPT_FRESH_CONNECT, c->fresh_next ? 1L : 0L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_perform(c->h);
-    int out = smtp_easy_finish(c->h, rc, &c->w, c->password, envelope_from, rcpt, res);
-    curl_slist_free_all(rcpts);
-    /* After a failure the server may be mid-transaction (a timeout during
-     * DATA, a refused RCPT with MAIL still open): the next transaction starts
-     * on a new connection so one bad send cannot poison the next. Failures
-     * are rare enough that the extra handshake costs nothing. */
-    c->fresh_next = out != 0;
-    return out;
 }

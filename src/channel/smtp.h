@@ -1,16 +1,14 @@
-/* smtp: sending a finished message over SMTP with libcurl.
+/* smtp: what an SMTP send is configured with, what its outcome looks like,
+ * and how a reply is judged.
  *
- * One smtp_client per worker thread: it keeps a curl handle, so the SMTP
- * connection is reused between messages. Replies are classified per the
- * reply code and the enhanced status code (4xx transient, 5xx permanent). */
+ * The sending itself is the transport's (src/transport/), which drives each
+ * message through the per-transfer pieces in channel/smtp_easy.h. Replies are
+ * classified by the reply code and the RFC 3463 enhanced status code (4xx
+ * transient, 5xx permanent, with the exceptions smtp_classify explains). */
 #ifndef CRIER_SMTP_H
 #define CRIER_SMTP_H
 
 #include "channel/errclass.h"
-
-#include <stddef.h>
-
-typedef struct smtp_client smtp_client_t;
 
 typedef struct smtp_settings {
     const char *url;      /* smtp://host:port or smtps://host:port */
@@ -27,13 +25,8 @@ typedef struct smtp_result {
     char text[256];    /* last reply line or curl's error, never a secret */
 } smtp_result_t;
 
-smtp_client_t *smtp_client_new(const smtp_settings_t *s);
-void smtp_client_free(smtp_client_t *c);
-/* Sends msg[0..len) from envelope_from to rcpt (bare addresses). Returns 0
- * when the server accepted it, -1 otherwise; res says why either way. */
-int smtp_send(smtp_client_t *c, const char *envelope_from, const char *rcpt, const char *msg,
-              size_t len, smtp_result_t *res);
-/* Classifies a reply: code, enhanced ("" if none); exported for tests. */
+/* Classifies a final reply: its code and enhanced code ("" or NULL if
+ * none). 0 means no reply arrived at all. */
 errc_t smtp_classify(int reply_code, const char *enhanced);
 
 #endif

@@ -1,11 +1,10 @@
-/* smtp_easy: the pieces of an SMTP send that do not depend on who drives the
- * curl handle.
+/* smtp_easy: one SMTP transfer on a curl easy handle that the transport's
+ * multi loop drives.
  *
- * smtp_send drives its own easy handle with curl_easy_perform; the transport
- * (src/transport/) drives easy handles from one multi loop. Both set the
- * handle up, capture the server's last reply and turn the outcome into an
- * smtp_result_t the same way, so a reply means the same thing whichever path
- * carried it. */
+ * The transport sets the handle up (smtp_easy_setup), loads one message onto
+ * it (smtp_easy_begin), and when the multi reports the transfer done turns
+ * the outcome into an smtp_result_t (smtp_easy_finish): the server's last
+ * reply, its classification, and a text with no secret or address in it. */
 #ifndef CRIER_SMTP_EASY_H
 #define CRIER_SMTP_EASY_H
 
@@ -45,9 +44,9 @@ int smtp_easy_addr_ok(const char *a);
 int smtp_easy_begin(CURL *h, smtp_wire_t *w, const char *from, const char *rcpt, const char *msg,
                     size_t len, struct curl_slist **rcpts, smtp_result_t *res);
 
-/* Turns a finished transfer (rc from perform or the multi's done message)
- * into res: reply code, enhanced code, category, scrubbed text. Detaches the
- * recipient list and upload from h. Returns 0 when the server accepted the
+/* Turns a finished transfer (rc from the multi's done message) into res:
+ * reply code, enhanced code, category, scrubbed text. Detaches the recipient
+ * list and upload from h. Returns 0 when the server accepted the
  * message, -1 otherwise. password may be NULL. */
 int smtp_easy_finish(CURL *h, CURLcode rc, smtp_wire_t *w, const char *password, const char *from,
                      const char *rcpt, smtp_result_t *res);

@@ -112,13 +112,22 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
         code = 1;
         goto out;
     }
-    /* One libcurl multi loop for every provider call, SMTP included; the
-     * sandbox needs none. */
-    if (strcmp(cfg->transport_sms, "live") == 0 || strcmp(cfg->transport_whatsapp, "live") == 0 ||
-        strcmp(cfg->transport_email, "live") == 0) {
+    /* libcurl multi loops for every provider call; the sandbox needs none.
+     * SMTP has a loop of its own: libcurl waits for the reply to the end of
+     * DATA without yielding, and a slow mail server must not hold up the
+     * SMS and WhatsApp sends that share a loop with it. */
+    if (strcmp(cfg->transport_sms, "live") == 0 || strcmp(cfg->transport_whatsapp, "live") == 0) {
         app.tx = tx_new(NULL);
         if (!app.tx) {
-            fprintf(stderr, "crier serve: cannot start the transport\n");
+            fprintf(stderr, "crier serve: cannot start the HTTP transport\n");
+            code = 1;
+            goto out;
+        }
+    }
+    if (strcmp(cfg->transport_email, "live") == 0) {
+        app.tx_mail = tx_new(NULL);
+        if (!app.tx_mail) {
+            fprintf(stderr, "crier serve: cannot start the SMTP transport\n");
             code = 1;
             goto out;
         }
@@ -178,6 +187,7 @@ out:
     cb_stop(callbacks);
     delivery_stop(delivery);
     tx_free(app.tx); /* after the workers that wait on it */
+    tx_free(app.tx_mail);
     circ_free(app.circuit);
     prt_stop(app.rules); /* after every thread that decides has stopped */
     db_pool_free(app.pool);

@@ -496,12 +496,12 @@ static void *delivery_worker(void *arg)
         return NULL;
     }
     /* Without a transport (every channel sandboxed) no call is ever made. */
-    tx_group_t *group = app->tx ? tx_group_new() : NULL;
+    tx_group_t *group = app->tx || app->tx_mail ? tx_group_new() : NULL;
     int batch = cfg->claim_batch < DELIVERY_MAX_BATCH ? cfg->claim_batch : DELIVERY_MAX_BATCH;
     delivery_slot_t *slots = calloc((size_t)batch, sizeof *slots);
     queue_job_t *jobs = calloc((size_t)batch, sizeof *jobs);
     queue_result_t *res = calloc((size_t)batch, sizeof *res);
-    if (!slots || !jobs || !res || (app->tx && !group))
+    if (!slots || !jobs || !res || ((app->tx || app->tx_mail) && !group))
         goto out;
 
     while (!atomic_load(&d->stop)) {
@@ -560,7 +560,8 @@ static void *delivery_worker(void *arg)
                 continue;
             tx_request_t *req = c->req;
             c->req = NULL; /* the transport owns it now, even when it refuses */
-            c->submitted = group && tx_group_submit(app->tx, group, req, &c->res) == 0;
+            tx_t *tx = strcmp(slots[i].job.channel, "email") == 0 ? app->tx_mail : app->tx;
+            c->submitted = group && tx_group_submit(tx, group, req, &c->res) == 0;
             if (!group)
                 tx_request_free(req);
         }

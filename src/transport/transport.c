@@ -6,6 +6,7 @@
 #include "util/log.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <pthread.h>
 #include <stdio.h>
@@ -389,6 +390,16 @@ static void tx_inflight_unlink(tx_t *tx, tx_request_t *r)
 
 static void tx_finish(tx_t *tx, tx_request_t *r, CURLcode rc)
 {
+    /* After a failed SMTP transfer the connection may be out of step with
+     * the server (a reply to DATA still on its way after a timeout), yet
+     * libcurl can keep it in the pool; the next message would read that
+     * late reply as its own. Shutting the socket down makes the pool see a
+     * dead connection and open a fresh one, as a new session should. */
+    curl_socket_t sock = CURL_SOCKET_BAD;
+    if (r->kind == TX_KIND_SMTP && rc != CURLE_OK &&
+        curl_easy_getinfo(r->h, CURLINFO_ACTIVESOCKET, &sock) == CURLE_OK &&
+        sock != CURL_SOCKET_BAD)
+        shutdown(sock, SHUT_RDWR);
     curl_multi_remove_handle(tx->multi, r->h);
     tx_inflight_unlink(tx, r);
     tx_result_t res;
