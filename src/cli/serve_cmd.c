@@ -117,7 +117,21 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
      * DATA without yielding, and a slow mail server must not hold up the
      * SMS and WhatsApp sends that share a loop with it. */
     if (strcmp(cfg->transport_sms, "live") == 0 || strcmp(cfg->transport_whatsapp, "live") == 0) {
-        app.tx = tx_new(NULL);
+        /* Every worker puts its whole batch on the wire at once, and a send
+         * queued behind the per-host connection cap spends its timeout
+         * waiting: allow one connection per send in flight. */
+        long in_flight = (long)cfg->workers * cfg->claim_batch;
+        if (in_flight < 8)
+            in_flight = 8;
+        if (in_flight > 256)
+            in_flight = 256;
+        tx_limits_t lim = {
+            .max_in_flight = 0,
+            .max_host_conns = in_flight,
+            .max_total_conns = 2 * in_flight,
+            .body_cap = 0,
+        };
+        app.tx = tx_new(&lim);
         if (!app.tx) {
             fprintf(stderr, "crier serve: cannot start the HTTP transport\n");
             code = 1;

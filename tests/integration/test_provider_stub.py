@@ -472,7 +472,45 @@ def test_errors_then_failure_receipts(tmp):
         rx.stop()
 
 
+def test_text_error_refuses_free_text_only(tmp):
+    tpl = {"messaging_product": "whatsapp", "to": "16505070047", "type": "template",
+           "template": {"name": "order_update", "language": {"code": "en_US"}}}
+    with Stub(tmp, "--recipient-mode", "47=text-error:131047") as s:
+        # free text outside the window: refused the way error:131047 refuses it
+        status, _, answer = s.whatsapp(wa_text(to="16505070047"))
+        assert status == 400, answer
+        meta_error_shape(answer, 131047)
+        assert "24 hours" in answer["error"]["error_data"]["details"], answer
+        # a template to the same recipient goes through
+        status, _, answer = s.whatsapp(tpl)
+        assert status == 200, answer
+        assert answer["messages"][0]["message_status"] == "accepted", answer
+        # Twilio has no such distinction: a plain success
+        status, _, answer = s.twilio(sms(to="+15558670047"))
+        assert status == 201 and answer["sid"].startswith("SM"), answer
+        # another recipient is not affected
+        status, _, answer = s.whatsapp(wa_text(to="16505070048"))
+        assert status == 200, answer
+        rec = [r for r in s.records() if r["provider"] in ("whatsapp", "twilio")]
+        assert [(r["provider"], r["mode"], r["status"]) for r in rec] == [
+            ("whatsapp", "text-error:131047", 400), ("whatsapp", "text-error:131047", 200),
+            ("twilio", "text-error:131047", 201), ("whatsapp", "success", 200)], rec
+
+        # the mode is accepted at run time too, with the same effect
+        status, _, data = s.request("POST", "/_stub/mode", json.dumps(
+            {"mode": "text-error:131026"}).encode())
+        assert status == 200 and json.loads(data)["mode"] == "text-error:131026", data
+        status, _, answer = s.whatsapp(wa_text(to="16505070048"))
+        assert status == 400, answer
+        meta_error_shape(answer, 131026)
+        status, _, answer = s.whatsapp(dict(tpl, to="16505070048"))
+        assert status == 200, answer
+        status, _, data = s.request("POST", "/_stub/mode", b'{"mode": "text-error:x"}')
+        assert status == 400, data
+
+
 h.run([test_signing_functions_match_published_vectors, test_twilio_success_and_signed_receipts,
        test_twilio_checks_credentials_and_request, test_modes_by_recipient,
        test_mode_switch_at_run_time, test_whatsapp_success_and_signed_receipts,
-       test_whatsapp_checks_token_and_request, test_errors_then_failure_receipts])
+       test_whatsapp_checks_token_and_request, test_errors_then_failure_receipts,
+       test_text_error_refuses_free_text_only])

@@ -61,6 +61,11 @@ suffix wins). They apply after the request passed the checks above:
     fail-later:<code>  accepted like success, then the receipts report the
                        failure: Twilio "sent" then "undelivered" with
                        ErrorCode=<code>; WhatsApp "failed" with errors[].code
+    text-error:<code>  WhatsApp: a free-form "text" message answers as
+                       error:<code> does, any other type (a template) as
+                       success -- Meta refusing free text outside the
+                       client's 24 h window (131047) while it takes
+                       templates; Twilio: as success
     http401            the wrong-credentials answer above
     http429:<value>    HTTP 429, "Retry-After: <value>" (seconds or an
                        HTTP-date), Twilio code 20429 / WhatsApp code 130429
@@ -119,8 +124,8 @@ MAX_SLOW = 600.0
 TWILIO_PATH = re.compile(r"^/2010-04-01/Accounts/([A-Za-z0-9]+)/Messages\.json$")
 WA_PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/messages$")
 E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
-MODE = re.compile(r"^(success|http401|http500|drop|error:\d+|fail-later:\d+|http429:.+"
-                  r"|slow:\d+(\.\d+)?)$")
+MODE = re.compile(r"^(success|http401|http500|drop|error:\d+|fail-later:\d+|text-error:\d+"
+                  r"|http429:.+|slow:\d+(\.\d+)?)$")
 
 TWILIO_MESSAGES = {
     20003: "Authenticate",
@@ -486,6 +491,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         done, mode = self.apply_mode(self.server.modes.for_recipient(number))
         if done:
             return
+        if mode.startswith("text-error:"):
+            mode = "success"  # an SMS has no template to fall back on
         if mode == "http401":
             return self.twilio_error(401, 20003)
         if mode.startswith("http429:"):
@@ -585,6 +592,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         done, mode = self.apply_mode(self.server.modes.for_recipient(to))
         if done:
             return
+        if mode.startswith("text-error:"):
+            mode = "error:" + mode[11:] if mtype == "text" else "success"
         if mode == "http401":
             return self.wa_auth_error()
         if mode.startswith("http429:"):
@@ -614,6 +623,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog of 5 drops connection attempts
+    # when an engine opens several at once, which a real provider never
+    # does; the client would see connect timeouts that are the stub's own.
+    request_queue_size = 128
 
 
 def main(argv=None):
