@@ -37,6 +37,16 @@ Stable API:
         -> (status, headers, json_or_text)   .post_comm(body, key=None)   .get_comm(id)
         .kill(sig=SIGKILL) .stop() .log() .wait_final(ids, timeout)
     TOKEN_WORKFLOW, TOKEN_OPERATOR, TOKEN_ADMIN, ENCRYPTION_KEY, FINAL_STATUSES
+    STUB_ACCOUNT_SID, STUB_AUTH_TOKEN, STUB_FROM_NUMBER (Twilio), STUB_WA_PHONE_ID,
+    STUB_WA_TOKEN, STUB_WA_APP_SECRET (WhatsApp): the credentials the tests give both
+        the provider stub and the crier
+    stub_env(stub, twilio=True, whatsapp=True, from_number=STUB_FROM_NUMBER) -> dict
+                                   TWILIO_* and WHATSAPP_* aimed at the stub (no app secret)
+    live_env(stub, sink=None, twilio=True, whatsapp=True, **extra) -> dict
+                                   CRIER_TRANSPORT=live, stub_env(), and with a sink
+                                   CRIER_SMTP_URL, CRIER_SMTP_TLS=off, CRIER_MAIL_FROM;
+                                   extra (NAME="value") added last
+    log_events(text, event) -> the JSON log lines (dicts) of event; pass crier.log()
     wait_until(predicate, timeout=10, interval=0.1) -> the predicate's truthy value
     ProviderStub(dir, extra_args=()) -> tests/support/provider_stub.py on a free port:
         .url .requests(provider) .stop(); a context manager
@@ -76,6 +86,15 @@ ENCRYPTION_KEY = base64.b64encode(bytes(range(32))).decode("ascii")
 
 # Statuses after which a communication no longer changes by itself.
 FINAL_STATUSES = ("sent", "delivered", "opened", "clicked", "failed", "bounced", "skipped", "batched")
+
+# Fake provider credentials: the stub checks what the crier sends against the
+# same values, so one definition keeps the two sides in step.
+STUB_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+STUB_AUTH_TOKEN = "stub-auth-token-0123456789abcdef"
+STUB_FROM_NUMBER = "+15005550006"
+STUB_WA_PHONE_ID = "106540352242922"
+STUB_WA_TOKEN = "stub-meta-token-0123456789abcdef"
+STUB_WA_APP_SECRET = "stub-meta-app-secret-0123456789ab"
 
 # Variables a child process may inherit; everything else it gets is explicit,
 # so that a developer's shell cannot change what a test sees.
@@ -567,6 +586,51 @@ class Crier:
         else:
             # The test already failed; a second error would hide the first.
             self.kill(signal.SIGTERM)
+
+
+def stub_env(stub, twilio=True, whatsapp=True, from_number=STUB_FROM_NUMBER):
+    """The crier's Twilio and/or WhatsApp settings aimed at the ProviderStub
+    stub with the STUB_* credentials. No WHATSAPP_APP_SECRET: the tests
+    that want one add it themselves."""
+    env = {}
+    if twilio:
+        env.update({"TWILIO_API_BASE": stub.url, "TWILIO_ACCOUNT_SID": STUB_ACCOUNT_SID,
+                    "TWILIO_AUTH_TOKEN": STUB_AUTH_TOKEN, "TWILIO_FROM_NUMBER": from_number})
+    if whatsapp:
+        env.update({"WHATSAPP_API_BASE": stub.url, "WHATSAPP_PHONE_NUMBER_ID": STUB_WA_PHONE_ID,
+                    "WHATSAPP_ACCESS_TOKEN": STUB_WA_TOKEN})
+    return env
+
+
+def live_env(stub, sink=None, twilio=True, whatsapp=True, **extra):
+    """The environment of a crier whose every channel is live: SMS and
+    WhatsApp against stub (see stub_env), email against the SmtpSink sink
+    when given. extra (NAME="value") is the test's own, added last."""
+    env = {"CRIER_TRANSPORT": "live"}
+    if sink is not None:
+        env.update({"CRIER_SMTP_URL": "smtp://127.0.0.1:%d" % sink.port,
+                    "CRIER_SMTP_TLS": "off",
+                    "CRIER_MAIL_FROM": "Planiva <hello@planiva.example>"})
+    env.update(stub_env(stub, twilio=twilio, whatsapp=whatsapp))
+    env.update(extra)
+    return env
+
+
+def log_events(text, event):
+    """The crier's JSON log lines in text (crier.log()) whose event is
+    event, as dicts, oldest first."""
+    found = []
+    for line in text.splitlines():
+        # Most lines are other events: skip them before parsing.
+        if event not in line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("event") == event:
+            found.append(rec)
+    return found
 
 
 # ---------------------------------------------------------------- requests

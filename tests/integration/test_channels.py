@@ -15,11 +15,6 @@ import harness as h
 CONSENT_ALL = {"sms": True, "whatsapp": True}
 # The sandbox refuses a number whose digits end in 0000 (Twilio 21211).
 SANDBOX_REFUSED = "+15555550000"
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "stub-auth-token-0123456789abcdef"
-FROM_NUMBER = "+15005550006"
-WA_PHONE_ID = "106540352242922"
-WA_TOKEN = "stub-meta-token-0123456789abcdef"
 
 
 def check(cond, what):
@@ -150,11 +145,9 @@ def test_live_sms_and_fallback(tmp):
     db = h.new_database("channels_live")
     phone_ok, phone_bad = "+15555550105", "+15555550199"
     with h.ProviderStub(os.path.join(tmp, "stub"),
-                      ["--twilio-account-sid", ACCOUNT_SID,
+                      ["--twilio-account-sid", h.STUB_ACCOUNT_SID,
                        "--recipient-mode", "0199=error:21211"]) as stub:
-        env = {"CRIER_TRANSPORT_SMS": "live", "TWILIO_API_BASE": stub.url,
-               "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-               "TWILIO_FROM_NUMBER": FROM_NUMBER}
+        env = dict(h.stub_env(stub, whatsapp=False), CRIER_TRANSPORT_SMS="live")
         with h.Crier(db, tmp, env=env) as crier:
             ok_id, dec = post(crier, h.comm_body(6, phone=phone_ok, consent=CONSENT_ALL,
                                                  message_type="error_notification",
@@ -173,17 +166,18 @@ def test_live_sms_and_fallback(tmp):
             check(len(mine) == 1, "one SMS reached the stub (%d)" % len(mine))
             r = mine[0]
             check(r["status"] == 201, "the stub accepted it: %r" % r["status"])
-            check(r["path"] == "/2010-04-01/Accounts/%s/Messages.json" % ACCOUNT_SID,
+            check(r["path"] == "/2010-04-01/Accounts/%s/Messages.json" % h.STUB_ACCOUNT_SID,
                   "Twilio's path: %r" % r["path"])
             hdr = {k.lower(): v for k, v in r["headers"].items()}
-            basic = base64.b64encode(("%s:%s" % (ACCOUNT_SID, AUTH_TOKEN)).encode()).decode()
+            basic = base64.b64encode(("%s:%s" % (h.STUB_ACCOUNT_SID, h.STUB_AUTH_TOKEN))
+                                     .encode()).decode()
             check(hdr.get("authorization") == "Basic " + basic, "Basic auth with SID and token")
             check(hdr.get("content-type", "").startswith("application/x-www-form-urlencoded"),
                   "form-encoded: %r" % hdr.get("content-type"))
             form = dict(urllib.parse.parse_qsl(r["body"], keep_blank_values=True))
             check(set(form) == {"To", "From", "Body", "StatusCallback"},
                   "exactly the form fields: %r" % sorted(form))
-            check(form["To"] == phone_ok and form["From"] == FROM_NUMBER, "To and From")
+            check(form["To"] == phone_ok and form["From"] == h.STUB_FROM_NUMBER, "To and From")
             check(form["StatusCallback"] == crier.url + "/webhooks/twilio/status",
                   "StatusCallback: %r" % form["StatusCallback"])
             check("Planiva" in form["Body"] and "{{" not in form["Body"], "Body rendered")
@@ -202,17 +196,16 @@ def test_live_sms_and_fallback(tmp):
             check(len(tried) == 1 and tried[0]["status"] == 400,
                   "one refused attempt at the stub, no retry: %r" % [t["status"] for t in tried])
             check_no_phone_in_log(crier, phone_ok, phone_bad)
-            check(AUTH_TOKEN not in crier.log(), "the token is never logged")
+            check(h.STUB_AUTH_TOKEN not in crier.log(), "the token is never logged")
 
 
 def test_live_whatsapp(tmp):
     db = h.new_database("channels_wa")
     phone = "+15555550106"
     with h.ProviderStub(os.path.join(tmp, "stub"),
-                      ["--meta-access-token", WA_TOKEN, "--wa-phone-number-id",
-                       WA_PHONE_ID]) as stub:
-        env = {"CRIER_TRANSPORT_WHATSAPP": "live", "WHATSAPP_API_BASE": stub.url,
-               "WHATSAPP_PHONE_NUMBER_ID": WA_PHONE_ID, "WHATSAPP_ACCESS_TOKEN": WA_TOKEN}
+                      ["--meta-access-token", h.STUB_WA_TOKEN, "--wa-phone-number-id",
+                       h.STUB_WA_PHONE_ID]) as stub:
+        env = dict(h.stub_env(stub, twilio=False), CRIER_TRANSPORT_WHATSAPP="live")
         with h.Crier(db, tmp, env=env) as crier:
             wa_id, dec = post(crier, h.comm_body(8, phone=phone, consent=CONSENT_ALL,
                                                  message_type="vendor_options", urgency="high",
@@ -225,16 +218,17 @@ def test_live_whatsapp(tmp):
             reqs = stub.requests("whatsapp")
             check(len(reqs) == 1 and reqs[0]["status"] == 200, "one send, accepted")
             r = reqs[0]
-            check(r["path"] == "/v21.0/%s/messages" % WA_PHONE_ID, "Graph path: %r" % r["path"])
+            check(r["path"] == "/v21.0/%s/messages" % h.STUB_WA_PHONE_ID,
+                  "Graph path: %r" % r["path"])
             hdr = {k.lower(): v for k, v in r["headers"].items()}
-            check(hdr.get("authorization") == "Bearer " + WA_TOKEN, "bearer token")
+            check(hdr.get("authorization") == "Bearer " + h.STUB_WA_TOKEN, "bearer token")
             sent = json.loads(r["body"])
             check(sent["type"] == "template" and sent["to"] == phone.lstrip("+"),
                   "a template outside the window: %r" % sent)
             wamid = h.psql(db, "SELECT provider_message_id FROM communications"
                                " WHERE id = :'id'", id=wa_id)
             check(wamid[0][0].startswith("wamid."), "wamid kept: %r" % wamid)
-            check(WA_TOKEN not in crier.log(), "the token is never logged")
+            check(h.STUB_WA_TOKEN not in crier.log(), "the token is never logged")
             check_no_phone_in_log(crier, phone)
 
 

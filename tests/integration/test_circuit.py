@@ -24,15 +24,11 @@ import os
 import re
 import sys
 import time
-import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "stub-auth-token-0123456789abcdef"
-FROM_NUMBER = "+15005550006"
 WORKERS = 2
 CLAIM_BATCH = 4
 PROBE_MS = 2000
@@ -101,19 +97,6 @@ def outcomes(db, ids):
     return out
 
 
-def log_events(crier, event):
-    """The crier's JSON log lines whose event is event."""
-    found = []
-    for line in crier.log().splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and rec.get("event") == event:
-            found.append(rec)
-    return found
-
-
 def circuit_metric(crier):
     """crier_provider_circuit_open{provider="twilio"} from /metrics, or None."""
     st, _, text = crier.request("GET", "/metrics", token=None)
@@ -133,25 +116,19 @@ def test_circuit(tmp):
     db = h.new_database("circuit")
     # No auth token for the stub: it posts no receipts, so an accepted SMS
     # stays "sent".
-    stub_args = ["--twilio-account-sid", ACCOUNT_SID, "--mode", "http401"]
+    stub_args = ["--twilio-account-sid", h.STUB_ACCOUNT_SID, "--mode", "http401"]
     with h.ProviderStub(os.path.join(tmp, "stub"), stub_args) as stub, \
             h.SmtpSink(os.path.join(tmp, "sink")) as sink:
-        env = {
-            "CRIER_TRANSPORT": "live",
-            "CRIER_SMTP_URL": "smtp://127.0.0.1:%d" % sink.port,
-            "CRIER_SMTP_TLS": "off",
-            "CRIER_MAIL_FROM": "Planiva <hello@planiva.example>",
-            "TWILIO_API_BASE": stub.url, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_FROM_NUMBER": FROM_NUMBER,
-            "CRIER_WORKERS": str(WORKERS),
-            "CRIER_CLAIM_BATCH": str(CLAIM_BATCH),
-            "CRIER_CIRCUIT_PROBE_MS": str(PROBE_MS),
+        env = h.live_env(
+            stub, sink, whatsapp=False,
+            CRIER_WORKERS=str(WORKERS),
+            CRIER_CLAIM_BATCH=str(CLAIM_BATCH),
+            CRIER_CIRCUIT_PROBE_MS=str(PROBE_MS),
             # Every request the stub sees must be the circuit's doing, not
             # held back by our own per-sender quota.
-            "CRIER_RATE_TWILIO": "off",
-            "CRIER_PROVIDER_TIMEOUT_MS": "2000",
-            "CRIER_RULES_DIR": h.rules_dir(retry_delays=[1, 1, 1]),
-        }
+            CRIER_RATE_TWILIO="off",
+            CRIER_PROVIDER_TIMEOUT_MS="2000",
+            CRIER_RULES_DIR=h.rules_dir(retry_delays=[1, 1, 1]))
         with h.Crier(db, os.path.join(tmp, "crier"), env=env) as crier:
             check(circuit_metric(crier) == 0, "the circuit starts closed: %r"
                   % circuit_metric(crier))
@@ -168,7 +145,7 @@ def test_circuit(tmp):
             bound = WORKERS * CLAIM_BATCH + int(took * 1000 / PROBE_MS) + 1
             refused = sum(1 for o in got.values()
                           if any("circuit open" in d for d in o[3]))
-            opened = [r for r in log_events(crier, "provider_auth_failed")
+            opened = [r for r in h.log_events(crier.log(), "provider_auth_failed")
                       if r.get("provider") == "twilio"]
             metric = circuit_metric(crier)
             print("401 round: %d messages final in %.1f s; %d Twilio requests at the stub"
@@ -207,7 +184,7 @@ def test_circuit(tmp):
             after = [r for r in twilio_requests(stub)[switched:]]
             by_sms = [cid for cid in second_ids if got[cid][1] == "sms"]
             by_email = [cid for cid in second_ids if got[cid][1] == "email"]
-            recovered = log_events(crier, "provider_auth_recovered")
+            recovered = h.log_events(crier.log(), "provider_auth_recovered")
             recovered = [r for r in recovered if r.get("provider") == "twilio"]
             metric = circuit_metric(crier)
             print("recovery round: %d by SMS, %d by email (positions %s); %d Twilio requests"
@@ -240,7 +217,7 @@ def test_circuit(tmp):
                   % metric)
 
             text = crier.log()
-            check(AUTH_TOKEN not in text, "the auth token is not in the log")
+            check(h.STUB_AUTH_TOKEN not in text, "the auth token is not in the log")
             check("+1555" not in text, "no phone number in the log")
 
 

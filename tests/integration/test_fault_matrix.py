@@ -76,13 +76,6 @@ SHORT_WAIT_S = 60
 # Far beyond the test: an open circuit makes no probe while it runs.
 CIRCUIT_PROBE_MS = 600000
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "stub-auth-token-0123456789abcdef"
-FROM_NUMBER = "+15005550006"
-WA_PHONE_ID = "106540352242922"
-WA_TOKEN = "stub-meta-token-0123456789abcdef"
-WA_APP_SECRET = "stub-meta-app-secret-0123456789ab"
-
 # What fallback.lua's on_failure does with each category: retry (up to the
 # number of delays) or move on at once.
 RETRIED = ("transient", "rate_limit")
@@ -156,15 +149,15 @@ def meta_inbound(phone, text):
     msg = {"from": phone.lstrip("+"), "id": "wamid.in" + uuid.uuid4().hex,
            "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}
     value = {"messaging_product": "whatsapp",
-             "metadata": {"display_phone_number": FROM_NUMBER.lstrip("+"),
-                          "phone_number_id": WA_PHONE_ID},
+             "metadata": {"display_phone_number": h.STUB_FROM_NUMBER.lstrip("+"),
+                          "phone_number_id": h.STUB_WA_PHONE_ID},
              "contacts": [{"profile": {"name": "Client"}, "wa_id": msg["from"]}],
              "messages": [msg]}
     raw = json.dumps({"object": "whatsapp_business_account",
                       "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]}
                      ).encode("utf-8")
     return raw, {"Content-Type": "application/json",
-                 "X-Hub-Signature-256": meta_signature(WA_APP_SECRET, raw)}
+                 "X-Hub-Signature-256": meta_signature(h.STUB_WA_APP_SECRET, raw)}
 
 
 def email_body(i, local):
@@ -406,50 +399,29 @@ def prelude(crier, db):
     return pre_ids
 
 
-def log_events(text, event):
-    """The JSON log lines of event."""
-    found = []
-    for line in text.splitlines():
-        if event not in line:
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and obj.get("event") == event:
-            found.append(obj)
-    return found
-
-
 def test_fault_matrix(tmp):
     db = h.new_database("fault_matrix")
     modes = []
     for row in ROWS:
         if row[3]:
             modes += ["--recipient-mode", "%s=%s" % row[3]]
-    with h.ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID,
-                                                  "--meta-access-token", WA_TOKEN,
-                                                  "--wa-phone-number-id", WA_PHONE_ID]
-                      + modes) as stub, h.SmtpSink(os.path.join(tmp, "sink")) as sink:
-        env = {
-            "CRIER_TRANSPORT": "live",
-            "CRIER_SMTP_URL": "smtp://127.0.0.1:%d" % sink.port,
-            "CRIER_SMTP_TLS": "off",
-            "CRIER_MAIL_FROM": "Planiva <hello@planiva.example>",
-            "TWILIO_API_BASE": stub.url, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_FROM_NUMBER": FROM_NUMBER,
-            "WHATSAPP_API_BASE": stub.url, "WHATSAPP_PHONE_NUMBER_ID": WA_PHONE_ID,
-            "WHATSAPP_ACCESS_TOKEN": WA_TOKEN, "WHATSAPP_APP_SECRET": WA_APP_SECRET,
-            "CRIER_WORKERS": str(WORKERS),
-            "CRIER_CLAIM_BATCH": str(CLAIM_BATCH),
-            "CRIER_PROVIDER_TIMEOUT_MS": str(PROVIDER_TIMEOUT_MS),
-            "CRIER_CIRCUIT_PROBE_MS": str(CIRCUIT_PROBE_MS),
+    stub_args = ["--twilio-account-sid", h.STUB_ACCOUNT_SID,
+                 "--meta-access-token", h.STUB_WA_TOKEN,
+                 "--wa-phone-number-id", h.STUB_WA_PHONE_ID]
+    with h.ProviderStub(os.path.join(tmp, "stub"), stub_args + modes) as stub, \
+            h.SmtpSink(os.path.join(tmp, "sink")) as sink:
+        env = h.live_env(
+            stub, sink,
+            WHATSAPP_APP_SECRET=h.STUB_WA_APP_SECRET,
+            CRIER_WORKERS=str(WORKERS),
+            CRIER_CLAIM_BATCH=str(CLAIM_BATCH),
+            CRIER_PROVIDER_TIMEOUT_MS=str(PROVIDER_TIMEOUT_MS),
+            CRIER_CIRCUIT_PROBE_MS=str(CIRCUIT_PROBE_MS),
             # The matrix is about failures, not throughput: at Twilio's
             # 1/s per sender the rows would take half an hour.
-            "CRIER_RATE_TWILIO": "off",
-            "CRIER_RATE_WHATSAPP": "off",
-            "CRIER_RULES_DIR": h.rules_dir(retry_delays=DELAYS),
-        }
+            CRIER_RATE_TWILIO="off",
+            CRIER_RATE_WHATSAPP="off",
+            CRIER_RULES_DIR=h.rules_dir(retry_delays=DELAYS))
         with h.Crier(db, os.path.join(tmp, "crier"), env=env) as crier:
             started = time.monotonic()
             pre_ids = prelude(crier, db)
@@ -498,7 +470,7 @@ def test_fault_matrix(tmp):
             still = h.psql(db, "SELECT count(*) FROM clients WHERE whatsapp_window_until > now()")
             check(still == [["0"]], "whatsapp_131047: the engine closed the windows Meta said"
                   " were closed: %r still open" % still)
-            check(not log_events(crier.log(), "provider_auth_failed"),
+            check(not h.log_events(crier.log(), "provider_auth_failed"),
                   "no circuit opened in phase 1")
 
             # Phase 2: the 401 row alone, once nothing else is under way.
@@ -523,11 +495,11 @@ def test_fault_matrix(tmp):
             check(named == sends, "%s: %d attempts recorded the 401, %d were made"
                   % (auth[0], named, sends))
             text = crier.log()
-            opened = log_events(text, "provider_auth_failed")
+            opened = h.log_events(text, "provider_auth_failed")
             check(len(opened) == 1 and opened[0].get("level") == "CRITICAL"
                   and opened[0].get("provider") == "twilio",
                   "one CRITICAL provider_auth_failed for twilio: %r" % opened)
-            check(not log_events(text, "provider_auth_recovered"),
+            check(not h.log_events(text, "provider_auth_recovered"),
                   "no probe closed the circuit within the test")
 
             # Every message the rules send by email is at the sink once; the
@@ -559,8 +531,9 @@ def test_fault_matrix(tmp):
                       "%s: GET says %s/%r, expected %r" % (row[0], c.get("status"),
                                                            c.get("attempts"), want))
             print("matrix done in %.1f s" % (time.monotonic() - started), flush=True)
-            check(AUTH_TOKEN not in text and WA_TOKEN not in text, "no token in the log")
-            check(WA_APP_SECRET not in text, "no app secret in the log")
+            check(h.STUB_AUTH_TOKEN not in text and h.STUB_WA_TOKEN not in text,
+                  "no token in the log")
+            check(h.STUB_WA_APP_SECRET not in text, "no app secret in the log")
             check("+1555" not in text and "fail451@" not in text, "no recipient in the log")
             check(wa_phone(0, WA_SUFFIX).lstrip("+") not in text,
                   "no WhatsApp sender in the log")

@@ -29,11 +29,6 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "stub-auth-token-0123456789abcdef"
-FROM_NUMBER = "+15005550006"
-WA_PHONE_ID = "106540352242922"
-WA_TOKEN = "stub-meta-token-0123456789abcdef"
 DELAYS = [1, 1, 1]
 # Timestamps come from two clocks read at slightly different moments (the
 # database's now() and the stub's time.time() on the same host): the slack
@@ -64,34 +59,27 @@ def wa_body(i, suffix):
 
 
 def stub_args(modes):
-    args = ["--twilio-account-sid", ACCOUNT_SID, "--meta-access-token", WA_TOKEN,
-            "--wa-phone-number-id", WA_PHONE_ID]
+    args = ["--twilio-account-sid", h.STUB_ACCOUNT_SID,
+            "--meta-access-token", h.STUB_WA_TOKEN,
+            "--wa-phone-number-id", h.STUB_WA_PHONE_ID]
     for suffix, mode in modes.items():
         args += ["--recipient-mode", "%s=%s" % (suffix, mode)]
     return args
 
 
 def crier_env(stub, sink):
-    return {
-        "CRIER_TRANSPORT": "live",
-        "CRIER_SMTP_URL": "smtp://127.0.0.1:%d" % sink.port,
-        "CRIER_SMTP_TLS": "off",
-        "CRIER_MAIL_FROM": "Planiva <hello@planiva.example>",
-        "TWILIO_API_BASE": stub.url, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_FROM_NUMBER": FROM_NUMBER,
-        "WHATSAPP_API_BASE": stub.url, "WHATSAPP_PHONE_NUMBER_ID": WA_PHONE_ID,
-        "WHATSAPP_ACCESS_TOKEN": WA_TOKEN,
+    return h.live_env(
+        stub, sink,
         # Waits here must come from the provider's answers alone, not from
         # our own per-sender quota.
-        "CRIER_RATE_TWILIO": "off",
-        "CRIER_RATE_WHATSAPP": "off",
-        "CRIER_PROVIDER_TIMEOUT_MS": "2000",
+        CRIER_RATE_TWILIO="off",
+        CRIER_RATE_WHATSAPP="off",
+        CRIER_PROVIDER_TIMEOUT_MS="2000",
         # A worker records a claimed batch's outcomes together, after its
         # last attempt; one message per claim puts a failure's event right
         # after its answer, so the event's time is the failure's.
-        "CRIER_CLAIM_BATCH": "1",
-        "CRIER_RULES_DIR": h.rules_dir(retry_delays=DELAYS),
-    }
+        CRIER_CLAIM_BATCH="1",
+        CRIER_RULES_DIR=h.rules_dir(retry_delays=DELAYS))
 
 
 def post(crier, body):
@@ -199,7 +187,7 @@ def test_retry_after_is_a_floor(tmp):
                       "after %d rate-limited SMS attempts, sent by email: %s on %s, %r attempts"
                       % (len(DELAYS) + 1, c["status"], c["channel"], c["attempts"]))
             sink.wait_for(2, timeout=10)
-            check_private_log(crier, AUTH_TOKEN, "+1555")
+            check_private_log(crier, h.STUB_AUTH_TOKEN, "+1555")
 
 
 # ---------------------------------------------------------------- 2. Twilio 21610
@@ -253,7 +241,7 @@ def test_twilio_21610_opts_out_of_sms(tmp):
                   " second; trace why=%r" % (flag, before, after - before, why), flush=True)
             check(after == before, "the stub got %d request(s) for the second message"
                   % (after - before))
-            check_private_log(crier, AUTH_TOKEN, "+1555")
+            check_private_log(crier, h.STUB_AUTH_TOKEN, "+1555")
 
 
 # ---------------------------------------------------------------- 3. WhatsApp 131050
@@ -285,7 +273,7 @@ def test_whatsapp_131050_opts_out_of_whatsapp(tmp):
                   "fell back to email: %s on %s, %r attempts"
                   % (final["status"], final["channel"], final["attempts"]))
             sink.wait_for(1, timeout=10)
-            check_private_log(crier, WA_TOKEN, "+1555")
+            check_private_log(crier, h.STUB_WA_TOKEN, "+1555")
 
 
 h.run([test_retry_after_is_a_floor, test_twilio_21610_opts_out_of_sms,

@@ -11,8 +11,6 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "stub-auth-token-0123456789abcdef"
 CONSENT_ALL = {"sms": True, "whatsapp": True}
 
 RATE = 5         # messages a second per sender
@@ -36,10 +34,9 @@ def post(crier, body):
 
 
 def sms_env(stub, from_number, redis_url):
-    return {"CRIER_TRANSPORT_SMS": "live", "TWILIO_API_BASE": stub.url,
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM_NUMBER": from_number, "CRIER_REDIS_URL": redis_url,
-            "CRIER_RATE_TWILIO": "%d/s,%d" % (RATE, BURST)}
+    return dict(h.stub_env(stub, whatsapp=False, from_number=from_number),
+                CRIER_TRANSPORT_SMS="live", CRIER_REDIS_URL=redis_url,
+                CRIER_RATE_TWILIO="%d/s,%d" % (RATE, BURST))
 
 
 def fresh_from_number():
@@ -82,7 +79,8 @@ def rates(times):
 def test_two_processes_share_the_limit(tmp):
     db = h.new_database("rl_shared")
     redis_url = h.env_redis_url()
-    with h.ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID]) as stub:
+    with h.ProviderStub(os.path.join(tmp, "stub"),
+                        ["--twilio-account-sid", h.STUB_ACCOUNT_SID]) as stub:
         env = sms_env(stub, fresh_from_number(), redis_url)
         with h.Crier(db, os.path.join(tmp, "a"), env=env) as a, \
                 h.Crier(db, os.path.join(tmp, "b"), env=env) as b:
@@ -128,7 +126,8 @@ def test_without_redis_delivery_continues(tmp):
     db = h.new_database("rl_local")
     closed = "redis://127.0.0.1:%d/0" % h.free_port()
     n = 10
-    with h.ProviderStub(os.path.join(tmp, "stub"), ["--twilio-account-sid", ACCOUNT_SID]) as stub:
+    with h.ProviderStub(os.path.join(tmp, "stub"),
+                        ["--twilio-account-sid", h.STUB_ACCOUNT_SID]) as stub:
         env = sms_env(stub, fresh_from_number(), closed)
         with h.Crier(db, tmp, env=env) as crier:
             ids = [post(crier, sms_body(200 + i))[0] for i in range(n)]
