@@ -18,7 +18,7 @@
 
 /* A message carries at most the request body's attachments (bounded by the
  * body limit) plus text; 32 MiB leaves room for base64 growth. */
-#define EMAIL_MAX_MESSAGE (32u * 1024 * 1024)
+#define EMAIL_MAX_MESSAGE ((size_t)32 * 1024 * 1024)
 
 struct email_sender {
     app_t *app; /* borrowed */

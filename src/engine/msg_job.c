@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* Outbox records hold one short message; far below this. */
-#define MSG_RECORD_MAX (256u * 1024)
+#define MSG_RECORD_MAX ((size_t)256 * 1024)
 #define MSG_URL_MAX    2048
 
 /* Cuts s into out at a UTF-8 character boundary. */

@@ -292,7 +292,7 @@ int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
         return -1;
     }
     buf_t sender, body;
-    buf_init(&sender, RCPT_PHONE_MAX * 4);
+    buf_init(&sender, (size_t)RCPT_PHONE_MAX * 4);
     buf_init(&body, RCPT_TEXT_MAX);
     int rc = -1;
     PGresult *res = NULL;
