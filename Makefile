@@ -9,7 +9,7 @@
 #   make bench-p2   SMS delivery: crier against wrk on the same provider stub
 #   make bench-p3   intake benchmark: crier against pgbench (tests/bench/)
 #   make bench-p5   policy cost: the Lua rules against the same policy in C
-#                   (P5_ARGS="--seconds 1 --breakdown" passes options)
+#                   (P5_ARGS="--seconds 1 --only lua" passes options)
 #   make format     clang-format -i on src/ and tests/
 #   make lint       clang-format check + cppcheck on src/ (the log API's NULL
 #                   sentinels are fine on the platforms crier targets)

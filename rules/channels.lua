@@ -25,8 +25,13 @@ local TYPE_CHANNELS = {
     error_notification = { "sms", "email" },
     reminder = { "email", "sms" },
 }
+local DEFAULT_CHANNELS = { "email" } -- any other message type
 
 local ALL = { "email", "sms", "whatsapp" }
+
+-- The client's opt-out field per channel, so that checking one builds no
+-- string.
+local OPT_OUT = { email = "opt_out_email", sms = "opt_out_sms", whatsapp = "opt_out_whatsapp" }
 
 -- Why the client cannot be sent on channel, or nil when it can. Email
 -- consent is implied by giving the address; SMS and WhatsApp need an
@@ -34,10 +39,11 @@ local ALL = { "email", "sms", "whatsapp" }
 local function blocked(client, channel)
     -- A channel the engine cannot deliver on right now (not the client's
     -- doing): never pick it.
-    if client.available and client.available[channel] == false then
+    local available = client.available
+    if available and available[channel] == false then
         return "unavailable"
     end
-    if client["opt_out_" .. channel] then
+    if client[OPT_OUT[channel] or "opt_out_" .. channel] then
         return "opt_out"
     end
     if channel == "email" then
@@ -49,7 +55,8 @@ local function blocked(client, channel)
     if not client.has_phone then
         return "no_contact"
     end
-    if not (client.consent and client.consent[channel]) then
+    local consent = client.consent
+    if not (consent and consent[channel]) then
         return "no_consent"
     end
     return nil
@@ -59,40 +66,51 @@ local function whatsapp_preferred(msg, client)
     if msg.preferred_channel == "whatsapp" then
         return true
     end
-    local prefs = client.preferred_channels or {}
-    return prefs[1] == "whatsapp"
+    local prefs = client.preferred_channels
+    return prefs and prefs[1] == "whatsapp" or false
+end
+
+-- Appends ch to order unless it is nil or already there (a handful of
+-- channels: a scan is cheaper than a set).
+local function add(order, ch)
+    if not ch then
+        return
+    end
+    for i = 1, #order do
+        if order[i] == ch then
+            return
+        end
+    end
+    order[#order + 1] = ch
+end
+
+local function add_all(order, list)
+    if list then
+        for _, ch in ipairs(list) do
+            add(order, ch)
+        end
+    end
 end
 
 function select(msg, client)
-    local order, seen = {}, {}
-    local function add(ch)
-        if ch and not seen[ch] then
-            seen[ch] = true
-            order[#order + 1] = ch
-        end
-    end
-
-    add(msg.preferred_channel)
+    local order = {}
+    add(order, msg.preferred_channel)
     if msg.urgency == "critical" then
         if whatsapp_preferred(msg, client) and not blocked(client, "whatsapp") then
-            add("whatsapp")
+            add(order, "whatsapp")
         end
-        add("sms")
+        add(order, "sms")
     end
-    for _, ch in ipairs(TYPE_CHANNELS[msg.type] or { "email" }) do
-        add(ch)
-    end
-    for _, ch in ipairs(client.preferred_channels or {}) do
-        add(ch)
-    end
-    for _, ch in ipairs(ALL) do
-        add(ch)
-    end
+    add_all(order, TYPE_CHANNELS[msg.type] or DEFAULT_CHANNELS)
+    add_all(order, client.preferred_channels)
+    add_all(order, ALL)
 
-    local channels, reasons = {}, {}
-    for _, ch in ipairs(order) do
+    local channels, reasons = {}, nil
+    for i = 1, #order do
+        local ch = order[i]
         local why = blocked(client, ch)
         if why then
+            reasons = reasons or {}
             reasons[#reasons + 1] = ch .. ":" .. why
         else
             channels[#channels + 1] = ch
@@ -121,5 +139,5 @@ function select(msg, client)
         end
         return { skip = "opt_out" }
     end
-    return { channels = channels, why = table.concat(reasons, ",") }
+    return { channels = channels, why = reasons and table.concat(reasons, ",") or "" }
 end

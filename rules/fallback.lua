@@ -24,16 +24,22 @@ local TYPE_PAIR = {
 
 local MAX_FALLBACKS = 2
 
-function chain(msg, client, candidates)
-    local allowed = {}
-    for _, ch in ipairs(candidates) do
-        allowed[ch] = true
+-- 1 when list (a handful of channels) holds ch.
+local function has(list, ch)
+    for i = 1, #list do
+        if list[i] == ch then
+            return true
+        end
     end
+    return false
+end
+
+function chain(msg, client, candidates)
     local primary = candidates[1]
-    local fallbacks, seen = {}, { [primary] = true }
+    local fallbacks = {}
     local function add(ch)
-        if ch and allowed[ch] and not seen[ch] and #fallbacks < MAX_FALLBACKS then
-            seen[ch] = true
+        if ch and ch ~= primary and #fallbacks < MAX_FALLBACKS and has(candidates, ch)
+            and not has(fallbacks, ch) then
             fallbacks[#fallbacks + 1] = ch
         end
     end

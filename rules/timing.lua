@@ -18,12 +18,34 @@ local BUSINESS_START = 9 * 60 -- minutes after local midnight
 local BUSINESS_END = 18 * 60
 local BATCH_SLOT = 9 * 60
 
-local function minutes(hhmm, default)
+local function parse_minutes(hhmm, default)
     local h, m = tostring(hhmm or default):match("^(%d%d?):(%d%d)$")
     if not h then
         h, m = default:match("^(%d%d?):(%d%d)$")
     end
     return tonumber(h) * 60 + tonumber(m)
+end
+
+-- Clients share a handful of quiet-hour settings, so each text is parsed
+-- once; the cache is emptied when full, which bounds its memory.
+local MINUTES_CACHE_MAX = 64
+local minutes_cache, minutes_cached = {}, 0
+
+local function minutes(hhmm, default)
+    if type(hhmm) ~= "string" then
+        return parse_minutes(hhmm, default)
+    end
+    local key = hhmm .. "|" .. default
+    local v = minutes_cache[key]
+    if v == nil then
+        if minutes_cached >= MINUTES_CACHE_MAX then
+            minutes_cache, minutes_cached = {}, 0
+        end
+        v = parse_minutes(hhmm, default)
+        minutes_cache[key] = v
+        minutes_cached = minutes_cached + 1
+    end
+    return v
 end
 
 -- Quiet hours [qs, qe) in minutes of the local day; qs > qe spans midnight,

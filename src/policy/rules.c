@@ -40,6 +40,16 @@ const char *rules_action_name(policy_action_t a)
     return a == POLICY_RETRY ? "retry" : a == POLICY_NEXT_CHANNEL ? "next_channel" : "fail";
 }
 
+/* Copies src into dst[cap], cut to fit, as snprintf("%s") would: the
+ * decision's fields are filled on every call, and snprintf's format machinery
+ * costs more than the copy itself. */
+static void rules_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static int rules_known_channel(const char *ch)
 {
     for (size_t i = 0; i < 3; i++)
@@ -338,7 +348,7 @@ static int rules_why_at(lua_State *L, int idx, char out[RULES_WHY_MAX], const ch
         errmsg_set(err, errlen, "%s: result string is too long or not valid UTF-8 text", what);
         return -1;
     }
-    snprintf(out, RULES_WHY_MAX, "%s", p);
+    rules_copy(out, RULES_WHY_MAX, p);
     return 0;
 }
 
@@ -387,7 +397,7 @@ static int rules_check_channels(rules_set_t *s, int idx, const policy_client_t *
             errmsg_set(err, errlen, "%s: more than %d channels", what, max);
             goto out;
         }
-        snprintf(out[(*n)++], 12, "%s", ch);
+        rules_copy(out[(*n)++], 12, ch);
         lua_pop(L, 1);
     }
     /* a list has no keys besides 1..n (counting stops one past n) */
@@ -602,7 +612,7 @@ static void rules_trace_finish(rules_set_t *s, const rules_trace_t *t, policy_de
     if (!s->zone || strcmp(s->zone_name, tz) != 0) {
         char zerr[64];
         s->zone = tz_get(tz, zerr, sizeof zerr);
-        snprintf(s->zone_name, sizeof s->zone_name, "%s", s->zone ? tz : "");
+        rules_copy(s->zone_name, sizeof s->zone_name, s->zone ? tz : "");
     }
     if (rules_trace_render(t, d, s->utc, s->zone, 1, &s->trace) != 0 &&
         rules_trace_render(t, d, s->utc, s->zone, 0, &s->trace) != 0) {
@@ -648,8 +658,8 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
             errmsg_set(err, errlen, "channels.select: skip must be a short printable reason");
             return -1;
         }
-        snprintf(d->status, sizeof d->status, "skipped");
-        snprintf(d->skip_reason, sizeof d->skip_reason, "%s", skip);
+        rules_copy(d->status, sizeof d->status, "skipped");
+        rules_copy(d->skip_reason, sizeof d->skip_reason, skip);
         d->send_at = now;
         return 0;
     }
@@ -696,7 +706,7 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
                    why);
         return -1;
     }
-    snprintf(d->primary, sizeof d->primary, "%s", prim);
+    rules_copy(d->primary, sizeof d->primary, prim);
     if (fb_type != LUA_TNIL &&
         rules_check_channels(s, res + 2, c, POLICY_MAX_CHANNELS - 1, d->fallback, &d->n_fallback,
                              "fallback.chain fallbacks", err, errlen) != 0)
@@ -772,14 +782,14 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
                        RULES_BATCH_MAX);
             return -1;
         }
-        snprintf(d->batch_key, sizeof d->batch_key, "%s", k);
+        rules_copy(d->batch_key, sizeof d->batch_key, k);
         d->batch_window = (int)w;
         d->batch_max = (int)mx;
     }
     lua_settop(L, cview);
 
-    snprintf(d->status, sizeof d->status, "%s",
-             d->send_at <= now + RULES_DUE_SLACK_S ? "queued" : "pending");
+    rules_copy(d->status, sizeof d->status,
+               d->send_at <= now + RULES_DUE_SLACK_S ? "queued" : "pending");
     return 0;
 }
 
@@ -788,7 +798,7 @@ int rules_decide(rules_set_t *s, const policy_msg_t *m, const policy_client_t *c
 {
     memset(d, 0, sizeof *d);
     d->priority = policy_priority(m->urgency);
-    snprintf(d->rules_version, sizeof d->rules_version, "%s", rules_version(s));
+    rules_copy(d->rules_version, sizeof d->rules_version, rules_version(s));
     if (!isfinite(now)) {
         errmsg_set(err, errlen, "rules_decide: bad time");
         return -1;

@@ -35,6 +35,8 @@
 #define P5_CLOCK_EVERY  32
 #define P5_TARGET_RATIO 3.0
 #define P5_TARGET_PER_S 100000.0
+#define P5_SIDE_LUA     1
+#define P5_SIDE_C       2
 
 typedef struct p5_input {
     policy_msg_t m;
@@ -47,6 +49,7 @@ typedef struct p5_opts {
     const char *rules_dir;
     double seconds; /* per side */
     int n_inputs;
+    int sides; /* P5_SIDE_* bits: which sides the timed runs measure */
 } p5_opts_t;
 
 static double p5_clock_of(clockid_t id)
@@ -230,6 +233,7 @@ static int p5_agreement(rules_set_t *rs, const p5_input_t *in, int n)
 typedef struct p5_side {
     rules_set_t *rs; /* NULL: the C side */
     long errors;
+    long done; /* decisions over every run, warm-up included */
 } p5_side_t;
 
 static int p5_decide(p5_side_t *side, const p5_input_t *x, policy_decision_t *d)
@@ -258,6 +262,7 @@ static double p5_run(p5_side_t *side, const p5_input_t *in, int n, double second
         done += P5_CLOCK_EVERY;
         t = p5_clock();
     }
+    side->done += done;
     double cpu = p5_cpu() - c0;
     return cpu > 0 ? (double)done / cpu : 0;
 }
@@ -269,10 +274,11 @@ static double p5_run(p5_side_t *side, const p5_input_t *in, int n, double second
 static void p5_usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--rules DIR] [--seconds S] [--inputs N]\n"
+            "usage: %s [--rules DIR] [--seconds S] [--inputs N] [--only lua|c]\n"
             "  --rules DIR   the rules directory (default: $CRIER_SOURCE_DIR/rules)\n"
             "  --seconds S   timed run per side, 0.05..%.0f (default %.0f)\n"
-            "  --inputs N    generated inputs, 1..%d (default %d)\n",
+            "  --inputs N    generated inputs, 1..%d (default %d)\n"
+            "  --only SIDE   time one side only (for a profiler); no ratio is printed\n",
             argv0, P5_MAX_SECONDS, P5_DEFAULT_SECONDS, P5_MAX_INPUTS, P5_DEFAULT_INPUTS);
 }
 
@@ -280,8 +286,10 @@ static int p5_parse(int argc, char **argv, p5_opts_t *o, char *dirbuf, size_t di
 {
     const char *src = getenv("CRIER_SOURCE_DIR");
     snprintf(dirbuf, dirlen, "%s/rules", src && *src ? src : ".");
-    *o = (p5_opts_t){
-        .rules_dir = dirbuf, .seconds = P5_DEFAULT_SECONDS, .n_inputs = P5_DEFAULT_INPUTS};
+    *o = (p5_opts_t){.rules_dir = dirbuf,
+                     .seconds = P5_DEFAULT_SECONDS,
+                     .n_inputs = P5_DEFAULT_INPUTS,
+                     .sides = P5_SIDE_LUA | P5_SIDE_C};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
@@ -299,6 +307,13 @@ static int p5_parse(int argc, char **argv, p5_opts_t *o, char *dirbuf, size_t di
             if (*end || n < 1 || n > P5_MAX_INPUTS)
                 return -1;
             o->n_inputs = (int)n;
+        } else if (strcmp(a, "--only") == 0) {
+            if (strcmp(v, "lua") == 0)
+                o->sides = P5_SIDE_LUA;
+            else if (strcmp(v, "c") == 0)
+                o->sides = P5_SIDE_C;
+            else
+                return -1;
         } else {
             return -1;
         }
@@ -331,15 +346,25 @@ int main(int argc, char **argv)
 
     double warm = o.seconds / 4 < P5_MAX_WARMUP_S ? o.seconds / 4 : P5_MAX_WARMUP_S;
     p5_side_t lua = {.rs = rs}, c = {.rs = NULL};
-    p5_run(&lua, in, o.n_inputs, warm);
-    double lua_rate = p5_run(&lua, in, o.n_inputs, o.seconds);
-    p5_run(&c, in, o.n_inputs, warm);
-    double c_rate = p5_run(&c, in, o.n_inputs, o.seconds);
+    double lua_rate = 0, c_rate = 0;
+    if (o.sides & P5_SIDE_LUA) {
+        p5_run(&lua, in, o.n_inputs, warm);
+        lua_rate = p5_run(&lua, in, o.n_inputs, o.seconds);
+    }
+    if (o.sides & P5_SIDE_C) {
+        p5_run(&c, in, o.n_inputs, warm);
+        c_rate = p5_run(&c, in, o.n_inputs, o.seconds);
+    }
     double lua_us = lua_rate > 0 ? 1e6 / lua_rate : 0, c_us = c_rate > 0 ? 1e6 / c_rate : 0;
-    printf("P5 policy: lua %.0f decisions/s (%.2f us each), c %.0f decisions/s (%.2f us each), "
-           "lua/c cost ratio %.1f (target <= %.0f), lua per core >= %.0fk: %s\n",
-           lua_rate, lua_us, c_rate, c_us, c_us > 0 ? lua_us / c_us : 0, P5_TARGET_RATIO,
-           P5_TARGET_PER_S / 1000, lua_rate >= P5_TARGET_PER_S ? "yes" : "no");
+    if (o.sides != (P5_SIDE_LUA | P5_SIDE_C))
+        printf("P5 %s only: %.0f decisions/s (%.2f us each), %ld decisions in all\n",
+               o.sides == P5_SIDE_LUA ? "lua" : "c", lua_rate + c_rate, lua_us + c_us,
+               lua.done + c.done);
+    else
+        printf("P5 policy: lua %.0f decisions/s (%.2f us each), c %.0f decisions/s (%.2f us each), "
+               "lua/c cost ratio %.1f (target <= %.0f), lua per core >= %.0fk: %s\n",
+               lua_rate, lua_us, c_rate, c_us, c_us > 0 ? lua_us / c_us : 0, P5_TARGET_RATIO,
+               P5_TARGET_PER_S / 1000, lua_rate >= P5_TARGET_PER_S ? "yes" : "no");
     fflush(stdout);
     if (lua.errors || c.errors) {
         fprintf(stderr, "p5: %ld lua and %ld c decisions failed in the timed runs\n", lua.errors,

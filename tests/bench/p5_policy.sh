@@ -3,7 +3,7 @@
 # the same policy written in C, on the same generated inputs, one thread, in
 # the same run. Builds the benchmark if needed. See tests/bench/README.md.
 #
-#   tests/bench/p5_policy.sh [--seconds S] [--inputs N] [--breakdown]
+#   tests/bench/p5_policy.sh [--seconds S] [--inputs N] [--only lua|c]
 #                            (or: make bench-p5 P5_ARGS="...")
 #
 # Settings (environment): P5_BUILD_DIR (default build; configured as
