@@ -59,10 +59,6 @@ sys.path.insert(0, os.path.join(h.source_dir(), "tests", "support"))
 from provider_stub import meta_signature  # noqa: E402
 
 PER_ROW = 200
-# A worker sends its claimed batch at once, so a batch with timed-out
-# attempts costs it one provider timeout, not one per message: the timeout
-# row can send as many as the others.
-PER_ROW_TIMEOUT = PER_ROW
 DELAYS = [1, 1, 1]
 WORKERS = 4
 # The engine's default (src/config.c), set here too: with WORKERS it bounds
@@ -187,7 +183,7 @@ ROWS = [
      (WA_SUFFIX, "text-error:131047"), "whatsapp", TEMPLATE_AGAIN, "email", "131047"),
     ("auth_401", PER_ROW, lambda i: sms_body(i, "7007"), ("7007", "http401"), "sms",
      "auth_failure", "email", "20003"),
-    ("timeout", PER_ROW_TIMEOUT, lambda i: sms_body(i, "7008"), ("7008", "slow:3"), "sms",
+    ("timeout", PER_ROW, lambda i: sms_body(i, "7008"), ("7008", "slow:3"), "sms",
      "transient", "email", "timeout"),
     ("smtp_451", PER_ROW, lambda i: email_body(i, "fail451"), None, "email", "transient", None,
      "451"),
@@ -428,12 +424,6 @@ def test_fault_matrix(tmp):
 
             # Phase 1: every row but the 401's, at once.
             rows1 = [row for row in ROWS if row[0] != AUTH_ROW]
-            if PER_ROW_TIMEOUT < PER_ROW:
-                print("note: the timeout row sends %d messages, not %d: each one holds a worker"
-                      " for %d timed-out attempts of %.1f s" % (PER_ROW_TIMEOUT, PER_ROW,
-                                                                len(DELAYS) + 1,
-                                                                PROVIDER_TIMEOUT_MS / 1000.0),
-                      flush=True)
             ids1, owner1, _ = run_phase(crier, db, rows1, "phase 1", FINAL_WAIT_S)
             comms, used, errors = outcomes(db)
             problems = []
