@@ -3,6 +3,7 @@
 #include "crypto/crypto.h"
 #include "queue/queue.h"
 #include "store/db.h"
+#include "transport/transport.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/timefmt.h"
@@ -23,14 +24,23 @@
  * send; without it a new row waits at most one poll interval. */
 #define CB_CHANNEL "crier_callbacks"
 /* Enough of the workflow's answer to explain a refusal in last_error. */
-#define CB_RESPONSE_MAX  4096
 #define CB_ERROR_SNIPPET 200
 #define CB_RESCUE_MS     1000
-/* The lease covers one POST (its time limit) plus the commit after it. */
+/* The lease covers one round of POSTs (they run at once, each within its
+ * time limit) plus the commits after them. */
 #define CB_LEASE_MARGIN_S 2
+/* Rows claimed and sent together. All go to the one configured URL, so the
+ * transport's connection and in-flight limits are set to the same number:
+ * none of them waits for a slot and eats into its time limit. */
+#define CB_BATCH 8
+/* The transport aborts an answer larger than this instead of truncating it;
+ * such an answer still counts by its status (cb_judge), only its snippet is
+ * lost, so the ceiling need not be small. */
+#define CB_BODY_CAP ((size_t)1024 * 1024)
 
 struct cb_sender {
     app_t *app; /* borrowed */
+    tx_t *tx;   /* owned; the sender thread's alone, freed after the join */
     pthread_t thread;
     int started;
     atomic_int stop;
@@ -120,46 +130,56 @@ static int cb_lease_seconds(const cfg_t *cfg)
     return cfg->lease_seconds > need ? cfg->lease_seconds : need;
 }
 
-/* Claims the oldest due row. 1 when one was claimed, 0 when none is due, -1
- * on a database error (message in err). One row per claim: each POST may take
- * up to its time limit, and a batch would need a lease covering all of them. */
-static int cb_claim(PGconn *conn, int lease_seconds, cb_job_t *job, char *err, size_t errlen)
+/* Claims up to max of the oldest due rows into jobs[]. Returns how many
+ * were claimed (0 when none is due), or -1 on a database error (message in
+ * err). Claiming a batch is safe for the lease because the batch is sent
+ * all at once: the round takes one time limit, not one per row. */
+static int cb_claim(PGconn *conn, int lease_seconds, int max, cb_job_t *jobs, char *err,
+                    size_t errlen)
 {
-    memset(job, 0, sizeof *job);
-    char lease[16];
+    memset(jobs, 0, (size_t)max * sizeof *jobs);
+    char lease[16], limit[16];
     snprintf(lease, sizeof lease, "%d", lease_seconds);
-    const char *params[] = {lease};
+    snprintf(limit, sizeof limit, "%d", max);
+    const char *params[] = {lease, limit};
     /* MATERIALIZED keeps the locking subquery from being folded into the
      * UPDATE, as in queue_claim. */
     PGresult *r = db_query(conn,
                            "WITH c AS MATERIALIZED ("
                            " SELECT id FROM workflow_callbacks"
                            " WHERE state = 'pending' AND next_attempt_at <= now()"
-                           " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                           " ORDER BY next_attempt_at, id LIMIT $2::int FOR UPDATE SKIP LOCKED)"
                            " UPDATE workflow_callbacks w SET state = 'sending',"
                            "  attempts = w.attempts + 1,"
                            "  lease_until = now() + make_interval(secs => $1::int)"
                            " FROM c WHERE w.id = c.id"
                            " RETURNING w.id::text, w.attempts, w.event_type, w.payload::text",
-                           1, params, err, errlen);
+                           2, params, err, errlen);
     if (!r)
         return -1;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return 0;
+    int n = PQntuples(r);
+    if (n > max)
+        n = max; /* LIMIT guarantees it; the bound keeps jobs[] safe regardless */
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        cb_job_t *job = &jobs[i];
+        job->id = strdup(PQgetvalue(r, i, 0));
+        job->attempt = atoi(PQgetvalue(r, i, 1));
+        job->event_type = strdup(PQgetvalue(r, i, 2));
+        job->payload = strdup(PQgetvalue(r, i, 3));
+        if (!job->id || !job->event_type || !job->payload)
+            ok = 0;
     }
-    job->id = strdup(PQgetvalue(r, 0, 0));
-    job->attempt = atoi(PQgetvalue(r, 0, 1));
-    job->event_type = strdup(PQgetvalue(r, 0, 2));
-    job->payload = strdup(PQgetvalue(r, 0, 3));
     PQclear(r);
-    if (!job->id || !job->event_type || !job->payload) {
-        /* The row stays claimed; its lease expires and the rescuer returns it. */
-        cb_job_free(job);
+    if (!ok) {
+        /* The rows stay claimed; their leases expire and the rescuer returns
+         * them. */
+        for (int i = 0; i < n; i++)
+            cb_job_free(&jobs[i]);
         snprintf(err, errlen, "out of memory reading a claimed callback");
         return -1;
     }
-    return 1;
+    return n;
 }
 
 /* Returns rows whose sender died or hung to the queue, or fails them when
@@ -216,18 +236,6 @@ static int cb_complete(PGconn *conn, const cb_job_t *job, cb_outcome_t outcome, 
     return applied;
 }
 
-static size_t cb_on_body(char *data, size_t size, size_t nmemb, void *userp)
-{
-    buf_t *b = userp;
-    size_t n = size * nmemb;
-    size_t room = b->max > b->len ? b->max - b->len : 0;
-    /* Only the head is kept; the rest is read and dropped so the answer's
-     * status still counts. */
-    if (room > 0)
-        (void)buf_append(b, data, n < room ? n : room);
-    return n;
-}
-
 /* Event names go into a header: anything but a plain token is left out
  * rather than risk a header injection. */
 static int cb_is_token(const char *s)
@@ -242,114 +250,82 @@ static int cb_is_token(const char *s)
 }
 
 /* Appends up to CB_ERROR_SNIPPET printable bytes of the answer. */
-static void cb_snippet(buf_t *out, const buf_t *body)
+static void cb_snippet(buf_t *out, const char *body, size_t len)
 {
-    size_t n = body->len < CB_ERROR_SNIPPET ? body->len : CB_ERROR_SNIPPET;
+    size_t n = len < CB_ERROR_SNIPPET ? len : CB_ERROR_SNIPPET;
     if (n == 0)
         return;
     (void)buf_puts(out, ": ");
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)body->data[i];
+        unsigned char c = (unsigned char)body[i];
         (void)buf_putc(out, c >= 0x20 && c < 0x7f ? (char)c : ' ');
     }
 }
 
-/* POSTs one job. Returns its outcome and writes what went wrong (if
- * anything) into error. */
-static cb_outcome_t cb_post(CURL *curl, const cfg_t *cfg, const cb_job_t *job, long *status,
-                            buf_t *error)
+/* Builds the signed POST for one job; NULL with the reason in error.
+ * The transport already sends no "Expect: 100-continue", speaks only
+ * http/https, verifies TLS and follows no redirects; what it does not set
+ * is added here as headers. */
+static tx_request_t *cb_request(const cfg_t *cfg, const cb_job_t *job, buf_t *error)
 {
-    *status = 0;
     size_t len = strlen(job->payload);
     long long ts = (long long)time(NULL);
     char sig[72];
     if (cb_sign(cfg->workflow_callback_secret, ts, job->payload, len, sig) != 0) {
         (void)buf_puts(error, "cannot compute the signature");
-        return CB_RETRY;
+        return NULL;
     }
     char h_ts[64], h_sig[96], h_id[96], h_ev[96];
     snprintf(h_ts, sizeof h_ts, "X-Crier-Timestamp: %lld", ts);
     snprintf(h_sig, sizeof h_sig, "X-Crier-Signature: %s", sig);
     snprintf(h_id, sizeof h_id, "X-Crier-Callback-Id: %s", job->id);
     snprintf(h_ev, sizeof h_ev, "X-Crier-Event: %s", job->event_type);
-    /* "Expect:" stops curl from waiting for a 100 Continue on larger bodies. */
-    const char *lines[] = {"Content-Type: application/json",          "Expect:", h_ts, h_sig, h_id,
+    const char *lines[] = {"Content-Type: application/json",
+                           "User-Agent: crier/" CRIER_VERSION,
+                           h_ts,
+                           h_sig,
+                           h_id,
                            cb_is_token(job->event_type) ? h_ev : NULL};
-    struct curl_slist *headers = NULL;
-    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
-        if (!lines[i])
-            continue;
-        struct curl_slist *next = curl_slist_append(headers, lines[i]);
-        if (!next) {
-            curl_slist_free_all(headers);
-            (void)buf_puts(error, "out of memory building the request");
-            return CB_RETRY;
-        }
-        headers = next;
-    }
-    buf_t body;
-    buf_init(&body, CB_RESPONSE_MAX);
-    long connect_ms = cfg->callback_timeout_ms < 5000 ? cfg->callback_timeout_ms : 5000;
-
-    curl_easy_reset(curl);
-    CURLcode rc = CURLE_OK;
-    /* Set one after another so the first failure is kept. */
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_URL, cfg->workflow_callback_url);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)cfg->callback_timeout_ms);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_POSTFIELDS, job->payload);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_USERAGENT, "crier/" CRIER_VERSION);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, cb_on_body);
-    if (rc == CURLE_OK)
-        rc = curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    if (rc == CURLE_OK)
-        rc = curl_easy_perform(curl);
-    int ok = rc == CURLE_OK;
-    if (ok && curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status) != CURLE_OK)
-        ok = 0;
-    curl_slist_free_all(headers);
-
-    cb_outcome_t outcome = cb_classify(ok, *status);
+    tx_request_t *req = tx_http_new("POST", cfg->workflow_callback_url, job->payload, len,
+                                    cfg->callback_timeout_ms);
+    int ok = req != NULL;
+    for (size_t i = 0; ok && i < sizeof lines / sizeof lines[0]; i++)
+        if (lines[i])
+            ok = tx_http_add_header(req, lines[i]) == 0;
     if (!ok) {
-        /* curl's generic text only: its detailed buffer may quote the URL. */
-        (void)buf_printf(error, "no answer: %s", curl_easy_strerror(rc));
+        tx_request_free(req);
+        (void)buf_puts(error, "out of memory building the request");
+        return NULL;
+    }
+    return req;
+}
+
+/* Judges a finished transfer: its outcome, the HTTP status (0 when none)
+ * and what went wrong (if anything) into error. */
+static cb_outcome_t cb_judge(const tx_result_t *res, long *status, buf_t *error)
+{
+    /* An answer over the body ceiling is still an answer: its status counts,
+     * as it did when the rest of a long body was read and dropped. */
+    int answered = res->err == TX_OK || (res->err == TX_ERR_BODY_CAP && res->status > 0);
+    *status = answered ? res->status : 0;
+    cb_outcome_t outcome = cb_classify(answered, *status);
+    if (!answered) {
+        /* curl's generic text only: the transport's detailed text may quote
+         * the URL. */
+        (void)buf_printf(error, "no answer: %s", curl_easy_strerror((CURLcode)res->curl_code));
     } else if (outcome != CB_DELIVERED) {
         (void)buf_printf(error, "HTTP %ld", *status);
-        cb_snippet(error, &body);
+        if (res->err == TX_OK && res->body)
+            cb_snippet(error, res->body, res->body_len);
     }
-    buf_free(&body);
     return outcome;
 }
 
-/* Sends one claimed job and records the outcome. */
-static void cb_send(CURL *curl, const cfg_t *cfg, PGconn *conn, const cb_job_t *job)
+/* Records one job's outcome: the retry decision, the log line, the fenced
+ * completion. */
+static void cb_record(const cfg_t *cfg, PGconn *conn, const cb_job_t *job, cb_outcome_t outcome,
+                      long status, const buf_t *error)
 {
-    long status = 0;
-    buf_t error;
-    buf_init(&error, 512);
-    cb_outcome_t outcome = cb_post(curl, cfg, job, &status, &error);
     if (outcome == CB_RETRY && job->attempt >= cfg->callback_max_attempts)
         outcome = CB_FAILED;
     int delay = outcome == CB_RETRY ? cb_backoff(job->attempt, cfg->callback_retry_seconds) : 0;
@@ -363,16 +339,56 @@ static void cb_send(CURL *curl, const cfg_t *cfg, PGconn *conn, const cb_job_t *
     log_kv(outcome == CB_DELIVERED ? LOG_INFO : LOG_WARNING, "callbacks", "attempt", "callback_id",
            job->id, "event_type", job->event_type, "attempt", attempt, "status",
            status ? code : NULL, "outcome", names[outcome], "retry_after_s",
-           outcome == CB_RETRY ? after : NULL, "error", error.len ? error.data : NULL, NULL);
+           outcome == CB_RETRY ? after : NULL, "error", error->len ? error->data : NULL, NULL);
     char err[512];
     int applied =
-        cb_complete(conn, job, outcome, delay, error.len ? error.data : NULL, err, sizeof err);
+        cb_complete(conn, job, outcome, delay, error->len ? error->data : NULL, err, sizeof err);
     if (applied < 0)
         /* The row stays 'sending'; after its lease it is sent again. */
         log_error("callbacks", "complete_failed", "callback_id", job->id, "error", err, NULL);
     else if (applied == 0)
         log_warn("callbacks", "stale_completion", "callback_id", job->id, NULL);
-    buf_free(&error);
+}
+
+/* What one job of a round needs between its submit and its record. */
+typedef struct cb_slot {
+    int submitted;   /* res is filled by the group */
+    tx_result_t res; /* owns its body after the wait (tx_result_clear) */
+    buf_t error;     /* owned */
+} cb_slot_t;
+
+/* Sends n claimed jobs at once on tx, waits for the slowest, then records
+ * every outcome. */
+static void cb_send_batch(tx_t *tx, const cfg_t *cfg, PGconn *conn, const cb_job_t *jobs, int n)
+{
+    cb_slot_t slots[CB_BATCH];
+    memset(slots, 0, sizeof slots);
+    tx_group_t *g = tx_group_new();
+    for (int i = 0; i < n; i++) {
+        buf_init(&slots[i].error, 512);
+        if (!g) {
+            (void)buf_puts(&slots[i].error, "no answer: out of memory starting the send");
+            continue;
+        }
+        tx_request_t *req = cb_request(cfg, &jobs[i], &slots[i].error);
+        if (!req)
+            continue;
+        if (tx_group_submit(tx, g, req, &slots[i].res) != 0) {
+            (void)buf_puts(&slots[i].error, "no answer: the transport refused the request");
+            continue;
+        }
+        slots[i].submitted = 1;
+    }
+    tx_group_free(g); /* waits for every submitted request; NULL is ok */
+    for (int i = 0; i < n; i++) {
+        long status = 0;
+        /* A request that never went out is retried like a lost answer. */
+        cb_outcome_t outcome =
+            slots[i].submitted ? cb_judge(&slots[i].res, &status, &slots[i].error) : CB_RETRY;
+        cb_record(cfg, conn, &jobs[i], outcome, status, &slots[i].error);
+        tx_result_clear(&slots[i].res);
+        buf_free(&slots[i].error);
+    }
 }
 
 static void *cb_thread(void *arg)
@@ -383,12 +399,6 @@ static void *cb_thread(void *arg)
     PGconn *conn = NULL;
     int told_idle = 0;
     long long last_rescue = 0;
-    CURL *curl = curl_easy_init(); /* this thread's alone: easy handles are not shared */
-    if (!curl) {
-        log_kv(LOG_CRITICAL, "callbacks", "start_failed", "error", "cannot create a curl handle",
-               NULL);
-        return NULL;
-    }
     int lease = cb_lease_seconds(cfg);
     int wait_ms = cfg->poll_ms < 1000 ? cfg->poll_ms : 1000;
 
@@ -436,8 +446,8 @@ static void *cb_thread(void *arg)
                 log_warn("callbacks", "leases_rescued", "count", n, NULL);
             }
         }
-        cb_job_t job;
-        int got = cb_claim(conn, lease, &job, err, sizeof err);
+        cb_job_t jobs[CB_BATCH];
+        int got = cb_claim(conn, lease, CB_BATCH, jobs, err, sizeof err);
         if (got < 0) {
             log_error("callbacks", "claim_failed", "error", err, NULL);
             cb_nap(s, 1000);
@@ -450,10 +460,10 @@ static void *cb_thread(void *arg)
             }
             continue;
         }
-        cb_send(curl, cfg, conn, &job);
-        cb_job_free(&job);
+        cb_send_batch(s->tx, cfg, conn, jobs, got);
+        for (int i = 0; i < got; i++)
+            cb_job_free(&jobs[i]);
     }
-    curl_easy_cleanup(curl);
     if (conn)
         PQfinish(conn);
     return NULL;
@@ -468,8 +478,21 @@ cb_sender_t *cb_start(app_t *app, char *err, size_t errlen)
     }
     s->app = app;
     atomic_init(&s->stop, 0);
+    tx_limits_t lim = {
+        .max_in_flight = CB_BATCH,
+        .max_host_conns = CB_BATCH,
+        .max_total_conns = CB_BATCH,
+        .body_cap = CB_BODY_CAP,
+    };
+    s->tx = tx_new(&lim);
+    if (!s->tx) {
+        snprintf(err, errlen, "cannot start the callback transport");
+        free(s);
+        return NULL;
+    }
     if (pthread_create(&s->thread, NULL, cb_thread, s) != 0) {
         snprintf(err, errlen, "cannot start the callback thread");
+        tx_free(s->tx);
         free(s);
         return NULL;
     }
@@ -482,7 +505,10 @@ void cb_stop(cb_sender_t *s)
     if (!s)
         return;
     atomic_store(&s->stop, 1);
+    /* The thread finishes its round first: the POSTs in flight complete on
+     * the transport and are recorded before it exits. */
     if (s->started)
         pthread_join(s->thread, NULL);
+    tx_free(s->tx);
     free(s);
 }

@@ -1,11 +1,14 @@
 /* callbacks: the sender that drains workflow_callbacks, the outbox of events
  * (client replies) for the workflow.
  *
- * One thread claims due rows (FOR UPDATE SKIP LOCKED, a lease, attempts
- * counted at the claim), POSTs each row's payload to
+ * One thread claims a few due rows at a time (FOR UPDATE SKIP LOCKED, a
+ * lease, attempts counted at the claim), POSTs each row's payload to
  * CRIER_WORKFLOW_CALLBACK_URL signed with CRIER_WORKFLOW_CALLBACK_SECRET, and
- * records the outcome fenced on the claimed attempt, so a row whose lease
+ * records each outcome fenced on the claimed attempt, so a row whose lease
  * expired and was claimed again is never finished by its first sender.
+ * The POSTs of one claim go out together on the sender's own transport
+ * (transport/transport.h), separate from the delivery workers' ones, which
+ * need not exist; the thread waits for the slowest before claiming again.
  * Delivery is at least once: the receiver deduplicates on X-Crier-Callback-Id.
  * The signature scheme is documented in docs/callbacks.md. */
 #ifndef CRIER_CALLBACKS_H
@@ -20,9 +23,11 @@ typedef struct cb_sender cb_sender_t;
 /* What one attempt's answer means for the row. */
 typedef enum { CB_DELIVERED, CB_RETRY, CB_FAILED } cb_outcome_t;
 
-/* Starts the sender thread (which idles while no URL is configured). */
+/* Starts the sender's transport and thread (which idles while no URL is
+ * configured). Returns NULL with the reason in err. */
 cb_sender_t *cb_start(app_t *app, char *err, size_t errlen);
-/* Lets the POST in flight finish, records it, joins the thread. NULL is ok. */
+/* Lets the POSTs in flight finish, records them, joins the thread, then
+ * frees its transport. NULL is ok. */
 void cb_stop(cb_sender_t *s);
 
 /* The X-Crier-Signature value for a body sent at timestamp (unix seconds):
