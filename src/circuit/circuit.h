@@ -49,7 +49,7 @@ circ_verdict_t circ_check(circ_t *c, circ_provider_t p, long long now_ms);
 int circ_report(circ_t *c, circ_provider_t p, int was_probe, int answered, errc_t category,
                 long long now_ms);
 
-/* 1 while the circuit of p is open (for /metrics and the health answer). */
+/* 1 while the circuit of p is open. */
 int circ_is_open(circ_t *c, circ_provider_t p);
 
 /* "twilio", "whatsapp", "smtp". */
