@@ -61,25 +61,6 @@ static void delivery_kick(delivery_t *d)
     pthread_mutex_unlock(&d->lock);
 }
 
-/* Sleeps until the generation moves past seen, stop is set, or timeout. */
-static void delivery_idle(delivery_t *d, unsigned long seen, int timeout_ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&d->lock);
-    while (d->gen == seen && !atomic_load(&d->stop)) {
-        if (pthread_cond_timedwait(&d->cond, &d->lock, &until) == ETIMEDOUT)
-            break;
-    }
-    pthread_mutex_unlock(&d->lock);
-}
-
 /* The rate-limited senders of one worker: one per provider, fixed by the
  * configuration, so a batch needs at most one limiter call per key after a
  * denial (see delivery_rate). */
@@ -189,12 +170,18 @@ static int delivery_rate(delivery_rl_t *w, const queue_job_t *job, double *wait_
     return 0;
 }
 
+typedef struct delivery_worker delivery_worker_t;
+
 typedef struct delivery_slot {
+    delivery_worker_t *owner; /* the worker whose slot this is */
+    int index;                /* its place in owner->slots */
+    double claimed;           /* monotonic seconds at the claim */
     queue_job_t job;
     email_outcome_t out;
     msg_call_t call;              /* the provider call the job prepared, if any */
     int called;                   /* a call was prepared: its job's finish step reads it */
     int deferred;                 /* the rate limit said wait: not an attempt */
+    double defer_s;               /* for how long */
     int circuit;                  /* circ_provider_t guarding the call, -1 for none */
     int probe;                    /* the call is its circuit's probe */
     policy_failure_t failure;     /* what the policy said after a failure */
@@ -471,6 +458,147 @@ static void delivery_complete(delivery_t *d, PGconn *conn, const queue_result_t 
     }
 }
 
+/* One worker's slots. A slot holds one claimed job from its claim until
+ * its outcome is committed; while its provider call is in flight the worker
+ * goes on claiming into the free slots and recording what has come back,
+ * so no worker ever waits on a provider. */
+struct delivery_worker {
+    delivery_t *d;
+    int cap;
+    delivery_slot_t *slots; /* cap of them */
+    int *free_idx;          /* slots not in use; worker thread only */
+    int nfree;
+    int *ready_idx; /* slots to record this round; worker thread only */
+    int nready;
+    int in_flight; /* calls submitted and not yet back; worker thread only */
+    int *done_idx; /* slots whose call came back; guarded by d->lock */
+    int ndone;
+};
+
+/* The transport's done callback (on its thread): keeps the answer and
+ * hands the slot back to its worker. */
+static void delivery_call_done(void *ud, const tx_result_t *r)
+{
+    delivery_slot_t *s = ud;
+    (void)tx_result_copy(&s->call.res, r); /* on failure res says TX_ERR_NOMEM */
+    delivery_worker_t *w = s->owner;
+    pthread_mutex_lock(&w->d->lock);
+    w->done_idx[w->ndone++] = s->index;
+    pthread_cond_broadcast(&w->d->cond);
+    pthread_mutex_unlock(&w->d->lock);
+}
+
+/* Sleeps until new work may be due (the generation moved past seen), a
+ * call came back, the worker should stop, or timeout. */
+static void delivery_wait(delivery_worker_t *w, unsigned long seen, int timeout_ms)
+{
+    delivery_t *d = w->d;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d->lock);
+    /* Stopping ends the wait only once nothing is in flight: until then the
+     * answers are what the worker waits for. */
+    while (w->ndone == 0 && d->gen == seen && !(atomic_load(&d->stop) && w->in_flight == 0)) {
+        if (pthread_cond_timedwait(&d->cond, &d->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Takes a claimed job into a free slot and starts its attempt: a rate
+ * limit defers it, a job without a provider call (sandbox, failure before
+ * the call, open circuit) is ready at once, a call goes in flight. */
+static void delivery_start_job(delivery_worker_t *w, app_t *app, email_sender_t *sender,
+                               PGconn *conn, delivery_rl_t *limits, const queue_job_t *job,
+                               double claimed)
+{
+    int idx = w->free_idx[--w->nfree];
+    delivery_slot_t *s = &w->slots[idx];
+    memset(s, 0, sizeof *s);
+    s->owner = w;
+    s->index = idx;
+    s->claimed = claimed;
+    s->job = *job;
+    s->circuit = -1;
+    double wait = 0;
+    const char *provider = NULL;
+    if (!delivery_rate(limits, &s->job, &wait, &provider)) {
+        s->deferred = 1;
+        s->defer_s = wait;
+        metrics_ratelimit_deferred(provider);
+        w->ready_idx[w->nready++] = idx;
+        return;
+    }
+    delivery_prepare(app, sender, conn, s);
+    msg_call_t *c = &s->call;
+    if (!c->req) {
+        w->ready_idx[w->nready++] = idx;
+        return;
+    }
+    tx_request_t *req = c->req;
+    c->req = NULL; /* the transport owns it now, even when it refuses */
+    tx_t *tx = strcmp(s->job.channel, "email") == 0 ? app->tx_mail : app->tx;
+    tx_request_on_done(req, delivery_call_done, s);
+    c->submitted = 1;
+    w->in_flight++;
+    if (!tx || tx_submit(tx, req) != 0) {
+        if (!tx)
+            tx_request_free(req);
+        c->submitted = 0; /* the callback will not run: ready now */
+        w->in_flight--;
+        w->ready_idx[w->nready++] = idx;
+    }
+}
+
+/* Records every ready slot in one transaction and frees the slots. */
+static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t *policy,
+                                  PGconn *conn, queue_result_t *res)
+{
+    delivery_t *d = w->d;
+    int n = w->nready;
+    for (int k = 0; k < n; k++) {
+        delivery_slot_t *s = &w->slots[w->ready_idx[k]];
+        queue_result_t *r = &res[k];
+        if (s->deferred) {
+            /* Not an attempt: no provider call, no rules, no outcome
+             * counted; the claim's attempt is given back. */
+            memset(r, 0, sizeof *r);
+            r->id = s->job.id;
+            r->attempt = s->job.attempt;
+            r->outcome = QUEUE_DEFER;
+            r->retry_at = time_now() + s->defer_s;
+            r->channel = s->job.channel;
+            continue;
+        }
+        if (s->called)
+            delivery_finish(app, s);
+        double took = delivery_mono_s() - s->claimed;
+        int resend = s->out.status == EMAIL_FAILED && delivery_signal(conn, s);
+        delivery_record(policy, s, resend, r);
+        /* counted before the outcome is committed, so a reader who sees the
+         * row final already sees it in the counters */
+        delivery_count(s, r, took);
+        if (s->out.status == EMAIL_FAILED)
+            log_warn("delivery", "attempt_failed", "communication_id", s->job.id, "category",
+                     errc_name(s->out.category), "error", s->out.error, "action",
+                     rules_action_name(s->failure.action), "reason", s->failure.reason, NULL);
+    }
+    delivery_complete(d, conn, res, n);
+    for (int k = 0; k < n; k++) {
+        delivery_slot_t *s = &w->slots[w->ready_idx[k]];
+        msg_call_clear(&s->call);
+        queue_job_free(&s->job);
+        w->free_idx[w->nfree++] = w->ready_idx[k];
+    }
+    w->nready = 0;
+}
+
 static void *delivery_worker(void *arg)
 {
     delivery_t *d = arg;
@@ -495,16 +623,27 @@ static void *delivery_worker(void *arg)
                "cannot create the email sender (check mail_from and the SMTP settings)", NULL);
         return NULL;
     }
-    /* Without a transport (every channel sandboxed) no call is ever made. */
-    tx_group_t *group = app->tx || app->tx_mail ? tx_group_new() : NULL;
-    int batch = cfg->claim_batch < DELIVERY_MAX_BATCH ? cfg->claim_batch : DELIVERY_MAX_BATCH;
-    delivery_slot_t *slots = calloc((size_t)batch, sizeof *slots);
-    queue_job_t *jobs = calloc((size_t)batch, sizeof *jobs);
-    queue_result_t *res = calloc((size_t)batch, sizeof *res);
-    if (!slots || !jobs || !res || ((app->tx || app->tx_mail) && !group))
+    delivery_worker_t w;
+    memset(&w, 0, sizeof w);
+    w.d = d;
+    w.cap = cfg->claim_batch < DELIVERY_MAX_BATCH ? cfg->claim_batch : DELIVERY_MAX_BATCH;
+    w.slots = calloc((size_t)w.cap, sizeof *w.slots);
+    w.free_idx = calloc((size_t)w.cap, sizeof *w.free_idx);
+    w.ready_idx = calloc((size_t)w.cap, sizeof *w.ready_idx);
+    w.done_idx = calloc((size_t)w.cap, sizeof *w.done_idx);
+    queue_job_t *jobs = calloc((size_t)w.cap, sizeof *jobs);
+    queue_result_t *res = calloc((size_t)w.cap, sizeof *res);
+    if (!w.slots || !w.free_idx || !w.ready_idx || !w.done_idx || !jobs || !res) {
+        log_kv(LOG_CRITICAL, "delivery", "worker_failed", "error", "out of memory", NULL);
         goto out;
+    }
+    for (int i = 0; i < w.cap; i++)
+        w.free_idx[w.nfree++] = w.cap - 1 - i;
 
-    while (!atomic_load(&d->stop)) {
+    /* On stop: no more claims, but every call in flight is waited for and
+     * recorded, so nothing sent is forgotten. */
+    while (!atomic_load(&d->stop) || w.in_flight > 0) {
+        int stopping = atomic_load(&d->stop);
         pthread_mutex_lock(&d->lock);
         unsigned long seen = d->gen;
         pthread_mutex_unlock(&d->lock);
@@ -513,88 +652,45 @@ static void *delivery_worker(void *arg)
                 PQfinish(conn);
             conn = db_connect(cfg->database_url, err, sizeof err);
             if (!conn) {
-                delivery_idle(d, seen, 1000);
+                /* Answers that came back stay in their slots until
+                 * PostgreSQL is back to record them. */
+                sleep(1);
                 continue;
             }
         }
-        int n = 0;
-        if (queue_claim(conn, batch, cfg->lease_seconds, jobs, &n, err, sizeof err) != 0) {
-            log_error("delivery", "claim_failed", "error", err, NULL);
-            delivery_idle(d, seen, 1000);
-            continue;
-        }
-        if (n == 0) {
-            delivery_idle(d, seen, cfg->poll_ms);
-            continue;
-        }
-        double claimed = delivery_mono_s();
-        delivery_rl_batch(&limits);
-        /* Prepare every job (database, templates, MIME) ... */
-        for (int i = 0; i < n; i++) {
-            delivery_slot_t *s = &slots[i];
-            memset(s, 0, sizeof *s);
-            s->job = jobs[i];
-            s->circuit = -1;
-            double wait = 0;
-            const char *provider = NULL;
-            if (!delivery_rate(&limits, &s->job, &wait, &provider)) {
-                /* Not an attempt: no provider call, no rules, no outcome
-                 * counted; the claim's attempt is given back. */
-                s->deferred = 1;
-                memset(&res[i], 0, sizeof res[i]);
-                res[i].id = s->job.id;
-                res[i].attempt = s->job.attempt;
-                res[i].outcome = QUEUE_DEFER;
-                res[i].retry_at = time_now() + wait;
-                res[i].channel = s->job.channel;
-                metrics_ratelimit_deferred(provider);
-                continue;
+        int claimed = 0, claim_failed = 0;
+        if (!stopping && w.nfree > 0) {
+            int n = 0;
+            if (queue_claim(conn, w.nfree, cfg->lease_seconds, jobs, &n, err, sizeof err) != 0) {
+                log_error("delivery", "claim_failed", "error", err, NULL);
+                claim_failed = 1;
+            } else if (n > 0) {
+                double now = delivery_mono_s();
+                delivery_rl_batch(&limits);
+                for (int i = 0; i < n; i++)
+                    delivery_start_job(&w, app, sender, conn, &limits, &jobs[i], now);
+                claimed = n;
             }
-            delivery_prepare(app, sender, conn, s);
         }
-        /* ... put every provider call of the batch in flight at once and
-         * wait for the slowest, rather than one round trip after another ... */
-        for (int i = 0; i < n; i++) {
-            msg_call_t *c = &slots[i].call;
-            if (!c->req)
-                continue;
-            tx_request_t *req = c->req;
-            c->req = NULL; /* the transport owns it now, even when it refuses */
-            tx_t *tx = strcmp(slots[i].job.channel, "email") == 0 ? app->tx_mail : app->tx;
-            c->submitted = group && tx_group_submit(tx, group, req, &c->res) == 0;
-            if (!group)
-                tx_request_free(req);
-        }
-        tx_group_wait(group);
-        /* ... then read the answers and record them together. */
-        for (int i = 0; i < n; i++) {
-            delivery_slot_t *s = &slots[i];
-            if (s->deferred)
-                continue;
-            if (s->called)
-                delivery_finish(app, s);
-            double took = delivery_mono_s() - claimed;
-            int resend = s->out.status == EMAIL_FAILED && delivery_signal(conn, s);
-            delivery_record(policy, s, resend, &res[i]);
-            /* counted before the outcome is committed, so a reader who sees
-             * the row final already sees it in the counters */
-            delivery_count(s, &res[i], took);
-            if (s->out.status == EMAIL_FAILED)
-                log_warn("delivery", "attempt_failed", "communication_id", s->job.id, "category",
-                         errc_name(s->out.category), "error", s->out.error, "action",
-                         rules_action_name(s->failure.action), "reason", s->failure.reason, NULL);
-        }
-        delivery_complete(d, conn, res, n);
-        for (int i = 0; i < n; i++) {
-            msg_call_clear(&slots[i].call);
-            queue_job_free(&slots[i].job);
-        }
+        pthread_mutex_lock(&d->lock);
+        for (int i = 0; i < w.ndone; i++)
+            w.ready_idx[w.nready++] = w.done_idx[i];
+        w.in_flight -= w.ndone;
+        w.ndone = 0;
+        pthread_mutex_unlock(&d->lock);
+        int recorded = w.nready;
+        if (w.nready > 0)
+            delivery_record_ready(&w, app, policy, conn, res);
+        if (claimed == 0 && recorded == 0)
+            delivery_wait(&w, seen, claim_failed ? 1000 : cfg->poll_ms);
     }
 out:
-    tx_group_free(group);
     free(res);
     free(jobs);
-    free(slots);
+    free(w.done_idx);
+    free(w.ready_idx);
+    free(w.free_idx);
+    free(w.slots);
     rl_free(limits.rl);
     email_sender_free(sender);
     prt_local_free(policy);

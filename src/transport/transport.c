@@ -756,16 +756,24 @@ typedef struct tx_group_slot {
     tx_result_t *out; /* borrowed: the caller's */
 } tx_group_slot_t;
 
+int tx_result_copy(tx_result_t *dst, const tx_result_t *src)
+{
+    *dst = *src;
+    char *body = tx_dup_n(src->body ? src->body : "", src->body_len);
+    dst->body = body;
+    if (!body) {
+        dst->err = TX_ERR_NOMEM;
+        dst->body_len = 0;
+        return -1;
+    }
+    return 0;
+}
+
 static void tx_group_done(void *ud, const tx_result_t *r)
 {
     tx_group_slot_t *s = ud;
-    tx_result_t copy = *r;
-    char *body = tx_dup_n(r->body ? r->body : "", r->body_len);
-    if (!body) {
-        copy.err = TX_ERR_NOMEM;
-        copy.body_len = 0;
-    }
-    copy.body = body;
+    tx_result_t copy;
+    (void)tx_result_copy(&copy, r); /* on failure copy says TX_ERR_NOMEM */
     tx_group_t *g = s->g;
     pthread_mutex_lock(&g->mu);
     *s->out = copy;

@@ -122,6 +122,12 @@ void tx_group_free(tx_group_t *g);
  * tx_result_clear. Returns 0 when the transfer ran (check out->err), -1
  * when it could not be submitted or when called on the transport thread. */
 int tx_send_wait(tx_t *tx, tx_request_t *req, tx_result_t *out);
+/* Copies src (as a done callback sees it) into dst with a body of its own,
+ * for use after the callback returns: release it with tx_result_clear.
+ * Returns 0, or -1 when out of memory (dst->err is then TX_ERR_NOMEM and
+ * dst->body NULL). */
+int tx_result_copy(tx_result_t *dst, const tx_result_t *src);
+
 /* Frees the body a tx_send_wait result owns. */
 void tx_result_clear(tx_result_t *r);
 
