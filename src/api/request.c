@@ -6,6 +6,7 @@
  * numbers, and error texts end up in logs. */
 #include "api/request.h"
 
+#include "template/catalog.h"
 #include "util/base64.h"
 #include "util/buf.h"
 #include "validate.h"
@@ -19,15 +20,6 @@
 #define REQ_PATH_MAX 160 /* longest field path quoted in a message */
 #define REQ_KEY_MAX  48  /* longest key quoted in a path */
 
-static const char *const req_message_types[] = {
-    "welcome",
-    "budget_summary",
-    "vendor_options",
-    "selection_confirmation",
-    "blueprint_delivery",
-    "error_notification",
-    "reminder",
-};
 static const char *const req_urgencies[] = {"critical", "high", "normal", "low"};
 static const char *const req_channels[] = {"email", "sms", "whatsapp"};
 
@@ -441,8 +433,8 @@ static int req_fields(const cJSON *root, size_t max_decoded, req_comm_t *out, re
     if (req_uuid_lower(s, out->client_id) != 0)
         return req_field(err, "client_id: not a valid UUID");
 
-    if (req_enum(root, "message_type", req_message_types,
-                 sizeof req_message_types / sizeof req_message_types[0], NULL, out->message_type,
+    if (req_enum(root, "message_type", tpl_email_types,
+                 sizeof tpl_email_types / sizeof tpl_email_types[0], NULL, out->message_type,
                  sizeof out->message_type, "unknown message type", err) != 0)
         return -1;
     if (req_enum(root, "urgency", req_urgencies, 4, "normal", out->urgency, sizeof out->urgency,

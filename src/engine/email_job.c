@@ -3,12 +3,14 @@
 #include "channel/mime.h"
 #include "channel/outbox.h"
 #include "channel/smtp_easy.h"
+#include "engine/msg_job.h"
 #include "store/store.h"
 #include "template/catalog.h"
 #include "template/context.h"
 #include "util/buf.h"
 #include "util/json_text.h"
 #include "util/log.h"
+#include "util/text.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -77,34 +79,6 @@ static void email_mask_addresses(const char *text, char *out, size_t outlen)
     out[o] = '\0';
 }
 
-/* Cuts s into out at a UTF-8 character boundary. */
-static void email_copy_utf8(const char *s, char *out, size_t outlen)
-{
-    size_t n = strlen(s);
-    if (n >= outlen) {
-        n = outlen - 1;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(out, s, n);
-    out[n] = '\0';
-}
-
-/* Marks the outcome failed with "stage: detail" (or just detail). */
-static void email_fail(email_outcome_t *out, errc_t cat, const char *stage, const char *detail)
-{
-    out->status = EMAIL_FAILED;
-    out->category = cat;
-    /* Cut to fit: a shortened error text is still useful. */
-    out->error[0] = '\0';
-    if (stage) {
-        strncat(out->error, stage, sizeof out->error - 1);
-        strncat(out->error, ": ", sizeof out->error - 1 - strlen(out->error));
-    }
-    size_t used = strlen(out->error);
-    email_copy_utf8(detail, out->error + used, sizeof out->error - used);
-}
-
 /* Stores the provider response JSON built in d, or a minimal object when
  * it did not fit (the event keeps what is certain rather than a cut text). */
 static void email_set_detail(email_outcome_t *out, buf_t *d, int rc, const char *fallback)
@@ -126,7 +100,7 @@ static void email_send_built(const email_sender_t *s, const queue_job_t *job,
         snprintf(name, sizeof name, "%s.eml", job->id);
         if (outbox_write(cfg->outbox_dir, name, msg->data, msg->len, path, sizeof path, err,
                          sizeof err) != 0) {
-            email_fail(out, ERRC_TRANSIENT, "outbox", err);
+            msg_fail(out, ERRC_TRANSIENT, 0, "outbox", err);
             return;
         }
         out->status = EMAIL_DELIVERED;
@@ -140,7 +114,7 @@ static void email_send_built(const email_sender_t *s, const queue_job_t *job,
     }
     if (!smtp_easy_addr_ok(cl->email)) {
         /* A CR, LF or bracket in an address would change the SMTP dialogue. */
-        email_fail(out, ERRC_INVALID_INPUT, "smtp", "the recipient address is not usable");
+        msg_fail(out, ERRC_INVALID_INPUT, 0, "smtp", "the recipient address is not usable");
         return;
     }
     tx_smtp_params_t p = {
@@ -154,13 +128,13 @@ static void email_send_built(const email_sender_t *s, const queue_job_t *job,
     };
     call->req = tx_smtp_new(&p, msg->data, msg->len);
     if (!call->req)
-        email_fail(out, ERRC_TRANSIENT, "smtp", "cannot build the send");
+        msg_fail(out, ERRC_TRANSIENT, 0, "smtp", "cannot build the send");
 }
 
 void email_finish(msg_call_t *call, email_outcome_t *out)
 {
     if (!call->submitted) {
-        email_fail(out, ERRC_TRANSIENT, "transport", "cannot submit the send");
+        msg_fail(out, ERRC_TRANSIENT, 0, "transport", "cannot submit the send");
         return;
     }
     const tx_result_t *res = &call->res;
@@ -221,13 +195,13 @@ static int email_digest_item(const app_t *app, const store_digest_member_t *m,
     cJSON *item = cJSON_CreateObject();
     int rc = -1;
     if (!ctx || !item) {
-        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the digest");
+        msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the digest");
         goto done;
     }
     /* A member that cannot render fails the digest, as it would have failed
      * on its own: strict templates never send a blank. */
     if (tpl_render_email(app->templates, m->message_type, ctx, &em, err, sizeof err) != 0) {
-        email_fail(out, ERRC_INVALID_INPUT, "digest item", err);
+        msg_fail(out, ERRC_INVALID_INPUT, 0, "digest item", err);
         goto done;
     }
     const char *url = email_item_url(mctx);
@@ -235,7 +209,7 @@ static int email_digest_item(const app_t *app, const store_digest_member_t *m,
         !cJSON_AddStringToObject(item, "subject", em.subject) ||
         !(url ? cJSON_AddStringToObject(item, "action_url", url)
               : cJSON_AddNullToObject(item, "action_url"))) {
-        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the digest");
+        msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the digest");
         goto done;
     }
     cJSON_AddItemToArray(items, item);
@@ -261,17 +235,17 @@ static cJSON *email_digest_context(const app_t *app, PGconn *conn, const queue_j
     int n = 0;
     cJSON *dctx = NULL, *ctx = NULL;
     if (store_digest_members_load(conn, job->id, &m, &n, err, sizeof err) != 0) {
-        email_fail(out, ERRC_TRANSIENT, "digest", err);
+        msg_fail(out, ERRC_TRANSIENT, 0, "digest", err);
         return NULL;
     }
     if (n == 0) {
-        email_fail(out, ERRC_INVALID_INPUT, "digest", "no members");
+        msg_fail(out, ERRC_INVALID_INPUT, 0, "digest", "no members");
         goto done;
     }
     dctx = cJSON_CreateObject();
     cJSON *items = dctx ? cJSON_AddArrayToObject(dctx, "items") : NULL;
     if (!items || !cJSON_AddNumberToObject(dctx, "count", n)) {
-        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the digest");
+        msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the digest");
         goto done;
     }
     for (int i = 0; i < n; i++)
@@ -279,7 +253,7 @@ static cJSON *email_digest_context(const app_t *app, PGconn *conn, const queue_j
             goto done;
     ctx = tpl_context_build(dctx, site, client_name, job->plan_id, job->id);
     if (!ctx)
-        email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the context");
+        msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the context");
 done:
     cJSON_Delete(dctx);
     store_digest_members_free(m, n);
@@ -306,16 +280,16 @@ void email_prepare(email_sender_t *s, PGconn *conn, const queue_job_t *job, msg_
     int rc = store_client_load(conn, &app->keys, job->client_id, &cl, err, sizeof err);
     if (rc != 0) {
         /* A missing client is a data error; a database error is worth a retry. */
-        email_fail(out, rc == 1 ? ERRC_INVALID_INPUT : ERRC_TRANSIENT, "client",
-                   rc == 1 ? "not found" : err);
+        msg_fail(out, rc == 1 ? ERRC_INVALID_INPUT : ERRC_TRANSIENT, 0, "client",
+                 rc == 1 ? "not found" : err);
         goto done;
     }
     if (!cl.email || !cl.email[0]) {
-        email_fail(out, ERRC_INVALID_INPUT, NULL, "client has no email address");
+        msg_fail(out, ERRC_INVALID_INPUT, 0, NULL, "client has no email address");
         goto done;
     }
     if (store_attachments_load(conn, job->id, &att, &natt, err, sizeof err) != 0) {
-        email_fail(out, ERRC_TRANSIENT, "attachments", err);
+        msg_fail(out, ERRC_TRANSIENT, 0, "attachments", err);
         goto done;
     }
     tpl_site_t site = {
@@ -333,19 +307,19 @@ void email_prepare(email_sender_t *s, PGconn *conn, const queue_job_t *job, msg_
         reqctx = cJSON_Parse(job->context_json ? job->context_json : "{}");
         ctx = tpl_context_build(reqctx, &site, client_name, job->plan_id, job->id);
         if (!ctx) {
-            email_fail(out, ERRC_TRANSIENT, NULL, "out of memory building the context");
+            msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the context");
             goto done;
         }
     }
     if (tpl_render_email(app->templates, job->message_type, ctx, &em, err, sizeof err) != 0) {
-        email_fail(out, ERRC_INVALID_INPUT, "template", err);
+        msg_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
         goto done;
     }
-    email_copy_utf8(em.subject, out->subject, sizeof out->subject);
+    text_copy_utf8(em.subject, out->subject, sizeof out->subject);
     if (natt > 0) {
         matt = calloc((size_t)natt, sizeof *matt);
         if (!matt) {
-            email_fail(out, ERRC_TRANSIENT, NULL, "out of memory");
+            msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory");
             goto done;
         }
         for (int i = 0; i < natt; i++)
@@ -365,7 +339,7 @@ void email_prepare(email_sender_t *s, PGconn *conn, const queue_job_t *job, msg_
         .date = time(NULL),
     };
     if (mime_build(&m, &msg, out->message_id, sizeof out->message_id, err, sizeof err) != 0) {
-        email_fail(out, ERRC_INVALID_INPUT, "mime", err);
+        msg_fail(out, ERRC_INVALID_INPUT, 0, "mime", err);
         goto done;
     }
     email_send_built(s, job, &cl, &msg, call, out);

@@ -3,6 +3,7 @@
 #include "channel/outbox.h"
 #include "template/context.h"
 #include "util/buf.h"
+#include "util/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,19 +12,6 @@
 /* Outbox records hold one short message; far below this. */
 #define MSG_RECORD_MAX ((size_t)256 * 1024)
 #define MSG_URL_MAX    2048
-
-/* Cuts s into out at a UTF-8 character boundary. */
-static void msg_copy_utf8(const char *s, char *out, size_t outlen)
-{
-    size_t n = strlen(s);
-    if (n >= outlen) {
-        n = outlen - 1;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(out, s, n);
-    out[n] = '\0';
-}
 
 void msg_fail(email_outcome_t *out, errc_t cat, int code, const char *stage, const char *detail)
 {
@@ -34,7 +22,7 @@ void msg_fail(email_outcome_t *out, errc_t cat, int code, const char *stage, con
     if (stage)
         snprintf(out->error, sizeof out->error, "%s: ", stage);
     size_t used = strlen(out->error);
-    msg_copy_utf8(detail ? detail : "", out->error + used, sizeof out->error - used);
+    text_copy_utf8(detail ? detail : "", out->error + used, sizeof out->error - used);
 }
 
 void msg_set_detail(email_outcome_t *out, cJSON *obj, const char *fallback)

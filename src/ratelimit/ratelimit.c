@@ -5,6 +5,7 @@
 
 #include "util/errmsg.h"
 #include "util/log.h"
+#include "util/text.h"
 
 #include <hiredis/hiredis.h>
 #include <math.h>
@@ -69,17 +70,6 @@ static long long rl_now_us(void)
 
 /* ---- URL ---------------------------------------------------------------- */
 
-static int rl_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Copies [s, s+n) into out percent-decoded; -1 when it does not fit or an
  * escape is malformed. */
 static int rl_decode(const char *s, size_t n, char *out, size_t outlen)
@@ -90,7 +80,8 @@ static int rl_decode(const char *s, size_t n, char *out, size_t outlen)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = rl_hexval(s[i + 1]), lo = rl_hexval(s[i + 2]);
+            int hi = text_hexval((unsigned char)s[i + 1]),
+                lo = text_hexval((unsigned char)s[i + 2]);
             /* %00 would cut the value short where the server would not. */
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;

@@ -6,6 +6,7 @@
 
 #include "template/mustache.h"
 #include "util/buf.h"
+#include "util/errmsg.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -61,19 +62,6 @@ struct tpl_catalog {
     char version[CAT_VERSION_LEN + 1];
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static const char *cat_find(const tpl_catalog_t *c, const char *name)
 {
     for (size_t i = 0; i < c->n; i++)
@@ -87,12 +75,12 @@ static int read_small_file(const char *path, char **out, char *err, size_t errle
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        errmsg_set(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "%s: not a regular file", path);
+        errmsg_set(err, errlen, "%s: not a regular file", path);
         close(fd);
         return -1;
     }
@@ -104,13 +92,13 @@ static int read_small_file(const char *path, char **out, char *err, size_t errle
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            set_err(err, errlen, "%s: %s", path, strerror(errno));
+            errmsg_set(err, errlen, "%s: %s", path, strerror(errno));
             break;
         }
         if (n == 0) {
             close(fd);
             if (b.len != strlen(b.data ? b.data : "")) {
-                set_err(err, errlen, "%s: contains a NUL byte", path);
+                errmsg_set(err, errlen, "%s: contains a NUL byte", path);
                 buf_free(&b);
                 return -1;
             }
@@ -118,7 +106,7 @@ static int read_small_file(const char *path, char **out, char *err, size_t errle
             return *out ? 0 : -1;
         }
         if (buf_append(&b, chunk, (size_t)n) != 0) {
-            set_err(err, errlen, "%s: larger than %d bytes", path, CAT_MAX_FILE);
+            errmsg_set(err, errlen, "%s: larger than %d bytes", path, CAT_MAX_FILE);
             break;
         }
     }
@@ -131,13 +119,13 @@ static int cat_add(tpl_catalog_t *c, const char *dir, const char *prefix, const 
                    char *err, size_t errlen)
 {
     if (c->n == CAT_MAX_FILES) {
-        set_err(err, errlen, "more than %d template files", CAT_MAX_FILES);
+        errmsg_set(err, errlen, "more than %d template files", CAT_MAX_FILES);
         return -1;
     }
     char path[4096], name[512];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path ||
         (size_t)snprintf(name, sizeof name, "%s%s", prefix, file) >= sizeof name) {
-        set_err(err, errlen, "%s/%s: path too long", dir, file);
+        errmsg_set(err, errlen, "%s/%s: path too long", dir, file);
         return -1;
     }
     char *text = NULL;
@@ -147,7 +135,7 @@ static int cat_add(tpl_catalog_t *c, const char *dir, const char *prefix, const 
     c->files[c->n].text = text;
     if (!c->files[c->n].name) {
         free(text);
-        set_err(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         return -1;
     }
     c->n++;
@@ -169,7 +157,7 @@ static int cat_scan(tpl_catalog_t *c, const char *dir, const char *prefix,
     if (!d) {
         if (!required && errno == ENOENT)
             return 0;
-        set_err(err, errlen, "%s: %s", dir, strerror(errno));
+        errmsg_set(err, errlen, "%s: %s", dir, strerror(errno));
         return -1;
     }
     struct dirent *e;
@@ -229,7 +217,7 @@ static int html_check(const char *name, const char *src, char *err, size_t errle
 {
     char *s = strdup(src);
     if (!s) {
-        set_err(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         return -1;
     }
     for (char *o = strstr(s, "{{"); o; o = strstr(o, "{{")) {
@@ -256,7 +244,7 @@ static int html_check(const char *name, const char *src, char *err, size_t errle
         if (strncmp(p, "<!--", 4) == 0) {
             const char *e = strstr(p + 4, "-->");
             if (!e) {
-                set_err(err, errlen, "%s: line %d: unterminated comment", name, line_at(s, p));
+                errmsg_set(err, errlen, "%s: line %d: unterminated comment", name, line_at(s, p));
                 rc = -1;
                 break;
             }
@@ -280,13 +268,13 @@ static int html_check(const char *name, const char *src, char *err, size_t errle
             e++;
         }
         if (!*e) {
-            set_err(err, errlen, "%s: line %d: unterminated tag", name, line_at(s, p));
+            errmsg_set(err, errlen, "%s: line %d: unterminated tag", name, line_at(s, p));
             rc = -1;
             break;
         }
         if (p[1] == '!' || p[1] == '?' || nlen == 0) {
             if (p[1] != '!' && p[1] != '?') {
-                set_err(err, errlen, "%s: line %d: stray '<' (write &lt;)", name, line_at(s, p));
+                errmsg_set(err, errlen, "%s: line %d: stray '<' (write &lt;)", name, line_at(s, p));
                 rc = -1;
             }
             p = e + 1;
@@ -297,20 +285,20 @@ static int html_check(const char *name, const char *src, char *err, size_t errle
             if (depth == 0 || stack[depth - 1].len != nlen ||
                 strncasecmp(stack[depth - 1].name, nm, nlen) != 0) {
                 if (depth == 0)
-                    set_err(err, errlen, "%s: line %d: </%.*s> closes nothing", name, line_at(s, p),
-                            (int)nlen, nm);
+                    errmsg_set(err, errlen, "%s: line %d: </%.*s> closes nothing", name,
+                               line_at(s, p), (int)nlen, nm);
                 else
-                    set_err(err, errlen, "%s: line %d: </%.*s> but <%.*s> from line %d is open",
-                            name, line_at(s, p), (int)nlen, nm, (int)stack[depth - 1].len,
-                            stack[depth - 1].name, stack[depth - 1].line);
+                    errmsg_set(err, errlen, "%s: line %d: </%.*s> but <%.*s> from line %d is open",
+                               name, line_at(s, p), (int)nlen, nm, (int)stack[depth - 1].len,
+                               stack[depth - 1].name, stack[depth - 1].line);
                 rc = -1;
                 break;
             }
             depth--;
         } else if (!self_closed && !is_void_element(nm, nlen)) {
             if (depth == CAT_HTML_NEST) {
-                set_err(err, errlen, "%s: line %d: elements nested deeper than %d", name,
-                        line_at(s, p), CAT_HTML_NEST);
+                errmsg_set(err, errlen, "%s: line %d: elements nested deeper than %d", name,
+                           line_at(s, p), CAT_HTML_NEST);
                 rc = -1;
                 break;
             }
@@ -325,8 +313,8 @@ static int html_check(const char *name, const char *src, char *err, size_t errle
                 snprintf(closer, sizeof closer, "</%.*s", (int)nlen, nm);
                 const char *c = find_nocase(e, closer);
                 if (!c) {
-                    set_err(err, errlen, "%s: line %d: <%.*s> never closed", name,
-                            stack[depth - 1].line, (int)nlen, nm);
+                    errmsg_set(err, errlen, "%s: line %d: <%.*s> never closed", name,
+                               stack[depth - 1].line, (int)nlen, nm);
                     rc = -1;
                     break;
                 }
@@ -337,8 +325,8 @@ static int html_check(const char *name, const char *src, char *err, size_t errle
         p = e + 1;
     }
     if (rc == 0 && depth > 0) {
-        set_err(err, errlen, "%s: line %d: <%.*s> never closed", name, stack[depth - 1].line,
-                (int)stack[depth - 1].len, stack[depth - 1].name);
+        errmsg_set(err, errlen, "%s: line %d: <%.*s> never closed", name, stack[depth - 1].line,
+                   (int)stack[depth - 1].len, stack[depth - 1].name);
         rc = -1;
     }
     free(s);
@@ -396,16 +384,16 @@ static int wa_placeholders_ok(const char *label, const char *body, size_t n, cha
         if (q == p + 2 || strncmp(q, "}}", 2) != 0)
             continue; /* not a placeholder: plain text for Meta */
         if (v == 0 || v > n) {
-            set_err(err, errlen, "%s: approved_body uses {{%lu}} but there are %zu parameters",
-                    label, v, n);
+            errmsg_set(err, errlen, "%s: approved_body uses {{%lu}} but there are %zu parameters",
+                       label, v, n);
             return -1;
         }
         seen[v] = 1;
     }
     for (size_t k = 1; k <= n; k++) {
         if (!seen[k]) {
-            set_err(err, errlen, "%s: parameter %zu is not used by approved_body ({{%zu}})", label,
-                    k, k);
+            errmsg_set(err, errlen, "%s: parameter %zu is not used by approved_body ({{%zu}})",
+                       label, k, k);
             return -1;
         }
     }
@@ -416,7 +404,7 @@ static int wa_json_check(const char *label, const char *text, char *err, size_t 
 {
     cJSON *doc = cJSON_Parse(text);
     if (!cJSON_IsObject(doc)) {
-        set_err(err, errlen, "%s: not a JSON object", label);
+        errmsg_set(err, errlen, "%s: not a JSON object", label);
         cJSON_Delete(doc);
         return -1;
     }
@@ -430,21 +418,22 @@ static int wa_json_check(const char *label, const char *text, char *err, size_t 
     {
         if (strcmp(it->string, "name") != 0 && strcmp(it->string, "language") != 0 &&
             strcmp(it->string, "approved_body") != 0 && strcmp(it->string, "parameters") != 0) {
-            set_err(err, errlen, "%s: unknown key \"%.64s\"", label, it->string);
+            errmsg_set(err, errlen, "%s: unknown key \"%.64s\"", label, it->string);
             goto out;
         }
     }
     if (!cJSON_IsString(name) || !wa_name_ok(name->valuestring)) {
-        set_err(err, errlen, "%s: \"name\" must be the approved template name ([a-z0-9_]+)", label);
+        errmsg_set(err, errlen, "%s: \"name\" must be the approved template name ([a-z0-9_]+)",
+                   label);
         goto out;
     }
     if (!cJSON_IsString(lang) || !wa_language_ok(lang->valuestring)) {
-        set_err(err, errlen, "%s: \"language\" must be a code like \"en\" or \"en_US\"", label);
+        errmsg_set(err, errlen, "%s: \"language\" must be a code like \"en\" or \"en_US\"", label);
         goto out;
     }
     if (!cJSON_IsArray(params) || cJSON_GetArraySize(params) > CAT_WA_MAX_PARAMS) {
-        set_err(err, errlen, "%s: \"parameters\" must be a list of at most %d expressions", label,
-                CAT_WA_MAX_PARAMS);
+        errmsg_set(err, errlen, "%s: \"parameters\" must be a list of at most %d expressions",
+                   label, CAT_WA_MAX_PARAMS);
         goto out;
     }
     size_t k = 0;
@@ -453,18 +442,18 @@ static int wa_json_check(const char *label, const char *text, char *err, size_t 
         char e[256];
         k++;
         if (!cJSON_IsString(it)) {
-            set_err(err, errlen, "%s: parameter %zu is not a string", label, k);
+            errmsg_set(err, errlen, "%s: parameter %zu is not a string", label, k);
             goto out;
         }
         if (mst_check(it->valuestring, e, sizeof e) != 0) {
-            set_err(err, errlen, "%s: parameter %zu: %s", label, k, e);
+            errmsg_set(err, errlen, "%s: parameter %zu: %s", label, k, e);
             goto out;
         }
     }
     if (body && (!cJSON_IsString(body) ||
                  wa_placeholders_ok(label, body->valuestring, k, err, errlen) != 0)) {
         if (!cJSON_IsString(body))
-            set_err(err, errlen, "%s: \"approved_body\" must be a string", label);
+            errmsg_set(err, errlen, "%s: \"approved_body\" must be a string", label);
         goto out;
     }
     rc = 0;
@@ -481,7 +470,7 @@ static int short_check(const cat_file_t *f, char *err, size_t errlen)
         return wa_json_check(f->name, f->text, err, errlen);
     char e[256];
     if (mst_check(f->text, e, sizeof e) != 0) {
-        set_err(err, errlen, "%s: %s", f->name, e);
+        errmsg_set(err, errlen, "%s: %s", f->name, e);
         return -1;
     }
     return 0;
@@ -516,12 +505,12 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
     if (err && errlen)
         err[0] = '\0';
     if (!dir || !*dir) {
-        set_err(err, errlen, "no templates directory configured");
+        errmsg_set(err, errlen, "no templates directory configured");
         return NULL;
     }
     tpl_catalog_t *c = calloc(1, sizeof *c);
     if (!c) {
-        set_err(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         return NULL;
     }
     char email[4096], partials[4096];
@@ -550,7 +539,7 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
             continue;
         }
         if (mst_check(c->files[i].text, e, sizeof e) != 0) {
-            set_err(err, errlen, "email/%s: %s", c->files[i].name, e);
+            errmsg_set(err, errlen, "email/%s: %s", c->files[i].name, e);
             goto fail;
         }
         if (has_suffix(c->files[i].name, ".html")) {
@@ -567,7 +556,7 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
             char name[128];
             snprintf(name, sizeof name, "%s%s", cat_type(t), parts[k]);
             if (!cat_find(c, name)) {
-                set_err(err, errlen, "email/%s: missing", name);
+                errmsg_set(err, errlen, "email/%s: missing", name);
                 goto fail;
             }
         }
@@ -580,13 +569,13 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
             char name[128];
             snprintf(name, sizeof name, "%s%s%s", short_dirs[k], tpl_email_types[t], short_exts[k]);
             if (!cat_find(c, name)) {
-                set_err(err, errlen, "%s: missing", name);
+                errmsg_set(err, errlen, "%s: missing", name);
                 goto fail;
             }
         }
     }
     if (cat_hash(c) != 0) {
-        set_err(err, errlen, "cannot hash the catalogue");
+        errmsg_set(err, errlen, "cannot hash the catalogue");
         goto fail;
     }
     return c;
@@ -640,7 +629,7 @@ static char *render_file(const tpl_catalog_t *c, const char *name, const cJSON *
     const char *dir = cat_is_short(name) ? "" : "email/";
     const char *src = cat_find(c, name);
     if (!src) {
-        set_err(err, errlen, "%s%s: missing", dir, name);
+        errmsg_set(err, errlen, "%s%s: missing", dir, name);
         return NULL;
     }
     mst_options_t opt = {.partials = cat_partial,
@@ -651,7 +640,7 @@ static char *render_file(const tpl_catalog_t *c, const char *name, const cJSON *
     buf_init(&b, CAT_MAX_OUTPUT + 1);
     char e[256];
     if (mst_render(src, ctx, &opt, &b, e, sizeof e) != 0) {
-        set_err(err, errlen, "%s%s: %s", dir, name, e);
+        errmsg_set(err, errlen, "%s%s: %s", dir, name, e);
         buf_free(&b);
         return NULL;
     }
@@ -690,14 +679,14 @@ int tpl_render_email(const tpl_catalog_t *c, const char *message_type, const cJS
         err[0] = '\0';
     memset(out, 0, sizeof *out);
     if (!c || !message_type) {
-        set_err(err, errlen, "no catalogue or message type");
+        errmsg_set(err, errlen, "no catalogue or message type");
         return -1;
     }
     int known = 0;
     for (size_t t = 0; t < 7 + CAT_N_ENGINE_TYPES; t++)
         known |= strcmp(message_type, cat_type(t)) == 0;
     if (!known) {
-        set_err(err, errlen, "unknown email message type '%.64s'", message_type);
+        errmsg_set(err, errlen, "unknown email message type '%.64s'", message_type);
         return -1;
     }
     out->subject = render_part(c, message_type, ".subject", ctx, err, errlen);
@@ -711,7 +700,7 @@ int tpl_render_email(const tpl_catalog_t *c, const char *message_type, const cJS
     }
     one_line(out->subject);
     if (!out->subject[0]) {
-        set_err(err, errlen, "email/%s.subject: renders empty", message_type);
+        errmsg_set(err, errlen, "email/%s.subject: renders empty", message_type);
         tpl_email_free(out);
         return -1;
     }
@@ -764,7 +753,7 @@ static char *render_short(const tpl_catalog_t *c, const char *channel, const cha
     if (err && errlen)
         err[0] = '\0';
     if (!c || !type || !cat_seed_type(type)) {
-        set_err(err, errlen, "unknown %s message type '%.64s'", channel, type ? type : "(none)");
+        errmsg_set(err, errlen, "unknown %s message type '%.64s'", channel, type ? type : "(none)");
         return NULL;
     }
     char name[128];
@@ -774,7 +763,7 @@ static char *render_short(const tpl_catalog_t *c, const char *channel, const cha
         return NULL;
     trim(out);
     if (!out[0]) {
-        set_err(err, errlen, "%s: renders empty", name);
+        errmsg_set(err, errlen, "%s: renders empty", name);
         free(out);
         return NULL;
     }
@@ -821,8 +810,8 @@ int tpl_render_whatsapp_template(const tpl_catalog_t *c, const char *message_typ
         err[0] = '\0';
     memset(out, 0, sizeof *out);
     if (!c || !message_type || !cat_seed_type(message_type)) {
-        set_err(err, errlen, "unknown whatsapp message type '%.64s'",
-                message_type ? message_type : "(none)");
+        errmsg_set(err, errlen, "unknown whatsapp message type '%.64s'",
+                   message_type ? message_type : "(none)");
         return -1;
     }
     char name[128];
@@ -831,7 +820,7 @@ int tpl_render_whatsapp_template(const tpl_catalog_t *c, const char *message_typ
     cJSON *doc = text ? cJSON_Parse(text) : NULL;
     if (!doc) {
         /* checked at load, so only an allocation failure gets here */
-        set_err(err, errlen, "%s: cannot be read", name);
+        errmsg_set(err, errlen, "%s: cannot be read", name);
         return -1;
     }
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(doc, "parameters");
@@ -840,7 +829,7 @@ int tpl_render_whatsapp_template(const tpl_catalog_t *c, const char *message_typ
     out->language = strdup(cJSON_GetObjectItemCaseSensitive(doc, "language")->valuestring);
     out->params = calloc(n ? n : 1, sizeof *out->params);
     if (!out->name || !out->language || !out->params) {
-        set_err(err, errlen, "out of memory");
+        errmsg_set(err, errlen, "out of memory");
         goto fail;
     }
     mst_options_t opt = {.partials = cat_partial,
@@ -855,19 +844,19 @@ int tpl_render_whatsapp_template(const tpl_catalog_t *c, const char *message_typ
         char e[256];
         size_t k = out->n_params + 1;
         if (mst_render(it->valuestring, ctx, &opt, &b, e, sizeof e) != 0) {
-            set_err(err, errlen, "%s: parameter %zu: %s", name, k, e);
+            errmsg_set(err, errlen, "%s: parameter %zu: %s", name, k, e);
             buf_free(&b);
             goto fail;
         }
         char *v = buf_detach(&b);
         if (!v) {
-            set_err(err, errlen, "out of memory");
+            errmsg_set(err, errlen, "out of memory");
             goto fail;
         }
         one_spaced_line(v);
         out->params[out->n_params++] = v;
         if (!v[0]) {
-            set_err(err, errlen, "%s: parameter %zu renders empty", name, k);
+            errmsg_set(err, errlen, "%s: parameter %zu renders empty", name, k);
             goto fail;
         }
     }

@@ -2,21 +2,11 @@
 
 #include "util/errmsg.h"
 #include "validate.h"
+#include "util/text.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int form_hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decodes src[0..n) into dst (room for n + 1 bytes), refusing what form.h
  * says is refused. what names the part ("key"/"value") for the error text;
@@ -34,8 +24,8 @@ static int form_decode(const char *src, size_t n, size_t max, char *dst, size_t 
                 errmsg_set(err, errlen, "pair %zu: truncated percent escape in %s", pair_no, what);
                 return -1;
             }
-            int hi = form_hexval((unsigned char)src[i + 1]);
-            int lo = form_hexval((unsigned char)src[i + 2]);
+            int hi = text_hexval((unsigned char)src[i + 1]);
+            int lo = text_hexval((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0) {
                 errmsg_set(err, errlen, "pair %zu: invalid percent escape in %s", pair_no, what);
                 return -1;

@@ -3,6 +3,7 @@
 #include "crypto/crypto.h"
 #include "util/base64.h"
 #include "util/buf.h"
+#include "util/text.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -282,16 +283,6 @@ int sig_twilio_body_valid(const char *auth_token, const char *url, const void *b
 
 /* ---- Meta ----------------------------------------------------------------- */
 
-static int sig_hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (unsigned char)(c | 0x20);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 int sig_meta_valid(const char *app_secret, const void *raw_body, size_t len,
                    const char *header_value, sig_reason_t *why)
 {
@@ -310,8 +301,8 @@ int sig_meta_valid(const char *app_secret, const void *raw_body, size_t len,
     unsigned char claimed[32];
     const char *hex = header_value + plen;
     for (size_t i = 0; i < 32; i++) {
-        int hi = sig_hexval((unsigned char)hex[2 * i]);
-        int lo = sig_hexval((unsigned char)hex[2 * i + 1]);
+        int hi = text_hexval((unsigned char)hex[2 * i]);
+        int lo = text_hexval((unsigned char)hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return sig_fail(why, SIG_MALFORMED);
         claimed[i] = (unsigned char)(hi << 4 | lo);

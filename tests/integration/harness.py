@@ -50,6 +50,9 @@ Stable API:
     wait_until(predicate, timeout=10, interval=0.1) -> the predicate's truthy value
     ProviderStub(dir, extra_args=()) -> tests/support/provider_stub.py on a free port:
         .url .requests(provider) .stop(); a context manager
+    CallbackReceiver(dir, extra_args=(), path="/workflow/crier") -> the workflow stand-in
+        (tests/support/callback_receiver.py): .url .requests() .stop(); a context manager
+    callback_body(req) -> bytes;  callback_signature_ok(req, secret) -> bool
     rules_dir(retry_delays=None) -> a private copy of the tests' rules, with
         fallback.lua's retry delays (seconds) replaced when given
     comm_body(i, name=None, email=None, message_type="welcome", ...) -> dict
@@ -61,6 +64,8 @@ Stable API:
 
 import atexit
 import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -288,6 +293,39 @@ def _tail(path, lines=40):
         return "(no log)"
 
 
+def _wait_ready(proc, timeout):
+    """Reads proc's stdout until a helper server prints "READY <port>";
+    returns (port or None, what it printed)."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    fd = proc.stdout.fileno()
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            m = re.search(rb"READY (\d+)", buf)
+            if m:
+                return int(m.group(1)), buf
+        if proc.poll() is not None:
+            break
+    return None, buf
+
+
+def _stop_proc(proc):
+    """Stops a helper server: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout:
+        proc.stdout.close()
+
+
 class SmtpSink:
     """tests/support/smtp_sink.py on 127.0.0.1: a port chosen by the kernel,
     each accepted message stored as a file in dir."""
@@ -305,22 +343,9 @@ class SmtpSink:
         self.port = self._read_ready(timeout)
 
     def _read_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        buf = b""
-        fd = self.proc.stdout.fileno()
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                buf += chunk
-                for line in buf.decode("utf-8", "replace").splitlines():
-                    m = re.match(r"READY (\d+)", line.strip())
-                    if m:
-                        return int(m.group(1))
-            if self.proc.poll() is not None:
-                break
+        port, buf = _wait_ready(self.proc, timeout)
+        if port is not None:
+            return port
         self.stop()
         raise RuntimeError("smtp sink did not start: %s\n%s" % (buf, _tail(self._log_path)))
 
@@ -349,15 +374,7 @@ class SmtpSink:
                           what="%d message(s) at the SMTP sink" % count)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        _stop_proc(self.proc)
         self._log.close()
 
     def __enter__(self):
@@ -379,19 +396,10 @@ class ProviderStub:
         self.proc = subprocess.Popen(
             ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
             stdout=subprocess.PIPE, stderr=self._log, env=base_env())
-        deadline = time.monotonic() + timeout
-        buf = b""
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                buf += chunk
-                m = re.search(rb"READY (\d+)", buf)
-                if m:
-                    self.url = "http://127.0.0.1:%d" % int(m.group(1))
-                    return
+        port, buf = _wait_ready(self.proc, timeout)
+        if port is not None:
+            self.url = "http://127.0.0.1:%d" % port
+            return
         self.stop()
         raise RuntimeError("provider stub did not start: %r" % buf)
 
@@ -404,14 +412,7 @@ class ProviderStub:
         return [r for r in rows if r.get("provider") == provider]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
+        _stop_proc(self.proc)
         self._log.close()
 
     def __enter__(self):
@@ -419,6 +420,61 @@ class ProviderStub:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class CallbackReceiver:
+    """tests/support/callback_receiver.py on 127.0.0.1, standing in for the
+    workflow: records every request (headers and raw body, see
+    callback_body) and answers as extra_args say (200 by default). url is
+    where crier is told to post."""
+
+    def __init__(self, dir, extra_args=(), path="/workflow/crier", timeout=10.0):
+        os.makedirs(dir, exist_ok=True)
+        self.log_path = os.path.join(dir, "callbacks-%s.jsonl" % uuid.uuid4().hex[:6])
+        script = os.path.join(source_dir(), "tests", "support", "callback_receiver.py")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", script, "--port", "0", "--log", self.log_path]
+            + list(extra_args), stdout=subprocess.PIPE, env=base_env())
+        port, buf = _wait_ready(self.proc, timeout)
+        if port is None:
+            self.stop()
+            raise RuntimeError("callback receiver did not start: %r" % buf)
+        self.port = port
+        self.url = "http://127.0.0.1:%d%s" % (port, path)
+
+    def requests(self):
+        try:
+            with open(self.log_path, "r", encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        _stop_proc(self.proc)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def callback_body(req):
+    """The raw body of a request the CallbackReceiver recorded."""
+    return base64.b64decode(req["body_base64"])
+
+
+def callback_signature_ok(req, secret):
+    """docs/callbacks.md: X-Crier-Signature is
+    sha256=hex(HMAC-SHA256(secret, timestamp + "." + body))."""
+    hd = req["headers"]
+    ts = hd.get("x-crier-timestamp", "")
+    sig = hd.get("x-crier-signature", "")
+    if not re.fullmatch(r"[0-9]+", ts) or not re.fullmatch(r"sha256=[0-9a-f]{64}", sig):
+        return False
+    mac = hmac.new(secret.encode(), ts.encode() + b"." + callback_body(req),
+                   hashlib.sha256).hexdigest()
+    return hmac.compare_digest(sig, "sha256=" + mac)
 
 
 class Crier:

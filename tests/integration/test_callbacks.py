@@ -6,15 +6,9 @@ Rows are inserted with psql, as the webhook side does. The receiver
 recomputed here from the documented scheme (docs/callbacks.md):
     X-Crier-Signature: sha256=hex(HMAC-SHA256(secret, timestamp + "." + body))
 """
-import base64
-import hashlib
-import hmac
 import json
 import os
-import re
-import select
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -23,66 +17,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 SECRET = "cb-test-secret-5f0e1d2c3b4a59687766554433221100"
-
-
-class Receiver:
-    def __init__(self, tmp, *args):
-        self.log_path = os.path.join(tmp, "receiver-%s.jsonl" % uuid.uuid4().hex[:6])
-        script = os.path.join(h.source_dir(), "tests", "support", "callback_receiver.py")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", script, "--port", "0", "--log", self.log_path] + list(args),
-            stdout=subprocess.PIPE, env=h.base_env())
-        self.port = self._ready()
-        self.url = "http://127.0.0.1:%d/crier/callback" % self.port
-
-    def _ready(self):
-        deadline = time.monotonic() + 10
-        buf = b""
-        fd = self.proc.stdout.fileno()
-        while time.monotonic() < deadline:
-            if select.select([fd], [], [], 0.1)[0]:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                buf += chunk
-                m = re.search(rb"READY (\d+)", buf)
-                if m:
-                    return int(m.group(1))
-        self.stop()
-        raise RuntimeError("callback receiver did not start: %r" % buf)
-
-    def requests(self):
-        try:
-            with open(self.log_path, "r", encoding="utf-8") as f:
-                return [json.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc.stdout.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def body_of(req):
-    return base64.b64decode(req["body_base64"])
-
-
-def signature_ok(req, secret=SECRET):
-    hd = req["headers"]
-    ts = hd.get("x-crier-timestamp", "")
-    sig = hd.get("x-crier-signature", "")
-    if not re.fullmatch(r"[0-9]+", ts) or not sig.startswith("sha256="):
-        return False
-    want = hmac.new(secret.encode(), ts.encode() + b"." + body_of(req), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(sig[len("sha256="):], want)
 
 
 def insert(db, payload, event_type="client_reply"):
@@ -123,7 +57,7 @@ def test_signed_and_identical(tmp):
                  "text": "Yes, Saturday works \u2014 caf\u00e9 at 3? \U0001f389 #%d" % i,
                  "plan_id": str(uuid.uuid4())} for i in range(5)]
     ids = [insert(db, p) for p in payloads]
-    with Receiver(tmp) as rx:
+    with h.CallbackReceiver(tmp, path="/crier/callback") as rx:
         with h.Crier(db, tmp, env=crier_env(rx)) as crier:
             # one more after start: picked up by the poll, not only at start-up
             payloads.append({"type": "client_reply", "text": "late", "n": 5})
@@ -139,8 +73,8 @@ def test_signed_and_identical(tmp):
                 hd = req["headers"]
                 assert req["path"] == "/crier/callback", req["path"]
                 assert hd.get("content-type") == "application/json", hd
-                assert signature_ok(req), "bad signature: %r" % hd
-                assert not signature_ok(req, SECRET + "x"), "signature ignores the secret"
+                assert h.callback_signature_ok(req, SECRET), "bad signature: %r" % hd
+                assert not h.callback_signature_ok(req, SECRET + "x"), "signature ignores the secret"
                 assert abs(int(hd["x-crier-timestamp"]) - now) < 60, hd["x-crier-timestamp"]
                 assert hd.get("x-crier-event") == "client_reply", hd
                 by_id.setdefault(hd["x-crier-callback-id"], []).append(req)
@@ -148,7 +82,7 @@ def test_signed_and_identical(tmp):
             for cid, p in zip(ids, payloads):
                 state, attempts, _, stored = row(db, cid)
                 assert (state, attempts) == ("delivered", "1"), (state, attempts)
-                got = body_of(by_id[cid][0])
+                got = h.callback_body(by_id[cid][0])
                 assert got == stored.encode("utf-8"), (got, stored)
                 assert json.loads(got) == p
             d = h.psql(db, "SELECT count(*) FROM workflow_callbacks WHERE delivered_at IS NULL"
@@ -160,7 +94,7 @@ def test_signed_and_identical(tmp):
 def test_retried_after_5xx(tmp):
     db = h.new_database("cb_retry")
     cid = insert(db, {"type": "client_reply", "text": "retry me"})
-    with Receiver(tmp, "--fail-first", "2", "--fail-status", "500") as rx:
+    with h.CallbackReceiver(tmp, ("--fail-first", "2", "--fail-status", "500")) as rx:
         with h.Crier(db, tmp, env=crier_env(rx)) as crier:
             h.wait_until(lambda: row(db, cid)[0] == "delivered", 20, what="delivered after 500s")
             state, attempts, last_error, _ = row(db, cid)
@@ -168,7 +102,7 @@ def test_retried_after_5xx(tmp):
             assert last_error == "", last_error
             reqs = rx.requests()
             assert [r["status"] for r in reqs] == [500, 500, 200], [r["status"] for r in reqs]
-            assert all(signature_ok(r) for r in reqs)
+            assert all(h.callback_signature_ok(r, SECRET) for r in reqs)
             # the retry waited the configured second, not less
             gaps = [b["received_at"] - a["received_at"] for a, b in zip(reqs, reqs[1:])]
             assert all(g >= 0.9 for g in gaps), gaps
@@ -178,7 +112,7 @@ def test_retried_after_5xx(tmp):
 def test_4xx_is_permanent(tmp):
     db = h.new_database("cb_4xx")
     bad = insert(db, {"type": "client_reply", "text": "refused"})
-    with Receiver(tmp, "--status", "400") as rx:
+    with h.CallbackReceiver(tmp, ("--status", "400")) as rx:
         with h.Crier(db, tmp, env=crier_env(rx)) as crier:
             h.wait_until(lambda: row(db, bad)[0] == "failed", 15, what="failed after 400")
             time.sleep(2.5)  # well past the 1 s retry delay: no second attempt
@@ -192,7 +126,7 @@ def test_4xx_is_permanent(tmp):
 def test_429_and_max_attempts(tmp):
     db = h.new_database("cb_429")
     cid = insert(db, {"type": "client_reply", "text": "rate limited"})
-    with Receiver(tmp, "--status", "429") as rx:
+    with h.CallbackReceiver(tmp, ("--status", "429")) as rx:
         env = crier_env(rx, CRIER_CALLBACK_MAX_ATTEMPTS=3)
         with h.Crier(db, tmp, env=env):
             h.wait_until(lambda: row(db, cid)[0] == "failed", 20, what="failed after 3 x 429")
@@ -220,7 +154,7 @@ def test_kill_and_restart(tmp):
     n = 120
     ids = set(insert(db, {"type": "client_reply", "n": i}) for i in range(n))
     # every answer takes 30 ms, so the run lasts seconds and the kill lands in it
-    with Receiver(tmp, "--delay", "0.03") as rx:
+    with h.CallbackReceiver(tmp, ("--delay", "0.03")) as rx:
         env = crier_env(rx, CRIER_LEASE_SECONDS=2, CRIER_CALLBACK_TIMEOUT_MS=1000)
         first = h.Crier(db, os.path.join(tmp, "first"), env=env)
         try:
@@ -234,7 +168,7 @@ def test_kill_and_restart(tmp):
                          what="every callback delivered after the restart")
             seen = [r["headers"]["x-crier-callback-id"] for r in rx.requests()]
             assert set(seen) == ids, "missing %d" % len(ids - set(seen))
-            assert all(signature_ok(r) for r in rx.requests())
+            assert all(h.callback_signature_ok(r, SECRET) for r in rx.requests())
             print("after kill -9: %d requests for %d callbacks (%d repeated)"
                   % (len(seen), n, len(seen) - n))
             assert_secret_not_logged(second)

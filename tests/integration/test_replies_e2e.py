@@ -13,13 +13,8 @@ Meta's with tests/support/provider_stub.py's helpers, crier's callback
 signature from the scheme in docs/callbacks.md.
 """
 import base64
-import hashlib
-import hmac
 import json
 import os
-import re
-import select
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -47,71 +42,6 @@ def check(cond, what):
 def timing(what, seconds):
     print("  timing: %-44s %7.1f ms" % (what, seconds * 1000.0))
     sys.stdout.flush()
-
-
-class Receiver:
-    """tests/support/callback_receiver.py on 127.0.0.1: records every request
-    (headers and raw body) and answers 200."""
-
-    def __init__(self, tmp):
-        self.log_path = os.path.join(tmp, "callbacks.jsonl")
-        script = os.path.join(h.source_dir(), "tests", "support", "callback_receiver.py")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", script, "--port", "0", "--log", self.log_path],
-            stdout=subprocess.PIPE, env=h.base_env())
-        self.port = self._ready()
-        self.url = "http://127.0.0.1:%d/workflow/crier" % self.port
-
-    def _ready(self):
-        deadline = time.monotonic() + 10
-        buf = b""
-        fd = self.proc.stdout.fileno()
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if select.select([fd], [], [], 0.1)[0]:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                buf += chunk
-                m = re.search(rb"READY (\d+)", buf)
-                if m:
-                    return int(m.group(1))
-        self.stop()
-        raise RuntimeError("callback receiver did not start: %r" % buf)
-
-    def requests(self):
-        try:
-            with open(self.log_path, "r", encoding="utf-8") as f:
-                return [json.loads(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            return []
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-def callback_signature_ok(req, secret):
-    """docs/callbacks.md: sha256=hex(HMAC-SHA256(secret, ts + "." + body))."""
-    hd = req["headers"]
-    ts = hd.get("x-crier-timestamp", "")
-    sig = hd.get("x-crier-signature", "")
-    if not re.fullmatch(r"[0-9]+", ts) or not re.fullmatch(r"sha256=[0-9a-f]{64}", sig):
-        return False
-    body = base64.b64decode(req["body_base64"])
-    mac = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(sig, "sha256=" + mac)
 
 
 def crier_env(extra=None):
@@ -256,7 +186,7 @@ def test_whatsapp_reply_reaches_workflow(tmp):
                        urgency="high", preferred_channel="whatsapp")
     client_id = body["client_id"]
     reply_text = "Option 2 looks perfect, caf\u00e9 at 3? \U0001f389"
-    with Receiver(tmp) as rx:
+    with h.CallbackReceiver(tmp) as rx:
         env = crier_env({"CRIER_WORKFLOW_CALLBACK_URL": rx.url,
                          "CRIER_WORKFLOW_CALLBACK_SECRET": CALLBACK_SECRET})
         with h.Crier(db, tmp, env=env) as crier:
@@ -284,8 +214,8 @@ def test_whatsapp_reply_reaches_workflow(tmp):
             hd = req["headers"]
             check(req["path"] == "/workflow/crier", "the configured path: %r" % req["path"])
             check(hd.get("content-type") == "application/json", "JSON: %r" % hd)
-            check(callback_signature_ok(req, CALLBACK_SECRET), "valid signature: %r" % hd)
-            check(not callback_signature_ok(req, CALLBACK_SECRET + "x"),
+            check(h.callback_signature_ok(req, CALLBACK_SECRET), "valid signature: %r" % hd)
+            check(not h.callback_signature_ok(req, CALLBACK_SECRET + "x"),
                   "the signature depends on the secret")
             check(abs(int(hd["x-crier-timestamp"]) - time.time()) < 60, "a current timestamp")
             check(hd.get("x-crier-event") == "client_reply", "event: %r" % hd.get("x-crier-event"))

@@ -2,6 +2,7 @@
 #include "util/buf.h"
 #include "util/json_text.h"
 #include "util/log.h"
+#include "util/text.h"
 #include "util/timefmt.h"
 
 #include <setjmp.h>
@@ -77,13 +78,33 @@ static void test_log_redacts_secrets(void **state)
     assert_non_null(strstr(text, "\"event\":\"leak_attempt\""));
 }
 
+static void test_text_helpers(void **state)
+{
+    (void)state;
+    assert_int_equal(text_hexval('0'), 0);
+    assert_int_equal(text_hexval('9'), 9);
+    assert_int_equal(text_hexval('a'), 10);
+    assert_int_equal(text_hexval('F'), 15);
+    assert_int_equal(text_hexval('g'), -1);
+    assert_int_equal(text_hexval(0xC3), -1);
+
+    char out[6];
+    text_copy_utf8("abc", out, sizeof out);
+    assert_string_equal(out, "abc");
+    /* "abcZoë": the two bytes of ë do not fit after "abcZo" (5 of 6), so the
+     * cut falls before the character, never inside it */
+    text_copy_utf8("abcZo\xc3\xab", out, sizeof out);
+    assert_string_equal(out, "abcZo");
+    text_copy_utf8("ab\xc3\xab\xc3\xab", out, sizeof out);
+    assert_string_equal(out, "ab\xc3\xab");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_bound),
-        cmocka_unit_test(test_json_escape),
-        cmocka_unit_test(test_iso8601),
-        cmocka_unit_test(test_log_redacts_secrets),
+        cmocka_unit_test(test_buf_bound),    cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_iso8601),      cmocka_unit_test(test_log_redacts_secrets),
+        cmocka_unit_test(test_text_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,27 @@
+#include "util/text.h"
+
+#include <string.h>
+
+int text_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void text_copy_utf8(const char *s, char *out, size_t outlen)
+{
+    size_t n = strlen(s);
+    if (n >= outlen) {
+        n = outlen - 1;
+        /* back off continuation bytes (10xxxxxx) to the character's start */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+}

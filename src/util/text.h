@@ -1,0 +1,14 @@
+/* text: small byte-level text helpers shared by parsers and error texts. */
+#ifndef CRIER_TEXT_H
+#define CRIER_TEXT_H
+
+#include <stddef.h>
+
+/* The value of hex digit c (either case), or -1 when c is not one. */
+int text_hexval(int c);
+
+/* Copies s into out (outlen > 0), cut at a UTF-8 character boundary when it
+ * does not fit, so a shortened text never ends in half a character. */
+void text_copy_utf8(const char *s, char *out, size_t outlen);
+
+#endif
