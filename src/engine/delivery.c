@@ -599,6 +599,22 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
     w->nready = 0;
 }
 
+/* Waits until no call of w is in flight any more; what came back is left
+ * in its slot unrecorded. */
+static void delivery_drain(delivery_worker_t *w)
+{
+    delivery_t *d = w->d;
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        w->in_flight -= w->ndone;
+        w->ndone = 0;
+        if (w->in_flight == 0)
+            break;
+        pthread_cond_wait(&d->cond, &d->lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+}
+
 static void *delivery_worker(void *arg)
 {
     delivery_t *d = arg;
@@ -652,6 +668,15 @@ static void *delivery_worker(void *arg)
                 PQfinish(conn);
             conn = db_connect(cfg->database_url, err, sizeof err);
             if (!conn) {
+                if (stopping) {
+                    /* PostgreSQL is away and the process is stopping: the
+                     * answers cannot be recorded. Wait for the calls in
+                     * flight (their slots are written until then) and go;
+                     * the rows' leases expire and the rescuer sends them
+                     * again, as after a crash: at least once, never lost. */
+                    delivery_drain(&w);
+                    break;
+                }
                 /* Answers that came back stay in their slots until
                  * PostgreSQL is back to record them. */
                 sleep(1);
@@ -685,6 +710,11 @@ static void *delivery_worker(void *arg)
             delivery_wait(&w, seen, claim_failed ? 1000 : cfg->poll_ms);
     }
 out:
+    if (w.slots) /* slots left unrecorded by a stop without PostgreSQL */
+        for (int i = 0; i < w.cap; i++) {
+            msg_call_clear(&w.slots[i].call);
+            queue_job_free(&w.slots[i].job);
+        }
     free(res);
     free(jobs);
     free(w.done_idx);
