@@ -129,15 +129,40 @@ size_t lh_mem_used(const lh_state_t *s)
     return s->mem_used;
 }
 
+size_t lh_mem_peak(const lh_state_t *s)
+{
+    return s->mem_peak;
+}
+
 /* Ends a budgeted entry whose lua_pcall returned status, with the error
  * value (if any) on top of the stack. Classifies the failure, copies the
  * message into err and pops it. */
-static int lh_finish(lh_state_t *s, int status, const char *what, char *err, size_t errlen)
+static int lh_finish(lh_state_t *s, int status, int nresults, const char *what, char *err,
+                     size_t errlen)
 {
     lua_State *L = s->L;
     int expired = s->expired != LHS_RUNNING;
     int memory = status == LUA_ERRMEM || s->mem_refused;
+    /* A C function can overrun the clock and return just before the rule
+     * does, with no hook in between to notice: the clock is read once more
+     * here, so a late answer is never taken. */
+    int late = status == LUA_OK && !expired && lhs_late(s);
+    int spent = s->expired;
     lhs_end(s);
+    if (late || (status == LUA_OK && expired)) {
+        /* Late, or the rule caught its budget error and returned at once
+         * (`return pcall(...)` is a tail call: no instruction of the rule
+         * runs after it to raise again). Either way its answer is not
+         * taken. */
+        lua_pop(L, nresults);
+        if (spent == LHS_OVER_INSTRUCTIONS)
+            errmsg_set(err, errlen, "%s: instruction budget exceeded (%llu instructions)",
+                       what[0] ? what : "rules", s->lim.instructions);
+        else
+            errmsg_set(err, errlen, "%s: time budget exceeded (%u ms)%s", what[0] ? what : "rules",
+                       s->lim.time_ms, late ? " by the time it returned" : "");
+        return LH_EBUDGET;
+    }
     if (status == LUA_OK)
         return LH_OK;
     const char *msg = lua_tostring(L, -1);
@@ -231,7 +256,7 @@ int lh_load_buffer(lh_state_t *s, const char *module, const char *chunkname, con
         }
         status = lua_pcall(L, 0, 0, base + 2);
     }
-    int rc = lh_finish(s, status, chunkname, err, errlen);
+    int rc = lh_finish(s, status, 0, chunkname, err, errlen);
     s->cur_module = NULL;
     if (rc == LH_OK) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &lh_key_modules);
@@ -371,10 +396,11 @@ int lh_call(lh_state_t *s, const char *module, const char *fn, int nargs, int nr
     lhs_begin(s);
     int status = lua_pcall(L, nargs, nresults, first);
     /* the name errors start with, only written when there is an error */
+    /* the name errors start with, only written when there is one */
     char what[2 * LH_NAME_MAX + 8] = "";
-    if (status != LUA_OK)
+    if (status != LUA_OK || s->expired != LHS_RUNNING || lhs_late(s))
         snprintf(what, sizeof what, "%s.%s", module, fn);
-    int rc = lh_finish(s, status, what, err, errlen);
+    int rc = lh_finish(s, status, nresults, what, err, errlen);
     s->cur_module = NULL;
     lua_remove(L, first); /* the message handler */
     return rc;

@@ -141,7 +141,8 @@ void lh_push_raw(lh_state_t *s, int idx);
  * UTF-8, no NUL, at most LH_JSON_MAX_STRING bytes. */
 int lh_text_ok(const char *p, size_t len);
 
-/* Bytes the state currently holds. */
+/* Bytes the state currently holds, and the most it has held. */
 size_t lh_mem_used(const lh_state_t *s);
+size_t lh_mem_peak(const lh_state_t *s);
 
 #endif

@@ -1,11 +1,14 @@
 #include "policy/lua_sandbox.h"
 
+#include "policy/lua_guard.h"
 #include "util/log.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,7 +43,8 @@ void *lhs_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     if (nsize > old && s->enforce) {
-        size_t room = s->mem_used < s->lim.mem_bytes ? s->lim.mem_bytes - s->mem_used : 0;
+        size_t cap = s->lim.mem_bytes + s->slack;
+        size_t room = s->mem_used < cap ? cap - s->mem_used : 0;
         if (nsize - old > room) {
             s->mem_refused = 1;
             return NULL;
@@ -53,8 +57,12 @@ void *lhs_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     s->mem_used = s->mem_used - old + nsize;
+    if (s->mem_used > s->mem_peak)
+        s->mem_peak = s->mem_used;
     return p;
 }
+
+static void lhs_hook(lua_State *L, lua_Debug *ar);
 
 static int lhs_past_deadline(const lh_state_t *s)
 {
@@ -66,12 +74,36 @@ static int lhs_past_deadline(const lh_state_t *s)
     return now.tv_nsec >= s->deadline.tv_nsec;
 }
 
+/* Marks the budget spent (why: LHS_OVER_*) and raises its error on L, with
+ * the position of the function level levels up and an optional detail.
+ * Lua runs no hook while a hook runs, and leaves a thread whose hook raised
+ * with hooks off for good; so every thread is made to stop at its next
+ * instruction: L and the main thread are re-armed at a count of 1 (which
+ * also marks L as stopped, see lua_guard.c), a coroutine resumed later
+ * raises at its first hook, and the guarded library functions refuse to
+ * start. A pcall inside the rule may catch one error, but the very next
+ * instruction raises again, so the abort reaches the host. */
+static int lhs_raise_budget(lua_State *L, lh_state_t *s, int why, int level, const char *detail)
+{
+    if (s->expired == LHS_RUNNING)
+        s->expired = why;
+    lua_sethook(L, lhs_hook, LUA_MASKCOUNT, 1);
+    if (L != s->L)
+        lua_sethook(s->L, lhs_hook, LUA_MASKCOUNT, 1);
+    luaL_where(L, level);
+    if (s->expired == LHS_OVER_INSTRUCTIONS)
+        lua_pushfstring(L, "%sinstruction budget exceeded (%I instructions)%s%s",
+                        lua_tostring(L, -1), (lua_Integer)s->lim.instructions, detail ? ": " : "",
+                        detail ? detail : "");
+    else
+        lua_pushfstring(L, "%stime budget exceeded (%d ms)%s%s", lua_tostring(L, -1),
+                        (int)s->lim.time_ms, detail ? ": " : "", detail ? detail : "");
+    return lua_error(L);
+}
+
 /* Runs every hook_every instructions on each Lua thread. Coroutines inherit
  * the hook of the thread that creates them (lua_newthread copies it in 5.4),
- * so a loop inside coroutine.wrap is counted too. Once a budget is spent the
- * hook is re-armed to fire on every instruction and raises each time: a
- * pcall inside the rule may catch one error, but the very next instruction of
- * the rule raises again, so the abort reaches the host. */
+ * so a loop inside coroutine.wrap is counted too. */
 static void lhs_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
@@ -93,15 +125,59 @@ static void lhs_hook(lua_State *L, lua_Debug *ar)
             return;
         }
     }
-    lua_sethook(L, lhs_hook, LUA_MASKCOUNT, 1);
-    luaL_where(L, 0);
-    if (s->expired == LHS_OVER_INSTRUCTIONS)
-        lua_pushfstring(L, "%sinstruction budget exceeded (%I instructions)", lua_tostring(L, -1),
-                        (lua_Integer)s->lim.instructions);
-    else
-        lua_pushfstring(L, "%stime budget exceeded (%d ms)", lua_tostring(L, -1),
-                        (int)s->lim.time_ms);
-    lua_error(L);
+    lhs_raise_budget(L, s, s->expired, 0, NULL);
+}
+
+double lhs_budget_left(lua_State *L)
+{
+    const lh_state_t *s = lh_of(L);
+    if (!s->running || !s->lim.instructions)
+        return INFINITY;
+    return s->instr >= s->lim.instructions ? 0.0 : (double)(s->lim.instructions - s->instr);
+}
+
+double lhs_memory_left(lua_State *L)
+{
+    const lh_state_t *s = lh_of(L);
+    if (!s->enforce)
+        return INFINITY;
+    return s->mem_used >= s->lim.mem_bytes ? 0.0 : (double)(s->lim.mem_bytes - s->mem_used);
+}
+
+void lhs_check_spent(lua_State *L)
+{
+    lh_state_t *s = lh_of(L);
+    if (s->running && s->expired != LHS_RUNNING)
+        lhs_raise_budget(L, s, s->expired, 1, NULL);
+}
+
+void lhs_spend(lua_State *L, double cost, const char *what)
+{
+    lh_state_t *s = lh_of(L);
+    if (!s->running)
+        return;
+    lhs_check_spent(L);
+    if (!(cost <= lhs_budget_left(L))) {
+        char detail[160];
+        if (isinf(cost))
+            snprintf(detail, sizeof detail, "%s", what);
+        else
+            snprintf(detail, sizeof detail, "%s would take about %.3g instructions", what, cost);
+        lhs_raise_budget(L, s, LHS_OVER_INSTRUCTIONS, 1, detail);
+    }
+    s->instr += (unsigned long long)cost;
+}
+
+void lhs_check_clock(lua_State *L)
+{
+    lh_state_t *s = lh_of(L);
+    if (s->running && s->expired == LHS_RUNNING && lhs_past_deadline(s))
+        lhs_raise_budget(L, s, LHS_OVER_TIME, 1, NULL);
+}
+
+int lhs_late(const lh_state_t *s)
+{
+    return lhs_past_deadline(s);
 }
 
 void lhs_begin(lh_state_t *s)
@@ -128,19 +204,29 @@ void lhs_end(lh_state_t *s)
     lua_sethook(s->L, NULL, 0, 0);
 }
 
-/* The traceback is built with the memory budget lifted: an error raised
- * because memory ran out must still be reported, not turned into "error in
- * error handling". No Lua code runs here. */
+/* The traceback may use LHS_MSGH_SLACK bytes past the memory budget, so an
+ * error raised because memory ran out is still reported rather than turned
+ * into "error in error handling"; the message is cut to LHS_MSGH_TEXT bytes
+ * first, so a huge error value costs no more than a short one. No Lua code
+ * runs here. */
 int lhs_msgh(lua_State *L)
 {
     lh_state_t *s = lh_of(L);
-    int enforce = s->enforce;
-    s->enforce = 0;
-    const char *msg = lua_tostring(L, 1);
-    if (!msg)
+    size_t len = 0;
+    const char *msg = lua_tolstring(L, 1, &len);
+    s->slack = LHS_MSGH_SLACK;
+    if (!msg) {
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    } else if (len > LHS_MSGH_TEXT) {
+        size_t cut = LHS_MSGH_TEXT;
+        while (cut > 0 && ((unsigned char)msg[cut] & 0xC0) == 0x80)
+            cut--; /* do not split a UTF-8 sequence */
+        lua_pushlstring(L, msg, cut);
+        lua_pushfstring(L, "%s... (%I bytes more)", lua_tostring(L, -1), (lua_Integer)(len - cut));
+        msg = lua_tostring(L, -1);
+    }
     luaL_traceback(L, L, msg, 1);
-    s->enforce = enforce;
+    s->slack = 0;
     return 1;
 }
 
@@ -316,112 +402,6 @@ static int lhs_log(lua_State *L)
     return 0;
 }
 
-/* Lua's pattern matcher backtracks in C, where the count hook never runs:
- * string.find(string.rep("a", 300), "a-a-a-a-b") would hold a worker for
- * minutes. Each quantified item can multiply the work by the subject length,
- * so the worst case is bounded by (n+1)^(starts + quantifiers) * 2^optionals,
- * and patterns whose bound exceeds this are refused before they run. The
- * bound is pessimistic; policy code matches short strings and stays far
- * below it (a trim idiom "^%s*(.-)%s*$" is allowed up to ~200 bytes). */
-#define LHS_PATTERN_MAX_COST 1e7
-
-enum { LHS_FIND, LHS_MATCH, LHS_GMATCH, LHS_GSUB };
-
-static size_t lhs_pattern_set_end(const char *p, size_t plen, size_t i)
-{
-    size_t j = i + 1;
-    if (j < plen && p[j] == '^')
-        j++;
-    do { /* the first character of a set may be ']' */
-        if (j >= plen)
-            return plen;
-        j += p[j] == '%' ? 2 : 1;
-    } while (j < plen && p[j] != ']');
-    return j + 1;
-}
-
-static double lhs_pattern_cost(const char *p, size_t plen, size_t n, int anchorable)
-{
-    double len = (double)n + 1.0;
-    double cost = len;
-    size_t i = 0;
-    if (anchorable && plen > 0 && p[0] == '^') {
-        cost = 1.0;
-        i = 1;
-    }
-    while (i < plen) {
-        char c = p[i];
-        if (c == '(' || c == ')') {
-            i++;
-            continue;
-        }
-        if (c == '%' && i + 1 < plen) {
-            char e = p[i + 1];
-            if (e == 'b') { /* balanced match: a scan per attempt */
-                cost *= len;
-                i += 4;
-                continue;
-            }
-            if (e == 'f') {
-                i += 2;
-                if (i < plen && p[i] == '[')
-                    i = lhs_pattern_set_end(p, plen, i);
-                continue;
-            }
-            if (e >= '0' && e <= '9') /* back-reference: a compare per attempt */
-                cost *= len;
-            i += 2;
-        } else if (c == '[') {
-            i = lhs_pattern_set_end(p, plen, i);
-        } else {
-            i++;
-        }
-        if (i < plen && (p[i] == '*' || p[i] == '+' || p[i] == '-')) {
-            cost *= len;
-            i++;
-        } else if (i < plen && p[i] == '?') {
-            cost *= 2.0;
-            i++;
-        }
-    }
-    return cost;
-}
-
-/* Upvalue 1: the library function; upvalue 2: LHS_FIND etc. */
-static int lhs_guarded_pattern(lua_State *L)
-{
-    size_t n = 0, plen = 0;
-    luaL_checklstring(L, 1, &n);
-    const char *pat = luaL_checklstring(L, 2, &plen);
-    int kind = (int)lua_tointeger(L, lua_upvalueindex(2));
-    if (!(kind == LHS_FIND && lua_toboolean(L, 4))) {
-        /* gmatch treats a leading '^' as anchoring nothing useful: count it
-         * as unanchored. */
-        double cost = lhs_pattern_cost(pat, plen, n, kind != LHS_GMATCH);
-        if (cost > LHS_PATTERN_MAX_COST)
-            return luaL_error(L, "pattern too complex for a %d-byte string", (int)n);
-    }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-static void lhs_guard_patterns(lua_State *L, int strlib)
-{
-    static const struct {
-        const char *name;
-        int kind;
-    } fns[] = {
-        {"find", LHS_FIND}, {"match", LHS_MATCH}, {"gmatch", LHS_GMATCH}, {"gsub", LHS_GSUB}};
-    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-        lua_getfield(L, strlib, fns[i].name);
-        lua_pushinteger(L, fns[i].kind);
-        lua_pushcclosure(L, lhs_guarded_pattern, 2);
-        lua_setfield(L, strlib, fns[i].name);
-    }
-}
-
 /* Makes the table at the top of the stack the real body of library `name`
  * and replaces it with a read-only proxy. Rules see only the proxy, so one
  * rule file cannot change string.format under another. */
@@ -457,11 +437,12 @@ static const char *const lhs_base_allowed[] = {
 static const struct {
     const char *name;
     lua_CFunction open;
+    void (*guard)(lua_State *L, int lib); /* NULL: nothing to guard */
 } lhs_libraries[] = {
-    {"table", luaopen_table},
-    {"math", luaopen_math},
-    {"utf8", luaopen_utf8},
-    {"coroutine", luaopen_coroutine},
+    {"table", luaopen_table, lhg_guard_table},
+    {"math", luaopen_math, NULL},
+    {"utf8", luaopen_utf8, lhg_guard_utf8},
+    {"coroutine", luaopen_coroutine, lhg_guard_coroutine},
 };
 
 int lhs_open(lua_State *L)
@@ -481,6 +462,7 @@ int lhs_open(lua_State *L)
     lua_getfield(L, real_g, "setmetatable");
     lua_pushcclosure(L, lhs_setmetatable, 1);
     lua_setfield(L, base, "setmetatable");
+    lhg_guard_base(L, base);
 
     /* string: no dump, and a protected metatable for all strings, whose
      * __index stays the real library so that ("x"):upper() works. */
@@ -488,7 +470,7 @@ int lhs_open(lua_State *L)
     lua_call(L, 0, 1);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
-    lhs_guard_patterns(L, lua_gettop(L));
+    lhg_guard_string(L, -1);
     lua_pushliteral(L, "");
     if (!lua_getmetatable(L, -1))
         return luaL_error(L, "string metatable missing");
@@ -501,6 +483,8 @@ int lhs_open(lua_State *L)
     for (size_t i = 0; i < sizeof lhs_libraries / sizeof lhs_libraries[0]; i++) {
         lua_pushcfunction(L, lhs_libraries[i].open);
         lua_call(L, 0, 1);
+        if (lhs_libraries[i].guard)
+            lhs_libraries[i].guard(L, -1);
         lhs_proxy_library(L, lhs_libraries[i].name);
         lua_setfield(L, base, lhs_libraries[i].name);
     }

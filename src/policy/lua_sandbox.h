@@ -20,7 +20,9 @@ struct lh_state {
     lua_State *L; /* owned */
     lh_limits_t lim;
     size_t mem_used;
+    size_t mem_peak; /* the most mem_used has been */
     int enforce;     /* memory budget applies (only while Lua code runs) */
+    size_t slack;    /* bytes allowed past mem_bytes (the traceback's) */
     int running;     /* inside a budgeted entry: the hook checks budgets */
     int mem_refused; /* the allocator refused a block during this entry */
     int expired;     /* LHS_* */
@@ -34,6 +36,8 @@ struct lh_state {
 };
 
 #define LHS_LOG_MAX_LINES 20
+#define LHS_MSGH_TEXT     1024
+#define LHS_MSGH_SLACK    (64 * 1024)
 #define LHS_LOG_MAX_TEXT  512
 
 /* lua_Alloc accounting s->mem_used; ud is the lh_state_t. */
@@ -45,6 +49,21 @@ int lhs_open(lua_State *L);
 /* Starts and ends a budgeted entry into Lua on s->L. */
 void lhs_begin(lh_state_t *s);
 void lhs_end(lh_state_t *s);
+/* Budget accounting for the guarded library functions (lua_guard.c); each
+ * raises the budget error on L when it applies, and does nothing outside a
+ * budgeted entry. lhs_spend charges cost instruction-equivalents, refusing
+ * (raising) when they do not fit; what names the work in the message. */
+void lhs_spend(lua_State *L, double cost, const char *what);
+/* Instruction-equivalents left in this entry (INFINITY outside one). */
+double lhs_budget_left(lua_State *L);
+/* Bytes the memory budget has left (INFINITY while it is not enforced). */
+double lhs_memory_left(lua_State *L);
+/* Raises again when the budget is already spent. */
+void lhs_check_spent(lua_State *L);
+/* Raises the time budget error when the entry is past its deadline. */
+void lhs_check_clock(lua_State *L);
+/* 1 when the current entry is past its deadline. */
+int lhs_late(const lh_state_t *s);
 /* Message handler for lua_pcall: appends a traceback. */
 int lhs_msgh(lua_State *L);
 /* Pushes a new module environment: its own table reading through to the

@@ -47,6 +47,17 @@ static int host_double(lua_State *L)
     return 1;
 }
 
+/* A host function slower than the whole time budget: the hook never runs
+ * inside it, so only the check when the call returns can notice. */
+static int host_nap(lua_State *L)
+{
+    (void)L;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 120 * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    return 0;
+}
+
 static lh_state_t *load_fixtures(const lh_limits_t *lim)
 {
     char err[1024], dir[1024];
@@ -54,6 +65,7 @@ static lh_state_t *load_fixtures(const lh_limits_t *lim)
     if (!s)
         fail_msg("lh_new: %s", err);
     assert_int_equal(lh_register(s, "double", host_double), LH_OK);
+    assert_int_equal(lh_register(s, "nap", host_nap), LH_OK);
     fixture_dir(dir, sizeof dir);
     int rc = lh_load_dir(s, dir, fixture_files, err, sizeof err);
     if (rc != LH_OK)
@@ -217,9 +229,9 @@ static void test_pattern_bombs(void **state)
     lua_State *L = lh_lua(s);
     char err[1024];
     double t0 = now_ms();
-    expect_fail(s, "pattern_bomb", LH_ERUN, "pattern too complex for a 300-byte string");
-    expect_fail(s, "pattern_bomb_method", LH_ERUN, "pattern too complex");
-    expect_fail(s, "gmatch_bomb", LH_ERUN, "pattern too complex");
+    expect_fail(s, "pattern_bomb", LH_EBUDGET, "pattern too complex for a 300-byte string");
+    expect_fail(s, "pattern_bomb_method", LH_EBUDGET, "pattern too complex");
+    expect_fail(s, "gmatch_bomb", LH_EBUDGET, "pattern too complex");
     assert_true(now_ms() - t0 < 250.0);
     assert_int_equal(lh_call(s, "ok", "patterns", 0, 1, err, sizeof err), LH_OK);
     assert_string_equal(lua_tostring(L, -1), "0930/150/1000/3/2");
@@ -703,6 +715,144 @@ static void test_trivial_call_time(void **state)
            lh_mem_used(s));
 }
 
+/* Each payload stops within the budget's order of time, with an error that
+ * names the budget, and the state answers the next call. */
+static void expect_budget(lh_state_t *s, const char *fn, const char *want)
+{
+    double ms = expect_fail(s, fn, LH_EBUDGET, want);
+    printf("  escape.%s stopped after %.1f ms\n", fn, ms);
+    assert_true(ms < 1000.0);
+}
+
+static void test_handlers_run_under_the_budget(void **state)
+{
+    lh_state_t *s = *state;
+    expect_budget(s, "xpcall_handler_loop", "budget exceeded");
+    expect_budget(s, "xpcall_handler_count", "budget exceeded");
+    expect_budget(s, "close_handler_loop", "budget exceeded");
+    expect_budget(s, "wrap_close_handler_loop", "budget exceeded");
+}
+
+/* A coroutine the budget stopped keeps its close handlers from running in
+ * a later call too, where the budget is fresh but the thread's hooks are
+ * still off. */
+static void test_stopped_coroutine_closed_later(void **state)
+{
+    lh_state_t *s = *state;
+    lua_State *L = lh_lua(s);
+    char err[2048];
+    expect_budget(s, "stop_a_coroutine", "budget exceeded");
+    double t0 = now_ms();
+    int rc = lh_call(s, "escape", "close_stopped_later", 0, 1, err, sizeof err);
+    assert_true(now_ms() - t0 < 1000.0);
+    if (rc != LH_OK)
+        fail_msg("close_stopped_later: %s", err);
+    assert_non_null(strstr(lua_tostring(L, -1), "false: coroutine was stopped by the budget"));
+    lua_pop(L, 1);
+    assert_still_works(s);
+}
+
+static void test_c_calls_are_costed(void **state)
+{
+    lh_state_t *s = *state;
+    expect_budget(s, "rep_empty", "instruction budget exceeded");
+    expect_budget(s, "rep_method", "string.rep would take");
+    expect_budget(s, "rep_sep_only", "string.rep would take");
+    expect_budget(s, "table_move", "table.move would take");
+    expect_budget(s, "sort_bomb", "table.sort would take");
+    expect_budget(s, "concat_c_index", "table.concat would take");
+    expect_budget(s, "remove_huge_len", "table.remove would take");
+    expect_budget(s, "insert_huge_len", "table.insert would take");
+    expect_budget(s, "unpack_huge", "table.unpack would take");
+    expect_budget(s, "find_long_pattern", "pattern too complex for a 600000-byte string");
+    expect_budget(s, "match_long_literal", "pattern too complex");
+    expect_budget(s, "gsub_long_literal", "pattern too complex");
+    expect_budget(s, "utf8_len_loop", "budget exceeded");
+    expect_budget(s, "format_loop", "budget exceeded");
+}
+
+/* A slow C function that returns just before the rule does is caught when
+ * the call returns: its answer is not taken. */
+static void test_clock_checked_on_return(void **state)
+{
+    lh_state_t *s = *state;
+    double ms = expect_fail(s, "slow_host", LH_EBUDGET, "time budget exceeded");
+    assert_true(ms >= 100.0 && ms < 1000.0);
+}
+
+/* The guarded functions keep the library's answers. */
+static void test_guarded_functions_agree(void **state)
+{
+    lh_state_t *s = *state;
+    lua_State *L = lh_lua(s);
+    char err[2048];
+    static const struct {
+        const char *fn, *want;
+    } cases[] = {
+        {"plain_find_semantics", "3:3 4:4 nil:nil 6:5 4:5 1:1 2:2 2:2"},
+        {"xpcall_semantics", "true,5,false,h:boom,2,20,true,ran"},
+        {"sort_and_concat", "fig,pear,kiwi/ab-ab-ab/2/3/912"},
+        {"long_plain_find", "nil/1000001"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double t0 = now_ms();
+        int rc = lh_call(s, "ok", cases[i].fn, 0, 1, err, sizeof err);
+        double ms = now_ms() - t0;
+        if (rc != LH_OK)
+            fail_msg("ok.%s: %s", cases[i].fn, err);
+        assert_string_equal(lua_tostring(L, -1), cases[i].want);
+        lua_pop(L, 1);
+        printf("  ok.%s: %.1f ms\n", cases[i].fn, ms);
+        assert_true(ms < 1000.0);
+    }
+}
+
+/* A huge error value is cut before the traceback is built, so reporting it
+ * needs only a small, fixed room past the memory budget. */
+static void test_traceback_respects_the_cap(void **state)
+{
+    (void)state;
+    lh_state_t *s = load_fixtures(NULL);
+    char err[4096];
+    int rc = lh_call(s, "escape", "huge_error", 0, 1, err, sizeof err);
+    assert_int_equal(rc, LH_ERUN);
+    assert_non_null(strstr(err, "bytes more)"));
+    assert_non_null(strstr(err, "stack traceback:"));
+    printf("  peak %zu bytes\n", lh_mem_peak(s));
+    assert_true(lh_mem_peak(s) <= LH_DEFAULT_MEM_BYTES + 64u * 1024u);
+    assert_still_works(s);
+    lh_free(s);
+}
+
+/* A payload at a file's top level stops the load within the budget. */
+static void test_load_time_payloads(void **state)
+{
+    (void)state;
+    static const char *const srcs[] = {
+        "xpcall(function() while true do end end, function(e) while true do end end)\n",
+        "local co = coroutine.create(function()\n"
+        "  local g <close> = setmetatable({}, {__close = function() while true do end end})\n"
+        "  while true do end end)\n"
+        "coroutine.resume(co)\ncoroutine.close(co)\n",
+        "local n = #string.rep('', math.maxinteger)\n",
+        "table.move({}, 1, 1e15, 2, {})\n",
+    };
+    for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
+        char err[1024];
+        lh_state_t *s = lh_new(NULL, err, sizeof err);
+        assert_non_null(s);
+        double t0 = now_ms();
+        int rc = lh_load_buffer(s, "channels", "rules/channels.lua", srcs[i], strlen(srcs[i]), err,
+                                sizeof err);
+        double ms = now_ms() - t0;
+        printf("  load payload %zu: rc %d after %.1f ms: %.80s\n", i, rc, ms, err);
+        assert_int_equal(rc, LH_EBUDGET);
+        assert_non_null(strstr(err, "budget exceeded"));
+        assert_true(ms < 1000.0);
+        lh_free(s);
+    }
+}
+
 #define CASE(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -742,6 +892,13 @@ int main(void)
         CASE(test_json_bounds),
         CASE(test_trivial_call_time),
         cmocka_unit_test(test_readonly_views),
+        CASE(test_handlers_run_under_the_budget),
+        CASE(test_stopped_coroutine_closed_later),
+        CASE(test_c_calls_are_costed),
+        CASE(test_clock_checked_on_return),
+        CASE(test_guarded_functions_agree),
+        cmocka_unit_test(test_traceback_respects_the_cap),
+        cmocka_unit_test(test_load_time_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
