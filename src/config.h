@@ -30,6 +30,10 @@ typedef struct cfg {
     char *rules_dir;           /* CRIER_RULES_DIR */
     char *templates_dir;       /* CRIER_TEMPLATES_DIR */
     int rules_require_tests;   /* CRIER_RULES_REQUIRE_TESTS: a reload must pass rules/tests */
+    int rules_time_ms;          /* CRIER_RULES_TIME_MS: wall-time budget of one rule call */
+    int rules_instructions;     /* CRIER_RULES_INSTRUCTIONS: VM instructions of one rule call */
+    int rules_deadline_ms;      /* CRIER_RULES_DEADLINE_MS: a decision's hard deadline */
+    int rules_quarantine_after; /* CRIER_RULES_QUARANTINE_AFTER: budget overruns that quarantine */
     char *smtp_url;            /* CRIER_SMTP_URL */
     int smtp_tls_required;     /* CRIER_SMTP_TLS: required (1) | off (0) */
     char *smtp_username;       /* SMTP_USERNAME, secret, may be "" */

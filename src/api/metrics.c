@@ -61,6 +61,20 @@ static int api_metrics_rules(buf_t *b, prt_t *rules)
     rc |= metrics_family(b, "crier_rule_failures_total", "counter",
                          "Decisions the built-in policy answered because a rule failed");
     rc |= buf_printf(b, "crier_rule_failures_total %ld\n", pc.rule_failures);
+    rc |= metrics_family(b, "crier_rules_budget_overruns_total", "counter",
+                         "Rule calls stopped by their instruction, time or memory budget");
+    rc |= buf_printf(b, "crier_rules_budget_overruns_total %ld\n", pc.budget_overruns);
+    rc |= metrics_family(
+        b, "crier_rules_deadline_misses_total", "counter",
+        "Rule calls abandoned at the hard deadline (answered by the built-in policy)");
+    rc |= buf_printf(b, "crier_rules_deadline_misses_total %ld\n", pc.deadline_misses);
+    rc |= metrics_family(b, "crier_rules_runners_stuck", "gauge",
+                         "Rule threads left at a deadline that have not returned yet");
+    rc |= buf_printf(b, "crier_rules_runners_stuck %ld\n", pc.runners_stuck);
+    rc |= metrics_family(
+        b, "crier_rules_quarantined", "gauge",
+        "1 while the published rule set is quarantined and the built-in policy decides");
+    rc |= buf_printf(b, "crier_rules_quarantined %d\n", pc.quarantined);
     rc |= metrics_family(b, "crier_rules_info", "gauge", "The active rules version (always 1)");
     if (rules) {
         rc |= buf_puts(b, "crier_rules_info{version=");

@@ -19,13 +19,47 @@
  * leaves it exactly the nesting POST /v1/communications allows. */
 #define RULES_MAX_DEPTH (REQ_MAX_DEPTH + 1)
 
-/* The dry-run's own rules state. A Lua state serves one thread at a time, and
- * dry-runs are rare operator calls: one state behind a lock is enough, and
- * it follows every reload like the engine's do. Created at first use. */
-static pthread_mutex_t rules_mu = PTHREAD_MUTEX_INITIALIZER;
-static prt_local_t *rules_local; /* owned; guarded by rules_mu */
-static prt_t *rules_local_of;    /* the runtime rules_local belongs to */
+/* Dry-runs decide on rules locals of their own, kept in a small pool so a
+ * dry-run answers with the published set even after the files on disk
+ * changed (a new local loads what is on disk). The lock guards only taking
+ * a local from the pool and giving it back, never a decision: dry-runs
+ * share no lock with the engine's decisions or with each other, and run
+ * under the same hard deadline. */
+#define RULES_POOL 4
+static pthread_mutex_t rules_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static prt_local_t *rules_pool[RULES_POOL]; /* owned; guarded by rules_pool_mu */
+static int rules_pool_n;                    /* guarded by rules_pool_mu */
+static prt_t *rules_pool_of;                /* the runtime the pool's locals belong to */
 
+static prt_local_t *rules_pool_take(prt_t *p)
+{
+    prt_local_t *l = NULL;
+    pthread_mutex_lock(&rules_pool_mu);
+    if (rules_pool_of == p && rules_pool_n > 0)
+        l = rules_pool[--rules_pool_n];
+    pthread_mutex_unlock(&rules_pool_mu);
+    return l ? l : prt_local_new(p);
+}
+
+static void rules_pool_give(prt_t *p, prt_local_t *l)
+{
+    prt_local_t *drop[RULES_POOL + 1];
+    int n = 0;
+    pthread_mutex_lock(&rules_pool_mu);
+    if (rules_pool_of != p) {
+        /* another runtime than the pool's: start over */
+        while (rules_pool_n > 0)
+            drop[n++] = rules_pool[--rules_pool_n];
+        rules_pool_of = p;
+    }
+    if (rules_pool_n < RULES_POOL)
+        rules_pool[rules_pool_n++] = l;
+    else
+        drop[n++] = l;
+    pthread_mutex_unlock(&rules_pool_mu);
+    while (n > 0)
+        prt_local_free(drop[--n]); /* outside the lock: it joins a thread */
+}
 static void rules_unavailable(http_answer_t *out)
 {
     http_answer_error(out, 503, "rules_unavailable", "the rules runtime is not running");
@@ -208,21 +242,12 @@ static int rules_read_input(const http_req_t *rq, cJSON *root, rules_input_t *in
 /* One decision with the live rules; 0, or -1 when out of memory. */
 static int rules_decide_live(prt_t *p, const rules_input_t *in, double now, policy_decision_t *d)
 {
-    pthread_mutex_lock(&rules_mu);
-    if (rules_local && rules_local_of != p) {
-        /* another runtime than the one the state was made for: start over */
-        prt_local_free(rules_local);
-        rules_local = NULL;
-    }
-    if (!rules_local) {
-        rules_local = prt_local_new(p);
-        rules_local_of = rules_local ? p : NULL;
-    }
-    if (rules_local)
-        prt_decide(rules_local, &in->msg, &in->client, now, &in->pending, d);
-    int rc = rules_local ? 0 : -1;
-    pthread_mutex_unlock(&rules_mu);
-    return rc;
+    prt_local_t *l = rules_pool_take(p);
+    if (!l)
+        return -1;
+    prt_decide(l, &in->msg, &in->client, now, &in->pending, d);
+    rules_pool_give(p, l);
+    return 0;
 }
 
 void api_rules_dry_run(const http_req_t *rq, http_answer_t *out)
@@ -263,9 +288,14 @@ void api_rules_dry_run(const http_req_t *rq, http_answer_t *out)
 
 void api_rules_cleanup(void)
 {
-    pthread_mutex_lock(&rules_mu);
-    prt_local_free(rules_local);
-    rules_local = NULL;
-    rules_local_of = NULL;
-    pthread_mutex_unlock(&rules_mu);
+    pthread_mutex_lock(&rules_pool_mu);
+    int n = rules_pool_n;
+    prt_local_t *drop[RULES_POOL];
+    for (int i = 0; i < n; i++)
+        drop[i] = rules_pool[i];
+    rules_pool_n = 0;
+    rules_pool_of = NULL;
+    pthread_mutex_unlock(&rules_pool_mu);
+    for (int i = 0; i < n; i++)
+        prt_local_free(drop[i]);
 }

@@ -211,10 +211,16 @@ static int rulescmd_dry_run(int argc, char **argv, cfg_t *cfg)
         return 2;
     }
 
-    rules_set_t *s = rulescmd_load(dir);
-    if (!s)
-        return 2;
+    /* A set that does not load decides nothing: the engine would answer
+     * with the built-in policy, so that decision is shown, and the load
+     * error goes to stderr with exit status 2 as for any broken file. */
     policy_decision_t d;
+    rules_set_t *s = rules_load(dir, NULL, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "crier rules: %s\n", err);
+        policy_builtin_decide(&in.msg, &in.client, now, &d);
+        return rulescmd_print(&d, err) != 0 ? 1 : 2;
+    }
     int failed = rules_decide(s, &in.msg, &in.client, now, &in.pending, &d, err, sizeof err) != 0;
     rules_free(s);
     if (failed) {

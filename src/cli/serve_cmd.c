@@ -50,7 +50,14 @@ static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
     }
     /* Rules that fail to load are reported, not fatal: the built-in policy
      * decides until a working set is saved. */
-    app->rules = prt_start(cfg->rules_dir, cfg->rules_require_tests, why, sizeof why);
+    prt_opts_t ro = {
+        .require_tests = cfg->rules_require_tests,
+        .limits = {.time_ms = (unsigned)cfg->rules_time_ms,
+                   .instructions = (unsigned long long)cfg->rules_instructions},
+        .deadline_ms = (unsigned)cfg->rules_deadline_ms,
+        .quarantine_after = cfg->rules_quarantine_after,
+    };
+    app->rules = prt_start(cfg->rules_dir, &ro, why, sizeof why);
     if (!app->rules) {
         snprintf(err, errlen, "CRIER_RULES_DIR %s: %s", cfg->rules_dir, why);
         return -1;

@@ -26,9 +26,15 @@ struct rules_set {
     /* the zone the last trace was written in, and UTC (owned by the tz cache) */
     const tz_zone_t *zone, *utc;
     char zone_name[TZ_NAME_MAX + 1];
+    int last_rc; /* LH_* of the last failed rule call of this decision */
 };
 
 static const char *const rules_channels[] = {"email", "sms", "whatsapp"};
+
+int rules_last_failure(const rules_set_t *s)
+{
+    return s->last_rc;
+}
 
 const char *rules_version(const rules_set_t *s)
 {
@@ -125,6 +131,8 @@ static int rules_call(rules_set_t *s, const char *module, const char *fn, const 
         }
     }
     int rc = lh_call(s->h, module, fn, nargs, nres, err, errlen);
+    if (rc != LH_OK)
+        s->last_rc = rc;
     if (rc == LH_EMISUSE) {
         errmsg_set(err, errlen, "%s/%s.lua: function %s is missing", s->dirname, module, fn);
         return -1;
@@ -426,6 +434,8 @@ static int rules_invoke(rules_set_t *s, const char *module, const char *fn, int 
                         char *err, size_t errlen)
 {
     int rc = lh_call(s->h, module, fn, nargs, nres, err, errlen);
+    if (rc != LH_OK)
+        s->last_rc = rc;
     if (rc == LH_EMISUSE)
         errmsg_set(err, errlen, "%s/%s.lua: function %s is missing", s->dirname, module, fn);
     return rc == LH_OK ? 0 : -1;
@@ -797,6 +807,7 @@ int rules_decide(rules_set_t *s, const policy_msg_t *m, const policy_client_t *c
                  const rules_pending_t *pending, policy_decision_t *d, char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
+    s->last_rc = LH_OK;
     d->priority = policy_priority(m->urgency);
     rules_copy(d->rules_version, sizeof d->rules_version, rules_version(s));
     if (!isfinite(now)) {
@@ -829,6 +840,7 @@ int rules_on_failure(rules_set_t *s, const policy_msg_t *m, int attempt, const c
                      char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
+    s->last_rc = LH_OK;
     cJSON *msg = rules_msg_json(m);
     cJSON *jattempt = cJSON_CreateNumber(attempt);
     cJSON *e = cJSON_CreateObject();

@@ -59,6 +59,11 @@ int rules_on_failure(rules_set_t *s, const policy_msg_t *m, int attempt, const c
                      const char *const *remaining_channels, int n_remaining, rules_failure_t *out,
                      char *err, size_t errlen);
 
+/* Why the last rules_decide or rules_on_failure on s failed: the LH_* code
+ * of the rule call that failed (LH_EBUDGET for a budget overrun), LH_OK
+ * when no rule call did (the error was the host's own). */
+int rules_last_failure(const rules_set_t *s);
+
 /* The failure action's name: "retry", "next_channel", "fail". */
 const char *rules_action_name(policy_action_t a);
 

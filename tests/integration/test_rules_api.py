@@ -104,7 +104,11 @@ def test_auth_and_input(crier, rules_dir):
 
     s = status(crier)
     check(set(s) == {"rules_dir", "active_version", "loaded_at", "last_error", "last_error_at",
-                     "reloads", "reload_failures", "rule_failures"}, "status fields: %r" % s)
+                     "policy", "quarantine", "reloads", "reload_failures", "rule_failures",
+                     "budget_overruns", "deadline_misses", "runners_stuck", "deadline_ms"},
+          "status fields: %r" % s)
+    check(s.get("policy") == "rules" and s.get("quarantine") is None,
+          "a healthy set decides: %r" % s)
     check(s["rules_dir"] == rules_dir, "status names the rules directory: %r" % s["rules_dir"])
 
     # The request is validated exactly as POST /v1/communications does it:
