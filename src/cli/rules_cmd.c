@@ -83,10 +83,20 @@ static cJSON *rulescmd_json_file(const char *path, char **text_out, size_t *len_
     return v;
 }
 
-static rules_set_t *rulescmd_load(const char *dir)
+/* The budgets serve would give the rules (CRIER_RULES_TIME_MS and
+ * CRIER_RULES_INSTRUCTIONS), so a dry-run stops where serve would. */
+static lh_limits_t rulescmd_limits(const cfg_t *cfg)
+{
+    lh_limits_t lim = {.time_ms = (unsigned)cfg->rules_time_ms,
+                       .instructions = (unsigned long long)cfg->rules_instructions};
+    return lim;
+}
+
+static rules_set_t *rulescmd_load(const char *dir, const cfg_t *cfg)
 {
     char err[RULESCMD_ERR_MAX];
-    rules_set_t *s = rules_load(dir, NULL, err, sizeof err);
+    lh_limits_t lim = rulescmd_limits(cfg);
+    rules_set_t *s = rules_load(dir, &lim, err, sizeof err);
     if (!s)
         fprintf(stderr, "crier rules: %s\n", err);
     return s;
@@ -111,7 +121,7 @@ static int rulescmd_test(int argc, char **argv, cfg_t *cfg)
     }
     if (!dir)
         dir = cfg->rules_dir;
-    rules_set_t *s = rulescmd_load(dir);
+    rules_set_t *s = rulescmd_load(dir, cfg);
     if (!s)
         return 2;
     char tests[4096], err[RULESCMD_ERR_MAX];
@@ -215,7 +225,8 @@ static int rulescmd_dry_run(int argc, char **argv, cfg_t *cfg)
      * with the built-in policy, so that decision is shown, and the load
      * error goes to stderr with exit status 2 as for any broken file. */
     policy_decision_t d;
-    rules_set_t *s = rules_load(dir, NULL, err, sizeof err);
+    lh_limits_t lim = rulescmd_limits(cfg);
+    rules_set_t *s = rules_load(dir, &lim, err, sizeof err);
     if (!s) {
         fprintf(stderr, "crier rules: %s\n", err);
         policy_builtin_decide(&in.msg, &in.client, now, &d);

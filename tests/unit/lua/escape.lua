@@ -101,7 +101,7 @@ function unpack_huge() return select("#", table.unpack({}, 1, 1e7)) end
 function find_long_pattern()
     return string.find(string.rep("a", 600000), string.rep("a", 300000) .. "b.")
 end
-function match_long_literal() return string.match(string.rep("a", 2000000), string.rep("a", 1000000) .. "b") end
+function match_long_literal() return string.match(string.rep("a", 200000), string.rep("a", 100000) .. "b") end
 function gsub_long_literal() return string.gsub(string.rep("a", 600000), string.rep("a", 300000) .. "b", "") end
 function utf8_len_loop() local s = string.rep("\u{e9}", 1e6) while true do utf8.len(s) end end
 function format_loop() local s = string.rep("x", 1e6) while true do string.format("%s%s", s, s) end end
