@@ -1,6 +1,6 @@
-/* Runs every case of the official Mustache spec files (the folder
- * conformance/mustache-spec under $CRIER_SHARED_DIR) through mst_render in
- * non-strict mode, with each case's partials. */
+/* Runs every case of the official Mustache spec files (kept in the tree,
+ * with the spec's licence, under tests/conformance/mustache-spec) through
+ * mst_render in non-strict mode, with each case's partials. */
 #include "template/mustache.h"
 
 #include <setjmp.h>
@@ -101,10 +101,10 @@ static void run_file(const char *path, const char *file, int *passed, int *faile
 static void test_spec(void **state)
 {
     (void)state;
-    const char *shared = getenv("CRIER_SHARED_DIR");
-    assert_non_null(shared);
+    const char *src = getenv("CRIER_SOURCE_DIR");
+    assert_non_null(src);
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/conformance/mustache-spec", shared);
+    snprintf(dir, sizeof dir, "%s/tests/conformance/mustache-spec", src);
     DIR *d = opendir(dir);
     if (!d)
         fprintf(stderr, "cannot open %s\n", dir);
