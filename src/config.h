@@ -20,28 +20,28 @@ typedef struct cfg_rate {
 
 typedef struct cfg {
     /* all strings owned by the cfg; never NULL after cfg_load unless noted */
-    char *database_url;        /* CRIER_DATABASE_URL, libpq URI or conninfo */
-    char *redis_url;           /* CRIER_REDIS_URL, may be "" */
-    char *listen;              /* CRIER_LISTEN, host:port */
-    char *public_url;          /* CRIER_PUBLIC_URL, base of links */
-    char *api_tokens;          /* CRIER_API_TOKENS, secret: scope:token,... */
-    char *transport_email;     /* CRIER_TRANSPORT_EMAIL (or CRIER_TRANSPORT): sandbox|live */
-    char *outbox_dir;          /* CRIER_OUTBOX_DIR */
-    char *rules_dir;           /* CRIER_RULES_DIR */
-    char *templates_dir;       /* CRIER_TEMPLATES_DIR */
-    int rules_require_tests;   /* CRIER_RULES_REQUIRE_TESTS: a reload must pass rules/tests */
+    char *database_url;         /* CRIER_DATABASE_URL, libpq URI or conninfo */
+    char *redis_url;            /* CRIER_REDIS_URL, may be "" */
+    char *listen;               /* CRIER_LISTEN, host:port */
+    char *public_url;           /* CRIER_PUBLIC_URL, base of links */
+    char *api_tokens;           /* CRIER_API_TOKENS, secret: scope:token,... */
+    char *transport_email;      /* CRIER_TRANSPORT_EMAIL (or CRIER_TRANSPORT): sandbox|live */
+    char *outbox_dir;           /* CRIER_OUTBOX_DIR */
+    char *rules_dir;            /* CRIER_RULES_DIR */
+    char *templates_dir;        /* CRIER_TEMPLATES_DIR */
+    int rules_require_tests;    /* CRIER_RULES_REQUIRE_TESTS: a reload must pass rules/tests */
     int rules_time_ms;          /* CRIER_RULES_TIME_MS: wall-time budget of one rule call */
     int rules_instructions;     /* CRIER_RULES_INSTRUCTIONS: VM instructions of one rule call */
     int rules_deadline_ms;      /* CRIER_RULES_DEADLINE_MS: a decision's hard deadline */
     int rules_quarantine_after; /* CRIER_RULES_QUARANTINE_AFTER: budget overruns that quarantine */
-    char *smtp_url;            /* CRIER_SMTP_URL */
-    int smtp_tls_required;     /* CRIER_SMTP_TLS: required (1) | off (0) */
-    char *smtp_username;       /* SMTP_USERNAME, secret, may be "" */
-    char *smtp_password;       /* SMTP_PASSWORD, secret, may be "" */
-    char *mail_from;           /* CRIER_MAIL_FROM, e.g. "Planiva <hello@planiva.example>" */
-    char *encryption_key;      /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
-    char *twilio_auth_token;   /* TWILIO_AUTH_TOKEN, secret: verifies Twilio webhooks, may be "" */
-    char *whatsapp_app_secret; /* WHATSAPP_APP_SECRET, secret: verifies Meta webhooks, may be "" */
+    char *smtp_url;             /* CRIER_SMTP_URL */
+    int smtp_tls_required;      /* CRIER_SMTP_TLS: required (1) | off (0) */
+    char *smtp_username;        /* SMTP_USERNAME, secret, may be "" */
+    char *smtp_password;        /* SMTP_PASSWORD, secret, may be "" */
+    char *mail_from;            /* CRIER_MAIL_FROM, e.g. "Planiva <hello@planiva.example>" */
+    char *encryption_key;       /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
+    char *twilio_auth_token;    /* TWILIO_AUTH_TOKEN, secret: verifies Twilio webhooks, may be "" */
+    char *whatsapp_app_secret;  /* WHATSAPP_APP_SECRET, secret: verifies Meta webhooks, may be "" */
     char
         *whatsapp_verify_token; /* WHATSAPP_VERIFY_TOKEN, secret: Meta's GET handshake, may be "" */
     char *physical_address;     /* CRIER_PHYSICAL_ADDRESS: CAN-SPAM footer */

@@ -227,15 +227,11 @@ static prn_t *prt_runner_new(prt_t *p)
  * different set is published. */
 static void prt_quarantine(prt_t *p, unsigned gen, const char *reason)
 {
-    unsigned want = gen + 1, none = 0;
+    unsigned want = gen + 1;
     if (atomic_load(&p->gen) != gen)
         return; /* a newer set is out: it did not do this */
-    if (!atomic_compare_exchange_strong(&p->qgen, &none, want) && none != want) {
-        /* an older quarantine: replace it */
-        atomic_store(&p->qgen, want);
-    } else if (none == want) {
+    if (atomic_exchange(&p->qgen, want) == want)
         return; /* already quarantined */
-    }
     char version[72];
     pthread_mutex_lock(&p->mu);
     snprintf(p->q_version, sizeof p->q_version, "%s", p->version);
@@ -482,7 +478,7 @@ void prt_stop(prt_t *p)
     /* A runner stuck past its deadline may still read p when (if) it comes
      * back: p is left to the exiting process rather than freed under it. */
     if (prn_stuck_now() > 0) {
-        log_warn("rules", "runners_still_stuck", "count", "see crier_rules_runners_stuck", NULL);
+        log_warn("rules", "runners_still_stuck", "metric", "crier_rules_runners_stuck", NULL);
         return;
     }
     pthread_mutex_destroy(&p->mu);

@@ -271,6 +271,16 @@ def rules_dir(retry_delays=None):
     return dst
 
 
+def wrap_select(rules, body):
+    """Appends to rules/channels.lua a select that runs the Lua text body
+    first, then the shipped select (kept in a local before it is replaced)."""
+    path = os.path.join(rules, "channels.lua")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\nlocal shipped_select = select\n"
+                "function select(msg, client)\n%s\n"
+                "    return shipped_select(msg, client)\nend\n" % body)
+
+
 def wait_until(predicate, timeout=10.0, interval=0.1, what=None):
     """Calls predicate until it returns something truthy and returns that;
     raises TimeoutError after timeout seconds."""

@@ -45,14 +45,6 @@ def check(cond, what):
     return cond
 
 
-def wrap_select(rules, body):
-    path = os.path.join(rules, "channels.lua")
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("\nlocal shipped_select = select\n"
-                "function select(msg, client)\n%s\n"
-                "    return shipped_select(msg, client)\nend\n" % body)
-
-
 def timed_post(crier, body):
     t0 = time.monotonic()
     st, _h, js = crier.post_comm(body)
@@ -81,7 +73,7 @@ def metric(text, name):
 
 def budget_line(db, tmp):
     rules = harness.rules_dir()
-    wrap_select(rules, '    if msg.type == "reminder" then\n'
+    harness.wrap_select(rules, '    if msg.type == "reminder" then\n'
                        '        xpcall(function() while true do end end,\n'
                        '               function(e) while true do end end)\n'
                        '    end')
@@ -164,7 +156,7 @@ def budget_line(db, tmp):
 
 def deadline_line(db, tmp):
     rules = harness.rules_dir()
-    wrap_select(rules, '    if msg.type == "reminder" then local n = 0 while true do n = n + 1 end end')
+    harness.wrap_select(rules, '    if msg.type == "reminder" then local n = 0 while true do n = n + 1 end end')
     env = {
         "CRIER_RULES_DIR": rules,
         # The VM alone would let the loop run for seconds ...

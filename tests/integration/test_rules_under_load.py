@@ -48,16 +48,6 @@ def check(cond, what):
     return cond
 
 
-def wrap_select(rules, body):
-    """Appends to channels.lua a select that runs body first, then the
-    shipped select (kept in a local before it is replaced)."""
-    path = os.path.join(rules, "channels.lua")
-    with open(path, "a", encoding="utf-8") as f:
-        f.write("\nlocal shipped_select = select\n"
-                "function select(msg, client)\n%s\n"
-                "    return shipped_select(msg, client)\nend\n" % body)
-
-
 def outbox_count(crier):
     try:
         return sum(1 for n in os.listdir(crier.outbox) if n.endswith(".eml"))
@@ -67,7 +57,7 @@ def outbox_count(crier):
 
 def containment(db, tmp):
     rules = harness.rules_dir()
-    wrap_select(rules, "\n".join(
+    harness.wrap_select(rules, "\n".join(
         '    if client.timezone == "%s" then %s end' % (tz, code) for tz, code in HOSTILE.items()))
     # Containment alone: a set whose budget overruns would quarantine it
     # after the third is tested in test_rules_quarantine.
@@ -124,7 +114,7 @@ def reload_under_flow(db, tmp):
 
         def edit():
             time.sleep(1.5)
-            wrap_select(rules, '    if msg.type == "welcome" then '
+            harness.wrap_select(rules, '    if msg.type == "welcome" then '
                                'return { skip = "paused_by_operator" } end')
             edit_at[0] = time.monotonic()
 
