@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define VAL_EMAIL_MAX 254
 #define VAL_TZ_MAX    64
@@ -141,4 +142,50 @@ int val_utf8(const char *s, size_t len)
         i += n + 1;
     }
     return 1;
+}
+
+/* The scheme is checked, not merely escaped: HTML escaping leaves
+ * "javascript:…" or "data:…" intact, and a mail client that runs or opens
+ * it does so with the recipient's trust in the sender. */
+int val_link_url(const char *s)
+{
+    if (!s || !*s || s[0] == ' ' || s[strlen(s) - 1] == ' ')
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) /* C1 controls, U+0080..U+009F */
+            return 0;
+    }
+    if (strncasecmp(s, "mailto:", 7) == 0)
+        return s[7] != '\0';
+    const char *rest;
+    if (strncasecmp(s, "https://", 8) == 0)
+        rest = s + 8;
+    else if (strncasecmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    else
+        return 0;
+    /* the authority runs to the path, query or fragment; its host follows
+     * any user information and precedes any port */
+    size_t alen = strcspn(rest, "/?#\\");
+    const char *host = rest;
+    for (size_t i = 0; i < alen; i++)
+        if (rest[i] == '@')
+            host = rest + i + 1;
+    size_t hlen = alen - (size_t)(host - rest);
+    if (memchr(rest, ' ', alen))
+        return 0;
+    if (hlen > 0 && host[0] == '[')
+        return hlen > 2 && memchr(host, ']', hlen) != NULL;
+    const char *colon = memchr(host, ':', hlen);
+    return (colon ? (size_t)(colon - host) : hlen) > 0;
+}
+
+int val_url_key(const char *key)
+{
+    if (!key)
+        return 0;
+    size_t n = strlen(key);
+    return strcmp(key, "url") == 0 || (n >= 4 && strcmp(key + n - 4, "_url") == 0);
 }

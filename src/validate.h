@@ -15,5 +15,12 @@ int val_e164(const char *s);
 int val_timezone(const char *s);
 /* Well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF). */
 int val_utf8(const char *s, size_t len);
+/* A value a template may put in a link (href): an absolute URL whose scheme
+ * is http, https or mailto (any case), with no control characters and no
+ * white space at either end; http and https need a host after "//". */
+int val_link_url(const char *s);
+/* 1 when a context key names a link by crier's convention: "url" or a key
+ * ending in "_url" (plan_url, options[].select_url, unsubscribe_url). */
+int val_url_key(const char *key);
 
 #endif

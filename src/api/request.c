@@ -158,6 +158,35 @@ static int req_check_arrays(const cJSON *node, char *path, size_t plen, req_erro
     return 0;
 }
 
+/* Context strings a template may render into a link (href) must be links
+ * the recipient can safely follow: HTML escaping keeps "javascript:" and
+ * "data:" intact. A value is a link by its key (val_url_key); the elements
+ * of an array take the array's key. Recursion is bounded by req_prescan's
+ * depth limit. */
+static int req_check_urls(const cJSON *node, int is_url, char *path, size_t plen, req_error_t *err)
+{
+    if (cJSON_IsString(node)) {
+        if (is_url && !val_link_url(node->valuestring))
+            return req_field(err, "%s: only http, https and mailto URLs are accepted", path);
+    } else if (cJSON_IsArray(node)) {
+        int i = 0;
+        for (const cJSON *c = node->child; c; c = c->next, i++) {
+            size_t l = req_path_index(path, plen, i);
+            if (req_check_urls(c, is_url, path, l, err) != 0)
+                return -1;
+            path[plen] = '\0';
+        }
+    } else if (cJSON_IsObject(node)) {
+        for (const cJSON *c = node->child; c; c = c->next) {
+            size_t l = req_path_key(path, plen, c->string);
+            if (req_check_urls(c, val_url_key(c->string), path, l, err) != 0)
+                return -1;
+            path[plen] = '\0';
+        }
+    }
+    return 0;
+}
+
 /* Looks up an optional string member. Returns 1 with *out set, 0 when absent
  * or null, -1 (err set) on a type mismatch. */
 static int req_opt_string(const cJSON *obj, const char *key, const char *path, const char **out,
@@ -452,6 +481,9 @@ static int req_fields(const cJSON *root, size_t max_decoded, req_comm_t *out, re
     if (ctx && !cJSON_IsNull(ctx)) {
         if (!cJSON_IsObject(ctx))
             return req_field(err, "context: must be an object");
+        char path[REQ_PATH_MAX] = "context";
+        if (req_check_urls(ctx, 0, path, strlen(path), err) != 0)
+            return -1;
         out->context_json = cJSON_PrintUnformatted(ctx);
     } else {
         cJSON *empty = cJSON_CreateObject();

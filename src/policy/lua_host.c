@@ -333,15 +333,17 @@ int lh_load_dir(lh_state_t *s, const char *dir, const char *const *files, char *
             errmsg_set(err, errlen, "%s: invalid module name", file);
             return LH_EMISUSE;
         }
-        char path[LH_PATH_MAX], display[LH_PATH_MAX];
-        if (snprintf(path, sizeof path, "%.*s/%s", (int)dlen, dir, file) >= (int)sizeof path) {
+        char display[LH_PATH_MAX];
+        if (dlen + 1 + flen >= LH_PATH_MAX) {
             errmsg_set(err, errlen, "%s: path too long", file);
             return LH_EMISUSE;
         }
         snprintf(display, sizeof display, "%.*s/%s", (int)(dlen - start), dir + start, file);
         buf_t b;
         buf_init(&b, LH_MAX_FILE_BYTES);
-        if (file_append(path, display, &b, err, errlen) != 0) {
+        /* Only regular files inside the directory: a FIFO must not block the
+         * load, a symlink must not read a file from elsewhere. */
+        if (file_append_in_dir(dir, file, display, &b, err, errlen) != 0) {
             buf_free(&b);
             return LH_EMISUSE;
         }

@@ -66,13 +66,12 @@ static char **rc_list(const char *dir, int *n, char *err, size_t errlen)
  * numbers in errors are the file's own. */
 static cJSON *rc_load_file(const char *dir, const char *file, char *err, size_t errlen)
 {
-    char path[4096], display[512];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
+    char display[512];
     snprintf(display, sizeof display, "tests/%s", file);
     buf_t b;
     buf_init(&b, LH_MAX_FILE_BYTES);
     buf_puts(&b, RC_WRAP_HEAD); /* fits: the buffer is empty and far larger */
-    int rc = file_append(path, display, &b, err, errlen);
+    int rc = file_append_in_dir(dir, file, display, &b, err, errlen);
     if (rc == 0 && (buf_puts(&b, RC_WRAP_TAIL) != 0)) {
         errmsg_set(err, errlen, "%s: larger than %d bytes", display, LH_MAX_FILE_BYTES);
         rc = -1;

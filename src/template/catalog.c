@@ -7,18 +7,17 @@
 #include "template/mustache.h"
 #include "util/buf.h"
 #include "util/errmsg.h"
+#include "util/file.h"
+#include "validate.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define CAT_MAX_FILE      (256 * 1024)  /* bytes per template file */
 #define CAT_MAX_FILES     256           /* files in the catalogue */
@@ -70,66 +69,48 @@ static const char *cat_find(const tpl_catalog_t *c, const char *name)
     return NULL;
 }
 
-/* Reads one regular file of at most CAT_MAX_FILE bytes. */
-static int read_small_file(const char *path, char **out, char *err, size_t errlen)
+/* Reads the template rel (relative to the catalogue's root dir, e.g.
+ * "email/welcome.html"): a regular file of at most CAT_MAX_FILE bytes
+ * without NUL bytes. A symlink is followed only to a file inside the
+ * catalogue (file_append_in_dir), so a ConfigMap volume loads and a link to
+ * a system file is refused unread. */
+static int cat_read(const char *root, const char *rel, char **out, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        errmsg_set(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        errmsg_set(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        return -1;
-    }
     buf_t b;
     buf_init(&b, CAT_MAX_FILE);
-    char chunk[8192];
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            errmsg_set(err, errlen, "%s: %s", path, strerror(errno));
-            break;
-        }
-        if (n == 0) {
-            close(fd);
-            if (b.len != strlen(b.data ? b.data : "")) {
-                errmsg_set(err, errlen, "%s: contains a NUL byte", path);
-                buf_free(&b);
-                return -1;
-            }
-            *out = buf_detach(&b);
-            return *out ? 0 : -1;
-        }
-        if (buf_append(&b, chunk, (size_t)n) != 0) {
-            errmsg_set(err, errlen, "%s: larger than %d bytes", path, CAT_MAX_FILE);
-            break;
-        }
+    if (file_append_in_dir(root, rel, rel, &b, err, errlen) != 0) {
+        buf_free(&b);
+        return -1;
     }
-    close(fd);
-    buf_free(&b);
-    return -1;
+    if (b.len != strlen(b.data ? b.data : "")) {
+        errmsg_set(err, errlen, "%s: contains a NUL byte", rel);
+        buf_free(&b);
+        return -1;
+    }
+    *out = buf_detach(&b);
+    if (!*out) {
+        errmsg_set(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
-static int cat_add(tpl_catalog_t *c, const char *dir, const char *prefix, const char *file,
-                   char *err, size_t errlen)
+/* Adds root/sub/file to the catalogue as prefix + file. */
+static int cat_add(tpl_catalog_t *c, const char *root, const char *sub, const char *prefix,
+                   const char *file, char *err, size_t errlen)
 {
     if (c->n == CAT_MAX_FILES) {
         errmsg_set(err, errlen, "more than %d template files", CAT_MAX_FILES);
         return -1;
     }
-    char path[4096], name[512];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, file) >= sizeof path ||
+    char rel[600], name[512];
+    if ((size_t)snprintf(rel, sizeof rel, "%s/%s", sub, file) >= sizeof rel ||
         (size_t)snprintf(name, sizeof name, "%s%s", prefix, file) >= sizeof name) {
-        errmsg_set(err, errlen, "%s/%s: path too long", dir, file);
+        errmsg_set(err, errlen, "%s/%s: path too long", sub, file);
         return -1;
     }
     char *text = NULL;
-    if (read_small_file(path, &text, err, errlen) != 0)
+    if (cat_read(root, rel, &text, err, errlen) != 0)
         return -1;
     c->files[c->n].name = strdup(name);
     c->files[c->n].text = text;
@@ -148,11 +129,17 @@ static int has_suffix(const char *s, const char *suf)
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/* Adds every non-hidden regular file of dir whose name ends with one of
- * the suffixes (a NULL-terminated list). */
-static int cat_scan(tpl_catalog_t *c, const char *dir, const char *prefix,
+/* Adds every non-hidden file of root/sub whose name ends with one of the
+ * suffixes (a NULL-terminated list); anything but a regular file of that
+ * name is an error, not skipped, so a misplaced FIFO or link is noticed. */
+static int cat_scan(tpl_catalog_t *c, const char *root, const char *sub, const char *prefix,
                     const char *const *suffixes, int required, char *err, size_t errlen)
 {
+    char dir[4096];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", root, sub) >= sizeof dir) {
+        errmsg_set(err, errlen, "%s: path too long", sub);
+        return -1;
+    }
     DIR *d = opendir(dir);
     if (!d) {
         if (!required && errno == ENOENT)
@@ -169,7 +156,7 @@ static int cat_scan(tpl_catalog_t *c, const char *dir, const char *prefix,
         for (const char *const *s = suffixes; *s; s++)
             match |= has_suffix(e->d_name, *s);
         if (match)
-            rc = cat_add(c, dir, prefix, e->d_name, err, errlen);
+            rc = cat_add(c, root, sub, prefix, e->d_name, err, errlen);
     }
     closedir(d);
     return rc;
@@ -513,21 +500,14 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
         errmsg_set(err, errlen, "out of memory");
         return NULL;
     }
-    char email[4096], partials[4096];
-    snprintf(email, sizeof email, "%s/email", dir);
-    snprintf(partials, sizeof partials, "%s/email/partials", dir);
     static const char *const email_suffixes[] = {".html", ".txt", ".subject", NULL};
     static const char *const partial_suffixes[] = {".mustache", NULL};
-    if (cat_scan(c, email, "", email_suffixes, 1, err, errlen) != 0 ||
-        cat_scan(c, partials, "partials/", partial_suffixes, 0, err, errlen) != 0)
-        goto fail;
-    char sms[4096], whatsapp[4096];
-    snprintf(sms, sizeof sms, "%s/sms", dir);
-    snprintf(whatsapp, sizeof whatsapp, "%s/whatsapp", dir);
     static const char *const sms_suffixes[] = {".txt", NULL};
     static const char *const wa_suffixes[] = {".txt", ".json", NULL};
-    if (cat_scan(c, sms, "sms/", sms_suffixes, 1, err, errlen) != 0 ||
-        cat_scan(c, whatsapp, "whatsapp/", wa_suffixes, 1, err, errlen) != 0)
+    if (cat_scan(c, dir, "email", "", email_suffixes, 1, err, errlen) != 0 ||
+        cat_scan(c, dir, "email/partials", "partials/", partial_suffixes, 0, err, errlen) != 0 ||
+        cat_scan(c, dir, "sms", "sms/", sms_suffixes, 1, err, errlen) != 0 ||
+        cat_scan(c, dir, "whatsapp", "whatsapp/", wa_suffixes, 1, err, errlen) != 0)
         goto fail;
     qsort(c->files, c->n, sizeof c->files[0], by_name);
 
@@ -672,6 +652,31 @@ static void one_line(char *s)
     s[n] = '\0';
 }
 
+/* The API refuses a link other than http, https or mailto (request.c);
+ * this is the second line, for rows accepted before that check and for
+ * contexts the engine composes (a digest's items): an email never renders
+ * such a value, which HTML escaping leaves intact, into an href. Returns 1,
+ * or 0 with *bad the offending key (never NULL then: only a key makes a
+ * link). The elements of an array take the array's key, as at the API. */
+static int cat_links_ok(const cJSON *node, int is_url, const char *key, const char **bad)
+{
+    if (cJSON_IsString(node)) {
+        if (is_url && !val_link_url(node->valuestring)) {
+            *bad = key;
+            return 0;
+        }
+    } else if (cJSON_IsArray(node)) {
+        for (const cJSON *c = node->child; c; c = c->next)
+            if (!cat_links_ok(c, is_url, key, bad))
+                return 0;
+    } else if (cJSON_IsObject(node)) {
+        for (const cJSON *c = node->child; c; c = c->next)
+            if (!cat_links_ok(c, val_url_key(c->string), c->string, bad))
+                return 0;
+    }
+    return 1;
+}
+
 int tpl_render_email(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx,
                      tpl_email_t *out, char *err, size_t errlen)
 {
@@ -687,6 +692,18 @@ int tpl_render_email(const tpl_catalog_t *c, const char *message_type, const cJS
         known |= strcmp(message_type, cat_type(t)) == 0;
     if (!known) {
         errmsg_set(err, errlen, "unknown email message type '%.64s'", message_type);
+        return -1;
+    }
+    /* "site" is configuration (tpl_context_build replaces any the request
+     * sent), trusted like the templates themselves */
+    const char *bad = NULL;
+    for (const cJSON *k = cJSON_IsObject(ctx) ? ctx->child : NULL; k; k = k->next)
+        if (strcmp(k->string, "site") != 0 &&
+            !cat_links_ok(k, val_url_key(k->string), k->string, &bad))
+            break;
+    if (bad) {
+        errmsg_set(err, errlen, "%s email: %.64s: only http, https and mailto URLs are accepted",
+                   message_type, bad);
         return -1;
     }
     out->subject = render_part(c, message_type, ".subject", ctx, err, errlen);

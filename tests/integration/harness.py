@@ -506,8 +506,10 @@ class Crier:
                                 % (TOKEN_WORKFLOW, TOKEN_OPERATOR, TOKEN_ADMIN),
             "CRIER_ENCRYPTION_KEY": ENCRYPTION_KEY,
             "CRIER_TEMPLATES_DIR": os.path.join(src, "templates"),
-            # the shipped rules, but due at once: see rules_now/timing.lua
-            "CRIER_RULES_DIR": os.path.join(src, "tests", "integration", "rules_now"),
+            # the shipped rules, but due at once: see rules_now/timing.lua.
+            # A copy, because rules_now links to the shipped files and the
+            # loader follows no symlink out of its folder.
+            "CRIER_RULES_DIR": (env or {}).get("CRIER_RULES_DIR") or rules_dir(),
             "CRIER_SQL_DIR": os.path.join(src, "sql"),
             "CRIER_OUTBOX_DIR": self.outbox,
             "CRIER_TRANSPORT": "sandbox",

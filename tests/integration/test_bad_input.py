@@ -201,6 +201,19 @@ def main():
             ("timezone that walks out of the zone folder",
              lambda: crier.post_comm(body(**{"client.timezone": "../../etc/passwd"})),
              422, "invalid_field", None),
+            ("a javascript: link in context",
+             lambda: crier.post_comm(body(context={"event_type": "wedding",
+                                                   "plan_url": "javascript:alert(document.cookie)"})),
+             422, "invalid_field", "alert"),
+            ("a data: link inside a list in context",
+             lambda: crier.post_comm(body(message_type="vendor_options", context={
+                 "event_type": "wedding", "options_url": "https://app.planiva.example/o",
+                 "vendor_combinations": [
+                     {"name": "A", "total_cost": "1", "vendors": [],
+                      "select_url": "https://app.planiva.example/o/1"},
+                     {"name": "B", "total_cost": "2", "vendors": [],
+                      "select_url": "data:text/html;base64,PHNjcmlwdD4="}]})),
+             422, "invalid_field", "PHNjcmlwdD4"),
             ("client name over 200 characters",
              lambda: crier.post_comm(body(**{"client.name": "N" * 201})),
              422, "invalid_field", None),
@@ -273,6 +286,17 @@ def main():
                 check(secret not in answer["error"]["message"],
                       "%s: the message does not echo the value" % name)
             check(after == before, "%s: rows unchanged (%r -> %r)" % (name, before, after))
+
+        # A refused link is named by its place in context, with the rule.
+        before = row_counts(db)
+        st, _h, js = crier.post_comm(body(context={"options": [
+            {"select_url": "https://app.planiva.example/o/1"},
+            {"select_url": " JAVASCRIPT:alert(1)"}]}))
+        check(st == 422 and js == {"error": {
+            "code": "invalid_field",
+            "message": "context.options[1].select_url: only http, https and mailto URLs are accepted"}},
+            "a bad link names its field (%s %r)" % (st, js))
+        check(row_counts(db) == before, "a bad link changes nothing")
 
         # The server survived all of it and still takes good requests.
         st, _h, js = crier.request("GET", "/healthz", token=None)

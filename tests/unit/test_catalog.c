@@ -1,6 +1,8 @@
 /* The shipped email catalogue: every type renders with its example
  * context, is well-formed, carries the CAN-SPAM footer and escapes
- * request data in HTML. */
+ * request data in HTML; a link is only ever http, https or mailto; the
+ * loader reads regular files inside the catalogue only (a ConfigMap volume's
+ * links load, a link out of it or a FIFO is refused). */
 #include "template/catalog.h"
 #include "template/context.h"
 #include "util/buf.h"
@@ -12,10 +14,13 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define HOSTILE_NAME "<script>alert(1)</script> Zoë"
 #define ESCAPED_NAME "&lt;script&gt;alert(1)&lt;/script&gt; Zoë"
@@ -233,6 +238,224 @@ static void test_bad_directory(void **state)
     assert_true(err[0] != '\0');
 }
 
+/* A context value named like a link with another scheme is refused before
+ * anything renders, naming the key: the second line behind the API. */
+static void expect_link_refused(tpl_catalog_t *c, const char *type, cJSON *req, const char *key)
+{
+    cJSON *ctx = tpl_context_build(req, &site, "Asha", "p-1", "c-1");
+    assert_non_null(ctx);
+    tpl_email_t m;
+    char err[512];
+    assert_int_equal(tpl_render_email(c, type, ctx, &m, err, sizeof err), -1);
+    if (!strstr(err, key) || !strstr(err, "only http, https and mailto URLs"))
+        fprintf(stderr, "error does not name %s: %s\n", key, err);
+    assert_non_null(strstr(err, key));
+    assert_non_null(strstr(err, "only http, https and mailto URLs"));
+    assert_null(strstr(err, "alert")); /* the value is not quoted */
+    assert_null(m.html);
+    cJSON_Delete(ctx);
+}
+
+static void test_render_refuses_other_link_schemes(void **state)
+{
+    (void)state;
+    char err[512];
+    tpl_catalog_t *c = tpl_catalog_load(templates_dir, err, sizeof err);
+    assert_non_null(c);
+    static const char *const bad[] = {"javascript:alert(1)",
+                                      "JavaScript:alert(1)",
+                                      " javascript:alert(1)",
+                                      "data:text/html,alert",
+                                      "vbscript:alert",
+                                      "/relative",
+                                      "http://"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *req = load_example("welcome");
+        cJSON_ReplaceItemInObjectCaseSensitive(req, "plan_url", cJSON_CreateString(bad[i]));
+        expect_link_refused(c, "welcome", req, "plan_url");
+        cJSON_Delete(req);
+    }
+    /* inside a list, as vendor_options' select_url is */
+    cJSON *req = load_example("vendor_options");
+    cJSON *combo = cJSON_GetArrayItem(cJSON_GetObjectItem(req, "vendor_combinations"), 1);
+    assert_non_null(combo);
+    cJSON_ReplaceItemInObjectCaseSensitive(combo, "select_url",
+                                           cJSON_CreateString("javascript:alert(1)"));
+    expect_link_refused(c, "vendor_options", req, "select_url");
+    cJSON_Delete(req);
+
+    /* site is configuration, not held to the rule (nor replaceable by the
+     * request) */
+    tpl_site_t odd = site;
+    odd.public_url = "";
+    req = load_example("welcome");
+    cJSON *octx = tpl_context_build(req, &odd, "Asha", "p-1", "c-1");
+    tpl_email_t om;
+    assert_int_equal(tpl_render_email(c, "welcome", octx, &om, err, sizeof err), 0);
+    tpl_email_free(&om);
+    cJSON_Delete(octx);
+    cJSON_Delete(req);
+
+    /* the accepted schemes render as given */
+    static const char *const good[] = {"https://app.planiva.example/p", "HTTP://planiva.example",
+                                       "mailto:help@planiva.example"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        req = load_example("welcome");
+        cJSON_ReplaceItemInObjectCaseSensitive(req, "plan_url", cJSON_CreateString(good[i]));
+        cJSON *ctx = tpl_context_build(req, &site, "Asha", "p-1", "c-1");
+        tpl_email_t m;
+        assert_int_equal(tpl_render_email(c, "welcome", ctx, &m, err, sizeof err), 0);
+        char href[128];
+        snprintf(href, sizeof href, "href=\"%s\"", good[i]);
+        assert_non_null(strstr(m.html, href));
+        tpl_email_free(&m);
+        cJSON_Delete(ctx);
+        cJSON_Delete(req);
+    }
+    tpl_catalog_free(c);
+}
+
+/* ------------------------------------------------- files on disk */
+
+static char tree[64]; /* scratch catalogue trees */
+
+static void at(char *out, size_t n, const char *rel)
+{
+    snprintf(out, n, "%s/%s", tree, rel);
+}
+
+/* Copies the regular files of the shipped catalogue's sub into dst. */
+static void copy_dir(const char *sub, const char *dst)
+{
+    char from[4200], to[4200];
+    snprintf(from, sizeof from, "%s/%s", templates_dir, sub);
+    at(to, sizeof to, dst);
+    assert_int_equal(mkdir(to, 0700), 0);
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char src[8400], out[8400];
+        snprintf(src, sizeof src, "%s/%s", from, e->d_name);
+        snprintf(out, sizeof out, "%s/%s", to, e->d_name);
+        struct stat st;
+        assert_int_equal(stat(src, &st), 0);
+        if (!S_ISREG(st.st_mode))
+            continue;
+        FILE *in = fopen(src, "rb"), *o = fopen(out, "wb");
+        assert_non_null(in);
+        assert_non_null(o);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, in)) > 0)
+            assert_int_equal(fwrite(chunk, 1, n, o), n);
+        fclose(in);
+        assert_int_equal(fclose(o), 0);
+    }
+    closedir(d);
+}
+
+static void link_at(const char *target, const char *rel)
+{
+    char path[256];
+    at(path, sizeof path, rel);
+    assert_int_equal(symlink(target, path), 0);
+}
+
+/* The layout Kubernetes gives a ConfigMap volume: the files in a
+ * timestamped directory, "..data" linked to it, each entry a link through
+ * "..data". Returns the catalogue's root. */
+static const char *configmap_tree(void)
+{
+    static char root[128];
+    char path[256];
+    snprintf(root, sizeof root, "%s/cm", tree);
+    assert_int_equal(mkdir(root, 0700), 0);
+    at(path, sizeof path, "cm/..2026_01_01");
+    assert_int_equal(mkdir(path, 0700), 0);
+    copy_dir("email", "cm/..2026_01_01/email");
+    copy_dir("sms", "cm/..2026_01_01/sms");
+    copy_dir("whatsapp", "cm/..2026_01_01/whatsapp");
+    link_at("..2026_01_01", "cm/..data");
+    link_at("..data/email", "cm/email");
+    link_at("..data/sms", "cm/sms");
+    link_at("..data/whatsapp", "cm/whatsapp");
+    return root;
+}
+
+static void test_files_on_disk(void **state)
+{
+    (void)state;
+    snprintf(tree, sizeof tree, "/tmp/crier-cat-XXXXXX");
+    assert_non_null(mkdtemp(tree));
+    char err[512], path[256];
+
+    /* links inside the catalogue load, to the same catalogue */
+    tpl_catalog_t *shipped = tpl_catalog_load(templates_dir, err, sizeof err);
+    assert_non_null(shipped);
+    const char *root = configmap_tree();
+    tpl_catalog_t *c = tpl_catalog_load(root, err, sizeof err);
+    if (!c)
+        fprintf(stderr, "configmap layout: %s\n", err);
+    assert_non_null(c);
+    assert_string_equal(tpl_catalog_version(c), tpl_catalog_version(shipped));
+    tpl_catalog_free(c);
+    tpl_catalog_free(shipped);
+
+    /* a template linked to a file outside is refused, and not read */
+    at(path, sizeof path, "secret.txt");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("root:$6$secret-token\n", f);
+    assert_int_equal(fclose(f), 0);
+    char target[256];
+    at(target, sizeof target, "cm/..2026_01_01/email/welcome.txt");
+    assert_int_equal(unlink(target), 0);
+    assert_int_equal(symlink(path, target), 0);
+    assert_null(tpl_catalog_load(root, err, sizeof err));
+    assert_string_equal(err, "email/welcome.txt: symlink points outside cm");
+
+    /* a FIFO is refused without waiting for a writer (the alarm would end
+     * a blocked test) */
+    assert_int_equal(unlink(target), 0);
+    assert_int_equal(mkfifo(target, 0600), 0);
+    alarm(10);
+    assert_null(tpl_catalog_load(root, err, sizeof err));
+    alarm(0);
+    assert_string_equal(err, "email/welcome.txt: not a regular file");
+
+    /* scratch removal: the tree's files are known */
+    static const char *const subs[] = {"email", "sms", "whatsapp"};
+    for (size_t i = 0; i < 3; i++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, "%s/cm/..2026_01_01/%s", tree, subs[i]);
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char p[600];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            if (e->d_name[0] != '.')
+                unlink(p);
+        }
+        closedir(d);
+        rmdir(dir);
+        snprintf(dir, sizeof dir, "%s/cm/%s", tree, subs[i]);
+        unlink(dir);
+    }
+    at(path, sizeof path, "cm/..data");
+    unlink(path);
+    at(path, sizeof path, "cm/..2026_01_01");
+    rmdir(path);
+    at(path, sizeof path, "cm");
+    rmdir(path);
+    at(path, sizeof path, "secret.txt");
+    unlink(path);
+    rmdir(tree);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +464,8 @@ int main(void)
         cmocka_unit_test(test_missing_required_variable),
         cmocka_unit_test(test_unknown_type_and_context_override),
         cmocka_unit_test(test_bad_directory),
+        cmocka_unit_test(test_render_refuses_other_link_schemes),
+        cmocka_unit_test(test_files_on_disk),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

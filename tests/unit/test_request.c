@@ -2,6 +2,8 @@
  * kind of bad input gets its own code and a message naming the field. */
 #include "api/request.h"
 
+#include <cjson/cJSON.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -218,6 +220,112 @@ static void test_bad_fields(void **state)
     }
 }
 
+/* Links in context: every string a template may put in an href (a key
+ * "url" or ending "_url", at any depth, and the elements of such a list)
+ * must be http, https or mailto; the message names the field, never the
+ * value. */
+static void test_link_urls(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "javascript:alert(document.cookie)",
+        "JAVASCRIPT:alert(1)",
+        " javascript:alert(1)",
+        "data:text/html;base64,PHNjcmlwdD4=",
+        "vbscript:msgbox(1)",
+        "/plans/5b1d",
+        "//evil.example/x",
+        "http://",
+        "https:///path",
+        "http://:8080/x",
+        "http://user@/x",
+        "http:evil.example",
+        "https://planiva.example/\tx",
+        "https://planiva.example/ ",
+        "mailto:",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *ctx = cJSON_CreateObject();
+        cJSON_AddStringToObject(ctx, "plan_url", bad[i]);
+        char *text = cJSON_PrintUnformatted(ctx);
+        char pair[512];
+        snprintf(pair, sizeof pair, "\"context\":%s", text);
+        char *body = with_field(pair);
+        req_comm_t r;
+        req_error_t e;
+        if (parse(body, &r, &e) == 0) {
+            fprintf(stderr, "accepted: \"%s\"\n", bad[i]);
+            req_free(&r);
+            fail();
+        }
+        assert_int_equal(e.status, 422);
+        assert_string_equal(e.code, "invalid_field");
+        assert_string_equal(e.message,
+                            "context.plan_url: only http, https and mailto URLs are accepted");
+        free(body);
+        cJSON_free(text);
+        cJSON_Delete(ctx);
+    }
+
+    /* named with its place: inside a list of objects, in a list of links,
+     * deep in objects, and the bare key "url" */
+    static const struct {
+        const char *context;
+        const char *message;
+    } nested[] = {
+        {"{\"options\":[{\"select_url\":\"https://a.example/"
+         "1\"},{\"select_url\":\"javascript:x\"}]}",
+         "context.options[1].select_url: only http, https and mailto URLs are accepted"},
+        {"{\"vendor_combinations\":[{\"name\":\"A\",\"select_url\":\"data:text/html,x\"}]}",
+         "context.vendor_combinations[0].select_url: only http, https and mailto URLs are "
+         "accepted"},
+        {"{\"mirror_url\":[\"https://a.example\",[\"vbscript:x\"]]}",
+         "context.mirror_url[1][0]: only http, https and mailto URLs are accepted"},
+        {"{\"a\":{\"b\":{\"url\":\"javascript:x\"}}}",
+         "context.a.b.url: only http, https and mailto URLs are accepted"},
+        {"{\"unsubscribe_url\":\"JaVaScRiPt:x\"}",
+         "context.unsubscribe_url: only http, https and mailto URLs are accepted"},
+    };
+    for (size_t i = 0; i < sizeof nested / sizeof nested[0]; i++) {
+        char pair[512];
+        snprintf(pair, sizeof pair, "\"context\":%s", nested[i].context);
+        char *body = with_field(pair);
+        expect_error(body, 422, "invalid_field", nested[i].message);
+        free(body);
+    }
+
+    /* what passes: the three schemes in any case, with ports, user
+     * information, IPv6 hosts, queries; other keys and non-string values
+     * are not links */
+    static const char *const good[] = {
+        "{\"plan_url\":\"https://app.planiva.example/plans/5b1d\"}",
+        "{\"plan_url\":\"http://planiva.example\"}",
+        "{\"plan_url\":\"HTTPS://APP.PLANIVA.EXAMPLE/X\"}",
+        "{\"plan_url\":\"Http://planiva.example:8080/x?y=1#z\"}",
+        "{\"plan_url\":\"https://user@planiva.example/x\"}",
+        "{\"plan_url\":\"http://[2001:db8::1]:8080/x\"}",
+        "{\"support_url\":\"mailto:help@planiva.example?subject=Plan%205b1d\"}",
+        "{\"review_url\":\"MAILTO:help@planiva.example\"}",
+        "{\"options\":[{\"select_url\":\"https://a.example/1\"},{\"select_url\":null}]}",
+        "{\"action_url\":null,\"count_url\":3,\"flag_url\":true}",
+        "{\"note\":\"javascript:x\",\"urls\":[\"data:x\"],\"curl\":\"vbscript:x\"}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char pair[512];
+        snprintf(pair, sizeof pair, "\"context\":%s", good[i]);
+        char *body = with_field(pair);
+        req_comm_t r;
+        req_error_t e;
+        int rc = parse(body, &r, &e);
+        if (rc != 0)
+            fprintf(stderr, "refused %s: %s\n", good[i], e.message);
+        assert_int_equal(rc, 0);
+        req_free(&r);
+        free(body);
+    }
+}
+
 static void test_required_fields(void **state)
 {
     (void)state;
@@ -282,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_long_array),        cmocka_unit_test(test_bad_fields),
         cmocka_unit_test(test_required_fields),   cmocka_unit_test(test_too_many_attachments),
         cmocka_unit_test(test_attachment_budget), cmocka_unit_test(test_idempotency_key),
+        cmocka_unit_test(test_link_urls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -465,6 +466,42 @@ static void test_load_failures(void **st)
                       "timing.send_at");
 }
 
+/* Replaces file name of a copied rules set with a FIFO (target NULL) or a
+ * symlink to target, loads it, and expects a prompt refusal naming want. */
+static void assert_special_refused(const char *name, const char *target, const char *want)
+{
+    tmprules_t t;
+    make_rules(&t, NULL, NULL);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", t.dir, name);
+    assert_int_equal(unlink(path), 0);
+    if (target)
+        assert_int_equal(symlink(target, path), 0);
+    else
+        assert_int_equal(mkfifo(path, 0600), 0);
+    char err[1024] = "";
+    /* A FIFO opened for reading would block until a writer came: the
+     * loader must refuse it without opening it, so no alarm is needed
+     * for the test to fail rather than hang; ctest's timeout is the net. */
+    rules_set_t *s = rules_load(t.dir, NULL, err, sizeof err);
+    drop_rules(&t);
+    if (s)
+        fail_msg("a rules folder whose %s is special was accepted", name);
+    if (!strstr(err, want))
+        fail_msg("error \"%s\" does not name \"%s\"", err, want);
+    /* the message never shows the target's bytes or its path */
+    if (target && strstr(err, target))
+        fail_msg("error \"%s\" names the symlink's target", err);
+}
+
+static void test_loader_refuses_special_files(void **st)
+{
+    (void)st;
+    assert_special_refused("channels.lua", NULL, "channels.lua: not a regular file");
+    assert_special_refused("timing.lua", "/etc/passwd", "timing.lua: symlink points outside");
+    assert_special_refused("batching.lua", "missing.lua", "batching.lua: dangling symlink");
+}
+
 /* Behaves on the smoke test's inputs, misbehaves on reminders. */
 static const char *const bad_select[] = {
     "function select(msg, client)\n"
@@ -702,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_load_failures),      cmocka_unit_test(test_containment),
         cmocka_unit_test(test_validation),         cmocka_unit_test(test_inputs_read_only),
         cmocka_unit_test(test_time_helpers_agree),
+        cmocka_unit_test(test_loader_refuses_special_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
