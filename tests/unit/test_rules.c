@@ -734,10 +734,14 @@ static void test_time_helpers_agree(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lua_and_c_agree),    cmocka_unit_test(test_timing_transitions),
-        cmocka_unit_test(test_channels),           cmocka_unit_test(test_on_failure),
-        cmocka_unit_test(test_load_failures),      cmocka_unit_test(test_containment),
-        cmocka_unit_test(test_validation),         cmocka_unit_test(test_inputs_read_only),
+        cmocka_unit_test(test_lua_and_c_agree),
+        cmocka_unit_test(test_timing_transitions),
+        cmocka_unit_test(test_channels),
+        cmocka_unit_test(test_on_failure),
+        cmocka_unit_test(test_load_failures),
+        cmocka_unit_test(test_containment),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_inputs_read_only),
         cmocka_unit_test(test_time_helpers_agree),
         cmocka_unit_test(test_loader_refuses_special_files),
     };
