@@ -72,6 +72,13 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_LOG_LEVEL", "log_level", CFG_LEVEL, S(log_level), "info", 0, 0},
     {"CRIER_WORKERS", "workers", CFG_INT, S(workers), "4", 0, 256},
     {"CRIER_HTTP_THREADS", "http_threads", CFG_INT, S(http_threads), "2", 1, 64},
+    /* Connections one client address may hold, of the server's 2048: enough
+     * for a workflow's connection pool, far from all of them. */
+    {"CRIER_HTTP_PER_IP_LIMIT", "http_per_ip_limit", CFG_INT, S(http_per_ip_limit), "64", 1, 2048},
+    /* Seconds a request may take to arrive whole (line, headers, body),
+     * however steadily its bytes trickle in. */
+    {"CRIER_HTTP_REQUEST_TIMEOUT_S", "http_request_timeout_s", CFG_INT, S(http_request_timeout_s),
+     "30", 1, 3600},
     {"CRIER_MAX_BODY_BYTES", "max_body_bytes", CFG_SIZE, S(max_body), "1048576", 1024,
      64L * 1024 * 1024},
     {"CRIER_LEASE_SECONDS", "lease_seconds", CFG_INT, S(lease_seconds), "60", 1, 86400},

@@ -50,6 +50,8 @@ typedef struct cfg {
     char *log_level;            /* CRIER_LOG_LEVEL */
     int workers;                /* CRIER_WORKERS: delivery worker threads */
     int http_threads;           /* CRIER_HTTP_THREADS: libmicrohttpd thread pool */
+    int http_per_ip_limit;      /* CRIER_HTTP_PER_IP_LIMIT: connections per client address */
+    int http_request_timeout_s; /* CRIER_HTTP_REQUEST_TIMEOUT_S: a request arrives whole in */
     size_t max_body;            /* CRIER_MAX_BODY_BYTES */
     int lease_seconds;          /* CRIER_LEASE_SECONDS: how long a claim is held */
     int poll_ms;                /* CRIER_POLL_MS: queue poll when no NOTIFY arrives */

@@ -6,7 +6,14 @@
  * once per body chunk, then once with no data. A POST to
  * /v1/communications is then suspended and handed to the intake; the intake
  * resumes it with the answer, and libmicrohttpd calls the handler once more,
- * which queues that answer. */
+ * which queues that answer.
+ *
+ * Two limits keep one client from taking the server: connections per client
+ * address (libmicrohttpd counts them), and the time a request may take to
+ * arrive whole (conn_guard: libmicrohttpd's own timeout restarts on every
+ * byte). The guard learns of each connection and request from
+ * libmicrohttpd's notifications: connection started and closed, request
+ * line, the handler's calls, request completed. */
 #include "http/server.h"
 
 #include "api/comms.h"
@@ -17,6 +24,7 @@
 #include "engine/intake.h"
 #include "http/answer.h"
 #include "http/auth.h"
+#include "http/conn_guard.h"
 #include "http/stats.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -35,8 +43,9 @@
 
 #define SRV_DEFAULT_BODY     (1024 * 1024)
 #define SRV_CONNECTION_LIMIT 2048
-#define SRV_PER_IP_LIMIT     1024 /* loopback benchmarks come from one address */
-#define SRV_TIMEOUT_S        30
+#define SRV_PER_IP_LIMIT     64          /* when the configuration gives none */
+#define SRV_REQUEST_S        30          /* likewise: a request arrives whole within */
+#define SRV_TIMEOUT_S        30          /* idle: no byte either way, e.g. a client not reading */
 #define SRV_CONN_MEMORY      (64 * 1024) /* headers; bodies go to our own buffer */
 #define SRV_PARAM_MAX        72
 #define SRV_LOG_PATH_MAX     200
@@ -49,6 +58,7 @@ struct http_server {
     app_t *app;       /* borrowed */
     intake_t *intake; /* a reference of our own: valid even after intake_stop */
     auth_t *auth;
+    cg_t *guard; /* request deadlines */
     struct MHD_Daemon *daemon;
     size_t max_body;
     int port;
@@ -119,6 +129,7 @@ typedef enum {
 typedef struct srv_conn {
     http_server_t *srv;
     struct MHD_Connection *mhd;
+    cg_conn_t *guard;         /* the connection's deadline; NULL if unguarded */
     const srv_route_t *route; /* NULL when no route matched */
     http_route_id_t route_id;
     char method[16];
@@ -374,6 +385,14 @@ static enum MHD_Result srv_dispatch(srv_conn_t *c, const char *method)
     return MHD_YES;
 }
 
+/* The guard's tracker of mhd's connection, set when the connection opened. */
+static cg_conn_t *srv_guard_of(struct MHD_Connection *mhd)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static srv_conn_t *srv_conn_new(http_server_t *s, struct MHD_Connection *mhd, const char *url,
                                 const char *method)
 {
@@ -382,6 +401,7 @@ static srv_conn_t *srv_conn_new(http_server_t *s, struct MHD_Connection *mhd, co
         return NULL;
     c->srv = s;
     c->mhd = mhd;
+    c->guard = srv_guard_of(mhd);
     c->route_id = HTTP_ROUTE_OTHER;
     c->start_ms = time_mono_ms();
     snprintf(c->method, sizeof c->method, "%s", method);
@@ -404,8 +424,17 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *mhd, const c
         if (!c)
             return MHD_NO;
         *con_cls = c;
+        /* Shut down for being too slow while the last header bytes came in:
+         * the request is not served. */
+        if (cg_headers(s->guard, c->guard) != 0)
+            return MHD_NO;
         enum MHD_Result ret = MHD_YES;
-        srv_admit(c, method, &ret);
+        /* Answered from the headers: libmicrohttpd reads nothing more of
+         * this request, so its clock stops (the idle timeout covers a client
+         * that will not read the answer). Being swept meanwhile needs no
+         * check: the answer just fails to go out. */
+        if (srv_admit(c, method, &ret) != 0)
+            (void)cg_received(s->guard, c->guard);
         return ret;
     }
 
@@ -436,6 +465,11 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *mhd, const c
         }
         return MHD_YES;
     }
+    /* The whole request is here. The clock stops, unless it ran out while
+     * the last bytes came in: then the socket is shut down already and the
+     * request is dropped rather than handed to a handler or the intake. */
+    if (cg_received(s->guard, c->guard) != 0)
+        return MHD_NO;
     if (c->too_large)
         return srv_error(c, 413, "body_too_large", "the body is larger than the limit");
     return srv_dispatch(c, method);
@@ -444,8 +478,11 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *mhd, const c
 static void srv_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
                           enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)mhd;
+    http_server_t *s = cls;
+    /* The answer is out and the connection stays open: the next request's
+     * clock starts (any other ending closes the connection). */
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        cg_next(s->guard, srv_guard_of(mhd));
     srv_conn_t *c = *con_cls;
     if (!c)
         return;
@@ -461,6 +498,39 @@ static void srv_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
     http_answer_free(&c->answer);
     free(c);
     *con_cls = NULL;
+}
+
+/* Connection opened or closed. libmicrohttpd calls CLOSED before it closes
+ * the socket (and never for a socket it has not reported STARTED), so the
+ * guard never holds a descriptor that may already belong to another
+ * connection. */
+static void srv_connection(void *cls, struct MHD_Connection *mhd, void **socket_context,
+                           enum MHD_ConnectionNotificationCode toe)
+{
+    http_server_t *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci) {
+            log_error("http", "no_request_deadline", "note",
+                      "connection without a request deadline", NULL);
+            *socket_context = NULL;
+            return;
+        }
+        *socket_context = cg_open(s->guard, ci->connect_fd);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        cg_close(s->guard, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* A request line has arrived (called before its headers are read). */
+static void *srv_request_line(void *cls, const char *uri, struct MHD_Connection *mhd)
+{
+    (void)uri;
+    http_server_t *s = cls;
+    cg_request_line(s->guard, srv_guard_of(mhd));
+    return NULL; /* *con_cls stays NULL until srv_access makes the request's state */
 }
 
 static void srv_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -529,9 +599,21 @@ http_server_t *http_start(app_t *app, char *err, size_t errlen)
     }
     if (auth_count(s->auth) == 0)
         log_warn("http", "no_api_tokens", "note", "every /v1 request will be refused", NULL);
+    int request_s =
+        app->cfg->http_request_timeout_s > 0 ? app->cfg->http_request_timeout_s : SRV_REQUEST_S;
+    unsigned per_ip =
+        app->cfg->http_per_ip_limit > 0 ? (unsigned)app->cfg->http_per_ip_limit : SRV_PER_IP_LIMIT;
+    /* a slot for every connection the daemon may hold */
+    s->guard = cg_new(SRV_CONNECTION_LIMIT, request_s, err, errlen);
+    if (!s->guard) {
+        auth_free(s->auth);
+        free(s);
+        return NULL;
+    }
 
     struct addrinfo *ai = NULL;
     if (srv_resolve(app->cfg->listen, &ai, err, errlen) != 0) {
+        cg_free(s->guard);
         auth_free(s->auth);
         free(s);
         return NULL;
@@ -546,10 +628,12 @@ http_server_t *http_start(app_t *app, char *err, size_t errlen)
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)srv_mhd_log, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr},
         {MHD_OPTION_CONNECTION_LIMIT, SRV_CONNECTION_LIMIT, NULL},
-        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, SRV_PER_IP_LIMIT, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, SRV_TIMEOUT_S, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONN_MEMORY, NULL},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)srv_completed, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)srv_completed, s},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)srv_connection, s},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)srv_request_line, s},
 #if MHD_VERSION >= 0x00097701
         {MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, NULL},
 #else
@@ -568,6 +652,7 @@ http_server_t *http_start(app_t *app, char *err, size_t errlen)
         snprintf(err, errlen, "cannot listen on %s (address in use or not local?)",
                  app->cfg->listen);
         intake_unref(s->intake);
+        cg_free(s->guard);
         auth_free(s->auth);
         free(s);
         return NULL;
@@ -595,6 +680,7 @@ void http_stop(http_server_t *s)
         return;
     }
     MHD_stop_daemon(s->daemon);
+    cg_free(s->guard);   /* after the daemon: it has closed every connection */
     api_rules_cleanup(); /* no handler runs any more */
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
