@@ -3,6 +3,7 @@
 #include "http/stats.h"
 #include "metrics/metrics.h"
 #include "policy/runtime.h"
+#include "ratelimit/ratelimit.h"
 #include "util/buf.h"
 
 #include <stdatomic.h>
@@ -84,11 +85,25 @@ static int api_metrics_rules(buf_t *b, prt_t *rules)
     return rc;
 }
 
+/* The rate limiter keeps its own counters: the registry below it cannot
+ * read them, the endpoint above both can. */
+static int api_metrics_ratelimit(buf_t *b)
+{
+    rl_stats_t st;
+    rl_stats(&st);
+    int rc = metrics_family(b, "crier_ratelimit_local_fallback_total", "counter",
+                            "Rate limit decisions made by this process alone because Redis was "
+                            "not configured or did not answer");
+    rc |= buf_printf(b, "crier_ratelimit_local_fallback_total %llu\n", st.local_checks);
+    return rc;
+}
+
 void api_metrics(const http_req_t *rq, http_answer_t *out)
 {
     buf_t b;
     buf_init(&b, API_METRICS_MAX);
     int rc = metrics_render(&b);
+    rc |= api_metrics_ratelimit(&b);
     rc |= api_metrics_http(&b);
     rc |= api_metrics_rules(&b, rq->app->rules);
     rc |= metrics_family(&b, "crier_database_up", "gauge",

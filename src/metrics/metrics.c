@@ -1,7 +1,5 @@
 #include "metrics/metrics.h"
 
-#include "ratelimit/ratelimit.h"
-
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -260,12 +258,6 @@ static int metrics_render_ratelimit(buf_t *out)
     for (size_t p = 0; p < METRICS_RL_PROVIDERS_N; p++)
         rc |= buf_printf(out, "crier_ratelimit_deferred_total{provider=\"%s\"} %llu\n",
                          metrics_rl_providers[p], metrics_get(&metrics_rl_deferred[p]));
-    rl_stats_t st;
-    rl_stats(&st);
-    rc |= metrics_family(out, "crier_ratelimit_local_fallback_total", "counter",
-                         "Rate limit decisions made by this process alone because Redis was "
-                         "not configured or did not answer");
-    rc |= buf_printf(out, "crier_ratelimit_local_fallback_total %llu\n", st.local_checks);
     return rc;
 }
 

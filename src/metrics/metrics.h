@@ -45,8 +45,9 @@ void metrics_api_error(metrics_api_t api, errc_t category);
  * sample has been taken (the series are then not written). */
 void metrics_queue_depth(long long due, long long scheduled, long long sending);
 /* Counts one message put back because its sender's rate limit said wait;
- * provider is "twilio", "smtp" or "whatsapp" (anything else: "other"). The
- * local-fallback count is read from ratelimit's own counters at render. */
+ * provider is "twilio", "smtp" or "whatsapp" (anything else: "other").
+ * The limiter's local-fallback count is its own (rl_stats): the metrics
+ * endpoint writes it beside this registry's text. */
 void metrics_ratelimit_deferred(const char *provider);
 
 /* Sets whether provider's circuit is open (1) or closed (0); provider as

@@ -429,6 +429,19 @@ static void rl_mark_up(rl_t *rl)
         log_info("ratelimit", "redis_restored", "host", rl->url.host, NULL);
 }
 
+/* At debug level, one line per grant with the deciding clock's time: the
+ * record a shared limit is judged by, exact whatever a loaded receiver's
+ * clock says (Redis's clock is one for every process that shares it). */
+static void rl_log_grant(const char *key, const rl_result_t *res)
+{
+    if (!res->allowed || !log_enabled(LOG_DEBUG))
+        return;
+    char at[32];
+    snprintf(at, sizeof at, "%.6f", res->now_s);
+    log_kv(LOG_DEBUG, "ratelimit", "granted", "key", key, "clock",
+           res->source == RL_SRC_REDIS ? "redis" : "local", "at", at, NULL);
+}
+
 int rl_check_ex(rl_t *rl, const char *key, double rate_per_s, int burst, rl_result_t *res)
 {
     size_t klen = key ? strlen(key) : 0;
@@ -447,6 +460,7 @@ int rl_check_ex(rl_t *rl, const char *key, double rate_per_s, int burst, rl_resu
         if (rl_redis_check(rl, nskey, interval_us, burst, res) == 0) {
             rl_mark_up(rl);
             rl->last_redis = 1;
+            rl_log_grant(key, res);
             return res->allowed ? RL_ALLOW : RL_DENY;
         }
         rl_mark_down(rl);
@@ -456,7 +470,10 @@ int rl_check_ex(rl_t *rl, const char *key, double rate_per_s, int burst, rl_resu
     }
     rl->last_redis = 0;
     atomic_fetch_add_explicit(&rl_local_count, 1, memory_order_relaxed);
-    return rl_local_check(key, interval_us, burst, res);
+    int rc = rl_local_check(key, interval_us, burst, res);
+    if (rc != RL_ERROR)
+        rl_log_grant(key, res);
+    return rc;
 }
 
 int rl_check(rl_t *rl, const char *key, double rate_per_s, int burst, double *wait_s)

@@ -27,6 +27,11 @@ void log_set_level(log_level_t min)
     log_min = min;
 }
 
+int log_enabled(log_level_t level)
+{
+    return level >= log_min;
+}
+
 int log_level_parse(const char *s)
 {
     static const char *const lower[] = {"debug", "info", "warning", "error", "critical"};

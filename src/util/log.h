@@ -11,6 +11,9 @@ typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR, LOG_CRITICAL } log_l
 
 /* Sets the lowest level written (default LOG_INFO). */
 void log_set_level(log_level_t min);
+/* 1 when a line at level would be written: lets a caller skip formatting
+ * values for a line nobody reads. */
+int log_enabled(log_level_t level);
 /* Parses "debug", "info", "warning", "error", "critical"; -1 if unknown. */
 int log_level_parse(const char *s);
 /* Registers a secret value (copied) to be replaced by "[redacted]" in every
