@@ -224,8 +224,8 @@ cg_conn_t *cg_open(cg_t *g, int fd)
          * slots, so this is a bug, not load; without a deadline the
          * connection would be open to the very abuse the guard stops. */
         (void)shutdown(fd, SHUT_RDWR);
-        log_error("http", "cg_full", "note", "connection refused: no request deadline slot",
-                  NULL);
+        log_error("http", "request_deadlines_full", "note",
+                  "connection refused: no request deadline slot", NULL);
     }
     return t;
 }
