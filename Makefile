@@ -2,8 +2,11 @@
 #
 #   make            build build/crier (optimised, with debug info)
 #   make asan       build build-asan/ with AddressSanitizer + UBSan
-#   make check      install what is missing, build both, start private
-#                   services, lint the OpenAPI file, run every test in both
+#   make tsan       build build-tsan/ with ThreadSanitizer
+#   make check      install what is missing, check the layers, lint, build
+#                   all three, start private services, lint the OpenAPI
+#                   file, run every test in build/ and build-asan/ and the
+#                   threaded ones in build-tsan/
 #   make demo       run the event-planning demo on a private PostgreSQL with
 #                   the sandbox transport (no credentials)
 #   make bench-p2   SMS delivery: crier against wrk on the same provider stub
@@ -11,19 +14,21 @@
 #   make bench-p5   policy cost: the Lua rules against the same policy in C
 #                   (P5_ARGS="--seconds 1 --only lua" passes options)
 #   make format     clang-format -i on src/ and tests/
+#   make layers     check that every #include points down (scripts/layers.sh)
 #   make lint       clang-format check + cppcheck on src/ (the log API's NULL
 #                   sentinels are fine on the platforms crier targets)
 #   make clean      remove the build trees
 
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
+TSAN_DIR ?= build-tsan
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 CMAKE ?= cmake
 
 C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
 
-.PHONY: all build asan check demo bench-p2 bench-p3 bench-p5 format lint clean
+.PHONY: all build asan tsan layers check demo bench-p2 bench-p3 bench-p5 format lint clean
 
 all: build
 
@@ -38,6 +43,15 @@ asan:
 		$(CMAKE) -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DCRIER_SANITIZE=ON; \
 	fi
 	$(CMAKE) --build $(ASAN_DIR) -j$(JOBS)
+
+tsan:
+	@if [ ! -f $(TSAN_DIR)/CMakeCache.txt ]; then \
+		$(CMAKE) -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRIER_SANITIZE=thread; \
+	fi
+	$(CMAKE) --build $(TSAN_DIR) -j$(JOBS)
+
+layers:
+	@scripts/layers.sh
 
 check:
 	@scripts/check.sh

@@ -2,10 +2,14 @@
 # check.sh: everything `make check` (and so CI) runs, on a fresh machine or a
 # warm one:
 #   1. install the Debian packages that are missing (scripts/deps.sh)
-#   2. build build/ (optimised) and build-asan/ (AddressSanitizer + UBSan)
-#   3. start a private PostgreSQL and Redis under build/services
-#   4. lint docs/openapi.yaml with the Redocly CLI (installed into build/tools)
-#   5. run every test with ctest in build/, then in build-asan/
+#   2. check the layers (scripts/layers.sh) and lint the C (make lint)
+#   3. build build/ (optimised), build-asan/ (AddressSanitizer + UBSan) and
+#      build-tsan/ (ThreadSanitizer)
+#   4. start a private PostgreSQL and Redis under build/services
+#   5. lint docs/openapi.yaml with the Redocly CLI (installed into build/tools)
+#   6. run every test with ctest in build/, then in build-asan/, then the
+#      unit tests and the integration tests that run many threads at once
+#      in build-tsan/
 # The services are stopped on the way out, whatever happened. The exit status
 # is non-zero when any step failed; the last lines are the summary of the last
 # ctest run.
@@ -17,6 +21,12 @@ cd "$root" || exit 1
 
 BUILD_DIR=${BUILD_DIR:-build}
 ASAN_DIR=${ASAN_DIR:-build-asan}
+TSAN_DIR=${TSAN_DIR:-build-tsan}
+# What the ThreadSanitizer build runs: every unit test, and the integration
+# tests where threads meet (two processes and their worker threads, the
+# intake pipeline, rule runners under load, the shared rate limit, the HTTP
+# connection guard).
+TSAN_TESTS='^unit\.|^integration\.(test_two_servers|test_pipeline|test_rules_under_load|test_ratelimit_shared|test_http_limits)$'
 SERVICES_DIR=$BUILD_DIR/services
 TOOLS_DIR=$BUILD_DIR/tools
 # The 1.34 line runs on Debian's Node.js 18 as well as on Node.js 20; 2.x needs
@@ -48,10 +58,21 @@ die() {
 say "installing missing packages"
 scripts/deps.sh || die "scripts/deps.sh"
 
+say "checking the layers"
+scripts/layers.sh || fail "layer check (scripts/layers.sh)"
+say "linting the C (clang-format, cppcheck)"
+make --no-print-directory lint >"$root/.lint.out" 2>&1 || {
+    tail -n 40 "$root/.lint.out"
+    fail "make lint"
+}
+rm -f "$root/.lint.out"
+
 say "building $BUILD_DIR/"
 make --no-print-directory build BUILD_DIR="$BUILD_DIR" JOBS="$JOBS" || die "build of $BUILD_DIR/"
 say "building $ASAN_DIR/"
 make --no-print-directory asan ASAN_DIR="$ASAN_DIR" JOBS="$JOBS" || die "build of $ASAN_DIR/"
+say "building $TSAN_DIR/"
+make --no-print-directory tsan TSAN_DIR="$TSAN_DIR" JOBS="$JOBS" || die "build of $TSAN_DIR/"
 
 say "starting PostgreSQL and Redis under $SERVICES_DIR/"
 trap 'scripts/services.sh stop "$SERVICES_DIR" || true' EXIT
@@ -114,8 +135,9 @@ fi
 
 run_ctest() {
     local dir=$1 out=$2
-    say "ctest in $dir/"
-    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$JOBS" 2>&1 | tee "$out"
+    shift 2
+    say "ctest in $dir/ $*"
+    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$JOBS" "$@" 2>&1 | tee "$out"
     return "${PIPESTATUS[0]}"
 }
 
@@ -123,20 +145,25 @@ run_ctest() {
 run_ctest "$BUILD_DIR" "$BUILD_DIR/ctest.out" || fail "ctest in $BUILD_DIR/"
 first_summary=$(grep -E '^[0-9]+% tests passed' "$BUILD_DIR/ctest.out" | tail -n 1)
 run_ctest "$ASAN_DIR" "$ASAN_DIR/ctest.out" || fail "ctest in $ASAN_DIR/"
+asan_summary=$(grep -E '^[0-9]+% tests passed' "$ASAN_DIR/ctest.out" | tail -n 1)
+# A race reported anywhere fails the test that saw it, at once.
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+run_ctest "$TSAN_DIR" "$TSAN_DIR/ctest.out" -R "$TSAN_TESTS" || fail "ctest in $TSAN_DIR/"
 
 echo
 say "$BUILD_DIR/: ${first_summary:-no summary}"
+say "$ASAN_DIR/: ${asan_summary:-no summary}"
 for f in "${failed[@]}"; do
     say "failed: $f"
 done
 say "total wall time $(elapsed) s"
 echo
 # ctest's own closing lines for the last run, so they end the output.
-line=$(grep -n -E '^[0-9]+% tests passed' "$ASAN_DIR/ctest.out" | tail -n 1 | cut -d: -f1)
+line=$(grep -n -E '^[0-9]+% tests passed' "$TSAN_DIR/ctest.out" | tail -n 1 | cut -d: -f1)
 if [ -n "$line" ]; then
-    tail -n +"$line" "$ASAN_DIR/ctest.out"
+    tail -n +"$line" "$TSAN_DIR/ctest.out"
 else
-    tail -n 5 "$ASAN_DIR/ctest.out"
+    tail -n 5 "$TSAN_DIR/ctest.out"
 fi
 
 [ ${#failed[@]} -eq 0 ]

@@ -104,10 +104,10 @@ STUB_WA_APP_SECRET = "stub-meta-app-secret-0123456789ab"
 # Variables a child process may inherit; everything else it gets is explicit,
 # so that a developer's shell cannot change what a test sees.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS",
-              "LSAN_OPTIONS")
+              "LSAN_OPTIONS", "TSAN_OPTIONS")
 
 _SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                    "SUMMARY: UndefinedBehaviorSanitizer")
+                    "SUMMARY: UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer")
 
 _created_databases = []
 _created_dirs = []

@@ -1,0 +1,70 @@
+#!/bin/sh
+# The layers of src/, bottom first, and the check that every #include
+# points down. A module is a folder of src/ (or, for a file at the top of
+# src/, its name without extension). A module may include itself and any
+# module on a lower line; a module on its own line only where ALLOW names
+# the pair. docs/architecture.md ("Layers") explains the order.
+#
+#   scripts/layers.sh [SRC_DIR]     exit 0 when clean, 1 naming each
+#                                   offending file and line
+set -eu
+
+LAYERS='
+util
+config crypto tz
+validate
+channel
+http template store ratelimit circuit metrics webhook
+queue policy transport
+driver
+engine app
+api
+cli
+main
+'
+# Sideways includes allowed within a line: "from:to".
+ALLOW='engine:app'
+
+src=${1:-$(dirname "$0")/../src}
+if [ ! -d "$src" ]; then
+    echo "layers: $src: no such directory" >&2
+    exit 2
+fi
+
+rank_file=$(mktemp)
+trap 'rm -f "$rank_file"' EXIT
+echo "$LAYERS" | awk 'NF { n++; for (i = 1; i <= NF; i++) print $i, n }' >"$rank_file"
+
+# One line per include: file, line number, included path.
+find "$src" -name '*.[ch]' | LC_ALL=C sort | while read -r f; do
+    awk -v f="$f" '/^[ \t]*#[ \t]*include[ \t]*"/ {
+        p = $0; sub(/^[^"]*"/, "", p); sub(/".*$/, "", p); print f, FNR, p }' "$f"
+done | awk -v src="$src" -v allow="$ALLOW" -v ranks="$rank_file" '
+function module(path,    m) {
+    if (index(path, "/") == 0) { m = path; sub(/\.[ch]$/, "", m); return m }
+    m = path; sub(/\/.*$/, "", m); return m
+}
+BEGIN {
+    while ((getline line < ranks) > 0) { split(line, a, " "); rank[a[1]] = a[2] }
+    n = split(allow, pairs, " ")
+    for (i = 1; i <= n; i++) ok[pairs[i]] = 1
+    bad = 0
+}
+{
+    file = $1; rel = file; sub("^" src "/", "", rel)
+    from = module(rel); to = module($3)
+    where = "src/" rel ":" $2
+    if (!(from in rank)) { print where ": module " from " is in no layer"; bad = 1; next }
+    if (from == to) next
+    if (!(to in rank)) {
+        # a file of this module included without its folder, or a stray name
+        print where ": \"" $3 "\" names no module of a layer"; bad = 1; next
+    }
+    if (rank[to] < rank[from]) next
+    if (rank[to] == rank[from] && ((from ":" to) in ok)) next
+    print where ": " from " may not include " $3 " (" to " is " \
+        (rank[to] == rank[from] ? "beside" : "above") " " from ")"
+    bad = 1
+}
+END { exit bad }
+'
