@@ -53,29 +53,28 @@ static int api_metrics_rules(buf_t *b, prt_t *rules)
     prt_counters_t pc = {0};
     if (rules)
         prt_counters(rules, &pc);
-    int rc = metrics_family(b, "crier_rules_reloads_total", "counter",
-                            "Rule sets published by a reload");
-    rc |= buf_printf(b, "crier_rules_reloads_total %ld\n", pc.reloads);
-    rc |= metrics_family(b, "crier_rules_reload_failures_total", "counter",
-                         "Reloads refused because the new rule set failed to load or test");
-    rc |= buf_printf(b, "crier_rules_reload_failures_total %ld\n", pc.reload_failures);
-    rc |= metrics_family(b, "crier_rule_failures_total", "counter",
-                         "Decisions the built-in policy answered because a rule failed");
-    rc |= buf_printf(b, "crier_rule_failures_total %ld\n", pc.rule_failures);
-    rc |= metrics_family(b, "crier_rules_budget_overruns_total", "counter",
-                         "Rule calls stopped by their instruction, time or memory budget");
-    rc |= buf_printf(b, "crier_rules_budget_overruns_total %ld\n", pc.budget_overruns);
-    rc |= metrics_family(
+    int rc = metrics_single(b, "crier_rules_reloads_total", "counter",
+                            "Rule sets published by a reload", pc.reloads);
+    rc |= metrics_single(b, "crier_rules_reload_failures_total", "counter",
+                         "Reloads refused because the new rule set failed to load or test",
+                         pc.reload_failures);
+    rc |= metrics_single(b, "crier_rule_failures_total", "counter",
+                         "Decisions the built-in policy answered because a rule failed",
+                         pc.rule_failures);
+    rc |= metrics_single(b, "crier_rules_budget_overruns_total", "counter",
+                         "Rule calls stopped by their instruction, time or memory budget",
+                         pc.budget_overruns);
+    rc |= metrics_single(
         b, "crier_rules_deadline_misses_total", "counter",
-        "Rule calls abandoned at the hard deadline (answered by the built-in policy)");
-    rc |= buf_printf(b, "crier_rules_deadline_misses_total %ld\n", pc.deadline_misses);
-    rc |= metrics_family(b, "crier_rules_runners_stuck", "gauge",
-                         "Rule threads left at a deadline that have not returned yet");
-    rc |= buf_printf(b, "crier_rules_runners_stuck %ld\n", pc.runners_stuck);
-    rc |= metrics_family(
+        "Rule calls abandoned at the hard deadline (answered by the built-in policy)",
+        pc.deadline_misses);
+    rc |= metrics_single(b, "crier_rules_runners_stuck", "gauge",
+                         "Rule threads left at a deadline that have not returned yet",
+                         pc.runners_stuck);
+    rc |= metrics_single(
         b, "crier_rules_quarantined", "gauge",
-        "1 while the published rule set is quarantined and the built-in policy decides");
-    rc |= buf_printf(b, "crier_rules_quarantined %d\n", pc.quarantined);
+        "1 while the published rule set is quarantined and the built-in policy decides",
+        pc.quarantined);
     rc |= metrics_family(b, "crier_rules_info", "gauge", "The active rules version (always 1)");
     if (rules) {
         rc |= buf_puts(b, "crier_rules_info{version=");
@@ -91,10 +90,10 @@ static int api_metrics_ratelimit(buf_t *b)
 {
     rl_stats_t st;
     rl_stats(&st);
-    int rc = metrics_family(b, "crier_ratelimit_local_fallback_total", "counter",
+    int rc = metrics_single(b, "crier_ratelimit_local_fallback_total", "counter",
                             "Rate limit decisions made by this process alone because Redis was "
-                            "not configured or did not answer");
-    rc |= buf_printf(b, "crier_ratelimit_local_fallback_total %llu\n", st.local_checks);
+                            "not configured or did not answer",
+                            (long long)st.local_checks);
     return rc;
 }
 
@@ -106,9 +105,9 @@ void api_metrics(const http_req_t *rq, http_answer_t *out)
     rc |= api_metrics_ratelimit(&b);
     rc |= api_metrics_http(&b);
     rc |= api_metrics_rules(&b, rq->app->rules);
-    rc |= metrics_family(&b, "crier_database_up", "gauge",
-                         "1 while PostgreSQL answered the last probe, else 0");
-    rc |= buf_printf(&b, "crier_database_up %d\n", atomic_load(&rq->app->db_ready) ? 1 : 0);
+    rc |= metrics_single(&b, "crier_database_up", "gauge",
+                         "1 while PostgreSQL answered the last probe, else 0",
+                         atomic_load(&rq->app->db_ready) ? 1 : 0);
     if (rc != 0) {
         buf_free(&b);
         http_answer_error(out, 500, "internal_error", "the metrics text did not fit its bound");

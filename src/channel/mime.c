@@ -737,9 +737,7 @@ int mime_build(const mime_message_t *m, buf_t *out, char *message_id, size_t idl
     if (rc == 0 && mixed)
         rc = buf_printf(out, "--%s--\r\n", b_mix);
     if (rc != 0) {
-        out->len = start;
-        if (out->data)
-            out->data[start] = '\0';
+        buf_truncate(out, start);
         message_id[0] = '\0';
         errmsg_set(err, errlen, "message exceeds the size limit");
         return -1;

@@ -6,6 +6,7 @@
 #include "template/catalog.h"
 #include "template/context.h"
 #include "util/buf.h"
+#include "util/text.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -63,15 +64,8 @@ static cJSON *tplcmd_load_context(const char *path)
     const char *end = NULL;
     cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!doc) {
-        int line = 1, col = 1;
-        for (const char *p = text; end && p < end && p < text + len; p++) {
-            if (*p == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
+        int line, col;
+        text_line_col(text, len, end, &line, &col);
         fprintf(stderr, "crier templates: %s: invalid JSON at line %d, column %d\n", path, line,
                 col);
     } else if (!cJSON_IsObject(doc)) {

@@ -116,6 +116,14 @@ void metrics_queue_depth(long long due, long long scheduled, long long sending)
     atomic_store_explicit(&metrics_depth_known, 1, memory_order_relaxed);
 }
 
+int metrics_single(buf_t *out, const char *name, const char *type, const char *help,
+                   long long value)
+{
+    int rc = metrics_family(out, name, type, help);
+    rc |= buf_printf(out, "%s %lld\n", name, value);
+    return rc;
+}
+
 int metrics_family(buf_t *out, const char *name, const char *type, const char *help)
 {
     return buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);

@@ -62,6 +62,10 @@ int metrics_render(buf_t *out);
 
 /* "# HELP name help\n# TYPE name type\n". */
 int metrics_family(buf_t *out, const char *name, const char *type, const char *help);
+/* A whole family of one unlabelled sample: the HELP and TYPE lines, then
+ * "name value\n". */
+int metrics_single(buf_t *out, const char *name, const char *type, const char *help,
+                   long long value);
 /* A label value with \\, \" and \n escaped as the format requires. */
 int metrics_label_value(buf_t *out, const char *value);
 /* A sample value: integers exactly, others with enough digits to round-trip. */

@@ -311,14 +311,10 @@ int lh_load_dir(lh_state_t *s, const char *dir, const char *const *files, char *
     }
     if (!files)
         files = lh_default_files;
-    /* Errors name files by the directory's last component ("rules/x.lua"),
-     * which is what an operator recognises, not the install path. */
+    /* Errors name files by the directory's last component ("rules/x.lua") */
+    size_t llen;
+    const char *label = file_dir_label(dir, &llen);
     size_t dlen = strlen(dir);
-    while (dlen > 1 && dir[dlen - 1] == '/')
-        dlen--;
-    size_t start = dlen;
-    while (start > 0 && dir[start - 1] != '/')
-        start--;
     for (size_t i = 0; files[i]; i++) {
         const char *file = files[i];
         size_t flen = strlen(file);
@@ -338,7 +334,7 @@ int lh_load_dir(lh_state_t *s, const char *dir, const char *const *files, char *
             errmsg_set(err, errlen, "%s: path too long", file);
             return LH_EMISUSE;
         }
-        snprintf(display, sizeof display, "%.*s/%s", (int)(dlen - start), dir + start, file);
+        snprintf(display, sizeof display, "%.*s/%s", (int)llen, label, file);
         buf_t b;
         buf_init(&b, LH_MAX_FILE_BYTES);
         /* Only regular files inside the directory: a FIFO must not block the

@@ -266,6 +266,23 @@ static int lhs_read_only(lua_State *L)
     return lua_error(L);
 }
 
+/* Pops the value on top (the table or function that answers reads) and
+ * makes it the __index of a metatable for the table at idx that refuses
+ * every write (lhs_read_only) and hides itself from getmetatable. */
+static void lhs_seal(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_createtable(L, 0, 3);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "__index");
+    lua_pushnil(L);
+    lua_pushcclosure(L, lhs_read_only, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, idx);
+}
+
 /* ---- read-only views -------------------------------------------------- */
 
 /* A view is an empty table whose metatable reads through (__index is the
@@ -504,15 +521,8 @@ int lhs_open(lua_State *L)
     lhs_proxy_library(L, "crier");
     lua_setfield(L, base, "crier");
 
-    lua_createtable(L, 0, 3);
     lua_pushcfunction(L, lhs_undefined_global);
-    lua_setfield(L, -2, "__index");
-    lua_pushnil(L);
-    lua_pushcclosure(L, lhs_read_only, 1);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, base);
+    lhs_seal(L, base);
     lua_pushvalue(L, base);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lhs_key_base);
 
@@ -565,15 +575,8 @@ int lhs_freeze_env(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, 2);
 
-    lua_createtable(L, 0, 3);
     lua_pushvalue(L, 2);
-    lua_setfield(L, -2, "__index");
-    lua_pushnil(L);
-    lua_pushcclosure(L, lhs_read_only, 1);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, 1);
+    lhs_seal(L, 1);
     return 1;
 }
 

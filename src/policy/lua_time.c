@@ -53,15 +53,22 @@ static void rules_time_setint(lua_State *L, const char *k, lua_Integer v)
     lua_setfield(L, -2, k);
 }
 
+/* The wall clock at argument 2 in the zone at argument 1, into *l; raises
+ * a Lua error for a bad zone, instant or an instant out of range. */
+static void rules_time_local_args(lua_State *L, tz_local_t *l)
+{
+    const tz_zone_t *z = rules_time_zone(L, 1);
+    int64_t t = rules_time_instant(L, 2);
+    if (tz_localtime(z, t, l) != 0)
+        luaL_error(L, "time out of range");
+}
+
 /* crier.localtime(tz, t) -> {year, month, day, hour, min, sec, wday
  * (1 = Sunday, as os.date), yday (1-based), isdst, utc_offset, abbr} */
 static int rules_time_localtime(lua_State *L)
 {
-    const tz_zone_t *z = rules_time_zone(L, 1);
-    int64_t t = rules_time_instant(L, 2);
     tz_local_t l;
-    if (tz_localtime(z, t, &l) != 0)
-        return luaL_error(L, "time out of range");
+    rules_time_local_args(L, &l);
     lua_createtable(L, 0, 11);
     rules_time_setint(L, "year", l.year);
     rules_time_setint(L, "month", l.month);
@@ -84,11 +91,8 @@ static int rules_time_localtime(lua_State *L)
  * need the date or the time of day. */
 static int rules_time_local_fields(lua_State *L)
 {
-    const tz_zone_t *z = rules_time_zone(L, 1);
-    int64_t t = rules_time_instant(L, 2);
     tz_local_t l;
-    if (tz_localtime(z, t, &l) != 0)
-        return luaL_error(L, "time out of range");
+    rules_time_local_args(L, &l);
     lua_pushinteger(L, l.year);
     lua_pushinteger(L, l.month);
     lua_pushinteger(L, l.day);

@@ -5,6 +5,7 @@
 
 #include "tz/tz.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/timefmt.h"
 
 #include <lauxlib.h>
@@ -957,13 +958,9 @@ rules_set_t *rules_load(const char *dir, const lh_limits_t *limits, char *err, s
         errmsg_set(err, errlen, "out of memory");
         return NULL;
     }
-    size_t dlen = strlen(dir);
-    while (dlen > 1 && dir[dlen - 1] == '/')
-        dlen--;
-    size_t start = dlen;
-    while (start > 0 && dir[start - 1] != '/')
-        start--;
-    snprintf(s->dirname, sizeof s->dirname, "%.*s", (int)(dlen - start), dir + start);
+    size_t llen;
+    const char *label = file_dir_label(dir, &llen);
+    snprintf(s->dirname, sizeof s->dirname, "%.*s", (int)llen, label);
     buf_init(&s->trace, sizeof((policy_decision_t *)0)->trace_json - 1);
     s->utc = tz_get("UTC", NULL, 0); /* NULL: the trace formats "at" another way */
 

@@ -3,6 +3,7 @@
  * client file fails loudly instead of silently testing something else. */
 #include "policy/rules_json.h"
 #include "util/errmsg.h"
+#include "util/text.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -347,15 +348,8 @@ cJSON *rules_json_parse(const char *text, size_t len, char *err, size_t errlen)
     cJSON *v = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
     if (v)
         return v;
-    int line = 1, col = 1;
-    for (const char *p = text; end && p < end && p < text + len; p++) {
-        if (*p == '\n') {
-            line++;
-            col = 1;
-        } else {
-            col++;
-        }
-    }
+    int line, col;
+    text_line_col(text, len, end, &line, &col);
     errmsg_set(err, errlen, "line %d, column %d: invalid JSON", line, col);
     return NULL;
 }

@@ -586,6 +586,35 @@ static prt_job_t *prt_local_job(prt_local_t *l)
     return l->job;
 }
 
+typedef enum {
+    PRT_ANSWERED, /* the rules answered: the answer is in the job */
+    PRT_REFUSED,  /* the inputs did not fit, or a rule failed */
+    PRT_UNRUN,    /* no answer in time: the job is the runner's now */
+} prt_run_t;
+
+/* Runs l's prepared job, whose inputs were copied with status inputs_rc.
+ * Unless PRT_ANSWERED, err says why; a failing rule is recorded as event,
+ * and *traced cleared when no rules set ran (nothing worth tracing). After
+ * PRT_UNRUN the job must not be touched. */
+static prt_run_t prt_job_run(prt_local_t *l, int inputs_rc, const char *event, char *err,
+                             size_t errlen, int *traced)
+{
+    prt_job_t *j = l->job;
+    if (inputs_rc != 0) {
+        snprintf(err, errlen, "inputs too long for the rules");
+        return PRT_REFUSED;
+    }
+    if (prt_local_run(l, err, errlen) != 0)
+        return PRT_UNRUN;
+    if (j->rc == 0)
+        return PRT_ANSWERED;
+    snprintf(err, errlen, "%s", j->err);
+    *traced = !j->no_set;
+    if (*traced)
+        prt_rule_failed(l, event, err);
+    return PRT_REFUSED;
+}
+
 void prt_on_failure(prt_local_t *l, const policy_msg_t *m, int attempt, const char *channel,
                     const char *category, int provider_code, int retry_after,
                     const char *const *remaining, int n_remaining, policy_failure_t *out)
@@ -602,16 +631,10 @@ void prt_on_failure(prt_local_t *l, const policy_msg_t *m, int attempt, const ch
         j->attempt = attempt;
         j->provider_code = provider_code;
         j->retry_after = retry_after;
-        if (rc != 0) {
-            snprintf(err, sizeof err, "inputs too long for the rules");
-        } else if (prt_local_run(l, err, sizeof err) == 0) {
-            if (j->rc == 0) {
-                *out = j->f;
-                return;
-            }
-            snprintf(err, sizeof err, "%s", j->err);
-            if (!j->no_set)
-                prt_rule_failed(l, "on_failure_failed", err);
+        int traced = 0; /* the failure policy keeps no trace */
+        if (prt_job_run(l, rc, "on_failure_failed", err, sizeof err, &traced) == PRT_ANSWERED) {
+            *out = j->f;
+            return;
         }
     }
     policy_builtin_on_failure(attempt, category, remaining, n_remaining, out);
@@ -657,21 +680,14 @@ void prt_decide(prt_local_t *l, const policy_msg_t *m, const policy_client_t *c,
             j->pending = *pending;
         j->now = now;
         traced = 1;
-        if (rc != 0) {
-            snprintf(err, sizeof err, "inputs too long for the rules");
-        } else if (prt_local_run(l, err, sizeof err) == 0) {
-            if (j->rc == 0) {
-                *d = j->d;
-                return;
-            }
-            snprintf(err, sizeof err, "%s", j->err);
-            traced = !j->no_set;
-            if (traced)
-                prt_rule_failed(l, "decision_failed", err);
-        } else {
+        prt_run_t run = prt_job_run(l, rc, "decision_failed", err, sizeof err, &traced);
+        if (run == PRT_ANSWERED) {
+            *d = j->d;
+            return;
+        }
+        if (run == PRT_UNRUN)
             log_error("rules", "decision_deadline", "error", err, "fallback",
                       POLICY_BUILTIN_VERSION, NULL);
-        }
     }
     policy_builtin_decide(m, c, now, d);
     if (traced)

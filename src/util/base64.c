@@ -43,9 +43,7 @@ int b64_encode(buf_t *out, const void *data, size_t len, size_t line_len)
     return 0;
 fail:
     /* Leave the buffer as it was: a half-written encoding is never useful. */
-    out->len = start;
-    if (out->data)
-        out->data[start] = '\0';
+    buf_truncate(out, start);
     return -1;
 }
 
@@ -117,8 +115,6 @@ int b64_decode(buf_t *out, const char *text, size_t len, int allow_newlines)
         goto fail;
     return 0;
 fail:
-    out->len = start;
-    if (out->data)
-        out->data[start] = '\0';
+    buf_truncate(out, start);
     return -1;
 }

@@ -81,6 +81,15 @@ void buf_reset(buf_t *b)
         b->data[0] = '\0';
 }
 
+void buf_truncate(buf_t *b, size_t len)
+{
+    if (len >= b->len)
+        return;
+    b->len = len;
+    if (b->data)
+        b->data[len] = '\0';
+}
+
 char *buf_detach(buf_t *b)
 {
     char *p = b->data;

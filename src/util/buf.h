@@ -27,6 +27,9 @@ int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 
 int buf_vprintf(buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Empties the buffer, keeping its allocation. */
 void buf_reset(buf_t *b);
+/* Cuts the contents back to their first len bytes (no-op when len is not
+ * shorter): how a writer leaves a buffer as it found it after a failure. */
+void buf_truncate(buf_t *b, size_t len);
 /* Returns the contents (never NULL; "" when empty) and hands ownership to the
  * caller, leaving b empty. */
 char *buf_detach(buf_t *b);

@@ -52,9 +52,7 @@ int file_append(const char *path, const char *display, buf_t *b, char *err, size
     return rc;
 }
 
-/* The last component of dir as written, without trailing slashes: what an
- * operator recognises in a message ("rules"), not the install path. */
-static void file_dir_label(const char *dir, const char **start, int *len)
+const char *file_dir_label(const char *dir, size_t *len)
 {
     size_t end = strlen(dir);
     while (end > 1 && dir[end - 1] == '/')
@@ -64,8 +62,8 @@ static void file_dir_label(const char *dir, const char **start, int *len)
         s--;
     if (s == end && end > 0) /* dir is "/" */
         s = end - 1;
-    *start = dir + s;
-    *len = (int)(end - s);
+    *len = end - s;
+    return dir + s;
 }
 
 /* 1 when path (resolved, no symlinks) is dir (resolved) or lies below it. */
@@ -106,10 +104,9 @@ static int file_open_in_dir(const char *dir, const char *name, const char *displ
     /* Decided on the resolved path before anything is opened: opening a
      * device outside the directory could itself have effects. */
     if (!file_inside(rdir, rpath)) {
-        const char *label;
-        int llen;
-        file_dir_label(dir, &label, &llen);
-        errmsg_set(err, errlen, "%s: symlink points outside %.*s", display, llen, label);
+        size_t llen;
+        const char *label = file_dir_label(dir, &llen);
+        errmsg_set(err, errlen, "%s: symlink points outside %.*s", display, (int)llen, label);
         goto done;
     }
     struct stat st;

@@ -11,6 +11,12 @@
  * "<display>: larger than N bytes", "<display>: read error"); on error b may
  * hold part of the file. Returns 0 or -1. For paths a person typed (a CLI
  * argument may be a pipe from the shell); loaders use file_append_in_dir. */
+/* The last component of the directory path dir, ignoring trailing slashes
+ * ("/srv/crier/rules/" -> "rules"): how messages name a configuration
+ * folder, which is what an operator recognises, not the install path. Sets
+ * *len to its length and returns where it starts in dir. */
+const char *file_dir_label(const char *dir, size_t *len);
+
 int file_append(const char *path, const char *display, buf_t *b, char *err, size_t errlen);
 
 /* Appends the file name, relative to the directory dir ("channels.lua",

@@ -13,6 +13,21 @@ int text_hexval(int c)
     return -1;
 }
 
+void text_line_col(const char *text, size_t len, const char *at, int *line, int *col)
+{
+    int ln = 1, cl = 1;
+    for (const char *p = text; at && p < at && p < text + len; p++) {
+        if (*p == '\n') {
+            ln++;
+            cl = 1;
+        } else {
+            cl++;
+        }
+    }
+    *line = ln;
+    *col = cl;
+}
+
 void text_copy_utf8(const char *s, char *out, size_t outlen)
 {
     size_t n = strlen(s);

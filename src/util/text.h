@@ -10,5 +10,8 @@ int text_hexval(int c);
 /* Copies s into out (outlen > 0), cut at a UTF-8 character boundary when it
  * does not fit, so a shortened text never ends in half a character. */
 void text_copy_utf8(const char *s, char *out, size_t outlen);
+/* The 1-based line and column of the byte at (at NULL: none, giving 1:1)
+ * within text[0..len), for messages that point into a file. */
+void text_line_col(const char *text, size_t len, const char *at, int *line, int *col);
 
 #endif
