@@ -1,5 +1,7 @@
-/* crier migrate: applies the SQL migrations to CRIER_DATABASE_URL. */
+/* crier migrate: applies the SQL migrations to CRIER_DATABASE_URL, then
+ * rewrites what needs the encryption key (migrate_tokens). */
 #include "cli/commands.h"
+#include "crypto/crypto.h"
 #include "store/db.h"
 #include "store/migrate.h"
 
@@ -21,7 +23,15 @@ static void migrate_cmd_usage(FILE *f)
                "\n"
                "The directory is, in order: --dir, CRIER_SQL_DIR, ./sql, or the sql/\n"
                "directory beside the directory of the executable. The database is\n"
-               "CRIER_DATABASE_URL.\n");
+               "CRIER_DATABASE_URL.\n"
+               "\n"
+               "Then, in batches of rows, each in its own transaction: encrypted fields\n"
+               "written before they were bound to their row (\"v1.\" tokens) are\n"
+               "re-encrypted bound to it, clear subjects and undelivered callback bodies\n"
+               "are encrypted, and delivered callbacks keep only their ids. This needs\n"
+               "CRIER_ENCRYPTION_KEY whenever such rows exist, and is safe to repeat:\n"
+               "rows already done are skipped. crier serve reads only bound tokens, so\n"
+               "run this after the last instance of an older crier has stopped.\n");
 }
 
 static int migrate_cmd_is_dir(const char *path)
@@ -82,15 +92,26 @@ int cmd_migrate(int argc, char **argv, cfg_t *cfg)
         return 2;
     }
     char err[1024];
+    /* The key is optional here: a database with nothing to re-encrypt (a
+     * new one) migrates without it; migrate_tokens says when it is needed. */
+    cry_keys_t keys;
+    memset(&keys, 0, sizeof keys);
+    if (cfg->encryption_key && cfg->encryption_key[0] &&
+        cry_keys_load(&keys, cfg->encryption_key, err, sizeof err) != 0) {
+        fprintf(stderr, "crier migrate: CRIER_ENCRYPTION_KEY %s\n", err);
+        return 2;
+    }
     PGconn *conn = db_connect(cfg->database_url, err, sizeof err);
     if (!conn) {
         fprintf(stderr, "crier migrate: cannot connect: %s\n", err);
+        cry_keys_wipe(&keys);
         return 1;
     }
     int applied = 0;
     int rc = migrate_run(conn, dir, &applied, err, sizeof err);
-    PQfinish(conn);
     if (rc != 0) {
+        PQfinish(conn);
+        cry_keys_wipe(&keys);
         fprintf(stderr, "crier migrate: %s\n", err);
         if (applied > 0)
             fprintf(stderr, "crier migrate: %d migration(s) were applied before the error\n",
@@ -101,5 +122,19 @@ int cmd_migrate(int argc, char **argv, cfg_t *cfg)
         printf("schema up to date\n");
     else
         printf("applied %d migration(s)\n", applied);
+    migrate_tokens_t done;
+    rc = migrate_tokens(conn, keys.loaded ? &keys : NULL, 0, &done, err, sizeof err);
+    PQfinish(conn);
+    cry_keys_wipe(&keys);
+    /* what a failed run did is committed (one transaction per batch) and is
+     * skipped by the next */
+    if (done.clients + done.inbound + done.subjects + done.callbacks + done.callbacks_cleared > 0)
+        printf("re-encrypted %ld client(s), %ld inbound message(s), %ld subject(s), "
+               "%ld callback(s); cleared %ld delivered callback(s)\n",
+               done.clients, done.inbound, done.subjects, done.callbacks, done.callbacks_cleared);
+    if (rc != 0) {
+        fprintf(stderr, "crier migrate: %s\n", err);
+        return 1;
+    }
     return 0;
 }

@@ -13,7 +13,7 @@
 
 #define CRY_NONCE_LEN 12
 #define CRY_TAG_LEN   16
-/* A token is "v1." + 8 hex + "." + base64; fields above this are refused so a
+/* A token is "v2." + 8 hex + "." + base64; fields above this are refused so a
  * corrupt row cannot make decryption allocate without bound. */
 #define CRY_TOKEN_MAX (16u * 1024 * 1024)
 
@@ -88,23 +88,70 @@ int cry_keys_load(cry_keys_t *k, const char *b64, char *err, size_t errlen)
     return 0;
 }
 
-int cry_encrypt(const cry_keys_t *k, const void *plain, size_t len, buf_t *out)
+void cry_keys_wipe(cry_keys_t *k)
 {
-    if (!k->loaded || len > CRY_TOKEN_MAX)
+    OPENSSL_cleanse(k, sizeof *k);
+}
+
+/* The associated data of a token: the version and key id, and for v2 the
+ * place. Parts are joined by NUL, which none of them can contain, so the
+ * encoding is unambiguous: "ab"|"c" and "a"|"bc" differ. */
+static int cry_aad(const cry_keys_t *k, int version, const cry_place_t *at, buf_t *aad)
+{
+    if (version == 1)
+        return buf_append(aad, k->key_id, 8);
+    const char *parts[] = {at ? at->table : NULL, at ? at->column : NULL, at ? at->row_id : NULL};
+    if (buf_append(aad, "v2", 3) != 0 || buf_append(aad, k->key_id, 8) != 0)
         return -1;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        size_t n = parts[i] ? strlen(parts[i]) : 0;
+        if (n == 0 || n > CRY_PLACE_MAX)
+            return -1; /* an unnamed place would bind nothing */
+        /* each part follows a NUL: after the key id, after the part before */
+        if (buf_putc(aad, '\0') != 0 || buf_append(aad, parts[i], n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int cry_token_version(const char *token)
+{
+    if (!token)
+        return 0;
+    if (strncmp(token, "v2.", 3) == 0)
+        return 2;
+    if (strncmp(token, "v1.", 3) == 0)
+        return 1;
+    return 0;
+}
+
+int cry_encrypt(const cry_keys_t *k, const cry_place_t *at, const void *plain, size_t len,
+                buf_t *out)
+{
+    if (!k || !k->loaded || len > CRY_TOKEN_MAX)
+        return -1;
+    buf_t aad;
+    buf_init(&aad, 3 * CRY_PLACE_MAX + 16);
+    if (cry_aad(k, 2, at, &aad) != 0 || aad.len > INT_MAX) {
+        buf_free(&aad);
+        return -1;
+    }
     unsigned char *blob = OPENSSL_malloc(CRY_NONCE_LEN + len + CRY_TAG_LEN);
-    if (!blob)
+    if (!blob) {
+        buf_free(&aad);
         return -1;
+    }
     int rc = -1, n = 0;
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (!ctx || cry_random(blob, CRY_NONCE_LEN) != 0)
         goto done;
-    /* The key id is authenticated data: moving a token under another key id
-     * label fails the tag instead of decrypting under a wrong assumption. */
+    /* The key id and the place are authenticated data: a token under
+     * another key id label, or in another row, column or table, fails the
+     * tag instead of decrypting there. */
     if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CRY_NONCE_LEN, NULL) != 1 ||
         EVP_EncryptInit_ex(ctx, NULL, NULL, k->enc, blob) != 1 ||
-        EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)k->key_id, 8) != 1)
+        EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)aad.data, (int)aad.len) != 1)
         goto done;
     n = 0; /* the AAD step reports its own length; the ciphertext starts here */
     if (len > 0 && EVP_EncryptUpdate(ctx, blob + CRY_NONCE_LEN, &n, plain, (int)len) != 1)
@@ -115,7 +162,7 @@ int cry_encrypt(const cry_keys_t *k, const void *plain, size_t len, buf_t *out)
             1)
         goto done;
     size_t mark = out->len;
-    if (buf_printf(out, "v1.%s.", k->key_id) != 0 ||
+    if (buf_printf(out, "v2.%s.", k->key_id) != 0 ||
         b64_encode(out, blob, CRY_NONCE_LEN + len + CRY_TAG_LEN, 0) != 0) {
         out->len = mark; /* leave the caller's buffer as it was */
         if (out->data)
@@ -126,23 +173,33 @@ int cry_encrypt(const cry_keys_t *k, const void *plain, size_t len, buf_t *out)
 done:
     EVP_CIPHER_CTX_free(ctx);
     OPENSSL_clear_free(blob, CRY_NONCE_LEN + len + CRY_TAG_LEN);
+    buf_free(&aad);
     return rc;
 }
 
-int cry_decrypt(const cry_keys_t *k, const char *token, buf_t *out)
+/* Opens a token of the given version: "vN." + key id + "." + base64. */
+static int cry_open(const cry_keys_t *k, int version, const cry_place_t *at, const char *token,
+                    buf_t *out)
 {
-    if (!k->loaded || !token)
+    if (!k || !k->loaded || !token || cry_token_version(token) != version)
         return -1;
     size_t tlen = strlen(token);
-    if (tlen < 12 || tlen > CRY_TOKEN_MAX || strncmp(token, "v1.", 3) != 0 || token[11] != '.')
+    if (tlen < 12 || tlen > CRY_TOKEN_MAX || token[11] != '.')
         return -1;
     if (memcmp(token + 3, k->key_id, 8) != 0)
         return -1; /* written under another key */
+    buf_t aad;
+    buf_init(&aad, 3 * CRY_PLACE_MAX + 16);
+    if (cry_aad(k, version, at, &aad) != 0 || aad.len > INT_MAX) {
+        buf_free(&aad);
+        return -1;
+    }
     buf_t blob;
     buf_init(&blob, tlen);
     if (b64_decode(&blob, token + 12, tlen - 12, 0) != 0 ||
         blob.len < CRY_NONCE_LEN + CRY_TAG_LEN) {
         buf_free(&blob);
+        buf_free(&aad);
         return -1;
     }
     const unsigned char *b = (const unsigned char *)blob.data;
@@ -156,7 +213,7 @@ int cry_decrypt(const cry_keys_t *k, const char *token, buf_t *out)
     if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CRY_NONCE_LEN, NULL) != 1 ||
         EVP_DecryptInit_ex(ctx, NULL, NULL, k->enc, b) != 1 ||
-        EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)k->key_id, 8) != 1)
+        EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)aad.data, (int)aad.len) != 1)
         goto done;
     n = 0;
     if (clen > 0 && EVP_DecryptUpdate(ctx, plain, &n, b + CRY_NONCE_LEN, (int)clen) != 1)
@@ -173,11 +230,25 @@ done:
     if (plain)
         OPENSSL_clear_free(plain, clen + 1);
     buf_free(&blob);
+    buf_free(&aad);
     return rc;
 }
 
-void cry_blind_index(const cry_keys_t *k, const char *domain, const char *value, char out[65])
+int cry_decrypt(const cry_keys_t *k, const cry_place_t *at, const char *token, buf_t *out)
 {
+    return cry_open(k, 2, at, token, out);
+}
+
+int cry_decrypt_v1(const cry_keys_t *k, const char *token, buf_t *out)
+{
+    return cry_open(k, 1, NULL, token, out);
+}
+
+int cry_blind_index(const cry_keys_t *k, const char *domain, const char *value, char out[65])
+{
+    out[0] = '\0';
+    if (!k || !k->loaded || !domain || !value)
+        return -1;
     /* domain "\0" value: the NUL cannot occur inside either part, so no two
      * (domain, value) pairs share an input. Streamed through EVP_MAC so the
      * value needs no copy and no length limit. */
@@ -188,14 +259,20 @@ void cry_blind_index(const cry_keys_t *k, const char *domain, const char *value,
     OSSL_PARAM params[2];
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
-    if (!ctx || EVP_MAC_init(ctx, k->index, sizeof k->index, params) != 1 ||
-        EVP_MAC_update(ctx, (const unsigned char *)domain, strlen(domain) + 1) != 1 ||
-        EVP_MAC_update(ctx, (const unsigned char *)value, strlen(value)) != 1 ||
-        EVP_MAC_final(ctx, mac, &outl, sizeof mac) != 1 || outl != sizeof mac)
-        memset(mac, 0, sizeof mac); /* only when OpenSSL cannot allocate */
+    int ok = ctx && EVP_MAC_init(ctx, k->index, sizeof k->index, params) == 1 &&
+             EVP_MAC_update(ctx, (const unsigned char *)domain, strlen(domain) + 1) == 1 &&
+             EVP_MAC_update(ctx, (const unsigned char *)value, strlen(value)) == 1 &&
+             EVP_MAC_final(ctx, mac, &outl, sizeof mac) == 1 && outl == sizeof mac;
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(alg);
+    /* A failed MAC is an error, never an index: an index of zeros would be
+     * shared by every failed value and match them all to one another. */
+    if (!ok) {
+        OPENSSL_cleanse(mac, sizeof mac);
+        return -1;
+    }
     cry_hex(mac, sizeof mac, out);
+    return 0;
 }
 
 int cry_equal(const void *a, const void *b, size_t n)

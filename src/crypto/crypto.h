@@ -2,8 +2,19 @@
  * constant-time comparison, random identifiers. All on OpenSSL.
  *
  * Ciphertext format (text, safe in a TEXT column):
- *   "v1." <key id, 8 hex> "." base64(12-byte nonce | ciphertext | 16-byte tag)
- * The key id lets a later key rotation decrypt old rows with the old key. */
+ *   "v2." <key id, 8 hex> "." base64(12-byte nonce | ciphertext | 16-byte tag)
+ * AES-256-GCM, with the associated data
+ *   "v2" NUL <key id> NUL <table> NUL <column> NUL <row id>
+ * so a token decrypts only in the place it was written for: copied to
+ * another row, column or table (by anyone who can write the database) it
+ * fails the tag like a tampered one. None of the parts can hold a NUL, so
+ * no two places share an AAD. The key id lets a later key rotation decrypt
+ * old rows with the old key.
+ *
+ * "v1." tokens (same layout, the key id alone as AAD) were written before
+ * the place was bound. cry_decrypt refuses them, since a v1 token can be
+ * moved between rows undetected; only the migration that rewrites them as
+ * v2 reads them, through cry_decrypt_v1. */
 #ifndef CRIER_CRYPTO_H
 #define CRIER_CRYPTO_H
 
@@ -20,14 +31,36 @@ typedef struct cry_keys {
 
 /* Loads the key from base64 (must decode to exactly 32 bytes). */
 int cry_keys_load(cry_keys_t *k, const char *b64, char *err, size_t errlen);
-/* Appends the ciphertext token of plain[0..len) to out. */
-int cry_encrypt(const cry_keys_t *k, const void *plain, size_t len, buf_t *out);
-/* Appends the plaintext of a token made by cry_encrypt; -1 on a wrong key,
- * tampering or a malformed token. */
-int cry_decrypt(const cry_keys_t *k, const char *token, buf_t *out);
+/* Overwrites the keys (not loaded afterwards), e.g. before a command exits. */
+void cry_keys_wipe(cry_keys_t *k);
+/* Where a ciphertext lives: the table, the column and the stable id of the
+ * row (its primary key in canonical text form). Each part is non-empty,
+ * without NUL, at most CRY_PLACE_MAX bytes. */
+#define CRY_PLACE_MAX 128
+typedef struct cry_place {
+    const char *table;
+    const char *column;
+    const char *row_id;
+} cry_place_t;
+
+/* Appends the v2 token of plain[0..len), bound to *at, to out. -1 (out
+ * unchanged) without a key, with a bad place, or when OpenSSL fails. */
+int cry_encrypt(const cry_keys_t *k, const cry_place_t *at, const void *plain, size_t len,
+                buf_t *out);
+/* Appends the plaintext of a v2 token made by cry_encrypt for the same
+ * place; -1 on a wrong key, another place, tampering, a v1 or a malformed
+ * token (out is then unchanged). */
+int cry_decrypt(const cry_keys_t *k, const cry_place_t *at, const char *token, buf_t *out);
+/* Decrypts a v1 token (bound to nothing but the key id): for the migration
+ * that rewrites v1 rows as v2, nothing else. */
+int cry_decrypt_v1(const cry_keys_t *k, const char *token, buf_t *out);
+/* The version of a token by its prefix: 1, 2, or 0 when it is neither. */
+int cry_token_version(const char *token);
 /* HMAC-SHA256 of domain "\0" value under the index key, as 64 hex chars.
- * domain separates e.g. "email" from "phone" so equal strings differ. */
-void cry_blind_index(const cry_keys_t *k, const char *domain, const char *value, char out[65]);
+ * domain separates e.g. "email" from "phone" so equal strings differ.
+ * Returns 0, or -1 (out is then "") without a key or when OpenSSL fails:
+ * a caller must not store or look up anything with a failed index. */
+int cry_blind_index(const cry_keys_t *k, const char *domain, const char *value, char out[65]);
 /* 1 when a[0..n) == b[0..n), in time independent of where they differ. */
 int cry_equal(const void *a, const void *b, size_t n);
 /* 1 when the strings are equal; time depends only on their lengths. */

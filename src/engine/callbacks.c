@@ -46,14 +46,6 @@ struct cb_sender {
     atomic_int stop;
 };
 
-/* One claimed row; strings owned by the job. */
-typedef struct cb_job {
-    char *id;
-    char *event_type;
-    char *payload;
-    int attempt;
-} cb_job_t;
-
 int cb_sign(const char *secret, long long timestamp, const char *body, size_t len, char out[72])
 {
     out[0] = '\0';
@@ -105,7 +97,7 @@ int cb_backoff(int attempt, int fixed_seconds)
     return schedule[attempt <= n ? attempt - 1 : n - 1];
 }
 
-static void cb_job_free(cb_job_t *j)
+void cb_job_free(cb_job_t *j)
 {
     free(j->id);
     free(j->event_type);
@@ -130,12 +122,27 @@ static int cb_lease_seconds(const cfg_t *cfg)
     return cfg->lease_seconds > need ? cfg->lease_seconds : need;
 }
 
-/* Claims up to max of the oldest due rows into jobs[]. Returns how many
- * were claimed (0 when none is due), or -1 on a database error (message in
- * err). Claiming a batch is safe for the lease because the batch is sent
- * all at once: the round takes one time limit, not one per row. */
-static int cb_claim(PGconn *conn, int lease_seconds, int max, cb_job_t *jobs, char *err,
-                    size_t errlen)
+/* The body of a claimed row: payload_enc decrypted when the row has one
+ * (bound to the row, see receipts.c), else the payload as stored (rows
+ * written in clear by another writer). NULL with job->unreadable set when
+ * the token does not open, or on out of memory (job->unreadable unset). */
+static char *cb_body(const cry_keys_t *keys, PGresult *r, int i, cb_job_t *job)
+{
+    if (PQgetisnull(r, i, 4))
+        return strdup(PQgetvalue(r, i, 3));
+    const cry_place_t at = {"workflow_callbacks", "payload", job->id};
+    buf_t plain;
+    buf_init(&plain, (size_t)PQgetlength(r, i, 4));
+    if (cry_decrypt(keys, &at, PQgetvalue(r, i, 4), &plain) != 0) {
+        buf_free(&plain);
+        job->unreadable = 1;
+        return NULL;
+    }
+    return buf_detach(&plain);
+}
+
+int cb_claim(PGconn *conn, const cry_keys_t *keys, int lease_seconds, int max, cb_job_t *jobs,
+             char *err, size_t errlen)
 {
     memset(jobs, 0, (size_t)max * sizeof *jobs);
     char lease[16], limit[16];
@@ -153,7 +160,8 @@ static int cb_claim(PGconn *conn, int lease_seconds, int max, cb_job_t *jobs, ch
                            "  attempts = w.attempts + 1,"
                            "  lease_until = now() + make_interval(secs => $1::int)"
                            " FROM c WHERE w.id = c.id"
-                           " RETURNING w.id::text, w.attempts, w.event_type, w.payload::text",
+                           " RETURNING w.id::text, w.attempts, w.event_type, w.payload::text,"
+                           "  w.payload_enc",
                            2, params, err, errlen);
     if (!r)
         return -1;
@@ -166,8 +174,9 @@ static int cb_claim(PGconn *conn, int lease_seconds, int max, cb_job_t *jobs, ch
         job->id = strdup(PQgetvalue(r, i, 0));
         job->attempt = atoi(PQgetvalue(r, i, 1));
         job->event_type = strdup(PQgetvalue(r, i, 2));
-        job->payload = strdup(PQgetvalue(r, i, 3));
-        if (!job->id || !job->event_type || !job->payload)
+        if (job->id)
+            job->payload = cb_body(keys, r, i, job);
+        if (!job->id || !job->event_type || (!job->payload && !job->unreadable))
             ok = 0;
     }
     PQclear(r);
@@ -210,10 +219,8 @@ static int cb_rescue(PGconn *conn, int max_attempts, int *rescued, char *err, si
     return 0;
 }
 
-/* Records an attempt's outcome, fenced on the attempt still being the one in
- * flight. Returns 1 when applied, 0 when stale, -1 on a database error. */
-static int cb_complete(PGconn *conn, const cb_job_t *job, cb_outcome_t outcome, int delay_s,
-                       const char *error, char *err, size_t errlen)
+int cb_complete(PGconn *conn, const cb_job_t *job, cb_outcome_t outcome, int delay_s,
+                const char *error, char *err, size_t errlen)
 {
     static const char *const states[] = {
         [CB_DELIVERED] = "delivered", [CB_RETRY] = "pending", [CB_FAILED] = "failed"};
@@ -226,6 +233,12 @@ static int cb_complete(PGconn *conn, const cb_job_t *job, cb_outcome_t outcome, 
                            " next_attempt_at = CASE WHEN $3::text = 'pending'"
                            "  THEN now() + make_interval(secs => $4::int) ELSE next_attempt_at END,"
                            " delivered_at = CASE WHEN $3::text = 'delivered' THEN now() END,"
+                           /* delivered: the workflow has the client's words,
+                            * so the row keeps only the event and the ids */
+                           " payload = CASE WHEN $3::text = 'delivered'"
+                           "  THEN crier_callback_bare(payload) ELSE payload END,"
+                           " payload_enc = CASE WHEN $3::text = 'delivered' THEN NULL"
+                           "  ELSE payload_enc END,"
                            " lease_until = NULL, last_error = $5::text"
                            " WHERE id = $1::uuid AND state = 'sending' AND attempts = $2::int",
                            5, params, err, errlen);
@@ -370,6 +383,12 @@ static void cb_send_batch(tx_t *tx, const cfg_t *cfg, PGconn *conn, const cb_job
             (void)buf_puts(&slots[i].error, "no answer: out of memory starting the send");
             continue;
         }
+        if (jobs[i].unreadable) {
+            /* sending it again would not help: recorded as failed below */
+            (void)buf_puts(&slots[i].error, "the payload cannot be decrypted (wrong key or a "
+                                            "damaged row)");
+            continue;
+        }
         tx_request_t *req = cb_request(cfg, &jobs[i], &slots[i].error);
         if (!req)
             continue;
@@ -382,9 +401,12 @@ static void cb_send_batch(tx_t *tx, const cfg_t *cfg, PGconn *conn, const cb_job
     tx_group_free(g); /* waits for every submitted request; NULL is ok */
     for (int i = 0; i < n; i++) {
         long status = 0;
-        /* A request that never went out is retried like a lost answer. */
-        cb_outcome_t outcome =
-            slots[i].submitted ? cb_judge(&slots[i].res, &status, &slots[i].error) : CB_RETRY;
+        /* A request that never went out is retried like a lost answer,
+         * unless its body cannot be read at all. */
+        cb_outcome_t outcome = slots[i].submitted
+                                   ? cb_judge(&slots[i].res, &status, &slots[i].error)
+                               : jobs[i].unreadable ? CB_FAILED
+                                                    : CB_RETRY;
         cb_record(cfg, conn, &jobs[i], outcome, status, &slots[i].error);
         tx_result_clear(&slots[i].res);
         buf_free(&slots[i].error);
@@ -447,7 +469,7 @@ static void *cb_thread(void *arg)
             }
         }
         cb_job_t jobs[CB_BATCH];
-        int got = cb_claim(conn, lease, CB_BATCH, jobs, err, sizeof err);
+        int got = cb_claim(conn, &s->app->keys, lease, CB_BATCH, jobs, err, sizeof err);
         if (got < 0) {
             log_error("callbacks", "claim_failed", "error", err, NULL);
             cb_nap(s, 1000);

@@ -15,6 +15,9 @@
 #define CRIER_CALLBACKS_H
 
 #include "app.h"
+#include "crypto/crypto.h"
+
+#include <libpq-fe.h>
 
 #include <stddef.h>
 
@@ -22,6 +25,31 @@ typedef struct cb_sender cb_sender_t;
 
 /* What one attempt's answer means for the row. */
 typedef enum { CB_DELIVERED, CB_RETRY, CB_FAILED } cb_outcome_t;
+
+/* One claimed row; strings owned by the job. */
+typedef struct cb_job {
+    char *id;
+    char *event_type;
+    char *payload; /* the body to send, in clear; NULL when unreadable */
+    int attempt;
+    int unreadable; /* payload_enc did not decrypt: the row is failed, not sent */
+} cb_job_t;
+
+void cb_job_free(cb_job_t *j);
+
+/* Claims up to max of the oldest due rows into jobs[] (max entries), with
+ * their bodies decrypted under keys. Returns how many were claimed (0 when
+ * none is due), or -1 on a database error (message in err). Claiming a
+ * batch is safe for the lease because the batch is sent all at once: the
+ * round takes one time limit, not one per row. */
+int cb_claim(PGconn *conn, const cry_keys_t *keys, int lease_seconds, int max, cb_job_t *jobs,
+             char *err, size_t errlen);
+/* Records an attempt's outcome, fenced on the attempt still being the one
+ * in flight; a delivered row keeps only the event and the ids of its
+ * payload (crier_callback_bare), never the client's text. Returns 1 when
+ * applied, 0 when stale, -1 on a database error. */
+int cb_complete(PGconn *conn, const cb_job_t *job, cb_outcome_t outcome, int delay_s,
+                const char *error, char *err, size_t errlen);
 
 /* Starts the sender's transport and thread (which idles while no URL is
  * configured). Returns NULL with the reason in err. */

@@ -442,7 +442,7 @@ static void delivery_complete(delivery_t *d, PGconn *conn, const queue_result_t 
     char err[512];
     int applied = 0;
     for (int tries = 0;; tries++) {
-        if (queue_complete(conn, res, n, &applied, err, sizeof err) == 0)
+        if (queue_complete(conn, &d->app->keys, res, n, &applied, err, sizeof err) == 0)
             break;
         log_error("delivery", "complete_failed", "error", err, NULL);
         if (atomic_load(&d->stop) && tries >= 5)

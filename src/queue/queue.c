@@ -1,6 +1,8 @@
 #include "queue/queue.h"
 
+#include "crypto/crypto.h"
 #include "store/db.h"
+#include "util/buf.h"
 
 #include <cjson/cJSON.h>
 
@@ -17,6 +19,9 @@
 /* Rows rescued per call: bounds the transaction; the next tick takes the rest. */
 #define QUEUE_RESCUE_BATCH "1000"
 #define QUEUE_CLAIM_MAX    1000
+/* A rendered subject is one line cut to 255 bytes; its token is longer,
+ * and this leaves room for a caller's longer one. */
+#define QUEUE_SUBJECT_TOKEN_MAX 8192
 
 void queue_job_free(queue_job_t *j)
 {
@@ -107,7 +112,7 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
 /* The UPDATE for each outcome; every one is fenced on the claimed attempt
  * still being in flight, and appends its events only when the fence held
  * (the events CTE reads from the UPDATE's RETURNING). Parameters:
- * $1 id, $2 attempt, $3 channel, $4 subject, $5 provider message id,
+ * $1 id, $2 attempt, $3 channel, $4 subject token, $5 provider message id,
  * $6 error category, $7 error message, $8 provider code, $9 detail json,
  * $10 retry_at (epoch s), $11 next channel, $12 channels after it (json). */
 #define QUEUE_FENCE " WHERE id = $1::uuid AND status = 'sending' AND attempts = $2::int"
@@ -126,13 +131,14 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
 static const char *const queue_sql[] = {
     [QUEUE_SENT] =
         "WITH u AS (UPDATE communications SET status = 'sent', sent_at = now(),"
-        " provider_message_id = $5::text, subject = COALESCE($4::text, subject),"
+        " provider_message_id = $5::text, subject_enc = COALESCE($4::text, subject_enc),"
         " channel = $3::text, lease_until = NULL, error_category = NULL,"
         " error_message = NULL, provider_code = NULL, updated_at = now()" QUEUE_FENCE QUEUE_EVENTS(
             "('sent')"),
     [QUEUE_DELIVERED] = "WITH u AS (UPDATE communications SET status = 'delivered',"
                         " sent_at = now(), delivered_at = now(),"
-                        " provider_message_id = $5::text, subject = COALESCE($4::text, subject),"
+                        " provider_message_id = $5::text,"
+                        " subject_enc = COALESCE($4::text, subject_enc),"
                         " channel = $3::text, lease_until = NULL, error_category = NULL,"
                         " error_message = NULL, provider_code = NULL,"
                         " updated_at = now()" QUEUE_FENCE QUEUE_EVENTS("('sent'), ('delivered')"),
@@ -183,8 +189,29 @@ static const char *queue_detail(const char *json)
     return json;
 }
 
-int queue_complete(PGconn *conn, const queue_result_t *r, int n, int *applied, char *err,
-                   size_t errlen)
+/* The subject's token, bound to ("communications", "subject", id): the
+ * rendered subject holds the client's name, which is encrypted at rest like
+ * the client's own columns. 0 with *token NULL when there is no subject. */
+static int queue_subject_token(const cry_keys_t *keys, const queue_result_t *x, buf_t *tok,
+                               const char **token, char *err, size_t errlen)
+{
+    *token = NULL;
+    buf_reset(tok);
+    if (!x->subject || !x->subject[0] ||
+        (x->outcome != QUEUE_SENT && x->outcome != QUEUE_DELIVERED))
+        return 0;
+    const cry_place_t at = {"communications", "subject", x->id};
+    if (cry_encrypt(keys, &at, x->subject, strlen(x->subject), tok) != 0) {
+        snprintf(err, errlen, "cannot encrypt the subject of %s%s", x->id,
+                 keys && keys->loaded ? "" : ": no encryption key");
+        return -1;
+    }
+    *token = tok->data;
+    return 0;
+}
+
+int queue_complete(PGconn *conn, const cry_keys_t *keys, const queue_result_t *r, int n,
+                   int *applied, char *err, size_t errlen)
 {
     *applied = 0;
     if (n <= 0)
@@ -193,12 +220,17 @@ int queue_complete(PGconn *conn, const queue_result_t *r, int n, int *applied, c
     if (db_exec(conn, "BEGIN", err, errlen) != 0)
         return -1;
     int count = 0;
+    buf_t tok;
+    buf_init(&tok, QUEUE_SUBJECT_TOKEN_MAX);
     for (int i = 0; i < n; i++) {
         const queue_result_t *x = &r[i];
         if ((int)x->outcome < 0 || x->outcome > QUEUE_DEFER || !x->id) {
             snprintf(err, errlen, "bad queue result %d", i);
             goto fail;
         }
+        const char *subject = NULL;
+        if (queue_subject_token(keys, x, &tok, &subject, err, errlen) != 0)
+            goto fail;
         char attempt[16], code[16], retry[64];
         snprintf(attempt, sizeof attempt, "%d", x->attempt);
         snprintf(code, sizeof code, "%d", x->provider_code);
@@ -206,7 +238,7 @@ int queue_complete(PGconn *conn, const queue_result_t *r, int n, int *applied, c
         const char *params[] = {x->id,
                                 attempt,
                                 x->channel,
-                                x->subject,
+                                subject,
                                 x->provider_message_id,
                                 queue_category(x->error_category),
                                 x->error_message,
@@ -232,12 +264,14 @@ int queue_complete(PGconn *conn, const queue_result_t *r, int n, int *applied, c
     }
     if (db_exec(conn, "COMMIT", err, errlen) != 0)
         goto fail;
+    buf_free(&tok);
     *applied = count;
     return 0;
 fail : {
     char err2[128];
     (void)db_exec(conn, "ROLLBACK", err2, sizeof err2);
 }
+    buf_free(&tok);
     return -1;
 }
 

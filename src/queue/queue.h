@@ -10,6 +10,8 @@
 #ifndef CRIER_QUEUE_H
 #define CRIER_QUEUE_H
 
+#include "crypto/crypto.h"
+
 #include <libpq-fe.h>
 #include <stddef.h>
 
@@ -51,7 +53,7 @@ typedef struct queue_result {
     queue_outcome_t outcome;
     double retry_at;                 /* epoch s, QUEUE_RETRY and QUEUE_DEFER only */
     const char *channel;             /* the channel that was tried */
-    const char *subject;             /* may be NULL */
+    const char *subject;             /* rendered, in clear; may be NULL (see queue_complete) */
     const char *provider_message_id; /* may be NULL */
     const char *error_category;      /* NULL on success */
     const char *error_message;       /* NULL on success; never holds PII or secrets */
@@ -65,9 +67,11 @@ typedef struct queue_result {
 
 /* Records n outcomes in one transaction: each updates its row only if the
  * fence holds and appends delivery_events. *applied gets how many rows
- * matched their fence. */
-int queue_complete(PGconn *conn, const queue_result_t *r, int n, int *applied, char *err,
-                   size_t errlen);
+ * matched their fence. The subject of a sent or delivered row is stored
+ * only encrypted under keys (communications.subject_enc, bound to the
+ * row); a subject without a usable key fails the batch. */
+int queue_complete(PGconn *conn, const cry_keys_t *keys, const queue_result_t *r, int n,
+                   int *applied, char *err, size_t errlen);
 
 /* Returns rows whose lease expired to 'queued' (or 'failed' once they have
  * had max_attempts), under a transaction-level advisory lock so only one

@@ -3,6 +3,7 @@
 #include "store/db.h"
 #include "util/buf.h"
 #include "util/errmsg.h"
+#include "util/json_text.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -216,15 +217,23 @@ int rcpt_phone_bidx(const cry_keys_t *keys, const char *from, char out[65])
     norm[n] = '\0';
     if (!digits || !keys || !keys->loaded)
         return -1;
-    cry_blind_index(keys, "phone", norm, out);
-    return 0;
+    return cry_blind_index(keys, "phone", norm, out);
 }
+
+/* The row's id, taken before the insert: the sender and the text are
+ * encrypted bound to ("inbound_messages", column, id), and a bigserial id
+ * exists only once the sequence gives it. The primary key is used rather
+ * than the provider's message id (also unique, with the channel) so that
+ * every crier token is bound to its row's primary key, one rule for every
+ * table. A redelivery spends a sequence number and inserts nothing. */
+static const char rcpt_inbound_id_sql[] =
+    "SELECT nextval(pg_get_serial_sequence('inbound_messages', 'id'))::text";
 
 /* Stores the message unless it is a redelivery. */
 static const char rcpt_inbound_sql[] =
-    "INSERT INTO inbound_messages (channel, provider_message_id, client_id, communication_id,"
-    " sender_enc, sender_bidx, body_enc, key_id, keyword)"
-    " SELECT $1::text, $2::text,"
+    "INSERT INTO inbound_messages (id, channel, provider_message_id, client_id,"
+    " communication_id, sender_enc, sender_bidx, body_enc, key_id, keyword)"
+    " SELECT $9::bigint, $1::text, $2::text,"
     "  (SELECT id FROM clients WHERE phone_bidx = $3::text AND erased_at IS NULL"
     "   ORDER BY updated_at DESC LIMIT 1),"
     "  (SELECT id FROM communications WHERE $4::text IS NOT NULL"
@@ -232,7 +241,8 @@ static const char rcpt_inbound_sql[] =
     "  $5::text, $3::text, $6::text, $7::text, $8::text"
     " ON CONFLICT (channel, provider_message_id) DO NOTHING"
     " RETURNING id, client_id, communication_id,"
-    "  (SELECT count(*) FROM clients WHERE phone_bidx = $3::text AND erased_at IS NULL)";
+    "  (SELECT count(*) FROM clients WHERE phone_bidx = $3::text AND erased_at IS NULL),"
+    "  crier_iso(received_at)";
 
 /* The opt-out of the channel the keyword came in on, for every client with
  * that number (one number may be shared by several clients). Two fixed
@@ -257,20 +267,46 @@ static const char rcpt_window_sql[] =
     "  + interval '24 hours')"
     " WHERE phone_bidx = $1::text AND erased_at IS NULL";
 
-/* Event and payload as the callback sender documents them (client_reply,
- * sent as is). The text is copied in clear because the workflow needs the
- * words and the sender does not decrypt; the NOTIFY (delivered at commit)
- * has the row sent at once instead of at the next poll. */
+/* The callback for a reply. The body the workflow receives (with the
+ * client's words) is stored only encrypted, bound to ("workflow_callbacks",
+ * "payload", id), until it is delivered; the payload column holds the same
+ * object without the text, which is all that stays once it is delivered
+ * (callbacks.c). The NOTIFY (delivered at commit) has the row sent at once
+ * instead of at the next poll. */
 static const char rcpt_callback_sql[] =
     "WITH w AS ("
-    " INSERT INTO workflow_callbacks (id, communication_id, event_type, payload)"
-    " SELECT $1::uuid, $2::uuid, 'client_reply', jsonb_build_object("
-    "  'type', 'client_reply', 'inbound_message_id', i.id, 'client_id', i.client_id,"
-    "  'channel', i.channel, 'provider_message_id', i.provider_message_id,"
-    "  'communication_id', i.communication_id, 'text', COALESCE($4::text, ''),"
-    "  'received_at', crier_iso(i.received_at))"
-    " FROM inbound_messages i WHERE i.id = $3::bigint RETURNING id)"
+    " INSERT INTO workflow_callbacks (id, communication_id, event_type, payload, payload_enc)"
+    " VALUES ($1::uuid, $2::uuid, 'client_reply', $3::jsonb, $4::text) RETURNING id)"
     " SELECT pg_notify('crier_callbacks', '') FROM w";
+
+/* The callback body, as the callback sender documents it (client_reply):
+ * type, inbound_message_id, client_id, channel, provider_message_id,
+ * communication_id, received_at and, when with_text, the text. */
+static int rcpt_callback_json(buf_t *js, const char *inbound_id, const char *client_id,
+                              const char *channel, const char *provider_message_id,
+                              const char *comm_id, const char *received_at, const char *text)
+{
+    int rc = 0;
+    if (text) {
+        rc |= buf_puts(js, "{\"text\": ");
+        rc |= jtext_string(js, text);
+        rc |= buf_puts(js, ", \"type\": \"client_reply\"");
+    } else {
+        rc |= buf_puts(js, "{\"type\": \"client_reply\"");
+    }
+    rc |= buf_puts(js, ", \"channel\": ");
+    rc |= jtext_string(js, channel);
+    rc |= buf_puts(js, ", \"client_id\": ");
+    rc |= jtext_string(js, client_id);
+    rc |= buf_puts(js, ", \"received_at\": ");
+    rc |= jtext_string(js, received_at);
+    rc |= buf_puts(js, ", \"communication_id\": ");
+    rc |= comm_id[0] ? jtext_string(js, comm_id) : buf_puts(js, "null");
+    rc |= buf_printf(js, ", \"inbound_message_id\": %s, \"provider_message_id\": ", inbound_id);
+    rc |= jtext_string(js, provider_message_id);
+    rc |= buf_putc(js, '}');
+    return rc ? -1 : 0;
+}
 
 static int rcpt_exec(PGconn *conn, const char *sql, int n, const char *const *params, char *err,
                      size_t errlen)
@@ -282,31 +318,79 @@ static int rcpt_exec(PGconn *conn, const char *sql, int n, const char *const *pa
     return 0;
 }
 
+/* Queues the client_reply callback of inbound message inbound_id. */
+static int rcpt_callback(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
+                         const char *inbound_id, const char *client_id, const char *comm_id,
+                         const char *received_at, char *err, size_t errlen)
+{
+    char cb_id[37];
+    if (cry_uuid4(cb_id) != 0) {
+        snprintf(err, errlen, "inbound: no randomness for an id");
+        return -1;
+    }
+    const char *text = m->body ? m->body : "";
+    /* every byte of the text may become a six-byte escape */
+    size_t text_max = strlen(text) * 6 + 1024;
+    buf_t full, bare, enc;
+    buf_init(&full, text_max);
+    buf_init(&bare, 1024);
+    buf_init(&enc, text_max / 3 * 4 + 64);
+    const cry_place_t at = {"workflow_callbacks", "payload", cb_id};
+    int rc = -1;
+    if (rcpt_callback_json(&full, inbound_id, client_id, m->channel, m->provider_message_id,
+                           comm_id, received_at, text) != 0 ||
+        rcpt_callback_json(&bare, inbound_id, client_id, m->channel, m->provider_message_id,
+                           comm_id, received_at, NULL) != 0) {
+        snprintf(err, errlen, "inbound: callback body too large");
+        goto done;
+    }
+    if (cry_encrypt(keys, &at, full.data, full.len, &enc) != 0) {
+        snprintf(err, errlen, "inbound: encryption failed");
+        goto done;
+    }
+    const char *p[4] = {cb_id, comm_id[0] ? comm_id : NULL, bare.data, enc.data};
+    rc = rcpt_exec(conn, rcpt_callback_sql, 4, p, err, errlen);
+done:
+    buf_free(&full);
+    buf_free(&bare);
+    buf_free(&enc);
+    return rc;
+}
+
 int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
                  rcpt_inbound_result_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     char bidx[65];
     if (rcpt_phone_bidx(keys, m->from ? m->from : "", bidx) != 0) {
-        snprintf(err, errlen, "inbound: sender is not a phone number");
+        snprintf(err, errlen, "inbound: sender is not a phone number, or no index key");
         return -1;
     }
     buf_t sender, body;
     buf_init(&sender, (size_t)RCPT_PHONE_MAX * 4);
     buf_init(&body, RCPT_TEXT_MAX);
     int rc = -1;
-    PGresult *res = NULL;
+    PGresult *res = db_query(conn, rcpt_inbound_id_sql, 0, NULL, err, errlen);
+    if (!res)
+        goto done;
+    char inbound_id[24];
+    snprintf(inbound_id, sizeof inbound_id, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = NULL;
     int has_body = m->body && *m->body;
-    if (cry_encrypt(keys, m->from, strlen(m->from), &sender) != 0 ||
-        (has_body && cry_encrypt(keys, m->body, strlen(m->body), &body) != 0)) {
+    const cry_place_t sender_at = {"inbound_messages", "sender", inbound_id};
+    const cry_place_t body_at = {"inbound_messages", "body", inbound_id};
+    if (cry_encrypt(keys, &sender_at, m->from, strlen(m->from), &sender) != 0 ||
+        (has_body && cry_encrypt(keys, &body_at, m->body, strlen(m->body), &body) != 0)) {
         snprintf(err, errlen, "inbound: encryption failed");
         goto done;
     }
-    const char *ins[8] = {m->channel,   m->provider_message_id,
+    const char *ins[9] = {m->channel,   m->provider_message_id,
                           bidx,         m->reply_to && *m->reply_to ? m->reply_to : NULL,
                           sender.data,  has_body ? body.data : NULL,
-                          keys->key_id, rcpt_keyword_name(m->keyword)};
-    res = db_query(conn, rcpt_inbound_sql, 8, ins, err, errlen);
+                          keys->key_id, rcpt_keyword_name(m->keyword),
+                          inbound_id};
+    res = db_query(conn, rcpt_inbound_sql, 9, ins, err, errlen);
     if (!res)
         goto done;
     if (PQntuples(res) == 0) {
@@ -314,13 +398,13 @@ int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
         rc = 0;
         goto done;
     }
-    char inbound_id[24], comm_id[37] = "";
-    snprintf(inbound_id, sizeof inbound_id, "%s", PQgetvalue(res, 0, 0));
+    char comm_id[37] = "", received_at[32];
     if (!PQgetisnull(res, 0, 1))
         snprintf(out->client_id, sizeof out->client_id, "%s", PQgetvalue(res, 0, 1));
     if (!PQgetisnull(res, 0, 2))
         snprintf(comm_id, sizeof comm_id, "%s", PQgetvalue(res, 0, 2));
     out->clients = atoi(PQgetvalue(res, 0, 3));
+    snprintf(received_at, sizeof received_at, "%s", PQgetvalue(res, 0, 4));
 
     int is_wa = strcmp(m->channel, "whatsapp") == 0;
     if (m->keyword == RCPT_KW_STOP || m->keyword == RCPT_KW_START) {
@@ -338,13 +422,8 @@ int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
     }
     /* keywords are handled here and now; only a reply is the workflow's */
     if (m->keyword == RCPT_KW_NONE && out->client_id[0]) {
-        char cb_id[37];
-        if (cry_uuid4(cb_id) != 0) {
-            snprintf(err, errlen, "inbound: no randomness for an id");
-            goto done;
-        }
-        const char *p[4] = {cb_id, comm_id[0] ? comm_id : NULL, inbound_id, m->body};
-        if (rcpt_exec(conn, rcpt_callback_sql, 4, p, err, errlen) != 0)
+        if (rcpt_callback(conn, keys, m, inbound_id, out->client_id, comm_id, received_at, err,
+                          errlen) != 0)
             goto done;
         out->callback = 1;
     }

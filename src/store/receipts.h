@@ -87,15 +87,17 @@ typedef struct rcpt_inbound_result {
  * of m's channel for every client with the sender's number (STOP sets it,
  * START clears it), opens the WhatsApp window of those clients for a
  * WhatsApp message, and queues a "client_reply" workflow callback for a
- * free reply from a known client (payload: type, inbound_message_id,
+ * free reply from a known client (body: type, inbound_message_id,
  * client_id, channel, provider_message_id, communication_id, text,
- * received_at). Run it inside a transaction. */
+ * received_at; stored encrypted in payload_enc, with the same object
+ * without the text in payload). The row's id is taken from its sequence
+ * first, since the tokens are bound to it. Run it inside a transaction. */
 int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
                  rcpt_inbound_result_t *out, char *err, size_t errlen);
 
 /* The blind index of a sender: "whatsapp:" dropped, a missing "+" added
  * (WhatsApp wa_ids are digits only), then as clients' phones are indexed.
- * -1 when from holds no digits. */
+ * -1 when from holds no digits, or when the index cannot be computed. */
 int rcpt_phone_bidx(const cry_keys_t *keys, const char *from, char out[65]);
 
 /* A provider refused a send because the recipient opted out (Twilio

@@ -63,6 +63,17 @@ static int store_norm_phone(const char *in, buf_t *out)
     return 0;
 }
 
+/* The client id as PostgreSQL prints a uuid (lower-case hex): the row id
+ * its fields' tokens are bound to, so that a token written from a request
+ * that spelled the id in capitals still opens when the row is loaded. */
+static void store_uuid_lower(const char *id, char out[37])
+{
+    size_t i = 0;
+    for (; i < 36 && id[i]; i++)
+        out[i] = (char)tolower((unsigned char)id[i]);
+    out[i] = '\0';
+}
+
 /* One PII field of an upsert: NULL keeps the stored value, "" clears it,
  * anything else is encrypted (enc) with its blind index (bidx, may be NULL). */
 typedef struct store_pii {
@@ -72,8 +83,9 @@ typedef struct store_pii {
     const char *bidx_param;
 } store_pii_t;
 
-static int store_pii_prepare(const cry_keys_t *keys, const char *value, const char *domain,
-                             store_pii_t *p)
+/* column names the field in the token's place: ("clients", column, id). */
+static int store_pii_prepare(const cry_keys_t *keys, const char *client_id, const char *column,
+                             const char *value, const char *domain, store_pii_t *p)
 {
     buf_init(&p->enc, STORE_PII_MAX * 2);
     p->enc_param = NULL;
@@ -87,7 +99,10 @@ static int store_pii_prepare(const cry_keys_t *keys, const char *value, const ch
     }
     if (!keys || !keys->loaded || strlen(value) > STORE_PII_MAX)
         return -1;
-    if (cry_encrypt(keys, value, strlen(value), &p->enc) != 0)
+    char row[37];
+    store_uuid_lower(client_id, row);
+    const cry_place_t at = {"clients", column, row};
+    if (cry_encrypt(keys, &at, value, strlen(value), &p->enc) != 0)
         return -1;
     p->enc_param = p->enc.data;
     if (domain) {
@@ -95,8 +110,10 @@ static int store_pii_prepare(const cry_keys_t *keys, const char *value, const ch
         buf_init(&norm, STORE_PII_MAX);
         int rc = strcmp(domain, "email") == 0 ? store_norm_email(value, &norm)
                                               : store_norm_phone(value, &norm);
+        /* a failed index is an error: a row is never written with an index
+         * that would not find it (or would find others) */
         if (rc == 0)
-            cry_blind_index(keys, domain, norm.data ? norm.data : "", p->bidx);
+            rc = cry_blind_index(keys, domain, norm.data ? norm.data : "", p->bidx);
         buf_free(&norm);
         if (rc != 0)
             return -1;
@@ -120,13 +137,14 @@ int store_client_upsert(PGconn *conn, const cry_keys_t *keys, const store_client
     if (!store_is_uuid(c->id))
         return store_fail(err, errlen, "client id is not a UUID", NULL);
     store_pii_t name, email, phone;
-    int ok = store_pii_prepare(keys, c->name, NULL, &name) == 0;
-    ok = store_pii_prepare(keys, c->email, "email", &email) == 0 && ok;
-    ok = store_pii_prepare(keys, c->phone, "phone", &phone) == 0 && ok;
+    int ok = store_pii_prepare(keys, c->id, "name", c->name, NULL, &name) == 0;
+    ok = store_pii_prepare(keys, c->id, "email", c->email, "email", &email) == 0 && ok;
+    ok = store_pii_prepare(keys, c->id, "phone", c->phone, "phone", &phone) == 0 && ok;
     int rc = -1;
     if (!ok) {
         store_fail(err, errlen, "cannot encrypt client fields",
-                   keys && keys->loaded ? "value too long" : "no encryption key configured");
+                   keys && keys->loaded ? "value too long or encryption failed"
+                                        : "no encryption key configured");
         goto done;
     }
     const char *params[] = {
@@ -208,8 +226,11 @@ void store_client_free(store_client_t *c)
     c->preferred_channels_json = NULL;
 }
 
-/* Decrypts a column into a new string; NULL column -> NULL. */
-static int store_decrypt_col(const cry_keys_t *keys, PGresult *r, int col, char **out)
+/* Decrypts a column of row 0 into a new string; NULL column -> NULL. The
+ * token must have been written for at (a v1 token, not yet rewritten by
+ * crier migrate, is refused like a damaged one). */
+static int store_decrypt_col(const cry_keys_t *keys, const cry_place_t *at, PGresult *r, int col,
+                             char **out)
 {
     *out = NULL;
     if (PQgetisnull(r, 0, col))
@@ -218,7 +239,7 @@ static int store_decrypt_col(const cry_keys_t *keys, PGresult *r, int col, char 
         return -1;
     buf_t plain;
     buf_init(&plain, STORE_PII_MAX);
-    if (cry_decrypt(keys, PQgetvalue(r, 0, col), &plain) != 0) {
+    if (cry_decrypt(keys, at, PQgetvalue(r, 0, col), &plain) != 0) {
         buf_free(&plain);
         return -1;
     }
@@ -277,9 +298,12 @@ int store_client_load(PGconn *conn, const cry_keys_t *keys, const char *id, stor
     }
     snprintf(out->id, sizeof out->id, "%s", PQgetvalue(r, 0, 0));
     int rc = 0;
-    if (store_decrypt_col(keys, r, 1, &out->name) != 0 ||
-        store_decrypt_col(keys, r, 2, &out->email) != 0 ||
-        store_decrypt_col(keys, r, 3, &out->phone) != 0) {
+    const cry_place_t name_at = {"clients", "name", out->id};
+    const cry_place_t email_at = {"clients", "email", out->id};
+    const cry_place_t phone_at = {"clients", "phone", out->id};
+    if (store_decrypt_col(keys, &name_at, r, 1, &out->name) != 0 ||
+        store_decrypt_col(keys, &email_at, r, 2, &out->email) != 0 ||
+        store_decrypt_col(keys, &phone_at, r, 3, &out->phone) != 0) {
         /* a key mismatch or a damaged row; the value itself is never echoed */
         rc = store_fail(err, errlen, "cannot decrypt client fields", "wrong or missing key");
     }
@@ -622,9 +646,9 @@ int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_
             return store_fail(err, errlen, "client id is not a UUID", NULL);
         }
         store_pii_t name, email, phone;
-        int ok = store_pii_prepare(keys, c[i].name, NULL, &name) == 0;
-        ok = store_pii_prepare(keys, c[i].email, "email", &email) == 0 && ok;
-        ok = store_pii_prepare(keys, c[i].phone, "phone", &phone) == 0 && ok;
+        int ok = store_pii_prepare(keys, c[i].id, "name", c[i].name, NULL, &name) == 0;
+        ok = store_pii_prepare(keys, c[i].id, "email", c[i].email, "email", &email) == 0 && ok;
+        ok = store_pii_prepare(keys, c[i].id, "phone", c[i].phone, "phone", &phone) == 0 && ok;
         if (ok) {
             rc |= buf_puts(&js, i ? ",{\"id\":" : "{\"id\":");
             rc |= jtext_string(&js, c[i].id);
@@ -654,7 +678,7 @@ int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_
         if (!ok) {
             buf_free(&js);
             return store_fail(err, errlen, "cannot encrypt client fields",
-                              keys && keys->loaded ? "value too long"
+                              keys && keys->loaded ? "value too long or encryption failed"
                                                    : "no encryption key configured");
         }
     }

@@ -29,6 +29,7 @@ Stable API:
     psql(url, sql, **variables) -> rows (lists of strings; NULL is "")
                                  use :'name' in sql for a safely quoted variable
     migrate(url) -> CompletedProcess
+    pg_dump(url) -> str              the database as plain SQL (pg_dump of the server's version)
     free_port() -> int
     SmtpSink(dir, extra_args=[])      .port .files() (*.eml, oldest first) .envelope(eml)
                                       .wait_for(count, timeout) .stop()
@@ -192,6 +193,31 @@ def migrate(url):
         raise RuntimeError("crier migrate failed (%d):\n%s%s"
                            % (proc.returncode, proc.stdout, proc.stderr))
     return proc
+
+
+def _pg_dump_bin(url):
+    """The pg_dump of the server's major version (an older one refuses a
+    newer server): Debian keeps one per version under /usr/lib/postgresql."""
+    major = int(psql(url, "SHOW server_version_num")[0][0]) // 10000
+    path = "/usr/lib/postgresql/%d/bin/pg_dump" % major
+    if os.access(path, os.X_OK):
+        return path
+    found = shutil.which("pg_dump")
+    if not found:
+        raise RuntimeError("no pg_dump for PostgreSQL %d (scripts/deps.sh installs it)" % major)
+    return found
+
+
+def pg_dump(url):
+    """The whole database url as plain SQL text (schema and data), as an
+    operator's backup would hold it."""
+    proc = subprocess.run([_pg_dump_bin(url), "--no-owner", "--no-privileges", "-d", url],
+                          capture_output=True, timeout=120,
+                          env=base_env({"PGCONNECT_TIMEOUT": "10"}))
+    if proc.returncode != 0:
+        raise RuntimeError("pg_dump failed (%d): %s"
+                           % (proc.returncode, proc.stderr.decode("utf-8", "replace").strip()))
+    return proc.stdout.decode("utf-8")
 
 
 def new_database(name_prefix="t", migrated=True):

@@ -83,8 +83,13 @@ def test_signed_and_identical(tmp):
                 state, attempts, _, stored = row(db, cid)
                 assert (state, attempts) == ("delivered", "1"), (state, attempts)
                 got = h.callback_body(by_id[cid][0])
-                assert got == stored.encode("utf-8"), (got, stored)
+                # the body is the payload as PostgreSQL prints it, byte for byte
+                printed = h.psql(db, "SELECT :'p'::jsonb::text", p=json.dumps(p))[0][0]
+                assert got == printed.encode("utf-8"), (got, printed)
                 assert json.loads(got) == p
+                # once delivered, the row keeps the event and its ids, not the words
+                assert json.loads(stored) == {k: v for k, v in p.items()
+                                              if k in ("type", "channel")}, stored
             d = h.psql(db, "SELECT count(*) FROM workflow_callbacks WHERE delivered_at IS NULL"
                            " OR lease_until IS NOT NULL")
             assert d == [["0"]], d
@@ -137,6 +142,27 @@ def test_429_and_max_attempts(tmp):
             assert len(rx.requests()) == 3, len(rx.requests())
 
 
+def test_unreadable_body_fails(tmp):
+    # A body that does not decrypt (a damaged row, another key) is never sent:
+    # the row fails at once, since no retry could make it readable.
+    db = h.new_database("cb_unreadable")
+    cid = str(uuid.uuid4())
+    h.psql(db, "INSERT INTO workflow_callbacks (id, event_type, payload, payload_enc)"
+               " VALUES (:'id'::uuid, 'client_reply', '{\"type\": \"client_reply\"}',"
+               " 'v2.00000000.' || repeat('A', 40))", id=cid)
+    ok = insert(db, {"type": "client_reply", "text": "readable"})
+    with h.CallbackReceiver(tmp) as rx:
+        with h.Crier(db, tmp, env=crier_env(rx)) as crier:
+            h.wait_until(lambda: row(db, cid)[0] == "failed" and row(db, ok)[0] == "delivered",
+                         15, what="the unreadable row failed, the other delivered")
+            state, attempts, last_error, _ = row(db, cid)
+            assert (state, attempts) == ("failed", "1"), (state, attempts)
+            assert "cannot be decrypted" in last_error, last_error
+            reqs = rx.requests()
+            assert [r["headers"]["x-crier-callback-id"] for r in reqs] == [ok], reqs
+            assert_secret_not_logged(crier)
+
+
 def test_unconfigured_keeps_rows(tmp):
     db = h.new_database("cb_idle")
     cid = insert(db, {"type": "client_reply", "text": "wait for me"})
@@ -176,4 +202,5 @@ def test_kill_and_restart(tmp):
 
 
 h.run([test_signed_and_identical, test_retried_after_5xx, test_4xx_is_permanent,
-       test_429_and_max_attempts, test_unconfigured_keeps_rows, test_kill_and_restart])
+       test_429_and_max_attempts, test_unreadable_body_fails, test_unconfigured_keeps_rows,
+       test_kill_and_restart])

@@ -278,10 +278,13 @@ def test_stop_start_help(tmp):
         assert status == 200, body
         assert opt_out_sms(db, client_id) == "f"
         rows = h.psql(db, "SELECT event_type, payload->>'client_id', payload->>'channel',"
-                          " payload->>'text', payload->>'provider_message_id' FROM workflow_callbacks")
-        assert rows == [["client_reply", client_id, "sms", "Stop by at noon?", sid]], rows
-        # the text is stored encrypted, never in clear
-        assert h.psql(db, "SELECT count(*) FROM inbound_messages WHERE body_enc LIKE 'v1.%'"
+                          " payload ? 'text', payload->>'provider_message_id',"
+                          " payload_enc LIKE 'v2.%', strpos(payload_enc, 'noon') = 0"
+                          " FROM workflow_callbacks")
+        assert rows == [["client_reply", client_id, "sms", "f", sid, "t", "t"]], rows
+        # the text is stored encrypted (bound to its row), never in clear
+        assert h.psql(db, "SELECT count(*) FROM inbound_messages WHERE body_enc LIKE 'v2.%'"
+                          " AND strpos(body_enc, 'noon') = 0"
                           " AND provider_message_id = :'s'", s=sid) == [["1"]]
         # a redelivery changes nothing
         status, _, body = post_twilio(crier, path, inbound(sid, "Stop by at noon?", phone))
@@ -329,9 +332,11 @@ def test_whatsapp_reply_and_statuses(tmp):
         rows = h.psql(db, "SELECT channel, client_id, communication_id, keyword IS NULL"
                           " FROM inbound_messages")
         assert rows == [["whatsapp", client_id, cid, "t"]], rows
+        # the reply's words are only in the encrypted body (docs/callbacks.md)
         rows = h.psql(db, "SELECT communication_id, payload->>'client_id', payload->>'channel',"
-                          " payload->>'communication_id', payload->>'text' FROM workflow_callbacks")
-        assert rows == [[cid, client_id, "whatsapp", cid, "Sounds great, thanks!"]], rows
+                          " payload->>'communication_id', payload ? 'text', payload_enc LIKE 'v2.%'"
+                          " FROM workflow_callbacks")
+        assert rows == [[cid, client_id, "whatsapp", cid, "f", "t"]], rows
         window = h.psql(db, "SELECT extract(epoch FROM whatsapp_window_until)::bigint"
                             " FROM clients WHERE id = :'c'", c=client_id)[0][0]
         assert int(window) == now + 86400, (window, now)

@@ -7,6 +7,7 @@
 
 #include "crypto/crypto.h"
 #include "util/base64.h"
+#include "v1token.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -24,6 +25,9 @@ static void load_key(cry_keys_t *k, unsigned char fill)
     assert_int_equal(cry_keys_load(k, b.data, err, sizeof err), 0);
     buf_free(&b);
 }
+
+/* A client's email, as the store binds it. */
+static const cry_place_t at_email = {"clients", "email", "0b8e6a4c-2f1d-4c3b-9a5e-7d6f8e9a0b1c"};
 
 static void test_keys_reject_bad(void **state)
 {
@@ -46,35 +50,126 @@ static void test_round_trip(void **state)
     buf_t tok, out;
     buf_init(&tok, 4096);
     buf_init(&out, 4096);
-    assert_int_equal(cry_encrypt(&k, msg, strlen(msg), &tok), 0);
-    assert_int_equal(strncmp(tok.data, "v1.", 3), 0);
+    assert_int_equal(cry_encrypt(&k, &at_email, msg, strlen(msg), &tok), 0);
+    assert_int_equal(strncmp(tok.data, "v2.", 3), 0);
+    assert_int_equal(cry_token_version(tok.data), 2);
     assert_memory_equal(tok.data + 3, k.key_id, 8);
     assert_non_null(tok.data);
     assert_null(strstr(tok.data, "asha"));
-    assert_int_equal(cry_decrypt(&k, tok.data, &out), 0);
+    assert_int_equal(cry_decrypt(&k, &at_email, tok.data, &out), 0);
     assert_string_equal(out.data, msg);
 
     /* same plaintext twice gives different tokens (random nonce) */
     buf_t tok2;
     buf_init(&tok2, 4096);
-    assert_int_equal(cry_encrypt(&k, msg, strlen(msg), &tok2), 0);
+    assert_int_equal(cry_encrypt(&k, &at_email, msg, strlen(msg), &tok2), 0);
     assert_string_not_equal(tok.data, tok2.data);
 
     /* binary and empty values */
     const unsigned char bin[] = {0, 1, 2, 0xff, 0, 7};
     buf_reset(&tok);
     buf_reset(&out);
-    assert_int_equal(cry_encrypt(&k, bin, sizeof bin, &tok), 0);
-    assert_int_equal(cry_decrypt(&k, tok.data, &out), 0);
+    assert_int_equal(cry_encrypt(&k, &at_email, bin, sizeof bin, &tok), 0);
+    assert_int_equal(cry_decrypt(&k, &at_email, tok.data, &out), 0);
     assert_int_equal((int)out.len, (int)sizeof bin);
     assert_memory_equal(out.data, bin, sizeof bin);
     buf_reset(&tok);
     buf_reset(&out);
-    assert_int_equal(cry_encrypt(&k, "", 0, &tok), 0);
-    assert_int_equal(cry_decrypt(&k, tok.data, &out), 0);
+    assert_int_equal(cry_encrypt(&k, &at_email, "", 0, &tok), 0);
+    assert_int_equal(cry_decrypt(&k, &at_email, tok.data, &out), 0);
     assert_int_equal((int)out.len, 0);
     buf_free(&tok);
     buf_free(&tok2);
+    buf_free(&out);
+}
+
+/* The finding: a token written for one place must not open in another, so
+ * that whoever can write the database cannot swap two clients' addresses
+ * (or move a name into an address, or a reply into a subject). */
+static void test_bound_to_its_place(void **state)
+{
+    (void)state;
+    cry_keys_t k;
+    load_key(&k, 0x12);
+    const char *row = at_email.row_id;
+    const char *other_row = "0b8e6a4c-2f1d-4c3b-9a5e-7d6f8e9a0b1d";
+    const cry_place_t elsewhere[] = {
+        {"clients", "email", other_row},                              /* another row */
+        {"clients", "phone", row},                                    /* another column */
+        {"clients", "name", row},                                     /* another column */
+        {"inbound_messages", "email", row},                           /* another table */
+        {"clients", "email", "0B8E6A4C-2F1D-4C3B-9A5E-7D6F8E9A0B1C"}, /* ids compare as text */
+        /* NUL-joined parts cannot be shifted from one into the next */
+        {"clientse", "mail", row},
+        {"clients", "emai", "l0b8e6a4c-2f1d-4c3b-9a5e-7d6f8e9a0b1c"},
+    };
+    buf_t tok, out;
+    buf_init(&tok, 4096);
+    buf_init(&out, 4096);
+    assert_int_equal(cry_encrypt(&k, &at_email, "asha@example.com", 16, &tok), 0);
+    for (size_t i = 0; i < sizeof elsewhere / sizeof elsewhere[0]; i++) {
+        assert_int_equal(cry_decrypt(&k, &elsewhere[i], tok.data, &out), -1);
+        assert_int_equal((int)out.len, 0);
+    }
+    assert_int_equal(cry_decrypt(&k, &at_email, tok.data, &out), 0);
+
+    /* a place must name all three parts, within bounds */
+    char longid[CRY_PLACE_MAX + 2];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    const cry_place_t bad[] = {
+        {NULL, "email", row},         {"clients", NULL, row}, {"clients", "email", NULL},
+        {"", "email", row},           {"clients", "", row},   {"clients", "email", ""},
+        {"clients", "email", longid},
+    };
+    size_t mark = tok.len;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(cry_encrypt(&k, &bad[i], "x", 1, &tok), -1);
+        assert_int_equal((int)tok.len, (int)mark); /* the caller's buffer is left as it was */
+        assert_int_equal(cry_decrypt(&k, &bad[i], tok.data, &out), -1);
+    }
+    assert_int_equal(cry_encrypt(&k, NULL, "x", 1, &tok), -1);
+    assert_int_equal(cry_decrypt(&k, NULL, tok.data, &out), -1);
+    buf_free(&tok);
+    buf_free(&out);
+}
+
+/* v1 tokens (bound to the key id only) are refused by cry_decrypt, however
+ * valid: they could have been moved. Only the migration opens them. */
+static void test_v1_only_for_the_migration(void **state)
+{
+    (void)state;
+    cry_keys_t k, other;
+    load_key(&k, 0x13);
+    load_key(&other, 0x14);
+    buf_t v1, out;
+    buf_init(&v1, 4096);
+    buf_init(&out, 4096);
+    assert_int_equal(v1token_make(&k, "Zelda Quixotewright", &v1), 0);
+    assert_int_equal(cry_token_version(v1.data), 1);
+    assert_int_equal(cry_decrypt(&k, &at_email, v1.data, &out), -1);
+    assert_int_equal((int)out.len, 0);
+    assert_int_equal(cry_decrypt_v1(&k, v1.data, &out), 0);
+    assert_string_equal(out.data, "Zelda Quixotewright");
+    buf_reset(&out);
+    assert_int_equal(cry_decrypt_v1(&other, v1.data, &out), -1);
+
+    /* a v1 token relabelled "v2." does not pass as one, nor a v2 as v1 */
+    char *relabelled = strdup(v1.data);
+    relabelled[1] = '2';
+    assert_int_equal(cry_decrypt(&k, &at_email, relabelled, &out), -1);
+    buf_t v2;
+    buf_init(&v2, 4096);
+    assert_int_equal(cry_encrypt(&k, &at_email, "x", 1, &v2), 0);
+    assert_int_equal(cry_decrypt_v1(&k, v2.data, &out), -1);
+    v2.data[1] = '1';
+    assert_int_equal(cry_decrypt_v1(&k, v2.data, &out), -1);
+    assert_int_equal((int)out.len, 0);
+    assert_int_equal(cry_token_version("v3.x"), 0);
+    assert_int_equal(cry_token_version(NULL), 0);
+    free(relabelled);
+    buf_free(&v1);
+    buf_free(&v2);
     buf_free(&out);
 }
 
@@ -87,29 +182,47 @@ static void test_tamper_and_wrong_key(void **state)
     buf_t tok, out;
     buf_init(&tok, 4096);
     buf_init(&out, 4096);
-    assert_int_equal(cry_encrypt(&k, "+919812345678", 13, &tok), 0);
+    assert_int_equal(cry_encrypt(&k, &at_email, "+919812345678", 13, &tok), 0);
 
-    assert_int_equal(cry_decrypt(&other, tok.data, &out), -1);
+    assert_int_equal(cry_decrypt(&other, &at_email, tok.data, &out), -1);
     assert_int_equal((int)out.len, 0);
 
-    /* flip one base64 character in the body (keeping it valid base64) */
-    size_t pos = tok.len - 6;
-    tok.data[pos] = tok.data[pos] == 'A' ? 'B' : 'A';
-    assert_int_equal(cry_decrypt(&k, tok.data, &out), -1);
-    assert_int_equal((int)out.len, 0);
-    tok.data[pos] = tok.data[pos] == 'A' ? 'B' : 'A';
+    /* flip one base64 character in the body, then one in the nonce
+     * (keeping it valid base64) */
+    const size_t positions[] = {tok.len - 6, 14};
+    for (size_t i = 0; i < 2; i++) {
+        char was = tok.data[positions[i]];
+        tok.data[positions[i]] = was == 'A' ? 'B' : 'A';
+        assert_int_equal(cry_decrypt(&k, &at_email, tok.data, &out), -1);
+        assert_int_equal((int)out.len, 0);
+        tok.data[positions[i]] = was;
+    }
+    assert_int_equal(cry_decrypt(&k, &at_email, tok.data, &out), 0);
+    buf_reset(&out);
 
     /* a key id relabelled to another key is refused */
     char *copy = strdup(tok.data);
     memcpy(copy + 3, other.key_id, 8);
-    assert_int_equal(cry_decrypt(&k, copy, &out), -1);
+    assert_int_equal(cry_decrypt(&k, &at_email, copy, &out), -1);
     free(copy);
 
-    assert_int_equal(cry_decrypt(&k, "v1.", &out), -1);
-    assert_int_equal(cry_decrypt(&k, "garbage", &out), -1);
+    assert_int_equal(cry_decrypt(&k, &at_email, "v2.", &out), -1);
+    assert_int_equal(cry_decrypt(&k, &at_email, "garbage", &out), -1);
+    assert_int_equal(cry_decrypt(&k, &at_email, NULL, &out), -1);
     char shortened[32];
-    snprintf(shortened, sizeof shortened, "v1.%s.AAAA", k.key_id);
-    assert_int_equal(cry_decrypt(&k, shortened, &out), -1);
+    snprintf(shortened, sizeof shortened, "v2.%s.AAAA", k.key_id);
+    assert_int_equal(cry_decrypt(&k, &at_email, shortened, &out), -1);
+    /* cut short: the tag is gone */
+    tok.data[tok.len - 8] = '\0';
+    assert_int_equal(cry_decrypt(&k, &at_email, tok.data, &out), -1);
+    assert_int_equal((int)out.len, 0);
+
+    /* no key, no token */
+    cry_keys_t none;
+    memset(&none, 0, sizeof none);
+    buf_reset(&tok);
+    assert_int_equal(cry_encrypt(&none, &at_email, "x", 1, &tok), -1);
+    assert_int_equal((int)tok.len, 0);
     buf_free(&tok);
     buf_free(&out);
 }
@@ -131,20 +244,44 @@ static void test_blind_index(void **state)
     load_key(&k, 0x44);
     load_key(&other, 0x55);
     char a[65], b[65], c[65], d[65];
-    cry_blind_index(&k, "email", "asha@example.com", a);
-    cry_blind_index(&k, "email", "asha@example.com", b);
+    assert_int_equal(cry_blind_index(&k, "email", "asha@example.com", a), 0);
+    assert_int_equal(cry_blind_index(&k, "email", "asha@example.com", b), 0);
     assert_true(is_hex64(a));
     assert_string_equal(a, b);
-    cry_blind_index(&k, "phone", "asha@example.com", c);
+    assert_int_equal(cry_blind_index(&k, "phone", "asha@example.com", c), 0);
     assert_string_not_equal(a, c); /* domain separation */
-    cry_blind_index(&other, "email", "asha@example.com", d);
+    assert_int_equal(cry_blind_index(&other, "email", "asha@example.com", d), 0);
     assert_string_not_equal(a, d); /* keyed */
     /* "ab" + "c" and "a" + "bc" must not collide */
-    cry_blind_index(&k, "ab", "c", c);
-    cry_blind_index(&k, "a", "bc", d);
+    assert_int_equal(cry_blind_index(&k, "ab", "c", c), 0);
+    assert_int_equal(cry_blind_index(&k, "a", "bc", d), 0);
     assert_string_not_equal(c, d);
     /* the index key is not the encryption key */
     assert_memory_not_equal(k.index, k.enc, 32);
+}
+
+/* A failed index is an error with no index: it used to be 64 zeros, one
+ * value shared by every failure, which a lookup would then match. */
+static void test_blind_index_failure(void **state)
+{
+    (void)state;
+    cry_keys_t none;
+    memset(&none, 0, sizeof none);
+    char out[65];
+    memset(out, 'x', sizeof out);
+    assert_int_equal(cry_blind_index(&none, "email", "asha@example.com", out), -1);
+    assert_string_equal(out, "");
+    cry_keys_t k;
+    load_key(&k, 0x45);
+    memset(out, 'x', sizeof out);
+    assert_int_equal(cry_blind_index(&k, "email", NULL, out), -1);
+    assert_string_equal(out, "");
+    assert_int_equal(cry_blind_index(&k, NULL, "asha@example.com", out), -1);
+    assert_string_equal(out, "");
+    /* wiped keys are unloaded keys */
+    cry_keys_wipe(&k);
+    assert_int_equal(k.loaded, 0);
+    assert_int_equal(cry_blind_index(&k, "email", "asha@example.com", out), -1);
 }
 
 static void test_compare(void **state)
@@ -204,8 +341,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_reject_bad),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_bound_to_its_place),
+        cmocka_unit_test(test_v1_only_for_the_migration),
         cmocka_unit_test(test_tamper_and_wrong_key),
         cmocka_unit_test(test_blind_index),
+        cmocka_unit_test(test_blind_index_failure),
         cmocka_unit_test(test_compare),
         cmocka_unit_test(test_hashes),
         cmocka_unit_test(test_uuid),

@@ -264,7 +264,7 @@ static void test_fenced_completion(void **state)
                             .error_category = "permanent",
                             .error_message = "550 rejected",
                             .provider_code = 550};
-    if (queue_complete(db.conn, &stale, 1, &applied, err, sizeof err) != 0)
+    if (queue_complete(db.conn, &keys, &stale, 1, &applied, err, sizeof err) != 0)
         fail_msg("complete: %s", err);
     assert_int_equal(applied, 0);
     char *s = status_of(id);
@@ -279,7 +279,7 @@ static void test_fenced_completion(void **state)
                          .subject = "Welcome",
                          .provider_message_id = "msg-1",
                          .detail_json = "{\"smtp\": 250}"};
-    assert_int_equal(queue_complete(db.conn, &ok, 1, &applied, err, sizeof err), 0);
+    assert_int_equal(queue_complete(db.conn, &keys, &ok, 1, &applied, err, sizeof err), 0);
     assert_int_equal(applied, 1);
     s = status_of(id);
     assert_string_equal(s, "delivered/2");
@@ -292,16 +292,27 @@ static void test_fenced_completion(void **state)
     assert_string_equal(ev, "queued,lease_expired,sent,delivered");
     free(ev);
     char *row = testdb_scalar(db.conn,
-                              "SELECT provider_message_id || '|' || subject || '|' ||"
+                              "SELECT provider_message_id || '|' || (subject IS NULL) || '|' ||"
                               " (sent_at IS NOT NULL) || '|' || (delivered_at IS NOT NULL) ||"
                               " '|' || (lease_until IS NULL)"
                               " FROM communications WHERE id = $1::uuid",
                               1, p);
-    assert_string_equal(row, "msg-1|Welcome|true|true|true");
+    assert_string_equal(row, "msg-1|true|true|true|true");
     free(row);
+    /* the subject is stored only encrypted, bound to this row */
+    char *tok =
+        testdb_scalar(db.conn, "SELECT subject_enc FROM communications WHERE id = $1::uuid", 1, p);
+    assert_non_null(tok);
+    buf_t plain;
+    buf_init(&plain, 1024);
+    const cry_place_t at = {"communications", "subject", id};
+    assert_int_equal(cry_decrypt(&keys, &at, tok, &plain), 0);
+    assert_string_equal(plain.data, "Welcome");
+    buf_free(&plain);
+    free(tok);
 
     /* completing again (a duplicate) changes nothing */
-    assert_int_equal(queue_complete(db.conn, &ok, 1, &applied, err, sizeof err), 0);
+    assert_int_equal(queue_complete(db.conn, &keys, &ok, 1, &applied, err, sizeof err), 0);
     assert_int_equal(applied, 0);
 }
 
@@ -334,7 +345,7 @@ static void test_retry_and_batch(void **state)
          .channel = "email",
          .provider_message_id = "m-2"},
     };
-    assert_int_equal(queue_complete(db.conn, r, 2, &applied, err, sizeof err), 0);
+    assert_int_equal(queue_complete(db.conn, &keys, r, 2, &applied, err, sizeof err), 0);
     assert_int_equal(applied, 2);
     char *s = status_of(a);
     assert_string_equal(s, "queued/1");
@@ -379,7 +390,7 @@ static void test_odd_result_fields(void **state)
                         .error_category = "unknown",
                         .error_message = "odd",
                         .detail_json = "<html>bad gateway</html>"};
-    if (queue_complete(db.conn, &r, 1, &applied, err, sizeof err) != 0)
+    if (queue_complete(db.conn, &keys, &r, 1, &applied, err, sizeof err) != 0)
         fail_msg("complete: %s", err);
     assert_int_equal(applied, 1);
     char *s = status_of(a);

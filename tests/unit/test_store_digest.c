@@ -299,7 +299,7 @@ static void complete(const char *digest_id, int attempt, queue_outcome_t outcome
     };
     int got = -1;
     char err[256];
-    if (queue_complete(db.conn, &r, 1, &got, err, sizeof err) != 0)
+    if (queue_complete(db.conn, &keys, &r, 1, &got, err, sizeof err) != 0)
         fail_msg("complete: %s", err);
     assert_int_equal(got, applied);
 }
