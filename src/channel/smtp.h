@@ -1,8 +1,9 @@
 /* smtp: what an SMTP send is configured with, what its outcome looks like,
  * and how a reply is judged.
  *
- * The sending itself is the transport's (src/transport/), which drives each
- * message through the per-transfer pieces in channel/smtp_easy.h. Replies are
+ * The sending itself runs on the transport's loop (src/transport/): the
+ * email driver's SMTP call (driver/smtp_call.h) sets each transfer up with
+ * the per-transfer pieces in channel/smtp_easy.h. Replies are
  * classified by the reply code and the RFC 3463 enhanced status code (4xx
  * transient, 5xx permanent, with the exceptions smtp_classify explains). */
 #ifndef CRIER_SMTP_H

@@ -1,10 +1,11 @@
 /* smtp_easy: one SMTP transfer on a curl easy handle that the transport's
  * multi loop drives.
  *
- * The transport sets the handle up (smtp_easy_setup), loads one message onto
- * it (smtp_easy_begin), and when the multi reports the transfer done turns
- * the outcome into an smtp_result_t (smtp_easy_finish): the server's last
- * reply, its classification, and a text with no secret or address in it. */
+ * The email driver's SMTP call (driver/smtp_call.h) sets the handle up
+ * (smtp_easy_setup), loads one message onto it (smtp_easy_begin), and when
+ * the multi reports the transfer done turns the outcome into an
+ * smtp_result_t (smtp_easy_finish): the server's last reply, its
+ * classification, and a text with no secret or address in it. */
 #ifndef CRIER_SMTP_EASY_H
 #define CRIER_SMTP_EASY_H
 

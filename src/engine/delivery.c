@@ -1,10 +1,7 @@
 #include "engine/delivery.h"
 
 #include "circuit/circuit.h"
-#include "engine/email_job.h"
-#include "engine/msg_job.h"
-#include "engine/sms_job.h"
-#include "engine/wa_job.h"
+#include "driver/driver.h"
 #include "metrics/metrics.h"
 #include "policy/runtime.h"
 #include "queue/queue.h"
@@ -39,7 +36,8 @@ static const char delivery_depth_sql[] =
     "       FROM communications WHERE status IN ('pending', 'queued')) w";
 
 struct delivery {
-    app_t *app; /* borrowed */
+    app_t *app;    /* borrowed */
+    drv_env_t env; /* what the drivers see of app; its pointers borrowed from app */
     int nworkers;
     pthread_t waker;
     pthread_t *workers;
@@ -61,34 +59,19 @@ static void delivery_kick(delivery_t *d)
     pthread_mutex_unlock(&d->lock);
 }
 
-/* The rate-limited senders of one worker: one per provider, fixed by the
- * configuration, so a batch needs at most one limiter call per key after a
- * denial (see delivery_rate). */
-enum { DELIVERY_RL_TWILIO, DELIVERY_RL_SMTP, DELIVERY_RL_WHATSAPP, DELIVERY_RL_N };
-
+/* The rate-limited senders of one worker: one per channel's provider, fixed
+ * by the configuration, so a batch needs at most one limiter call per key
+ * after a denial (see delivery_rate). */
 typedef struct delivery_rl {
     rl_t *rl; /* owned: this worker's handle */
-    char key[DELIVERY_RL_N][RL_KEY_MAX + 1];
-    const char *provider[DELIVERY_RL_N];
-    cfg_rate_t rate[DELIVERY_RL_N]; /* rate_per_s 0: not limited */
+    char key[CH_N][RL_KEY_MAX + 1];
+    cfg_rate_t rate[CH_N]; /* rate_per_s 0: not limited */
     /* per batch: after a denial the key's next jobs queue up behind it
      * instead of asking again, spread one interval apart so they do not all
      * come back at the same instant */
-    int denied[DELIVERY_RL_N];
-    double denied_wait[DELIVERY_RL_N];
+    int denied[CH_N];
+    double denied_wait[CH_N];
 } delivery_rl_t;
-
-/* The host[:port] of an SMTP URL, without any userinfo. */
-static void delivery_smtp_host(const char *url, char *out, size_t outlen)
-{
-    const char *p = strstr(url, "://");
-    p = p ? p + 3 : url;
-    const char *end = p + strcspn(p, "/?#");
-    const char *at = memchr(p, '@', (size_t)(end - p));
-    if (at)
-        p = at + 1;
-    snprintf(out, outlen, "%.*s", (int)(end - p), p);
-}
 
 /* Sets up the worker's limiter. A live transport is limited per sender; the
  * sandbox is not (it sends nothing). Returns 0, or -1 when out of memory. */
@@ -105,27 +88,17 @@ static int delivery_rl_init(const delivery_t *d, delivery_rl_t *w)
         if (!w->rl)
             return -1;
     }
-    char host[256];
-    delivery_smtp_host(cfg->smtp_url, host, sizeof host);
-    const struct {
-        const char *provider, *sender, *transport;
-        cfg_rate_t rate;
-    } conf[DELIVERY_RL_N] = {
-        [DELIVERY_RL_TWILIO] = {"twilio", cfg->twilio_from_number, cfg->transport_sms,
-                                cfg->rate_twilio},
-        [DELIVERY_RL_SMTP] = {"smtp", host, cfg->transport_email, cfg->rate_smtp},
-        [DELIVERY_RL_WHATSAPP] = {"whatsapp", cfg->whatsapp_phone_number_id,
-                                  cfg->transport_whatsapp, cfg->rate_whatsapp},
-    };
-    for (int i = 0; i < DELIVERY_RL_N; i++) {
-        w->provider[i] = conf[i].provider;
-        if (strcmp(conf[i].transport, "live") != 0 || conf[i].rate.rate_per_s <= 0)
+    for (int c = 0; c < CH_N; c++) {
+        const drv_t *drv = drv_get((ch_id_t)c);
+        char sender[256];
+        cfg_rate_t rate = drv->rate(cfg, sender, sizeof sender);
+        if (!drv->live(cfg) || rate.rate_per_s <= 0)
             continue;
-        if (rl_key(w->key[i], sizeof w->key[i], conf[i].provider, conf[i].sender) != 0) {
-            log_error("delivery", "ratelimit_key_too_long", "provider", conf[i].provider, NULL);
+        if (rl_key(w->key[c], sizeof w->key[c], drv->provider, sender) != 0) {
+            log_error("delivery", "ratelimit_key_too_long", "provider", drv->provider, NULL);
             continue;
         }
-        w->rate[i] = conf[i].rate;
+        w->rate[c] = rate;
     }
     return 0;
 }
@@ -136,21 +109,14 @@ static void delivery_rl_batch(delivery_rl_t *w)
     memset(w->denied_wait, 0, sizeof w->denied_wait);
 }
 
-/* Asks whether job may be sent now. Returns 1 to send, or 0 with *wait_s
- * set and *provider named when it must wait. A limiter that cannot decide
+/* Asks whether a job on drv's channel may be sent now. Returns 1 to send,
+ * or 0 with *wait_s set when it must wait. A limiter that cannot decide
  * lets the message go: a rate limit must never stop delivery. */
-static int delivery_rate(delivery_rl_t *w, const queue_job_t *job, double *wait_s,
-                         const char **provider)
+static int delivery_rate(delivery_rl_t *w, const drv_t *drv, double *wait_s)
 {
-    static const char *const channels[DELIVERY_RL_N] = {[DELIVERY_RL_TWILIO] = "sms",
-                                                        [DELIVERY_RL_SMTP] = "email",
-                                                        [DELIVERY_RL_WHATSAPP] = "whatsapp"};
-    int i = 0;
-    while (i < DELIVERY_RL_N && strcmp(channels[i], job->channel ? job->channel : "") != 0)
-        i++;
-    if (i == DELIVERY_RL_N || w->rate[i].rate_per_s <= 0)
+    int i = (int)drv->id;
+    if (w->rate[i].rate_per_s <= 0)
         return 1;
-    *provider = w->provider[i];
     double interval = 1.0 / w->rate[i].rate_per_s;
     if (w->denied[i] > 0) {
         *wait_s = w->denied_wait[i] + interval * w->denied[i]++;
@@ -161,7 +127,7 @@ static int delivery_rate(delivery_rl_t *w, const queue_job_t *job, double *wait_
     if (rc == RL_ALLOW)
         return 1;
     if (rc != RL_DENY) {
-        log_error("delivery", "ratelimit_check_failed", "provider", w->provider[i], NULL);
+        log_error("delivery", "ratelimit_check_failed", "provider", drv->provider, NULL);
         return 1;
     }
     w->denied[i] = 1;
@@ -177,9 +143,10 @@ typedef struct delivery_slot {
     int index;                /* its place in owner->slots */
     double claimed;           /* monotonic seconds at the claim */
     queue_job_t job;
-    email_outcome_t out;
-    msg_call_t call;              /* the provider call the job prepared, if any */
-    int called;                   /* a call was prepared: its job's finish step reads it */
+    const drv_t *drv; /* the driver of job's channel; NULL for no channel */
+    outcome_t out;
+    call_t call;                  /* the provider call the driver prepared, if any */
+    int called;                   /* a call was prepared: its driver's finish step reads it */
     int deferred;                 /* the rate limit said wait: not an attempt */
     double defer_s;               /* for how long */
     int circuit;                  /* circ_provider_t guarding the call, -1 for none */
@@ -256,49 +223,34 @@ static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_r
     r->outcome = QUEUE_FAILED;
 }
 
-/* The circuit guarding a live send on channel, or -1 (the sandbox has no
- * credentials to refuse). */
-static int delivery_circuit_of(const cfg_t *cfg, const char *channel)
-{
-    if (strcmp(channel, "email") == 0)
-        return strcmp(cfg->transport_email, "live") == 0 ? CIRC_SMTP : -1;
-    if (strcmp(channel, "sms") == 0)
-        return strcmp(cfg->transport_sms, "live") == 0 ? CIRC_TWILIO : -1;
-    if (strcmp(channel, "whatsapp") == 0)
-        return strcmp(cfg->transport_whatsapp, "live") == 0 ? CIRC_WHATSAPP : -1;
-    return -1;
-}
-
 /* The first half of an attempt: everything up to the provider call, which
  * is left in s->call. A provider whose circuit is open is not called: the
- * attempt fails as auth_failure so the rules move the message on. */
-static void delivery_prepare(app_t *app, email_sender_t *sender, PGconn *conn, delivery_slot_t *s)
+ * attempt fails as auth_failure so the rules move the message on. The
+ * sandbox has no credentials to refuse, so only a live send has a circuit. */
+static void delivery_prepare(app_t *app, const drv_env_t *env, void *const *state, PGconn *conn,
+                             delivery_slot_t *s)
 {
-    const char *ch = s->job.channel ? s->job.channel : "";
-    s->circuit = delivery_circuit_of(app->cfg, ch);
+    const drv_t *drv = s->drv;
+    if (!drv) {
+        outcome_init(&s->out);
+        outcome_fail(&s->out, ERRC_INVALID_INPUT, 0, "channel", "no transport for this channel");
+        return;
+    }
+    s->circuit = drv->live(app->cfg) ? (int)drv->circuit : -1;
     if (s->circuit >= 0) {
         circ_verdict_t v = circ_check(app->circuit, (circ_provider_t)s->circuit, time_mono_ms());
         if (v == CIRC_REFUSE) {
-            email_outcome_init(&s->out);
+            outcome_init(&s->out);
             char why[160];
             snprintf(why, sizeof why, "%s refused our credentials; paused until a probe succeeds",
                      circ_provider_name((circ_provider_t)s->circuit));
-            msg_fail(&s->out, ERRC_AUTH_FAILURE, 0, "circuit open", why);
+            outcome_fail(&s->out, ERRC_AUTH_FAILURE, 0, "circuit open", why);
             s->circuit = -1;
             return;
         }
         s->probe = v == CIRC_PROBE;
     }
-    if (strcmp(ch, "email") == 0) {
-        email_prepare(sender, conn, &s->job, &s->call, &s->out);
-    } else if (strcmp(ch, "sms") == 0) {
-        sms_prepare(app, conn, &s->job, &s->call, &s->out);
-    } else if (strcmp(ch, "whatsapp") == 0) {
-        wa_prepare(app, conn, &s->job, &s->call, &s->out);
-    } else {
-        email_outcome_init(&s->out);
-        msg_fail(&s->out, ERRC_INVALID_INPUT, 0, "channel", "no transport for this channel");
-    }
+    drv->prepare(state[drv->id], env, conn, &s->job, &s->call, &s->out);
     s->called = s->call.req != NULL;
     if (s->probe && !s->called) {
         /* No call to test the credentials with: the next message probes. */
@@ -311,17 +263,11 @@ static void delivery_prepare(app_t *app, email_sender_t *sender, PGconn *conn, d
 /* The second half: reads the provider's answer and tells the circuit. */
 static void delivery_finish(app_t *app, delivery_slot_t *s)
 {
-    const char *ch = s->job.channel;
-    if (strcmp(ch, "email") == 0)
-        email_finish(&s->call, &s->out);
-    else if (strcmp(ch, "sms") == 0)
-        sms_finish(&s->call, &s->out);
-    else
-        wa_finish(&s->call, &s->out);
+    s->drv->finish(&s->call, &s->out);
     if (s->circuit < 0)
         return;
     circ_provider_t p = (circ_provider_t)s->circuit;
-    errc_t cat = s->out.status == EMAIL_FAILED ? s->out.category : ERRC_NONE;
+    errc_t cat = s->out.status == OUTCOME_FAILED ? s->out.category : ERRC_NONE;
     int changed = circ_report(app->circuit, p, s->probe, s->out.answered, cat, time_mono_ms());
     if (changed == 1) {
         log_kv(LOG_CRITICAL, "delivery", "provider_auth_failed", "provider", circ_provider_name(p),
@@ -335,16 +281,16 @@ static void delivery_finish(app_t *app, delivery_slot_t *s)
 }
 
 /* Acts on what an answer says beyond its message: a recipient's opt-out is
- * recorded as a STOP would be, and a closed WhatsApp window is closed in
- * our records too. Returns 1 when the message should go again at once on
+ * recorded as a STOP would be, and a closed conversation window is closed
+ * in our records too. Returns 1 when the message should go again at once on
  * the same channel (as a template), without asking the rules. */
 static int delivery_signal(PGconn *conn, const delivery_slot_t *s)
 {
     char err[256];
     switch (s->out.signal) {
-    case EMAIL_SIGNAL_NONE:
+    case OUTCOME_SIGNAL_NONE:
         return 0;
-    case EMAIL_SIGNAL_OPT_OUT:
+    case OUTCOME_SIGNAL_OPT_OUT:
         if (rcpt_provider_opt_out(conn, s->job.client_id, s->job.channel, err, sizeof err) != 0)
             log_error("delivery", "provider_opt_out_failed", "channel", s->job.channel, "error",
                       err, NULL);
@@ -352,7 +298,7 @@ static int delivery_signal(PGconn *conn, const delivery_slot_t *s)
             log_info("delivery", "provider_opt_out", "communication_id", s->job.id, "channel",
                      s->job.channel, NULL);
         return 0;
-    case EMAIL_SIGNAL_WINDOW_CLOSED:
+    case OUTCOME_SIGNAL_WINDOW_CLOSED:
         if (rcpt_window_close(conn, s->job.client_id, err, sizeof err) != 0) {
             /* With the window still open in our records the resend would be
              * free text again: let the rules decide instead. */
@@ -386,17 +332,14 @@ static void delivery_count(const delivery_slot_t *s, const queue_result_t *r, do
         [QUEUE_FAILED] = METRICS_FAILED,
     };
     metrics_communication(s->job.message_type, s->job.channel, by_outcome[r->outcome]);
-    const email_outcome_t *o = &s->out;
-    if (o->status != EMAIL_FAILED)
+    const outcome_t *o = &s->out;
+    if (o->status != OUTCOME_FAILED)
         metrics_delivery_time(s->job.channel, since_claim);
     if (!s->called)
         return;
-    metrics_api_t api = strcmp(s->job.channel, "email") == 0 ? METRICS_API_SMTP
-                        : strcmp(s->job.channel, "sms") == 0 ? METRICS_API_TWILIO
-                                                             : METRICS_API_WHATSAPP;
-    metrics_api_call(api);
-    if (o->status == EMAIL_FAILED)
-        metrics_api_error(api, o->category);
+    metrics_api_call(s->drv->api);
+    if (o->status == OUTCOME_FAILED)
+        metrics_api_error(s->drv->api, o->category);
 }
 
 /* Fills r with what the attempt came to. resend_now: go again on the same
@@ -404,7 +347,7 @@ static void delivery_count(const delivery_slot_t *s, const queue_result_t *r, do
 static void delivery_record(prt_local_t *policy, delivery_slot_t *s, int resend_now,
                             queue_result_t *r)
 {
-    const email_outcome_t *o = &s->out;
+    const outcome_t *o = &s->out;
     memset(r, 0, sizeof *r);
     r->id = s->job.id;
     r->attempt = s->job.attempt;
@@ -414,13 +357,13 @@ static void delivery_record(prt_local_t *policy, delivery_slot_t *s, int resend_
     r->provider_code = o->code;
     r->detail_json = o->detail_json[0] ? o->detail_json : NULL;
     switch (o->status) {
-    case EMAIL_SENT:
+    case OUTCOME_SENT:
         r->outcome = QUEUE_SENT;
         return;
-    case EMAIL_DELIVERED:
+    case OUTCOME_DELIVERED:
         r->outcome = QUEUE_DELIVERED;
         return;
-    case EMAIL_FAILED:
+    case OUTCOME_FAILED:
         break;
     }
     r->error_category = errc_name(o->category);
@@ -514,9 +457,8 @@ static void delivery_wait(delivery_worker_t *w, unsigned long seen, int timeout_
 /* Takes a claimed job into a free slot and starts its attempt: a rate
  * limit defers it, a job without a provider call (sandbox, failure before
  * the call, open circuit) is ready at once, a call goes in flight. */
-static void delivery_start_job(delivery_worker_t *w, app_t *app, email_sender_t *sender,
-                               PGconn *conn, delivery_rl_t *limits, const queue_job_t *job,
-                               double claimed)
+static void delivery_start_job(delivery_worker_t *w, app_t *app, void *const *state, PGconn *conn,
+                               delivery_rl_t *limits, const queue_job_t *job, double claimed)
 {
     int idx = w->free_idx[--w->nfree];
     delivery_slot_t *s = &w->slots[idx];
@@ -525,25 +467,25 @@ static void delivery_start_job(delivery_worker_t *w, app_t *app, email_sender_t 
     s->index = idx;
     s->claimed = claimed;
     s->job = *job;
+    s->drv = drv_by_name(s->job.channel);
     s->circuit = -1;
     double wait = 0;
-    const char *provider = NULL;
-    if (!delivery_rate(limits, &s->job, &wait, &provider)) {
+    if (s->drv && !delivery_rate(limits, s->drv, &wait)) {
         s->deferred = 1;
         s->defer_s = wait;
-        metrics_ratelimit_deferred(provider);
+        metrics_ratelimit_deferred(s->drv->provider);
         w->ready_idx[w->nready++] = idx;
         return;
     }
-    delivery_prepare(app, sender, conn, s);
-    msg_call_t *c = &s->call;
+    delivery_prepare(app, &w->d->env, state, conn, s);
+    call_t *c = &s->call;
     if (!c->req) {
         w->ready_idx[w->nready++] = idx;
         return;
     }
     tx_request_t *req = c->req;
     c->req = NULL; /* the transport owns it now, even when it refuses */
-    tx_t *tx = strcmp(s->job.channel, "email") == 0 ? app->tx_mail : app->tx;
+    tx_t *tx = s->drv->loop(&w->d->env);
     tx_request_on_done(req, delivery_call_done, s);
     c->submitted = 1;
     w->in_flight++;
@@ -579,12 +521,12 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
         if (s->called)
             delivery_finish(app, s);
         double took = delivery_mono_s() - s->claimed;
-        int resend = s->out.status == EMAIL_FAILED && delivery_signal(conn, s);
+        int resend = s->out.status == OUTCOME_FAILED && delivery_signal(conn, s);
         delivery_record(policy, s, resend, r);
         /* counted before the outcome is committed, so a reader who sees the
          * row final already sees it in the counters */
         delivery_count(s, r, took);
-        if (s->out.status == EMAIL_FAILED)
+        if (s->out.status == OUTCOME_FAILED)
             log_warn("delivery", "attempt_failed", "communication_id", s->job.id, "category",
                      errc_name(s->out.category), "error", s->out.error, "action",
                      rules_action_name(s->failure.action), "reason", s->failure.reason, NULL);
@@ -592,7 +534,7 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
     delivery_complete(d, conn, res, n);
     for (int k = 0; k < n; k++) {
         delivery_slot_t *s = &w->slots[w->ready_idx[k]];
-        msg_call_clear(&s->call);
+        call_clear(&s->call);
         queue_job_free(&s->job);
         w->free_idx[w->nfree++] = w->ready_idx[k];
     }
@@ -615,6 +557,28 @@ static void delivery_drain(delivery_worker_t *w)
     pthread_mutex_unlock(&d->lock);
 }
 
+static void delivery_state_free(void **state)
+{
+    for (int c = 0; c < CH_N; c++) {
+        const drv_t *drv = drv_get((ch_id_t)c);
+        if (state[c] && drv->worker_free)
+            drv->worker_free(state[c]);
+        state[c] = NULL;
+    }
+}
+
+/* Makes every driver's state for one worker. Returns 0, or -1 with err
+ * saying which driver cannot work (what was made stays in state). */
+static int delivery_state_new(const drv_env_t *env, void **state, char *err, size_t errlen)
+{
+    for (int c = 0; c < CH_N; c++) {
+        const drv_t *drv = drv_get((ch_id_t)c);
+        if (drv->worker_new && drv->worker_new(env, &state[c], err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void *delivery_worker(void *arg)
 {
     delivery_t *d = arg;
@@ -622,21 +586,24 @@ static void *delivery_worker(void *arg)
     const cfg_t *cfg = app->cfg;
     char err[512];
     PGconn *conn = NULL;
-    email_sender_t *sender = email_sender_new(app);
+    /* Each driver's state for this worker, indexed by ch_id_t. */
+    void *state[CH_N] = {0};
+    int state_failed = delivery_state_new(&d->env, state, err, sizeof err);
     /* A Lua state belongs to one thread: this worker's, made here. */
     prt_local_t *policy = app->rules ? prt_local_new(app->rules) : NULL;
     delivery_rl_t limits;
     if (delivery_rl_init(d, &limits) != 0) {
         log_kv(LOG_CRITICAL, "delivery", "ratelimit_failed", "error",
                "cannot create the rate limiter", NULL);
-        email_sender_free(sender);
+        delivery_state_free(state);
         prt_local_free(policy);
         return NULL;
     }
-    if (!sender) {
+    if (state_failed) {
         rl_free(limits.rl);
-        log_kv(LOG_CRITICAL, "delivery", "sender_failed", "error",
-               "cannot create the email sender (check mail_from and the SMTP settings)", NULL);
+        log_kv(LOG_CRITICAL, "delivery", "sender_failed", "error", err, NULL);
+        delivery_state_free(state);
+        prt_local_free(policy);
         return NULL;
     }
     delivery_worker_t w;
@@ -693,7 +660,7 @@ static void *delivery_worker(void *arg)
                 double now = delivery_mono_s();
                 delivery_rl_batch(&limits);
                 for (int i = 0; i < n; i++)
-                    delivery_start_job(&w, app, sender, conn, &limits, &jobs[i], now);
+                    delivery_start_job(&w, app, state, conn, &limits, &jobs[i], now);
                 claimed = n;
             }
         }
@@ -712,7 +679,7 @@ static void *delivery_worker(void *arg)
 out:
     if (w.slots) /* slots left unrecorded by a stop without PostgreSQL */
         for (int i = 0; i < w.cap; i++) {
-            msg_call_clear(&w.slots[i].call);
+            call_clear(&w.slots[i].call);
             queue_job_free(&w.slots[i].job);
         }
     free(res);
@@ -722,7 +689,7 @@ out:
     free(w.free_idx);
     free(w.slots);
     rl_free(limits.rl);
-    email_sender_free(sender);
+    delivery_state_free(state);
     prt_local_free(policy);
     if (conn)
         PQfinish(conn);
@@ -822,6 +789,13 @@ delivery_t *delivery_start(app_t *app, char *err, size_t errlen)
         return NULL;
     }
     d->app = app;
+    d->env = (drv_env_t){
+        .cfg = app->cfg,
+        .keys = &app->keys,
+        .templates = app->templates,
+        .tx = app->tx,
+        .tx_mail = app->tx_mail,
+    };
     d->nworkers = app->cfg->workers;
     atomic_init(&d->stop, 0);
     pthread_mutex_init(&d->lock, NULL);

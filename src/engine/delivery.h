@@ -3,9 +3,9 @@
  * A waker thread LISTENs for new work (with a poll as fallback, since
  * notifications are lost across reconnects), rescues expired leases once a
  * second, and keeps app->db_ready current. Worker threads each own a
- * PostgreSQL connection and an SMTP client; they claim small batches, render
- * and send each message with no lock held, and record the outcomes in one
- * fenced transaction per batch. */
+ * PostgreSQL connection and each channel driver's state; they claim small
+ * batches, hand each message to its driver with no lock held, and record
+ * the outcomes in one fenced transaction per batch. */
 #ifndef CRIER_DELIVERY_H
 #define CRIER_DELIVERY_H
 

@@ -1,6 +1,7 @@
 /* intake: group commit of new communications (see intake.h for why). */
 #include "engine/intake.h"
 
+#include "driver/driver.h"
 #include "policy/policy.h"
 #include "policy/runtime.h"
 #include "queue/queue.h"
@@ -133,9 +134,9 @@ static void intake_upsert_record(const req_comm_t *r, store_client_t *cl)
     cl->phone = r->client.phone;
     cl->timezone = r->client.timezone;
     cl->locale = r->client.locale;
-    cl->consent_email = r->client.consent_email;
-    cl->consent_sms = r->client.consent_sms;
-    cl->consent_whatsapp = r->client.consent_whatsapp;
+    cl->consent[CH_EMAIL] = r->client.consent_email;
+    cl->consent[CH_SMS] = r->client.consent_sms;
+    cl->consent[CH_WHATSAPP] = r->client.consent_whatsapp;
 }
 
 /* The preferred channels of a client (JSON array text) into pc; pref holds
@@ -168,12 +169,8 @@ static void intake_policy_client(const store_client_t *cl, policy_client_t *pc,
     pc->has_email = cl->email && cl->email[0];
     pc->has_phone = cl->phone && cl->phone[0];
     pc->timezone = cl->timezone ? cl->timezone : "UTC";
-    pc->consent_email = cl->consent_email;
-    pc->consent_sms = cl->consent_sms;
-    pc->consent_whatsapp = cl->consent_whatsapp;
-    pc->opt_out_email = cl->opt_out_email;
-    pc->opt_out_sms = cl->opt_out_sms;
-    pc->opt_out_whatsapp = cl->opt_out_whatsapp;
+    memcpy(pc->consent, cl->consent, sizeof pc->consent);
+    memcpy(pc->opt_out, cl->opt_out, sizeof pc->opt_out);
     pc->quiet_start = cl->quiet_start[0] ? cl->quiet_start : NULL;
     pc->quiet_end = cl->quiet_end[0] ? cl->quiet_end : NULL;
     pc->last_contact_at = cl->last_contact_at;
@@ -189,12 +186,8 @@ static void intake_policy_facts(const store_client_facts_t *f, policy_client_t *
     pc->has_email = f->has_email;
     pc->has_phone = f->has_phone;
     pc->timezone = f->timezone ? f->timezone : "UTC";
-    pc->consent_email = f->consent_email;
-    pc->consent_sms = f->consent_sms;
-    pc->consent_whatsapp = f->consent_whatsapp;
-    pc->opt_out_email = f->opt_out_email;
-    pc->opt_out_sms = f->opt_out_sms;
-    pc->opt_out_whatsapp = f->opt_out_whatsapp;
+    memcpy(pc->consent, f->consent, sizeof pc->consent);
+    memcpy(pc->opt_out, f->opt_out, sizeof pc->opt_out);
     pc->quiet_start = f->quiet_start[0] ? f->quiet_start : NULL;
     pc->quiet_end = f->quiet_end[0] ? f->quiet_end : NULL;
     pc->last_contact_at = f->last_contact_at;
@@ -453,7 +446,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
     policy_client_t pc;
     char pref[POLICY_MAX_CHANNELS][12];
     intake_policy_client(&cl, &pc, pref);
-    pc.channels_off = policy_channels_off(w->app->cfg); /* a setting, not a client fact */
+    pc.channels_off = drv_channels_off(w->app->cfg); /* a setting, not a client fact */
     rules_pending_t pending = {0, 0};
     if (store_digest_pending(conn, r->client_id, &pending.count, &pending.oldest_at, err,
                              sizeof err) != 0) {
@@ -607,7 +600,7 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, http_answer
         policy_client_t pc;
         char pref[POLICY_MAX_CHANNELS][12];
         intake_policy_facts(&facts[k], &pc, pref);
-        pc.channels_off = policy_channels_off(w->app->cfg);
+        pc.channels_off = drv_channels_off(w->app->cfg);
         rules_pending_t pending = {facts[k].pending_count, facts[k].pending_oldest_at};
         if (intake_compose(w, jobs[i], &pc, &pending, &drafts[i]) != 0) {
             /* its client upsert cannot be undone alone: redo row by row */

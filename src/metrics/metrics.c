@@ -1,5 +1,7 @@
 #include "metrics/metrics.h"
 
+#include "channel/ch.h"
+
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,8 +22,8 @@ static const char *const metrics_types[] = {
 };
 #define METRICS_TYPES_N (sizeof metrics_types / sizeof metrics_types[0])
 
-static const char *const metrics_channels[] = {"email", "sms", "whatsapp", "other"};
-#define METRICS_CHANNELS_N (sizeof metrics_channels / sizeof metrics_channels[0])
+/* Every channel by its ch_id_t, then "other". */
+#define METRICS_CHANNELS_N ((size_t)CH_N + 1)
 
 static const char *const metrics_statuses[METRICS_STATUS_N] = {"sent", "delivered", "retry",
                                                                "failed"};
@@ -54,6 +56,17 @@ static atomic_llong metrics_depth[3]; /* due, scheduled, sending */
 static atomic_int metrics_depth_known;
 static atomic_ullong metrics_rl_deferred[METRICS_RL_PROVIDERS_N];
 
+static size_t metrics_channel_index(const char *channel)
+{
+    ch_id_t c;
+    return ch_by_name(channel, &c) == 0 ? (size_t)c : (size_t)CH_N;
+}
+
+static const char *metrics_channel_name(size_t c)
+{
+    return c < (size_t)CH_N ? ch_name((ch_id_t)c) : "other";
+}
+
 static size_t metrics_index(const char *const *names, size_t n, const char *name)
 {
     for (size_t i = 0; name && i + 1 < n; i++)
@@ -77,7 +90,7 @@ void metrics_communication(const char *message_type, const char *channel, metric
     if ((int)st < 0 || st >= METRICS_STATUS_N)
         return;
     size_t t = metrics_index(metrics_types, METRICS_TYPES_N, message_type);
-    size_t c = metrics_index(metrics_channels, METRICS_CHANNELS_N, channel);
+    size_t c = metrics_channel_index(channel);
     metrics_add(&metrics_comms[t][c][st], 1);
 }
 
@@ -85,7 +98,7 @@ void metrics_delivery_time(const char *channel, double seconds)
 {
     if (!(seconds >= 0)) /* also refuses NaN */
         seconds = 0;
-    size_t c = metrics_index(metrics_channels, METRICS_CHANNELS_N, channel);
+    size_t c = metrics_channel_index(channel);
     size_t b = 0;
     while (b < METRICS_BUCKETS_N && seconds > metrics_bucket_le[b])
         b++;
@@ -181,7 +194,8 @@ static int metrics_render_comms(buf_t *out)
                 rc |= buf_printf(out,
                                  "crm_communications_total{message_type=\"%s\",channel=\"%s\","
                                  "status=\"%s\"} %llu\n",
-                                 metrics_types[t], metrics_channels[c], metrics_statuses[s], v[s]);
+                                 metrics_types[t], metrics_channel_name(c), metrics_statuses[s],
+                                 v[s]);
         }
     }
     return rc;
@@ -205,15 +219,15 @@ static int metrics_render_hist(buf_t *out)
             cum += per[b];
             rc |=
                 buf_printf(out, "crm_delivery_time_seconds_bucket{channel=\"%s\",le=\"%s\"} %llu\n",
-                           metrics_channels[c], metrics_bucket_text[b], cum);
+                           metrics_channel_name(c), metrics_bucket_text[b], cum);
         }
         rc |= buf_printf(out, "crm_delivery_time_seconds_bucket{channel=\"%s\",le=\"+Inf\"} %llu\n",
-                         metrics_channels[c], total);
-        rc |=
-            buf_printf(out, "crm_delivery_time_seconds_sum{channel=\"%s\"} ", metrics_channels[c]);
+                         metrics_channel_name(c), total);
+        rc |= buf_printf(out, "crm_delivery_time_seconds_sum{channel=\"%s\"} ",
+                         metrics_channel_name(c));
         rc |= metrics_value(out, (double)metrics_get(&metrics_hist_sum_us[c]) / 1e6);
         rc |= buf_printf(out, "\ncrm_delivery_time_seconds_count{channel=\"%s\"} %llu\n",
-                         metrics_channels[c], total);
+                         metrics_channel_name(c), total);
     }
     return rc;
 }

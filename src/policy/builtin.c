@@ -40,26 +40,6 @@ const char *policy_seed_primary(const char *message_type)
     return "email";
 }
 
-static int policy_set(const char *s)
-{
-    return s && s[0];
-}
-
-unsigned policy_channels_off(const cfg_t *cfg)
-{
-    unsigned off = 0;
-    /* A live channel without credentials would fail every send with
-     * auth_failure; telling the rules up front picks another channel instead. */
-    if (strcmp(cfg->transport_sms, "live") == 0 &&
-        !(policy_set(cfg->twilio_account_sid) && policy_set(cfg->twilio_auth_token) &&
-          policy_set(cfg->twilio_from_number)))
-        off |= POLICY_CH_SMS;
-    if (strcmp(cfg->transport_whatsapp, "live") == 0 &&
-        !(policy_set(cfg->whatsapp_phone_number_id) && policy_set(cfg->whatsapp_access_token)))
-        off |= POLICY_CH_WHATSAPP;
-    return off;
-}
-
 void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, double now,
                            policy_decision_t *d)
 {
@@ -72,7 +52,7 @@ void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, doub
     const char *skip = NULL;
     if (!c->has_email)
         skip = "no_email_address";
-    else if (c->opt_out_email)
+    else if (c->opt_out[CH_EMAIL])
         skip = "opt_out";
 
     if (skip) {

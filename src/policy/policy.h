@@ -7,6 +7,7 @@
 #ifndef CRIER_POLICY_H
 #define CRIER_POLICY_H
 
+#include "channel/ch.h"
 #include "config.h"
 #include "util/buf.h"
 
@@ -24,22 +25,18 @@ typedef struct policy_msg {
 typedef struct policy_client {
     int has_email, has_phone;
     const char *timezone;
-    int consent_email, consent_sms, consent_whatsapp;
-    int opt_out_email, opt_out_sms, opt_out_whatsapp;
+    int consent[CH_N]; /* per channel; email's is implied by its address */
+    int opt_out[CH_N];
     const char *preferred_channels[POLICY_MAX_CHANNELS]; /* NULL-terminated early */
     const char *quiet_start, *quiet_end;                 /* "HH:MM" */
     double last_contact_at;                              /* epoch s, 0 if never */
     double whatsapp_window_until;                        /* epoch s, 0 if closed */
     int vip; /* operator-marked client; the shipped rules ignore it */
-    /* Channels this engine cannot deliver on right now (POLICY_CH_* bits; 0:
-     * all can). Not a fact about the client: the rules treat such a channel
-     * as blocked ("unavailable"), so a decision never names one. */
+    /* Channels this engine cannot deliver on right now (CH_BIT set; 0: all
+     * can). Not a fact about the client: the rules treat such a channel as
+     * blocked ("unavailable"), so a decision never names one. */
     unsigned channels_off;
 } policy_client_t;
-
-#define POLICY_CH_EMAIL    1u
-#define POLICY_CH_SMS      2u
-#define POLICY_CH_WHATSAPP 4u
 
 typedef struct policy_decision {
     char status[12];  /* queued (due now), pending (later) or skipped */
@@ -61,10 +58,6 @@ typedef struct policy_decision {
 int policy_priority(const char *urgency);
 /* The seed's primary channel for a message type ("email" for unknown ones). */
 const char *policy_seed_primary(const char *message_type);
-/* The channels the engine cannot deliver on with settings cfg (POLICY_CH_*
- * bits): SMS or WhatsApp on the live transport without its credentials.
- * Email and every sandbox channel are always available. */
-unsigned policy_channels_off(const cfg_t *cfg);
 /* The built-in decision. Never fails. */
 void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, double now,
                            policy_decision_t *d);

@@ -30,8 +30,6 @@ struct rules_set {
     int last_rc; /* LH_* of the last failed rule call of this decision */
 };
 
-static const char *const rules_channels[] = {"email", "sms", "whatsapp"};
-
 int rules_last_failure(const rules_set_t *s)
 {
     return s->last_rc;
@@ -57,37 +55,26 @@ static void rules_copy(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-static int rules_known_channel(const char *ch)
+static int rules_known_channel(const char *name)
 {
-    for (size_t i = 0; i < 3; i++)
-        if (ch && strcmp(ch, rules_channels[i]) == 0)
-            return 1;
-    return 0;
+    ch_id_t ch;
+    return ch_by_name(name, &ch) == 0;
 }
 
 int rules_channel_allowed(const policy_client_t *c, const char *channel, const char **why)
 {
     const char *no = NULL;
-    unsigned bit = strcmp(channel, "email") == 0 ? POLICY_CH_EMAIL
-                   : strcmp(channel, "sms") == 0 ? POLICY_CH_SMS
-                                                 : POLICY_CH_WHATSAPP;
-    if (!rules_known_channel(channel))
+    ch_id_t ch;
+    if (ch_by_name(channel, &ch) != 0)
         no = "unknown_channel";
-    else if (c->channels_off & bit)
+    else if (c->channels_off & CH_BIT(ch))
         no = "unavailable";
-    else if (strcmp(channel, "email") == 0)
-        /* consent to email is implied by giving the address */
-        no = c->opt_out_email ? "opt_out" : !c->has_email ? "no_contact" : NULL;
-    else if (strcmp(channel, "sms") == 0)
-        no = c->opt_out_sms    ? "opt_out"
-             : !c->has_phone   ? "no_contact"
-             : !c->consent_sms ? "no_consent"
-                               : NULL;
-    else
-        no = c->opt_out_whatsapp    ? "opt_out"
-             : !c->has_phone        ? "no_contact"
-             : !c->consent_whatsapp ? "no_consent"
-                                    : NULL;
+    else if (c->opt_out[ch])
+        no = "opt_out";
+    else if (!(ch_contact(ch) == CH_CONTACT_EMAIL ? c->has_email : c->has_phone))
+        no = "no_contact";
+    else if (ch_needs_consent(ch) && !c->consent[ch])
+        no = "no_consent";
     if (why)
         *why = no;
     return no == NULL;
@@ -189,18 +176,17 @@ static void rules_why(const cJSON *o, const char *field, char out[RULES_WHY_MAX]
 /* ---- inputs: read-only views built straight from the structs ----------- */
 
 /* Slots in the set's table of shared views (immutable, so one view can serve
- * every decision): consent and available by their three bits, preferred
- * channel lists made of known channels by their base-4 code. */
+ * every decision): consent and available by their bits (one per channel),
+ * preferred channel lists made of known channels by their base-(CH_N + 1)
+ * code. */
 #define RULES_VIEW_CONSENT   1
-#define RULES_VIEW_AVAILABLE (RULES_VIEW_CONSENT + 8)
-#define RULES_VIEW_PREFS     (RULES_VIEW_AVAILABLE + 8)
+#define RULES_VIEW_AVAILABLE (RULES_VIEW_CONSENT + (1 << CH_N))
+#define RULES_VIEW_PREFS     (RULES_VIEW_AVAILABLE + (1 << CH_N))
 
-static int rules_channel_index(const char *ch)
+static int rules_channel_index(const char *name)
 {
-    for (int i = 0; i < 3; i++)
-        if (ch && strcmp(ch, rules_channels[i]) == 0)
-            return i;
-    return -1;
+    ch_id_t ch;
+    return ch_by_name(name, &ch) == 0 ? (int)ch : -1;
 }
 
 /* Whole numbers go in as integers, as lh_push_json does, so that a rule can
@@ -249,16 +235,25 @@ static void rules_view_keep(rules_set_t *s, lua_State *L, int slot)
     lua_pop(L, 1);
 }
 
-/* {email = bool, sms = bool, whatsapp = bool} from bits 1, 2, 4. */
+/* {<channel> = bool, ...} for every channel, from its CH_BIT in bits. */
 static void rules_push_flags(rules_set_t *s, lua_State *L, int slot, unsigned bits)
 {
     if (rules_view_cached(s, L, slot + (int)bits))
         return;
-    lua_createtable(L, 0, 3);
-    rules_set_bool(L, "email", bits & 1u);
-    rules_set_bool(L, "sms", bits & 2u);
-    rules_set_bool(L, "whatsapp", bits & 4u);
+    lua_createtable(L, 0, CH_N);
+    for (int ch = 0; ch < CH_N; ch++)
+        rules_set_bool(L, ch_name((ch_id_t)ch), bits & CH_BIT(ch));
     rules_view_keep(s, L, slot + (int)bits);
+}
+
+/* The CH_BIT set of the channels whose flag is set. */
+static unsigned rules_flag_bits(const int flags[CH_N])
+{
+    unsigned bits = 0;
+    for (int ch = 0; ch < CH_N; ch++)
+        if (flags[ch])
+            bits |= CH_BIT(ch);
+    return bits;
 }
 
 static void rules_push_prefs(rules_set_t *s, lua_State *L, const policy_client_t *c)
@@ -266,7 +261,7 @@ static void rules_push_prefs(rules_set_t *s, lua_State *L, const policy_client_t
     int n = 0, code = 0;
     for (; n < POLICY_MAX_CHANNELS && c->preferred_channels[n]; n++) {
         int i = rules_channel_index(c->preferred_channels[n]);
-        code = code < 0 || i < 0 ? -1 : code * 4 + i + 1;
+        code = code < 0 || i < 0 ? -1 : code * (CH_N + 1) + i + 1;
     }
     int slot = code < 0 ? 0 : RULES_VIEW_PREFS + code;
     if (slot && rules_view_cached(s, L, slot))
@@ -302,16 +297,16 @@ static void rules_push_client(rules_set_t *s, lua_State *L, const policy_client_
     rules_set_bool(L, "has_email", c->has_email);
     rules_set_bool(L, "has_phone", c->has_phone);
     rules_set_bool(L, "vip", c->vip);
-    rules_push_flags(s, L, RULES_VIEW_AVAILABLE, ~c->channels_off & 7u);
+    rules_push_flags(s, L, RULES_VIEW_AVAILABLE, ~c->channels_off & (CH_BIT(CH_N) - 1u));
     lua_setfield(L, -2, "available");
     rules_set_string(L, "timezone", c->timezone && c->timezone[0] ? c->timezone : "UTC");
-    rules_push_flags(s, L, RULES_VIEW_CONSENT,
-                     (c->consent_email ? 1u : 0u) | (c->consent_sms ? 2u : 0u) |
-                         (c->consent_whatsapp ? 4u : 0u));
+    rules_push_flags(s, L, RULES_VIEW_CONSENT, rules_flag_bits(c->consent));
     lua_setfield(L, -2, "consent");
-    rules_set_bool(L, "opt_out_email", c->opt_out_email);
-    rules_set_bool(L, "opt_out_sms", c->opt_out_sms);
-    rules_set_bool(L, "opt_out_whatsapp", c->opt_out_whatsapp);
+    for (int ch = 0; ch < CH_N; ch++) {
+        char key[sizeof "opt_out_" + CH_NAME_MAX];
+        snprintf(key, sizeof key, "opt_out_%s", ch_name((ch_id_t)ch));
+        rules_set_bool(L, key, c->opt_out[ch]);
+    }
     rules_set_string(L, "quiet_hours_start",
                      c->quiet_start && c->quiet_start[0] ? c->quiet_start : "22:00");
     rules_set_string(L, "quiet_hours_end",
@@ -922,9 +917,7 @@ static int rules_smoke(rules_set_t *s, char *err, size_t errlen)
         .has_email = 1,
         .has_phone = 1,
         .timezone = "UTC",
-        .consent_email = 1,
-        .consent_sms = 1,
-        .consent_whatsapp = 1,
+        .consent = {[CH_EMAIL] = 1, [CH_SMS] = 1, [CH_WHATSAPP] = 1},
         .preferred_channels = {"email"},
         .quiet_start = "22:00",
         .quiet_end = "08:00",

@@ -94,7 +94,16 @@ void rules_input_defaults(rules_input_t *in)
 
 static int rj_channel_ok(const char *s)
 {
-    return strcmp(s, "email") == 0 || strcmp(s, "sms") == 0 || strcmp(s, "whatsapp") == 0;
+    ch_id_t ch;
+    return ch_by_name(s, &ch) == 0;
+}
+
+/* 1 with *ch set when key is "opt_out_<channel>". */
+static int rj_opt_out_key(const char *key, ch_id_t *ch)
+{
+    static const char prefix[] = "opt_out_";
+    return strncmp(key, prefix, sizeof prefix - 1) == 0 &&
+           ch_by_name(key + sizeof prefix - 1, ch) == 0;
 }
 
 static int rj_bool(const cJSON *v, const char *name, int *out, char *err, size_t errlen)
@@ -203,10 +212,8 @@ static int rj_consent(rules_input_t *in, const cJSON *v, char *err, size_t errle
     const cJSON *f;
     cJSON_ArrayForEach(f, v)
     {
-        int *slot = strcmp(f->string, "email") == 0      ? &in->client.consent_email
-                    : strcmp(f->string, "sms") == 0      ? &in->client.consent_sms
-                    : strcmp(f->string, "whatsapp") == 0 ? &in->client.consent_whatsapp
-                                                         : NULL;
+        ch_id_t ch;
+        int *slot = ch_by_name(f->string, &ch) == 0 ? &in->client.consent[ch] : NULL;
         if (!slot) {
             errmsg_set(err, errlen, "consent: unknown channel \"%.40s\"", f->string);
             return -1;
@@ -254,6 +261,7 @@ int rules_input_client(rules_input_t *in, const cJSON *client, char *err, size_t
     {
         const char *k = f->string;
         int rc = 0;
+        ch_id_t ch;
         if (strcmp(k, "client_id") == 0 || strcmp(k, "name") == 0 || strcmp(k, "locale") == 0) {
             /* identity, not policy */
         } else if (strcmp(k, "email") == 0 || strcmp(k, "phone") == 0) {
@@ -281,12 +289,8 @@ int rules_input_client(rules_input_t *in, const cJSON *client, char *err, size_t
             rc = rj_hhmm(f, k, in->quiet_start, err, errlen);
         } else if (strcmp(k, "quiet_hours_end") == 0) {
             rc = rj_hhmm(f, k, in->quiet_end, err, errlen);
-        } else if (strcmp(k, "opt_out_email") == 0) {
-            rc = rj_bool(f, k, &c->opt_out_email, err, errlen);
-        } else if (strcmp(k, "opt_out_sms") == 0) {
-            rc = rj_bool(f, k, &c->opt_out_sms, err, errlen);
-        } else if (strcmp(k, "opt_out_whatsapp") == 0) {
-            rc = rj_bool(f, k, &c->opt_out_whatsapp, err, errlen);
+        } else if (rj_opt_out_key(k, &ch)) {
+            rc = rj_bool(f, k, &c->opt_out[ch], err, errlen);
         } else if (strcmp(k, "preferred_channels") == 0) {
             rc = rj_prefs(in, f, err, errlen);
         } else if (strcmp(k, "consent") == 0) {

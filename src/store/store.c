@@ -157,9 +157,9 @@ int store_client_upsert(PGconn *conn, const cry_keys_t *keys, const store_client
         keys && keys->loaded ? keys->key_id : NULL,
         c->timezone,
         c->locale,
-        store_consent_param(c->consent_email),
-        store_consent_param(c->consent_sms),
-        store_consent_param(c->consent_whatsapp),
+        store_consent_param(c->consent[CH_EMAIL]),
+        store_consent_param(c->consent[CH_SMS]),
+        store_consent_param(c->consent[CH_WHATSAPP]),
     };
     /* One statement: the client row and, when it is new, the preferences row
      * with the seed's defaults (the column defaults of client_preferences). */
@@ -309,15 +309,15 @@ int store_client_load(PGconn *conn, const cry_keys_t *keys, const char *id, stor
     }
     out->timezone = store_strdup_col(r, 4);
     out->locale = store_strdup_col(r, 5);
-    out->consent_email = store_bool_col(r, 6);
-    out->consent_sms = store_bool_col(r, 7);
-    out->consent_whatsapp = store_bool_col(r, 8);
+    out->consent[CH_EMAIL] = store_bool_col(r, 6);
+    out->consent[CH_SMS] = store_bool_col(r, 7);
+    out->consent[CH_WHATSAPP] = store_bool_col(r, 8);
     out->preferred_channels_json = store_strdup_col(r, 9);
     snprintf(out->quiet_start, sizeof out->quiet_start, "%s", PQgetvalue(r, 0, 10));
     snprintf(out->quiet_end, sizeof out->quiet_end, "%s", PQgetvalue(r, 0, 11));
-    out->opt_out_email = store_bool_col(r, 12);
-    out->opt_out_sms = store_bool_col(r, 13);
-    out->opt_out_whatsapp = store_bool_col(r, 14);
+    out->opt_out[CH_EMAIL] = store_bool_col(r, 12);
+    out->opt_out[CH_SMS] = store_bool_col(r, 13);
+    out->opt_out[CH_WHATSAPP] = store_bool_col(r, 14);
     out->last_contact_at = strtod(PQgetvalue(r, 0, 15), NULL);
     PQclear(r);
     if (rc == 0 && (!out->timezone || !out->locale || !out->preferred_channels_json))
@@ -669,8 +669,8 @@ int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_
             rc |= buf_puts(&js, ",\"locale\":");
             rc |= store_jstr(&js, c[i].locale);
             rc |= buf_printf(&js, ",\"c_email\":%s,\"c_sms\":%s,\"c_whatsapp\":%s}",
-                             store_jbool(c[i].consent_email), store_jbool(c[i].consent_sms),
-                             store_jbool(c[i].consent_whatsapp));
+                             store_jbool(c[i].consent[CH_EMAIL]), store_jbool(c[i].consent[CH_SMS]),
+                             store_jbool(c[i].consent[CH_WHATSAPP]));
         }
         buf_free(&name.enc);
         buf_free(&email.enc);
@@ -756,15 +756,15 @@ int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_c
             f->has_email = store_bool_row(r, row, 1);
             f->has_phone = store_bool_row(r, row, 2);
             f->timezone = store_strdup_row(r, row, 3);
-            f->consent_email = store_bool_row(r, row, 4);
-            f->consent_sms = store_bool_row(r, row, 5);
-            f->consent_whatsapp = store_bool_row(r, row, 6);
+            f->consent[CH_EMAIL] = store_bool_row(r, row, 4);
+            f->consent[CH_SMS] = store_bool_row(r, row, 5);
+            f->consent[CH_WHATSAPP] = store_bool_row(r, row, 6);
             f->preferred_channels_json = store_strdup_row(r, row, 7);
             snprintf(f->quiet_start, sizeof f->quiet_start, "%s", PQgetvalue(r, row, 8));
             snprintf(f->quiet_end, sizeof f->quiet_end, "%s", PQgetvalue(r, row, 9));
-            f->opt_out_email = store_bool_row(r, row, 10);
-            f->opt_out_sms = store_bool_row(r, row, 11);
-            f->opt_out_whatsapp = store_bool_row(r, row, 12);
+            f->opt_out[CH_EMAIL] = store_bool_row(r, row, 10);
+            f->opt_out[CH_SMS] = store_bool_row(r, row, 11);
+            f->opt_out[CH_WHATSAPP] = store_bool_row(r, row, 12);
             f->last_contact_at = strtod(PQgetvalue(r, row, 13), NULL);
             f->pending_count = atoi(PQgetvalue(r, row, 14));
             f->pending_oldest_at = strtod(PQgetvalue(r, row, 15), NULL);

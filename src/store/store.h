@@ -6,6 +6,7 @@
 #ifndef CRIER_STORE_H
 #define CRIER_STORE_H
 
+#include "channel/ch.h"
 #include "crypto/crypto.h"
 
 #include <libpq-fe.h>
@@ -13,17 +14,17 @@
 
 typedef struct store_client {
     char id[37];
-    char *name;                                       /* owned, plaintext; NULL when unknown */
-    char *email;                                      /* owned, plaintext; NULL when none */
-    char *phone;                                      /* owned, plaintext E.164; NULL when none */
-    char *timezone;                                   /* owned, IANA name */
-    char *locale;                                     /* owned, e.g. "en" */
-    int consent_email, consent_sms, consent_whatsapp; /* 0/1 */
+    char *name;        /* owned, plaintext; NULL when unknown */
+    char *email;       /* owned, plaintext; NULL when none */
+    char *phone;       /* owned, plaintext E.164; NULL when none */
+    char *timezone;    /* owned, IANA name */
+    char *locale;      /* owned, e.g. "en" */
+    int consent[CH_N]; /* 0/1 per channel */
     /* preferences (client_preferences row; defaults when none) */
     char *preferred_channels_json;     /* owned, JSON array text */
     char quiet_start[6], quiet_end[6]; /* "HH:MM" */
-    int opt_out_email, opt_out_sms, opt_out_whatsapp;
-    double last_contact_at; /* epoch s of the last communication sent, 0 if none */
+    int opt_out[CH_N];                 /* 0/1 per channel */
+    double last_contact_at;            /* epoch s of the last communication sent, 0 if none */
 } store_client_t;
 
 void store_client_free(store_client_t *c);
@@ -102,12 +103,12 @@ int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_
 typedef struct store_client_facts {
     int found; /* 0 when there is no such client (the rest is then empty) */
     int has_email, has_phone;
-    char *timezone; /* owned, IANA name */
-    int consent_email, consent_sms, consent_whatsapp;
+    char *timezone;                    /* owned, IANA name */
+    int consent[CH_N];                 /* 0/1 per channel */
     char *preferred_channels_json;     /* owned, JSON array text */
     char quiet_start[6], quiet_end[6]; /* "HH:MM" */
-    int opt_out_email, opt_out_sms, opt_out_whatsapp;
-    double last_contact_at; /* epoch s of the last communication sent, 0 if none */
+    int opt_out[CH_N];                 /* 0/1 per channel */
+    double last_contact_at;            /* epoch s of the last communication sent, 0 if none */
     /* LOW messages waiting in the client's open digests, and when the
      * oldest of those digests was opened (epoch s, 0 when none) */
     int pending_count;

@@ -1,11 +1,9 @@
 #include "transport/transport.h"
-#include "util/errmsg.h"
 
-#include "channel/smtp_easy.h"
 #include "util/buf.h"
+#include "util/errmsg.h"
 #include "util/log.h"
 
-#include <curl/curl.h>
 #include <sys/socket.h>
 
 #include <pthread.h>
@@ -23,7 +21,7 @@
  * deadline or a stop's grace period can be noticed. */
 #define TX_POLL_MAX_MS 1000
 
-typedef enum { TX_KIND_HTTP, TX_KIND_SMTP } tx_kind_t;
+typedef enum { TX_KIND_HTTP, TX_KIND_EASY } tx_kind_t;
 
 struct tx_request {
     tx_request_t *next;  /* submit queue / pending FIFO link */
@@ -45,17 +43,9 @@ struct tx_request {
     char *auth;
     struct curl_slist *send_headers; /* headers + auth, alive while in flight */
 
-    /* SMTP; all owned */
-    char *smtp_url;
-    int tls_required;
-    char *username;
-    char *password;
-    char *from;
-    char *rcpt;
-    char *msg;
-    size_t msg_len;
-    struct curl_slist *rcpts; /* alive while in flight */
-    smtp_wire_t wire;
+    /* a protocol the caller sets up (tx_easy_new) */
+    const tx_easy_ops_t *ops; /* borrowed: static in its caller */
+    void *ops_ud;             /* owned: released with ops->free */
 
     /* while in flight */
     CURL *h;
@@ -155,13 +145,9 @@ void tx_request_free(tx_request_t *req)
     tx_wipe_list(req->headers);
     tx_wipe_list(req->send_headers);
     tx_wipe_free(req->auth);
-    free(req->smtp_url);
-    free(req->username);
-    tx_wipe_free(req->password);
-    free(req->from);
-    free(req->rcpt);
-    free(req->msg);
-    curl_slist_free_all(req->rcpts);
+    /* after the easy handle: what it was set up with may point into ud */
+    if (req->ops && req->ops->free)
+        req->ops->free(req->ops_ud);
     buf_free(&req->resp);
     free(req);
 }
@@ -214,30 +200,23 @@ int tx_http_set_auth(tx_request_t *req, const char *line)
     return 0;
 }
 
-tx_request_t *tx_smtp_new(const tx_smtp_params_t *p, const char *msg, size_t len)
+tx_request_t *tx_easy_new(const tx_easy_ops_t *ops, void *ud, long timeout_ms)
 {
-    if (!p || !p->url || !p->from || !p->rcpt || !msg)
-        return NULL;
-    tx_request_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    r->kind = TX_KIND_SMTP;
-    r->timeout_ms = p->timeout_ms > 0 ? p->timeout_ms : TX_DEFAULT_TIMEOUT_MS;
-    r->tls_required = p->tls_required;
-    r->smtp_url = strdup(p->url);
-    r->from = strdup(p->from);
-    r->rcpt = strdup(p->rcpt);
-    r->msg = tx_dup_n(msg, len);
-    r->msg_len = len;
-    int ok = r->smtp_url && r->from && r->rcpt && r->msg;
-    if (p->username && *p->username)
-        ok &= (r->username = strdup(p->username)) != NULL;
-    if (p->password && *p->password)
-        ok &= (r->password = strdup(p->password)) != NULL;
-    if (!ok) {
-        tx_request_free(r);
+    if (!ops || !ops->setup || !ops->finish) {
+        if (ops && ops->free)
+            ops->free(ud);
         return NULL;
     }
+    tx_request_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        if (ops->free)
+            ops->free(ud);
+        return NULL;
+    }
+    r->kind = TX_KIND_EASY;
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : TX_DEFAULT_TIMEOUT_MS;
+    r->ops = ops;
+    r->ops_ud = ud;
     return r;
 }
 
@@ -362,18 +341,12 @@ static void tx_finish_http(tx_t *tx, tx_request_t *r, CURLcode rc, tx_result_t *
     }
 }
 
-static void tx_finish_smtp(tx_request_t *r, CURLcode rc, tx_result_t *res)
+static void tx_finish_easy(tx_request_t *r, CURLcode rc, tx_result_t *res)
 {
-    smtp_result_t sr;
-    smtp_easy_finish(r->h, rc, &r->wire, r->password, r->from, r->rcpt, &sr);
-    res->status = sr.reply_code;
-    res->category = sr.category;
-    memcpy(res->enhanced, sr.enhanced, sizeof res->enhanced);
-    memcpy(res->text, sr.text, sizeof res->text);
-    /* A final 4xx/5xx reply is an answer about the message even though curl
-     * reports it as an error; anything else without CURLE_OK is the
-     * transport failing (no reply, or one cut off mid-dialogue). */
-    res->err = (rc == CURLE_OK || sr.reply_code >= 400) ? TX_OK : TX_ERR_CURL;
+    /* the caller's verdict; a missing one reads as the transport failing */
+    res->err = TX_ERR_CURL;
+    res->category = ERRC_TRANSIENT;
+    r->ops->finish(r->ops_ud, r->h, rc, res);
 }
 
 static void tx_inflight_unlink(tx_t *tx, tx_request_t *r)
@@ -390,13 +363,12 @@ static void tx_inflight_unlink(tx_t *tx, tx_request_t *r)
 
 static void tx_finish(tx_t *tx, tx_request_t *r, CURLcode rc)
 {
-    /* After a failed SMTP transfer the connection may be out of step with
-     * the server (a reply to DATA still on its way after a timeout), yet
-     * libcurl can keep it in the pool; the next message would read that
-     * late reply as its own. Shutting the socket down makes the pool see a
-     * dead connection and open a fresh one, as a new session should. */
+    /* A failed transfer can leave a connection out of step with its server
+     * while libcurl keeps it in the pool (tx_easy_ops_t.drop_on_error):
+     * shutting the socket down makes the pool see a dead connection and
+     * open a fresh one. */
     curl_socket_t sock = CURL_SOCKET_BAD;
-    if (r->kind == TX_KIND_SMTP && rc != CURLE_OK &&
+    if (r->kind == TX_KIND_EASY && r->ops->drop_on_error && rc != CURLE_OK &&
         curl_easy_getinfo(r->h, CURLINFO_ACTIVESOCKET, &sock) == CURLE_OK &&
         sock != CURL_SOCKET_BAD)
         shutdown(sock, SHUT_RDWR);
@@ -411,7 +383,7 @@ static void tx_finish(tx_t *tx, tx_request_t *r, CURLcode rc)
     if (r->kind == TX_KIND_HTTP)
         tx_finish_http(tx, r, rc, &res);
     else
-        tx_finish_smtp(r, rc, &res);
+        tx_finish_easy(r, rc, &res);
     tx_complete(r, &res);
 }
 
@@ -487,22 +459,10 @@ static void tx_start(tx_t *tx, tx_request_t *r)
             return;
         }
     } else {
-        smtp_settings_t s = {
-            .url = r->smtp_url,
-            .tls_required = r->tls_required,
-            .username = r->username,
-            .password = r->password,
-            .timeout_ms = left,
-        };
-        if (smtp_easy_setup(r->h, &s, &r->wire) != 0) {
-            tx_fail(r, TX_ERR_INVALID, CURLE_FAILED_INIT, "unusable SMTP URL");
-            return;
-        }
-        smtp_result_t sr;
-        if (smtp_easy_begin(r->h, &r->wire, r->from, r->rcpt, r->msg, r->msg_len, &r->rcpts, &sr) !=
-            0) {
-            tx_fail(r, sr.category == ERRC_INVALID_INPUT ? TX_ERR_INVALID : TX_ERR_NOMEM,
-                    CURLE_FAILED_INIT, sr.text);
+        char why[256] = "unusable request"; /* the size of tx_result_t.text */
+        tx_err_t e = r->ops->setup(r->ops_ud, r->h, left, why, sizeof why);
+        if (e != TX_OK) {
+            tx_fail(r, e, CURLE_FAILED_INIT, why);
             return;
         }
     }
@@ -707,7 +667,7 @@ void tx_free(tx_t *tx)
     if (!tx)
         return;
     tx_stop(tx, 0);
-    /* Closes the pooled connections (SMTP ones say QUIT). */
+    /* Closes the pooled connections (a protocol with a goodbye says it). */
     curl_multi_cleanup(tx->multi);
     if (tx->global_inited)
         curl_global_cleanup();

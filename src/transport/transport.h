@@ -1,4 +1,7 @@
-/* transport: every network send (HTTP APIs, SMTP) on one libcurl multi loop.
+/* transport: every network send on one libcurl multi loop. It speaks HTTP
+ * itself (the provider APIs); any other protocol is set up on the easy
+ * handle by its caller (tx_easy_new), so the loop knows no protocol but the
+ * one every API shares.
  *
  * A tx_t owns one thread and one curl multi handle. Any thread builds a
  * tx_request_t and hands it over with tx_submit; the loop runs many
@@ -16,6 +19,8 @@
 
 #include "channel/errclass.h"
 
+#include <curl/curl.h>
+
 #include <stddef.h>
 
 typedef struct tx tx_t;
@@ -23,7 +28,7 @@ typedef struct tx_request tx_request_t;
 
 /* Why a transfer did not produce a usable answer. */
 typedef enum {
-    TX_OK = 0,        /* a response came back (any HTTP status or SMTP reply) */
+    TX_OK = 0,        /* a response came back (any HTTP status or protocol reply) */
     TX_ERR_CURL,      /* curl failed: connect, timeout, drop, TLS; see curl_code */
     TX_ERR_BODY_CAP,  /* the response body exceeded the cap; never truncated */
     TX_ERR_CANCELLED, /* tx_stop cancelled it before it finished */
@@ -35,12 +40,12 @@ typedef enum {
 typedef struct tx_result {
     tx_err_t err;
     int curl_code;     /* CURLcode of the transfer; CURLE_OK on success */
-    int status;        /* HTTP status, or the last SMTP reply code; 0 if none */
-    char enhanced[16]; /* SMTP enhanced status ("5.1.1"), "" if none or HTTP */
-    errc_t category;   /* SMTP: smtp_classify's verdict; HTTP: ERRC_NONE when a
-                          response came back (the driver judges the status),
-                          ERRC_TRANSIENT when the transport failed */
-    char text[256];    /* last SMTP reply line or the error, never a secret */
+    int status;        /* HTTP status, or the protocol's last reply code; 0 if none */
+    char enhanced[16]; /* a protocol's finer status (SMTP "5.1.1"), "" if none or HTTP */
+    errc_t category;   /* HTTP: ERRC_NONE when a response came back (the driver
+                          judges the status), ERRC_TRANSIENT when the transport
+                          failed; tx_easy_new: its finish step's verdict */
+    char text[256];    /* the last reply line or the error, never a secret */
     const char *body;  /* HTTP response body (NUL-terminated), "" if none */
     size_t body_len;
     char retry_after[64]; /* the Retry-After header's value, "" if absent */
@@ -78,18 +83,30 @@ int tx_http_add_header(tx_request_t *req, const char *line);
  * kept apart from other headers so it is wiped on free and never logged. */
 int tx_http_set_auth(tx_request_t *req, const char *line);
 
-typedef struct tx_smtp_params {
-    const char *url;      /* smtp://host:port or smtps://host:port */
-    int tls_required;     /* STARTTLS required on smtp:// */
-    const char *username; /* may be NULL */
-    const char *password; /* may be NULL */
-    const char *from;     /* envelope sender, bare address */
-    const char *rcpt;     /* envelope recipient, bare address */
-    long timeout_ms;
-} tx_smtp_params_t;
+/* A transfer of a protocol the transport does not speak: ops set the easy
+ * handle up on the transport thread and read what came of it. ud is the
+ * caller's state for one request. */
+typedef struct tx_easy_ops {
+    /* Sets every option of the transfer on h; timeout_ms is what is left of
+     * the request's time. Returns TX_OK, or why it cannot start
+     * (TX_ERR_INVALID, TX_ERR_NOMEM) with why filled (never a secret). */
+    tx_err_t (*setup)(void *ud, CURL *h, long timeout_ms, char *why, size_t whylen);
+    /* Fills res from the finished transfer: err, status, enhanced,
+     * category and text (curl_code, elapsed_ms and num_connects are the
+     * transport's). rc is the multi's result for h. */
+    void (*finish)(void *ud, CURL *h, CURLcode rc, tx_result_t *res);
+    /* Frees ud, after the handle is gone; may be NULL. */
+    void (*free)(void *ud);
+    /* 1: after a transfer that did not end CURLE_OK, shut its connection
+     * down rather than let the pool reuse it (a dialogue protocol may be
+     * left out of step with its server). */
+    int drop_on_error;
+} tx_easy_ops_t;
 
-/* An SMTP send of msg[0..len) (a finished RFC 5322 message). */
-tx_request_t *tx_smtp_new(const tx_smtp_params_t *p, const char *msg, size_t len);
+/* A request whose transfer ops set up. ops is borrowed and must outlive the
+ * request (a static table); ud passes to the request, even on failure.
+ * NULL when ops lacks setup or finish, or when out of memory. */
+tx_request_t *tx_easy_new(const tx_easy_ops_t *ops, void *ud, long timeout_ms);
 
 /* Sets the completion callback; without one the result is dropped. */
 void tx_request_on_done(tx_request_t *req, tx_done_fn done, void *ud);

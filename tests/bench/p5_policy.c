@@ -140,12 +140,12 @@ static void p5_make_inputs(p5_input_t *in, int n)
         c->timezone = p5_zones[p5_pick(P5_COUNT(p5_zones))];
         c->has_email = p5_pick(6) != 0;
         c->has_phone = p5_pick(4) != 0;
-        c->consent_email = (int)p5_pick(2);
-        c->consent_sms = (int)p5_pick(2);
-        c->consent_whatsapp = (int)p5_pick(2);
-        c->opt_out_email = p5_pick(8) == 0;
-        c->opt_out_sms = p5_pick(6) == 0;
-        c->opt_out_whatsapp = p5_pick(6) == 0;
+        c->consent[CH_EMAIL] = (int)p5_pick(2);
+        c->consent[CH_SMS] = (int)p5_pick(2);
+        c->consent[CH_WHATSAPP] = (int)p5_pick(2);
+        c->opt_out[CH_EMAIL] = p5_pick(8) == 0;
+        c->opt_out[CH_SMS] = p5_pick(6) == 0;
+        c->opt_out[CH_WHATSAPP] = p5_pick(6) == 0;
         int np = (int)p5_pick(4);
         for (int k = 0; k < np; k++)
             c->preferred_channels[k] = p5_channels[1 + p5_pick(3)];

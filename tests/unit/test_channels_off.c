@@ -6,7 +6,8 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "engine/msg_job.h"
+#include "driver/driver.h"
+#include "driver/sandbox.h"
 #include "policy/policy.h"
 
 #include <stdlib.h>
@@ -28,7 +29,7 @@ static unsigned off_with_env(void)
     cfg_t c;
     char err[256];
     assert_int_equal(cfg_load(&c, NULL, err, sizeof err), 0);
-    unsigned off = policy_channels_off(&c);
+    unsigned off = drv_channels_off(&c);
     cfg_free(&c);
     return off;
 }
@@ -45,12 +46,12 @@ static void test_live_needs_credentials(void **state)
     (void)state;
     clear_env();
     setenv("CRIER_TRANSPORT", "live", 1);
-    assert_int_equal(off_with_env(), POLICY_CH_SMS | POLICY_CH_WHATSAPP);
+    assert_int_equal(off_with_env(), CH_BIT(CH_SMS) | CH_BIT(CH_WHATSAPP));
     setenv("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef", 1);
     setenv("TWILIO_AUTH_TOKEN", "t", 1);
-    assert_int_equal(off_with_env(), POLICY_CH_SMS | POLICY_CH_WHATSAPP); /* no From */
+    assert_int_equal(off_with_env(), CH_BIT(CH_SMS) | CH_BIT(CH_WHATSAPP)); /* no From */
     setenv("TWILIO_FROM_NUMBER", "+15005550006", 1);
-    assert_int_equal(off_with_env(), POLICY_CH_WHATSAPP);
+    assert_int_equal(off_with_env(), CH_BIT(CH_WHATSAPP));
     setenv("WHATSAPP_PHONE_NUMBER_ID", "106540352242922", 1);
     setenv("WHATSAPP_ACCESS_TOKEN", "t", 1);
     assert_int_equal(off_with_env(), 0);
@@ -63,7 +64,7 @@ static void test_per_channel_transport_wins(void **state)
     clear_env();
     setenv("CRIER_TRANSPORT", "live", 1);
     setenv("CRIER_TRANSPORT_SMS", "sandbox", 1);
-    assert_int_equal(off_with_env(), POLICY_CH_WHATSAPP);
+    assert_int_equal(off_with_env(), CH_BIT(CH_WHATSAPP));
     cfg_t c;
     char err[256];
     assert_int_equal(cfg_load(&c, NULL, err, sizeof err), 0);
@@ -98,13 +99,13 @@ static void test_file_transport_sets_every_channel(void **state)
 static void test_sandbox_refused_numbers(void **state)
 {
     (void)state;
-    assert_true(msg_sandbox_refuses("+15555550000"));
-    assert_true(msg_sandbox_refuses("+44 7700 900 000"));
-    assert_false(msg_sandbox_refuses("+15555550101"));
-    assert_false(msg_sandbox_refuses("+15555500001"));
-    assert_false(msg_sandbox_refuses("000"));
-    assert_false(msg_sandbox_refuses(""));
-    assert_false(msg_sandbox_refuses(NULL));
+    assert_true(sandbox_refuses("+15555550000"));
+    assert_true(sandbox_refuses("+44 7700 900 000"));
+    assert_false(sandbox_refuses("+15555550101"));
+    assert_false(sandbox_refuses("+15555500001"));
+    assert_false(sandbox_refuses("000"));
+    assert_false(sandbox_refuses(""));
+    assert_false(sandbox_refuses(NULL));
 }
 
 int main(void)

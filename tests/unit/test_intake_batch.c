@@ -70,9 +70,9 @@ static void client_rec(store_client_t *c, const char *name, const char *email, c
     c->phone = (char *)phone;
     c->timezone = (char *)"Europe/Paris";
     c->locale = (char *)"fr";
-    c->consent_email = 1;
-    c->consent_sms = 0;
-    c->consent_whatsapp = -1;
+    c->consent[CH_EMAIL] = 1;
+    c->consent[CH_SMS] = 0;
+    c->consent[CH_WHATSAPP] = -1;
 }
 
 static void test_upsert_many_new_and_update(void **state)
@@ -93,9 +93,9 @@ static void test_upsert_many_new_and_update(void **state)
     assert_string_equal(got.phone, "+33 6 12 34 56 78");
     assert_string_equal(got.timezone, "Europe/Paris");
     assert_string_equal(got.locale, "fr");
-    assert_int_equal(got.consent_email, 1);
-    assert_int_equal(got.consent_sms, 0);
-    assert_int_equal(got.consent_whatsapp, 0);
+    assert_int_equal(got.consent[CH_EMAIL], 1);
+    assert_int_equal(got.consent[CH_SMS], 0);
+    assert_int_equal(got.consent[CH_WHATSAPP], 0);
     assert_string_equal(got.quiet_start, "22:00");
     store_client_free(&got);
     assert_int_equal(store_client_load(db.conn, &keys, c[1].id, &got, err, sizeof err), 0);
@@ -121,17 +121,17 @@ static void test_upsert_many_new_and_update(void **state)
     memset(&u, 0, sizeof u);
     snprintf(u.id, sizeof u.id, "%s", c[0].id);
     u.phone = (char *)"";
-    u.consent_email = -1;
-    u.consent_sms = 0; /* same as stored: its time stays */
-    u.consent_whatsapp = 1;
+    u.consent[CH_EMAIL] = -1;
+    u.consent[CH_SMS] = 0; /* same as stored: its time stays */
+    u.consent[CH_WHATSAPP] = 1;
     assert_int_equal(store_clients_upsert_many(db.conn, &keys, &u, 1, err, sizeof err), 0);
     assert_int_equal(store_client_load(db.conn, &keys, c[0].id, &got, err, sizeof err), 0);
     assert_string_equal(got.name, "Ana");
     assert_string_equal(got.email, "Ana@Example.com ");
     assert_null(got.phone);
     assert_string_equal(got.timezone, "Europe/Paris");
-    assert_int_equal(got.consent_email, 1);
-    assert_int_equal(got.consent_whatsapp, 1);
+    assert_int_equal(got.consent[CH_EMAIL], 1);
+    assert_int_equal(got.consent[CH_WHATSAPP], 1);
     store_client_free(&got);
     assert_scalar("SELECT phone_bidx IS NULL FROM clients WHERE id = $1::uuid", c[0].id, "t");
     char *sms_at2 = scalar("SELECT consent_sms_at::text FROM clients WHERE id = $1::uuid", c[0].id);
@@ -174,7 +174,7 @@ static void test_facts_load(void **state)
     assert_int_equal(f[0].has_email, 0);
     assert_int_equal(f[0].has_phone, 1);
     assert_string_equal(f[0].preferred_channels_json, "[\"sms\"]");
-    assert_int_equal(f[0].opt_out_email, 1);
+    assert_int_equal(f[0].opt_out[CH_EMAIL], 1);
     assert_string_equal(f[0].quiet_start, "21:30");
     assert_string_equal(f[0].quiet_end, "08:00");
     assert_int_equal(f[1].found, 0);
@@ -183,7 +183,7 @@ static void test_facts_load(void **state)
     assert_int_equal(f[3].has_email, 1);
     assert_int_equal(f[3].has_phone, 0);
     assert_string_equal(f[3].timezone, "Europe/Paris");
-    assert_int_equal(f[3].consent_email, 1);
+    assert_int_equal(f[3].consent[CH_EMAIL], 1);
     assert_string_equal(f[3].preferred_channels_json, "[\"email\"]");
     assert_true(f[3].last_contact_at == 0);
     store_client_facts_free(f, 4);

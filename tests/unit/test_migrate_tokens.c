@@ -127,7 +127,8 @@ static void test_rewrites_old_rows(void **state)
     assert_int_equal(cry_uuid4(fresh), 0);
     snprintf(nc.id, sizeof nc.id, "%s", fresh);
     nc.name = (char *)"Fresh Client";
-    nc.consent_email = nc.consent_sms = nc.consent_whatsapp = -1;
+    for (int ch = 0; ch < CH_N; ch++)
+        nc.consent[ch] = -1;
     char err[512];
     assert_int_equal(store_client_upsert(c, &keys, &nc, err, sizeof err), 0);
     const char *fp[] = {fresh};

@@ -55,7 +55,7 @@ static int setup(void **state)
     if (cry_uuid4(client_id) != 0)
         return -1;
     snprintf(c.id, sizeof c.id, "%s", client_id);
-    c.consent_email = c.consent_sms = c.consent_whatsapp = -1;
+    c.consent[CH_EMAIL] = c.consent[CH_SMS] = c.consent[CH_WHATSAPP] = -1;
     return store_client_upsert(db.conn, &keys, &c, err, sizeof err);
 }
 

@@ -76,7 +76,7 @@ static policy_client_t full_client(const char *zone)
     policy_client_t c;
     memset(&c, 0, sizeof c);
     c.has_email = c.has_phone = 1;
-    c.consent_email = c.consent_sms = c.consent_whatsapp = 1;
+    c.consent[CH_EMAIL] = c.consent[CH_SMS] = c.consent[CH_WHATSAPP] = 1;
     c.timezone = zone;
     c.preferred_channels[0] = "email";
     c.quiet_start = "22:00";
@@ -149,16 +149,16 @@ static void test_lua_and_c_agree(void **st)
         c.timezone = zones[pick(10)];
         c.has_email = pick(5) != 0;
         c.has_phone = pick(3) != 0;
-        c.consent_email = (int)pick(2);
-        c.consent_sms = (int)pick(2);
-        c.consent_whatsapp = (int)pick(2);
-        c.opt_out_email = pick(6) == 0;
-        c.opt_out_sms = pick(6) == 0;
-        c.opt_out_whatsapp = pick(6) == 0;
+        c.consent[CH_EMAIL] = (int)pick(2);
+        c.consent[CH_SMS] = (int)pick(2);
+        c.consent[CH_WHATSAPP] = (int)pick(2);
+        c.opt_out[CH_EMAIL] = pick(6) == 0;
+        c.opt_out[CH_SMS] = pick(6) == 0;
+        c.opt_out[CH_WHATSAPP] = pick(6) == 0;
         /* sometimes the engine cannot deliver SMS and WhatsApp (as before
          * those transports exist): both sides must treat them as blocked */
         if (pick(3) == 0)
-            c.channels_off = POLICY_CH_SMS | POLICY_CH_WHATSAPP;
+            c.channels_off = CH_BIT(CH_SMS) | CH_BIT(CH_WHATSAPP);
         int np = (int)pick(4);
         for (int k = 0; k < np; k++)
             c.preferred_channels[k] = chans[1 + pick(3)];
@@ -274,7 +274,7 @@ static void test_channels(void **st)
 
     /* opted out of the preferred channel: the next one */
     policy_client_t c = full_client("UTC");
-    c.opt_out_whatsapp = 1;
+    c.opt_out[CH_WHATSAPP] = 1;
     policy_msg_t m = {
         .message_type = "vendor_options", .urgency = "high", .preferred_channel = "whatsapp"};
     decide_ok(s, &m, &c, now, &d);
@@ -284,13 +284,13 @@ static void test_channels(void **st)
 
     /* no WhatsApp consent: CRITICAL with WhatsApp preferred goes by SMS */
     c = full_client("UTC");
-    c.consent_whatsapp = 0;
+    c.consent[CH_WHATSAPP] = 0;
     c.preferred_channels[0] = "whatsapp";
     policy_msg_t crit = {.message_type = "error_notification", .urgency = "critical"};
     decide_ok(s, &crit, &c, now, &d);
     assert_string_equal(d.primary, "sms");
     assert_string_equal(d.fallback[0], "email");
-    c.consent_whatsapp = 1;
+    c.consent[CH_WHATSAPP] = 1;
     decide_ok(s, &crit, &c, now, &d);
     assert_string_equal(d.primary, "whatsapp");
     assert_int_equal(d.n_fallback, 2);
@@ -304,7 +304,7 @@ static void test_channels(void **st)
     assert_int_equal(d.n_fallback, 0);
 
     /* nothing allowed: skipped with a reason */
-    c.opt_out_email = 1;
+    c.opt_out[CH_EMAIL] = 1;
     decide_ok(s, &crit, &c, now, &d);
     assert_string_equal(d.status, "skipped");
     assert_string_equal(d.skip_reason, "opt_out");
@@ -559,7 +559,7 @@ static void assert_refused(const char *file, const char *text, const char *needl
     if (!s)
         fail_msg("load: %s", err);
     policy_client_t c = full_client("UTC");
-    c.consent_sms = 0;
+    c.consent[CH_SMS] = 0;
     policy_msg_t m = {.message_type = "reminder", .urgency = "high"};
     policy_decision_t d;
     assert_int_equal(rules_decide(s, &m, &c, 1.78e9, NULL, &d, err, sizeof err), -1);

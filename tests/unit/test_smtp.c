@@ -12,6 +12,7 @@
 #include "channel/mime.h"
 #include "channel/smtp.h"
 #include "channel/smtp_easy.h"
+#include "driver/smtp_call.h"
 #include "transport/transport.h"
 
 #include <curl/curl.h>
@@ -270,8 +271,8 @@ static void build_message(const char *to, const char *subject, buf_t *b)
 static void send_mail(tx_t *tx, const char *url, const char *from, const char *rcpt, const buf_t *m,
                       long timeout_ms, tx_result_t *r)
 {
-    tx_smtp_params_t p = {.url = url, .from = from, .rcpt = rcpt, .timeout_ms = timeout_ms};
-    tx_request_t *req = tx_smtp_new(&p, m->data, m->len);
+    smtp_call_params_t p = {.url = url, .from = from, .rcpt = rcpt, .timeout_ms = timeout_ms};
+    tx_request_t *req = smtp_call_new(&p, m->data, m->len);
     assert_non_null(req);
     assert_int_equal(tx_send_wait(tx, req, r), 0);
 }
@@ -298,9 +299,9 @@ static void test_settings(void **state)
 
     buf_t m;
     build_message("client@example.com", "settings", &m);
-    tx_smtp_params_t none = {.url = NULL, .from = FROM, .rcpt = "client@example.com"};
-    assert_null(tx_smtp_new(NULL, m.data, m.len));
-    assert_null(tx_smtp_new(&none, m.data, m.len));
+    smtp_call_params_t none = {.url = NULL, .from = FROM, .rcpt = "client@example.com"};
+    assert_null(smtp_call_new(NULL, m.data, m.len));
+    assert_null(smtp_call_new(&none, m.data, m.len));
 
     tx_t *tx = tx_new(NULL);
     assert_non_null(tx);
@@ -318,7 +319,7 @@ static void test_settings(void **state)
     /* smtps:// with empty credentials is usable: it gets as far as trying
      * to connect. */
     snprintf(url, sizeof url, "smtps://127.0.0.1:%d", port);
-    tx_smtp_params_t p = {
+    smtp_call_params_t p = {
         .url = url,
         .from = FROM,
         .rcpt = "client@example.com",
@@ -326,7 +327,7 @@ static void test_settings(void **state)
         .password = "",
         .timeout_ms = 5000,
     };
-    tx_request_t *req = tx_smtp_new(&p, m.data, m.len);
+    tx_request_t *req = smtp_call_new(&p, m.data, m.len);
     assert_non_null(req);
     assert_int_equal(tx_send_wait(tx, req, &r), 0);
     assert_int_equal(r.err, TX_ERR_CURL);

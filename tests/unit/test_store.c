@@ -68,9 +68,9 @@ static void new_client(char id[37], const char *name, const char *email, const c
     c.phone = (char *)phone;
     c.timezone = (char *)"Asia/Kolkata";
     c.locale = (char *)"en";
-    c.consent_email = 1;
-    c.consent_sms = 1;
-    c.consent_whatsapp = 0;
+    c.consent[CH_EMAIL] = 1;
+    c.consent[CH_SMS] = 1;
+    c.consent[CH_WHATSAPP] = 0;
     char err[256];
     if (store_client_upsert(db.conn, &keys, &c, err, sizeof err) != 0)
         fail_msg("upsert: %s", err);
@@ -91,14 +91,14 @@ static void test_client_round_trip(void **state)
     assert_string_equal(c.phone, "+919812345678");
     assert_string_equal(c.timezone, "Asia/Kolkata");
     assert_string_equal(c.locale, "en");
-    assert_int_equal(c.consent_email, 1);
-    assert_int_equal(c.consent_sms, 1);
-    assert_int_equal(c.consent_whatsapp, 0);
+    assert_int_equal(c.consent[CH_EMAIL], 1);
+    assert_int_equal(c.consent[CH_SMS], 1);
+    assert_int_equal(c.consent[CH_WHATSAPP], 0);
     /* the seed's default preferences */
     assert_string_equal(c.preferred_channels_json, "[\"email\"]");
     assert_string_equal(c.quiet_start, "22:00");
     assert_string_equal(c.quiet_end, "08:00");
-    assert_int_equal(c.opt_out_email + c.opt_out_sms + c.opt_out_whatsapp, 0);
+    assert_int_equal(c.opt_out[CH_EMAIL] + c.opt_out[CH_SMS] + c.opt_out[CH_WHATSAPP], 0);
     assert_true(c.last_contact_at == 0);
     store_client_free(&c);
 
@@ -151,9 +151,9 @@ static void test_client_partial_update(void **state)
     memset(&u, 0, sizeof u);
     snprintf(u.id, sizeof u.id, "%s", id);
     u.email = (char *)"ravi.new@example.com";
-    u.consent_email = -1;
-    u.consent_sms = -1;
-    u.consent_whatsapp = 1;
+    u.consent[CH_EMAIL] = -1;
+    u.consent[CH_SMS] = -1;
+    u.consent[CH_WHATSAPP] = 1;
     char err[256];
     assert_int_equal(store_client_upsert(db.conn, &keys, &u, err, sizeof err), 0);
 
@@ -163,8 +163,8 @@ static void test_client_partial_update(void **state)
     assert_string_equal(c.email, "ravi.new@example.com");
     assert_string_equal(c.phone, "+919800000001");
     assert_string_equal(c.timezone, "Asia/Kolkata");
-    assert_int_equal(c.consent_sms, 1);
-    assert_int_equal(c.consent_whatsapp, 1);
+    assert_int_equal(c.consent[CH_SMS], 1);
+    assert_int_equal(c.consent[CH_WHATSAPP], 1);
     store_client_free(&c);
 
     char *sms_at2 = scalar("SELECT consent_sms_at::text FROM clients WHERE id = $1::uuid", id);

@@ -78,7 +78,7 @@ static void new_client(char id[37])
     snprintf(c.id, sizeof c.id, "%s", id);
     c.name = (char *)"Lena";
     c.email = (char *)"lena@example.com";
-    c.consent_email = c.consent_sms = c.consent_whatsapp = -1;
+    c.consent[CH_EMAIL] = c.consent[CH_SMS] = c.consent[CH_WHATSAPP] = -1;
     char err[256];
     if (store_client_upsert(db.conn, &keys, &c, err, sizeof err) != 0)
         fail_msg("upsert: %s", err);

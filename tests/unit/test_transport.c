@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "driver/smtp_call.h"
 #include "transport/transport.h"
 
 #include <curl/curl.h>
@@ -468,13 +469,13 @@ static tx_request_t *mail_request(const server_t *sink, const char *rcpt, int n,
                        "\r\n"
                        "Message %d.\r\n.leading dot\r\n",
                        rcpt, n, n, n);
-    tx_smtp_params_t p = {
+    smtp_call_params_t p = {
         .url = url,
         .from = "bounces@mail.planiva.test",
         .rcpt = rcpt,
         .timeout_ms = timeout_ms,
     };
-    tx_request_t *r = tx_smtp_new(&p, msg, (size_t)len);
+    tx_request_t *r = smtp_call_new(&p, msg, (size_t)len);
     assert_non_null(r);
     return r;
 }

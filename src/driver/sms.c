@@ -1,8 +1,9 @@
-#include "engine/sms_job.h"
+#include "driver/sms.h"
 
 #include "channel/gsm7.h"
 #include "channel/twilio.h"
-#include "engine/msg_job.h"
+#include "driver/sandbox.h"
+#include "driver/target.h"
 #include "template/catalog.h"
 #include "util/buf.h"
 
@@ -13,17 +14,46 @@
 
 #define SMS_CALLBACK_PATH "/webhooks/twilio/status"
 
+static int sms_live_on(const cfg_t *cfg)
+{
+    return strcmp(cfg->transport_sms, "live") == 0;
+}
+
+static int sms_set(const char *s)
+{
+    return s && s[0];
+}
+
+static int sms_available(const cfg_t *cfg)
+{
+    return !sms_live_on(cfg) ||
+           (sms_set(cfg->twilio_account_sid) && sms_set(cfg->twilio_auth_token) &&
+            sms_set(cfg->twilio_from_number));
+}
+
+/* Limited per From number: that is what Twilio meters. */
+static cfg_rate_t sms_rate(const cfg_t *cfg, char *sender, size_t senderlen)
+{
+    snprintf(sender, senderlen, "%s", cfg->twilio_from_number);
+    return cfg->rate_twilio;
+}
+
+static tx_t *sms_loop(const drv_env_t *env)
+{
+    return env->tx;
+}
+
 /* The sandbox's answer: what would be sent, as a record in the outbox, or
  * the refusal Twilio gives an invalid number. */
-static void sms_sandbox(const app_t *app, const queue_job_t *job, const char *to, const char *body,
-                        const gsm7_count_t *count, email_outcome_t *out)
+static void sms_sandbox(const drv_env_t *env, const queue_job_t *job, const char *to,
+                        const char *body, const gsm7_count_t *count, outcome_t *out)
 {
-    const cfg_t *cfg = app->cfg;
-    if (msg_sandbox_refuses(to)) {
-        msg_fail(out, twilio_classify(21211, 400), 21211, "sandbox",
-                 "twilio 21211: the 'To' number is not a valid phone number");
-        msg_set_detail(out, cJSON_Parse("{\"transport\":\"sandbox\",\"error_code\":21211}"),
-                       "{\"transport\":\"sandbox\"}");
+    const cfg_t *cfg = env->cfg;
+    if (sandbox_refuses(to)) {
+        outcome_fail(out, twilio_classify(21211, 400), 21211, "sandbox",
+                     "twilio 21211: the 'To' number is not a valid phone number");
+        outcome_set_detail_obj(out, cJSON_Parse("{\"transport\":\"sandbox\",\"error_code\":21211}"),
+                               "{\"transport\":\"sandbox\"}");
         return;
     }
     cJSON *rec = cJSON_CreateObject();
@@ -34,10 +64,10 @@ static void sms_sandbox(const app_t *app, const queue_job_t *job, const char *to
         !cJSON_AddNumberToObject(rec, "segments", (double)count->segments) ||
         !cJSON_AddStringToObject(rec, "status", "delivered")) {
         cJSON_Delete(rec);
-        msg_fail(out, ERRC_TRANSIENT, 0, "outbox", "out of memory");
+        outcome_fail(out, ERRC_TRANSIENT, 0, "outbox", "out of memory");
         return;
     }
-    msg_outbox_deliver(cfg, job, "sms", rec, out);
+    sandbox_deliver(cfg, job->id, "sms", rec, out);
     cJSON_Delete(rec);
 }
 
@@ -52,13 +82,13 @@ static int sms_callback_url(const cfg_t *cfg, char *out, size_t outlen)
 }
 
 /* Builds the Twilio send into call->req, or fails out. */
-static void sms_live(const app_t *app, const char *to, const char *body, msg_call_t *call,
-                     email_outcome_t *out)
+static void sms_live(const drv_env_t *env, const char *to, const char *body, call_t *call,
+                     outcome_t *out)
 {
-    const cfg_t *cfg = app->cfg;
+    const cfg_t *cfg = env->cfg;
     char callback[TWILIO_CALLBACK_MAX + 1], err[256];
     if (sms_callback_url(cfg, callback, sizeof callback) != 0) {
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "twilio", "CRIER_PUBLIC_URL is too long");
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "twilio", "CRIER_PUBLIC_URL is too long");
         return;
     }
     twilio_send_t in = {
@@ -73,17 +103,18 @@ static void sms_live(const app_t *app, const char *to, const char *body, msg_cal
     errc_t bad = twilio_build_send(&in, &req, err, sizeof err);
     if (bad != ERRC_NONE) {
         twilio_request_free(&req);
-        msg_fail(out, bad, 0, "twilio", err);
+        outcome_fail(out, bad, 0, "twilio", err);
         return;
     }
-    msg_http_request(cfg, cfg->twilio_api_base, req.path, "application/x-www-form-urlencoded",
-                     req.authorization.data, &req.form, call, out);
+    /* out says why when the request cannot be built */
+    (void)call_http_post(cfg->twilio_api_base, req.path, "application/x-www-form-urlencoded",
+                         req.authorization.data, &req.form, cfg->provider_timeout_ms, call, out);
     twilio_request_free(&req);
 }
 
-void sms_finish(msg_call_t *call, email_outcome_t *out)
+static void sms_finish(const call_t *call, outcome_t *out)
 {
-    if (msg_call_answer(call, out) != 0)
+    if (call_answer(call, out) != 0)
         return; /* out says why */
     const tx_result_t *res = &call->res;
     twilio_result_t tr;
@@ -103,53 +134,66 @@ void sms_finish(msg_call_t *call, email_outcome_t *out)
                 cJSON_AddNumberToObject(d, "retry_after", tr.retry_after);
         }
     }
-    msg_set_detail(out, d, "{\"transport\":\"twilio\"}");
+    outcome_set_detail_obj(out, d, "{\"transport\":\"twilio\"}");
     if (ok == 0) {
-        out->status = EMAIL_SENT;
+        out->status = OUTCOME_SENT;
         snprintf(out->message_id, sizeof out->message_id, "%s", tr.sid);
         return;
     }
     /* The parser masks digit runs of phone length in Twilio's text. */
     char why[320];
     snprintf(why, sizeof why, "twilio %d (http %d): %s", tr.error_code, tr.http_status, tr.message);
-    msg_fail(out, tr.category, tr.error_code, NULL, why);
+    outcome_fail(out, tr.category, tr.error_code, NULL, why);
     if (tr.retry_after >= 0)
         out->retry_after = tr.retry_after;
     if (tr.opt_out)
-        out->signal = EMAIL_SIGNAL_OPT_OUT;
+        out->signal = OUTCOME_SIGNAL_OPT_OUT;
 }
 
-void sms_prepare(app_t *app, PGconn *conn, const queue_job_t *job, msg_call_t *call,
-                 email_outcome_t *out)
+static void sms_prepare(void *state, const drv_env_t *env, PGconn *conn, const queue_job_t *job,
+                        call_t *call, outcome_t *out)
 {
-    email_outcome_init(out);
-    const cfg_t *cfg = app->cfg;
+    outcome_init(out);
+    const cfg_t *cfg = env->cfg;
     char err[512];
     char *body = NULL;
-    msg_target_t t;
-    if (msg_target_load(app, conn, job, &t, out) != 0)
+    target_t t;
+    if (target_load(env, conn, job, &t, out) != 0)
         goto done;
-    if (tpl_render_sms(app->templates, job->message_type, t.ctx, &body, err, sizeof err) != 0) {
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
+    if (tpl_render_sms(env->templates, job->message_type, t.ctx, &body, err, sizeof err) != 0) {
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
         goto done;
     }
     gsm7_count_t count;
     if (gsm7_count(body, strlen(body), &count) != 0) {
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "template", "the SMS body is not valid UTF-8");
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", "the SMS body is not valid UTF-8");
         goto done;
     }
     if (count.segments > (size_t)cfg->sms_segment_budget) {
         char why[160];
         snprintf(why, sizeof why, "%zu %s segments, over the budget of %d", count.segments,
                  gsm7_encoding_name(count.encoding), cfg->sms_segment_budget);
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "sms", why);
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "sms", why);
         goto done;
     }
-    if (strcmp(cfg->transport_sms, "live") == 0)
-        sms_live(app, t.client.phone, body, call, out);
+    if (sms_live_on(cfg))
+        sms_live(env, t.client.phone, body, call, out);
     else
-        sms_sandbox(app, job, t.client.phone, body, &count, out);
+        sms_sandbox(env, job, t.client.phone, body, &count, out);
 done:
     free(body);
-    msg_target_free(&t);
+    target_free(&t);
 }
+
+const drv_t sms_driver = {
+    .id = CH_SMS,
+    .provider = "twilio",
+    .circuit = CIRC_TWILIO,
+    .api = METRICS_API_TWILIO,
+    .live = sms_live_on,
+    .available = sms_available,
+    .rate = sms_rate,
+    .prepare = sms_prepare,
+    .finish = sms_finish,
+    .loop = sms_loop,
+};

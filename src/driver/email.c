@@ -1,9 +1,9 @@
-#include "engine/email_job.h"
+#include "driver/email.h"
 
 #include "channel/mime.h"
 #include "channel/outbox.h"
 #include "channel/smtp_easy.h"
-#include "engine/msg_job.h"
+#include "driver/smtp_call.h"
 #include "store/store.h"
 #include "template/catalog.h"
 #include "template/context.h"
@@ -22,37 +22,68 @@
  * body limit) plus text; 32 MiB leaves room for base64 growth. */
 #define EMAIL_MAX_MESSAGE ((size_t)32 * 1024 * 1024)
 
-struct email_sender {
-    app_t *app; /* borrowed */
-    int live;   /* SMTP through the transport; else the sandbox outbox */
+/* A worker's sender: what every message of the worker shares. */
+typedef struct email_sender {
+    int live; /* SMTP through the transport; else the sandbox outbox */
     char envelope_from[256];
-};
+} email_sender_t;
 
-email_sender_t *email_sender_new(app_t *app)
+static int email_live(const cfg_t *cfg)
 {
+    return strcmp(cfg->transport_email, "live") == 0;
+}
+
+/* Email needs no credentials to be tried: a live server refusing ours is
+ * the circuit's to notice. */
+static int email_available(const cfg_t *cfg)
+{
+    return 1;
+}
+
+/* The host[:port] of an SMTP URL, without any userinfo. */
+static void email_smtp_host(const char *url, char *out, size_t outlen)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *end = p + strcspn(p, "/?#");
+    const char *at = memchr(p, '@', (size_t)(end - p));
+    if (at)
+        p = at + 1;
+    snprintf(out, outlen, "%.*s", (int)(end - p), p);
+}
+
+/* Limited per SMTP host: the relay's own limits are per host. */
+static cfg_rate_t email_rate(const cfg_t *cfg, char *sender, size_t senderlen)
+{
+    email_smtp_host(cfg->smtp_url, sender, senderlen);
+    return cfg->rate_smtp;
+}
+
+static int email_worker_new(const drv_env_t *env, void **state, char *err, size_t errlen)
+{
+    const cfg_t *cfg = env->cfg;
     email_sender_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->app = app;
-    const cfg_t *cfg = app->cfg;
-    if (mime_addr_spec(cfg->mail_from, s->envelope_from, sizeof s->envelope_from) != 0 ||
+    if (!s || mime_addr_spec(cfg->mail_from, s->envelope_from, sizeof s->envelope_from) != 0 ||
         !smtp_easy_addr_ok(s->envelope_from)) {
         free(s);
-        return NULL;
+        snprintf(err, errlen,
+                 "cannot create the email sender (check mail_from and the SMTP settings)");
+        return -1;
     }
-    s->live = strcmp(cfg->transport_email, "live") == 0;
-    return s;
+    s->live = email_live(cfg);
+    *state = s;
+    return 0;
 }
 
-void email_sender_free(email_sender_t *s)
+static void email_worker_free(void *state)
 {
-    free(s);
+    free(state);
 }
 
-void email_outcome_init(email_outcome_t *out)
+/* SMTP has a loop of its own (docs/architecture.md, Transport: why apart). */
+static tx_t *email_loop(const drv_env_t *env)
 {
-    memset(out, 0, sizeof *out);
-    out->retry_after = -1;
+    return env->tx_mail;
 }
 
 /* Copies text into out, replacing every whitespace-delimited word that holds
@@ -80,30 +111,28 @@ static void email_mask_addresses(const char *text, char *out, size_t outlen)
 }
 
 /* Stores the provider response JSON built in d, or a minimal object when
- * it did not fit (the event keeps what is certain rather than a cut text). */
-static void email_set_detail(email_outcome_t *out, buf_t *d, int rc, const char *fallback)
+ * it did not fit; frees d. */
+static void email_set_detail(outcome_t *out, buf_t *d, int rc, const char *fallback)
 {
-    snprintf(out->detail_json, sizeof out->detail_json, "%s",
-             rc == 0 && d->data ? d->data : fallback);
+    outcome_set_detail(out, rc == 0 ? d->data : NULL, fallback);
     buf_free(d);
 }
 
 /* Writes the message to the outbox (sandbox), or builds the SMTP send
  * into call->req (live). */
-static void email_send_built(const email_sender_t *s, const queue_job_t *job,
-                             const store_client_t *cl, const buf_t *msg, msg_call_t *call,
-                             email_outcome_t *out)
+static void email_send_built(const email_sender_t *s, const cfg_t *cfg, const queue_job_t *job,
+                             const store_client_t *cl, const buf_t *msg, call_t *call,
+                             outcome_t *out)
 {
-    const cfg_t *cfg = s->app->cfg;
     if (!s->live) {
         char name[64], path[1024], err[256];
         snprintf(name, sizeof name, "%s.eml", job->id);
         if (outbox_write(cfg->outbox_dir, name, msg->data, msg->len, path, sizeof path, err,
                          sizeof err) != 0) {
-            msg_fail(out, ERRC_TRANSIENT, 0, "outbox", err);
+            outcome_fail(out, ERRC_TRANSIENT, 0, "outbox", err);
             return;
         }
-        out->status = EMAIL_DELIVERED;
+        out->status = OUTCOME_DELIVERED;
         buf_t d;
         buf_init(&d, sizeof out->detail_json - 1);
         int rc = buf_puts(&d, "{\"transport\":\"sandbox\",\"file\":");
@@ -114,10 +143,10 @@ static void email_send_built(const email_sender_t *s, const queue_job_t *job,
     }
     if (!smtp_easy_addr_ok(cl->email)) {
         /* A CR, LF or bracket in an address would change the SMTP dialogue. */
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "smtp", "the recipient address is not usable");
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "smtp", "the recipient address is not usable");
         return;
     }
-    tx_smtp_params_t p = {
+    smtp_call_params_t p = {
         .url = cfg->smtp_url,
         .tls_required = cfg->smtp_tls_required,
         .username = cfg->smtp_username,
@@ -126,15 +155,15 @@ static void email_send_built(const email_sender_t *s, const queue_job_t *job,
         .rcpt = cl->email,
         .timeout_ms = cfg->smtp_timeout_ms,
     };
-    call->req = tx_smtp_new(&p, msg->data, msg->len);
+    call->req = smtp_call_new(&p, msg->data, msg->len);
     if (!call->req)
-        msg_fail(out, ERRC_TRANSIENT, 0, "smtp", "cannot build the send");
+        outcome_fail(out, ERRC_TRANSIENT, 0, "smtp", "cannot build the send");
 }
 
-void email_finish(msg_call_t *call, email_outcome_t *out)
+static void email_finish(const call_t *call, outcome_t *out)
 {
     if (!call->submitted) {
-        msg_fail(out, ERRC_TRANSIENT, 0, "transport", "cannot submit the send");
+        outcome_fail(out, ERRC_TRANSIENT, 0, "transport", "cannot submit the send");
         return;
     }
     const tx_result_t *res = &call->res;
@@ -152,10 +181,10 @@ void email_finish(msg_call_t *call, email_outcome_t *out)
     drc |= buf_putc(&d, '}');
     email_set_detail(out, &d, drc, "{\"transport\":\"smtp\"}");
     if (res->err == TX_OK && res->category == ERRC_NONE) {
-        out->status = EMAIL_SENT;
+        out->status = OUTCOME_SENT;
         return;
     }
-    out->status = EMAIL_FAILED;
+    out->status = OUTCOME_FAILED;
     /* No reply at all (refused, cut off, timed out) is worth a retry. */
     out->category = res->err == TX_OK ? res->category : ERRC_TRANSIENT;
     if (out->category == ERRC_NONE)
@@ -184,9 +213,9 @@ static const char *email_item_url(const cJSON *mctx)
 /* One digest item: the member's subject, rendered from its own type and
  * context exactly as its own email would have been, and its main link.
  * 0, or -1 with out failed. */
-static int email_digest_item(const app_t *app, const store_digest_member_t *m,
+static int email_digest_item(const drv_env_t *env, const store_digest_member_t *m,
                              const char *client_name, const tpl_site_t *site, cJSON *items,
-                             email_outcome_t *out)
+                             outcome_t *out)
 {
     char err[512];
     cJSON *mctx = cJSON_Parse(m->context_json);
@@ -195,13 +224,13 @@ static int email_digest_item(const app_t *app, const store_digest_member_t *m,
     cJSON *item = cJSON_CreateObject();
     int rc = -1;
     if (!ctx || !item) {
-        msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the digest");
+        outcome_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the digest");
         goto done;
     }
     /* A member that cannot render fails the digest, as it would have failed
      * on its own: strict templates never send a blank. */
-    if (tpl_render_email(app->templates, m->message_type, ctx, &em, err, sizeof err) != 0) {
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "digest item", err);
+    if (tpl_render_email(env->templates, m->message_type, ctx, &em, err, sizeof err) != 0) {
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "digest item", err);
         goto done;
     }
     const char *url = email_item_url(mctx);
@@ -209,7 +238,7 @@ static int email_digest_item(const app_t *app, const store_digest_member_t *m,
         !cJSON_AddStringToObject(item, "subject", em.subject) ||
         !(url ? cJSON_AddStringToObject(item, "action_url", url)
               : cJSON_AddNullToObject(item, "action_url"))) {
-        msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the digest");
+        outcome_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the digest");
         goto done;
     }
     cJSON_AddItemToArray(items, item);
@@ -226,46 +255,45 @@ done:
 /* The context of a digest: {count, items: [{message_type, subject,
  * action_url}]} plus the names every template has. The caller deletes it;
  * NULL with out failed. */
-static cJSON *email_digest_context(const app_t *app, PGconn *conn, const queue_job_t *job,
-                                   const char *client_name, const tpl_site_t *site,
-                                   email_outcome_t *out)
+static cJSON *email_digest_context(const drv_env_t *env, PGconn *conn, const queue_job_t *job,
+                                   const char *client_name, const tpl_site_t *site, outcome_t *out)
 {
     char err[512];
     store_digest_member_t *m = NULL;
     int n = 0;
     cJSON *dctx = NULL, *ctx = NULL;
     if (store_digest_members_load(conn, job->id, &m, &n, err, sizeof err) != 0) {
-        msg_fail(out, ERRC_TRANSIENT, 0, "digest", err);
+        outcome_fail(out, ERRC_TRANSIENT, 0, "digest", err);
         return NULL;
     }
     if (n == 0) {
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "digest", "no members");
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "digest", "no members");
         goto done;
     }
     dctx = cJSON_CreateObject();
     cJSON *items = dctx ? cJSON_AddArrayToObject(dctx, "items") : NULL;
     if (!items || !cJSON_AddNumberToObject(dctx, "count", n)) {
-        msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the digest");
+        outcome_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the digest");
         goto done;
     }
     for (int i = 0; i < n; i++)
-        if (email_digest_item(app, &m[i], client_name, site, items, out) != 0)
+        if (email_digest_item(env, &m[i], client_name, site, items, out) != 0)
             goto done;
     ctx = tpl_context_build(dctx, site, client_name, job->plan_id, job->id);
     if (!ctx)
-        msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the context");
+        outcome_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the context");
 done:
     cJSON_Delete(dctx);
     store_digest_members_free(m, n);
     return ctx;
 }
 
-void email_prepare(email_sender_t *s, PGconn *conn, const queue_job_t *job, msg_call_t *call,
-                   email_outcome_t *out)
+static void email_prepare(void *state, const drv_env_t *env, PGconn *conn, const queue_job_t *job,
+                          call_t *call, outcome_t *out)
 {
-    email_outcome_init(out);
-    app_t *app = s->app;
-    const cfg_t *cfg = app->cfg;
+    outcome_init(out);
+    const email_sender_t *s = state;
+    const cfg_t *cfg = env->cfg;
     char err[512];
     store_client_t cl;
     memset(&cl, 0, sizeof cl);
@@ -277,19 +305,19 @@ void email_prepare(email_sender_t *s, PGconn *conn, const queue_job_t *job, msg_
     buf_t msg;
     buf_init(&msg, EMAIL_MAX_MESSAGE);
 
-    int rc = store_client_load(conn, &app->keys, job->client_id, &cl, err, sizeof err);
+    int rc = store_client_load(conn, env->keys, job->client_id, &cl, err, sizeof err);
     if (rc != 0) {
         /* A missing client is a data error; a database error is worth a retry. */
-        msg_fail(out, rc == 1 ? ERRC_INVALID_INPUT : ERRC_TRANSIENT, 0, "client",
-                 rc == 1 ? "not found" : err);
+        outcome_fail(out, rc == 1 ? ERRC_INVALID_INPUT : ERRC_TRANSIENT, 0, "client",
+                     rc == 1 ? "not found" : err);
         goto done;
     }
     if (!cl.email || !cl.email[0]) {
-        msg_fail(out, ERRC_INVALID_INPUT, 0, NULL, "client has no email address");
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, NULL, "client has no email address");
         goto done;
     }
     if (store_attachments_load(conn, job->id, &att, &natt, err, sizeof err) != 0) {
-        msg_fail(out, ERRC_TRANSIENT, 0, "attachments", err);
+        outcome_fail(out, ERRC_TRANSIENT, 0, "attachments", err);
         goto done;
     }
     tpl_site_t site = {
@@ -300,26 +328,26 @@ void email_prepare(email_sender_t *s, PGconn *conn, const queue_job_t *job, msg_
     };
     const char *client_name = cl.name ? cl.name : "there";
     if (strcmp(job->message_type, EMAIL_DIGEST_TYPE) == 0) {
-        ctx = email_digest_context(app, conn, job, client_name, &site, out);
+        ctx = email_digest_context(env, conn, job, client_name, &site, out);
         if (!ctx)
             goto done; /* out says why */
     } else {
         reqctx = cJSON_Parse(job->context_json ? job->context_json : "{}");
         ctx = tpl_context_build(reqctx, &site, client_name, job->plan_id, job->id);
         if (!ctx) {
-            msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the context");
+            outcome_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the context");
             goto done;
         }
     }
-    if (tpl_render_email(app->templates, job->message_type, ctx, &em, err, sizeof err) != 0) {
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
+    if (tpl_render_email(env->templates, job->message_type, ctx, &em, err, sizeof err) != 0) {
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
         goto done;
     }
     text_copy_utf8(em.subject, out->subject, sizeof out->subject);
     if (natt > 0) {
         matt = calloc((size_t)natt, sizeof *matt);
         if (!matt) {
-            msg_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory");
+            outcome_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory");
             goto done;
         }
         for (int i = 0; i < natt; i++)
@@ -339,10 +367,10 @@ void email_prepare(email_sender_t *s, PGconn *conn, const queue_job_t *job, msg_
         .date = time(NULL),
     };
     if (mime_build(&m, &msg, out->message_id, sizeof out->message_id, err, sizeof err) != 0) {
-        msg_fail(out, ERRC_INVALID_INPUT, 0, "mime", err);
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "mime", err);
         goto done;
     }
-    email_send_built(s, job, &cl, &msg, call, out);
+    email_send_built(s, cfg, job, &cl, &msg, call, out);
 
 done:
     buf_free(&msg);
@@ -353,3 +381,18 @@ done:
     store_attachments_free(att, natt);
     store_client_free(&cl);
 }
+
+const drv_t email_driver = {
+    .id = CH_EMAIL,
+    .provider = "smtp",
+    .circuit = CIRC_SMTP,
+    .api = METRICS_API_SMTP,
+    .live = email_live,
+    .available = email_available,
+    .rate = email_rate,
+    .worker_new = email_worker_new,
+    .worker_free = email_worker_free,
+    .prepare = email_prepare,
+    .finish = email_finish,
+    .loop = email_loop,
+};

@@ -1,0 +1,26 @@
+/* target: the recipient of a message sent to a phone (SMS, WhatsApp) and
+ * the template context it is rendered with, built as for email. */
+#ifndef CRIER_TARGET_H
+#define CRIER_TARGET_H
+
+#include "driver/driver.h"
+#include "driver/outcome.h"
+#include "queue/queue.h"
+#include "store/store.h"
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+typedef struct target {
+    store_client_t client; /* owned: decrypted client, phone set */
+    cJSON *ctx;            /* owned: the template context */
+    cJSON *request_ctx;    /* owned: the request's context ctx was built from */
+} target_t;
+
+/* Loads the client of job (who must have a phone) and builds the template
+ * context. 0, or -1 with out failed; free t with target_free either way. */
+int target_load(const drv_env_t *env, PGconn *conn, const queue_job_t *job, target_t *t,
+                outcome_t *out);
+void target_free(target_t *t);
+
+#endif
