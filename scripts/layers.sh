@@ -15,6 +15,7 @@ config crypto tz
 validate
 channel
 http template store ratelimit circuit metrics webhook
+request
 queue policy transport
 driver
 engine app

@@ -1,7 +1,10 @@
 #include "api/comms.h"
 
-#include "api/request.h"
+#include "api/api.h"
+#include "api/refuse.h"
 #include "crypto/crypto.h"
+#include "engine/intake.h"
+#include "request/request.h"
 #include "store/db.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -31,20 +34,21 @@ typedef int (*comms_read_fn)(PGconn *conn, const void *arg, char **json, char *e
 static int comms_read(const http_req_t *rq, comms_read_fn fn, const void *arg, char **json,
                       http_answer_t *out, const char *what)
 {
+    const api_t *api = rq->ctx;
     char err[512] = "";
-    PGconn *conn = db_pool_get(rq->app->pool, err, sizeof err);
+    PGconn *conn = db_pool_get(api->app->pool, err, sizeof err);
     if (!conn) {
         comms_db_failed(out, 1, what, err);
         return -1;
     }
     if (db_ensure(conn) != 0) {
-        db_pool_put(rq->app->pool, conn);
+        db_pool_put(api->app->pool, conn);
         comms_db_failed(out, 1, what, "connection unusable");
         return -1;
     }
     int rc = fn(conn, arg, json, err, sizeof err);
     int lost = rc < 0 && db_conn_lost(conn);
-    db_pool_put(rq->app->pool, conn);
+    db_pool_put(api->app->pool, conn);
     if (rc < 0)
         comms_db_failed(out, lost, what, err);
     return rc;
@@ -58,7 +62,7 @@ static int comms_get_fn(PGconn *conn, const void *arg, char **json, char *err, s
 void api_comm_get(const http_req_t *rq, http_answer_t *out)
 {
     char id[37];
-    if (req_uuid_lower(rq->param, id) != 0) {
+    if (req_uuid_lower(http_req_param(rq, "id"), id) != 0) {
         http_answer_error(out, 422, "invalid_field", "id: not a valid UUID");
         return;
     }
@@ -107,7 +111,7 @@ static int comms_parse_limit(const char *s, int *out)
 void api_plan_list(const http_req_t *rq, http_answer_t *out)
 {
     char plan[37];
-    if (req_uuid_lower(rq->param, plan) != 0) {
+    if (req_uuid_lower(http_req_param(rq, "plan_id"), plan) != 0) {
         http_answer_error(out, 422, "invalid_field", "plan_id: not a valid UUID");
         return;
     }
@@ -124,30 +128,80 @@ void api_plan_list(const http_req_t *rq, http_answer_t *out)
         http_answer_json(out, 200, json);
 }
 
-intake_job_t *api_comm_create(const http_req_t *rq, http_answer_t *out)
+/* The answer to what the intake made of a request. */
+static void comms_result_answer(intake_result_t *res, http_answer_t *out)
 {
+    switch (res->outcome) {
+    case INTAKE_ACCEPTED:
+    case INTAKE_DUPLICATE: /* the first request's answer, as it was */
+        http_answer_json(out, 202, res->body);
+        res->body = NULL;
+        return;
+    case INTAKE_CONFLICT:
+        http_answer_error(out, 409, "idempotency_conflict",
+                          "Idempotency-Key was already used with a different body");
+        return;
+    case INTAKE_UNKNOWN_CLIENT:
+        http_answer_error(out, 422, "unknown_client",
+                          "client_id: unknown client; include a client object to create it");
+        return;
+    case INTAKE_UNAVAILABLE:
+        http_answer_error(out, 503, "service_unavailable", res->why);
+        return;
+    case INTAKE_STORE_UNAVAILABLE:
+        http_answer_error(out, 503, "database_unavailable",
+                          "the database is unavailable; nothing was accepted, retry later");
+        return;
+    case INTAKE_FAILED:
+        break;
+    }
+    http_answer_error(out, 500, "internal_error", res->why);
+}
+
+/* The intake's callback, from its thread: answers the suspended request. */
+static void comms_created(void *cls, intake_result_t *res)
+{
+    http_answer_t a;
+    comms_result_answer(res, &a);
+    intake_result_free(res);
+    http_resume(cls, &a);
+}
+
+void api_comm_create(const http_req_t *rq, http_answer_t *out)
+{
+    const api_t *api = rq->ctx;
     const char *key = http_req_header(rq, "Idempotency-Key");
     if (key && !req_idempotency_key_ok(key)) {
         http_answer_error(out, 422, "invalid_field",
                           "Idempotency-Key: must be 1 to 200 printable ASCII characters");
-        return NULL;
+        return;
     }
     intake_job_t *job = intake_job_new();
     if (!job) {
         http_answer_error(out, 500, "internal_error", "out of memory");
-        return NULL;
+        return;
     }
-    size_t max_body = rq->app->cfg->max_body ? rq->app->cfg->max_body : COMMS_DEFAULT_BODY;
+    const cfg_t *cfg = api->app->cfg;
+    size_t max_body = cfg->max_body ? cfg->max_body : COMMS_DEFAULT_BODY;
     req_error_t e;
     if (req_parse(rq->body, rq->body_len, max_body, &job->req, &e) != 0) {
-        http_answer_error(out, e.status, e.code, e.message);
+        api_refuse(out, e.kind, e.message);
         intake_job_free(job);
-        return NULL;
+        return;
     }
     /* The raw bytes, not the parsed value: a replay must be the same
      * request byte for byte to get the stored answer. */
     cry_sha256_hex(rq->body, rq->body_len, job->request_hash);
     if (key)
         snprintf(job->idempotency_key, sizeof job->idempotency_key, "%s", key);
-    return job;
+    /* Held back before it is submitted: the intake may answer at once. */
+    http_pending_t *pending = http_suspend(rq);
+    if (!pending) {
+        intake_job_free(job);
+        http_answer_error(out, 503, "service_unavailable", "shutting down");
+        return;
+    }
+    job->done = comms_created;
+    job->cls = pending;
+    intake_submit(api->intake, job);
 }

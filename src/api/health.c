@@ -1,5 +1,6 @@
 #include "api/health.h"
 
+#include "api/api.h"
 #include "policy/runtime.h"
 #include "util/buf.h"
 #include "util/json_text.h"
@@ -19,13 +20,15 @@ void api_healthz(const http_req_t *rq, http_answer_t *out)
  * answer says the policy is degraded, and why. */
 void api_readyz(const http_req_t *rq, http_answer_t *out)
 {
-    if (!atomic_load(&rq->app->db_ready)) {
+    const api_t *api = rq->ctx;
+    app_t *app = api->app;
+    if (!atomic_load(&app->db_ready)) {
         http_answer_json(out, 503,
                          strdup("{\"status\":\"unavailable\",\"database\":\"unreachable\"}"));
         return;
     }
     char why[640];
-    if (!rq->app->rules || !prt_degraded(rq->app->rules, why, sizeof why)) {
+    if (!app->rules || !prt_degraded(app->rules, why, sizeof why)) {
         http_answer_json(out, 200, strdup("{\"status\":\"ready\",\"policy\":\"ok\"}"));
         return;
     }

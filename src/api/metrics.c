@@ -1,5 +1,6 @@
 #include "api/metrics.h"
 
+#include "api/api.h"
 #include "http/stats.h"
 #include "metrics/metrics.h"
 #include "policy/runtime.h"
@@ -14,33 +15,42 @@
 static const char *const api_metrics_classes[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 #define API_METRICS_CLASSES_N (int)(sizeof api_metrics_classes / sizeof api_metrics_classes[0])
 
+/* The counters slot of the k-th route label: the routes' in their order,
+ * then the one of requests no route matched. */
+static int api_metrics_slot(int k)
+{
+    return k + 1 < API_STAT_N ? k + 1 : HTTP_STATS_UNROUTED;
+}
+
 static int api_metrics_http(buf_t *b)
 {
     int rc = metrics_family(b, "crier_http_requests_total", "counter",
                             "HTTP requests by route and status class (none: ended unanswered)");
-    for (int r = 0; r < HTTP_ROUTE_N; r++) {
+    for (int k = 0; k < API_STAT_N; k++) {
+        int slot = api_metrics_slot(k);
         for (int cls = 0; cls < API_METRICS_CLASSES_N; cls++) {
-            unsigned long long n = http_stats_requests((http_route_id_t)r, cls);
+            unsigned long long n = http_stats_requests(slot, cls);
             if (!n)
                 continue;
             rc |= buf_puts(b, "crier_http_requests_total{route=");
-            rc |= metrics_label_value(b, http_stats_route_name((http_route_id_t)r));
+            rc |= metrics_label_value(b, api_stat_name(slot));
             rc |= buf_printf(b, ",code=\"%s\"} %llu\n", api_metrics_classes[cls], n);
         }
     }
     rc |= metrics_family(b, "crier_http_request_duration_seconds", "summary",
                          "Time from a request's first byte to its end, by route");
-    for (int r = 0; r < HTTP_ROUTE_N; r++) {
+    for (int k = 0; k < API_STAT_N; k++) {
+        int slot = api_metrics_slot(k);
         unsigned long long count = 0;
         for (int cls = 0; cls < API_METRICS_CLASSES_N; cls++)
-            count += http_stats_requests((http_route_id_t)r, cls);
+            count += http_stats_requests(slot, cls);
         if (!count)
             continue;
-        const char *name = http_stats_route_name((http_route_id_t)r);
+        const char *name = api_stat_name(slot);
         rc |= buf_puts(b, "crier_http_request_duration_seconds_sum{route=");
         rc |= metrics_label_value(b, name);
         rc |= buf_puts(b, "} ");
-        rc |= metrics_value(b, (double)http_stats_duration_ms((http_route_id_t)r) / 1000.0);
+        rc |= metrics_value(b, (double)http_stats_duration_ms(slot) / 1000.0);
         rc |= buf_puts(b, "\ncrier_http_request_duration_seconds_count{route=");
         rc |= metrics_label_value(b, name);
         rc |= buf_printf(b, "} %llu\n", count);
@@ -99,15 +109,16 @@ static int api_metrics_ratelimit(buf_t *b)
 
 void api_metrics(const http_req_t *rq, http_answer_t *out)
 {
+    const api_t *api = rq->ctx;
     buf_t b;
     buf_init(&b, API_METRICS_MAX);
     int rc = metrics_render(&b);
     rc |= api_metrics_ratelimit(&b);
     rc |= api_metrics_http(&b);
-    rc |= api_metrics_rules(&b, rq->app->rules);
+    rc |= api_metrics_rules(&b, api->app->rules);
     rc |= metrics_single(&b, "crier_database_up", "gauge",
                          "1 while PostgreSQL answered the last probe, else 0",
-                         atomic_load(&rq->app->db_ready) ? 1 : 0);
+                         atomic_load(&api->app->db_ready) ? 1 : 0);
     if (rc != 0) {
         buf_free(&b);
         http_answer_error(out, 500, "internal_error", "the metrics text did not fit its bound");

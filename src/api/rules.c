@@ -1,8 +1,10 @@
 #include "api/rules.h"
 
-#include "api/request.h"
+#include "api/api.h"
+#include "api/refuse.h"
 #include "policy/dryrun.h"
 #include "policy/runtime.h"
+#include "request/request.h"
 #include "util/buf.h"
 #include "util/timefmt.h"
 #include "validate.h"
@@ -67,7 +69,8 @@ static void rules_unavailable(http_answer_t *out)
 
 void api_rules_status(const http_req_t *rq, http_answer_t *out)
 {
-    prt_t *p = rq->app->rules;
+    const api_t *api = rq->ctx;
+    prt_t *p = api->app->rules;
     if (!p) {
         rules_unavailable(out);
         return;
@@ -90,7 +93,8 @@ void api_rules_status(const http_req_t *rq, http_answer_t *out)
 static int rules_prescan(const char *body, size_t len, req_error_t *err)
 {
     int depth = 0, in_string = 0;
-    const char *why = NULL, *code = "invalid_json";
+    const char *why = NULL;
+    req_err_t kind = REQ_BAD_JSON;
     for (size_t i = 0; i < len && !why; i++) {
         unsigned char c = (unsigned char)body[i];
         if (in_string) {
@@ -108,7 +112,7 @@ static int rules_prescan(const char *body, size_t len, req_error_t *err)
         } else if (c == '[' || c == '{') {
             if (++depth > RULES_MAX_DEPTH) {
                 why = "JSON nested too deeply";
-                code = "json_too_deep";
+                kind = REQ_TOO_DEEP;
             }
         } else if ((c == ']' || c == '}') && depth > 0) {
             depth--;
@@ -118,9 +122,8 @@ static int rules_prescan(const char *body, size_t len, req_error_t *err)
     }
     if (!why)
         return 0;
-    err->status = 400;
-    snprintf(err->code, sizeof err->code, "%s", code);
-    if (strcmp(code, "json_too_deep") == 0)
+    err->kind = kind;
+    if (kind == REQ_TOO_DEEP)
         snprintf(err->message, sizeof err->message,
                  "JSON nested deeper than %d levels (%d inside request)", RULES_MAX_DEPTH,
                  REQ_MAX_DEPTH);
@@ -133,14 +136,13 @@ static int rules_prescan(const char *body, size_t len, req_error_t *err)
 static cJSON *rules_parse_body(const http_req_t *rq, req_error_t *err)
 {
     memset(err, 0, sizeof *err);
-    err->status = 400;
+    err->kind = REQ_BAD_JSON;
     if (rq->body_len == 0) {
-        snprintf(err->code, sizeof err->code, "invalid_json");
         snprintf(err->message, sizeof err->message, "empty body");
         return NULL;
     }
     if (!val_utf8(rq->body, rq->body_len)) {
-        snprintf(err->code, sizeof err->code, "invalid_utf8");
+        err->kind = REQ_BAD_UTF8;
         snprintf(err->message, sizeof err->message, "the body is not valid UTF-8");
         return NULL;
     }
@@ -154,15 +156,13 @@ static cJSON *rules_parse_body(const http_req_t *rq, req_error_t *err)
             trailing = 1;
     if (!root || trailing) {
         cJSON_Delete(root);
-        snprintf(err->code, sizeof err->code, "invalid_json");
         snprintf(err->message, sizeof err->message, "%s",
                  trailing ? "trailing data after the JSON value" : "malformed JSON");
         return NULL;
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        err->status = 422;
-        snprintf(err->code, sizeof err->code, "invalid_field");
+        err->kind = REQ_BAD_FIELD;
         snprintf(err->message, sizeof err->message, "body: must be a JSON object");
         return NULL;
     }
@@ -171,13 +171,14 @@ static cJSON *rules_parse_body(const http_req_t *rq, req_error_t *err)
 
 static void rules_field(http_answer_t *out, const char *message)
 {
-    http_answer_error(out, 422, "invalid_field", message);
+    api_refuse(out, REQ_BAD_FIELD, message);
 }
 
 /* Reads the dry-run body into in and *now; 0, or -1 with out answered. */
 static int rules_read_input(const http_req_t *rq, cJSON *root, rules_input_t *in, double *now,
                             http_answer_t *out)
 {
+    const api_t *api = rq->ctx;
     for (const cJSON *f = root->child; f; f = f->next) {
         const char *k = f->string ? f->string : "";
         if (strcmp(k, "request") != 0 && strcmp(k, "client") != 0 && strcmp(k, "now") != 0) {
@@ -216,15 +217,16 @@ static int rules_read_input(const http_req_t *rq, cJSON *root, rules_input_t *in
         http_answer_error(out, 500, "internal_error", "out of memory");
         return -1;
     }
-    size_t max_decoded = rq->app->cfg->max_body ? rq->app->cfg->max_body : RULES_DEFAULT_BODY;
+    const cfg_t *cfg = api->app->cfg;
+    size_t max_decoded = cfg->max_body ? cfg->max_body : RULES_DEFAULT_BODY;
     req_error_t err;
     rules_input_defaults(in);
     int rc = dryrun_input(in, text, strlen(text), max_decoded, client, &err);
     cJSON_free(text);
     if (rc == 0)
         return 0;
-    if (err.status >= 500) {
-        http_answer_error(out, err.status, err.code, err.message);
+    if (err.kind == REQ_NO_MEMORY) {
+        api_refuse(out, err.kind, err.message);
         return -1;
     }
     /* Name the field from the body's top: "request.plan_id: required".
@@ -235,7 +237,7 @@ static int rules_read_input(const http_req_t *rq, cJSON *root, rules_input_t *in
         prefix = strncmp(err.message, "client", 6) == 0 ? "" : "client.";
     char msg[sizeof err.message + 16];
     snprintf(msg, sizeof msg, "%s%s", prefix, err.message);
-    http_answer_error(out, err.status, err.code, msg);
+    api_refuse(out, err.kind, msg);
     return -1;
 }
 
@@ -252,7 +254,8 @@ static int rules_decide_live(prt_t *p, const rules_input_t *in, double now, poli
 
 void api_rules_dry_run(const http_req_t *rq, http_answer_t *out)
 {
-    prt_t *p = rq->app->rules;
+    const api_t *api = rq->ctx;
+    prt_t *p = api->app->rules;
     if (!p) {
         rules_unavailable(out);
         return;
@@ -260,7 +263,7 @@ void api_rules_dry_run(const http_req_t *rq, http_answer_t *out)
     req_error_t err;
     cJSON *root = rules_parse_body(rq, &err);
     if (!root) {
-        http_answer_error(out, err.status, err.code, err.message);
+        api_refuse(out, err.kind, err.message);
         return;
     }
     /* in's strings live in in itself; root is not needed past this call */

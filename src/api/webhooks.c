@@ -1,5 +1,6 @@
 #include "api/webhooks.h"
 
+#include "api/api.h"
 #include "channel/errclass.h"
 #include "channel/twilio.h"
 #include "channel/whatsapp.h"
@@ -19,6 +20,13 @@
 #define WH_TWIML_MAX   2048
 #define WH_WA_MAX_ITEM 1000 /* Meta batches at most 1000 updates per POST */
 #define WH_ERR_MAX     512
+
+/* The process state the API's handlers share. */
+static app_t *wh_app(const http_req_t *rq)
+{
+    const api_t *api = rq->ctx;
+    return api->app;
+}
 
 static const char wh_twiml_empty[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response />";
 
@@ -64,10 +72,10 @@ typedef int (*wh_work_fn)(PGconn *conn, const http_req_t *rq, void *arg, char *e
 static int wh_transact(const http_req_t *rq, wh_work_fn fn, void *arg, http_answer_t *out)
 {
     char err[WH_ERR_MAX] = "";
-    PGconn *conn = db_pool_get(rq->app->pool, err, sizeof err);
+    PGconn *conn = db_pool_get(wh_app(rq)->pool, err, sizeof err);
     if (!conn || db_ensure(conn) != 0) {
         if (conn)
-            db_pool_put(rq->app->pool, conn);
+            db_pool_put(wh_app(rq)->pool, conn);
         http_answer_error(out, 503, "database_unavailable", "the database is unavailable");
         return -1;
     }
@@ -85,7 +93,7 @@ static int wh_transact(const http_req_t *rq, wh_work_fn fn, void *arg, http_answ
         http_answer_error(out, 503, lost ? "database_unavailable" : "internal_error",
                           "the webhook could not be stored; retry later");
     }
-    db_pool_put(rq->app->pool, conn);
+    db_pool_put(wh_app(rq)->pool, conn);
     return rc;
 }
 
@@ -94,7 +102,8 @@ static int wh_transact(const http_req_t *rq, wh_work_fn fn, void *arg, http_answ
 /* Parses and verifies a Twilio form POST. 0 with p filled, or -1 with out set. */
 static int wh_twilio_verify(const http_req_t *rq, form_pairs_t *p, http_answer_t *out)
 {
-    const char *token = rq->app->cfg->twilio_auth_token;
+    const cfg_t *cfg = wh_app(rq)->cfg;
+    const char *token = cfg->twilio_auth_token;
     if (!wh_configured(out, "twilio", token))
         return -1;
     char err[128];
@@ -103,7 +112,7 @@ static int wh_twilio_verify(const http_req_t *rq, form_pairs_t *p, http_answer_t
         return -1;
     }
     /* Twilio signs the URL it called: our public base and this path */
-    const char *base = rq->app->cfg->public_url ? rq->app->cfg->public_url : "";
+    const char *base = cfg->public_url ? cfg->public_url : "";
     size_t blen = strlen(base);
     while (blen > 0 && base[blen - 1] == '/')
         blen--;
@@ -214,7 +223,7 @@ static int wh_twilio_inbound_fn(PGconn *conn, const http_req_t *rq, void *arg, c
         .keyword = a->keyword,
     };
     rcpt_inbound_result_t res;
-    if (rcpt_inbound(conn, &rq->app->keys, &m, &res, err, errlen) != 0)
+    if (rcpt_inbound(conn, &wh_app(rq)->keys, &m, &res, err, errlen) != 0)
         return -1;
     log_info("webhook", "inbound", "provider", "twilio", "channel", m.channel, "keyword",
              rcpt_keyword_name(m.keyword), "known_sender", res.clients > 0 ? "true" : "false",
@@ -261,7 +270,7 @@ void api_webhook_twilio_inbound(const http_req_t *rq, http_answer_t *out)
         if (a.keyword == RCPT_KW_HELP) {
             buf_t b;
             buf_init(&b, WH_TWIML_MAX);
-            if (wh_twiml_help(&b, rq->app->cfg) == 0)
+            if (wh_twiml_help(&b, wh_app(rq)->cfg) == 0)
                 http_answer_json(out, 200, buf_detach(&b));
             else
                 http_answer_error(out, 500, "internal_error", "out of memory");
@@ -277,7 +286,7 @@ void api_webhook_twilio_inbound(const http_req_t *rq, http_answer_t *out)
 
 void api_webhook_whatsapp_verify(const http_req_t *rq, http_answer_t *out)
 {
-    const char *token = rq->app->cfg->whatsapp_verify_token;
+    const char *token = wh_app(rq)->cfg->whatsapp_verify_token;
     if (!wh_configured(out, "whatsapp", token))
         return;
     const char *answer = NULL;
@@ -376,7 +385,7 @@ static int wh_wa_message(PGconn *conn, const http_req_t *rq, const cJSON *msg, c
         .keyword = rcpt_keyword(text, NULL),
     };
     rcpt_inbound_result_t res;
-    if (rcpt_inbound(conn, &rq->app->keys, &m, &res, err, errlen) != 0)
+    if (rcpt_inbound(conn, &wh_app(rq)->keys, &m, &res, err, errlen) != 0)
         return -1;
     log_info("webhook", "inbound", "provider", "whatsapp", "channel", "whatsapp", "keyword",
              rcpt_keyword_name(m.keyword), "known_sender", res.clients > 0 ? "true" : "false",
@@ -419,7 +428,7 @@ fail:
 
 void api_webhook_whatsapp_post(const http_req_t *rq, http_answer_t *out)
 {
-    const char *secret = rq->app->cfg->whatsapp_app_secret;
+    const char *secret = wh_app(rq)->cfg->whatsapp_app_secret;
     if (!wh_configured(out, "whatsapp", secret))
         return;
     sig_reason_t why = SIG_INTERNAL;

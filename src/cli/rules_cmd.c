@@ -1,14 +1,14 @@
 /* crier rules: operators' tools for the policy rules — run the table-driven
  * cases (`test`) and show what the rules would decide for one request
  * (`dry-run`). Neither touches the database or sends anything. */
-#include "api/request.h"
-#include "util/file.h"
 #include "cli/commands.h"
 #include "policy/dryrun.h"
 #include "policy/rules.h"
 #include "policy/rules_cases.h"
 #include "policy/rules_json.h"
+#include "request/request.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/timefmt.h"
 
 #include <cjson/cJSON.h>

@@ -1,4 +1,5 @@
 /* crier serve: the API and the delivery workers in one process. */
+#include "api/api.h"
 #include "app.h"
 #include "circuit/circuit.h"
 #include "cli/commands.h"
@@ -105,6 +106,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
 
     char err[512];
     int code = 0;
+    api_t *api = NULL;
     http_server_t *http = NULL;
     delivery_t *delivery = NULL;
     cb_sender_t *callbacks = NULL;
@@ -171,7 +173,15 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
         code = 1;
         goto out;
     }
-    http = http_start(&app, err, sizeof err);
+    api = api_start(&app);
+    if (!api) {
+        fprintf(stderr, "crier serve: out of memory\n");
+        code = 1;
+        goto out;
+    }
+    size_t n_routes = 0;
+    const route_t *routes = api_routes(&n_routes);
+    http = http_start(cfg, routes, n_routes, api, err, sizeof err);
     if (!http) {
         fprintf(stderr, "crier serve: %s\n", err);
         code = 1;
@@ -200,9 +210,12 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
 out:
     /* Order matters: the server stops accepting and waits until the intake
      * has answered every request it holds (they are suspended connections,
-     * which libmicrohttpd cannot stop with); then the intake thread ends;
-     * delivery lets in-flight sends finish and records them. */
-    http_stop(http);
+     * which libmicrohttpd cannot stop with); then no handler runs and what
+     * they kept goes (unless the server had to be left running); then the
+     * intake thread ends; delivery lets in-flight sends finish and records
+     * them. */
+    if (http_stop(http) == 0)
+        api_stop(api);
     if (app.intake)
         intake_stop(app.intake);
     cb_stop(callbacks);

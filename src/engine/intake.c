@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INTAKE_BODY_MAX (64 * 1024) /* a 202 body: id, status, decision */
+#define INTAKE_BODY_MAX (64 * 1024) /* an accepted body: id, status, decision */
 #define INTAKE_ERR_MAX  512
 
 /* One writer: a queue, a thread and the PostgreSQL connection it owns. */
@@ -45,7 +45,7 @@ struct intake {
 
 /* What one request came to inside the batch transaction. */
 typedef enum {
-    INTAKE_ANSWERED, /* ans is final whatever happens, unless the commit fails */
+    INTAKE_ANSWERED, /* res is final whatever happens, unless the commit fails */
     INTAKE_BROKEN,   /* the connection or transaction is unusable: fail the batch */
 } intake_step_t;
 
@@ -62,9 +62,23 @@ void intake_job_free(intake_job_t *job)
     free(job);
 }
 
-static void intake_finish(intake_job_t *job, http_answer_t *ans)
+void intake_result_free(intake_result_t *r)
 {
-    job->done(job->cls, ans);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+/* Sets r (empty) to outcome; body (owned, or NULL) moves to r. */
+static void intake_result(intake_result_t *r, intake_outcome_t outcome, char *body, const char *why)
+{
+    r->outcome = outcome;
+    r->body = body;
+    r->why = why;
+}
+
+static void intake_finish(intake_job_t *job, intake_result_t *res)
+{
+    job->done(job->cls, res);
     intake_job_free(job);
 }
 
@@ -104,9 +118,9 @@ void intake_submit(intake_t *in, intake_job_t *job)
         pthread_mutex_unlock(&w->mu);
     }
     if (why) {
-        http_answer_t ans;
-        http_answer_error(&ans, 503, "service_unavailable", why);
-        intake_finish(job, &ans);
+        intake_result_t res;
+        intake_result(&res, INTAKE_UNAVAILABLE, NULL, why);
+        intake_finish(job, &res);
     }
 }
 
@@ -207,7 +221,8 @@ static int intake_fallback_json(const policy_decision_t *d, buf_t *out)
     return rc ? -1 : 0;
 }
 
-/* One request made ready to insert: the decision, the row and the 202 body.
+/* One request made ready to insert: the decision, the row and its body (what
+ * the request is answered, and what a replay of it gets).
  * The row's strings point into the job, and into the draft itself (which
  * therefore must not move once composed). */
 typedef struct intake_draft {
@@ -234,7 +249,7 @@ static void intake_draft_free(intake_draft_t *dr)
 }
 
 /* Decides for job (one policy call, on data already in memory) and fills
- * the draft's row; intake_answer completes it once a digest, if any, is
+ * the draft's row; intake_draft_complete completes it once a digest, if any, is
  * joined. pending: the client's LOW messages already waiting (NULL: none).
  * 0, or -1 when no id could be made. */
 static int intake_compose(intake_writer_t *w, const intake_job_t *job, const policy_client_t *pc,
@@ -332,9 +347,9 @@ static int intake_decision_json(const intake_draft_t *dr, buf_t *out)
     return rc ? -1 : 0;
 }
 
-/* Builds the decision, the fallbacks and the 202 body of a composed (and,
- * when batched, joined) draft. 0, or -1 when the answer cannot be built. */
-static int intake_answer(intake_draft_t *dr)
+/* Builds the decision, the fallbacks and the body of a composed (and,
+ * when batched, joined) draft. 0, or -1 when the body cannot be built. */
+static int intake_draft_complete(intake_draft_t *dr)
 {
     store_comm_new_t *c = &dr->c;
     if (intake_decision_json(dr, &dr->decision) != 0 ||
@@ -355,22 +370,17 @@ static int intake_answer(intake_draft_t *dr)
     return 0;
 }
 
-static void intake_unknown_client(http_answer_t *ans)
-{
-    http_answer_error(ans, 422, "unknown_client",
-                      "client_id: unknown client; include a client object to create it");
-}
-
-static void intake_key_taken(store_insert_outcome_t outcome, char **replay, http_answer_t *ans)
+/* A key used before: the first request's stored answer (taken from
+ * *replay), or a conflict when the body differs. */
+static void intake_key_taken(store_insert_outcome_t outcome, char **replay, intake_result_t *res)
 {
     if (outcome == STORE_REPLAY && *replay) {
-        http_answer_json(ans, 202, *replay);
+        intake_result(res, INTAKE_DUPLICATE, *replay, NULL);
         *replay = NULL;
     } else if (outcome == STORE_REPLAY) {
-        http_answer_error(ans, 500, "internal_error", "the stored answer could not be read");
+        intake_result(res, INTAKE_FAILED, NULL, "the stored answer could not be read");
     } else {
-        http_answer_error(ans, 409, "idempotency_conflict",
-                          "Idempotency-Key was already used with a different body");
+        intake_result(res, INTAKE_CONFLICT, NULL, NULL);
     }
 }
 
@@ -385,19 +395,19 @@ static int intake_undo(PGconn *conn, char *err, size_t errlen)
 /* A store error: the batch is lost if the connection is, else only this
  * request is (its savepoint is rolled back, the batch goes on). */
 static intake_step_t intake_store_failed(intake_writer_t *w, const char *what, const char *why,
-                                         http_answer_t *ans)
+                                         intake_result_t *res)
 {
     char err[INTAKE_ERR_MAX];
     log_warn("intake", what, "error", why, NULL);
     if (db_conn_lost(w->conn) || intake_undo(w->conn, err, sizeof err) != 0)
         return INTAKE_BROKEN;
-    http_answer_error(ans, 500, "internal_error", "the request could not be stored");
+    intake_result(res, INTAKE_FAILED, NULL, "the request could not be stored");
     return INTAKE_ANSWERED;
 }
 
 /* One request on its own savepoint, statement by statement: the path that
  * isolates a failing request from the others of its round. */
-static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answer_t *ans)
+static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_result_t *res)
 {
     PGconn *conn = w->conn;
     const cry_keys_t *keys = &w->app->keys;
@@ -409,7 +419,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
     intake_draft_t *dr = malloc(sizeof *dr); /* owned; too big for the stack */
     char *replay = NULL;
     if (!dr) {
-        http_answer_error(ans, 500, "internal_error", "out of memory");
+        intake_result(res, INTAKE_FAILED, NULL, "out of memory");
         return INTAKE_ANSWERED;
     }
     intake_draft_init(dr);
@@ -423,7 +433,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
         store_client_t up; /* borrows the request's strings: never freed */
         intake_upsert_record(r, &up);
         if (store_client_upsert(conn, keys, &up, err, sizeof err) != 0) {
-            step = intake_store_failed(w, "client_upsert_failed", err, ans);
+            step = intake_store_failed(w, "client_upsert_failed", err, res);
             goto out;
         }
     }
@@ -431,7 +441,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
      * store, not in the request */
     int load_rc = store_client_load(conn, keys, r->client_id, &cl, err, sizeof err);
     if (load_rc < 0) {
-        step = intake_store_failed(w, "client_load_failed", err, ans);
+        step = intake_store_failed(w, "client_load_failed", err, res);
         goto out;
     }
     if (load_rc == 1) {
@@ -439,7 +449,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
             step = INTAKE_BROKEN;
             goto out;
         }
-        intake_unknown_client(ans);
+        intake_result(res, INTAKE_UNKNOWN_CLIENT, NULL, NULL);
         goto out;
     }
 
@@ -450,26 +460,26 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
     rules_pending_t pending = {0, 0};
     if (store_digest_pending(conn, r->client_id, &pending.count, &pending.oldest_at, err,
                              sizeof err) != 0) {
-        step = intake_store_failed(w, "pending_load_failed", err, ans);
+        step = intake_store_failed(w, "pending_load_failed", err, res);
         goto out;
     }
     if (intake_compose(w, job, &pc, &pending, dr) != 0) {
-        step = intake_store_failed(w, "answer_failed", "building the answer", ans);
+        step = intake_store_failed(w, "answer_failed", "building the answer", res);
         goto out;
     }
     /* A replay found below undoes the join with the rest of the savepoint. */
     if (dr->batched && intake_digest_join(conn, dr, err, sizeof err) != 0) {
-        step = intake_store_failed(w, "digest_join_failed", err, ans);
+        step = intake_store_failed(w, "digest_join_failed", err, res);
         goto out;
     }
-    if (intake_answer(dr) != 0) {
-        step = intake_store_failed(w, "answer_failed", "building the answer", ans);
+    if (intake_draft_complete(dr) != 0) {
+        step = intake_store_failed(w, "answer_failed", "building the answer", res);
         goto out;
     }
 
     store_insert_outcome_t outcome = STORE_INSERTED;
     if (store_comm_insert(conn, &dr->c, &outcome, &replay, err, sizeof err) != 0) {
-        step = intake_store_failed(w, "insert_failed", err, ans);
+        step = intake_store_failed(w, "insert_failed", err, res);
         goto out;
     }
     if (outcome == STORE_INSERTED) {
@@ -477,7 +487,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
             step = INTAKE_BROKEN;
             goto out;
         }
-        http_answer_json(ans, 202, buf_detach(&dr->body));
+        intake_result(res, INTAKE_ACCEPTED, buf_detach(&dr->body), NULL);
         goto out;
     }
     /* A replay or a conflict writes nothing, not even the client update. */
@@ -485,7 +495,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, http_answ
         step = INTAKE_BROKEN;
         goto out;
     }
-    intake_key_taken(outcome, &replay, ans);
+    intake_key_taken(outcome, &replay, res);
 
 out:
     free(replay);
@@ -525,11 +535,11 @@ static int intake_digest_join_all(PGconn *conn, intake_job_t **jobs, intake_draf
 /* The set-based round: every request of jobs[0..n) (distinct clients) in a
  * handful of statements whatever n is: probe the idempotency keys, upsert
  * the clients, load what the policy needs, decide in memory, insert the rows
- * with their children. Returns 0 with every ans[i] set, or -1 with err when
+ * with their children. Returns 0 with every res[i] set, or -1 with err when
  * a statement failed or the outcome differs from what the probe promised
  * (a concurrent writer took a key): the caller then undoes the round and
  * redoes it request by request. */
-static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, http_answer_t **ans, int n,
+static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, intake_result_t **res, int n,
                             char *err, size_t errlen)
 {
     PGconn *conn = w->conn;
@@ -570,7 +580,7 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, http_answer
             continue;
         int i = probe_job[k];
         write[i] = 0;
-        intake_key_taken(probe[k].outcome, &probe[k].replay_json, ans[i]);
+        intake_key_taken(probe[k].outcome, &probe[k].replay_json, res[i]);
     }
 
     for (int i = 0; i < n; i++)
@@ -594,7 +604,7 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, http_answer
             /* no client object, or it would have been upserted: nothing of
              * this request was written */
             write[i] = 0;
-            intake_unknown_client(ans[i]);
+            intake_result(res[i], INTAKE_UNKNOWN_CLIENT, NULL, NULL);
             continue;
         }
         policy_client_t pc;
@@ -616,7 +626,7 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, http_answer
         goto out;
     for (int k = 0; k < n_rows; k++) {
         int i = rows_job[k];
-        if (intake_answer(&drafts[i]) != 0) {
+        if (intake_draft_complete(&drafts[i]) != 0) {
             snprintf(err, errlen, "building an answer failed");
             goto out;
         }
@@ -634,7 +644,7 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, http_answer
     }
     for (int k = 0; k < n_rows; k++) {
         int i = rows_job[k];
-        http_answer_json(ans[i], 202, buf_detach(&drafts[i].body));
+        intake_result(res[i], INTAKE_ACCEPTED, buf_detach(&drafts[i].body), NULL);
     }
     rc = 0;
 
@@ -666,17 +676,17 @@ out:
  * a savepoint of its own, or, when it is the transaction's first (the usual
  * case: one round per batch), by restarting the transaction, which saves
  * the savepoint's round trips. */
-static intake_step_t intake_round(intake_writer_t *w, intake_job_t **jobs, http_answer_t **ans,
+static intake_step_t intake_round(intake_writer_t *w, intake_job_t **jobs, intake_result_t **res,
                                   int n, int first)
 {
     char err[INTAKE_ERR_MAX] = "";
     if (n == 1) /* a savepoint of its own already: no need for a second */
-        return intake_one(w, jobs[0], ans[0]);
+        return intake_one(w, jobs[0], res[0]);
     if (!first && db_exec(w->conn, "SAVEPOINT round", err, sizeof err) != 0) {
         log_warn("intake", "savepoint_failed", "error", err, NULL);
         return INTAKE_BROKEN;
     }
-    if (intake_round_set(w, jobs, ans, n, err, sizeof err) == 0) {
+    if (intake_round_set(w, jobs, res, n, err, sizeof err) == 0) {
         if (first)
             return INTAKE_ANSWERED;
         return db_exec(w->conn, "RELEASE SAVEPOINT round", err, sizeof err) == 0 ? INTAKE_ANSWERED
@@ -693,8 +703,8 @@ static intake_step_t intake_round(intake_writer_t *w, intake_job_t **jobs, http_
                     db_exec(w->conn, "RELEASE SAVEPOINT round", err, sizeof err) != 0)
         return INTAKE_BROKEN;
     for (int i = 0; i < n; i++) {
-        http_answer_free(ans[i]);
-        if (intake_one(w, jobs[i], ans[i]) == INTAKE_BROKEN)
+        intake_result_free(res[i]);
+        if (intake_one(w, jobs[i], res[i]) == INTAKE_BROKEN)
             return INTAKE_BROKEN;
     }
     return INTAKE_ANSWERED;
@@ -705,12 +715,12 @@ static intake_step_t intake_round(intake_writer_t *w, intake_job_t **jobs, http_
  * see its earlier one, as if they had come one by one): a request waits for
  * the next round while an earlier one of its client is still unwritten, so
  * each client's requests keep their order. */
-static intake_step_t intake_rounds(intake_writer_t *w, intake_job_t **jobs, http_answer_t *ans,
+static intake_step_t intake_rounds(intake_writer_t *w, intake_job_t **jobs, intake_result_t *res,
                                    int n)
 {
     unsigned char taken[INTAKE_BATCH_MAX] = {0};
     intake_job_t *rjobs[INTAKE_BATCH_MAX];
-    http_answer_t *rans[INTAKE_BATCH_MAX];
+    intake_result_t *rres[INTAKE_BATCH_MAX];
     int left = n;
     while (left > 0) {
         int m = 0;
@@ -723,9 +733,9 @@ static intake_step_t intake_rounds(intake_writer_t *w, intake_job_t **jobs, http
             if (waits)
                 continue;
             rjobs[m] = jobs[i];
-            rans[m++] = &ans[i];
+            rres[m++] = &res[i];
         }
-        if (intake_round(w, rjobs, rans, m, left == n) == INTAKE_BROKEN)
+        if (intake_round(w, rjobs, rres, m, left == n) == INTAKE_BROKEN)
             return INTAKE_BROKEN;
         /* mark after the round: the scan above must see this round's jobs
          * as unwritten so that their clients' later requests wait */
@@ -741,8 +751,10 @@ static intake_step_t intake_rounds(intake_writer_t *w, intake_job_t **jobs, http
 
 static void intake_write_batch(intake_writer_t *w, intake_job_t **jobs, int n)
 {
-    http_answer_t ans[INTAKE_BATCH_MAX];
-    memset(ans, 0, sizeof ans);
+    intake_result_t res[INTAKE_BATCH_MAX];
+    /* every request is given its outcome below: this one only shows if not */
+    for (int i = 0; i < n; i++)
+        intake_result(&res[i], INTAKE_FAILED, NULL, "the request was not answered");
     char err[INTAKE_ERR_MAX] = "";
     int ok =
         intake_connect(w, err, sizeof err) == 0 && db_exec(w->conn, "BEGIN", err, sizeof err) == 0;
@@ -751,7 +763,7 @@ static void intake_write_batch(intake_writer_t *w, intake_job_t **jobs, int n)
     if (!ok && w->conn && db_conn_lost(w->conn))
         ok = intake_connect(w, err, sizeof err) == 0 &&
              db_exec(w->conn, "BEGIN", err, sizeof err) == 0;
-    if (ok && intake_rounds(w, jobs, ans, n) == INTAKE_BROKEN) {
+    if (ok && intake_rounds(w, jobs, res, n) == INTAKE_BROKEN) {
         snprintf(err, sizeof err, "a request broke the transaction");
         ok = 0;
     }
@@ -768,17 +780,16 @@ static void intake_write_batch(intake_writer_t *w, intake_job_t **jobs, int n)
         log_warn("intake", "batch_failed", "requests", count, "error", err, NULL);
         if (w->conn && !db_conn_lost(w->conn)) {
             char ignored[INTAKE_ERR_MAX];
-            /* the batch is answered 503 either way; db_ensure retries this */
+            /* the batch is unavailable either way; db_ensure retries this */
             (void)db_exec(w->conn, "ROLLBACK", ignored, sizeof ignored);
         }
         for (int i = 0; i < n; i++) {
-            http_answer_free(&ans[i]);
-            http_answer_error(&ans[i], 503, "database_unavailable",
-                              "the database is unavailable; nothing was accepted, retry later");
+            intake_result_free(&res[i]);
+            intake_result(&res[i], INTAKE_STORE_UNAVAILABLE, NULL, NULL);
         }
     }
     for (int i = 0; i < n; i++)
-        intake_finish(jobs[i], &ans[i]);
+        intake_finish(jobs[i], &res[i]);
 }
 
 static void *intake_main(void *arg)
@@ -865,7 +876,7 @@ intake_t *intake_start(app_t *app, char *err, size_t errlen)
         in->n_writers++;
     }
     /* Connections are made by the writers when the first batch comes: a
-     * database that is down at start-up makes requests fail with 503 (and
+     * database that is down at start-up makes requests unavailable (and
      * /readyz say so), not the process refuse to start. */
     for (int i = 0; i < in->n_writers; i++) {
         intake_writer_t *w = &in->writers[i];

@@ -3,10 +3,11 @@
  * libmicrohttpd calls the access handler several times per request: once
  * with the headers (everything that can be refused without the body is
  * refused there: route, method, token, media type, declared length), then
- * once per body chunk, then once with no data. A POST to
- * /v1/communications is then suspended and handed to the intake; the intake
- * resumes it with the answer, and libmicrohttpd calls the handler once more,
- * which queues that answer.
+ * once per body chunk, then once with no data, when the route's handler
+ * runs. A handler that suspends the request (http_suspend) has its answer
+ * given later, from whatever thread has it (http_resume): that resumes the
+ * connection, and libmicrohttpd calls the access handler once more, which
+ * queues the answer.
  *
  * Two limits keep one client from taking the server: connections per client
  * address (libmicrohttpd counts them), and the time a request may take to
@@ -16,15 +17,10 @@
  * line, the handler's calls, request completed. */
 #include "http/server.h"
 
-#include "api/comms.h"
-#include "api/health.h"
-#include "api/metrics.h"
-#include "api/rules.h"
-#include "api/webhooks.h"
-#include "engine/intake.h"
 #include "http/answer.h"
 #include "http/auth.h"
 #include "http/conn_guard.h"
+#include "http/route.h"
 #include "http/stats.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -47,7 +43,6 @@
 #define SRV_REQUEST_S        30          /* likewise: a request arrives whole within */
 #define SRV_TIMEOUT_S        30          /* idle: no byte either way, e.g. a client not reading */
 #define SRV_CONN_MEMORY      (64 * 1024) /* headers; bodies go to our own buffer */
-#define SRV_PARAM_MAX        72
 #define SRV_LOG_PATH_MAX     200
 #define SRV_STOP_WAIT_MS     30000
 /* An oversized chunked upload is read and dropped so the client still gets
@@ -55,93 +50,52 @@
 #define SRV_DISCARD_FACTOR 4
 
 struct http_server {
-    app_t *app;       /* borrowed */
-    intake_t *intake; /* a reference of our own: valid even after intake_stop */
+    const route_t *routes; /* borrowed: routes[0..n_routes) */
+    size_t n_routes;
+    void *ctx; /* borrowed: handed to every handler */
     auth_t *auth;
     cg_t *guard; /* request deadlines */
     struct MHD_Daemon *daemon;
     size_t max_body;
     int port;
-    atomic_int suspended; /* connections waiting on the intake */
+    atomic_int suspended; /* connections waiting for http_resume */
     atomic_int stopping;  /* set by http_stop: suspend nothing more */
 };
 
-typedef enum { SRV_SYNC, SRV_ASYNC } srv_kind_t;
-
-typedef struct srv_route {
-    http_route_id_t id;
-    const char *method;
-    const char *allow; /* Allow header when the path matches but the method does not */
-    int need;          /* scopes of which one suffices; 0 = open */
-    srv_kind_t kind;
-    void (*handle)(const http_req_t *rq, http_answer_t *out); /* SRV_SYNC */
-    /* the media type a POST body must have: JSON for our API, but providers
-     * post in their own formats (Twilio form-encodes its webhooks) */
-    const char *body_type;
-    /* Content-Type of a 200 answer; every other answer is a JSON error */
-    const char *ok_type;
-} srv_route_t;
-
-#define SRV_JSON  "application/json"
-#define SRV_FORM  "application/x-www-form-urlencoded"
-#define SRV_TWIML "text/xml; charset=utf-8"
-
-static const srv_route_t srv_routes[] = {
-    {HTTP_ROUTE_HEALTHZ, "GET", "GET, HEAD", 0, SRV_SYNC, api_healthz, SRV_JSON, SRV_JSON},
-    {HTTP_ROUTE_READYZ, "GET", "GET, HEAD", 0, SRV_SYNC, api_readyz, SRV_JSON, SRV_JSON},
-    {HTTP_ROUTE_COMM_CREATE, "POST", "POST", AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_ADMIN, SRV_ASYNC,
-     NULL, SRV_JSON, SRV_JSON},
-    {HTTP_ROUTE_COMM_GET, "GET", "GET, HEAD",
-     AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC, api_comm_get, SRV_JSON,
-     SRV_JSON},
-    {HTTP_ROUTE_PLAN_LIST, "GET", "GET, HEAD",
-     AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC, api_plan_list,
-     SRV_JSON, SRV_JSON},
-    {HTTP_ROUTE_RULES_STATUS, "GET", "GET, HEAD", AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC,
-     api_rules_status, SRV_JSON, SRV_JSON},
-    {HTTP_ROUTE_RULES_DRY_RUN, "POST", "POST", AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN, SRV_SYNC,
-     api_rules_dry_run, SRV_JSON, SRV_JSON},
-    /* open like the probes: scrapers carry no token, and the text holds counts only */
-    {HTTP_ROUTE_METRICS, "GET", "GET, HEAD", 0, SRV_SYNC, api_metrics, SRV_JSON,
-     "text/plain; version=0.0.4; charset=utf-8"},
-    /* Webhooks carry no token: each proves its origin with the provider's
-     * signature, checked by the handler. They share the "other" counters
-     * until the stats have routes of their own. */
-    {HTTP_ROUTE_WEBHOOK_TWILIO_STATUS, "POST", "POST", 0, SRV_SYNC, api_webhook_twilio_status,
-     SRV_FORM, SRV_TWIML},
-    {HTTP_ROUTE_WEBHOOK_TWILIO_INBOUND, "POST", "POST", 0, SRV_SYNC, api_webhook_twilio_inbound,
-     SRV_FORM, SRV_TWIML},
-    {HTTP_ROUTE_WEBHOOK_WHATSAPP, "GET", "GET, POST", 0, SRV_SYNC, api_webhook_whatsapp_verify,
-     SRV_JSON, "text/plain; charset=utf-8"},
-    {HTTP_ROUTE_WEBHOOK_WHATSAPP, "POST", "GET, POST", 0, SRV_SYNC, api_webhook_whatsapp_post,
-     SRV_JSON, SRV_JSON},
-};
+#define SRV_JSON "application/json"
 
 typedef enum {
     SRV_READING, /* headers seen, body arriving */
-    SRV_WAITING, /* suspended, the intake holds the request */
-    SRV_READY,   /* the intake answered: queue conn->answer */
+    SRV_WAITING, /* suspended: the handler's answer is to come */
+    SRV_READY,   /* answered by http_resume: queue conn->answer */
     SRV_ANSWERED,
 } srv_phase_t;
 
+/* The handle a suspending handler gets: its connection's own. */
+struct http_pending {
+    struct http_conn *conn;
+};
+
 /* Per-connection state, owned by libmicrohttpd's *con_cls from the first
  * call to the completion callback. */
-typedef struct srv_conn {
+typedef struct http_conn {
     http_server_t *srv;
     struct MHD_Connection *mhd;
-    cg_conn_t *guard;         /* the connection's deadline; NULL if unguarded */
-    const srv_route_t *route; /* NULL when no route matched */
-    http_route_id_t route_id;
+    cg_conn_t *guard;     /* the connection's deadline; NULL if unguarded */
+    const route_t *route; /* set once admitted; NULL before and when refused */
+    int stat;             /* the counters slot of the path's route */
     char method[16];
-    char path[SRV_LOG_PATH_MAX + 1];
-    char param[SRV_PARAM_MAX];
+    char path[SRV_LOG_PATH_MAX + 1]; /* for the log and the handler; may be cut */
+    route_params_t params;
+    char allow[ROUTE_ALLOW_MAX]; /* the Allow header of a 405 */
+    struct http_pending pending;
     buf_t body;
     int too_large;
     size_t discarded;
     long long start_ms;
     int status;           /* what was answered, for the access log */
     atomic_int phase;     /* srv_phase_t */
-    http_answer_t answer; /* filled by the intake before SRV_READY */
+    http_answer_t answer; /* filled by http_resume before SRV_READY */
 } srv_conn_t;
 
 static const char srv_oom_body[] =
@@ -149,72 +103,22 @@ static const char srv_oom_body[] =
 
 const char *http_req_header(const http_req_t *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    return MHD_lookup_connection_value(r->conn->mhd, MHD_HEADER_KIND, name);
 }
 
 const char *http_req_query(const http_req_t *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    return MHD_lookup_connection_value(r->conn->mhd, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_req_param(const http_req_t *r, const char *name)
+{
+    return route_param(r->params, name);
 }
 
 int http_port(const http_server_t *s)
 {
     return s ? s->port : 0;
-}
-
-/* Matches path against the route table. Returns the index of the first
- * resource whose path matches (method aside) or -1, and copies the {id}
- * segment into param. */
-static int srv_match_path(const char *path, const char *method, char param[SRV_PARAM_MAX])
-{
-    param[0] = '\0';
-    if (strcmp(path, "/webhooks/twilio/status") == 0)
-        return 8;
-    if (strcmp(path, "/webhooks/twilio/inbound") == 0)
-        return 9;
-    /* one resource, two methods: the handshake is a GET, updates are POSTs */
-    if (strcmp(path, "/webhooks/whatsapp") == 0)
-        return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ? 10 : 11;
-    if (strcmp(path, "/healthz") == 0)
-        return 0;
-    if (strcmp(path, "/readyz") == 0)
-        return 1;
-    if (strcmp(path, "/v1/communications") == 0)
-        return 2;
-    if (strcmp(path, "/v1/rules") == 0)
-        return 5;
-    if (strcmp(path, "/v1/rules/dry-run") == 0)
-        return 6;
-    if (strcmp(path, "/metrics") == 0)
-        return 7;
-    static const char comm[] = "/v1/communications/";
-    static const char plans[] = "/v1/plans/";
-    static const char tail[] = "/communications";
-    const char *seg = NULL;
-    size_t seglen = 0;
-    int idx = -1;
-    if (strncmp(path, comm, sizeof comm - 1) == 0) {
-        seg = path + sizeof comm - 1;
-        if (strchr(seg, '/'))
-            return -1;
-        seglen = strlen(seg);
-        idx = 3;
-    } else if (strncmp(path, plans, sizeof plans - 1) == 0) {
-        seg = path + sizeof plans - 1;
-        const char *slash = strchr(seg, '/');
-        if (!slash || strcmp(slash, tail) != 0)
-            return -1;
-        seglen = (size_t)(slash - seg);
-        idx = 4;
-    } else {
-        return -1;
-    }
-    /* a longer segment is cut, which leaves it no UUID: it is refused later */
-    if (seglen >= SRV_PARAM_MAX)
-        seglen = SRV_PARAM_MAX - 1;
-    memcpy(param, seg, seglen);
-    param[seglen] = '\0';
-    return idx;
 }
 
 static enum MHD_Result srv_queue(srv_conn_t *c, http_answer_t *a)
@@ -236,7 +140,8 @@ static enum MHD_Result srv_queue(srv_conn_t *c, http_answer_t *a)
         }
     }
     /* errors are always JSON; a success has its route's type */
-    const char *ctype = c->route && status == 200 ? c->route->ok_type : SRV_JSON;
+    const char *ctype =
+        c->route && status == 200 && c->route->ok_type ? c->route->ok_type : SRV_JSON;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (a->allow && status == 405)
@@ -272,31 +177,46 @@ static int srv_is_type(const char *ctype, const char *want)
     return next == '\0' || next == ';' || next == ' ';
 }
 
+/* The media type a POST body of kind must have, or NULL for any. */
+static const char *srv_body_type(route_body_t kind)
+{
+    switch (kind) {
+    case ROUTE_BODY_JSON:
+        return SRV_JSON;
+    case ROUTE_BODY_FORM:
+        return "application/x-www-form-urlencoded";
+    case ROUTE_BODY_NONE:
+        break;
+    }
+    return NULL;
+}
+
 /* Everything that can be decided from the request line and headers. Returns
  * 1 when an answer was queued (the request is refused), 0 to read the body,
- * -1 to drop the connection. */
-static int srv_admit(srv_conn_t *c, const char *method, enum MHD_Result *ret)
+ * -1 to drop the connection. url is the whole path, of which c->path may
+ * hold only the start. */
+static int srv_admit(srv_conn_t *c, const char *url, const char *method, enum MHD_Result *ret)
 {
     http_server_t *s = c->srv;
-    int idx = srv_match_path(c->path, method, c->param);
-    if (idx < 0) {
+    const route_t *rt = NULL;
+    route_match_t m = route_match(s->routes, s->n_routes, method, url, &rt, &c->params, c->allow,
+                                  sizeof c->allow);
+    if (m == ROUTE_NO_PATH) {
         *ret = srv_error(c, 404, "not_found", "no such resource");
         return 1;
     }
-    const srv_route_t *rt = &srv_routes[idx];
-    c->route_id = rt->id;
-    int head_ok = strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0;
-    if (strcmp(method, rt->method) != 0 && !head_ok) {
+    c->stat = rt->stat;
+    if (m == ROUTE_NO_METHOD) {
         http_answer_t a;
         http_answer_error(&a, 405, "method_not_allowed", "method not allowed on this resource");
-        a.allow = rt->allow;
+        a.allow = c->allow;
         *ret = srv_queue(c, &a);
         return 1;
     }
-    if (rt->need) {
+    if (rt->scopes) {
         const char *authz =
             MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        auth_result_t ar = auth_check(s->auth, authz, rt->need);
+        auth_result_t ar = auth_check(s->auth, authz, rt->scopes);
         if (ar == AUTH_UNAUTHORIZED) {
             http_answer_t a;
             http_answer_error(&a, 401, "unauthorized", "a valid bearer token is required");
@@ -309,12 +229,13 @@ static int srv_admit(srv_conn_t *c, const char *method, enum MHD_Result *ret)
             return 1;
         }
     }
-    if (strcmp(method, "POST") == 0) {
+    const char *want = srv_body_type(rt->body);
+    if (strcmp(method, "POST") == 0 && want) {
         const char *ctype =
             MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!srv_is_type(ctype, rt->body_type)) {
+        if (!srv_is_type(ctype, want)) {
             char msg[128];
-            snprintf(msg, sizeof msg, "the body must be sent as Content-Type: %s", rt->body_type);
+            snprintf(msg, sizeof msg, "the body must be sent as Content-Type: %s", want);
             *ret = srv_error(c, 415, "unsupported_media_type", msg);
             return 1;
         }
@@ -333,10 +254,31 @@ static int srv_admit(srv_conn_t *c, const char *method, enum MHD_Result *ret)
     return 0;
 }
 
-/* Called by the intake, from its thread, once the request's fate is known. */
-static void srv_intake_done(void *cls, http_answer_t *answer)
+http_pending_t *http_suspend(const http_req_t *rq)
 {
-    srv_conn_t *c = cls;
+    srv_conn_t *c = rq->conn;
+    http_server_t *s = c->srv;
+    if (atomic_load(&c->phase) != SRV_READING)
+        return NULL; /* suspended already: a second handle would answer twice */
+    /* Count first, then look at the flag: http_stop sets the flag, then
+     * waits for the count, so one of the two always sees the other and no
+     * connection is suspended behind its back (the daemon would abort). */
+    atomic_fetch_add(&s->suspended, 1);
+    if (atomic_load(&s->stopping)) {
+        atomic_fetch_sub(&s->suspended, 1);
+        return NULL;
+    }
+    /* Suspended before the handle is out: whoever holds it may answer (and
+     * resume) at once, even before the handler returns. */
+    atomic_store(&c->phase, SRV_WAITING);
+    MHD_suspend_connection(c->mhd);
+    c->pending.conn = c;
+    return &c->pending;
+}
+
+void http_resume(http_pending_t *p, http_answer_t *answer)
+{
+    srv_conn_t *c = p->conn;
     http_server_t *s = c->srv; /* c may be freed once resumed */
     http_answer_move(&c->answer, answer);
     atomic_store(&c->phase, SRV_READY);
@@ -348,41 +290,26 @@ static enum MHD_Result srv_dispatch(srv_conn_t *c, const char *method)
 {
     http_server_t *s = c->srv;
     http_req_t rq = {
-        .app = s->app,
+        .ctx = s->ctx,
         .method = method,
         .path = c->path,
-        .param = c->param,
+        .params = &c->params,
         .body = c->body.data ? c->body.data : "",
         .body_len = c->body.len,
-        .conn = c->mhd,
+        .conn = c,
     };
     http_answer_t a;
     memset(&a, 0, sizeof a);
-    if (c->route->kind == SRV_SYNC) {
-        c->route->handle(&rq, &a);
-        buf_free(&c->body);
-        return srv_queue(c, &a);
+    c->route->handle(&rq, &a);
+    buf_free(&c->body); /* a handler that answers later has kept what it needs */
+    if (atomic_load(&c->phase) != SRV_READING) {
+        /* Suspended: the answer comes through http_resume, perhaps already
+         * has, from another thread; c stays this thread's until it returns
+         * to libmicrohttpd. */
+        http_answer_free(&a);
+        return MHD_YES;
     }
-    intake_job_t *job = api_comm_create(&rq, &a);
-    buf_free(&c->body); /* the job holds what it needs */
-    if (!job)
-        return srv_queue(c, &a);
-    job->done = srv_intake_done;
-    job->cls = c;
-    /* Count first, then look at the flag: http_stop sets the flag, then
-     * waits for the count, so one of the two always sees the other and no
-     * connection is suspended behind its back (the daemon would abort). */
-    atomic_fetch_add(&s->suspended, 1);
-    if (atomic_load(&s->stopping)) {
-        atomic_fetch_sub(&s->suspended, 1);
-        intake_job_free(job);
-        return srv_error(c, 503, "service_unavailable", "shutting down");
-    }
-    /* Suspend before submitting: the intake may answer (and resume) at once. */
-    atomic_store(&c->phase, SRV_WAITING);
-    MHD_suspend_connection(c->mhd);
-    intake_submit(s->intake, job);
-    return MHD_YES;
+    return srv_queue(c, &a);
 }
 
 /* The guard's tracker of mhd's connection, set when the connection opened. */
@@ -402,7 +329,7 @@ static srv_conn_t *srv_conn_new(http_server_t *s, struct MHD_Connection *mhd, co
     c->srv = s;
     c->mhd = mhd;
     c->guard = srv_guard_of(mhd);
-    c->route_id = HTTP_ROUTE_OTHER;
+    c->stat = HTTP_STATS_UNROUTED;
     c->start_ms = time_mono_ms();
     snprintf(c->method, sizeof c->method, "%s", method);
     /* libmicrohttpd hands the path without the query string */
@@ -433,7 +360,7 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *mhd, const c
          * this request, so its clock stops (the idle timeout covers a client
          * that will not read the answer). Being swept meanwhile needs no
          * check: the answer just fails to go out. */
-        if (srv_admit(c, method, &ret) != 0)
+        if (srv_admit(c, url, method, &ret) != 0)
             (void)cg_received(s->guard, c->guard);
         return ret;
     }
@@ -443,7 +370,7 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *mhd, const c
         return srv_queue(c, &c->answer);
     case SRV_WAITING:
     case SRV_ANSWERED:
-        /* nothing to do until the intake answers / the response is sent;
+        /* nothing to do until the answer comes / the response is sent;
          * swallow any data so libmicrohttpd does not stall on it */
         *upload_data_size = 0;
         return MHD_YES;
@@ -467,7 +394,7 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *mhd, const c
     }
     /* The whole request is here. The clock stops, unless it ran out while
      * the last bytes came in: then the socket is shut down already and the
-     * request is dropped rather than handed to a handler or the intake. */
+     * request is dropped rather than handed to its handler. */
     if (cg_received(s->guard, c->guard) != 0)
         return MHD_NO;
     if (c->too_large)
@@ -488,7 +415,7 @@ static void srv_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
         return;
     long long ms = time_mono_ms() - c->start_ms;
     int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? c->status : 0;
-    http_stats_count(c->route_id, status, ms);
+    http_stats_count(c->stat, status, ms);
     char st[16], dur[32];
     snprintf(st, sizeof st, "%d", status);
     snprintf(dur, sizeof dur, "%lld", ms);
@@ -581,28 +508,32 @@ static int srv_resolve(const char *listen, struct addrinfo **out, char *err, siz
     return 0;
 }
 
-http_server_t *http_start(app_t *app, char *err, size_t errlen)
+http_server_t *http_start(const cfg_t *cfg, const route_t *routes, size_t n_routes, void *ctx,
+                          char *err, size_t errlen)
 {
+    if (route_check(routes, n_routes, err, errlen) != 0)
+        return NULL;
     http_server_t *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    s->app = app;
-    s->max_body = app->cfg->max_body ? app->cfg->max_body : SRV_DEFAULT_BODY;
+    s->routes = routes;
+    s->n_routes = n_routes;
+    s->ctx = ctx;
+    s->max_body = cfg->max_body ? cfg->max_body : SRV_DEFAULT_BODY;
     atomic_init(&s->suspended, 0);
     atomic_init(&s->stopping, 0);
-    s->auth = auth_new(app->cfg->api_tokens, err, errlen);
+    s->auth = auth_new(cfg->api_tokens, err, errlen);
     if (!s->auth) {
         free(s);
         return NULL;
     }
     if (auth_count(s->auth) == 0)
         log_warn("http", "no_api_tokens", "note", "every /v1 request will be refused", NULL);
-    int request_s =
-        app->cfg->http_request_timeout_s > 0 ? app->cfg->http_request_timeout_s : SRV_REQUEST_S;
+    int request_s = cfg->http_request_timeout_s > 0 ? cfg->http_request_timeout_s : SRV_REQUEST_S;
     unsigned per_ip =
-        app->cfg->http_per_ip_limit > 0 ? (unsigned)app->cfg->http_per_ip_limit : SRV_PER_IP_LIMIT;
+        cfg->http_per_ip_limit > 0 ? (unsigned)cfg->http_per_ip_limit : SRV_PER_IP_LIMIT;
     /* a slot for every connection the daemon may hold */
     s->guard = cg_new(SRV_CONNECTION_LIMIT, request_s, err, errlen);
     if (!s->guard) {
@@ -612,7 +543,7 @@ http_server_t *http_start(app_t *app, char *err, size_t errlen)
     }
 
     struct addrinfo *ai = NULL;
-    if (srv_resolve(app->cfg->listen, &ai, err, errlen) != 0) {
+    if (srv_resolve(cfg->listen, &ai, err, errlen) != 0) {
         cg_free(s->guard);
         auth_free(s->auth);
         free(s);
@@ -622,7 +553,7 @@ http_server_t *http_start(app_t *app, char *err, size_t errlen)
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    unsigned threads = app->cfg->http_threads > 1 ? (unsigned)app->cfg->http_threads : 1;
+    unsigned threads = cfg->http_threads > 1 ? (unsigned)cfg->http_threads : 1;
     struct MHD_OptionItem opts[] = {
         /* first, so that no option's complaint escapes to raw stderr */
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)srv_mhd_log, NULL},
@@ -644,14 +575,11 @@ http_server_t *http_start(app_t *app, char *err, size_t errlen)
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    s->intake = intake_ref(app->intake);
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, srv_access, s, MHD_OPTION_ARRAY, opts,
                                  MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
-        snprintf(err, errlen, "cannot listen on %s (address in use or not local?)",
-                 app->cfg->listen);
-        intake_unref(s->intake);
+        snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", cfg->listen);
         cg_free(s->guard);
         auth_free(s->auth);
         free(s);
@@ -662,29 +590,29 @@ http_server_t *http_start(app_t *app, char *err, size_t errlen)
     return s;
 }
 
-void http_stop(http_server_t *s)
+int http_stop(http_server_t *s)
 {
     if (!s)
-        return;
+        return 0;
     MHD_socket lsock = MHD_quiesce_daemon(s->daemon);
     atomic_store(&s->stopping, 1);
-    /* libmicrohttpd aborts if stopped with suspended connections, and the
-     * intake resumes each of them with its answer: wait for that. */
+    /* libmicrohttpd aborts if stopped with suspended connections, and
+     * whoever holds each of them answers it: wait for that. */
     long long deadline = time_mono_ms() + SRV_STOP_WAIT_MS;
     while (atomic_load(&s->suspended) > 0 && time_mono_ms() < deadline)
         usleep(10 * 1000);
     if (atomic_load(&s->suspended) > 0) {
         /* Stopping now would abort the process; leaving the daemon to the
          * exit that follows is the lesser harm. */
-        log_error("http", "stop_incomplete", "note", "requests still waiting on the intake", NULL);
-        return;
+        log_error("http", "stop_incomplete", "note", "requests still waiting for their answer",
+                  NULL);
+        return -1;
     }
     MHD_stop_daemon(s->daemon);
-    cg_free(s->guard);   /* after the daemon: it has closed every connection */
-    api_rules_cleanup(); /* no handler runs any more */
+    cg_free(s->guard); /* after the daemon: it has closed every connection */
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
-    intake_unref(s->intake);
     auth_free(s->auth);
     free(s);
+    return 0;
 }

@@ -1,44 +1,68 @@
 /* server: crier's HTTP front door on libmicrohttpd.
  *
- * Routing, authentication, body accumulation with a hard limit and JSON
- * error answers live here; what each route does lives in src/api/. The
- * daemon runs its own polling threads (epoll, a pool of cfg->http_threads);
- * POST /v1/communications is answered asynchronously: its connection is
- * suspended while the intake writer commits it, and resumed with the answer. */
+ * The server serves a table of routes it is handed (http/route.h) with an
+ * opaque context for their handlers, and knows none of them by name: it
+ * matches paths, answers 404 and 405 itself, authenticates, accumulates
+ * bodies with a hard limit and sends JSON errors; what each route does is
+ * its handler's. The daemon runs its own polling threads (epoll, a pool of
+ * cfg->http_threads). A handler may hold its answer back (http_suspend): the
+ * connection then waits, without a thread, until someone answers it
+ * (http_resume), from any thread. */
 #ifndef CRIER_HTTP_SERVER_H
 #define CRIER_HTTP_SERVER_H
 
-#include "app.h"
+#include "config.h"
+#include "http/answer.h"
+#include "http/route.h"
 
 #include <stddef.h>
 
-struct MHD_Connection;
-
 typedef struct http_server http_server_t;
 
-/* Starts listening on cfg->listen. Returns NULL with a message in err. */
-http_server_t *http_start(app_t *app, char *err, size_t errlen);
+/* Starts listening on cfg->listen, serving routes[0..n_routes) (borrowed:
+ * they must outlive the server) whose handlers get ctx (borrowed) with
+ * each request. Returns NULL with a message in err, also when the table
+ * is malformed (route_check). */
+http_server_t *http_start(const cfg_t *cfg, const route_t *routes, size_t n_routes, void *ctx,
+                          char *err, size_t errlen);
 /* Stops accepting, waits for every suspended request to be answered, stops
- * the daemon and frees s (NULL is fine). Safe before or after intake_stop;
- * before it, requests that arrive during shutdown are still written rather
- * than answered 503. */
-void http_stop(http_server_t *s);
+ * the daemon and frees s (NULL is fine); requests that arrive while it waits
+ * and would suspend are answered by their handler (http_suspend returns
+ * NULL). Returns 0 once no handler runs any more, or -1 when requests were
+ * still suspended after 30 s: the daemon is then left running (stopping it
+ * would abort the process), and what its handlers use must stay too. */
+int http_stop(http_server_t *s);
 /* The TCP port actually bound (useful with port 0), or 0. */
 int http_port(const http_server_t *s);
 
-/* One request as a handler sees it. */
+/* One request as a handler sees it. Valid only during the handler's call,
+ * the body included: a handler that answers later keeps copies. */
 typedef struct http_req {
-    app_t *app;
+    void *ctx; /* the context given to http_start */
     const char *method;
-    const char *path;  /* without the query string */
-    const char *param; /* the {id} segment of the route, "" if none */
-    const char *body;  /* NUL-terminated; "" when there was none */
+    const char *path; /* without the query string */
+    const route_params_t *params;
+    const char *body; /* NUL-terminated; "" when there was none */
     size_t body_len;
-    struct MHD_Connection *conn;
+    struct http_conn *conn; /* the server's, for the functions below */
 } http_req_t;
 
 /* A request header or a query argument, or NULL when absent. */
 const char *http_req_header(const http_req_t *r, const char *name);
 const char *http_req_query(const http_req_t *r, const char *name);
+/* The value of the route's {name} segment, or NULL when it has none. */
+const char *http_req_param(const http_req_t *r, const char *name);
+
+/* A request whose answer comes later. */
+typedef struct http_pending http_pending_t;
+
+/* Called by a handler, at most once, to answer later: suspends rq's
+ * connection and returns the handle to answer it with; the handler then
+ * returns with its answer left empty. NULL when the server is stopping:
+ * the handler answers now instead. */
+http_pending_t *http_suspend(const http_req_t *rq);
+/* Answers a suspended request, exactly once, from any thread; the answer's
+ * body moves to the server (answer is left empty). p is invalid afterwards. */
+void http_resume(http_pending_t *p, http_answer_t *answer);
 
 #endif

@@ -5,56 +5,37 @@
 /* status classes 0 (none) and 1xx..5xx */
 #define STATS_CLASSES 6
 
-static atomic_ullong stats_requests[HTTP_ROUTE_N][STATS_CLASSES];
-static atomic_ullong stats_duration[HTTP_ROUTE_N];
+static atomic_ullong stats_requests[HTTP_STATS_SLOTS][STATS_CLASSES];
+static atomic_ullong stats_duration[HTTP_STATS_SLOTS];
 
-static int stats_valid(http_route_id_t route)
+static int stats_valid(int slot)
 {
-    return (int)route >= 0 && route < HTTP_ROUTE_N;
+    return slot >= 0 && slot < HTTP_STATS_SLOTS;
 }
 
-void http_stats_count(http_route_id_t route, int status, long long duration_ms)
+void http_stats_count(int slot, int status, long long duration_ms)
 {
-    if (!stats_valid(route))
-        route = HTTP_ROUTE_OTHER;
+    if (!stats_valid(slot))
+        slot = HTTP_STATS_UNROUTED;
     int cls = status / 100;
     if (cls < 0 || cls >= STATS_CLASSES)
         cls = 0;
-    atomic_fetch_add_explicit(&stats_requests[route][cls], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&stats_requests[slot][cls], 1, memory_order_relaxed);
     if (duration_ms > 0)
-        atomic_fetch_add_explicit(&stats_duration[route], (unsigned long long)duration_ms,
+        atomic_fetch_add_explicit(&stats_duration[slot], (unsigned long long)duration_ms,
                                   memory_order_relaxed);
 }
 
-unsigned long long http_stats_requests(http_route_id_t route, int cls)
+unsigned long long http_stats_requests(int slot, int cls)
 {
-    if (!stats_valid(route) || cls < 0 || cls >= STATS_CLASSES)
+    if (!stats_valid(slot) || cls < 0 || cls >= STATS_CLASSES)
         return 0;
-    return atomic_load_explicit(&stats_requests[route][cls], memory_order_relaxed);
+    return atomic_load_explicit(&stats_requests[slot][cls], memory_order_relaxed);
 }
 
-unsigned long long http_stats_duration_ms(http_route_id_t route)
+unsigned long long http_stats_duration_ms(int slot)
 {
-    if (!stats_valid(route))
+    if (!stats_valid(slot))
         return 0;
-    return atomic_load_explicit(&stats_duration[route], memory_order_relaxed);
-}
-
-const char *http_stats_route_name(http_route_id_t route)
-{
-    static const char *const names[HTTP_ROUTE_N] = {
-        "/healthz",
-        "/readyz",
-        "POST /v1/communications",
-        "GET /v1/communications/{id}",
-        "GET /v1/plans/{plan_id}/communications",
-        "GET /v1/rules",
-        "POST /v1/rules/dry-run",
-        "/metrics",
-        "POST /webhooks/twilio/status",
-        "POST /webhooks/twilio/inbound",
-        "/webhooks/whatsapp",
-        "other",
-    };
-    return stats_valid(route) ? names[route] : "other";
+    return atomic_load_explicit(&stats_duration[slot], memory_order_relaxed);
 }

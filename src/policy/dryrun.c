@@ -10,8 +10,7 @@
 
 static int dryrun_field(req_error_t *err, const char *message)
 {
-    err->status = 422;
-    snprintf(err->code, sizeof err->code, "invalid_field");
+    err->kind = REQ_BAD_FIELD;
     snprintf(err->message, sizeof err->message, "%s", message);
     return -1;
 }
@@ -31,8 +30,7 @@ int dryrun_input(rules_input_t *in, const char *request, size_t len, size_t max_
     cJSON *req = rules_json_parse(request, len, msg, sizeof msg);
     if (!req) {
         /* req_parse accepted it: only an allocation can fail here */
-        err->status = 500;
-        snprintf(err->code, sizeof err->code, "internal_error");
+        err->kind = REQ_NO_MEMORY;
         snprintf(err->message, sizeof err->message, "out of memory");
         return DRYRUN_BAD_REQUEST;
     }

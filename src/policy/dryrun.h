@@ -4,9 +4,9 @@
 #ifndef CRIER_DRYRUN_H
 #define CRIER_DRYRUN_H
 
-#include "api/request.h"
 #include "policy/policy.h"
 #include "policy/rules_json.h"
+#include "request/request.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -22,7 +22,7 @@ enum {
  * validated exactly as the API validates it (max_decoded bounds its
  * attachments), then the client object (NULL: none) over the request's own
  * client fields. Returns 0, or DRYRUN_BAD_REQUEST / DRYRUN_BAD_CLIENT with
- * err filled: an HTTP status, a code and a message naming the field (of the
+ * err filled: the kind of fault and a message naming the field (of the
  * request or the client object), never a value. */
 int dryrun_input(rules_input_t *in, const char *request, size_t len, size_t max_decoded,
                  const cJSON *client, req_error_t *err);

@@ -4,7 +4,7 @@
  * encoding, nesting, syntax, array sizes, then field by field. Messages name
  * the field and the rule, never the value: values may be addresses or phone
  * numbers, and error texts end up in logs. */
-#include "api/request.h"
+#include "request/request.h"
 
 #include "template/catalog.h"
 #include "util/base64.h"
@@ -23,13 +23,12 @@
 static const char *const req_urgencies[] = {"critical", "high", "normal", "low"};
 static const char *const req_channels[] = {"email", "sms", "whatsapp"};
 
-static int req_fail(req_error_t *err, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int req_fail(req_error_t *err, req_err_t kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static int req_fail(req_error_t *err, int status, const char *code, const char *fmt, ...)
+static int req_fail(req_error_t *err, req_err_t kind, const char *fmt, ...)
 {
-    err->status = status;
-    snprintf(err->code, sizeof err->code, "%s", code);
+    err->kind = kind;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -41,8 +40,7 @@ static int req_field(req_error_t *err, const char *fmt, ...) __attribute__((form
 
 static int req_field(req_error_t *err, const char *fmt, ...)
 {
-    err->status = 422;
-    snprintf(err->code, sizeof err->code, "invalid_field");
+    err->kind = REQ_BAD_FIELD;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -88,14 +86,13 @@ static int req_prescan(const char *body, size_t len, req_error_t *err)
         if (in_string) {
             if (c == '\\') {
                 if (i + 5 < len && body[i + 1] == 'u' && memcmp(body + i + 2, "0000", 4) == 0)
-                    return req_fail(err, 400, "invalid_json",
-                                    "NUL characters (\\u0000) are not accepted");
+                    return req_fail(err, REQ_BAD_JSON, "NUL characters (\\u0000) are not accepted");
                 i++; /* the escaped character cannot end the string */
             } else if (c == '"') {
                 in_string = 0;
             } else if (c < 0x20) {
-                return req_fail(err, 400, "invalid_json",
-                                "control character inside a string at byte %zu", i);
+                return req_fail(err, REQ_BAD_JSON, "control character inside a string at byte %zu",
+                                i);
             }
             continue;
         }
@@ -103,12 +100,12 @@ static int req_prescan(const char *body, size_t len, req_error_t *err)
             in_string = 1;
         } else if (c == '[' || c == '{') {
             if (++depth > REQ_MAX_DEPTH)
-                return req_fail(err, 400, "json_too_deep", "JSON nested deeper than %d levels",
+                return req_fail(err, REQ_TOO_DEEP, "JSON nested deeper than %d levels",
                                 REQ_MAX_DEPTH);
         } else if ((c == ']' || c == '}') && depth > 0) {
             depth--;
         } else if (c == '\0') {
-            return req_fail(err, 400, "invalid_json", "NUL byte in the body");
+            return req_fail(err, REQ_BAD_JSON, "NUL byte in the body");
         }
     }
     return 0;
@@ -360,7 +357,7 @@ static int req_parse_client(const cJSON *c, req_client_t *out, req_error_t *err)
     out->locale = req_dup(locale);
     if ((name && !out->name) || (email && !out->email) || (phone && !out->phone) ||
         (tz && !out->timezone) || (locale && !out->locale))
-        return req_fail(err, 500, "internal_error", "out of memory");
+        return req_fail(err, REQ_NO_MEMORY, "out of memory");
     return 0;
 }
 
@@ -378,7 +375,7 @@ static int req_parse_attachments(const cJSON *arr, size_t max_decoded, req_comm_
         return 0;
     out->attachments = calloc((size_t)n, sizeof *out->attachments);
     if (!out->attachments)
-        return req_fail(err, 500, "internal_error", "out of memory");
+        return req_fail(err, REQ_NO_MEMORY, "out of memory");
 
     size_t budget = max_decoded;
     int i = 0;
@@ -426,7 +423,7 @@ static int req_parse_attachments(const cJSON *arr, size_t max_decoded, req_comm_
         sa->filename = strdup(filename);
         sa->content_type = strdup(ctype);
         if (!sa->filename || !sa->content_type)
-            return req_fail(err, 500, "internal_error", "out of memory");
+            return req_fail(err, REQ_NO_MEMORY, "out of memory");
     }
     return 0;
 }
@@ -491,7 +488,7 @@ static int req_fields(const cJSON *root, size_t max_decoded, req_comm_t *out, re
         cJSON_Delete(empty);
     }
     if (!out->context_json)
-        return req_fail(err, 500, "internal_error", "out of memory");
+        return req_fail(err, REQ_NO_MEMORY, "out of memory");
 
     const cJSON *att = cJSON_GetObjectItemCaseSensitive(root, "attachments");
     if (att && !cJSON_IsNull(att) && req_parse_attachments(att, max_decoded, out, err) != 0)
@@ -504,22 +501,22 @@ int req_parse(const char *body, size_t len, size_t max_decoded, req_comm_t *out,
     memset(out, 0, sizeof *out);
     memset(err, 0, sizeof *err);
     if (!body || len == 0)
-        return req_fail(err, 400, "invalid_json", "empty body");
+        return req_fail(err, REQ_BAD_JSON, "empty body");
     if (!val_utf8(body, len))
-        return req_fail(err, 400, "invalid_utf8", "the body is not valid UTF-8");
+        return req_fail(err, REQ_BAD_UTF8, "the body is not valid UTF-8");
     if (req_prescan(body, len, err) != 0)
         return -1;
 
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root)
-        return req_fail(err, 400, "invalid_json", "malformed JSON at byte %zu",
+        return req_fail(err, REQ_BAD_JSON, "malformed JSON at byte %zu",
                         end && end >= body ? (size_t)(end - body) : (size_t)0);
     /* only whitespace may follow the value */
     for (const char *p = end; p && p < body + len; p++) {
         if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
             cJSON_Delete(root);
-            return req_fail(err, 400, "invalid_json", "trailing data after the JSON value");
+            return req_fail(err, REQ_BAD_JSON, "trailing data after the JSON value");
         }
     }
 

@@ -1,9 +1,14 @@
 /* request: the body of POST /v1/communications, parsed and validated into a
  * C value. Nothing here touches the database: everything that can be said
  * about a request from its bytes alone is said here, so a rejected request
- * never reaches the writer. */
-#ifndef CRIER_API_REQUEST_H
-#define CRIER_API_REQUEST_H
+ * never reaches the writer.
+ *
+ * Below the engine and the policy, which consume the value, and below the
+ * API and the CLI, which both read requests (`crier rules dry-run` validates
+ * exactly as the API does). A refusal says what kind of fault it is; which
+ * HTTP status and error code that is, is the API's to say. */
+#ifndef CRIER_REQUEST_H
+#define CRIER_REQUEST_H
 
 #include "store/store.h"
 
@@ -38,9 +43,17 @@ typedef struct req_comm {
     int n_attachments;
 } req_comm_t;
 
+/* What is wrong with a refused request. */
+typedef enum {
+    REQ_BAD_JSON = 1, /* no JSON, or JSON crier does not read (NUL, raw controls, trailing data) */
+    REQ_BAD_UTF8,     /* the bytes are not UTF-8 */
+    REQ_TOO_DEEP,     /* nested deeper than REQ_MAX_DEPTH */
+    REQ_BAD_FIELD,    /* JSON, but a field breaks its rule */
+    REQ_NO_MEMORY,    /* nothing wrong with the request: an allocation failed */
+} req_err_t;
+
 typedef struct req_error {
-    int status;        /* 400, 422 */
-    char code[32];     /* invalid_json, invalid_utf8, json_too_deep, invalid_field */
+    req_err_t kind;
     char message[256]; /* names the field, never echoes a value */
 } req_error_t;
 

@@ -1,0 +1,101 @@
+/* api: the route table and the handlers' context (see api.h). */
+#include "api/api.h"
+
+#include "api/comms.h"
+#include "api/health.h"
+#include "api/metrics.h"
+#include "api/rules.h"
+#include "api/webhooks.h"
+#include "engine/intake.h"
+#include "http/auth.h"
+#include "http/stats.h"
+
+#include <stdlib.h>
+
+_Static_assert(API_STAT_N <= HTTP_STATS_SLOTS, "every route's counters need a slot");
+
+#define API_READ    (AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN)
+#define API_WRITE   (AUTH_SCOPE_WORKFLOW | AUTH_SCOPE_ADMIN)
+#define API_OPERATE (AUTH_SCOPE_OPERATOR | AUTH_SCOPE_ADMIN)
+
+#define API_TWIML "text/xml; charset=utf-8"
+#define API_TEXT  "text/plain; charset=utf-8"
+
+/* Method, pattern, scopes of which one suffices (0: open), the body a POST
+ * must have, the Content-Type of a 200 (NULL: JSON), counters, handler.
+ * The first route in this order whose pattern and method match a request
+ * serves it. */
+static const route_t api_table[] = {
+    {"GET", "/healthz", 0, ROUTE_BODY_NONE, NULL, API_STAT_HEALTHZ, api_healthz},
+    {"GET", "/readyz", 0, ROUTE_BODY_NONE, NULL, API_STAT_READYZ, api_readyz},
+    /* answered once the intake has committed it (http_suspend) */
+    {"POST", "/v1/communications", API_WRITE, ROUTE_BODY_JSON, NULL, API_STAT_COMM_CREATE,
+     api_comm_create},
+    {"GET", "/v1/communications/{id}", API_READ, ROUTE_BODY_NONE, NULL, API_STAT_COMM_GET,
+     api_comm_get},
+    {"GET", "/v1/plans/{plan_id}/communications", API_READ, ROUTE_BODY_NONE, NULL,
+     API_STAT_PLAN_LIST, api_plan_list},
+    {"GET", "/v1/rules", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_RULES_STATUS,
+     api_rules_status},
+    {"POST", "/v1/rules/dry-run", API_OPERATE, ROUTE_BODY_JSON, NULL, API_STAT_RULES_DRY_RUN,
+     api_rules_dry_run},
+    /* open like the probes: scrapers carry no token, and the text holds counts only */
+    {"GET", "/metrics", 0, ROUTE_BODY_NONE, "text/plain; version=0.0.4; charset=utf-8",
+     API_STAT_METRICS, api_metrics},
+    /* Webhooks carry no token: each proves its origin with the provider's
+     * signature, checked by the handler. Providers post in their own
+     * formats: Twilio form-encodes, and wants TwiML back. */
+    {"POST", "/webhooks/twilio/status", 0, ROUTE_BODY_FORM, API_TWIML, API_STAT_TWILIO_STATUS,
+     api_webhook_twilio_status},
+    {"POST", "/webhooks/twilio/inbound", 0, ROUTE_BODY_FORM, API_TWIML, API_STAT_TWILIO_INBOUND,
+     api_webhook_twilio_inbound},
+    /* one resource, two methods: Meta's handshake is a GET, updates are POSTs */
+    {"GET", "/webhooks/whatsapp", 0, ROUTE_BODY_NONE, API_TEXT, API_STAT_WHATSAPP,
+     api_webhook_whatsapp_verify},
+    {"POST", "/webhooks/whatsapp", 0, ROUTE_BODY_JSON, NULL, API_STAT_WHATSAPP,
+     api_webhook_whatsapp_post},
+};
+
+const route_t *api_routes(size_t *n)
+{
+    *n = sizeof api_table / sizeof api_table[0];
+    return api_table;
+}
+
+const char *api_stat_name(int slot)
+{
+    static const char *const names[API_STAT_N] = {
+        [HTTP_STATS_UNROUTED] = "other",
+        [API_STAT_HEALTHZ] = "/healthz",
+        [API_STAT_READYZ] = "/readyz",
+        [API_STAT_COMM_CREATE] = "POST /v1/communications",
+        [API_STAT_COMM_GET] = "GET /v1/communications/{id}",
+        [API_STAT_PLAN_LIST] = "GET /v1/plans/{plan_id}/communications",
+        [API_STAT_RULES_STATUS] = "GET /v1/rules",
+        [API_STAT_RULES_DRY_RUN] = "POST /v1/rules/dry-run",
+        [API_STAT_METRICS] = "/metrics",
+        [API_STAT_TWILIO_STATUS] = "POST /webhooks/twilio/status",
+        [API_STAT_TWILIO_INBOUND] = "POST /webhooks/twilio/inbound",
+        [API_STAT_WHATSAPP] = "/webhooks/whatsapp",
+    };
+    return slot > 0 && slot < API_STAT_N ? names[slot] : names[HTTP_STATS_UNROUTED];
+}
+
+api_t *api_start(app_t *app)
+{
+    api_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->app = app;
+    a->intake = intake_ref(app->intake);
+    return a;
+}
+
+void api_stop(api_t *a)
+{
+    if (!a)
+        return;
+    api_rules_cleanup();
+    intake_unref(a->intake);
+    free(a);
+}
