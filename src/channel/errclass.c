@@ -18,3 +18,14 @@ const char *errc_name(errc_t c)
     }
     return "unknown";
 }
+
+errc_t errc_from_http_status(int http_status)
+{
+    if (http_status == 429)
+        return ERRC_RATE_LIMIT;
+    if (http_status >= 500)
+        return ERRC_TRANSIENT;
+    if (http_status == 401 || http_status == 403)
+        return ERRC_AUTH_FAILURE;
+    return ERRC_NONE;
+}

@@ -1,11 +1,13 @@
 #include "channel/twilio.h"
+
+#include "channel/answer.h"
 #include "util/redact.h"
+#include "util/text.h"
 
 #include "util/base64.h"
 #include "util/errmsg.h"
 #include "validate.h"
 
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
@@ -87,16 +89,6 @@ static int to_ok(const char *s)
     return val_e164(s);
 }
 
-/* Characters as Twilio counts them for the 1600 limit: code points. */
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if ((*p & 0xC0) != 0x80)
-            n++;
-    return n;
-}
-
 /* Twilio rejects a StatusCallback without a valid hostname, with
  * underscores in the hostname, or over 4000 characters (error 21609). */
 static int callback_ok(const char *url)
@@ -167,7 +159,7 @@ static errc_t check_send(const twilio_send_t *in, char *err, size_t errlen)
         errmsg_set(err, errlen, "twilio: the message body is not UTF-8");
         return ERRC_INVALID_INPUT;
     }
-    if (blen > TWILIO_BODY_MAX_CHARS * 4 || utf8_chars(in->body) > TWILIO_BODY_MAX_CHARS) {
+    if (blen > TWILIO_BODY_MAX_CHARS * 4 || text_utf8_chars(in->body) > TWILIO_BODY_MAX_CHARS) {
         errmsg_set(err, errlen, "twilio: the message body is over %d characters",
                    TWILIO_BODY_MAX_CHARS);
         return ERRC_INVALID_INPUT;
@@ -282,12 +274,9 @@ errc_t twilio_classify(int code, int http_status)
     default:
         break;
     }
-    if (http_status == 429)
-        return ERRC_RATE_LIMIT;
-    if (http_status >= 500)
-        return ERRC_TRANSIENT;
-    if (http_status == 401 || http_status == 403)
-        return ERRC_AUTH_FAILURE;
+    errc_t by_status = errc_from_http_status(http_status);
+    if (by_status != ERRC_NONE)
+        return by_status;
     if (code >= 30000 && code < 31000)
         return ERRC_TRANSIENT; /* unknown async codes: a few spaced retries */
     /* 20xxx/21xxx and other 4xx: a request or account problem retrying
@@ -368,8 +357,11 @@ int twilio_retry_after_seconds(const char *value, time_t now)
 
 /* ---- reading the answer -------------------------------------------------- */
 
-static void fail(twilio_result_t *out, errc_t c, const char *msg)
+/* answer_ops_t's functions take the result as void *: answer_read knows no
+ * result type. */
+static void fail(void *res, errc_t c, const char *msg)
 {
+    twilio_result_t *out = res;
     out->category = c;
     redact_copy_digits(out->message, sizeof out->message, msg);
 }
@@ -393,16 +385,11 @@ static int json_int(const cJSON *o, const char *name, int *v)
     return 0;
 }
 
-static const char *json_str(const cJSON *o, const char *name)
+static int parse_success(const cJSON *root, void *res)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(j) ? j->valuestring : NULL;
-}
-
-static int parse_success(const cJSON *root, twilio_result_t *out)
-{
-    const char *sid = json_str(root, "sid");
-    const char *status = json_str(root, "status");
+    twilio_result_t *out = res;
+    const char *sid = answer_str(root, "sid");
+    const char *status = answer_str(root, "status");
     if (!sid || strlen(sid) < 3 || strlen(sid) >= sizeof out->sid ||
         !printable_ascii(sid, sizeof out->sid)) {
         /* Twilio took the request but we cannot tell which message it made;
@@ -417,8 +404,9 @@ static int parse_success(const cJSON *root, twilio_result_t *out)
     return 0;
 }
 
-static void parse_error(const cJSON *root, int http_status, twilio_result_t *out)
+static void parse_error(const cJSON *root, int http_status, void *res)
 {
+    twilio_result_t *out = res;
     /* legacy envelope {code, message, more_info, status} and RFC 9457
      * {type, title, status, code, detail}: the code falls back to the HTTP
      * status when absent, as Twilio's own SDK does */
@@ -426,16 +414,29 @@ static void parse_error(const cJSON *root, int http_status, twilio_result_t *out
     if (!json_int(root, "code", &code))
         code = 0;
     out->error_code = code;
-    const char *msg = json_str(root, "message");
+    const char *msg = answer_str(root, "message");
     if (!msg)
-        msg = json_str(root, "detail");
+        msg = answer_str(root, "detail");
     if (!msg)
-        msg = json_str(root, "title");
+        msg = answer_str(root, "title");
     char text[256];
     snprintf(text, sizeof text, "twilio %d: %s", code ? code : http_status,
              msg ? msg : "(no message)");
     fail(out, twilio_classify(code, http_status), text);
 }
+
+/* An answer with no JSON object: the status alone. */
+static errc_t twilio_status_category(int http_status)
+{
+    return twilio_classify(0, http_status);
+}
+
+static const answer_ops_t twilio_answer = {.provider = "twilio",
+                                           .max = TWILIO_RESPONSE_MAX,
+                                           .success = parse_success,
+                                           .error = parse_error,
+                                           .status_category = twilio_status_category,
+                                           .fail = fail};
 
 int twilio_parse_response(int http_status, const char *body, const char *retry_after_header,
                           twilio_result_t *out)
@@ -443,34 +444,8 @@ int twilio_parse_response(int http_status, const char *body, const char *retry_a
     memset(out, 0, sizeof *out);
     out->http_status = http_status;
     out->retry_after = TWILIO_RATE_RETRY_NONE;
-    char text[128];
-
-    size_t len = body ? strnlen(body, TWILIO_RESPONSE_MAX + 1) : 0;
-    cJSON *root = NULL;
-    if (len > TWILIO_RESPONSE_MAX) {
-        snprintf(text, sizeof text, "twilio: answer over %d bytes (HTTP %d)", TWILIO_RESPONSE_MAX,
-                 http_status);
-        fail(out, ERRC_TRANSIENT, text);
-    } else if (len > 0 && (root = cJSON_ParseWithLength(body, len)) != NULL &&
-               cJSON_IsObject(root)) {
-        if (http_status >= 200 && http_status < 300) {
-            int rc = parse_success(root, out);
-            cJSON_Delete(root);
-            return rc;
-        }
-        parse_error(root, http_status, out);
-    } else if (http_status >= 200 && http_status < 300) {
-        snprintf(text, sizeof text, "twilio: HTTP %d with a malformed JSON answer", http_status);
-        fail(out, ERRC_TRANSIENT, text);
-    } else {
-        /* a proxy's HTML page or an empty body: only the status is known;
-         * what is not clearly ours to fix is worth a retry */
-        snprintf(text, sizeof text, "twilio: HTTP %d with a malformed JSON answer", http_status);
-        errc_t c = twilio_classify(0, http_status);
-        fail(out, c == ERRC_PERMANENT ? ERRC_TRANSIENT : c, text);
-    }
-    cJSON_Delete(root);
-
+    if (answer_read(&twilio_answer, http_status, body, out) == 0)
+        return 0;
     if (out->category == ERRC_RATE_LIMIT)
         out->retry_after = twilio_retry_after_seconds(retry_after_header, time(NULL));
     else if (out->error_code == 30450)

@@ -1,5 +1,8 @@
 #include "channel/whatsapp.h"
+
+#include "channel/answer.h"
 #include "util/redact.h"
+#include "util/text.h"
 
 #include "util/errmsg.h"
 #include "validate.h"
@@ -76,15 +79,6 @@ static int normalise_to(const char *to, char out[16], char *err, size_t errlen)
     return 0;
 }
 
-static size_t utf8_chars(const char *s)
-{
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if ((*p & 0xC0) != 0x80)
-            n++;
-    return n;
-}
-
 static int text_ok(const char *s, size_t max_bytes)
 {
     if (!is_set(s))
@@ -143,7 +137,7 @@ errc_t wa_build_text(buf_t *out, const char *to, const char *text, const char *c
     char wa_to[16];
     if (normalise_to(to, wa_to, err, errlen) != 0)
         return ERRC_INVALID_INPUT;
-    if (!text_ok(text, WA_TEXT_MAX_CHARS * 4) || utf8_chars(text) > WA_TEXT_MAX_CHARS) {
+    if (!text_ok(text, WA_TEXT_MAX_CHARS * 4) || text_utf8_chars(text) > WA_TEXT_MAX_CHARS) {
         errmsg_set(err, errlen, "whatsapp: the text is empty, not UTF-8 or over %d characters",
                    WA_TEXT_MAX_CHARS);
         return ERRC_INVALID_INPUT;
@@ -301,12 +295,9 @@ errc_t wa_classify(int code, int is_transient, int http_status)
         return ERRC_AUTH_FAILURE;
     if (is_transient == 1)
         return ERRC_TRANSIENT;
-    if (http_status == 429)
-        return ERRC_RATE_LIMIT;
-    if (http_status >= 500)
-        return ERRC_TRANSIENT;
-    if (http_status == 401 || http_status == 403)
-        return ERRC_AUTH_FAILURE;
+    errc_t by_status = errc_from_http_status(http_status);
+    if (by_status != ERRC_NONE)
+        return by_status;
     if (http_status == 0)
         return ERRC_TRANSIENT; /* an unknown code in a webhook: one more try */
     return ERRC_PERMANENT;
@@ -314,23 +305,21 @@ errc_t wa_classify(int code, int is_transient, int http_status)
 
 /* ---- reading the answer ----------------------------------------------------- */
 
-static void fail(wa_result_t *out, errc_t c, const char *msg)
+/* answer_ops_t's functions take the result as void *: answer_read knows no
+ * result type. */
+static void fail(void *res, errc_t c, const char *msg)
 {
+    wa_result_t *out = res;
     out->category = c;
     redact_copy_digits(out->message, sizeof out->message, msg);
 }
 
-static const char *json_str(const cJSON *o, const char *name)
+static int parse_success(const cJSON *root, void *res)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(j) ? j->valuestring : NULL;
-}
-
-static int parse_success(const cJSON *root, wa_result_t *out)
-{
+    wa_result_t *out = res;
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
     const cJSON *first = cJSON_IsArray(msgs) ? cJSON_GetArrayItem(msgs, 0) : NULL;
-    const char *id = first ? json_str(first, "id") : NULL;
+    const char *id = first ? answer_str(first, "id") : NULL;
     size_t n = id ? strlen(id) : 0;
     if (n == 0 || n >= sizeof out->wamid ||
         !all_in(id,
@@ -343,7 +332,7 @@ static int parse_success(const cJSON *root, wa_result_t *out)
         return -1;
     }
     snprintf(out->wamid, sizeof out->wamid, "%s", id);
-    const char *st = json_str(first, "message_status");
+    const char *st = answer_str(first, "message_status");
     if (st && strlen(st) < sizeof out->message_status &&
         all_in(st, "abcdefghijklmnopqrstuvwxyz_", 1, sizeof out->message_status - 1))
         snprintf(out->message_status, sizeof out->message_status, "%s", st);
@@ -351,8 +340,9 @@ static int parse_success(const cJSON *root, wa_result_t *out)
     return 0;
 }
 
-static void parse_error(const cJSON *root, int http_status, wa_result_t *out)
+static void parse_error(const cJSON *root, int http_status, void *res)
 {
+    wa_result_t *out = res;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
     if (!cJSON_IsObject(e)) {
         char text[96];
@@ -370,46 +360,35 @@ static void parse_error(const cJSON *root, int http_status, wa_result_t *out)
     out->error_code = c < 0 ? 0 : c;
 
     /* error_data.details says more than message for most codes */
-    const char *msg = json_str(e, "message");
+    const char *msg = answer_str(e, "message");
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(e, "error_data");
-    const char *details = cJSON_IsObject(data) ? json_str(data, "details") : NULL;
+    const char *details = cJSON_IsObject(data) ? answer_str(data, "details") : NULL;
     char text[256];
     snprintf(text, sizeof text, "whatsapp %d: %s%s%s", out->error_code, msg ? msg : "(no message)",
              details ? ": " : "", details ? details : "");
     fail(out, wa_classify(c, transient, http_status), text);
 }
 
+/* An answer with no JSON object: the status alone. */
+static errc_t wa_status_category(int http_status)
+{
+    return wa_classify(-1, -1, http_status);
+}
+
+static const answer_ops_t wa_answer = {.provider = "whatsapp",
+                                       .max = WA_RESPONSE_MAX,
+                                       .success = parse_success,
+                                       .error = parse_error,
+                                       .status_category = wa_status_category,
+                                       .fail = fail};
+
 int wa_parse_response(int http_status, const char *body, wa_result_t *out)
 {
     memset(out, 0, sizeof *out);
     out->http_status = http_status;
     out->retry_after = -1;
-    char text[128];
-
-    size_t len = body ? strnlen(body, WA_RESPONSE_MAX + 1) : 0;
-    cJSON *root = NULL;
-    if (len > WA_RESPONSE_MAX) {
-        snprintf(text, sizeof text, "whatsapp: answer over %d bytes (HTTP %d)", WA_RESPONSE_MAX,
-                 http_status);
-        fail(out, ERRC_TRANSIENT, text);
-    } else if (len > 0 && (root = cJSON_ParseWithLength(body, len)) != NULL &&
-               cJSON_IsObject(root)) {
-        if (http_status >= 200 && http_status < 300) {
-            int rc = parse_success(root, out);
-            cJSON_Delete(root);
-            return rc;
-        }
-        parse_error(root, http_status, out);
-    } else {
-        /* a proxy's HTML page or an empty body: only the status is known;
-         * what is not clearly ours to fix is worth a retry */
-        snprintf(text, sizeof text, "whatsapp: HTTP %d with a malformed JSON answer", http_status);
-        errc_t c = http_status >= 200 && http_status < 300 ? ERRC_TRANSIENT
-                                                           : wa_classify(-1, -1, http_status);
-        fail(out, c == ERRC_PERMANENT ? ERRC_TRANSIENT : c, text);
-    }
-    cJSON_Delete(root);
-
+    if (answer_read(&wa_answer, http_status, body, out) == 0)
+        return 0;
     if (out->error_code == 131056)
         out->retry_after = WA_PAIR_RETRY_SEC;
     else if (out->error_code == 131049)

@@ -13,6 +13,15 @@ int text_hexval(int c)
     return -1;
 }
 
+size_t text_utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
 void text_line_col(const char *text, size_t len, const char *at, int *line, int *col)
 {
     int ln = 1, cl = 1;

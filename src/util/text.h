@@ -13,5 +13,8 @@ void text_copy_utf8(const char *s, char *out, size_t outlen);
 /* The 1-based line and column of the byte at (at NULL: none, giving 1:1)
  * within text[0..len), for messages that point into a file. */
 void text_line_col(const char *text, size_t len, const char *at, int *line, int *col);
+/* Code points in the UTF-8 string s (continuation bytes are not counted):
+ * how Twilio and Meta count a message's length. */
+size_t text_utf8_chars(const char *s);
 
 #endif
