@@ -10,6 +10,17 @@
 #include <string.h>
 #include <strings.h>
 
+const char *const val_message_types[VAL_MESSAGE_TYPES] = {
+    "welcome",
+    "budget_summary",
+    "vendor_options",
+    "selection_confirmation",
+    "blueprint_delivery",
+    "error_notification",
+    "reminder",
+    "digest",
+};
+
 #define VAL_EMAIL_MAX 254
 #define VAL_TZ_MAX    64
 

@@ -23,4 +23,11 @@ int val_link_url(const char *s);
  * ending in "_url" (plan_url, options[].select_url, unsubscribe_url). */
 int val_url_key(const char *key);
 
+/* The message types: the seven a workflow may request (the seed's), then
+ * the digest the engine composes itself from batched LOW messages. The one
+ * list the API, the templates and the metrics use. */
+#define VAL_REQUEST_TYPES 7
+#define VAL_MESSAGE_TYPES 8
+extern const char *const val_message_types[VAL_MESSAGE_TYPES];
+
 #endif

@@ -63,28 +63,29 @@ static int api_metrics_rules(buf_t *b, prt_t *rules)
     prt_counters_t pc = {0};
     if (rules)
         prt_counters(rules, &pc);
-    int rc = metrics_single(b, "crier_rules_reloads_total", "counter",
-                            "Rule sets published by a reload", pc.reloads);
-    rc |= metrics_single(b, "crier_rules_reload_failures_total", "counter",
-                         "Reloads refused because the new rule set failed to load or test",
-                         pc.reload_failures);
-    rc |= metrics_single(b, "crier_rule_failures_total", "counter",
-                         "Decisions the built-in policy answered because a rule failed",
-                         pc.rule_failures);
-    rc |= metrics_single(b, "crier_rules_budget_overruns_total", "counter",
-                         "Rule calls stopped by their instruction, time or memory budget",
-                         pc.budget_overruns);
-    rc |= metrics_single(
-        b, "crier_rules_deadline_misses_total", "counter",
-        "Rule calls abandoned at the hard deadline (answered by the built-in policy)",
-        pc.deadline_misses);
-    rc |= metrics_single(b, "crier_rules_runners_stuck", "gauge",
-                         "Rule threads left at a deadline that have not returned yet",
-                         pc.runners_stuck);
-    rc |= metrics_single(
-        b, "crier_rules_quarantined", "gauge",
-        "1 while the published rule set is quarantined and the built-in policy decides",
-        pc.quarantined);
+    const struct {
+        const char *name, *type, *help;
+        long value;
+    } rows[] = {
+        {"crier_rules_reloads_total", "counter", "Rule sets published by a reload", pc.reloads},
+        {"crier_rules_reload_failures_total", "counter",
+         "Reloads refused because the new rule set failed to load or test", pc.reload_failures},
+        {"crier_rule_failures_total", "counter",
+         "Decisions the built-in policy answered because a rule failed", pc.rule_failures},
+        {"crier_rules_budget_overruns_total", "counter",
+         "Rule calls stopped by their instruction, time or memory budget", pc.budget_overruns},
+        {"crier_rules_deadline_misses_total", "counter",
+         "Rule calls abandoned at the hard deadline (answered by the built-in policy)",
+         pc.deadline_misses},
+        {"crier_rules_runners_stuck", "gauge",
+         "Rule threads left at a deadline that have not returned yet", pc.runners_stuck},
+        {"crier_rules_quarantined", "gauge",
+         "1 while the published rule set is quarantined and the built-in policy decides",
+         pc.quarantined},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        rc |= metrics_single(b, rows[i].name, rows[i].type, rows[i].help, rows[i].value);
     rc |= metrics_family(b, "crier_rules_info", "gauge", "The active rules version (always 1)");
     if (rules) {
         rc |= buf_puts(b, "crier_rules_info{version=");

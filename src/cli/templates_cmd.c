@@ -4,6 +4,7 @@
 #include "channel/gsm7.h"
 #include "util/file.h"
 #include "template/catalog.h"
+#include "validate.h"
 #include "template/context.h"
 #include "util/buf.h"
 #include "util/text.h"
@@ -96,8 +97,8 @@ static cJSON *tplcmd_build(const cfg_t *cfg, const cJSON *request)
 
 static int tplcmd_is_type(const char *name)
 {
-    for (size_t i = 0; i < 7; i++)
-        if (strcmp(name, tpl_email_types[i]) == 0)
+    for (size_t i = 0; i < VAL_REQUEST_TYPES; i++)
+        if (strcmp(name, val_message_types[i]) == 0)
             return 1;
     return 0;
 }
@@ -176,8 +177,8 @@ static int tplcmd_check(cfg_t *cfg)
     }
     printf("ok   catalogue %s (version %s)\n", cfg->templates_dir, tpl_catalog_version(c));
     int failed = 0;
-    for (size_t i = 0; i < 7; i++) {
-        const char *type = tpl_email_types[i];
+    for (size_t i = 0; i < VAL_REQUEST_TYPES; i++) {
+        const char *type = val_message_types[i];
         char path[4096];
         snprintf(path, sizeof path, "%s/examples/%s.json", cfg->templates_dir, type);
         cJSON *request = tplcmd_load_context(path);

@@ -1,6 +1,7 @@
 #include "driver/smtp_call.h"
 
 #include "channel/smtp_easy.h"
+#include "util/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,17 +87,6 @@ static const tx_easy_ops_t smtp_call_ops = {
     .drop_on_error = 1,
 };
 
-static char *smtp_call_dup_n(const char *p, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (!d)
-        return NULL;
-    if (n > 0)
-        memcpy(d, p, n);
-    d[n] = '\0';
-    return d;
-}
-
 tx_request_t *smtp_call_new(const smtp_call_params_t *p, const char *msg, size_t len)
 {
     if (!p || !p->url || !p->from || !p->rcpt || !msg)
@@ -108,7 +98,7 @@ tx_request_t *smtp_call_new(const smtp_call_params_t *p, const char *msg, size_t
     c->url = strdup(p->url);
     c->from = strdup(p->from);
     c->rcpt = strdup(p->rcpt);
-    c->msg = smtp_call_dup_n(msg, len);
+    c->msg = text_dup_n(msg, len);
     c->msg_len = len;
     int ok = c->url && c->from && c->rcpt && c->msg;
     if (p->username && *p->username)

@@ -174,25 +174,9 @@ static void intake_policy_prefs(const char *json, policy_client_t *pc,
     cJSON_Delete(arr);
 }
 
-/* The policy's view of a client: flags and preferences, never the address
- * or number themselves. pref holds the channel names pc points into. */
-static void intake_policy_client(const store_client_t *cl, policy_client_t *pc,
-                                 char pref[POLICY_MAX_CHANNELS][12])
-{
-    memset(pc, 0, sizeof *pc);
-    pc->has_email = cl->email && cl->email[0];
-    pc->has_phone = cl->phone && cl->phone[0];
-    pc->timezone = cl->timezone ? cl->timezone : "UTC";
-    memcpy(pc->consent, cl->consent, sizeof pc->consent);
-    memcpy(pc->opt_out, cl->opt_out, sizeof pc->opt_out);
-    pc->quiet_start = cl->quiet_start[0] ? cl->quiet_start : NULL;
-    pc->quiet_end = cl->quiet_end[0] ? cl->quiet_end : NULL;
-    pc->last_contact_at = cl->last_contact_at;
-    pc->whatsapp_window_until = 0;
-    intake_policy_prefs(cl->preferred_channels_json, pc, pref);
-}
-
-/* The same view from the facts the set-based round loads (no plaintext). */
+/* The policy's view of a client, from the facts the set-based round loads:
+ * flags and preferences, never the address or number themselves. pref
+ * holds the channel names pc points into. */
 static void intake_policy_facts(const store_client_facts_t *f, policy_client_t *pc,
                                 char pref[POLICY_MAX_CHANNELS][12])
 {
@@ -207,6 +191,26 @@ static void intake_policy_facts(const store_client_facts_t *f, policy_client_t *
     pc->last_contact_at = f->last_contact_at;
     pc->whatsapp_window_until = 0;
     intake_policy_prefs(f->preferred_channels_json, pc, pref);
+}
+
+/* The same view of a client loaded whole. */
+static void intake_policy_client(const store_client_t *cl, policy_client_t *pc,
+                                 char pref[POLICY_MAX_CHANNELS][12])
+{
+    /* Borrowed: the strings stay cl's and are never freed through f. */
+    store_client_facts_t f = {
+        .found = 1,
+        .has_email = cl->email && cl->email[0],
+        .has_phone = cl->phone && cl->phone[0],
+        .timezone = cl->timezone,
+        .preferred_channels_json = cl->preferred_channels_json,
+        .last_contact_at = cl->last_contact_at,
+    };
+    memcpy(f.consent, cl->consent, sizeof f.consent);
+    memcpy(f.opt_out, cl->opt_out, sizeof f.opt_out);
+    memcpy(f.quiet_start, cl->quiet_start, sizeof f.quiet_start);
+    memcpy(f.quiet_end, cl->quiet_end, sizeof f.quiet_end);
+    intake_policy_facts(&f, pc, pref);
 }
 
 static int intake_fallback_json(const policy_decision_t *d, buf_t *out)

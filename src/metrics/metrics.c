@@ -1,6 +1,7 @@
 #include "metrics/metrics.h"
 
 #include "channel/ch.h"
+#include "validate.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -8,19 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The seed's message types plus the engine's own digest; "other" last. */
-static const char *const metrics_types[] = {
-    "welcome",
-    "budget_summary",
-    "vendor_options",
-    "selection_confirmation",
-    "blueprint_delivery",
-    "error_notification",
-    "reminder",
-    "digest",
-    "other",
-};
-#define METRICS_TYPES_N (sizeof metrics_types / sizeof metrics_types[0])
+/* Every message type (val_message_types), then "other": metrics_index
+ * reads only the names before the last slot. */
+#define METRICS_TYPES_N ((size_t)VAL_MESSAGE_TYPES + 1)
 
 /* Every channel by its ch_id_t, then "other". */
 #define METRICS_CHANNELS_N ((size_t)CH_N + 1)
@@ -89,7 +80,7 @@ void metrics_communication(const char *message_type, const char *channel, metric
 {
     if ((int)st < 0 || st >= METRICS_STATUS_N)
         return;
-    size_t t = metrics_index(metrics_types, METRICS_TYPES_N, message_type);
+    size_t t = metrics_index(val_message_types, METRICS_TYPES_N, message_type);
     size_t c = metrics_channel_index(channel);
     metrics_add(&metrics_comms[t][c][st], 1);
 }
@@ -194,8 +185,8 @@ static int metrics_render_comms(buf_t *out)
                 rc |= buf_printf(out,
                                  "crm_communications_total{message_type=\"%s\",channel=\"%s\","
                                  "status=\"%s\"} %llu\n",
-                                 metrics_types[t], metrics_channel_name(c), metrics_statuses[s],
-                                 v[s]);
+                                 t < VAL_MESSAGE_TYPES ? val_message_types[t] : "other",
+                                 metrics_channel_name(c), metrics_statuses[s], v[s]);
         }
     }
     return rc;

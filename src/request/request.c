@@ -459,9 +459,8 @@ static int req_fields(const cJSON *root, size_t max_decoded, req_comm_t *out, re
     if (req_uuid_lower(s, out->client_id) != 0)
         return req_field(err, "client_id: not a valid UUID");
 
-    if (req_enum(root, "message_type", tpl_email_types,
-                 sizeof tpl_email_types / sizeof tpl_email_types[0], NULL, out->message_type,
-                 sizeof out->message_type, "unknown message type", err) != 0)
+    if (req_enum(root, "message_type", val_message_types, VAL_REQUEST_TYPES, NULL,
+                 out->message_type, sizeof out->message_type, "unknown message type", err) != 0)
         return -1;
     if (req_enum(root, "urgency", req_urgencies, 4, "normal", out->urgency, sizeof out->urgency,
                  "must be one of critical, high, normal, low", err) != 0)

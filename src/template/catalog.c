@@ -27,25 +27,10 @@
 #define CAT_WA_MAX_PARAMS 16  /* body parameters of one WhatsApp template */
 #define CAT_WA_MAX_NAME   512 /* Meta's limit on a template name */
 
-const char *const tpl_email_types[7] = {
-    "welcome",
-    "budget_summary",
-    "vendor_options",
-    "selection_confirmation",
-    "blueprint_delivery",
-    "error_notification",
-    "reminder",
-};
-
-/* Types the engine composes itself, never requested by the workflow: the
- * digest of batched LOW messages. Required and renderable like the seven. */
-static const char *const cat_engine_types[] = {"digest"};
-#define CAT_N_ENGINE_TYPES (sizeof cat_engine_types / sizeof cat_engine_types[0])
-
-/* The name of email type t: the seven seed types, then the engine's. */
+/* The name of email type t: the seed types, then the engine's (digest). */
 static const char *cat_type(size_t t)
 {
-    return t < 7 ? tpl_email_types[t] : cat_engine_types[t - 7];
+    return val_message_types[t];
 }
 
 typedef struct cat_file {
@@ -531,7 +516,7 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
     }
     /* every message type the engine may send must be renderable */
     static const char *const parts[] = {".subject", ".txt", ".html"};
-    for (size_t t = 0; t < 7 + CAT_N_ENGINE_TYPES; t++) {
+    for (size_t t = 0; t < VAL_MESSAGE_TYPES; t++) {
         for (size_t k = 0; k < 3; k++) {
             char name[128];
             snprintf(name, sizeof name, "%s%s", cat_type(t), parts[k]);
@@ -544,10 +529,11 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
     /* every seed type can be sent on every channel the rules may pick */
     static const char *const short_dirs[] = {"sms/", "whatsapp/", "whatsapp/"};
     static const char *const short_exts[] = {".txt", ".txt", ".json"};
-    for (size_t t = 0; t < 7; t++) {
+    for (size_t t = 0; t < VAL_REQUEST_TYPES; t++) {
         for (size_t k = 0; k < 3; k++) {
             char name[128];
-            snprintf(name, sizeof name, "%s%s%s", short_dirs[k], tpl_email_types[t], short_exts[k]);
+            snprintf(name, sizeof name, "%s%s%s", short_dirs[k], val_message_types[t],
+                     short_exts[k]);
             if (!cat_find(c, name)) {
                 errmsg_set(err, errlen, "%s: missing", name);
                 goto fail;
@@ -688,7 +674,7 @@ int tpl_render_email(const tpl_catalog_t *c, const char *message_type, const cJS
         return -1;
     }
     int known = 0;
-    for (size_t t = 0; t < 7 + CAT_N_ENGINE_TYPES; t++)
+    for (size_t t = 0; t < VAL_MESSAGE_TYPES; t++)
         known |= strcmp(message_type, cat_type(t)) == 0;
     if (!known) {
         errmsg_set(err, errlen, "unknown email message type '%.64s'", message_type);
@@ -738,8 +724,8 @@ void tpl_email_free(tpl_email_t *e)
 
 static int cat_seed_type(const char *type)
 {
-    for (size_t t = 0; t < 7; t++)
-        if (strcmp(type, tpl_email_types[t]) == 0)
+    for (size_t t = 0; t < VAL_REQUEST_TYPES; t++)
+        if (strcmp(type, val_message_types[t]) == 0)
             return 1;
     return 0;
 }

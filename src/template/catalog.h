@@ -28,9 +28,6 @@ typedef struct tpl_email {
     char *html;    /* owned; HTML part */
 } tpl_email_t;
 
-/* The seven email message types of the seed. */
-extern const char *const tpl_email_types[7];
-
 /* Loads every template under dir and checks that each parses. */
 tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen);
 void tpl_catalog_free(tpl_catalog_t *c);

@@ -3,6 +3,7 @@
 #include "util/buf.h"
 #include "util/errmsg.h"
 #include "util/log.h"
+#include "util/text.h"
 
 #include <sys/socket.h>
 
@@ -121,17 +122,6 @@ static void tx_wipe_list(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
-static char *tx_dup_n(const char *p, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (!d)
-        return NULL;
-    if (n > 0)
-        memcpy(d, p, n);
-    d[n] = '\0';
-    return d;
-}
-
 void tx_request_free(tx_request_t *req)
 {
     if (!req)
@@ -165,7 +155,7 @@ tx_request_t *tx_http_new(const char *method, const char *url, const char *body,
     r->method = strdup(method);
     r->url = strdup(url);
     if (body)
-        r->body = tx_dup_n(body, body_len);
+        r->body = text_dup_n(body, body_len);
     r->body_len = body_len;
     /* No "Expect: 100-continue": it costs a round trip (or a 1 s stall with
      * servers that ignore it) for bodies that are always small. */
@@ -719,7 +709,7 @@ typedef struct tx_group_slot {
 int tx_result_copy(tx_result_t *dst, const tx_result_t *src)
 {
     *dst = *src;
-    char *body = tx_dup_n(src->body ? src->body : "", src->body_len);
+    char *body = text_dup_n(src->body ? src->body : "", src->body_len);
     dst->body = body;
     if (!body) {
         dst->err = TX_ERR_NOMEM;

@@ -1,5 +1,6 @@
 #include "util/text.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int text_hexval(int c)
@@ -48,4 +49,15 @@ void text_copy_utf8(const char *s, char *out, size_t outlen)
     }
     memcpy(out, s, n);
     out[n] = '\0';
+}
+
+char *text_dup_n(const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d)
+        return NULL;
+    if (n > 0)
+        memcpy(d, p, n);
+    d[n] = '\0';
+    return d;
 }

@@ -16,5 +16,8 @@ void text_line_col(const char *text, size_t len, const char *at, int *line, int 
 /* Code points in the UTF-8 string s (continuation bytes are not counted):
  * how Twilio and Meta count a message's length. */
 size_t text_utf8_chars(const char *s);
+/* A NUL-terminated copy of the n bytes at p (which may hold NULs), owned by
+ * the caller; NULL when out of memory. */
+char *text_dup_n(const char *p, size_t n);
 
 #endif

@@ -4,6 +4,7 @@
  * loader reads regular files inside the catalogue only (a ConfigMap volume's
  * links load, a link out of it or a FIFO is refused). */
 #include "template/catalog.h"
+#include "validate.h"
 #include "template/context.h"
 #include "util/buf.h"
 
@@ -135,8 +136,8 @@ static void test_every_type_renders(void **state)
     assert_non_null(c);
     assert_int_equal(strlen(tpl_catalog_version(c)), 16);
 
-    for (size_t i = 0; i < 7; i++) {
-        const char *type = tpl_email_types[i];
+    for (size_t i = 0; i < VAL_REQUEST_TYPES; i++) {
+        const char *type = val_message_types[i];
         cJSON *req = load_example(type);
         cJSON *ctx = tpl_context_build(req, &site, HOSTILE_NAME, "5b1d7c2e-plan", "comm-1");
         assert_non_null(ctx);

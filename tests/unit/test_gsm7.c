@@ -4,6 +4,7 @@
 #include "channel/gsm7.h"
 #include "config.h"
 #include "template/catalog.h"
+#include "validate.h"
 #include "template/context.h"
 #include "util/buf.h"
 
@@ -291,8 +292,8 @@ static void test_shipped_sms_fit_default_budget(void **state)
     if (!c)
         fprintf(stderr, "load: %s\n", err);
     assert_non_null(c);
-    for (size_t i = 0; i < 7; i++) {
-        const char *type = tpl_email_types[i];
+    for (size_t i = 0; i < VAL_REQUEST_TYPES; i++) {
+        const char *type = val_message_types[i];
         cJSON *req = load_example(dir, type);
         /* a real plan id, as long as the engine's */
         cJSON *ctx =
