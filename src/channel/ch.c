@@ -8,9 +8,9 @@ static const struct {
     ch_contact_t contact;
     int needs_consent;
 } ch_table[CH_N] = {
-    [CH_EMAIL] = {"email", CH_CONTACT_EMAIL, 0},
-    [CH_SMS] = {"sms", CH_CONTACT_PHONE, 1},
-    [CH_WHATSAPP] = {"whatsapp", CH_CONTACT_PHONE, 1},
+    [CH_EMAIL] = {CH_NAME_EMAIL, CH_CONTACT_EMAIL, 0},
+    [CH_SMS] = {CH_NAME_SMS, CH_CONTACT_PHONE, 1},
+    [CH_WHATSAPP] = {CH_NAME_WHATSAPP, CH_CONTACT_PHONE, 1},
 };
 
 static int ch_valid(ch_id_t c)

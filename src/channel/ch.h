@@ -15,6 +15,12 @@ typedef enum {
     CH_N, /* the number of channels; never a channel */
 } ch_id_t;
 
+/* The channels' names, for tables that are data at compile time (a
+ * policy's defaults, a list of accepted values); code asks ch_name(). */
+#define CH_NAME_EMAIL    "email"
+#define CH_NAME_SMS      "sms"
+#define CH_NAME_WHATSAPP "whatsapp"
+
 /* Longest channel name; a name fits in char[CH_NAME_MAX + 1]. */
 #define CH_NAME_MAX 11
 

@@ -5,6 +5,7 @@
  * is a handful of comparisons and happens once per network send, so a finer
  * lock would buy nothing. */
 #include "circuit/circuit.h"
+#include "channel/ch.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -120,7 +121,7 @@ const char *circ_provider_name(circ_provider_t p)
     case CIRC_TWILIO:
         return "twilio";
     case CIRC_WHATSAPP:
-        return "whatsapp";
+        return CH_NAME_WHATSAPP;
     case CIRC_SMTP:
         return "smtp";
     default:

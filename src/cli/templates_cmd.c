@@ -1,6 +1,7 @@
 /* crier templates: check the message catalogue, or render one message
  * with a context file so wording can be reviewed before it is live. */
 #include "cli/commands.h"
+#include "channel/ch.h"
 #include "channel/gsm7.h"
 #include "util/file.h"
 #include "template/catalog.h"
@@ -215,7 +216,7 @@ static int tplcmd_print_short(const cfg_t *cfg, const tpl_catalog_t *c, const ch
     char err[512], desc[160];
     char *text = NULL;
     gsm7_count_t n;
-    if (strcmp(channel, "sms") == 0) {
+    if (strcmp(channel, CH_NAME_SMS) == 0) {
         if (tpl_render_sms(c, type, ctx, &text, err, sizeof err) != 0) {
             fprintf(stderr, "crier templates: %s\n", err);
             return 2;
@@ -278,7 +279,7 @@ static int tplcmd_render(cfg_t *cfg, const char *name, const char *context_path,
     tpl_email_t mail;
     if (!ctx) {
         fprintf(stderr, "crier templates: out of memory\n");
-    } else if (strcmp(channel, "email") != 0) {
+    } else if (strcmp(channel, CH_NAME_EMAIL) != 0) {
         rc = tplcmd_print_short(cfg, c, channel, name, ctx);
     } else if (tpl_render_email(c, name, ctx, &mail, err, sizeof err) != 0) {
         /* the context did not fit the template: bad input, not a crash */
@@ -324,7 +325,7 @@ int cmd_templates(int argc, char **argv, cfg_t *cfg)
         tplcmd_usage(stderr);
         return 2;
     }
-    const char *name = NULL, *context = NULL, *channel = "email";
+    const char *name = NULL, *context = NULL, *channel = CH_NAME_EMAIL;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--context") == 0 && i + 1 < argc) {
             context = argv[++i];
@@ -343,8 +344,8 @@ int cmd_templates(int argc, char **argv, cfg_t *cfg)
         tplcmd_usage(stderr);
         return 2;
     }
-    if (strcmp(channel, "email") != 0 && strcmp(channel, "sms") != 0 &&
-        strcmp(channel, "whatsapp") != 0) {
+    if (strcmp(channel, CH_NAME_EMAIL) != 0 && strcmp(channel, CH_NAME_SMS) != 0 &&
+        strcmp(channel, CH_NAME_WHATSAPP) != 0) {
         fprintf(stderr, "crier templates render: unknown channel \"%s\"\n", channel);
         return 2;
     }

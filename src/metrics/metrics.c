@@ -18,7 +18,7 @@
 
 static const char *const metrics_statuses[METRICS_STATUS_N] = {"sent", "delivered", "retry",
                                                                "failed"};
-static const char *const metrics_apis[METRICS_API_N] = {"smtp", "twilio", "whatsapp"};
+static const char *const metrics_apis[METRICS_API_N] = {"smtp", "twilio", CH_NAME_WHATSAPP};
 
 /* Indexed by errc_t; ERRC_NONE is never an error but keeps the indexes equal. */
 #define METRICS_ERRC_N (ERRC_INVALID_INPUT + 1)
@@ -32,7 +32,7 @@ static const double metrics_bucket_le[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                            0.5,   1,    2.5,   5,    10,  30};
 #define METRICS_BUCKETS_N (sizeof metrics_bucket_le / sizeof metrics_bucket_le[0])
 
-static const char *const metrics_rl_providers[] = {"twilio", "smtp", "whatsapp", "other"};
+static const char *const metrics_rl_providers[] = {"twilio", "smtp", CH_NAME_WHATSAPP, "other"};
 #define METRICS_RL_PROVIDERS_N (sizeof metrics_rl_providers / sizeof metrics_rl_providers[0])
 
 static atomic_ullong metrics_comms[METRICS_TYPES_N][METRICS_CHANNELS_N][METRICS_STATUS_N];

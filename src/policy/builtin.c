@@ -2,6 +2,7 @@
  * this build can deliver (email), sent now. It is deliberately simple and
  * total — it is what crier falls back to when anything smarter fails. */
 #include "policy/policy.h"
+#include "channel/ch.h"
 
 #include "util/json_text.h"
 #include "util/timefmt.h"
@@ -14,13 +15,13 @@ static const struct {
     const char *type;
     const char *primary;
 } policy_seed_table[] = {
-    {"welcome", "email"},
-    {"budget_summary", "email"},
-    {"vendor_options", "email"},
-    {"selection_confirmation", "email"},
-    {"blueprint_delivery", "email"},
-    {"error_notification", "sms"},
-    {"reminder", "email"},
+    {"welcome", CH_NAME_EMAIL},
+    {"budget_summary", CH_NAME_EMAIL},
+    {"vendor_options", CH_NAME_EMAIL},
+    {"selection_confirmation", CH_NAME_EMAIL},
+    {"blueprint_delivery", CH_NAME_EMAIL},
+    {"error_notification", CH_NAME_SMS},
+    {"reminder", CH_NAME_EMAIL},
 };
 
 int policy_priority(const char *urgency)
@@ -37,7 +38,7 @@ const char *policy_seed_primary(const char *message_type)
     for (size_t i = 0; i < sizeof policy_seed_table / sizeof policy_seed_table[0]; i++)
         if (message_type && strcmp(message_type, policy_seed_table[i].type) == 0)
             return policy_seed_table[i].primary;
-    return "email";
+    return CH_NAME_EMAIL;
 }
 
 void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, double now,
@@ -60,13 +61,13 @@ void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, doub
         snprintf(d->skip_reason, sizeof d->skip_reason, "%s", skip);
     } else {
         snprintf(d->status, sizeof d->status, "queued");
-        snprintf(d->primary, sizeof d->primary, "email");
+        snprintf(d->primary, sizeof d->primary, CH_NAME_EMAIL);
     }
     /* The trace says why, in the same shape the Lua rules' steps will use. */
     snprintf(d->trace_json, sizeof d->trace_json,
              "[{\"step\":\"builtin\",\"seed_primary\":\"%s\",\"available\":[\"email\"],"
              "\"result\":%s%s%s}]",
-             seed, skip ? "\"skip:" : "\"", skip ? skip : "email", "\"");
+             seed, skip ? "\"skip:" : "\"", skip ? skip : CH_NAME_EMAIL, "\"");
 }
 
 int policy_decision_json(const policy_decision_t *d, buf_t *out)

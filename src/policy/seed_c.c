@@ -3,6 +3,7 @@
  * one must be made to the other: tests/unit/test_rules.c compares them on
  * generated inputs. */
 #include "policy/seed_c.h"
+#include "channel/ch.h"
 #include "util/errmsg.h"
 
 #include "tz/tz.h"
@@ -19,20 +20,20 @@
 #define SEED_BATCH_MAX      3
 #define SEED_STALE_S        (24 * 3600)
 
-static const char *const seed_all[] = {"email", "sms", "whatsapp"};
+static const char *const seed_all[] = {CH_NAME_EMAIL, CH_NAME_SMS, CH_NAME_WHATSAPP};
 
 /* Workflow Trigger Points: primary and secondary channel per type. */
 static const struct {
     const char *type;
     const char *first, *second;
 } seed_types[] = {
-    {"welcome", "email", NULL},
-    {"budget_summary", "email", NULL},
-    {"vendor_options", "email", "whatsapp"},
-    {"selection_confirmation", "email", "sms"},
-    {"blueprint_delivery", "email", "whatsapp"},
-    {"error_notification", "sms", "email"},
-    {"reminder", "email", "sms"},
+    {"welcome", CH_NAME_EMAIL, NULL},
+    {"budget_summary", CH_NAME_EMAIL, NULL},
+    {"vendor_options", CH_NAME_EMAIL, CH_NAME_WHATSAPP},
+    {"selection_confirmation", CH_NAME_EMAIL, CH_NAME_SMS},
+    {"blueprint_delivery", CH_NAME_EMAIL, CH_NAME_WHATSAPP},
+    {"error_notification", CH_NAME_SMS, CH_NAME_EMAIL},
+    {"reminder", CH_NAME_EMAIL, CH_NAME_SMS},
 };
 
 /* Fallback Mechanisms: the seed's example chains. */
@@ -40,9 +41,9 @@ static const struct {
     const char *primary;
     const char *chain[2];
 } seed_chains[] = {
-    {"whatsapp", {"sms", "email"}},
-    {"email", {"sms", NULL}},
-    {"sms", {"email", NULL}},
+    {CH_NAME_WHATSAPP, {CH_NAME_SMS, CH_NAME_EMAIL}},
+    {CH_NAME_EMAIL, {CH_NAME_SMS, NULL}},
+    {CH_NAME_SMS, {CH_NAME_EMAIL, NULL}},
 };
 
 static int seed_eq(const char *a, const char *b)
@@ -71,13 +72,13 @@ static const char *seed_select(const policy_msg_t *m, const policy_client_t *c, 
     seed_list_t order = {{0}, 0};
     seed_add(&order, m->preferred_channel);
     if (seed_eq(m->urgency, "critical")) {
-        int wa_pref = seed_eq(m->preferred_channel, "whatsapp") ||
-                      seed_eq(c->preferred_channels[0], "whatsapp");
-        if (wa_pref && rules_channel_allowed(c, "whatsapp", NULL))
-            seed_add(&order, "whatsapp");
-        seed_add(&order, "sms");
+        int wa_pref = seed_eq(m->preferred_channel, CH_NAME_WHATSAPP) ||
+                      seed_eq(c->preferred_channels[0], CH_NAME_WHATSAPP);
+        if (wa_pref && rules_channel_allowed(c, CH_NAME_WHATSAPP, NULL))
+            seed_add(&order, CH_NAME_WHATSAPP);
+        seed_add(&order, CH_NAME_SMS);
     }
-    const char *first = "email", *second = NULL;
+    const char *first = CH_NAME_EMAIL, *second = NULL;
     for (size_t i = 0; i < sizeof seed_types / sizeof seed_types[0]; i++)
         if (seed_eq(m->message_type, seed_types[i].type)) {
             first = seed_types[i].first;

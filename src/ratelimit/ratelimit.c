@@ -2,6 +2,7 @@
  * around it, and the default limits. The GCRA rule itself is explained in
  * ratelimit.h; rl_local.c applies it in process. */
 #include "ratelimit/ratelimit.h"
+#include "channel/ch.h"
 
 #include "util/errmsg.h"
 #include "util/log.h"
@@ -498,7 +499,7 @@ int rl_check(rl_t *rl, const char *key, double rate_per_s, int burst, double *wa
 static const rl_limit_t rl_defaults[] = {
     {"twilio", 1.0, 1},
     {"smtp", 100.0 / 3600.0, 10},
-    {"whatsapp", 80.0, 10},
+    {CH_NAME_WHATSAPP, 80.0, 10},
 };
 
 const rl_limit_t *rl_limits_default(size_t *n)

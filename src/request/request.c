@@ -5,6 +5,7 @@
  * the field and the rule, never the value: values may be addresses or phone
  * numbers, and error texts end up in logs. */
 #include "request/request.h"
+#include "channel/ch.h"
 
 #include "template/catalog.h"
 #include "util/base64.h"
@@ -21,7 +22,7 @@
 #define REQ_KEY_MAX  48  /* longest key quoted in a path */
 
 static const char *const req_urgencies[] = {"critical", "high", "normal", "low"};
-static const char *const req_channels[] = {"email", "sms", "whatsapp"};
+static const char *const req_channels[] = {CH_NAME_EMAIL, CH_NAME_SMS, CH_NAME_WHATSAPP};
 
 static int req_fail(req_error_t *err, req_err_t kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -344,9 +345,9 @@ static int req_parse_client(const cJSON *c, req_client_t *out, req_error_t *err)
     if (consent && !cJSON_IsNull(consent)) {
         if (!cJSON_IsObject(consent))
             return req_field(err, "client.consent: must be an object");
-        if (req_consent(consent, "email", &out->consent_email, err) != 0 ||
-            req_consent(consent, "sms", &out->consent_sms, err) != 0 ||
-            req_consent(consent, "whatsapp", &out->consent_whatsapp, err) != 0)
+        if (req_consent(consent, CH_NAME_EMAIL, &out->consent_email, err) != 0 ||
+            req_consent(consent, CH_NAME_SMS, &out->consent_sms, err) != 0 ||
+            req_consent(consent, CH_NAME_WHATSAPP, &out->consent_whatsapp, err) != 0)
             return -1;
     }
 

@@ -3,6 +3,7 @@
  * in-memory table only, so a template can never reach a file outside the
  * catalogue whatever name it asks for. */
 #include "template/catalog.h"
+#include "channel/ch.h"
 
 #include "template/mustache.h"
 #include "util/buf.h"
@@ -489,10 +490,10 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
     static const char *const partial_suffixes[] = {".mustache", NULL};
     static const char *const sms_suffixes[] = {".txt", NULL};
     static const char *const wa_suffixes[] = {".txt", ".json", NULL};
-    if (cat_scan(c, dir, "email", "", email_suffixes, 1, err, errlen) != 0 ||
+    if (cat_scan(c, dir, CH_NAME_EMAIL, "", email_suffixes, 1, err, errlen) != 0 ||
         cat_scan(c, dir, "email/partials", "partials/", partial_suffixes, 0, err, errlen) != 0 ||
-        cat_scan(c, dir, "sms", "sms/", sms_suffixes, 1, err, errlen) != 0 ||
-        cat_scan(c, dir, "whatsapp", "whatsapp/", wa_suffixes, 1, err, errlen) != 0)
+        cat_scan(c, dir, CH_NAME_SMS, "sms/", sms_suffixes, 1, err, errlen) != 0 ||
+        cat_scan(c, dir, CH_NAME_WHATSAPP, "whatsapp/", wa_suffixes, 1, err, errlen) != 0)
         goto fail;
     qsort(c->files, c->n, sizeof c->files[0], by_name);
 
@@ -776,14 +777,14 @@ static char *render_short(const tpl_catalog_t *c, const char *channel, const cha
 int tpl_render_sms(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx, char **out,
                    char *err, size_t errlen)
 {
-    *out = render_short(c, "sms", message_type, ".txt", ctx, err, errlen);
+    *out = render_short(c, CH_NAME_SMS, message_type, ".txt", ctx, err, errlen);
     return *out ? 0 : -1;
 }
 
 int tpl_render_whatsapp_text(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx,
                              char **out, char *err, size_t errlen)
 {
-    *out = render_short(c, "whatsapp", message_type, ".txt", ctx, err, errlen);
+    *out = render_short(c, CH_NAME_WHATSAPP, message_type, ".txt", ctx, err, errlen);
     return *out ? 0 : -1;
 }
 
