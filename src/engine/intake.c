@@ -148,9 +148,7 @@ static void intake_upsert_record(const req_comm_t *r, store_client_t *cl)
     cl->phone = r->client.phone;
     cl->timezone = r->client.timezone;
     cl->locale = r->client.locale;
-    cl->consent[CH_EMAIL] = r->client.consent_email;
-    cl->consent[CH_SMS] = r->client.consent_sms;
-    cl->consent[CH_WHATSAPP] = r->client.consent_whatsapp;
+    memcpy(cl->consent, r->client.consent, sizeof cl->consent);
 }
 
 /* The preferred channels of a client (JSON array text) into pc; pref holds

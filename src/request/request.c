@@ -316,7 +316,8 @@ static int req_parse_client(const cJSON *c, req_client_t *out, req_error_t *err)
     if (!cJSON_IsObject(c))
         return req_field(err, "client: must be an object");
     out->present = 1;
-    out->consent_email = out->consent_sms = out->consent_whatsapp = -1;
+    for (int ch = 0; ch < CH_N; ch++)
+        out->consent[ch] = -1;
     const char *name, *email, *phone, *tz, *locale;
     int rc;
     if ((rc = req_opt_string(c, "name", "client.name", &name, err)) < 0)
@@ -345,10 +346,9 @@ static int req_parse_client(const cJSON *c, req_client_t *out, req_error_t *err)
     if (consent && !cJSON_IsNull(consent)) {
         if (!cJSON_IsObject(consent))
             return req_field(err, "client.consent: must be an object");
-        if (req_consent(consent, CH_NAME_EMAIL, &out->consent_email, err) != 0 ||
-            req_consent(consent, CH_NAME_SMS, &out->consent_sms, err) != 0 ||
-            req_consent(consent, CH_NAME_WHATSAPP, &out->consent_whatsapp, err) != 0)
-            return -1;
+        for (int ch = 0; ch < CH_N; ch++)
+            if (req_consent(consent, ch_name((ch_id_t)ch), &out->consent[ch], err) != 0)
+                return -1;
     }
 
     out->name = req_dup(name);

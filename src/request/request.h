@@ -10,6 +10,7 @@
 #ifndef CRIER_REQUEST_H
 #define CRIER_REQUEST_H
 
+#include "channel/ch.h"
 #include "store/store.h"
 
 #include <stddef.h>
@@ -22,13 +23,13 @@
 #define REQ_FILENAME_MAX    200
 
 typedef struct req_client {
-    int present;                                      /* 1 when the body had a "client" object */
-    char *name;                                       /* owned; NULL when not given */
-    char *email;                                      /* owned; NULL when not given */
-    char *phone;                                      /* owned; NULL when not given */
-    char *timezone;                                   /* owned; NULL when not given */
-    char *locale;                                     /* owned; NULL when not given */
-    int consent_email, consent_sms, consent_whatsapp; /* -1 not given, 0, 1 */
+    int present;       /* 1 when the body had a "client" object */
+    char *name;        /* owned; NULL when not given */
+    char *email;       /* owned; NULL when not given */
+    char *phone;       /* owned; NULL when not given */
+    char *timezone;    /* owned; NULL when not given */
+    char *locale;      /* owned; NULL when not given */
+    int consent[CH_N]; /* by ch_id_t: -1 not given, 0, 1 */
 } req_client_t;
 
 typedef struct req_comm {

@@ -1,6 +1,7 @@
 /* POST /v1/communications bodies: a valid body parses into the struct; each
  * kind of bad input gets its own code and a message naming the field. */
 #include "request/request.h"
+#include "channel/ch.h"
 
 #include <cjson/cJSON.h>
 
@@ -73,9 +74,9 @@ static void test_valid_body(void **state)
     assert_string_equal(r.client.phone, "+919812345678");
     assert_string_equal(r.client.timezone, "Asia/Kolkata");
     assert_string_equal(r.client.locale, "pt-BR");
-    assert_int_equal(r.client.consent_email, -1); /* not given */
-    assert_int_equal(r.client.consent_sms, 1);
-    assert_int_equal(r.client.consent_whatsapp, 0);
+    assert_int_equal(r.client.consent[CH_EMAIL], -1); /* not given */
+    assert_int_equal(r.client.consent[CH_SMS], 1);
+    assert_int_equal(r.client.consent[CH_WHATSAPP], 0);
     assert_string_equal(r.context_json,
                         "{\"event_type\":\"wedding\",\"vendor_combinations\":[1,2,3]}");
     assert_int_equal(r.n_attachments, 1);
