@@ -191,12 +191,13 @@ static void intake_policy_facts(const store_client_facts_t *f, policy_client_t *
     intake_policy_prefs(f->preferred_channels_json, pc, pref);
 }
 
-/* The same view of a client loaded whole. */
-static void intake_policy_client(const store_client_t *cl, policy_client_t *pc,
-                                 char pref[POLICY_MAX_CHANNELS][12])
+/* The same view of a client loaded whole. f is the caller's storage for the
+ * facts pc points into (the quiet hours), used as long as pc is. */
+static void intake_policy_client(const store_client_t *cl, store_client_facts_t *f,
+                                 policy_client_t *pc, char pref[POLICY_MAX_CHANNELS][12])
 {
     /* Borrowed: the strings stay cl's and are never freed through f. */
-    store_client_facts_t f = {
+    *f = (store_client_facts_t){
         .found = 1,
         .has_email = cl->email && cl->email[0],
         .has_phone = cl->phone && cl->phone[0],
@@ -204,11 +205,11 @@ static void intake_policy_client(const store_client_t *cl, policy_client_t *pc,
         .preferred_channels_json = cl->preferred_channels_json,
         .last_contact_at = cl->last_contact_at,
     };
-    memcpy(f.consent, cl->consent, sizeof f.consent);
-    memcpy(f.opt_out, cl->opt_out, sizeof f.opt_out);
-    memcpy(f.quiet_start, cl->quiet_start, sizeof f.quiet_start);
-    memcpy(f.quiet_end, cl->quiet_end, sizeof f.quiet_end);
-    intake_policy_facts(&f, pc, pref);
+    memcpy(f->consent, cl->consent, sizeof f->consent);
+    memcpy(f->opt_out, cl->opt_out, sizeof f->opt_out);
+    memcpy(f->quiet_start, cl->quiet_start, sizeof f->quiet_start);
+    memcpy(f->quiet_end, cl->quiet_end, sizeof f->quiet_end);
+    intake_policy_facts(f, pc, pref);
 }
 
 static int intake_fallback_json(const policy_decision_t *d, buf_t *out)
@@ -456,8 +457,9 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
     }
 
     policy_client_t pc;
+    store_client_facts_t facts; /* what pc points into */
     char pref[POLICY_MAX_CHANNELS][12];
-    intake_policy_client(&cl, &pc, pref);
+    intake_policy_client(&cl, &facts, &pc, pref);
     pc.channels_off = drv_channels_off(w->app->cfg); /* a setting, not a client fact */
     rules_pending_t pending = {0, 0};
     if (store_digest_pending(conn, r->client_id, &pending.count, &pending.oldest_at, err,
