@@ -5,6 +5,11 @@
 # module on a lower line; a module on its own line only where ALLOW names
 # the pair. docs/architecture.md ("Layers") explains the order.
 #
+# A second check keeps SQL where the data model is: only the modules in
+# SQL_MODULES may run a statement, i.e. call one of libpq's query functions
+# (PQexec, PQexecParams, PQprepare, PQexecPrepared, PQsendQuery...) or the
+# store's db_query / db_exec. Comments and string literals are not code.
+#
 #   scripts/layers.sh [SRC_DIR]     exit 0 when clean, 1 naming each
 #                                   offending file and line
 set -eu
@@ -25,6 +30,8 @@ main
 '
 # Sideways includes allowed within a line: "from:to".
 ALLOW='engine:app'
+# The modules that may run SQL statements.
+SQL_MODULES='store queue'
 
 src=${1:-$(dirname "$0")/../src}
 if [ ! -d "$src" ]; then
@@ -33,8 +40,11 @@ if [ ! -d "$src" ]; then
 fi
 
 rank_file=$(mktemp)
-trap 'rm -f "$rank_file"' EXIT
+sql_file=$(mktemp)
+trap 'rm -f "$rank_file" "$sql_file"' EXIT
 echo "$LAYERS" | awk 'NF { n++; for (i = 1; i <= NF; i++) print $i, n }' >"$rank_file"
+
+bad=0
 
 # One line per include: file, line number, included path.
 find "$src" -name '*.[ch]' | LC_ALL=C sort | while read -r f; do
@@ -68,4 +78,52 @@ BEGIN {
     bad = 1
 }
 END { exit bad }
-'
+' || bad=1
+
+# One line per statement call outside SQL_MODULES: file, line number, the
+# function. Comments (also across lines) and string literals are blanked
+# first, so that a comment naming a function is no call.
+find "$src" -name '*.[ch]' | LC_ALL=C sort | while read -r f; do
+    rel=${f#"$src"/}
+    case $rel in */*) m=${rel%%/*} ;; *) m=${rel%.[ch]} ;; esac
+    case " $SQL_MODULES " in *" $m "*) continue ;; esac
+    awk -v where="src/$rel" -v m="$m" '
+    BEGIN { incomment = 0 }
+    {
+        line = $0; out = ""
+        while (length(line) > 0) {
+            if (incomment) {
+                e = index(line, "*/")
+                if (e == 0) { line = ""; break }
+                line = substr(line, e + 2); incomment = 0; continue
+            }
+            c = substr(line, 1, 1); two = substr(line, 1, 2)
+            if (two == "/*") { incomment = 1; line = substr(line, 3); out = out " "; continue }
+            if (two == "//") break
+            if (c == "\"" || c == "\047") {
+                # skip to the closing quote, honouring backslash escapes
+                q = c; i = 2
+                while (i <= length(line)) {
+                    d = substr(line, i, 1)
+                    if (d == "\\") { i += 2; continue }
+                    if (d == q) break
+                    i++
+                }
+                line = substr(line, i + 1); out = out q q; continue
+            }
+            out = out c; line = substr(line, 2)
+        }
+        s = out
+        while (match(s, /(^|[^A-Za-z0-9_])(PQexec|PQexecParams|PQprepare|PQexecPrepared|PQsendQuery[A-Za-z]*|db_query|db_exec)[ \t]*\(/)) {
+            call = substr(s, RSTART, RLENGTH)
+            sub(/^[^A-Za-z_]/, "", call); sub(/[ \t]*\($/, "", call)
+            print where ":" FNR ": " m " may not call " call " (SQL lives in store/ and queue/)"
+            s = substr(s, RSTART + RLENGTH)
+        }
+    }' "$f"
+done >"$sql_file"
+if [ -s "$sql_file" ]; then
+    cat "$sql_file"
+    bad=1
+fi
+exit $bad

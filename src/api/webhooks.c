@@ -1,10 +1,10 @@
 #include "api/webhooks.h"
 
 #include "api/api.h"
+#include "channel/ch.h"
 #include "channel/errclass.h"
 #include "channel/twilio.h"
 #include "channel/whatsapp.h"
-#include "store/db.h"
 #include "store/receipts.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -15,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The WhatsApp Cloud API as a provider, named after its channel in logs,
+ * errors and receipts. */
+#define WH_META CH_NAME_WHATSAPP
 
 #define WH_URL_MAX     2048
 #define WH_TWIML_MAX   2048
@@ -61,40 +65,6 @@ static int wh_configured(http_answer_t *out, const char *provider, const char *s
         return 1;
     wh_refuse(out, provider, SIG_UNCONFIGURED);
     return 0;
-}
-
-/* ---- one transaction on a pooled connection ---------------------------- */
-
-typedef int (*wh_work_fn)(PGconn *conn, const http_req_t *rq, void *arg, char *err, size_t errlen);
-
-/* Runs fn between BEGIN and COMMIT. A failure answers 503 (the provider
- * retries later) and rolls back, so nothing of the request stays. */
-static int wh_transact(const http_req_t *rq, wh_work_fn fn, void *arg, http_answer_t *out)
-{
-    char err[WH_ERR_MAX] = "";
-    PGconn *conn = db_pool_get(wh_app(rq)->pool, err, sizeof err);
-    if (!conn || db_ensure(conn) != 0) {
-        if (conn)
-            db_pool_put(wh_app(rq)->pool, conn);
-        http_answer_error(out, 503, "database_unavailable", "the database is unavailable");
-        return -1;
-    }
-    int rc = db_exec(conn, "BEGIN", err, sizeof err);
-    if (rc == 0)
-        rc = fn(conn, rq, arg, err, sizeof err);
-    if (rc == 0)
-        rc = db_exec(conn, "COMMIT", err, sizeof err);
-    if (rc != 0) {
-        char ignored[64];
-        int lost = db_conn_lost(conn);
-        if (!lost)
-            (void)db_exec(conn, "ROLLBACK", ignored, sizeof ignored);
-        log_error("webhook", "webhook_store_failed", "error", err, NULL);
-        http_answer_error(out, 503, lost ? "database_unavailable" : "internal_error",
-                          "the webhook could not be stored; retry later");
-    }
-    db_pool_put(wh_app(rq)->pool, conn);
-    return rc;
 }
 
 /* ---- Twilio ------------------------------------------------------------ */
@@ -155,41 +125,72 @@ static const char *wh_outcome_name(rcpt_outcome_t o)
     return "?";
 }
 
-static int wh_receipt(PGconn *conn, rcpt_receipt_t *r, char *err, size_t errlen)
+/* Logs what became of each item of a committed write. */
+static void wh_log_items(const char *provider, const rcpt_item_t *items, int n)
 {
-    rcpt_outcome_t o;
-    if (rcpt_apply(conn, r, &o, err, errlen) != 0)
-        return -1;
-    log_info("webhook", "receipt", "provider", r->provider, "status", r->provider_status, "outcome",
-             wh_outcome_name(o), NULL);
-    return 0;
+    for (int i = 0; i < n; i++) {
+        const rcpt_item_t *it = &items[i];
+        if (it->kind == RCPT_ITEM_RECEIPT) {
+            log_info("webhook", "receipt", "provider", it->receipt.provider, "status",
+                     it->receipt.provider_status, "outcome", wh_outcome_name(it->outcome), NULL);
+            continue;
+        }
+        log_info("webhook", "inbound", "provider", provider, "channel", it->inbound.channel,
+                 "keyword", rcpt_keyword_name(it->inbound.keyword), "known_sender",
+                 it->result.clients > 0 ? "true" : "false", "duplicate",
+                 it->result.duplicate ? "true" : "false", NULL);
+    }
 }
 
-static int wh_twilio_status_fn(PGconn *conn, const http_req_t *rq, void *arg, char *err,
-                               size_t errlen)
+/* Stores items[0..n) in one transaction (store/receipts.h) and logs them.
+ * The HTTP thread waits for the commit: the provider is answered 2xx only
+ * once the request is durable. A failure answers 503 (the provider retries
+ * later), and nothing of the request stays. 0, or -1 with out set. */
+static int wh_store(const http_req_t *rq, const char *provider, rcpt_item_t *items, int n,
+                    http_answer_t *out)
 {
-    (void)rq;
-    const form_pairs_t *p = arg;
+    char err[WH_ERR_MAX] = "";
+    rcpt_write_t w = rcpt_write(wh_app(rq)->pool, &wh_app(rq)->keys, items, n, err, sizeof err);
+    if (w == RCPT_WRITTEN) {
+        wh_log_items(provider, items, n);
+        return 0;
+    }
+    if (w == RCPT_WRITE_UNAVAILABLE) {
+        http_answer_error(out, 503, "database_unavailable", "the database is unavailable");
+        return -1;
+    }
+    log_error("webhook", "webhook_store_failed", "error", err, NULL);
+    http_answer_error(out, 503, w == RCPT_WRITE_LOST ? "database_unavailable" : "internal_error",
+                      "the webhook could not be stored; retry later");
+    return -1;
+}
+
+/* The receipt of a Twilio status callback; 0 when it names no message
+ * (nothing to match: answered 200 so that it is not retried). */
+static int wh_twilio_status_item(const form_pairs_t *p, rcpt_item_t *it)
+{
     const char *sid = form_get(p, "MessageSid");
     if (!sid)
         sid = form_get(p, "SmsSid");
     if (!sid || !*sid)
-        return 0; /* nothing to match; answered 200 so it is not retried */
+        return 0;
     const char *status = form_get(p, "MessageStatus");
     if (!status)
         status = form_get(p, "SmsStatus");
     const char *from = form_get(p, "To");
-    rcpt_receipt_t r = {
+    memset(it, 0, sizeof *it);
+    it->kind = RCPT_ITEM_RECEIPT;
+    it->receipt = (rcpt_receipt_t){
         .provider = "twilio",
-        .channel = from && strncmp(from, "whatsapp:", 9) == 0 ? "whatsapp" : "sms",
+        .channel = from && strncmp(from, "whatsapp:", 9) == 0 ? CH_NAME_WHATSAPP : CH_NAME_SMS,
         .provider_message_id = sid,
         .provider_status = status ? status : "",
         .status = rcpt_status_twilio(status),
         .provider_code = wh_code(form_get(p, "ErrorCode")),
     };
-    if (r.provider_code)
-        r.error_category = errc_name(twilio_classify(r.provider_code, 0));
-    return wh_receipt(conn, &r, err, errlen);
+    if (it->receipt.provider_code)
+        it->receipt.error_category = errc_name(twilio_classify(it->receipt.provider_code, 0));
+    return 1;
 }
 
 void api_webhook_twilio_status(const http_req_t *rq, http_answer_t *out)
@@ -197,38 +198,31 @@ void api_webhook_twilio_status(const http_req_t *rq, http_answer_t *out)
     form_pairs_t p;
     if (wh_twilio_verify(rq, &p, out) != 0)
         return;
-    if (wh_transact(rq, wh_twilio_status_fn, &p, out) == 0)
+    rcpt_item_t it;
+    int n = wh_twilio_status_item(&p, &it);
+    if (wh_store(rq, "twilio", &it, n, out) == 0)
         wh_text(out, wh_twiml_empty);
     form_free(&p);
 }
 
-typedef struct wh_inbound_arg {
-    const form_pairs_t *p;
-    rcpt_keyword_t keyword;
-} wh_inbound_arg_t;
-
-static int wh_twilio_inbound_fn(PGconn *conn, const http_req_t *rq, void *arg, char *err,
-                                size_t errlen)
+/* The message of a Twilio inbound webhook; 0 when it is not one we can keep
+ * (answered 200 so that it is not retried). */
+static int wh_twilio_inbound_item(const form_pairs_t *p, rcpt_keyword_t keyword, rcpt_item_t *it)
 {
-    wh_inbound_arg_t *a = arg;
-    const char *sid = form_get(a->p, "MessageSid");
-    const char *from = form_get(a->p, "From");
+    const char *sid = form_get(p, "MessageSid");
+    const char *from = form_get(p, "From");
     if (!sid || !*sid || !from || !*from)
-        return 0; /* not a message we can keep; answered 200 so it is not retried */
-    rcpt_inbound_t m = {
-        .channel = strncmp(from, "whatsapp:", 9) == 0 ? "whatsapp" : "sms",
+        return 0;
+    memset(it, 0, sizeof *it);
+    it->kind = RCPT_ITEM_INBOUND;
+    it->inbound = (rcpt_inbound_t){
+        .channel = strncmp(from, "whatsapp:", 9) == 0 ? CH_NAME_WHATSAPP : CH_NAME_SMS,
         .provider_message_id = sid,
         .from = from,
-        .body = form_get(a->p, "Body"),
-        .keyword = a->keyword,
+        .body = form_get(p, "Body"),
+        .keyword = keyword,
     };
-    rcpt_inbound_result_t res;
-    if (rcpt_inbound(conn, &wh_app(rq)->keys, &m, &res, err, errlen) != 0)
-        return -1;
-    log_info("webhook", "inbound", "provider", "twilio", "channel", m.channel, "keyword",
-             rcpt_keyword_name(m.keyword), "known_sender", res.clients > 0 ? "true" : "false",
-             "duplicate", res.duplicate ? "true" : "false", NULL);
-    return 0;
+    return 1;
 }
 
 /* The HELP answer (carriers require one): who we are and where to ask. */
@@ -262,12 +256,11 @@ void api_webhook_twilio_inbound(const http_req_t *rq, http_answer_t *out)
     form_pairs_t p;
     if (wh_twilio_verify(rq, &p, out) != 0)
         return;
-    wh_inbound_arg_t a = {
-        .p = &p,
-        .keyword = rcpt_keyword(form_get(&p, "Body"), form_get(&p, "OptOutType")),
-    };
-    if (wh_transact(rq, wh_twilio_inbound_fn, &a, out) == 0) {
-        if (a.keyword == RCPT_KW_HELP) {
+    rcpt_keyword_t keyword = rcpt_keyword(form_get(&p, "Body"), form_get(&p, "OptOutType"));
+    rcpt_item_t it;
+    int n = wh_twilio_inbound_item(&p, keyword, &it);
+    if (wh_store(rq, "twilio", &it, n, out) == 0) {
+        if (keyword == RCPT_KW_HELP) {
             buf_t b;
             buf_init(&b, WH_TWIML_MAX);
             if (wh_twiml_help(&b, wh_app(rq)->cfg) == 0)
@@ -287,14 +280,14 @@ void api_webhook_twilio_inbound(const http_req_t *rq, http_answer_t *out)
 void api_webhook_whatsapp_verify(const http_req_t *rq, http_answer_t *out)
 {
     const char *token = wh_app(rq)->cfg->whatsapp_verify_token;
-    if (!wh_configured(out, "whatsapp", token))
+    if (!wh_configured(out, WH_META, token))
         return;
     const char *answer = NULL;
     sig_reason_t why = SIG_INTERNAL;
     if (!sig_meta_handshake(token, http_req_query(rq, "hub.mode"),
                             http_req_query(rq, "hub.verify_token"),
                             http_req_query(rq, "hub.challenge"), &answer, &why)) {
-        wh_refuse(out, "whatsapp", why);
+        wh_refuse(out, WH_META, why);
         return;
     }
     wh_text(out, answer);
@@ -316,15 +309,19 @@ static long long wh_jtime(const cJSON *o, const char *key)
     return *end == '\0' && v > 0 ? v : 0;
 }
 
-static int wh_wa_status(PGconn *conn, const cJSON *st, char *err, size_t errlen)
+/* The receipt of a status update; 0 when it names no message. */
+static int wh_wa_status(const cJSON *st, rcpt_item_t *it)
 {
     const char *id = wh_jstr(st, "id");
     if (!id || !*id)
         return 0;
     const char *status = wh_jstr(st, "status");
-    rcpt_receipt_t r = {
-        .provider = "whatsapp",
-        .channel = "whatsapp",
+    memset(it, 0, sizeof *it);
+    it->kind = RCPT_ITEM_RECEIPT;
+    rcpt_receipt_t *r = &it->receipt;
+    *r = (rcpt_receipt_t){
+        .provider = WH_META,
+        .channel = CH_NAME_WHATSAPP,
         .provider_message_id = id,
         .provider_status = status ? status : "",
         .status = rcpt_status_whatsapp(status),
@@ -333,10 +330,10 @@ static int wh_wa_status(PGconn *conn, const cJSON *st, char *err, size_t errlen)
     const cJSON *e0 = cJSON_IsArray(errors) ? cJSON_GetArrayItem(errors, 0) : NULL;
     const cJSON *code = e0 ? cJSON_GetObjectItemCaseSensitive(e0, "code") : NULL;
     if (cJSON_IsNumber(code) && code->valuedouble > 0 && code->valuedouble < 1e9) {
-        r.provider_code = (int)code->valuedouble;
-        r.error_category = errc_name(wa_classify(r.provider_code, -1, 0));
+        r->provider_code = (int)code->valuedouble;
+        r->error_category = errc_name(wa_classify(r->provider_code, -1, 0));
     }
-    return wh_receipt(conn, &r, err, errlen);
+    return 1;
 }
 
 /* The text of an inbound message: a text body or the title of a tapped
@@ -365,8 +362,8 @@ static const char *wh_wa_text(const cJSON *msg)
     return "";
 }
 
-static int wh_wa_message(PGconn *conn, const http_req_t *rq, const cJSON *msg, char *err,
-                         size_t errlen)
+/* The message a client sent; 0 when it names no message or no sender. */
+static int wh_wa_message(const cJSON *msg, rcpt_item_t *it)
 {
     const char *id = wh_jstr(msg, "id");
     const char *from = wh_jstr(msg, "from");
@@ -374,8 +371,10 @@ static int wh_wa_message(PGconn *conn, const http_req_t *rq, const cJSON *msg, c
         return 0;
     const char *text = wh_wa_text(msg);
     const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(msg, "context");
-    rcpt_inbound_t m = {
-        .channel = "whatsapp",
+    memset(it, 0, sizeof *it);
+    it->kind = RCPT_ITEM_INBOUND;
+    it->inbound = (rcpt_inbound_t){
+        .channel = CH_NAME_WHATSAPP,
         .provider_message_id = id,
         .from = from,
         .body = text,
@@ -384,21 +383,17 @@ static int wh_wa_message(PGconn *conn, const http_req_t *rq, const cJSON *msg, c
         /* WhatsApp has no STOP of its own; the same words are our app-level opt-out */
         .keyword = rcpt_keyword(text, NULL),
     };
-    rcpt_inbound_result_t res;
-    if (rcpt_inbound(conn, &wh_app(rq)->keys, &m, &res, err, errlen) != 0)
-        return -1;
-    log_info("webhook", "inbound", "provider", "whatsapp", "channel", "whatsapp", "keyword",
-             rcpt_keyword_name(m.keyword), "known_sender", res.clients > 0 ? "true" : "false",
-             "duplicate", res.duplicate ? "true" : "false", NULL);
-    return 0;
+    return 1;
 }
 
-/* Walks entry[].changes[].value.{statuses,messages}[], at most
- * WH_WA_MAX_ITEM items in all. */
-static int wh_wa_fn(PGconn *conn, const http_req_t *rq, void *arg, char *err, size_t errlen)
+/* Walks entry[].changes[].value.{statuses,messages}[] in order, putting
+ * what can be stored into items[] (at most max; *n gets how many). Returns
+ * how many entries it saw in all, which the caller holds to WH_WA_MAX_ITEM;
+ * it stops counting past max. */
+static int wh_wa_items(const cJSON *root, rcpt_item_t *items, int max, int *n)
 {
-    const cJSON *root = arg;
-    int items = 0;
+    int seen = 0;
+    *n = 0;
     const cJSON *entry = cJSON_GetObjectItemCaseSensitive(root, "entry");
     const cJSON *e, *ch, *it;
     cJSON_ArrayForEach(e, entry)
@@ -409,32 +404,30 @@ static int wh_wa_fn(PGconn *conn, const http_req_t *rq, void *arg, char *err, si
             const cJSON *value = cJSON_GetObjectItemCaseSensitive(ch, "value");
             cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(value, "statuses"))
             {
-                if (++items > WH_WA_MAX_ITEM || wh_wa_status(conn, it, err, errlen) != 0)
-                    goto fail;
+                if (++seen > max)
+                    return seen;
+                *n += wh_wa_status(it, &items[*n]);
             }
             cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(value, "messages"))
             {
-                if (++items > WH_WA_MAX_ITEM || wh_wa_message(conn, rq, it, err, errlen) != 0)
-                    goto fail;
+                if (++seen > max)
+                    return seen;
+                *n += wh_wa_message(it, &items[*n]);
             }
         }
     }
-    return 0;
-fail:
-    if (items > WH_WA_MAX_ITEM)
-        snprintf(err, errlen, "whatsapp webhook: more than %d items", WH_WA_MAX_ITEM);
-    return -1;
+    return seen;
 }
 
 void api_webhook_whatsapp_post(const http_req_t *rq, http_answer_t *out)
 {
     const char *secret = wh_app(rq)->cfg->whatsapp_app_secret;
-    if (!wh_configured(out, "whatsapp", secret))
+    if (!wh_configured(out, WH_META, secret))
         return;
     sig_reason_t why = SIG_INTERNAL;
     if (!sig_meta_valid(secret, rq->body, rq->body_len, http_req_header(rq, "X-Hub-Signature-256"),
                         &why)) {
-        wh_refuse(out, "whatsapp", why);
+        wh_refuse(out, WH_META, why);
         return;
     }
     cJSON *root = cJSON_ParseWithLength(rq->body, rq->body_len);
@@ -444,7 +437,24 @@ void api_webhook_whatsapp_post(const http_req_t *rq, http_answer_t *out)
         http_answer_error(out, 400, "invalid_json", "the body is not a JSON object");
         return;
     }
-    if (wh_transact(rq, wh_wa_fn, root, out) == 0)
+    rcpt_item_t *items = calloc(WH_WA_MAX_ITEM, sizeof *items); /* owned */
+    if (!items) {
+        cJSON_Delete(root);
+        http_answer_error(out, 500, "internal_error", "out of memory");
+        return;
+    }
+    int n = 0;
+    if (wh_wa_items(root, items, WH_WA_MAX_ITEM, &n) > WH_WA_MAX_ITEM) {
+        /* more than Meta ever batches: not stored, and answered like a
+         * failed write so that a genuine one is retried */
+        char err[WH_ERR_MAX];
+        snprintf(err, sizeof err, "whatsapp webhook: more than %d items", WH_WA_MAX_ITEM);
+        log_error("webhook", "webhook_store_failed", "error", err, NULL);
+        http_answer_error(out, 503, "internal_error",
+                          "the webhook could not be stored; retry later");
+    } else if (wh_store(rq, WH_META, items, n, out) == 0) {
         wh_text(out, "{}");
+    }
+    free(items);
     cJSON_Delete(root);
 }

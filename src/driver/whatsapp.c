@@ -4,7 +4,7 @@
 #include "channel/whatsapp.h"
 #include "driver/sandbox.h"
 #include "driver/target.h"
-#include "store/db.h"
+#include "store/receipts.h"
 #include "template/catalog.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -50,17 +50,11 @@ static tx_t *whatsapp_loop(const drv_env_t *env)
 static int whatsapp_window_open(PGconn *conn, const char *client_id)
 {
     char err[256];
-    const char *params[] = {client_id};
-    PGresult *r = db_query(conn,
-                           "SELECT COALESCE(whatsapp_window_until > now(), false)"
-                           " FROM clients WHERE id = $1::uuid",
-                           1, params, err, sizeof err);
-    if (!r) {
+    int open = 0;
+    if (rcpt_window_open(conn, client_id, &open, err, sizeof err) != 0) {
         log_warn("whatsapp", "window_unknown", "error", err, NULL);
         return 0;
     }
-    int open = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
     return open;
 }
 

@@ -1,6 +1,7 @@
 #include "engine/callbacks.h"
 
 #include "crypto/crypto.h"
+#include "queue/cbqueue.h"
 #include "queue/queue.h"
 #include "store/db.h"
 #include "transport/transport.h"
@@ -20,9 +21,6 @@
 #define CRIER_VERSION "dev"
 #endif
 
-/* Writers of workflow_callbacks may NOTIFY this channel for an immediate
- * send; without it a new row waits at most one poll interval. */
-#define CB_CHANNEL "crier_callbacks"
 /* Enough of the workflow's answer to explain a refusal in last_error. */
 #define CB_ERROR_SNIPPET 200
 #define CB_RESCUE_MS     1000
@@ -97,14 +95,6 @@ int cb_backoff(int attempt, int fixed_seconds)
     return schedule[attempt <= n ? attempt - 1 : n - 1];
 }
 
-void cb_job_free(cb_job_t *j)
-{
-    free(j->id);
-    free(j->event_type);
-    free(j->payload);
-    memset(j, 0, sizeof *j);
-}
-
 /* Sleeps up to ms, waking early when asked to stop. */
 static void cb_nap(cb_sender_t *s, int ms)
 {
@@ -120,133 +110,6 @@ static int cb_lease_seconds(const cfg_t *cfg)
 {
     int need = (cfg->callback_timeout_ms + 999) / 1000 + CB_LEASE_MARGIN_S;
     return cfg->lease_seconds > need ? cfg->lease_seconds : need;
-}
-
-/* The body of a claimed row: payload_enc decrypted when the row has one
- * (bound to the row, see receipts.c), else the payload as stored (rows
- * written in clear by another writer). NULL with job->unreadable set when
- * the token does not open, or on out of memory (job->unreadable unset). */
-static char *cb_body(const cry_keys_t *keys, PGresult *r, int i, cb_job_t *job)
-{
-    if (PQgetisnull(r, i, 4))
-        return strdup(PQgetvalue(r, i, 3));
-    const cry_place_t at = {"workflow_callbacks", "payload", job->id};
-    buf_t plain;
-    buf_init(&plain, (size_t)PQgetlength(r, i, 4));
-    if (cry_decrypt(keys, &at, PQgetvalue(r, i, 4), &plain) != 0) {
-        buf_free(&plain);
-        job->unreadable = 1;
-        return NULL;
-    }
-    return buf_detach(&plain);
-}
-
-int cb_claim(PGconn *conn, const cry_keys_t *keys, int lease_seconds, int max, cb_job_t *jobs,
-             char *err, size_t errlen)
-{
-    memset(jobs, 0, (size_t)max * sizeof *jobs);
-    char lease[16], limit[16];
-    snprintf(lease, sizeof lease, "%d", lease_seconds);
-    snprintf(limit, sizeof limit, "%d", max);
-    const char *params[] = {lease, limit};
-    /* MATERIALIZED keeps the locking subquery from being folded into the
-     * UPDATE, as in queue_claim. */
-    PGresult *r = db_query(conn,
-                           "WITH c AS MATERIALIZED ("
-                           " SELECT id FROM workflow_callbacks"
-                           " WHERE state = 'pending' AND next_attempt_at <= now()"
-                           " ORDER BY next_attempt_at, id LIMIT $2::int FOR UPDATE SKIP LOCKED)"
-                           " UPDATE workflow_callbacks w SET state = 'sending',"
-                           "  attempts = w.attempts + 1,"
-                           "  lease_until = now() + make_interval(secs => $1::int)"
-                           " FROM c WHERE w.id = c.id"
-                           " RETURNING w.id::text, w.attempts, w.event_type, w.payload::text,"
-                           "  w.payload_enc",
-                           2, params, err, errlen);
-    if (!r)
-        return -1;
-    int n = PQntuples(r);
-    if (n > max)
-        n = max; /* LIMIT guarantees it; the bound keeps jobs[] safe regardless */
-    int ok = 1;
-    for (int i = 0; i < n; i++) {
-        cb_job_t *job = &jobs[i];
-        job->id = strdup(PQgetvalue(r, i, 0));
-        job->attempt = atoi(PQgetvalue(r, i, 1));
-        job->event_type = strdup(PQgetvalue(r, i, 2));
-        if (job->id)
-            job->payload = cb_body(keys, r, i, job);
-        if (!job->id || !job->event_type || (!job->payload && !job->unreadable))
-            ok = 0;
-    }
-    PQclear(r);
-    if (!ok) {
-        /* The rows stay claimed; their leases expire and the rescuer returns
-         * them. */
-        for (int i = 0; i < n; i++)
-            cb_job_free(&jobs[i]);
-        snprintf(err, errlen, "out of memory reading a claimed callback");
-        return -1;
-    }
-    return n;
-}
-
-/* Returns rows whose sender died or hung to the queue, or fails them when
- * they have used up their attempts (a row that kills its sender every time
- * must not loop forever). */
-static int cb_rescue(PGconn *conn, int max_attempts, int *rescued, char *err, size_t errlen)
-{
-    *rescued = 0;
-    char maxa[16];
-    snprintf(maxa, sizeof maxa, "%d", max_attempts);
-    const char *params[] = {maxa};
-    PGresult *r =
-        db_query(conn,
-                 "WITH x AS (SELECT id FROM workflow_callbacks"
-                 "  WHERE state = 'sending' AND lease_until < now()"
-                 "  ORDER BY lease_until LIMIT 100 FOR UPDATE SKIP LOCKED),"
-                 " u AS (UPDATE workflow_callbacks w SET"
-                 "  state = CASE WHEN w.attempts >= $1::int THEN 'failed' ELSE 'pending' END,"
-                 "  next_attempt_at = now(), lease_until = NULL,"
-                 "  last_error = 'the attempt did not finish before its lease expired'"
-                 "  FROM x WHERE w.id = x.id RETURNING w.id)"
-                 " SELECT count(*) FROM u",
-                 1, params, err, errlen);
-    if (!r)
-        return -1;
-    *rescued = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return 0;
-}
-
-int cb_complete(PGconn *conn, const cb_job_t *job, cb_outcome_t outcome, int delay_s,
-                const char *error, char *err, size_t errlen)
-{
-    static const char *const states[] = {
-        [CB_DELIVERED] = "delivered", [CB_RETRY] = "pending", [CB_FAILED] = "failed"};
-    char attempt[16], delay[16];
-    snprintf(attempt, sizeof attempt, "%d", job->attempt);
-    snprintf(delay, sizeof delay, "%d", delay_s);
-    const char *params[] = {job->id, attempt, states[outcome], delay, error};
-    PGresult *r = db_query(conn,
-                           "UPDATE workflow_callbacks SET state = $3::text,"
-                           " next_attempt_at = CASE WHEN $3::text = 'pending'"
-                           "  THEN now() + make_interval(secs => $4::int) ELSE next_attempt_at END,"
-                           " delivered_at = CASE WHEN $3::text = 'delivered' THEN now() END,"
-                           /* delivered: the workflow has the client's words,
-                            * so the row keeps only the event and the ids */
-                           " payload = CASE WHEN $3::text = 'delivered'"
-                           "  THEN crier_callback_bare(payload) ELSE payload END,"
-                           " payload_enc = CASE WHEN $3::text = 'delivered' THEN NULL"
-                           "  ELSE payload_enc END,"
-                           " lease_until = NULL, last_error = $5::text"
-                           " WHERE id = $1::uuid AND state = 'sending' AND attempts = $2::int",
-                           5, params, err, errlen);
-    if (!r)
-        return -1;
-    int applied = atoi(PQcmdTuples(r)) > 0;
-    PQclear(r);
-    return applied;
 }
 
 /* Event names go into a header: anything but a plain token is left out
@@ -279,7 +142,7 @@ static void cb_snippet(buf_t *out, const char *body, size_t len)
  * The transport already sends no "Expect: 100-continue", speaks only
  * http/https, verifies TLS and follows no redirects; what it does not set
  * is added here as headers. */
-static tx_request_t *cb_request(const cfg_t *cfg, const cb_job_t *job, buf_t *error)
+static tx_request_t *cb_request(const cfg_t *cfg, const cbqueue_job_t *job, buf_t *error)
 {
     size_t len = strlen(job->payload);
     long long ts = (long long)time(NULL);
@@ -336,8 +199,8 @@ static cb_outcome_t cb_judge(const tx_result_t *res, long *status, buf_t *error)
 
 /* Records one job's outcome: the retry decision, the log line, the fenced
  * completion. */
-static void cb_record(const cfg_t *cfg, PGconn *conn, const cb_job_t *job, cb_outcome_t outcome,
-                      long status, const buf_t *error)
+static void cb_record(const cfg_t *cfg, PGconn *conn, const cbqueue_job_t *job,
+                      cb_outcome_t outcome, long status, const buf_t *error)
 {
     if (outcome == CB_RETRY && job->attempt >= cfg->callback_max_attempts)
         outcome = CB_FAILED;
@@ -353,9 +216,13 @@ static void cb_record(const cfg_t *cfg, PGconn *conn, const cb_job_t *job, cb_ou
            job->id, "event_type", job->event_type, "attempt", attempt, "status",
            status ? code : NULL, "outcome", names[outcome], "retry_after_s",
            outcome == CB_RETRY ? after : NULL, "error", error->len ? error->data : NULL, NULL);
+    /* the queue's outcome of each answer's; the same three */
+    static const cbqueue_outcome_t queued[] = {[CB_DELIVERED] = CBQUEUE_DELIVERED,
+                                               [CB_RETRY] = CBQUEUE_RETRY,
+                                               [CB_FAILED] = CBQUEUE_FAILED};
     char err[512];
-    int applied =
-        cb_complete(conn, job, outcome, delay, error->len ? error->data : NULL, err, sizeof err);
+    int applied = cbqueue_complete(conn, job, queued[outcome], delay,
+                                   error->len ? error->data : NULL, err, sizeof err);
     if (applied < 0)
         /* The row stays 'sending'; after its lease it is sent again. */
         log_error("callbacks", "complete_failed", "callback_id", job->id, "error", err, NULL);
@@ -372,7 +239,8 @@ typedef struct cb_slot {
 
 /* Sends n claimed jobs at once on tx, waits for the slowest, then records
  * every outcome. */
-static void cb_send_batch(tx_t *tx, const cfg_t *cfg, PGconn *conn, const cb_job_t *jobs, int n)
+static void cb_send_batch(tx_t *tx, const cfg_t *cfg, PGconn *conn, const cbqueue_job_t *jobs,
+                          int n)
 {
     cb_slot_t slots[CB_BATCH];
     memset(slots, 0, sizeof slots);
@@ -447,7 +315,7 @@ static void *cb_thread(void *arg)
             if (conn)
                 PQfinish(conn);
             conn = db_connect(cfg->database_url, err, sizeof err);
-            if (!conn || db_exec(conn, "LISTEN " CB_CHANNEL, err, sizeof err) != 0) {
+            if (!conn || cbqueue_listen(conn, err, sizeof err) != 0) {
                 log_error("callbacks", "database_unreachable", "error", err, NULL);
                 if (conn)
                     PQfinish(conn);
@@ -460,7 +328,7 @@ static void *cb_thread(void *arg)
         if (now - last_rescue >= CB_RESCUE_MS) {
             last_rescue = now;
             int rescued = 0;
-            if (cb_rescue(conn, cfg->callback_max_attempts, &rescued, err, sizeof err) != 0) {
+            if (cbqueue_rescue(conn, cfg->callback_max_attempts, &rescued, err, sizeof err) != 0) {
                 log_error("callbacks", "rescue_failed", "error", err, NULL);
             } else if (rescued > 0) {
                 char n[16];
@@ -468,8 +336,8 @@ static void *cb_thread(void *arg)
                 log_warn("callbacks", "leases_rescued", "count", n, NULL);
             }
         }
-        cb_job_t jobs[CB_BATCH];
-        int got = cb_claim(conn, &s->app->keys, lease, CB_BATCH, jobs, err, sizeof err);
+        cbqueue_job_t jobs[CB_BATCH];
+        int got = cbqueue_claim(conn, &s->app->keys, lease, CB_BATCH, jobs, err, sizeof err);
         if (got < 0) {
             log_error("callbacks", "claim_failed", "error", err, NULL);
             cb_nap(s, 1000);
@@ -484,7 +352,7 @@ static void *cb_thread(void *arg)
         }
         cb_send_batch(s->tx, cfg, conn, jobs, got);
         for (int i = 0; i < got; i++)
-            cb_job_free(&jobs[i]);
+            cbqueue_job_free(&jobs[i]);
     }
     if (conn)
         PQfinish(conn);

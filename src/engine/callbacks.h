@@ -1,11 +1,14 @@
 /* callbacks: the sender that drains workflow_callbacks, the outbox of events
  * (client replies) for the workflow.
  *
- * One thread claims a few due rows at a time (FOR UPDATE SKIP LOCKED, a
- * lease, attempts counted at the claim), POSTs each row's payload to
- * CRIER_WORKFLOW_CALLBACK_URL signed with CRIER_WORKFLOW_CALLBACK_SECRET, and
- * records each outcome fenced on the claimed attempt, so a row whose lease
- * expired and was claimed again is never finished by its first sender.
+ * One thread claims a few due rows at a time through queue/cbqueue.h (the
+ * claim / lease / fence / rescue cycle the communications share), POSTs
+ * each row's payload to CRIER_WORKFLOW_CALLBACK_URL signed with
+ * CRIER_WORKFLOW_CALLBACK_SECRET, and records each outcome fenced on the
+ * claimed attempt, so a row whose lease expired and was claimed again is
+ * never finished by its first sender. Claiming a batch is safe for the
+ * lease because the batch is sent all at once: the round takes one time
+ * limit, not one per row.
  * The POSTs of one claim go out together on the sender's own transport
  * (transport/transport.h), separate from the delivery workers' ones, which
  * need not exist; the thread waits for the slowest before claiming again.
@@ -15,9 +18,6 @@
 #define CRIER_CALLBACKS_H
 
 #include "app.h"
-#include "crypto/crypto.h"
-
-#include <libpq-fe.h>
 
 #include <stddef.h>
 
@@ -25,31 +25,6 @@ typedef struct cb_sender cb_sender_t;
 
 /* What one attempt's answer means for the row. */
 typedef enum { CB_DELIVERED, CB_RETRY, CB_FAILED } cb_outcome_t;
-
-/* One claimed row; strings owned by the job. */
-typedef struct cb_job {
-    char *id;
-    char *event_type;
-    char *payload; /* the body to send, in clear; NULL when unreadable */
-    int attempt;
-    int unreadable; /* payload_enc did not decrypt: the row is failed, not sent */
-} cb_job_t;
-
-void cb_job_free(cb_job_t *j);
-
-/* Claims up to max of the oldest due rows into jobs[] (max entries), with
- * their bodies decrypted under keys. Returns how many were claimed (0 when
- * none is due), or -1 on a database error (message in err). Claiming a
- * batch is safe for the lease because the batch is sent all at once: the
- * round takes one time limit, not one per row. */
-int cb_claim(PGconn *conn, const cry_keys_t *keys, int lease_seconds, int max, cb_job_t *jobs,
-             char *err, size_t errlen);
-/* Records an attempt's outcome, fenced on the attempt still being the one
- * in flight; a delivered row keeps only the event and the ids of its
- * payload (crier_callback_bare), never the client's text. Returns 1 when
- * applied, 0 when stale, -1 on a database error. */
-int cb_complete(PGconn *conn, const cb_job_t *job, cb_outcome_t outcome, int delay_s,
-                const char *error, char *err, size_t errlen);
 
 /* Starts the sender's transport and thread (which idles while no URL is
  * configured). Returns NULL with the reason in err. */

@@ -24,17 +24,6 @@
 #define DELIVERY_MAX_BATCH 64
 #define DELIVERY_DEPTH_MS  1000 /* how often the waker samples the queue depth */
 
-/* The depth of the unfinished part of the queue. Each count reads only a
- * partial index (the claim index holds pending and queued rows, the lease
- * index sending ones), so its cost follows the backlog, never the history
- * of finished rows. */
-static const char delivery_depth_sql[] =
-    "SELECT w.due, w.scheduled,"
-    " (SELECT count(*) FROM communications WHERE status = 'sending')"
-    " FROM (SELECT count(*) FILTER (WHERE next_attempt_at <= now()) AS due,"
-    "              count(*) FILTER (WHERE next_attempt_at > now()) AS scheduled"
-    "       FROM communications WHERE status IN ('pending', 'queued')) w";
-
 struct delivery {
     app_t *app;    /* borrowed */
     drv_env_t env; /* what the drivers see of app; its pointers borrowed from app */
@@ -700,16 +689,13 @@ out:
  * failed (the caller checks whether the connection is lost). */
 static int delivery_sample_depth(PGconn *conn)
 {
-    PGresult *r = PQexecParams(conn, delivery_depth_sql, 0, NULL, NULL, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) != 3) {
-        log_error("delivery", "queue_depth_failed", "error", PQerrorMessage(conn), NULL);
-        PQclear(r);
+    char err[512];
+    queue_depth_t depth;
+    if (queue_depth(conn, &depth, err, sizeof err) != 0) {
+        log_error("delivery", "queue_depth_failed", "error", err, NULL);
         return -1;
     }
-    metrics_queue_depth(strtoll(PQgetvalue(r, 0, 0), NULL, 10),
-                        strtoll(PQgetvalue(r, 0, 1), NULL, 10),
-                        strtoll(PQgetvalue(r, 0, 2), NULL, 10));
-    PQclear(r);
+    metrics_queue_depth(depth.due, depth.scheduled, depth.sending);
     return 0;
 }
 

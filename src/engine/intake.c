@@ -390,9 +390,9 @@ static void intake_key_taken(store_insert_outcome_t outcome, char **replay, inta
 /* Undoes one request's writes. Returns -1 when even that fails. */
 static int intake_undo(PGconn *conn, char *err, size_t errlen)
 {
-    if (db_exec(conn, "ROLLBACK TO SAVEPOINT req", err, errlen) != 0)
+    if (db_rollback_to(conn, "req", err, errlen) != 0)
         return -1;
-    return db_exec(conn, "RELEASE SAVEPOINT req", err, errlen);
+    return db_release(conn, "req", err, errlen);
 }
 
 /* A store error: the batch is lost if the connection is, else only this
@@ -427,7 +427,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
     }
     intake_draft_init(dr);
 
-    if (db_exec(conn, "SAVEPOINT req", err, sizeof err) != 0) {
+    if (db_savepoint(conn, "req", err, sizeof err) != 0) {
         log_warn("intake", "savepoint_failed", "error", err, NULL);
         step = INTAKE_BROKEN;
         goto out;
@@ -487,7 +487,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
         goto out;
     }
     if (outcome == STORE_INSERTED) {
-        if (db_exec(conn, "RELEASE SAVEPOINT req", err, sizeof err) != 0) {
+        if (db_release(conn, "req", err, sizeof err) != 0) {
             step = INTAKE_BROKEN;
             goto out;
         }
@@ -686,25 +686,24 @@ static intake_step_t intake_round(intake_writer_t *w, intake_job_t **jobs, intak
     char err[INTAKE_ERR_MAX] = "";
     if (n == 1) /* a savepoint of its own already: no need for a second */
         return intake_one(w, jobs[0], res[0]);
-    if (!first && db_exec(w->conn, "SAVEPOINT round", err, sizeof err) != 0) {
+    if (!first && db_savepoint(w->conn, "round", err, sizeof err) != 0) {
         log_warn("intake", "savepoint_failed", "error", err, NULL);
         return INTAKE_BROKEN;
     }
     if (intake_round_set(w, jobs, res, n, err, sizeof err) == 0) {
         if (first)
             return INTAKE_ANSWERED;
-        return db_exec(w->conn, "RELEASE SAVEPOINT round", err, sizeof err) == 0 ? INTAKE_ANSWERED
-                                                                                 : INTAKE_BROKEN;
+        return db_release(w->conn, "round", err, sizeof err) == 0 ? INTAKE_ANSWERED : INTAKE_BROKEN;
     }
     char count[16];
     snprintf(count, sizeof count, "%d", n);
     log_warn("intake", "round_fallback", "requests", count, "error", err, NULL);
     if (db_conn_lost(w->conn))
         return INTAKE_BROKEN;
-    if (first ? db_exec(w->conn, "ROLLBACK", err, sizeof err) != 0 ||
-                    db_exec(w->conn, "BEGIN", err, sizeof err) != 0
-              : db_exec(w->conn, "ROLLBACK TO SAVEPOINT round", err, sizeof err) != 0 ||
-                    db_exec(w->conn, "RELEASE SAVEPOINT round", err, sizeof err) != 0)
+    if (first
+            ? db_rollback(w->conn, err, sizeof err) != 0 || db_begin(w->conn, err, sizeof err) != 0
+            : db_rollback_to(w->conn, "round", err, sizeof err) != 0 ||
+                  db_release(w->conn, "round", err, sizeof err) != 0)
         return INTAKE_BROKEN;
     for (int i = 0; i < n; i++) {
         intake_result_free(res[i]);
@@ -760,13 +759,11 @@ static void intake_write_batch(intake_writer_t *w, intake_job_t **jobs, int n)
     for (int i = 0; i < n; i++)
         intake_result(&res[i], INTAKE_FAILED, NULL, "the request was not answered");
     char err[INTAKE_ERR_MAX] = "";
-    int ok =
-        intake_connect(w, err, sizeof err) == 0 && db_exec(w->conn, "BEGIN", err, sizeof err) == 0;
+    int ok = intake_connect(w, err, sizeof err) == 0 && db_begin(w->conn, err, sizeof err) == 0;
     /* An idle connection whose server restarted fails only at first use:
      * nothing has been written yet, so reconnect and try once more. */
     if (!ok && w->conn && db_conn_lost(w->conn))
-        ok = intake_connect(w, err, sizeof err) == 0 &&
-             db_exec(w->conn, "BEGIN", err, sizeof err) == 0;
+        ok = intake_connect(w, err, sizeof err) == 0 && db_begin(w->conn, err, sizeof err) == 0;
     if (ok && intake_rounds(w, jobs, res, n) == INTAKE_BROKEN) {
         snprintf(err, sizeof err, "a request broke the transaction");
         ok = 0;
@@ -776,7 +773,7 @@ static void intake_write_batch(intake_writer_t *w, intake_job_t **jobs, int n)
     if (ok)
         ok = queue_notify(w->conn, err, sizeof err) == 0;
     if (ok)
-        ok = db_exec(w->conn, "COMMIT", err, sizeof err) == 0;
+        ok = db_commit(w->conn, err, sizeof err) == 0;
 
     if (!ok) {
         char count[16];
@@ -785,7 +782,7 @@ static void intake_write_batch(intake_writer_t *w, intake_job_t **jobs, int n)
         if (w->conn && !db_conn_lost(w->conn)) {
             char ignored[INTAKE_ERR_MAX];
             /* the batch is unavailable either way; db_ensure retries this */
-            (void)db_exec(w->conn, "ROLLBACK", ignored, sizeof ignored);
+            (void)db_rollback(w->conn, ignored, sizeof ignored);
         }
         for (int i = 0; i < n; i++) {
             intake_result_free(&res[i]);

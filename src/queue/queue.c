@@ -1,6 +1,7 @@
 #include "queue/queue.h"
 
 #include "crypto/crypto.h"
+#include "queue/lease.h"
 #include "store/db.h"
 #include "util/buf.h"
 
@@ -13,15 +14,41 @@
 #include <string.h>
 #include <time.h>
 
-/* Transaction-level advisory lock for the rescuer ("crier rescue"); distinct
- * from the migration lock. */
-#define QUEUE_RESCUE_KEY "7165916605393331"
-/* Rows rescued per call: bounds the transaction; the next tick takes the rest. */
-#define QUEUE_RESCUE_BATCH "1000"
-#define QUEUE_CLAIM_MAX    1000
 /* A rendered subject is one line cut to 255 bytes; its token is longer,
  * and this leaves room for a caller's longer one. */
 #define QUEUE_SUBJECT_TOKEN_MAX 8192
+
+/* The communications table as the lease sees it. A rescued row's last
+ * error says why it was put back; its lease_expired event is appended in
+ * the same statement. */
+static const lease_table_t queue_table = {
+    .table = "communications",
+    .state = "status",
+    .claimable = "'pending', 'queued'",
+    .sending = "sending",
+    .requeued = "queued",
+    .failed = "failed",
+    /* the claim index's columns (sql/001_init.sql) */
+    .order_by = "priority, next_attempt_at, id",
+    .claim_max = 1000,
+    /* bounds the rescue's transaction; the next tick takes the rest */
+    .rescue_max = 1000,
+    /* "crier rescue"; distinct from the migration lock */
+    .rescue_key = "7165916605393331",
+    .claim_set = ", updated_at = now()",
+    .claim_returning = "m.id, m.attempts, m.plan_id, m.client_id, m.message_type, m.urgency,"
+                       " m.channel, m.fallback_channels::text, m.context::text,"
+                       " m.attempts - m.channel_attempt_base",
+    .rescue_set = ", failed_at = CASE WHEN m.attempts >= $1::int THEN now() END,"
+                  " error_category = 'transient',"
+                  " error_message = 'delivery attempt did not finish before its lease expired',"
+                  " updated_at = now()",
+    .rescue_returning = "m.id, m.status, m.channel, m.attempts",
+    .rescue_after = ", ev AS (INSERT INTO delivery_events (communication_id, event_type,"
+                    "  delivery_status, channel, attempt, error_details)"
+                    "  SELECT u.id, 'lease_expired', u.status, u.channel, u.attempts,"
+                    "   'lease expired' FROM u)",
+};
 
 void queue_job_free(queue_job_t *j)
 {
@@ -48,34 +75,9 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
     *n = 0;
     if (max <= 0)
         return 0;
-    if (max > QUEUE_CLAIM_MAX)
-        max = QUEUE_CLAIM_MAX;
-    if (lease_seconds <= 0) {
-        snprintf(err, errlen, "lease must be positive");
-        return -1;
-    }
-    char lim[16], lease[16];
-    snprintf(lim, sizeof lim, "%d", max);
-    snprintf(lease, sizeof lease, "%d", lease_seconds);
-    const char *params[] = {lim, lease};
-    /* One autocommit statement is its own short transaction: the row locks
-     * last only while the rows are flipped to 'sending', never during the
-     * transfer. MATERIALIZED keeps the planner from folding the locking
-     * subquery into the UPDATE, which could lock more rows than LIMIT. */
-    PGresult *r =
-        db_query(conn,
-                 "WITH c AS MATERIALIZED ("
-                 " SELECT id FROM communications"
-                 " WHERE status IN ('pending', 'queued') AND next_attempt_at <= now()"
-                 " ORDER BY priority, next_attempt_at, id"
-                 " LIMIT $1::int FOR UPDATE SKIP LOCKED)"
-                 " UPDATE communications m SET status = 'sending', attempts = m.attempts + 1,"
-                 "  lease_until = now() + make_interval(secs => $2::int), updated_at = now()"
-                 " FROM c WHERE m.id = c.id"
-                 " RETURNING m.id, m.attempts, m.plan_id, m.client_id, m.message_type, m.urgency,"
-                 "  m.channel, m.fallback_channels::text, m.context::text,"
-                 "  m.attempts - m.channel_attempt_base",
-                 2, params, err, errlen);
+    if (max > queue_table.claim_max)
+        max = queue_table.claim_max;
+    PGresult *r = lease_claim(conn, &queue_table, max, lease_seconds, err, errlen);
     if (!r)
         return -1;
     int rows = PQntuples(r);
@@ -109,58 +111,61 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
     return 0;
 }
 
-/* The UPDATE for each outcome; every one is fenced on the claimed attempt
- * still being in flight, and appends its events only when the fence held
- * (the events CTE reads from the UPDATE's RETURNING). Parameters:
- * $1 id, $2 attempt, $3 channel, $4 subject token, $5 provider message id,
- * $6 error category, $7 error message, $8 provider code, $9 detail json,
- * $10 retry_at (epoch s), $11 next channel, $12 channels after it (json). */
-#define QUEUE_FENCE " WHERE id = $1::uuid AND status = 'sending' AND attempts = $2::int"
-#define QUEUE_EVENTS(types)                                                                        \
-    " RETURNING id, status),"                                                                      \
-    " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"          \
-    "  channel, attempt, provider_response, error_details)"                                        \
-    "  SELECT u.id, t.event_type,"                                                                 \
-    "   CASE WHEN t.event_type = 'sent' THEN 'sent' ELSE u.status END, $3::text, $2::int, "        \
-    "$9::jsonb,"                                                                                   \
-    "   CASE WHEN $7::text IS NULL THEN NULL"                                                      \
-    "   WHEN $6::text IS NULL THEN $7::text ELSE $6::text || ': ' || $7::text END"                 \
-    "  FROM u CROSS JOIN (VALUES " types ") AS t(event_type))"                                     \
-    " SELECT count(*) FROM u"
+int queue_renew(PGconn *conn, const char *id, int attempt, int lease_seconds, char *err,
+                size_t errlen)
+{
+    return lease_renew(conn, &queue_table, id, attempt, lease_seconds, err, errlen);
+}
 
-static const char *const queue_sql[] = {
-    [QUEUE_SENT] =
-        "WITH u AS (UPDATE communications SET status = 'sent', sent_at = now(),"
-        " provider_message_id = $5::text, subject_enc = COALESCE($4::text, subject_enc),"
-        " channel = $3::text, lease_until = NULL, error_category = NULL,"
-        " error_message = NULL, provider_code = NULL, updated_at = now()" QUEUE_FENCE QUEUE_EVENTS(
-            "('sent')"),
-    [QUEUE_DELIVERED] = "WITH u AS (UPDATE communications SET status = 'delivered',"
-                        " sent_at = now(), delivered_at = now(),"
+/* The SET items of each outcome; lease_complete adds the fence (the claimed
+ * attempt still in flight) and clears the lease, and the events CTE reads
+ * the updated row from "u", so events are appended only when the fence
+ * held. Parameters: $1 id, $2 attempt, $3 channel, $4 subject token, $5
+ * provider message id, $6 error category, $7 error message, $8 provider
+ * code, $9 detail json, $10 retry_at (epoch s), $11 next channel, $12
+ * channels after it (json). */
+static const char *const queue_set[] = {
+    [QUEUE_SENT] = "status = 'sent', sent_at = now(), provider_message_id = $5::text,"
+                   " subject_enc = COALESCE($4::text, subject_enc), channel = $3::text,"
+                   " error_category = NULL, error_message = NULL, provider_code = NULL,"
+                   " updated_at = now()",
+    [QUEUE_DELIVERED] = "status = 'delivered', sent_at = now(), delivered_at = now(),"
                         " provider_message_id = $5::text,"
-                        " subject_enc = COALESCE($4::text, subject_enc),"
-                        " channel = $3::text, lease_until = NULL, error_category = NULL,"
-                        " error_message = NULL, provider_code = NULL,"
-                        " updated_at = now()" QUEUE_FENCE QUEUE_EVENTS("('sent'), ('delivered')"),
+                        " subject_enc = COALESCE($4::text, subject_enc), channel = $3::text,"
+                        " error_category = NULL, error_message = NULL, provider_code = NULL,"
+                        " updated_at = now()",
     /* A switch to the next channel restarts the per-channel attempt count. */
-    [QUEUE_RETRY] = "WITH u AS (UPDATE communications SET status = 'queued',"
-                    " next_attempt_at = to_timestamp($10::float8), lease_until = NULL,"
+    [QUEUE_RETRY] = "status = 'queued', next_attempt_at = to_timestamp($10::float8),"
                     " channel = COALESCE($11::text, $3::text),"
                     " fallback_channels = COALESCE($12::jsonb, fallback_channels),"
                     " channel_attempt_base = CASE WHEN $11::text IS NULL"
                     "  THEN channel_attempt_base ELSE attempts END,"
                     " error_category = $6::text, error_message = $7::text,"
-                    " provider_code = $8::int, updated_at = now()" QUEUE_FENCE QUEUE_EVENTS(
-                        "('retry_scheduled')"),
-    [QUEUE_FAILED] = "WITH u AS (UPDATE communications SET status = 'failed', failed_at = now(),"
-                     " lease_until = NULL, channel = $3::text, error_category = $6::text,"
-                     " error_message = $7::text, provider_code = $8::int,"
-                     " updated_at = now()" QUEUE_FENCE QUEUE_EVENTS("('failed')"),
+                    " provider_code = $8::int, updated_at = now()",
+    [QUEUE_FAILED] = "status = 'failed', failed_at = now(), channel = $3::text,"
+                     " error_category = $6::text, error_message = $7::text,"
+                     " provider_code = $8::int, updated_at = now()",
     /* The row's last error stays: a deferral is not a failure. */
-    [QUEUE_DEFER] =
-        "WITH u AS (UPDATE communications SET status = 'queued',"
-        " attempts = attempts - 1, next_attempt_at = to_timestamp($10::float8),"
-        " lease_until = NULL, updated_at = now()" QUEUE_FENCE QUEUE_EVENTS("('rate_limited')"),
+    [QUEUE_DEFER] = "status = 'queued', attempts = attempts - 1,"
+                    " next_attempt_at = to_timestamp($10::float8), updated_at = now()",
+};
+
+#define QUEUE_EVENTS(types)                                                                        \
+    ", ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"         \
+    "  channel, attempt, provider_response, error_details)"                                        \
+    "  SELECT u.id, t.event_type,"                                                                 \
+    "   CASE WHEN t.event_type = 'sent' THEN 'sent' ELSE u.status END, $3::text, $2::int,"         \
+    "   $9::jsonb,"                                                                                \
+    "   CASE WHEN $7::text IS NULL THEN NULL"                                                      \
+    "   WHEN $6::text IS NULL THEN $7::text ELSE $6::text || ': ' || $7::text END"                 \
+    "  FROM u CROSS JOIN (VALUES " types ") AS t(event_type))"
+
+static const char *const queue_events[] = {
+    [QUEUE_SENT] = QUEUE_EVENTS("('sent')"),
+    [QUEUE_DELIVERED] = QUEUE_EVENTS("('sent'), ('delivered')"),
+    [QUEUE_RETRY] = QUEUE_EVENTS("('retry_scheduled')"),
+    [QUEUE_FAILED] = QUEUE_EVENTS("('failed')"),
+    [QUEUE_DEFER] = QUEUE_EVENTS("('rate_limited')"),
 };
 
 /* The schema accepts only the five categories of the seed; anything else
@@ -217,20 +222,22 @@ int queue_complete(PGconn *conn, const cry_keys_t *keys, const queue_result_t *r
     if (n <= 0)
         return 0;
     /* One transaction for the batch: one commit (one WAL flush) for n rows. */
-    if (db_exec(conn, "BEGIN", err, errlen) != 0)
+    if (db_begin(conn, err, errlen) != 0)
         return -1;
-    int count = 0;
+    int count = 0, rc = 0;
     buf_t tok;
     buf_init(&tok, QUEUE_SUBJECT_TOKEN_MAX);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && rc == 0; i++) {
         const queue_result_t *x = &r[i];
         if ((int)x->outcome < 0 || x->outcome > QUEUE_DEFER || !x->id) {
             snprintf(err, errlen, "bad queue result %d", i);
-            goto fail;
+            rc = -1;
+            break;
         }
         const char *subject = NULL;
-        if (queue_subject_token(keys, x, &tok, &subject, err, errlen) != 0)
-            goto fail;
+        rc = queue_subject_token(keys, x, &tok, &subject, err, errlen);
+        if (rc != 0)
+            break;
         char attempt[16], code[16], retry[64];
         snprintf(attempt, sizeof attempt, "%d", x->attempt);
         snprintf(code, sizeof code, "%d", x->provider_code);
@@ -247,94 +254,56 @@ int queue_complete(PGconn *conn, const cry_keys_t *keys, const queue_result_t *r
                                 retry,
                                 x->next_channel,
                                 x->next_fallback_json};
-        /* Every parameter is declared text (OID 25): not every outcome's
-         * statement uses all twelve, and an unused one has no type otherwise. */
-        static const Oid types[12] = {25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25, 25};
-        PGresult *res = PQexecParams(conn, queue_sql[x->outcome], 12, types, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-            size_t el = strlen(err);
-            while (el > 0 && err[el - 1] == '\n')
-                err[--el] = '\0';
-            PQclear(res);
-            goto fail;
-        }
-        count += atoi(PQgetvalue(res, 0, 0));
-        PQclear(res);
+        int one = 0;
+        rc = lease_complete(conn, &queue_table, queue_set[x->outcome], queue_events[x->outcome], 12,
+                            params, &one, err, errlen);
+        count += one;
     }
-    if (db_exec(conn, "COMMIT", err, errlen) != 0)
-        goto fail;
     buf_free(&tok);
+    if (db_end(conn, rc, err, errlen) != 0)
+        return -1;
     *applied = count;
     return 0;
-fail : {
-    char err2[128];
-    (void)db_exec(conn, "ROLLBACK", err2, sizeof err2);
-}
-    buf_free(&tok);
-    return -1;
 }
 
 int queue_rescue(PGconn *conn, int max_attempts, int *rescued, char *err, size_t errlen)
 {
-    *rescued = 0;
-    if (db_exec(conn, "BEGIN", err, errlen) != 0)
-        return -1;
-    const char *key[] = {QUEUE_RESCUE_KEY};
-    PGresult *r =
-        db_query(conn, "SELECT pg_try_advisory_xact_lock($1::bigint)", 1, key, err, errlen);
-    if (!r)
-        goto fail;
-    int got = PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    if (!got) {
-        /* Another instance is rescuing right now; nothing to do here. */
-        return db_exec(conn, "COMMIT", err, errlen);
-    }
-    char maxa[16];
-    snprintf(maxa, sizeof maxa, "%d", max_attempts);
-    const char *params[] = {maxa};
-    /* A row whose lease ran out belonged to a worker that died or hung. It
-     * goes back to the queue now, unless it has used up its attempts: a
-     * message that kills its worker every time must not loop forever. */
-    r = db_query(
-        conn,
-        "WITH x AS (SELECT id FROM communications"
-        "  WHERE status = 'sending' AND lease_until < now()"
-        "  ORDER BY lease_until LIMIT " QUEUE_RESCUE_BATCH " FOR UPDATE SKIP LOCKED),"
-        " u AS (UPDATE communications m SET"
-        "  status = CASE WHEN m.attempts >= $1::int THEN 'failed' ELSE 'queued' END,"
-        "  failed_at = CASE WHEN m.attempts >= $1::int THEN now() END,"
-        "  next_attempt_at = now(), lease_until = NULL, error_category = 'transient',"
-        "  error_message = 'delivery attempt did not finish before its lease expired',"
-        "  updated_at = now()"
-        "  FROM x WHERE m.id = x.id RETURNING m.id, m.status, m.channel, m.attempts),"
-        " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"
-        "  channel, attempt, error_details)"
-        "  SELECT u.id, 'lease_expired', u.status, u.channel, u.attempts,"
-        "   'lease expired' FROM u)"
-        " SELECT count(*) FROM u",
-        1, params, err, errlen);
-    if (!r)
-        goto fail;
-    int moved = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    if (db_exec(conn, "COMMIT", err, errlen) != 0)
-        goto fail;
-    *rescued = moved;
-    return 0;
-fail : {
-    char err2[128];
-    (void)db_exec(conn, "ROLLBACK", err2, sizeof err2);
+    return lease_rescue(conn, &queue_table, max_attempts, rescued, err, errlen);
 }
-    return -1;
+
+/* The depth of the unfinished part of the queue. Each count reads only a
+ * partial index (the claim index holds pending and queued rows, the lease
+ * index sending ones), so its cost follows the backlog, never the history
+ * of finished rows. */
+int queue_depth(PGconn *conn, queue_depth_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    PGresult *r =
+        db_query(conn,
+                 "SELECT w.due, w.scheduled,"
+                 " (SELECT count(*) FROM communications WHERE status = 'sending')"
+                 " FROM (SELECT count(*) FILTER (WHERE next_attempt_at <= now()) AS due,"
+                 "              count(*) FILTER (WHERE next_attempt_at > now()) AS scheduled"
+                 "       FROM communications WHERE status IN ('pending', 'queued')) w",
+                 0, NULL, err, errlen);
+    if (!r)
+        return -1;
+    if (PQntuples(r) != 1 || PQnfields(r) != 3) {
+        PQclear(r);
+        snprintf(err, errlen, "unexpected queue depth row");
+        return -1;
+    }
+    out->due = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    out->scheduled = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    out->sending = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    PQclear(r);
+    return 0;
 }
 
 int queue_listen(PGconn *conn, char *err, size_t errlen)
 {
-    return db_exec(conn, "LISTEN " QUEUE_CHANNEL, err, errlen);
+    return db_listen(conn, QUEUE_CHANNEL, err, errlen);
 }
-
 int queue_notify(PGconn *conn, char *err, size_t errlen)
 {
     return db_exec(conn, "NOTIFY " QUEUE_CHANNEL, err, errlen);

@@ -1,12 +1,15 @@
 /* queue: communications as durable jobs in PostgreSQL.
  *
  * A row is claimable when its status is 'queued' or 'pending' and
- * next_attempt_at has passed. Claiming is one short transaction (SKIP LOCKED
+ * next_attempt_at has passed. Claim, lease, fence and rescue are the shared
+ * cycle of queue/lease.h: claiming is one short transaction (SKIP LOCKED
  * so concurrent workers never wait on or take the same row) that moves rows
  * to 'sending', bumps attempts and stamps a lease. The transfer runs with no
  * lock held. Completion writes are fenced on (status = 'sending', attempts =
  * the claimed attempt): a worker whose lease expired and whose row was
- * rescued and re-claimed cannot overwrite the newer attempt's outcome. */
+ * rescued and re-claimed cannot overwrite the newer attempt's outcome. This
+ * file adds what is the communications' own: their columns, the outcomes
+ * and their delivery_events, the wake-up channel and the queue's depth. */
 #ifndef CRIER_QUEUE_H
 #define CRIER_QUEUE_H
 
@@ -34,6 +37,13 @@ void queue_job_free(queue_job_t *j);
 
 /* Claims up to max due rows; *n gets how many. jobs must hold max entries. */
 int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int *n, char *err,
+                size_t errlen);
+
+/* Extends the lease of a claimed row (id, attempt as claimed) to
+ * lease_seconds from now, for a send that needs longer than its claim
+ * gave. 1 when renewed, 0 when the lease was lost (the fence did not
+ * hold), -1 with err. */
+int queue_renew(PGconn *conn, const char *id, int attempt, int lease_seconds, char *err,
                 size_t errlen);
 
 typedef enum {
@@ -77,6 +87,16 @@ int queue_complete(PGconn *conn, const cry_keys_t *keys, const queue_result_t *r
  * had max_attempts), under a transaction-level advisory lock so only one
  * instance rescues at a time. *rescued gets how many rows moved. */
 int queue_rescue(PGconn *conn, int max_attempts, int *rescued, char *err, size_t errlen);
+
+/* How many unfinished rows the queue holds, for the metrics. */
+typedef struct queue_depth {
+    long long due;       /* pending or queued, due now */
+    long long scheduled; /* pending or queued, due later */
+    long long sending;   /* claimed, in flight */
+} queue_depth_t;
+
+/* Counts the unfinished rows into *out. 0, or -1 with err. */
+int queue_depth(PGconn *conn, queue_depth_t *out, char *err, size_t errlen);
 
 /* LISTEN on QUEUE_CHANNEL (call on a dedicated connection). */
 int queue_listen(PGconn *conn, char *err, size_t errlen);

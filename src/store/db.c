@@ -117,6 +117,78 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const
     return r;
 }
 
+int db_begin(PGconn *conn, char *err, size_t errlen)
+{
+    return db_exec(conn, "BEGIN", err, errlen);
+}
+
+int db_commit(PGconn *conn, char *err, size_t errlen)
+{
+    return db_exec(conn, "COMMIT", err, errlen);
+}
+
+int db_rollback(PGconn *conn, char *err, size_t errlen)
+{
+    return db_exec(conn, "ROLLBACK", err, errlen);
+}
+
+int db_end(PGconn *conn, int rc, char *err, size_t errlen)
+{
+    if (rc == 0 && db_commit(conn, err, errlen) == 0)
+        return 0;
+    char ignored[128];
+    if (!db_conn_lost(conn))
+        (void)db_rollback(conn, ignored, sizeof ignored);
+    return -1;
+}
+
+/* 1 when name is a plain lower-case identifier of at most 63 bytes (the
+ * server's limit), which needs no quoting. */
+static int db_plain_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 63 || (name[0] >= '0' && name[0] <= '9'))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* Runs "<verb> <name>" for an identifier the caller chose (never request
+ * text), after checking that it is a plain one. */
+static int db_exec_named(PGconn *conn, const char *verb, const char *name, char *err, size_t errlen)
+{
+    if (!db_plain_name(name)) {
+        db_set_err(err, errlen, "not a plain identifier");
+        return -1;
+    }
+    char sql[128];
+    snprintf(sql, sizeof sql, "%s %s", verb, name);
+    return db_exec(conn, sql, err, errlen);
+}
+
+int db_savepoint(PGconn *conn, const char *name, char *err, size_t errlen)
+{
+    return db_exec_named(conn, "SAVEPOINT", name, err, errlen);
+}
+
+int db_release(PGconn *conn, const char *name, char *err, size_t errlen)
+{
+    return db_exec_named(conn, "RELEASE SAVEPOINT", name, err, errlen);
+}
+
+int db_rollback_to(PGconn *conn, const char *name, char *err, size_t errlen)
+{
+    return db_exec_named(conn, "ROLLBACK TO SAVEPOINT", name, err, errlen);
+}
+
+int db_listen(PGconn *conn, const char *channel, char *err, size_t errlen)
+{
+    return db_exec_named(conn, "LISTEN", channel, err, errlen);
+}
+
 int db_conn_lost(const PGconn *conn)
 {
     return !conn || PQstatus(conn) == CONNECTION_BAD;

@@ -21,6 +21,28 @@ int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen);
  * or NULL with a message in err when the status is not COMMAND_OK/TUPLES_OK. */
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params, char *err,
                    size_t errlen);
+/* Transaction control, so that no caller outside store/ and queue/ writes
+ * SQL text of its own. Each returns 0, or -1 with err. A savepoint's name
+ * and a channel are identifiers, which SQL cannot take as parameters: they
+ * must be lower-case letters, digits and '_' (not first a digit), anything
+ * else is refused before it reaches the server. */
+int db_begin(PGconn *conn, char *err, size_t errlen);
+int db_commit(PGconn *conn, char *err, size_t errlen);
+int db_rollback(PGconn *conn, char *err, size_t errlen);
+/* Ends the open transaction: COMMIT when rc is 0, else ROLLBACK, keeping in
+ * err the failure that rc reports (a rollback that fails too only means the
+ * connection is gone, which its next use notices). Returns 0 when
+ * committed, else -1. */
+int db_end(PGconn *conn, int rc, char *err, size_t errlen);
+int db_savepoint(PGconn *conn, const char *name, char *err, size_t errlen);
+/* RELEASE SAVEPOINT name: keeps what was done since it. */
+int db_release(PGconn *conn, const char *name, char *err, size_t errlen);
+/* ROLLBACK TO SAVEPOINT name: undoes what was done since it; the savepoint
+ * stays (release it to drop it). */
+int db_rollback_to(PGconn *conn, const char *name, char *err, size_t errlen);
+/* LISTEN channel on conn. */
+int db_listen(PGconn *conn, const char *channel, char *err, size_t errlen);
+
 /* 1 when the last error on conn was a lost connection (retry later), else 0. */
 int db_conn_lost(const PGconn *conn);
 

@@ -1,5 +1,6 @@
 #include "store/receipts.h"
 
+#include "channel/ch.h"
 #include "store/db.h"
 #include "util/buf.h"
 #include "util/errmsg.h"
@@ -406,7 +407,8 @@ int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
     out->clients = atoi(PQgetvalue(res, 0, 3));
     snprintf(received_at, sizeof received_at, "%s", PQgetvalue(res, 0, 4));
 
-    int is_wa = strcmp(m->channel, "whatsapp") == 0;
+    ch_id_t ch;
+    int is_wa = ch_by_name(m->channel, &ch) == 0 && ch == CH_WHATSAPP;
     if (m->keyword == RCPT_KW_STOP || m->keyword == RCPT_KW_START) {
         const char *p[2] = {bidx, m->keyword == RCPT_KW_STOP ? "true" : "false"};
         if (rcpt_exec(conn, is_wa ? rcpt_optout_wa_sql : rcpt_optout_sms_sql, 2, p, err, errlen) !=
@@ -456,9 +458,12 @@ static const char rcpt_window_close_sql[] =
 int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *channel, char *err,
                           size_t errlen)
 {
-    const char *sql = strcmp(channel, "sms") == 0        ? rcpt_provider_optout_sms_sql
-                      : strcmp(channel, "whatsapp") == 0 ? rcpt_provider_optout_wa_sql
-                                                         : NULL;
+    ch_id_t ch;
+    const char *sql = NULL;
+    if (ch_by_name(channel, &ch) == 0 && ch == CH_SMS)
+        sql = rcpt_provider_optout_sms_sql;
+    else if (ch_by_name(channel, &ch) == 0 && ch == CH_WHATSAPP)
+        sql = rcpt_provider_optout_wa_sql;
     if (!sql) {
         errmsg_set(err, errlen, "no opt-out for channel %s", channel);
         return -1;
@@ -471,4 +476,48 @@ int rcpt_window_close(PGconn *conn, const char *client_id, char *err, size_t err
 {
     const char *p[] = {client_id};
     return rcpt_exec(conn, rcpt_window_close_sql, 1, p, err, errlen);
+}
+
+int rcpt_window_open(PGconn *conn, const char *client_id, int *open, char *err, size_t errlen)
+{
+    *open = 0;
+    const char *p[] = {client_id};
+    PGresult *r = db_query(conn,
+                           "SELECT COALESCE(whatsapp_window_until > now(), false)"
+                           " FROM clients WHERE id = $1::uuid",
+                           1, p, err, errlen);
+    if (!r)
+        return -1;
+    *open = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    return 0;
+}
+
+static int rcpt_item_apply(PGconn *conn, const cry_keys_t *keys, rcpt_item_t *it, char *err,
+                           size_t errlen)
+{
+    if (it->kind == RCPT_ITEM_RECEIPT)
+        return rcpt_apply(conn, &it->receipt, &it->outcome, err, errlen);
+    return rcpt_inbound(conn, keys, &it->inbound, &it->result, err, errlen);
+}
+
+rcpt_write_t rcpt_write(db_pool_t *pool, const cry_keys_t *keys, rcpt_item_t *items, int n,
+                        char *err, size_t errlen)
+{
+    PGconn *conn = db_pool_get(pool, err, errlen);
+    if (!conn || db_ensure(conn) != 0) {
+        if (conn)
+            db_pool_put(pool, conn);
+        return RCPT_WRITE_UNAVAILABLE;
+    }
+    int rc = db_begin(conn, err, errlen);
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = rcpt_item_apply(conn, keys, &items[i], err, errlen);
+    rcpt_write_t res = RCPT_WRITTEN;
+    /* the pool rolls back again (or resets the connection) if the rollback
+     * fails too */
+    if (db_end(conn, rc, err, errlen) != 0)
+        res = db_conn_lost(conn) ? RCPT_WRITE_LOST : RCPT_WRITE_FAILED;
+    db_pool_put(pool, conn);
+    return res;
 }

@@ -4,13 +4,16 @@
  * sender's opt-outs, a WhatsApp message opens the 24-hour window, and a free
  * reply is queued for the workflow as a workflow_callbacks row.
  *
- * Every function takes a connection the caller owns and runs in whatever
- * transaction the caller has open; each returns 0, or -1 with err set (never
- * holding a phone number or a message text). */
+ * Every function but rcpt_write takes a connection the caller owns and runs
+ * in whatever transaction the caller has open; each returns 0, or -1 with
+ * err set (never holding a phone number or a message text). rcpt_write is
+ * what a webhook handler calls: the whole request's writes in one
+ * transaction of its own. */
 #ifndef CRIER_STORE_RECEIPTS_H
 #define CRIER_STORE_RECEIPTS_H
 
 #include "crypto/crypto.h"
+#include "store/db.h"
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -95,6 +98,33 @@ typedef struct rcpt_inbound_result {
 int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
                  rcpt_inbound_result_t *out, char *err, size_t errlen);
 
+/* One thing a webhook reported. Its strings are borrowed from the request. */
+typedef enum { RCPT_ITEM_RECEIPT, RCPT_ITEM_INBOUND } rcpt_item_kind_t;
+typedef struct rcpt_item {
+    rcpt_item_kind_t kind;
+    rcpt_receipt_t receipt;       /* RCPT_ITEM_RECEIPT */
+    rcpt_inbound_t inbound;       /* RCPT_ITEM_INBOUND */
+    rcpt_outcome_t outcome;       /* out, RCPT_ITEM_RECEIPT: what rcpt_apply did */
+    rcpt_inbound_result_t result; /* out, RCPT_ITEM_INBOUND: what rcpt_inbound did */
+} rcpt_item_t;
+
+/* What became of a webhook's writes. */
+typedef enum {
+    RCPT_WRITTEN,           /* committed: every item's out field is set */
+    RCPT_WRITE_UNAVAILABLE, /* no usable connection: nothing was tried */
+    RCPT_WRITE_LOST,        /* the connection was lost on the way: nothing stays */
+    RCPT_WRITE_FAILED,      /* a statement failed (err says which): nothing stays */
+} rcpt_write_t;
+
+/* Applies items[0..n) in order (rcpt_apply or rcpt_inbound each) in one
+ * transaction on a connection of pool, committed before it returns: a
+ * provider is answered 2xx only for what is durable, and retries anything
+ * else, which must then have left nothing behind. n may be 0 (the
+ * transaction is still run, so that an unreachable database is reported
+ * the same way). */
+rcpt_write_t rcpt_write(db_pool_t *pool, const cry_keys_t *keys, rcpt_item_t *items, int n,
+                        char *err, size_t errlen);
+
 /* The blind index of a sender: "whatsapp:" dropped, a missing "+" added
  * (WhatsApp wa_ids are digits only), then as clients' phones are indexed.
  * -1 when from holds no digits, or when the index cannot be computed. */
@@ -106,6 +136,11 @@ int rcpt_phone_bidx(const cry_keys_t *keys, const char *from, char out[65]);
  * 0, or -1 with err. */
 int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *channel, char *err,
                           size_t errlen);
+
+/* Whether client_id's WhatsApp customer-service window is open now (a
+ * client who never wrote, or no such client: closed). 0 with *open set, or
+ * -1 with err. */
+int rcpt_window_open(PGconn *conn, const char *client_id, int *open, char *err, size_t errlen);
 
 /* WhatsApp refused free text as outside the window (131047): the window of
  * every client with that number ends now, whatever our clock said. */

@@ -4,6 +4,9 @@
 #include "util/base64.h"
 #include "util/buf.h"
 #include "util/json_text.h"
+/* val_uuid: a malformed id (from a URL) is "not found", never a database
+ * error */
+#include "validate.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -19,23 +22,6 @@ static int store_fail(char *err, size_t errlen, const char *what, const char *de
 {
     snprintf(err, errlen, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
     return -1;
-}
-
-/* Canonical 8-4-4-4-12 hex form. Checked here so that a malformed id from a
- * URL is "not found" rather than a database error. */
-static int store_is_uuid(const char *s)
-{
-    if (!s || strlen(s) != 36)
-        return 0;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return 0;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 /* Blind indexes must match however the address was typed: trimmed and
@@ -122,94 +108,10 @@ static int store_pii_prepare(const cry_keys_t *keys, const char *client_id, cons
     return 0;
 }
 
-static const char *store_consent_param(int v)
-{
-    return v < 0 ? NULL : v ? "true" : "false";
-}
-
-/* Fields of c that are NULL are kept as stored, and so are consent flags
- * below 0; on a first insert they take the column defaults. A consent
- * timestamp moves only when the flag actually changes, so it records when
- * the client gave (or withdrew) it. */
 int store_client_upsert(PGconn *conn, const cry_keys_t *keys, const store_client_t *c, char *err,
                         size_t errlen)
 {
-    if (!store_is_uuid(c->id))
-        return store_fail(err, errlen, "client id is not a UUID", NULL);
-    store_pii_t name, email, phone;
-    int ok = store_pii_prepare(keys, c->id, "name", c->name, NULL, &name) == 0;
-    ok = store_pii_prepare(keys, c->id, "email", c->email, "email", &email) == 0 && ok;
-    ok = store_pii_prepare(keys, c->id, "phone", c->phone, "phone", &phone) == 0 && ok;
-    int rc = -1;
-    if (!ok) {
-        store_fail(err, errlen, "cannot encrypt client fields",
-                   keys && keys->loaded ? "value too long or encryption failed"
-                                        : "no encryption key configured");
-        goto done;
-    }
-    const char *params[] = {
-        c->id,
-        name.enc_param,
-        email.enc_param,
-        email.bidx_param,
-        phone.enc_param,
-        phone.bidx_param,
-        keys && keys->loaded ? keys->key_id : NULL,
-        c->timezone,
-        c->locale,
-        store_consent_param(c->consent[CH_EMAIL]),
-        store_consent_param(c->consent[CH_SMS]),
-        store_consent_param(c->consent[CH_WHATSAPP]),
-    };
-    /* One statement: the client row and, when it is new, the preferences row
-     * with the seed's defaults (the column defaults of client_preferences). */
-    PGresult *r = db_query(
-        conn,
-        "WITH up AS ("
-        " INSERT INTO clients AS c (id, name_enc, email_enc, email_bidx, phone_enc, phone_bidx,"
-        "  key_id, timezone, locale, consent_email, consent_email_at, consent_sms,"
-        "  consent_sms_at, consent_whatsapp, consent_whatsapp_at)"
-        " VALUES ($1::uuid, NULLIF($2::text, ''), NULLIF($3::text, ''), NULLIF($4::text, ''),"
-        "  NULLIF($5::text, ''), NULLIF($6::text, ''), $7::text, COALESCE($8::text, 'UTC'),"
-        "  COALESCE($9::text, 'en'),"
-        "  COALESCE($10::boolean, false), CASE WHEN $10::boolean IS NOT NULL THEN now() END,"
-        "  COALESCE($11::boolean, false), CASE WHEN $11::boolean IS NOT NULL THEN now() END,"
-        "  COALESCE($12::boolean, false), CASE WHEN $12::boolean IS NOT NULL THEN now() END)"
-        " ON CONFLICT (id) DO UPDATE SET"
-        "  name_enc = CASE WHEN $2::text IS NULL THEN c.name_enc ELSE NULLIF($2::text, '') END,"
-        "  email_enc = CASE WHEN $3::text IS NULL THEN c.email_enc ELSE NULLIF($3::text, '') END,"
-        "  email_bidx = CASE WHEN $3::text IS NULL THEN c.email_bidx"
-        "   ELSE NULLIF($4::text, '') END,"
-        "  phone_enc = CASE WHEN $5::text IS NULL THEN c.phone_enc ELSE NULLIF($5::text, '') END,"
-        "  phone_bidx = CASE WHEN $5::text IS NULL THEN c.phone_bidx"
-        "   ELSE NULLIF($6::text, '') END,"
-        "  key_id = CASE WHEN $2::text IS NULL AND $3::text IS NULL AND $5::text IS NULL"
-        "   THEN c.key_id ELSE $7::text END,"
-        "  timezone = COALESCE($8::text, c.timezone),"
-        "  locale = COALESCE($9::text, c.locale),"
-        "  consent_email = COALESCE($10::boolean, c.consent_email),"
-        "  consent_email_at = CASE WHEN $10::boolean IS DISTINCT FROM c.consent_email"
-        "   AND $10::boolean IS NOT NULL THEN now() ELSE c.consent_email_at END,"
-        "  consent_sms = COALESCE($11::boolean, c.consent_sms),"
-        "  consent_sms_at = CASE WHEN $11::boolean IS DISTINCT FROM c.consent_sms"
-        "   AND $11::boolean IS NOT NULL THEN now() ELSE c.consent_sms_at END,"
-        "  consent_whatsapp = COALESCE($12::boolean, c.consent_whatsapp),"
-        "  consent_whatsapp_at = CASE WHEN $12::boolean IS DISTINCT FROM c.consent_whatsapp"
-        "   AND $12::boolean IS NOT NULL THEN now() ELSE c.consent_whatsapp_at END,"
-        "  updated_at = now()"
-        " RETURNING id)"
-        " INSERT INTO client_preferences (client_id) SELECT id FROM up"
-        " ON CONFLICT (client_id) DO NOTHING",
-        12, params, err, errlen);
-    if (r) {
-        PQclear(r);
-        rc = 0;
-    }
-done:
-    buf_free(&name.enc);
-    buf_free(&email.enc);
-    buf_free(&phone.enc);
-    return rc;
+    return store_clients_upsert_many(conn, keys, c, 1, err, errlen);
 }
 
 void store_client_free(store_client_t *c)
@@ -267,29 +169,34 @@ static int store_bool_row(PGresult *r, int row, int col)
     return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
 }
 
+/* A client's consents, its preferences with the seed's defaults when the
+ * row is missing, and when it was last sent something: the columns after
+ * the client's own of every load, for clients c and client_preferences p. */
+#define STORE_SQL_PREFS                                                                            \
+    " c.consent_email, c.consent_sms, c.consent_whatsapp,"                                         \
+    " COALESCE(p.preferred_channels, '[\"email\"]'::jsonb)::text,"                                 \
+    " to_char(COALESCE(p.quiet_hours_start, '22:00'::time), 'HH24:MI'),"                           \
+    " to_char(COALESCE(p.quiet_hours_end, '08:00'::time), 'HH24:MI'),"                             \
+    " COALESCE(p.opt_out_email, false), COALESCE(p.opt_out_sms, false),"                           \
+    " COALESCE(p.opt_out_whatsapp, false),"                                                        \
+    " COALESCE(EXTRACT(EPOCH FROM (SELECT max(m.sent_at) FROM communications m"                    \
+    "  WHERE m.client_id = c.id)), 0)::float8"
+
 int store_client_load(PGconn *conn, const cry_keys_t *keys, const char *id, store_client_t *out,
                       char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (!store_is_uuid(id))
+    if (!val_uuid(id))
         return 1;
     const char *params[] = {id};
     /* Preferences fall back to the seed's defaults when the row is missing;
      * last contact comes from the same round trip. */
-    PGresult *r =
-        db_query(conn,
-                 "SELECT c.id, c.name_enc, c.email_enc, c.phone_enc, c.timezone, c.locale,"
-                 " c.consent_email, c.consent_sms, c.consent_whatsapp,"
-                 " COALESCE(p.preferred_channels, '[\"email\"]'::jsonb)::text,"
-                 " to_char(COALESCE(p.quiet_hours_start, '22:00'::time), 'HH24:MI'),"
-                 " to_char(COALESCE(p.quiet_hours_end, '08:00'::time), 'HH24:MI'),"
-                 " COALESCE(p.opt_out_email, false), COALESCE(p.opt_out_sms, false),"
-                 " COALESCE(p.opt_out_whatsapp, false),"
-                 " COALESCE(EXTRACT(EPOCH FROM (SELECT max(m.sent_at) FROM communications m"
-                 "  WHERE m.client_id = c.id)), 0)::float8"
-                 " FROM clients c LEFT JOIN client_preferences p ON p.client_id = c.id"
-                 " WHERE c.id = $1::uuid",
-                 1, params, err, errlen);
+    PGresult *r = db_query(
+        conn,
+        "SELECT c.id, c.name_enc, c.email_enc, c.phone_enc, c.timezone, c.locale," STORE_SQL_PREFS
+        " FROM clients c LEFT JOIN client_preferences p ON p.client_id = c.id"
+        " WHERE c.id = $1::uuid",
+        1, params, err, errlen);
     if (!r)
         return -1;
     if (PQntuples(r) == 0) {
@@ -348,102 +255,6 @@ static const char *store_event_for_status(const char *status)
     return status; /* "skipped", and any other initial state names itself */
 }
 
-/* Attachments and the first event of a communication just inserted. */
-static int store_comm_children(PGconn *conn, const store_comm_new_t *c, char *err, size_t errlen)
-{
-    for (int i = 0; i < c->n_attachments; i++) {
-        const store_attachment_t *a = &c->attachments[i];
-        if (a->len > 0x7fffffff)
-            return store_fail(err, errlen, "attachment too large", NULL);
-        char ord[16];
-        snprintf(ord, sizeof ord, "%d", i);
-        /* The bytes go as a binary parameter: no escaping, no hex doubling,
-         * and NULs inside a PDF are just bytes. */
-        const char *vals[] = {c->id, ord, a->filename ? a->filename : "attachment",
-                              a->content_type ? a->content_type : "application/octet-stream",
-                              (const char *)a->data};
-        int lens[] = {0, 0, 0, 0, (int)a->len};
-        int fmts[] = {0, 0, 0, 0, 1};
-        PGresult *r = PQexecParams(conn,
-                                   "INSERT INTO communication_attachments"
-                                   " (communication_id, ordinal, filename, content_type, data)"
-                                   " VALUES ($1::uuid, $2::int, $3, $4, $5::bytea)",
-                                   5, NULL, vals, lens, fmts, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            store_fail(err, errlen, "storing attachment",
-                       r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
-            PQclear(r);
-            return -1;
-        }
-        PQclear(r);
-    }
-    const char *event = store_event_for_status(c->status);
-    const char *ev[] = {c->id, event, c->status, c->channel, c->skip_reason, c->batch_id};
-    PGresult *r = db_query(conn,
-                           "INSERT INTO delivery_events (communication_id, event_type,"
-                           " delivery_status, channel, attempt, error_details, provider_response)"
-                           " VALUES ($1::uuid, $2, $3, $4, 0, $5::text,"
-                           " CASE WHEN $5::text IS NOT NULL"
-                           "  THEN jsonb_build_object('reason', $5::text)"
-                           "  WHEN $6::uuid IS NOT NULL"
-                           "  THEN jsonb_build_object('digest_id', $6::uuid) END)",
-                           6, ev, err, errlen);
-    if (!r)
-        return -1;
-    PQclear(r);
-    return 0;
-}
-
-/* Inserts the row; *inserted is 1 when a new row was made, 0 when the
- * idempotency key was already taken (the statement then changed nothing). */
-static int store_comm_row(PGconn *conn, const store_comm_new_t *c, int *inserted, char *err,
-                          size_t errlen)
-{
-    char send_at[64], prio[16];
-    snprintf(send_at, sizeof send_at, "%.6f", c->send_at);
-    snprintf(prio, sizeof prio, "%d", c->priority);
-    const char *params[] = {
-        c->id,
-        c->plan_id,
-        c->client_id,
-        c->message_type,
-        c->urgency ? c->urgency : "normal",
-        c->preferred_channel,
-        c->context_json ? c->context_json : "{}",
-        c->idempotency_key,
-        c->request_hash,
-        c->response_json,
-        c->status,
-        c->channel,
-        c->fallback_json ? c->fallback_json : "[]",
-        send_at,
-        prio,
-        c->decision_json,
-        c->rules_version,
-        c->skip_reason,
-        c->batch_id,
-    };
-    /* next_attempt_at starts at send_at: a future row is not due, so the
-     * claim query passes it by until its time. */
-    PGresult *r = db_query(
-        conn,
-        "INSERT INTO communications (id, plan_id, client_id, message_type, urgency,"
-        " preferred_channel, context, idempotency_key, request_hash, response, status, channel,"
-        " fallback_channels, send_at, next_attempt_at, priority, decision, rules_version,"
-        " skip_reason, batch_id)"
-        " VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7::jsonb, $8, $9, $10, $11,"
-        " $12, $13::jsonb, to_timestamp($14::float8), to_timestamp($14::float8), $15::smallint,"
-        " $16::jsonb, $17, $18, $19::uuid)"
-        " ON CONFLICT (client_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
-        " DO NOTHING RETURNING id",
-        19, params, err, errlen);
-    if (!r)
-        return -1;
-    *inserted = PQntuples(r) == 1;
-    PQclear(r);
-    return 0;
-}
-
 /* The key was used before: same body hash means a retry of the same request. */
 static int store_comm_replay(PGconn *conn, const store_comm_new_t *c,
                              store_insert_outcome_t *outcome, char **replay_json, char *err,
@@ -480,31 +291,22 @@ int store_comm_insert(PGconn *conn, const store_comm_new_t *c, store_insert_outc
 {
     *replay_json = NULL;
     *outcome = STORE_INSERTED;
-    if (!c->status || !c->plan_id || !c->client_id || !c->message_type)
-        return store_fail(err, errlen, "communication is missing a required field", NULL);
-    if (c->n_attachments < 0 || (c->n_attachments > 0 && !c->attachments))
-        return store_fail(err, errlen, "bad attachment list", NULL);
     /* The row, its attachments and its first event must land together; open
      * a transaction only when the caller has not (the caller's own
      * transaction then decides). */
     int own_tx = PQtransactionStatus(conn) == PQTRANS_IDLE;
-    if (own_tx && db_exec(conn, "BEGIN", err, errlen) != 0)
+    if (own_tx && db_begin(conn, err, errlen) != 0)
         return -1;
+    /* The set-based insert of one row, which leaves the row out when its
+     * idempotency key is taken; the key's first request then says what to
+     * answer. */
     int inserted = 0;
-    int rc = store_comm_row(conn, c, &inserted, err, errlen);
-    if (rc == 0 && inserted)
-        rc = store_comm_children(conn, c, err, errlen);
-    else if (rc == 0 && c->idempotency_key)
-        rc = store_comm_replay(conn, c, outcome, replay_json, err, errlen);
-    else if (rc == 0)
-        rc = store_fail(err, errlen, "communication was not inserted", NULL);
-    if (own_tx) {
-        char err2[256];
-        if (rc == 0 && db_exec(conn, "COMMIT", err, errlen) != 0)
-            rc = -1;
-        if (rc != 0)
-            (void)db_exec(conn, "ROLLBACK", err2, sizeof err2);
-    }
+    int rc = store_comm_insert_many(conn, c, 1, &inserted, err, errlen);
+    if (rc == 0 && !inserted)
+        rc = c->idempotency_key ? store_comm_replay(conn, c, outcome, replay_json, err, errlen)
+                                : store_fail(err, errlen, "communication was not inserted", NULL);
+    if (own_tx)
+        rc = db_end(conn, rc, err, errlen);
     if (rc != 0) {
         free(*replay_json);
         *replay_json = NULL;
@@ -520,6 +322,11 @@ int store_comm_insert(PGconn *conn, const store_comm_new_t *c, store_insert_outc
 #define STORE_BATCH_TEXT_MAX (64u * 1024 * 1024)
 #define STORE_BATCH_ROWS_MAX 4096
 
+/* Fields of a client that are NULL are kept as stored, and so are consent
+ * flags below 0; on a first insert they take the column defaults, and the
+ * preferences row is made with the seed's defaults (the column defaults of
+ * client_preferences). A consent timestamp moves only when the flag
+ * actually changes, so it records when the client gave (or withdrew) it. */
 static const char store_sql_upsert[] =
     "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS t(id uuid, name text,"
     "  email text, email_bidx text, phone text, phone_bidx text, key_id text,"
@@ -571,16 +378,8 @@ static const char store_sql_upsert[] =
 
 static const char store_sql_facts[] =
     "SELECT c.id, c.email_enc IS NOT NULL AND c.email_enc <> '',"
-    " c.phone_enc IS NOT NULL AND c.phone_enc <> '', c.timezone,"
-    " c.consent_email, c.consent_sms, c.consent_whatsapp,"
-    " COALESCE(p.preferred_channels, '[\"email\"]'::jsonb)::text,"
-    " to_char(COALESCE(p.quiet_hours_start, '22:00'::time), 'HH24:MI'),"
-    " to_char(COALESCE(p.quiet_hours_end, '08:00'::time), 'HH24:MI'),"
-    " COALESCE(p.opt_out_email, false), COALESCE(p.opt_out_sms, false),"
-    " COALESCE(p.opt_out_whatsapp, false),"
-    " COALESCE(EXTRACT(EPOCH FROM (SELECT max(m.sent_at) FROM communications m"
-    "  WHERE m.client_id = c.id)), 0)::float8,"
-    " pd.n, pd.oldest"
+    " c.phone_enc IS NOT NULL AND c.phone_enc <> '', c.timezone," STORE_SQL_PREFS
+    ", pd.n, pd.oldest"
     " FROM clients c LEFT JOIN client_preferences p ON p.client_id = c.id"
     " CROSS JOIN LATERAL (" STORE_SQL_PENDING ") pd"
     " WHERE c.id = ANY($1::uuid[])";
@@ -632,6 +431,41 @@ static const char *store_jbool(int v)
     return v < 0 ? "null" : v ? "true" : "false";
 }
 
+/* One member of a record-set object: its key (with the comma before it)
+ * and its text, null for NULL. */
+typedef struct store_jfield {
+    const char *key; /* e.g. ",\"name\":" */
+    const char *val;
+} store_jfield_t;
+
+static int store_jfields(buf_t *b, const store_jfield_t *f, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        rc |= buf_puts(b, f[i].key);
+        rc |= store_jstr(b, f[i].val);
+    }
+    return rc;
+}
+
+/* Closes the record set in js (rc: its writes so far), runs sql with it as
+ * the one parameter and frees js. The result, or NULL with err (too_large
+ * when the set did not fit). */
+static PGresult *store_batch_query(PGconn *conn, const char *sql, buf_t *js, int rc,
+                                   const char *too_large, char *err, size_t errlen)
+{
+    rc |= buf_putc(js, ']');
+    if (rc != 0) {
+        buf_free(js);
+        store_fail(err, errlen, too_large, NULL);
+        return NULL;
+    }
+    const char *params[] = {js->data};
+    PGresult *r = db_query(conn, sql, 1, params, err, errlen);
+    buf_free(js);
+    return r;
+}
+
 int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_client_t *c, int n,
                               char *err, size_t errlen)
 {
@@ -641,7 +475,7 @@ int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_
     buf_init(&js, STORE_BATCH_TEXT_MAX);
     int rc = buf_putc(&js, '[');
     for (int i = 0; i < n && rc == 0; i++) {
-        if (!store_is_uuid(c[i].id)) {
+        if (!val_uuid(c[i].id)) {
             buf_free(&js);
             return store_fail(err, errlen, "client id is not a UUID", NULL);
         }
@@ -650,24 +484,18 @@ int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_
         ok = store_pii_prepare(keys, c[i].id, "email", c[i].email, "email", &email) == 0 && ok;
         ok = store_pii_prepare(keys, c[i].id, "phone", c[i].phone, "phone", &phone) == 0 && ok;
         if (ok) {
-            rc |= buf_puts(&js, i ? ",{\"id\":" : "{\"id\":");
-            rc |= jtext_string(&js, c[i].id);
-            rc |= buf_puts(&js, ",\"name\":");
-            rc |= store_jstr(&js, name.enc_param);
-            rc |= buf_puts(&js, ",\"email\":");
-            rc |= store_jstr(&js, email.enc_param);
-            rc |= buf_puts(&js, ",\"email_bidx\":");
-            rc |= store_jstr(&js, email.bidx_param);
-            rc |= buf_puts(&js, ",\"phone\":");
-            rc |= store_jstr(&js, phone.enc_param);
-            rc |= buf_puts(&js, ",\"phone_bidx\":");
-            rc |= store_jstr(&js, phone.bidx_param);
-            rc |= buf_puts(&js, ",\"key_id\":");
-            rc |= store_jstr(&js, keys && keys->loaded ? keys->key_id : NULL);
-            rc |= buf_puts(&js, ",\"timezone\":");
-            rc |= store_jstr(&js, c[i].timezone);
-            rc |= buf_puts(&js, ",\"locale\":");
-            rc |= store_jstr(&js, c[i].locale);
+            const store_jfield_t f[] = {
+                {i ? ",{\"id\":" : "{\"id\":", c[i].id},
+                {",\"name\":", name.enc_param},
+                {",\"email\":", email.enc_param},
+                {",\"email_bidx\":", email.bidx_param},
+                {",\"phone\":", phone.enc_param},
+                {",\"phone_bidx\":", phone.bidx_param},
+                {",\"key_id\":", keys && keys->loaded ? keys->key_id : NULL},
+                {",\"timezone\":", c[i].timezone},
+                {",\"locale\":", c[i].locale},
+            };
+            rc |= store_jfields(&js, f, sizeof f / sizeof f[0]);
             rc |= buf_printf(&js, ",\"c_email\":%s,\"c_sms\":%s,\"c_whatsapp\":%s}",
                              store_jbool(c[i].consent[CH_EMAIL]), store_jbool(c[i].consent[CH_SMS]),
                              store_jbool(c[i].consent[CH_WHATSAPP]));
@@ -682,18 +510,11 @@ int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_
                                                    : "no encryption key configured");
         }
     }
-    rc |= buf_putc(&js, ']');
-    if (rc != 0) {
-        buf_free(&js);
-        return store_fail(err, errlen, "client batch too large", NULL);
-    }
-    const char *params[] = {js.data};
-    /* The rules of store_client_upsert, row by row. ON CONFLICT's SET sees
-     * only the stored row and EXCLUDED, which has lost the difference between
-     * "not given" (NULL) and "cleared" (""): the row's own input is read back
-     * from x by a sub-select instead. */
-    PGresult *r = db_query(conn, store_sql_upsert, 1, params, err, errlen);
-    buf_free(&js);
+    /* ON CONFLICT's SET sees only the stored row and EXCLUDED, which has
+     * lost the difference between "not given" (NULL) and "cleared" (""):
+     * the row's own input is read back from x by a sub-select instead. */
+    PGresult *r =
+        store_batch_query(conn, store_sql_upsert, &js, rc, "client batch too large", err, errlen);
     if (!r)
         return -1;
     PQclear(r);
@@ -724,7 +545,7 @@ int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_c
     int rc = buf_putc(&arr, '{');
     int listed = 0;
     for (int i = 0; i < n; i++) {
-        if (!store_is_uuid(ids[i]))
+        if (!val_uuid(ids[i]))
             continue;
         rc |= buf_puts(&arr, listed++ ? "," : "");
         rc |= buf_puts(&arr, ids[i]);
@@ -799,15 +620,9 @@ int store_comm_keys_probe(PGconn *conn, store_key_probe_t *p, int n, char *err, 
         rc |= jtext_string(&js, p[i].idempotency_key);
         rc |= buf_putc(&js, '}');
     }
-    rc |= buf_putc(&js, ']');
-    if (rc != 0) {
-        buf_free(&js);
-        return store_fail(err, errlen, "key batch too large", NULL);
-    }
-    const char *params[] = {js.data};
     /* The IS NOT NULL lets the planner use the partial unique index. */
-    PGresult *r = db_query(conn, store_sql_probe, 1, params, err, errlen);
-    buf_free(&js);
+    PGresult *r =
+        store_batch_query(conn, store_sql_probe, &js, rc, "key batch too large", err, errlen);
     if (!r)
         return -1;
     rc = 0;
@@ -841,46 +656,30 @@ int store_comm_keys_probe(PGconn *conn, store_key_probe_t *p, int n, char *err, 
 /* One communication as a JSON object of the insert's record set. */
 static int store_comm_json_row(buf_t *js, const store_comm_new_t *c)
 {
-    int rc = buf_puts(js, "{\"id\":");
-    rc |= jtext_string(js, c->id);
-    rc |= buf_puts(js, ",\"plan_id\":");
-    rc |= jtext_string(js, c->plan_id);
-    rc |= buf_puts(js, ",\"client_id\":");
-    rc |= jtext_string(js, c->client_id);
-    rc |= buf_puts(js, ",\"message_type\":");
-    rc |= jtext_string(js, c->message_type);
-    rc |= buf_puts(js, ",\"urgency\":");
-    rc |= jtext_string(js, c->urgency ? c->urgency : "normal");
-    rc |= buf_puts(js, ",\"preferred_channel\":");
-    rc |= store_jstr(js, c->preferred_channel);
     /* context, fallbacks and decision go as JSON text strings and are cast
-     * by the statement, exactly as the row-by-row insert casts them */
-    rc |= buf_puts(js, ",\"context\":");
-    rc |= jtext_string(js, c->context_json ? c->context_json : "{}");
-    rc |= buf_puts(js, ",\"idempotency_key\":");
-    rc |= store_jstr(js, c->idempotency_key);
-    rc |= buf_puts(js, ",\"request_hash\":");
-    rc |= store_jstr(js, c->request_hash);
-    rc |= buf_puts(js, ",\"response\":");
-    rc |= store_jstr(js, c->response_json);
-    rc |= buf_puts(js, ",\"status\":");
-    rc |= jtext_string(js, c->status);
-    rc |= buf_puts(js, ",\"event_type\":");
-    rc |= jtext_string(js, store_event_for_status(c->status));
-    rc |= buf_puts(js, ",\"channel\":");
-    rc |= store_jstr(js, c->channel);
-    rc |= buf_puts(js, ",\"fallback\":");
-    rc |= jtext_string(js, c->fallback_json ? c->fallback_json : "[]");
-    rc |=
-        buf_printf(js, ",\"send_at\":%.6f,\"priority\":%d,\"decision\":", c->send_at, c->priority);
-    rc |= store_jstr(js, c->decision_json);
-    rc |= buf_puts(js, ",\"rules_version\":");
-    rc |= store_jstr(js, c->rules_version);
-    rc |= buf_puts(js, ",\"skip_reason\":");
-    rc |= store_jstr(js, c->skip_reason);
-    rc |= buf_puts(js, ",\"batch_id\":");
-    rc |= store_jstr(js, c->batch_id);
-    rc |= buf_putc(js, '}');
+     * by the statement */
+    const store_jfield_t f[] = {
+        {"{\"id\":", c->id},
+        {",\"plan_id\":", c->plan_id},
+        {",\"client_id\":", c->client_id},
+        {",\"message_type\":", c->message_type},
+        {",\"urgency\":", c->urgency ? c->urgency : "normal"},
+        {",\"preferred_channel\":", c->preferred_channel},
+        {",\"context\":", c->context_json ? c->context_json : "{}"},
+        {",\"idempotency_key\":", c->idempotency_key},
+        {",\"request_hash\":", c->request_hash},
+        {",\"response\":", c->response_json},
+        {",\"status\":", c->status},
+        {",\"event_type\":", store_event_for_status(c->status)},
+        {",\"channel\":", c->channel},
+        {",\"fallback\":", c->fallback_json ? c->fallback_json : "[]"},
+        {",\"decision\":", c->decision_json},
+        {",\"rules_version\":", c->rules_version},
+        {",\"skip_reason\":", c->skip_reason},
+        {",\"batch_id\":", c->batch_id},
+    };
+    int rc = store_jfields(js, f, sizeof f / sizeof f[0]);
+    rc |= buf_printf(js, ",\"send_at\":%.6f,\"priority\":%d}", c->send_at, c->priority);
     return rc ? -1 : 0;
 }
 
@@ -937,8 +736,8 @@ int store_comm_insert_many(PGconn *conn, const store_comm_new_t *c, int n, int *
     const char *params[] = {rows.data, atts.data};
     /* The row, its attachments and its first event in one statement; the
      * children join on RETURNING, so a row left out by ON CONFLICT takes
-     * nothing with it. next_attempt_at starts at send_at, as in
-     * store_comm_row. */
+     * nothing with it. next_attempt_at starts at send_at: a future row is
+     * not due, so the claim passes it by until its time. */
     PGresult *r = db_query(conn, store_sql_insert, 2, params, err, errlen);
     buf_free(&rows);
     buf_free(&atts);
@@ -974,7 +773,7 @@ static int store_json_result(PGresult *r, char **json, char *err, size_t errlen)
 int store_comm_get_json(PGconn *conn, const char *id, char **json, char *err, size_t errlen)
 {
     *json = NULL;
-    if (!store_is_uuid(id))
+    if (!val_uuid(id))
         return 1;
     const char *params[] = {id};
     /* Built in SQL so the row and its events come back in one round trip. */
@@ -998,7 +797,7 @@ int store_plan_list_json(PGconn *conn, const char *plan_id, int limit, char **js
                          size_t errlen)
 {
     *json = NULL;
-    if (!store_is_uuid(plan_id))
+    if (!val_uuid(plan_id))
         return 1;
     if (limit <= 0 || limit > STORE_LIST_MAX)
         limit = STORE_LIST_MAX;
@@ -1023,7 +822,7 @@ int store_attachments_load(PGconn *conn, const char *comm_id, store_attachment_t
 {
     *out = NULL;
     *n = 0;
-    if (!store_is_uuid(comm_id))
+    if (!val_uuid(comm_id))
         return store_fail(err, errlen, "communication id is not a UUID", NULL);
     char lim[16];
     snprintf(lim, sizeof lim, "%d", STORE_ATTACH_MAX);
@@ -1081,7 +880,7 @@ int store_digest_pending(PGconn *conn, const char *client_id, int *count, double
 {
     *count = 0;
     *oldest_at = 0;
-    if (!store_is_uuid(client_id))
+    if (!val_uuid(client_id))
         return 0;
     const char *params[] = {client_id};
     PGresult *r = db_query(conn,
@@ -1144,9 +943,9 @@ int store_digest_join(PGconn *conn, store_digest_join_t *j, char *err, size_t er
 {
     j->size = 0;
     j->opened = 0;
-    if (!store_is_uuid(j->client_id) || !store_is_uuid(j->plan_id) ||
-        !store_is_uuid(j->digest_id) || !j->batch_key || !j->batch_key[0] || !j->channel ||
-        j->window_seconds < 1 || j->max_size < 1)
+    if (!val_uuid(j->client_id) || !val_uuid(j->plan_id) || !val_uuid(j->digest_id) ||
+        !j->batch_key || !j->batch_key[0] || !j->channel || j->window_seconds < 1 ||
+        j->max_size < 1)
         return store_fail(err, errlen, "digest join: bad arguments", NULL);
     char send_at[64], window[16], max[16];
     snprintf(send_at, sizeof send_at, "%.6f", j->send_at);
@@ -1200,7 +999,7 @@ int store_digest_members_load(PGconn *conn, const char *digest_id, store_digest_
 {
     *out = NULL;
     *n = 0;
-    if (!store_is_uuid(digest_id))
+    if (!val_uuid(digest_id))
         return store_fail(err, errlen, "digest id is not a UUID", NULL);
     char lim[16];
     snprintf(lim, sizeof lim, "%d", STORE_DIGEST_MAX);

@@ -31,7 +31,8 @@ void store_client_free(store_client_t *c);
 
 /* Inserts the client or updates the fields given and makes sure a
  * preferences row exists. "Given" means: a non-NULL string (NULL keeps the
- * stored value, "" clears it) and a consent flag of 0 or 1 (-1 keeps it). */
+ * stored value, "" clears it) and a consent flag of 0 or 1 (-1 keeps it).
+ * It is store_clients_upsert_many of one client. */
 int store_client_upsert(PGconn *conn, const cry_keys_t *keys, const store_client_t *c, char *err,
                         size_t errlen);
 /* Loads client id with its preferences. Returns 0, 1 when there is no such
@@ -81,7 +82,8 @@ typedef enum {
 } store_insert_outcome_t;
 
 /* Inserts the communication, its attachments and a "queued"/"scheduled"/
- * "skipped" event. With an idempotency key already used by this client, the
+ * "skipped" event (store_comm_insert_many of one row, in a transaction of
+ * its own when the caller has none open). With an idempotency key already used by this client, the
  * row is left alone and the outcome says what to answer; on STORE_REPLAY
  * *replay_json is set to the stored response (owned by the caller). */
 int store_comm_insert(PGconn *conn, const store_comm_new_t *c, store_insert_outcome_t *outcome,
@@ -93,8 +95,9 @@ int store_comm_insert(PGconn *conn, const store_comm_new_t *c, store_insert_outc
  * caller rolls back to a savepoint of its own and retries row by row with the
  * functions above, which isolate each row's failure. */
 
-/* Upserts clients c[0..n) exactly as store_client_upsert does each of them.
- * The ids must be distinct (a row cannot be updated twice by one statement). */
+/* Upserts clients c[0..n), each by the rules of store_client_upsert, in one
+ * statement. The ids must be distinct (a row cannot be updated twice by one
+ * statement). */
 int store_clients_upsert_many(PGconn *conn, const cry_keys_t *keys, const store_client_t *c, int n,
                               char *err, size_t errlen);
 

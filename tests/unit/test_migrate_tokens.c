@@ -11,7 +11,7 @@
 #include "v1token.h"
 
 #include "crypto/crypto.h"
-#include "engine/callbacks.h"
+#include "queue/cbqueue.h"
 #include "store/store.h"
 #include "util/base64.h"
 
@@ -280,18 +280,19 @@ static void test_rewrites_old_rows(void **state)
                   cb_bare, "t");
 
     /* the sender sends the whole body, and keeps only the ids once delivered */
-    cb_job_t jobs[4];
-    int n = cb_claim(c, &keys, 30, 4, jobs, err, sizeof err);
+    cbqueue_job_t jobs[4];
+    int n = cbqueue_claim(c, &keys, 30, 4, jobs, err, sizeof err);
     assert_int_equal(n, 2); /* the pending one and the bare one */
     int seen = 0;
     for (int i = 0; i < n; i++) {
         assert_int_equal(jobs[i].unreadable, 0);
         if (strcmp(jobs[i].id, cb_pending) == 0) {
             assert_string_equal(jobs[i].payload, original);
-            assert_int_equal(cb_complete(c, &jobs[i], CB_DELIVERED, 0, NULL, err, sizeof err), 1);
+            assert_int_equal(
+                cbqueue_complete(c, &jobs[i], CBQUEUE_DELIVERED, 0, NULL, err, sizeof err), 1);
             seen = 1;
         }
-        cb_job_free(&jobs[i]);
+        cbqueue_job_free(&jobs[i]);
     }
     assert_int_equal(seen, 1);
     char want[64];

@@ -316,6 +316,84 @@ static void test_fenced_completion(void **state)
     assert_int_equal(applied, 0);
 }
 
+/* The whole row and its events, to show that a statement changed nothing. */
+static char *snapshot(const char *id)
+{
+    const char *p[] = {id};
+    char *v = testdb_scalar(db.conn,
+                            "SELECT row_to_json(c)::text || (SELECT count(*) FROM delivery_events"
+                            "  WHERE communication_id = c.id)::text"
+                            " FROM communications c WHERE id = $1::uuid",
+                            1, p);
+    assert_non_null(v);
+    return v;
+}
+
+/* A worker whose lease ran out and whose row was taken over can neither
+ * renew nor complete it, whatever the outcome; the new holder can. */
+static void test_stale_worker_changes_nothing(void **state)
+{
+    (void)state;
+    char id[37];
+    enqueue(id, 0, (double)time(NULL) - 1, "queued");
+    queue_job_t j[1];
+    int n = 0, applied = 0, rescued = 0;
+    char err[256];
+    assert_int_equal(queue_claim(db.conn, 1, 60, j, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    queue_job_free(&j[0]);
+    /* the holder may extend its lease */
+    exec_ok("UPDATE communications SET lease_until = now() + interval '5 seconds'");
+    assert_int_equal(queue_renew(db.conn, id, 1, 600, err, sizeof err), 1);
+    const char *p[] = {id};
+    char *left = testdb_scalar(db.conn,
+                               "SELECT lease_until > now() + interval '500 seconds'"
+                               " FROM communications WHERE id = $1::uuid",
+                               1, p);
+    assert_string_equal(left, "t");
+    free(left);
+
+    exec_ok("UPDATE communications SET lease_until = now() - interval '1 second'");
+    assert_int_equal(queue_rescue(db.conn, 5, &rescued, err, sizeof err), 0);
+    assert_int_equal(rescued, 1);
+    assert_int_equal(queue_claim(db.conn, 1, 60, j, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(j[0].attempt, 2);
+    queue_job_free(&j[0]);
+
+    char *before = snapshot(id);
+    assert_int_equal(queue_renew(db.conn, id, 1, 600, err, sizeof err), 0);
+    const queue_outcome_t outcomes[] = {QUEUE_SENT, QUEUE_DELIVERED, QUEUE_RETRY, QUEUE_FAILED,
+                                        QUEUE_DEFER};
+    for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++) {
+        queue_result_t stale = {.id = id,
+                                .attempt = 1,
+                                .outcome = outcomes[i],
+                                .channel = "email",
+                                .subject = "Late",
+                                .retry_at = (double)time(NULL) + 60,
+                                .error_category = "transient",
+                                .error_message = "late"};
+        assert_int_equal(queue_complete(db.conn, &keys, &stale, 1, &applied, err, sizeof err), 0);
+        assert_int_equal(applied, 0);
+    }
+    char *after = snapshot(id);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+
+    /* the new holder's lease and outcome land */
+    assert_int_equal(queue_renew(db.conn, id, 2, 600, err, sizeof err), 1);
+    queue_result_t ok = {.id = id, .attempt = 2, .outcome = QUEUE_FAILED, .channel = "email"};
+    assert_int_equal(queue_complete(db.conn, &keys, &ok, 1, &applied, err, sizeof err), 0);
+    assert_int_equal(applied, 1);
+    char *s = status_of(id);
+    assert_string_equal(s, "failed/2");
+    free(s);
+    /* and once finished, nobody holds a lease to renew */
+    assert_int_equal(queue_renew(db.conn, id, 2, 600, err, sizeof err), 0);
+}
+
 static void test_retry_and_batch(void **state)
 {
     (void)state;
@@ -546,6 +624,7 @@ int main(void)
         cmocka_unit_test_setup(test_claim_order_and_due, clear_queue),
         cmocka_unit_test_setup(test_concurrent_claims_disjoint, clear_queue),
         cmocka_unit_test_setup(test_fenced_completion, clear_queue),
+        cmocka_unit_test_setup(test_stale_worker_changes_nothing, clear_queue),
         cmocka_unit_test_setup(test_retry_and_batch, clear_queue),
         cmocka_unit_test_setup(test_odd_result_fields, clear_queue),
         cmocka_unit_test_setup(test_rescue_max_attempts, clear_queue),

@@ -191,6 +191,68 @@ static void test_client_partial_update(void **state)
     free(n);
 }
 
+/* The transaction helpers: a savepoint undoes only what came after it, and
+ * a name that is not a plain identifier never reaches the server. */
+static void test_transaction_helpers(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_int_equal(db_begin(db.conn, err, sizeof err), 0);
+    char kept[37], undone[37];
+    new_client(kept, "Kept", NULL, NULL);
+    assert_int_equal(db_savepoint(db.conn, "req", err, sizeof err), 0);
+    new_client(undone, "Undone", NULL, NULL);
+    assert_int_equal(db_rollback_to(db.conn, "req", err, sizeof err), 0);
+    assert_int_equal(db_release(db.conn, "req", err, sizeof err), 0);
+    assert_int_equal(db_savepoint(db.conn, "req; COMMIT", err, sizeof err), -1);
+    assert_int_equal(db_savepoint(db.conn, "Req", err, sizeof err), -1);
+    assert_int_equal(db_savepoint(db.conn, "", err, sizeof err), -1);
+    assert_int_equal(db_listen(db.conn, "crier work", err, sizeof err), -1);
+    assert_int_equal(PQtransactionStatus(db.conn), PQTRANS_INTRANS);
+    assert_int_equal(db_commit(db.conn, err, sizeof err), 0);
+    char *n = scalar("SELECT count(*) FROM clients WHERE id = $1::uuid", kept);
+    assert_string_equal(n, "1");
+    free(n);
+    n = scalar("SELECT count(*) FROM clients WHERE id = $1::uuid", undone);
+    assert_string_equal(n, "0");
+    free(n);
+
+    assert_int_equal(db_begin(db.conn, err, sizeof err), 0);
+    new_client(undone, "Undone", NULL, NULL);
+    assert_int_equal(db_rollback(db.conn, err, sizeof err), 0);
+    n = scalar("SELECT count(*) FROM clients WHERE id = $1::uuid", undone);
+    assert_string_equal(n, "0");
+    free(n);
+}
+
+/* The one-row upsert is the batch one: "" clears a field, NULL keeps it,
+ * and a malformed id is refused before any SQL. */
+static void test_client_clear_field(void **state)
+{
+    (void)state;
+    char id[37];
+    new_client(id, "Mira", "mira@example.com", "+919800000002");
+    store_client_t u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.id, sizeof u.id, "%s", id);
+    u.phone = (char *)"";
+    u.consent[CH_EMAIL] = u.consent[CH_SMS] = u.consent[CH_WHATSAPP] = -1;
+    char err[256];
+    assert_int_equal(store_client_upsert(db.conn, &keys, &u, err, sizeof err), 0);
+    store_client_t c;
+    assert_int_equal(store_client_load(db.conn, &keys, id, &c, err, sizeof err), 0);
+    assert_string_equal(c.name, "Mira");
+    assert_string_equal(c.email, "mira@example.com");
+    assert_null(c.phone);
+    store_client_free(&c);
+    char *n = scalar("SELECT (phone_bidx IS NULL)::text FROM clients WHERE id = $1::uuid", id);
+    assert_string_equal(n, "true");
+    free(n);
+    snprintf(u.id, sizeof u.id, "%s", "not-a-uuid");
+    assert_int_equal(store_client_upsert(db.conn, &keys, &u, err, sizeof err), -1);
+    assert_string_equal(err, "client id is not a UUID");
+}
+
 static void fill_comm(store_comm_new_t *c, const char *plan, const char *client, const char *key,
                       const char *hash)
 {
@@ -544,6 +606,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client_round_trip),
         cmocka_unit_test(test_client_partial_update),
+        cmocka_unit_test(test_client_clear_field),
+        cmocka_unit_test(test_transaction_helpers),
         cmocka_unit_test(test_idempotent_insert),
         cmocka_unit_test(test_get_and_list_json),
         cmocka_unit_test(test_skipped_and_attachments),
