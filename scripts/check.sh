@@ -61,11 +61,11 @@ scripts/deps.sh || die "scripts/deps.sh"
 say "checking the layers"
 scripts/layers.sh || fail "layer check (scripts/layers.sh)"
 say "linting the C (clang-format, cppcheck)"
-make --no-print-directory lint >"$root/.lint.out" 2>&1 || {
-    tail -n 40 "$root/.lint.out"
+mkdir -p "$BUILD_DIR"
+make --no-print-directory lint >"$BUILD_DIR/lint.out" 2>&1 || {
+    tail -n 40 "$BUILD_DIR/lint.out"
     fail "make lint"
 }
-rm -f "$root/.lint.out"
 
 say "building $BUILD_DIR/"
 make --no-print-directory build BUILD_DIR="$BUILD_DIR" JOBS="$JOBS" || die "build of $BUILD_DIR/"

@@ -101,11 +101,10 @@ static int api_metrics_ratelimit(buf_t *b)
 {
     rl_stats_t st;
     rl_stats(&st);
-    int rc = metrics_single(b, "crier_ratelimit_local_fallback_total", "counter",
-                            "Rate limit decisions made by this process alone because Redis was "
-                            "not configured or did not answer",
-                            (long long)st.local_checks);
-    return rc;
+    return metrics_single(b, "crier_ratelimit_local_fallback_total", "counter",
+                          "Rate limit decisions made by this process alone because Redis was "
+                          "not configured or did not answer",
+                          (long long)st.local_checks);
 }
 
 void api_metrics(const http_req_t *rq, http_answer_t *out)

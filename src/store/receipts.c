@@ -458,12 +458,11 @@ static const char rcpt_window_close_sql[] =
 int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *channel, char *err,
                           size_t errlen)
 {
-    ch_id_t ch;
-    const char *sql = NULL;
-    if (ch_by_name(channel, &ch) == 0 && ch == CH_SMS)
-        sql = rcpt_provider_optout_sms_sql;
-    else if (ch_by_name(channel, &ch) == 0 && ch == CH_WHATSAPP)
-        sql = rcpt_provider_optout_wa_sql;
+    ch_id_t ch = CH_N;
+    (void)ch_by_name(channel, &ch); /* an unknown name stays CH_N: no opt-out */
+    const char *sql = ch == CH_SMS        ? rcpt_provider_optout_sms_sql
+                      : ch == CH_WHATSAPP ? rcpt_provider_optout_wa_sql
+                                          : NULL;
     if (!sql) {
         errmsg_set(err, errlen, "no opt-out for channel %s", channel);
         return -1;
