@@ -32,6 +32,7 @@ struct delivery {
     pthread_t *workers;
     int started_workers;
     int waker_started;
+    PGconn *first_conn; /* owned until the waker takes it: opened by delivery_start */
     atomic_int stop;
     /* Wake-ups: the waker bumps gen on every NOTIFY or poll tick; an idle
      * worker sleeps until gen changes. */
@@ -708,7 +709,8 @@ static void *delivery_waker(void *arg)
     app_t *app = d->app;
     const cfg_t *cfg = app->cfg;
     char err[512];
-    PGconn *conn = NULL;
+    PGconn *conn = d->first_conn;
+    d->first_conn = NULL;
     long long last_rescue = 0;
     long long last_depth = 0;
     int max_attempts = cfg->max_attempts;
@@ -792,7 +794,21 @@ delivery_t *delivery_start(app_t *app, char *err, size_t errlen)
         delivery_stop(d);
         return NULL;
     }
+    /* The first connection is made here, so that /readyz is true as soon
+     * as serve listens when PostgreSQL answers; if it does not, the waker
+     * keeps trying and readiness follows. */
+    char why[512];
+    d->first_conn = db_connect(app->cfg->database_url, why, sizeof why);
+    if (d->first_conn && queue_listen(d->first_conn, why, sizeof why) != 0) {
+        PQfinish(d->first_conn);
+        d->first_conn = NULL;
+    }
+    if (d->first_conn)
+        atomic_store(&app->db_ready, 1);
     if (pthread_create(&d->waker, NULL, delivery_waker, d) != 0) {
+        if (d->first_conn)
+            PQfinish(d->first_conn);
+        d->first_conn = NULL;
         snprintf(err, errlen, "cannot start the waker thread");
         delivery_stop(d);
         return NULL;
