@@ -10,6 +10,7 @@
 typedef struct auth_entry {
     char digest[65]; /* hex SHA-256 of the token */
     int scope;
+    char label[AUTH_LABEL_MAX];
 } auth_entry_t;
 
 struct auth {
@@ -44,6 +45,21 @@ static int auth_token_ok(const char *t, size_t len)
     return 1;
 }
 
+/* Labels go into logs and rows as they are: a small alphabet keeps them
+ * from carrying anything but a name. */
+static int auth_label_ok(const char *l, size_t len)
+{
+    if (len == 0 || len >= AUTH_LABEL_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = l[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 static int auth_add(auth_t *a, const char *item, size_t len, int pos, char *err, size_t errlen)
 {
     const char *colon = memchr(item, ':', len);
@@ -51,7 +67,9 @@ static int auth_add(auth_t *a, const char *item, size_t len, int pos, char *err,
         snprintf(err, errlen, "CRIER_API_TOKENS entry %d: expected scope:token", pos);
         return -1;
     }
-    int scope = auth_scope_parse(item, (size_t)(colon - item));
+    const char *slash = memchr(item, '/', (size_t)(colon - item));
+    size_t scope_len = (size_t)((slash ? slash : colon) - item);
+    int scope = auth_scope_parse(item, scope_len);
     if (!scope) {
         snprintf(err, errlen,
                  "CRIER_API_TOKENS entry %d: unknown scope (workflow, operator or admin)", pos);
@@ -68,8 +86,23 @@ static int auth_add(auth_t *a, const char *item, size_t len, int pos, char *err,
         snprintf(err, errlen, "CRIER_API_TOKENS: more than %d tokens", AUTH_MAX_TOKENS);
         return -1;
     }
-    cry_sha256_hex(tok, toklen, a->entries[a->n].digest);
-    a->entries[a->n].scope = scope;
+    auth_entry_t *e = &a->entries[a->n];
+    if (slash) {
+        const char *l = slash + 1;
+        size_t llen = (size_t)(colon - l);
+        if (!auth_label_ok(l, llen)) {
+            snprintf(err, errlen,
+                     "CRIER_API_TOKENS entry %d: a label is 1 to %d of A-Z a-z 0-9 . _ -", pos,
+                     AUTH_LABEL_MAX - 1);
+            return -1;
+        }
+        memcpy(e->label, l, llen);
+        e->label[llen] = '\0';
+    } else {
+        snprintf(e->label, sizeof e->label, "%.*s#%d", (int)scope_len, item, pos);
+    }
+    cry_sha256_hex(tok, toklen, e->digest);
+    e->scope = scope;
     a->n++;
     return 0;
 }
@@ -119,6 +152,14 @@ int auth_count(const auth_t *a)
 
 auth_result_t auth_check(const auth_t *a, const char *authorization, int need)
 {
+    return auth_check_as(a, authorization, need, NULL);
+}
+
+auth_result_t auth_check_as(const auth_t *a, const char *authorization, int need,
+                            const char **label)
+{
+    if (label)
+        *label = "";
     if (!a || !authorization)
         return AUTH_UNAUTHORIZED;
     const char *p = authorization;
@@ -140,13 +181,18 @@ auth_result_t auth_check(const auth_t *a, const char *authorization, int need)
     /* Visit every entry whatever matches, so timing does not reveal which
      * (or whether an early) entry matched. Digests are all 64 chars, so
      * cry_str_equal's length dependence reveals nothing either. */
-    int scopes = 0, known = 0;
+    int scopes = 0, known = 0, first = 0;
     for (int i = 0; i < a->n; i++) {
         int eq = cry_str_equal(digest, a->entries[i].digest);
+        /* the first match's index, chosen without a branch on eq */
+        int take = eq & !known;
+        first = (first & (take - 1)) | (i & -take);
         known |= eq;
         scopes |= a->entries[i].scope & -eq;
     }
     if (!known)
         return AUTH_UNAUTHORIZED;
+    if (label)
+        *label = a->entries[first].label;
     return (scopes & need) ? AUTH_OK : AUTH_FORBIDDEN;
 }

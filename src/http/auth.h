@@ -1,5 +1,8 @@
 /* auth: bearer tokens with scopes, from CRIER_API_TOKENS
- * ("scope:token,scope:token"; scopes workflow, operator, admin).
+ * ("scope:token,scope/label:token"; scopes workflow, operator, admin).
+ * A token's label names it in the audit log and the consent ledger, so
+ * that who did what is on record without the secret: "admin/alice:…" is
+ * labelled "alice"; a token without one is "<scope>#<position>".
  *
  * Tokens are kept only as SHA-256 digests and a presented token is compared
  * with every configured one in constant time, so neither the comparison's
@@ -17,6 +20,7 @@ enum {
 
 #define AUTH_MAX_TOKENS 64
 #define AUTH_TOKEN_MAX  512 /* bytes; longer tokens are refused */
+#define AUTH_LABEL_MAX  64  /* bytes of a label, the NUL included */
 
 typedef enum {
     AUTH_OK = 0,
@@ -38,5 +42,10 @@ int auth_scope_parse(const char *name, size_t len);
 /* Checks an Authorization header value (may be NULL) against the tokens;
  * need is a mask of the scopes of which one suffices. */
 auth_result_t auth_check(const auth_t *a, const char *authorization, int need);
+/* auth_check that also says which token it was: *label (borrowed from a,
+ * valid while a is) is the label of the first entry the token matches, or
+ * "" when it matches none. */
+auth_result_t auth_check_as(const auth_t *a, const char *authorization, int need,
+                            const char **label);
 
 #endif

@@ -27,7 +27,9 @@
 #include "util/timefmt.h"
 
 #include <microhttpd.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -88,6 +90,8 @@ typedef struct http_conn {
     char path[SRV_LOG_PATH_MAX + 1]; /* for the log and the handler; may be cut */
     route_params_t params;
     char allow[ROUTE_ALLOW_MAX]; /* the Allow header of a 405 */
+    const char *actor;           /* the token's label (borrowed from the auth); "" if none */
+    char peer[INET6_ADDRSTRLEN]; /* the client's address; "" when unknown */
     struct http_pending pending;
     buf_t body;
     int too_large;
@@ -177,7 +181,25 @@ static int srv_is_type(const char *ctype, const char *want)
     return next == '\0' || next == ';' || next == ' ';
 }
 
-/* The media type a POST body of kind must have, or NULL for any. */
+/* The client's address as text, for the audit log; "" when unknown. */
+static void srv_peer(struct MHD_Connection *mhd, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    const void *addr = NULL;
+    if (sa->sa_family == AF_INET)
+        addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa->sa_family == AF_INET6)
+        addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (!addr || !inet_ntop(sa->sa_family, addr, out, (socklen_t)outlen))
+        out[0] = '\0';
+}
+
+/* The media type a POST or PUT body of kind must have, or NULL for any. */
 static const char *srv_body_type(route_body_t kind)
 {
     switch (kind) {
@@ -216,7 +238,7 @@ static int srv_admit(srv_conn_t *c, const char *url, const char *method, enum MH
     if (rt->scopes) {
         const char *authz =
             MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        auth_result_t ar = auth_check(s->auth, authz, rt->scopes);
+        auth_result_t ar = auth_check_as(s->auth, authz, rt->scopes, &c->actor);
         if (ar == AUTH_UNAUTHORIZED) {
             http_answer_t a;
             http_answer_error(&a, 401, "unauthorized", "a valid bearer token is required");
@@ -230,7 +252,7 @@ static int srv_admit(srv_conn_t *c, const char *url, const char *method, enum MH
         }
     }
     const char *want = srv_body_type(rt->body);
-    if (strcmp(method, "POST") == 0 && want) {
+    if ((strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) && want) {
         const char *ctype =
             MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         if (!srv_is_type(ctype, want)) {
@@ -296,6 +318,8 @@ static enum MHD_Result srv_dispatch(srv_conn_t *c, const char *method)
         .params = &c->params,
         .body = c->body.data ? c->body.data : "",
         .body_len = c->body.len,
+        .actor = c->actor ? c->actor : "",
+        .peer = c->peer,
         .conn = c,
     };
     http_answer_t a;
@@ -351,6 +375,7 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *mhd, const c
         if (!c)
             return MHD_NO;
         *con_cls = c;
+        srv_peer(mhd, c->peer, sizeof c->peer);
         /* Shut down for being too slow while the last header bytes came in:
          * the request is not served. */
         if (cg_headers(s->guard, c->guard) != 0)

@@ -44,6 +44,8 @@ typedef struct http_req {
     const route_params_t *params;
     const char *body; /* NUL-terminated; "" when there was none */
     size_t body_len;
+    const char *actor;      /* the label of the token that authorised it; "" on open routes */
+    const char *peer;       /* the client's address as text; "" when unknown */
     struct http_conn *conn; /* the server's, for the functions below */
 } http_req_t;
 

@@ -1,0 +1,100 @@
+-- 006_clients_privacy: the consent ledger, where an audit entry came from,
+-- and a client's communications newest first.
+
+-- Every grant or revocation of a channel, whatever made it: the API (a
+-- client object or PUT /v1/clients), the preferences API, a STOP/START
+-- keyword, a provider's opt-out code, an unsubscribe link or the
+-- preference page. A row holds no PII: the client's id, the channel, what
+-- happened, by what and by whom (an API token's label, never the token).
+-- It stays when the client is erased (it is the proof that consent was
+-- withdrawn) and goes with the client row when the retention job removes
+-- what is left of an erased client.
+CREATE TABLE consent_ledger (
+    id        bigserial PRIMARY KEY,
+    client_id uuid NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+    channel   text NOT NULL CHECK (channel IN ('email', 'sms', 'whatsapp')),
+    action    text NOT NULL CHECK (action IN ('granted', 'revoked')),
+    source    text NOT NULL CHECK (source IN ('api', 'preferences', 'keyword', 'provider_code',
+                                              'unsubscribe_link', 'preference_page', 'erasure',
+                                              'system')),
+    actor     text,
+    at        timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX consent_ledger_client_idx ON consent_ledger (client_id, at, id);
+
+-- The ledger is written by triggers so that no path that changes consent
+-- can forget it. The path says what it is with two settings local to its
+-- transaction (set_config(..., true)): crier.consent_source (one of the
+-- sources above; 'system' when unset) and crier.actor (a token's label).
+-- Consent (clients.consent_*) and opt-outs (client_preferences.opt_out_*)
+-- are both a channel's permission: a consent turned on or an opt-out
+-- turned off grants it, the reverse revokes it. A new client's consent
+-- counts from "not given", so only an explicit grant makes a row.
+CREATE FUNCTION crier_consent_note(client uuid, channel text, granted boolean) RETURNS void
+    LANGUAGE sql AS $$
+    INSERT INTO consent_ledger (client_id, channel, action, source, actor)
+    VALUES (client, channel, CASE WHEN granted THEN 'granted' ELSE 'revoked' END,
+            COALESCE(NULLIF(current_setting('crier.consent_source', true), ''), 'system'),
+            NULLIF(current_setting('crier.actor', true), ''))
+$$;
+
+CREATE FUNCTION crier_consent_clients() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.consent_email THEN PERFORM crier_consent_note(NEW.id, 'email', true); END IF;
+        IF NEW.consent_sms THEN PERFORM crier_consent_note(NEW.id, 'sms', true); END IF;
+        IF NEW.consent_whatsapp THEN PERFORM crier_consent_note(NEW.id, 'whatsapp', true); END IF;
+        RETURN NULL;
+    END IF;
+    IF NEW.consent_email IS DISTINCT FROM OLD.consent_email THEN
+        PERFORM crier_consent_note(NEW.id, 'email', NEW.consent_email);
+    END IF;
+    IF NEW.consent_sms IS DISTINCT FROM OLD.consent_sms THEN
+        PERFORM crier_consent_note(NEW.id, 'sms', NEW.consent_sms);
+    END IF;
+    IF NEW.consent_whatsapp IS DISTINCT FROM OLD.consent_whatsapp THEN
+        PERFORM crier_consent_note(NEW.id, 'whatsapp', NEW.consent_whatsapp);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER clients_consent_ledger AFTER INSERT OR UPDATE OF consent_email, consent_sms,
+    consent_whatsapp ON clients FOR EACH ROW EXECUTE FUNCTION crier_consent_clients();
+
+CREATE FUNCTION crier_consent_opt_outs() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.opt_out_email THEN PERFORM crier_consent_note(NEW.client_id, 'email', false); END IF;
+        IF NEW.opt_out_sms THEN PERFORM crier_consent_note(NEW.client_id, 'sms', false); END IF;
+        IF NEW.opt_out_whatsapp THEN
+            PERFORM crier_consent_note(NEW.client_id, 'whatsapp', false);
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF NEW.opt_out_email IS DISTINCT FROM OLD.opt_out_email THEN
+        PERFORM crier_consent_note(NEW.client_id, 'email', NOT NEW.opt_out_email);
+    END IF;
+    IF NEW.opt_out_sms IS DISTINCT FROM OLD.opt_out_sms THEN
+        PERFORM crier_consent_note(NEW.client_id, 'sms', NOT NEW.opt_out_sms);
+    END IF;
+    IF NEW.opt_out_whatsapp IS DISTINCT FROM OLD.opt_out_whatsapp THEN
+        PERFORM crier_consent_note(NEW.client_id, 'whatsapp', NOT NEW.opt_out_whatsapp);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER client_preferences_consent_ledger AFTER INSERT OR UPDATE OF opt_out_email,
+    opt_out_sms, opt_out_whatsapp ON client_preferences
+    FOR EACH ROW EXECUTE FUNCTION crier_consent_opt_outs();
+
+-- The address a PII read, export or erasure came from (the peer of the
+-- HTTP connection; 'cli' for a command run on the host).
+ALTER TABLE audit_log ADD COLUMN address text;
+
+-- A client's communications newest first, for the paged list.
+CREATE INDEX communications_client_newest_idx ON communications (client_id, created_at DESC, id DESC);
