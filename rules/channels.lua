@@ -8,8 +8,11 @@
 --   * a channel the workflow asks for (msg.preferred_channel) comes first;
 --   * CRITICAL + WhatsApp preferred -> WhatsApp; CRITICAL otherwise -> SMS;
 --   * then the message type's own channels (detailed information such as
---     budgets and vendors -> email first; errors -> SMS first);
---   * then the client's preferred channels, then whatever else is left;
+--     budgets and vendors -> email first; errors -> SMS first), the ones the
+--     client chose first, in the client's order (a client who prefers
+--     WhatsApp gets vendor options there, but a budget still by email; the
+--     default list, email alone, is no choice);
+--   * then the client's other preferred channels, then whatever else is left;
 --   * a channel the client opted out of, has no consent for or no contact
 --     for is skipped and the next one takes its place.
 
@@ -24,6 +27,9 @@ local TYPE_CHANNELS = {
     blueprint_delivery = { "email", "whatsapp" },
     error_notification = { "sms", "email" },
     reminder = { "email", "sms" },
+    -- the confirmation of a preferences change goes where the client now
+    -- prefers to be reached
+    preferences_updated = { "email", "sms", "whatsapp" },
 }
 local DEFAULT_CHANNELS = { "email" } -- any other message type
 
@@ -70,6 +76,13 @@ local function whatsapp_preferred(msg, client)
     return prefs and prefs[1] == "whatsapp" or false
 end
 
+-- Whether the client chose its channels: the seed's default list, email
+-- alone, is what every client has until it says otherwise, and leaves the
+-- message type's order as it is.
+local function chosen(prefs)
+    return prefs ~= nil and prefs[1] ~= nil and (prefs[1] ~= "email" or prefs[2] ~= nil)
+end
+
 -- Appends ch to order unless it is nil or already there (a handful of
 -- channels: a scan is cheaper than a set).
 local function add(order, ch)
@@ -101,8 +114,20 @@ function select(msg, client)
         end
         add(order, "sms")
     end
-    add_all(order, TYPE_CHANNELS[msg.type] or DEFAULT_CHANNELS)
-    add_all(order, client.preferred_channels)
+    local suited = TYPE_CHANNELS[msg.type] or DEFAULT_CHANNELS
+    local prefs = client.preferred_channels
+    if chosen(prefs) then
+        for _, ch in ipairs(prefs) do
+            for j = 1, #suited do
+                if suited[j] == ch then
+                    add(order, ch)
+                    break
+                end
+            end
+        end
+    end
+    add_all(order, suited)
+    add_all(order, prefs)
     add_all(order, ALL)
 
     local channels, reasons = {}, nil

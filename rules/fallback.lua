@@ -20,6 +20,7 @@ local TYPE_PAIR = {
     blueprint_delivery = { "email", "whatsapp" },
     error_notification = { "sms", "email" },
     reminder = { "email", "sms" },
+    preferences_updated = { "email", "sms" },
 }
 
 local MAX_FALLBACKS = 2

@@ -18,6 +18,7 @@ const char *const val_message_types[VAL_MESSAGE_TYPES] = {
     "blueprint_delivery",
     "error_notification",
     "reminder",
+    "preferences_updated",
     "digest",
 };
 

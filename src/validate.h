@@ -24,10 +24,13 @@ int val_link_url(const char *s);
 int val_url_key(const char *key);
 
 /* The message types: the seven a workflow may request (the seed's), then
- * the digest the engine composes itself from batched LOW messages. The one
- * list the API, the templates and the metrics use. */
+ * the ones the engine sends of itself: the confirmation of a preferences
+ * change (on any channel, so it has short templates too) and the digest it
+ * composes from batched LOW messages (email only). The one list the API,
+ * the templates and the metrics use. */
 #define VAL_REQUEST_TYPES 7
-#define VAL_MESSAGE_TYPES 8
+#define VAL_SHORT_TYPES   8 /* the types with SMS and WhatsApp templates */
+#define VAL_MESSAGE_TYPES 9
 extern const char *const val_message_types[VAL_MESSAGE_TYPES];
 
 #endif

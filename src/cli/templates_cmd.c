@@ -98,7 +98,7 @@ static cJSON *tplcmd_build(const cfg_t *cfg, const cJSON *request)
 
 static int tplcmd_is_type(const char *name)
 {
-    for (size_t i = 0; i < VAL_REQUEST_TYPES; i++)
+    for (size_t i = 0; i < VAL_SHORT_TYPES; i++)
         if (strcmp(name, val_message_types[i]) == 0)
             return 1;
     return 0;
@@ -178,7 +178,7 @@ static int tplcmd_check(cfg_t *cfg)
     }
     printf("ok   catalogue %s (version %s)\n", cfg->templates_dir, tpl_catalog_version(c));
     int failed = 0;
-    for (size_t i = 0; i < VAL_REQUEST_TYPES; i++) {
+    for (size_t i = 0; i < VAL_SHORT_TYPES; i++) {
         const char *type = val_message_types[i];
         char path[4096];
         snprintf(path, sizeof path, "%s/examples/%s.json", cfg->templates_dir, type);

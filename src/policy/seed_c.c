@@ -22,18 +22,20 @@
 
 static const char *const seed_all[] = {CH_NAME_EMAIL, CH_NAME_SMS, CH_NAME_WHATSAPP};
 
-/* Workflow Trigger Points: primary and secondary channel per type. */
+/* Workflow Trigger Points: the channels that suit each type, best first
+ * (the confirmation of a preferences change suits them all). */
 static const struct {
     const char *type;
-    const char *first, *second;
+    const char *ch[3];
 } seed_types[] = {
-    {"welcome", CH_NAME_EMAIL, NULL},
-    {"budget_summary", CH_NAME_EMAIL, NULL},
-    {"vendor_options", CH_NAME_EMAIL, CH_NAME_WHATSAPP},
-    {"selection_confirmation", CH_NAME_EMAIL, CH_NAME_SMS},
-    {"blueprint_delivery", CH_NAME_EMAIL, CH_NAME_WHATSAPP},
-    {"error_notification", CH_NAME_SMS, CH_NAME_EMAIL},
-    {"reminder", CH_NAME_EMAIL, CH_NAME_SMS},
+    {"welcome", {CH_NAME_EMAIL}},
+    {"budget_summary", {CH_NAME_EMAIL}},
+    {"vendor_options", {CH_NAME_EMAIL, CH_NAME_WHATSAPP}},
+    {"selection_confirmation", {CH_NAME_EMAIL, CH_NAME_SMS}},
+    {"blueprint_delivery", {CH_NAME_EMAIL, CH_NAME_WHATSAPP}},
+    {"error_notification", {CH_NAME_SMS, CH_NAME_EMAIL}},
+    {"reminder", {CH_NAME_EMAIL, CH_NAME_SMS}},
+    {"preferences_updated", {CH_NAME_EMAIL, CH_NAME_SMS, CH_NAME_WHATSAPP}},
 };
 
 /* Fallback Mechanisms: the seed's example chains. */
@@ -78,14 +80,21 @@ static const char *seed_select(const policy_msg_t *m, const policy_client_t *c, 
             seed_add(&order, CH_NAME_WHATSAPP);
         seed_add(&order, CH_NAME_SMS);
     }
-    const char *first = CH_NAME_EMAIL, *second = NULL;
+    static const char *const email_only[3] = {CH_NAME_EMAIL};
+    const char *const *suited = email_only;
     for (size_t i = 0; i < sizeof seed_types / sizeof seed_types[0]; i++)
-        if (seed_eq(m->message_type, seed_types[i].type)) {
-            first = seed_types[i].first;
-            second = seed_types[i].second;
-        }
-    seed_add(&order, first);
-    seed_add(&order, second);
+        if (seed_eq(m->message_type, seed_types[i].type))
+            suited = seed_types[i].ch;
+    /* the suitable channels the client chose first, in the client's order;
+     * the default list, email alone, is no choice */
+    const char *const *pref = c->preferred_channels;
+    int chosen = pref[0] && (!seed_eq(pref[0], CH_NAME_EMAIL) || pref[1]);
+    for (int i = 0; chosen && i < POLICY_MAX_CHANNELS && c->preferred_channels[i]; i++)
+        for (int j = 0; j < 3 && suited[j]; j++)
+            if (seed_eq(suited[j], c->preferred_channels[i]))
+                seed_add(&order, suited[j]);
+    for (int j = 0; j < 3 && suited[j]; j++)
+        seed_add(&order, suited[j]);
     for (int i = 0; i < POLICY_MAX_CHANNELS && c->preferred_channels[i]; i++)
         seed_add(&order, c->preferred_channels[i]);
     for (int i = 0; i < 3; i++)
@@ -121,9 +130,9 @@ static void seed_chain(const policy_msg_t *m, const seed_list_t *cand, policy_de
     seed_add(&fb, primary);
     const char *want[4] = {NULL, NULL, NULL, NULL};
     for (size_t i = 0; i < sizeof seed_types / sizeof seed_types[0]; i++)
-        if (seed_eq(m->message_type, seed_types[i].type) && seed_types[i].second &&
-            seed_eq(seed_types[i].first, primary))
-            want[0] = seed_types[i].second;
+        if (seed_eq(m->message_type, seed_types[i].type) && seed_types[i].ch[1] &&
+            seed_eq(seed_types[i].ch[0], primary))
+            want[0] = seed_types[i].ch[1];
     for (size_t i = 0; i < sizeof seed_chains / sizeof seed_chains[0]; i++)
         if (seed_eq(primary, seed_chains[i].primary)) {
             want[1] = seed_chains[i].chain[0];

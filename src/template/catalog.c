@@ -28,7 +28,7 @@
 #define CAT_WA_MAX_PARAMS 16  /* body parameters of one WhatsApp template */
 #define CAT_WA_MAX_NAME   512 /* Meta's limit on a template name */
 
-/* The name of email type t: the seed types, then the engine's (digest). */
+/* The name of email type t: the seed types, then the engine's own. */
 static const char *cat_type(size_t t)
 {
     return val_message_types[t];
@@ -527,10 +527,10 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
             }
         }
     }
-    /* every seed type can be sent on every channel the rules may pick */
+    /* every type but the digest can be sent on every channel the rules may pick */
     static const char *const short_dirs[] = {"sms/", "whatsapp/", "whatsapp/"};
     static const char *const short_exts[] = {".txt", ".txt", ".json"};
-    for (size_t t = 0; t < VAL_REQUEST_TYPES; t++) {
+    for (size_t t = 0; t < VAL_SHORT_TYPES; t++) {
         for (size_t k = 0; k < 3; k++) {
             char name[128];
             snprintf(name, sizeof name, "%s%s%s", short_dirs[k], val_message_types[t],
@@ -723,9 +723,9 @@ void tpl_email_free(tpl_email_t *e)
 
 /* ------------------------------------------------------ short messages */
 
-static int cat_seed_type(const char *type)
+static int cat_short_type(const char *type)
 {
-    for (size_t t = 0; t < VAL_REQUEST_TYPES; t++)
+    for (size_t t = 0; t < VAL_SHORT_TYPES; t++)
         if (strcmp(type, val_message_types[t]) == 0)
             return 1;
     return 0;
@@ -756,7 +756,7 @@ static char *render_short(const tpl_catalog_t *c, const char *channel, const cha
 {
     if (err && errlen)
         err[0] = '\0';
-    if (!c || !type || !cat_seed_type(type)) {
+    if (!c || !type || !cat_short_type(type)) {
         errmsg_set(err, errlen, "unknown %s message type '%.64s'", channel, type ? type : "(none)");
         return NULL;
     }
@@ -813,7 +813,7 @@ int tpl_render_whatsapp_template(const tpl_catalog_t *c, const char *message_typ
     if (err && errlen)
         err[0] = '\0';
     memset(out, 0, sizeof *out);
-    if (!c || !message_type || !cat_seed_type(message_type)) {
+    if (!c || !message_type || !cat_short_type(message_type)) {
         errmsg_set(err, errlen, "unknown whatsapp message type '%.64s'",
                    message_type ? message_type : "(none)");
         return -1;

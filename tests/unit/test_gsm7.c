@@ -292,7 +292,7 @@ static void test_shipped_sms_fit_default_budget(void **state)
     if (!c)
         fprintf(stderr, "load: %s\n", err);
     assert_non_null(c);
-    for (size_t i = 0; i < VAL_REQUEST_TYPES; i++) {
+    for (size_t i = 0; i < VAL_SHORT_TYPES; i++) {
         const char *type = val_message_types[i];
         cJSON *req = load_example(dir, type);
         /* a real plan id, as long as the engine's */
