@@ -21,7 +21,7 @@ validate
 channel
 http template store ratelimit circuit metrics webhook
 request
-queue policy transport
+queue policy transport prefcache
 driver
 engine app
 api

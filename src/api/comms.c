@@ -145,6 +145,11 @@ static void comms_result_answer(intake_result_t *res, http_answer_t *out)
         http_answer_error(out, 422, "unknown_client",
                           "client_id: unknown client; include a client object to create it");
         return;
+    case INTAKE_ERASED:
+        http_answer_error(out, 410, "client_erased",
+                          "client_id: this client was erased; make it again with explicit "
+                          "consent (a client object with consent) to send to it");
+        return;
     case INTAKE_UNAVAILABLE:
         http_answer_error(out, 503, "service_unavailable", res->why);
         return;
@@ -194,6 +199,7 @@ void api_comm_create(const http_req_t *rq, http_answer_t *out)
     cry_sha256_hex(rq->body, rq->body_len, job->request_hash);
     if (key)
         snprintf(job->idempotency_key, sizeof job->idempotency_key, "%s", key);
+    snprintf(job->actor, sizeof job->actor, "%s", rq->actor);
     /* Held back before it is submitted: the intake may answer at once. */
     http_pending_t *pending = http_suspend(rq);
     if (!pending) {

@@ -2,9 +2,12 @@
 #include "engine/intake.h"
 
 #include "driver/driver.h"
+#include "engine/prefs.h"
 #include "policy/policy.h"
 #include "policy/runtime.h"
 #include "queue/queue.h"
+#include "store/audit.h"
+#include "store/clients.h"
 #include "store/db.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -35,6 +38,12 @@ typedef struct intake_writer {
     int stopping;              /* under mu */
     PGconn *conn;              /* owned by the writer thread */
     prt_local_t *policy;       /* owned by the writer thread: its own rules state */
+    prefcache_t *prefs;        /* owned by the writer thread; NULL: no cache */
+    /* The clients this batch changed, with their facts as the batch left
+     * them: published to the cache once the batch committed. */
+    char pub_id[INTAKE_BATCH_MAX][37];
+    char *pub_text[INTAKE_BATCH_MAX]; /* owned; NULL drops the entry */
+    int n_pub;
 } intake_writer_t;
 
 struct intake {
@@ -408,6 +417,150 @@ static intake_step_t intake_store_failed(intake_writer_t *w, const char *what, c
     return INTAKE_ANSWERED;
 }
 
+/* Notes that client id changed in this batch; f (NULL when unknown) is
+ * what the batch left, published after the commit. */
+static void intake_note_change(intake_writer_t *w, const char *id, const store_client_facts_t *f)
+{
+    if (!w->prefs)
+        return;
+    for (int i = 0; i < w->n_pub; i++)
+        if (strcmp(w->pub_id[i], id) == 0) {
+            free(w->pub_text[i]);
+            w->pub_text[i] = f && f->found && !f->erased ? prefs_encode(f) : NULL;
+            return;
+        }
+    if (w->n_pub >= INTAKE_BATCH_MAX)
+        return; /* a batch holds at most that many requests */
+    snprintf(w->pub_id[w->n_pub], sizeof w->pub_id[0], "%s", id);
+    w->pub_text[w->n_pub++] = f && f->found && !f->erased ? prefs_encode(f) : NULL;
+}
+
+/* After the commit (publish 1) or a failed batch (0): tells the cache what
+ * the batch changed, and forgets it. */
+static void intake_publish(intake_writer_t *w, int publish)
+{
+    for (int i = 0; i < w->n_pub; i += PREFCACHE_MAX) {
+        int m = w->n_pub - i < PREFCACHE_MAX ? w->n_pub - i : PREFCACHE_MAX;
+        const char *ids[PREFCACHE_MAX];
+        for (int k = 0; k < m; k++)
+            ids[k] = w->pub_id[i + k];
+        if (publish)
+            (void)prefcache_put(w->prefs, ids, (const char *const *)&w->pub_text[i], m);
+    }
+    for (int i = 0; i < w->n_pub; i++) {
+        free(w->pub_text[i]);
+        w->pub_text[i] = NULL;
+    }
+    w->n_pub = 0;
+}
+
+/* Moves the facts of src into dst (dst's own are freed first). */
+static void intake_take_facts(store_client_facts_t *dst, store_client_facts_t *src)
+{
+    store_client_facts_free(dst, 1);
+    *dst = *src;
+    memset(src, 0, sizeof *src);
+}
+
+/* Fills the cache with what a miss read, and frees the texts. A cache that
+ * cannot be told says so itself; the decision does not depend on it. */
+static void intake_fill(intake_writer_t *w, const char **ids, char **texts, int n)
+{
+    if (n > 0)
+        (void)prefcache_fill(w->prefs, ids, (const char *const *)texts, n);
+    for (int i = 0; i < n; i++)
+        free(texts[i]);
+}
+
+/* The facts of clients ids[0..n) into out[0..n): a client whose row this
+ * round changed (fresh[k]) is read from PostgreSQL, as is one the cache
+ * misses (and the cache is filled with it); one the cache has needs only
+ * its activity from PostgreSQL. 0, or -1 with err (out then empty). */
+static int intake_load_facts(intake_writer_t *w, PGconn *conn, const char **ids, const int *fresh,
+                             int n, store_client_facts_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, (size_t)n * sizeof *out);
+    int *from_cache = calloc((size_t)n, sizeof *from_cache);
+    int *idx = calloc((size_t)n, sizeof *idx);
+    const char **sub = calloc((size_t)n, sizeof *sub);
+    store_client_facts_t *tmp = calloc((size_t)n, sizeof *tmp);
+    int rc = -1, m = 0;
+    if (!from_cache || !idx || !sub || !tmp) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    /* the cache first, for the clients this round did not change */
+    for (int k = 0; w->prefs && k < n;) {
+        int c = 0;
+        const char *ask[PREFCACHE_MAX];
+        int at[PREFCACHE_MAX];
+        for (; k < n && c < PREFCACHE_MAX; k++)
+            if (!fresh[k]) {
+                at[c] = k;
+                ask[c++] = ids[k];
+            }
+        char *got[PREFCACHE_MAX];
+        if (c > 0 && prefcache_get(w->prefs, ask, c, got) > 0)
+            for (int j = 0; j < c; j++)
+                if (got[j] && prefs_decode(got[j], &out[at[j]]) == 0)
+                    from_cache[at[j]] = 1;
+        for (int j = 0; j < c; j++)
+            free(got[j]);
+    }
+    /* the activity of the cached ones */
+    for (int k = 0; k < n; k++)
+        if (from_cache[k]) {
+            idx[m] = k;
+            sub[m++] = ids[k];
+            tmp[m - 1] = out[k];
+        }
+    if (m > 0) {
+        if (store_client_activity_load(conn, sub, m, tmp, err, errlen) != 0)
+            goto out;
+        for (int j = 0; j < m; j++)
+            out[idx[j]] = tmp[j]; /* the strings moved there and back: still out's */
+    }
+    memset(tmp, 0, (size_t)n * sizeof *tmp);
+    /* everything else, whole */
+    m = 0;
+    for (int k = 0; k < n; k++)
+        if (!from_cache[k]) {
+            idx[m] = k;
+            sub[m++] = ids[k];
+        }
+    if (m > 0 && store_client_facts_load(conn, sub, m, tmp, err, errlen) != 0)
+        goto out;
+    const char *fill_id[PREFCACHE_MAX];
+    char *fill_text[PREFCACHE_MAX];
+    int n_fill = 0;
+    for (int j = 0; j < m; j++) {
+        int k = idx[j];
+        intake_take_facts(&out[k], &tmp[j]);
+        if (!out[k].found || out[k].erased || !w->prefs)
+            continue;
+        if (fresh[k]) {
+            intake_note_change(w, ids[k], &out[k]);
+            continue;
+        }
+        fill_id[n_fill] = ids[k];
+        fill_text[n_fill++] = prefs_encode(&out[k]); /* NULL is skipped by the fill */
+        if (n_fill == PREFCACHE_MAX) {
+            intake_fill(w, fill_id, fill_text, n_fill);
+            n_fill = 0;
+        }
+    }
+    intake_fill(w, fill_id, fill_text, n_fill);
+    rc = 0;
+out:
+    if (rc != 0)
+        store_client_facts_free(out, n);
+    free(from_cache);
+    free(idx);
+    free(sub);
+    free(tmp);
+    return rc;
+}
+
 /* One request on its own savepoint, statement by statement: the path that
  * isolates a failing request from the others of its round. */
 static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_result_t *res)
@@ -435,7 +588,8 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
     if (r->client.present) {
         store_client_t up; /* borrows the request's strings: never freed */
         intake_upsert_record(r, &up);
-        if (store_client_upsert(conn, keys, &up, err, sizeof err) != 0) {
+        if (store_consent_context(conn, STORE_SOURCE_API, job->actor, err, sizeof err) != 0 ||
+            store_client_upsert(conn, keys, &up, err, sizeof err) != 0) {
             step = intake_store_failed(w, "client_upsert_failed", err, res);
             goto out;
         }
@@ -453,6 +607,19 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
             goto out;
         }
         intake_result(res, INTAKE_UNKNOWN_CLIENT, NULL, NULL);
+        goto out;
+    }
+    int state = store_client_state(conn, r->client_id, err, sizeof err);
+    if (state < 0) {
+        step = intake_store_failed(w, "client_load_failed", err, res);
+        goto out;
+    }
+    if (state == STORE_ERASED) {
+        if (intake_undo(conn, err, sizeof err) != 0) {
+            step = INTAKE_BROKEN;
+            goto out;
+        }
+        intake_result(res, INTAKE_ERASED, NULL, NULL);
         goto out;
     }
 
@@ -491,6 +658,8 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
             step = INTAKE_BROKEN;
             goto out;
         }
+        if (r->client.present)
+            intake_note_change(w, r->client_id, &facts);
         intake_result(res, INTAKE_ACCEPTED, buf_detach(&dr->body), NULL);
         goto out;
     }
@@ -587,18 +756,38 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, intake_resu
         intake_key_taken(probe[k].outcome, &probe[k].replay_json, res[i]);
     }
 
+    /* The consent ledger names who changed consent: one statement's rows
+     * share one actor, so a round whose client objects came with different
+     * tokens is written request by request. */
+    const char *actor = NULL;
     for (int i = 0; i < n; i++)
-        if (write[i] && jobs[i]->req.client.present)
+        if (write[i] && jobs[i]->req.client.present) {
+            if (actor && strcmp(actor, jobs[i]->actor) != 0) {
+                snprintf(err, errlen, "client changes by more than one token");
+                goto out;
+            }
+            actor = jobs[i]->actor;
             intake_upsert_record(&jobs[i]->req, &up[n_up++]);
-    if (n_up > 0 && store_clients_upsert_many(conn, &w->app->keys, up, n_up, err, errlen) != 0)
+        }
+    if (n_up > 0 &&
+        (store_consent_context(conn, STORE_SOURCE_API, actor, err, errlen) != 0 ||
+         store_clients_upsert_many(conn, &w->app->keys, up, n_up, err, errlen) != 0))
         goto out;
 
+    int *fresh = calloc((size_t)n, sizeof *fresh);
+    if (!fresh) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     for (int i = 0; i < n; i++)
         if (write[i]) {
+            fresh[n_ids] = jobs[i]->req.client.present;
             ids[n_ids] = jobs[i]->req.client_id;
             ids_job[n_ids++] = i;
         }
-    if (n_ids > 0 && store_client_facts_load(conn, ids, n_ids, facts, err, errlen) != 0)
+    int loaded = n_ids == 0 || intake_load_facts(w, conn, ids, fresh, n_ids, facts, err, errlen) == 0;
+    free(fresh);
+    if (!loaded)
         goto out;
     facts_loaded = 1;
 
@@ -609,6 +798,12 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, intake_resu
              * this request was written */
             write[i] = 0;
             intake_result(res[i], INTAKE_UNKNOWN_CLIENT, NULL, NULL);
+            continue;
+        }
+        if (facts[k].erased) {
+            /* an upsert without consent left it erased: nothing was written */
+            write[i] = 0;
+            intake_result(res[i], INTAKE_ERASED, NULL, NULL);
             continue;
         }
         policy_client_t pc;
@@ -774,6 +969,7 @@ static void intake_write_batch(intake_writer_t *w, intake_job_t **jobs, int n)
         ok = queue_notify(w->conn, err, sizeof err) == 0;
     if (ok)
         ok = db_commit(w->conn, err, sizeof err) == 0;
+    intake_publish(w, ok);
 
     if (!ok) {
         char count[16];
@@ -799,6 +995,10 @@ static void *intake_main(void *arg)
     intake_job_t *batch[INTAKE_BATCH_MAX];
     /* A Lua state belongs to one thread: this writer's, made here. */
     w->policy = w->app->rules ? prt_local_new(w->app->rules) : NULL;
+    char err[256];
+    w->prefs = prefcache_new(w->app->cfg->redis_url, 0, err, sizeof err);
+    if (!w->prefs)
+        log_warn("intake", "preference_cache_off", "error", err, NULL);
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (!w->head && !w->stopping)
@@ -823,6 +1023,8 @@ static void *intake_main(void *arg)
     w->conn = NULL;
     prt_local_free(w->policy);
     w->policy = NULL;
+    prefcache_free(w->prefs);
+    w->prefs = NULL;
     return NULL;
 }
 

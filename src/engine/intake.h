@@ -38,6 +38,8 @@ typedef enum {
     INTAKE_CONFLICT,          /* its Idempotency-Key was used with another body: nothing written */
     INTAKE_UNKNOWN_CLIENT,    /* client_id names no client and the request has no client
                                  object to create one: nothing written */
+    INTAKE_ERASED,            /* the client was erased and the request does not make it
+                                 again with explicit consent: nothing written */
     INTAKE_UNAVAILABLE,       /* not taken (stopping, or too many waiting): retry later; why */
     INTAKE_STORE_UNAVAILABLE, /* the batch's transaction failed: nothing accepted, retry later */
     INTAKE_FAILED,            /* this request could not be written (logged); why */
@@ -61,6 +63,7 @@ typedef struct intake_job {
     req_comm_t req;                           /* owned by the job */
     char request_hash[65];                    /* hex SHA-256 of the raw body */
     char idempotency_key[INTAKE_KEY_MAX + 1]; /* "" when none */
+    char actor[64];                           /* the label of the token that sent it */
     intake_done_fn done;
     void *cls;
     struct intake_job *next; /* the intake's queue link */

@@ -1,4 +1,5 @@
 #include "store/store.h"
+#include "store/private.h"
 
 #include "store/db.h"
 #include "util/base64.h"
@@ -18,7 +19,7 @@
 #define STORE_LIST_MAX   1000 /* rows in one plan listing */
 #define STORE_ATTACH_MAX 64   /* attachments loaded for one message */
 
-static int store_fail(char *err, size_t errlen, const char *what, const char *detail)
+int store_fail(char *err, size_t errlen, const char *what, const char *detail)
 {
     snprintf(err, errlen, "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
     return -1;
@@ -131,8 +132,8 @@ void store_client_free(store_client_t *c)
 /* Decrypts a column of row 0 into a new string; NULL column -> NULL. The
  * token must have been written for at (a v1 token, not yet rewritten by
  * crier migrate, is refused like a damaged one). */
-static int store_decrypt_col(const cry_keys_t *keys, const cry_place_t *at, PGresult *r, int col,
-                             char **out)
+int store_decrypt_col(const cry_keys_t *keys, const cry_place_t *at, PGresult *r, int col,
+                      char **out)
 {
     *out = NULL;
     if (PQgetisnull(r, 0, col))
@@ -149,22 +150,22 @@ static int store_decrypt_col(const cry_keys_t *keys, const cry_place_t *at, PGre
     return *out ? 0 : -1;
 }
 
-static char *store_strdup_col(PGresult *r, int col)
+char *store_strdup_col(PGresult *r, int col)
 {
     return PQgetisnull(r, 0, col) ? NULL : strdup(PQgetvalue(r, 0, col));
 }
 
-static int store_bool_col(PGresult *r, int col)
+int store_bool_col(PGresult *r, int col)
 {
     return !PQgetisnull(r, 0, col) && PQgetvalue(r, 0, col)[0] == 't';
 }
 
-static char *store_strdup_row(PGresult *r, int row, int col)
+char *store_strdup_row(PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
 }
 
-static int store_bool_row(PGresult *r, int row, int col)
+int store_bool_row(PGresult *r, int row, int col)
 {
     return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
 }
@@ -344,7 +345,7 @@ static const char store_sql_upsert[] =
     " FROM x"
     " ON CONFLICT (id) DO UPDATE SET (name_enc, email_enc, email_bidx, phone_enc, phone_bidx,"
     "  key_id, timezone, locale, consent_email, consent_email_at, consent_sms,"
-    "  consent_sms_at, consent_whatsapp, consent_whatsapp_at, updated_at) = ("
+    "  consent_sms_at, consent_whatsapp, consent_whatsapp_at, updated_at, erased_at) = ("
     "  SELECT CASE WHEN x.name IS NULL THEN c.name_enc ELSE NULLIF(x.name, '') END,"
     "  CASE WHEN x.email IS NULL THEN c.email_enc ELSE NULLIF(x.email, '') END,"
     "  CASE WHEN x.email IS NULL THEN c.email_bidx ELSE NULLIF(x.email_bidx, '') END,"
@@ -362,8 +363,12 @@ static const char store_sql_upsert[] =
     "  COALESCE(x.c_whatsapp, c.consent_whatsapp),"
     "  CASE WHEN x.c_whatsapp IS DISTINCT FROM c.consent_whatsapp"
     "   AND x.c_whatsapp IS NOT NULL THEN now() ELSE c.consent_whatsapp_at END,"
-    "  now()"
+    "  now(), NULL::timestamptz"
     "  FROM x WHERE x.id = c.id)"
+    /* an erased client is made again only with explicit consent; without
+     * it the row stays as erasure left it and the request is refused */
+    " WHERE c.erased_at IS NULL OR EXISTS (SELECT 1 FROM x WHERE x.id = c.id"
+    "  AND (x.c_email IS NOT NULL OR x.c_sms IS NOT NULL OR x.c_whatsapp IS NOT NULL))"
     " RETURNING id)"
     " INSERT INTO client_preferences (client_id) SELECT id FROM up"
     " ON CONFLICT (client_id) DO NOTHING";
@@ -379,9 +384,17 @@ static const char store_sql_upsert[] =
 static const char store_sql_facts[] =
     "SELECT c.id, c.email_enc IS NOT NULL AND c.email_enc <> '',"
     " c.phone_enc IS NOT NULL AND c.phone_enc <> '', c.timezone," STORE_SQL_PREFS
-    ", pd.n, pd.oldest"
+    ", pd.n, pd.oldest, c.erased_at IS NOT NULL"
     " FROM clients c LEFT JOIN client_preferences p ON p.client_id = c.id"
     " CROSS JOIN LATERAL (" STORE_SQL_PENDING ") pd"
+    " WHERE c.id = ANY($1::uuid[])";
+
+/* The part of the facts that changes with every message (the preference
+ * cache holds the rest). */
+static const char store_sql_activity[] =
+    "SELECT c.id, COALESCE(EXTRACT(EPOCH FROM (SELECT max(m.sent_at) FROM communications m"
+    "  WHERE m.client_id = c.id)), 0)::float8, pd.n, pd.oldest, c.erased_at IS NOT NULL"
+    " FROM clients c CROSS JOIN LATERAL (" STORE_SQL_PENDING ") pd"
     " WHERE c.id = ANY($1::uuid[])";
 
 static const char store_sql_probe[] =
@@ -532,25 +545,33 @@ void store_client_facts_free(store_client_facts_t *f, int n)
     }
 }
 
+/* The array literal of the UUIDs among ids[0..n) into arr ("{}" when
+ * none); *listed says how many. UUIDs need no quoting inside an array
+ * literal; anything else cannot name a client and is left out. */
+static int store_uuid_array(const char *const *ids, int n, buf_t *arr, int *listed)
+{
+    buf_init(arr, (size_t)n * 40 + 8);
+    int rc = buf_putc(arr, '{');
+    *listed = 0;
+    for (int i = 0; i < n; i++) {
+        if (!val_uuid(ids[i]))
+            continue;
+        rc |= buf_puts(arr, (*listed)++ ? "," : "");
+        rc |= buf_puts(arr, ids[i]);
+    }
+    rc |= buf_putc(arr, '}');
+    return rc;
+}
+
 int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_client_facts_t *out,
                             char *err, size_t errlen)
 {
     if (n <= 0 || n > STORE_BATCH_ROWS_MAX)
         return store_fail(err, errlen, "bad client count", NULL);
     memset(out, 0, (size_t)n * sizeof *out);
-    /* UUIDs need no quoting inside an array literal; anything else cannot
-     * name a client and is left out (not found). */
     buf_t arr;
-    buf_init(&arr, (size_t)n * 40 + 8);
-    int rc = buf_putc(&arr, '{');
     int listed = 0;
-    for (int i = 0; i < n; i++) {
-        if (!val_uuid(ids[i]))
-            continue;
-        rc |= buf_puts(&arr, listed++ ? "," : "");
-        rc |= buf_puts(&arr, ids[i]);
-    }
-    rc |= buf_putc(&arr, '}');
+    int rc = store_uuid_array(ids, n, &arr, &listed);
     if (rc != 0) {
         buf_free(&arr);
         return store_fail(err, errlen, "out of memory", NULL);
@@ -589,6 +610,7 @@ int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_c
             f->last_contact_at = strtod(PQgetvalue(r, row, 13), NULL);
             f->pending_count = atoi(PQgetvalue(r, row, 14));
             f->pending_oldest_at = strtod(PQgetvalue(r, row, 15), NULL);
+            f->erased = store_bool_row(r, row, 16);
             if (!f->timezone || !f->preferred_channels_json)
                 rc = store_fail(err, errlen, "out of memory loading clients", NULL);
             /* ids are distinct for the caller, but a repeat gets the same facts */
@@ -598,6 +620,44 @@ int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_c
     if (rc != 0)
         store_client_facts_free(out, n);
     return rc;
+}
+
+int store_client_activity_load(PGconn *conn, const char *const *ids, int n,
+                               store_client_facts_t *out, char *err, size_t errlen)
+{
+    if (n <= 0 || n > STORE_BATCH_ROWS_MAX)
+        return store_fail(err, errlen, "bad client count", NULL);
+    for (int i = 0; i < n; i++)
+        out[i].found = 0;
+    buf_t arr;
+    int listed = 0;
+    if (store_uuid_array(ids, n, &arr, &listed) != 0) {
+        buf_free(&arr);
+        return store_fail(err, errlen, "out of memory", NULL);
+    }
+    if (listed == 0) {
+        buf_free(&arr);
+        return 0;
+    }
+    const char *params[] = {arr.data};
+    PGresult *r = db_query(conn, store_sql_activity, 1, params, err, errlen);
+    buf_free(&arr);
+    if (!r)
+        return -1;
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *id = PQgetvalue(r, row, 0);
+        for (int i = 0; i < n; i++) {
+            if (out[i].found || strcasecmp(ids[i], id) != 0)
+                continue;
+            out[i].found = 1;
+            out[i].last_contact_at = strtod(PQgetvalue(r, row, 1), NULL);
+            out[i].pending_count = atoi(PQgetvalue(r, row, 2));
+            out[i].pending_oldest_at = strtod(PQgetvalue(r, row, 3), NULL);
+            out[i].erased = store_bool_row(r, row, 4);
+        }
+    }
+    PQclear(r);
+    return 0;
 }
 
 int store_comm_keys_probe(PGconn *conn, store_key_probe_t *p, int n, char *err, size_t errlen)
@@ -748,18 +808,7 @@ int store_comm_insert_many(PGconn *conn, const store_comm_new_t *c, int n, int *
     return 0;
 }
 
-/* The API's communication object (without events). 'sending' is an internal
- * state: to the API a message being handed over is still queued. */
-#define STORE_COMM_JSON                                                                            \
-    "'communication_id', c.id, 'plan_id', c.plan_id, 'client_id', c.client_id,"                    \
-    " 'message_type', c.message_type, 'urgency', c.urgency,"                                       \
-    " 'status', CASE c.status WHEN 'sending' THEN 'queued' ELSE c.status END,"                     \
-    " 'channel', c.channel, 'attempts', c.attempts, 'send_at', crier_iso(c.send_at),"              \
-    " 'sent_at', crier_iso(c.sent_at), 'delivered_at', crier_iso(c.delivered_at),"                 \
-    " 'error_message', c.error_message, 'decision', c.decision,"                                   \
-    " 'created_at', crier_iso(c.created_at)"
-
-static int store_json_result(PGresult *r, char **json, char *err, size_t errlen)
+int store_json_result(PGresult *r, char **json, char *err, size_t errlen)
 {
     if (PQntuples(r) == 0) {
         PQclear(r);

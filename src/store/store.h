@@ -116,6 +116,7 @@ typedef struct store_client_facts {
      * oldest of those digests was opened (epoch s, 0 when none) */
     int pending_count;
     double pending_oldest_at;
+    int erased; /* 1: only the id is left (a request naming it is refused) */
 } store_client_facts_t;
 
 /* Loads the facts of clients ids[0..n) into out[0..n) (same order; a
@@ -123,6 +124,12 @@ typedef struct store_client_facts {
 int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_client_facts_t *out,
                             char *err, size_t errlen);
 void store_client_facts_free(store_client_facts_t *f, int n);
+/* Refreshes only what changes with every message (last contact, pending
+ * digests, erased) in out[0..n), whose other fields the caller took from
+ * the preference cache: found says whether the client still exists. 0, or
+ * -1 with err. */
+int store_client_activity_load(PGconn *conn, const char *const *ids, int n,
+                               store_client_facts_t *out, char *err, size_t errlen);
 
 /* An idempotency key to look up before inserting. */
 typedef struct store_key_probe {
