@@ -13,6 +13,7 @@ typedef struct intake intake_t;
 typedef struct prt prt_t;
 typedef struct tx tx_t;
 typedef struct circ circ_t;
+typedef struct prefcache prefcache_t;
 
 typedef struct app {
     cfg_t *cfg; /* borrowed from main */
@@ -25,6 +26,8 @@ typedef struct app {
     tx_t *tx_mail;            /* owned: transport of live SMTP; NULL if sandboxed (see
                                  docs/architecture.md, Transport: why apart) */
     circ_t *circuit;          /* owned: per-provider circuit after auth failures */
+    prefcache_t *prefs;       /* owned: the preference cache as the API and the
+                                 workers tell it of changes (shared, locked) */
     atomic_int db_ready;      /* 1 while PostgreSQL answered the last probe */
     atomic_int stopping;      /* set by SIGTERM/SIGINT */
 } app_t;

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #define CFG_FILE_MAX_LINE 4096
+/* Longest time a rate's full bucket may take to refill (burst / rate). */
+#define CFG_RATE_MAX_SPAN_S (100.0 * 86400)
 
 typedef enum {
     CFG_STR,
@@ -61,6 +63,8 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_MAIL_FROM", "mail_from", CFG_STR, S(mail_from), "Planiva <hello@planiva.example>", 0,
      0},
     {"CRIER_ENCRYPTION_KEY", NULL, CFG_STR, S(encryption_key), "", 0, 0},
+    {"CRIER_ENCRYPTION_KEYS", NULL, CFG_STR, S(encryption_keys), "", 0, 0},
+    {"CRIER_BLIND_INDEX_KEY", NULL, CFG_STR, S(blind_index_key), "", 0, 0},
     {"TWILIO_AUTH_TOKEN", NULL, CFG_STR, S(twilio_auth_token), "", 0, 0},
     {"WHATSAPP_APP_SECRET", NULL, CFG_STR, S(whatsapp_app_secret), "", 0, 0},
     {"WHATSAPP_VERIFY_TOKEN", NULL, CFG_STR, S(whatsapp_verify_token), "", 0, 0},
@@ -96,6 +100,11 @@ static const cfg_key_t cfg_keys[] = {
      "0", 0, 86400},
     {"CRIER_CALLBACK_TIMEOUT_MS", "callback_timeout_ms", CFG_INT, S(callback_timeout_ms), "10000",
      100, 120000},
+    /* two years by default; what goes is in docs/architecture.md, Retention */
+    {"CRIER_RETENTION_DAYS", "retention_days", CFG_INT, S(retention_days), "730", 1, 36500},
+    /* serve purges once a day; 0 leaves it to `crier purge` (cron) */
+    {"CRIER_PURGE_INTERVAL_S", "purge_interval_s", CFG_INT, S(purge_interval_s), "86400", 0,
+     604800},
     /* CRIER_TRANSPORT sets every channel; each per-channel row after it wins. */
     {"CRIER_TRANSPORT", "transport", CFG_TRANSPORT, S(transport_sms), "sandbox", 0, 0},
     {"CRIER_TRANSPORT_SMS", "transport_sms", CFG_TRANSPORT, S(transport_sms), NULL, 0, 0},
@@ -155,6 +164,7 @@ int cfg_rate_parse(const char *v, cfg_rate_t *out)
     if (errno || end == v || !(n > 0) || n > 1e6 || *end != '/')
         return -1;
     double per;
+    long burst = 1;
     switch (end[1]) {
     case 's':
         per = 1;
@@ -165,17 +175,26 @@ int cfg_rate_parse(const char *v, cfg_rate_t *out)
     case 'h':
         per = 3600;
         break;
+    case 'd':
+        /* a quota, spent as the messages come: the whole day's N at once
+         * (at least one message), see cfg_rate_t */
+        per = 86400;
+        burst = n < 1 ? 1 : (long)n;
+        break;
     default:
         return -1;
     }
     const char *rest = end + 2;
-    long burst = 1;
     if (*rest == ',') {
         if (cfg_parse_long(rest + 1, 1, 1000000, &burst) != 0)
             return -1;
     } else if (*rest != '\0') {
         return -1;
     }
+    /* The limiter refuses to decide on a bucket longer than about 116
+     * days (and then lets every message go): refused here instead. */
+    if ((double)burst * per / n > CFG_RATE_MAX_SPAN_S)
+        return -1;
     out->rate_per_s = n / per;
     out->burst = (int)burst;
     return 0;
@@ -225,8 +244,8 @@ static int cfg_apply(cfg_t *c, const cfg_key_t *k, const char *v, char *why, siz
     case CFG_RATE:
         if (cfg_rate_parse(v, (cfg_rate_t *)(base + k->offset)) != 0) {
             snprintf(why, whylen,
-                     "must be \"off\" or a rate N/s, N/m or N/h, optionally "
-                     "followed by \",B\" for a burst of B");
+                     "must be \"off\" or a rate N/s, N/m, N/h or N/d, optionally "
+                     "followed by \",B\" for a burst of B (B at most 100 days' worth)");
             return -1;
         }
         return 0;
@@ -269,6 +288,7 @@ static int cfg_is_secret_name(const char *name)
                                           "smtp_password",
                                           "encryption_key",
                                           "encryption_keys",
+                                          "blind_index_key",
                                           "twilio_auth_token",
                                           "whatsapp_access_token",
                                           "whatsapp_app_secret",
@@ -408,6 +428,7 @@ void cfg_register_secrets(const cfg_t *c)
     cfg_register_url_password(c->redis_url);
     cfg_register_url_password(c->database_url);
     log_add_secret(c->encryption_key);
+    log_add_secret(c->blind_index_key);
     log_add_secret(c->twilio_auth_token);
     log_add_secret(c->whatsapp_app_secret);
     log_add_secret(c->whatsapp_verify_token);
@@ -420,6 +441,19 @@ void cfg_register_secrets(const cfg_t *c)
     char *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char *colon = strchr(t, ':');
+        log_add_secret(colon ? colon + 1 : t);
+    }
+    free(copy);
+    /* Each key of the ring likewise, and the list whole. */
+    log_add_secret(c->encryption_keys);
+    copy = strdup(c->encryption_keys ? c->encryption_keys : "");
+    if (!copy)
+        return;
+    save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(t, ':');
+        while (*t == ' ' || *t == '\t')
+            t++;
         log_add_secret(colon ? colon + 1 : t);
     }
     free(copy);

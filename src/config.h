@@ -11,8 +11,11 @@
 #include <stddef.h>
 
 /* A send rate: rate_per_s sustained with bursts of up to burst; rate_per_s 0
- * means no limit. Written "N/s", "N/m" or "N/h", optionally ",B" for the
- * burst (1 when left out), or "off". */
+ * means no limit. Written "N/s", "N/m", "N/h" or "N/d", optionally ",B" for
+ * the burst, or "off". Left out, the burst is 1 for a rate per second,
+ * minute or hour (an even pace), and N for a rate per day: a daily quota
+ * ("1000/d", WhatsApp's first tier) is meant to be spent when the messages
+ * come, not one every 86.4 s, so the bucket holds the whole day's N. */
 typedef struct cfg_rate {
     double rate_per_s;
     int burst;
@@ -40,6 +43,8 @@ typedef struct cfg {
     char *smtp_password;        /* SMTP_PASSWORD, secret, may be "" */
     char *mail_from;            /* CRIER_MAIL_FROM, e.g. "Planiva <hello@planiva.example>" */
     char *encryption_key;       /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
+    char *encryption_keys;      /* CRIER_ENCRYPTION_KEYS, secret: id:base64,... current first */
+    char *blind_index_key;      /* CRIER_BLIND_INDEX_KEY, secret, base64 of 32 bytes, may be "" */
     char *twilio_auth_token;    /* TWILIO_AUTH_TOKEN, secret: verifies Twilio webhooks, may be "" */
     char *whatsapp_app_secret;  /* WHATSAPP_APP_SECRET, secret: verifies Meta webhooks, may be "" */
     char
@@ -64,6 +69,8 @@ typedef struct cfg {
     int callback_max_attempts;      /* CRIER_CALLBACK_MAX_ATTEMPTS: then the callback fails */
     int callback_retry_seconds;     /* CRIER_CALLBACK_RETRY_SECONDS: fixed delay; 0 = schedule */
     int callback_timeout_ms;        /* CRIER_CALLBACK_TIMEOUT_MS: one POST to the workflow */
+    int retention_days;             /* CRIER_RETENTION_DAYS: the purge deletes what is older */
+    int purge_interval_s;           /* CRIER_PURGE_INTERVAL_S: serve's purge period; 0 = none */
     /* SMS (Twilio) and WhatsApp (Cloud API) delivery */
     char *transport_sms;            /* CRIER_TRANSPORT_SMS (or CRIER_TRANSPORT): sandbox|live */
     char *transport_whatsapp;       /* CRIER_TRANSPORT_WHATSAPP (or CRIER_TRANSPORT) */

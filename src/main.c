@@ -15,6 +15,10 @@ static void main_usage(FILE *f)
                "commands:\n"
                "  serve [--config FILE]                 run the API and the delivery workers\n"
                "  migrate [--dir DIR]                   apply the SQL migrations\n"
+               "  keys status                           stored values per encryption key id\n"
+               "  keys rotate [--batch N] [--dry-run]   re-encrypt them under the current key\n"
+               "  keys index-key                        print the blind index key (base64)\n"
+               "  purge [--dry-run] [--batch N]         delete what is past CRIER_RETENTION_DAYS\n"
                "  templates check                       parse every template\n"
                "  templates render NAME --context FILE  render one message to stdout\n"
                "  rules test [DIR]                      run the policy cases in rules/tests\n"
@@ -33,10 +37,8 @@ static const struct {
     const char *name;
     main_cmd_fn fn;
 } main_cmds[] = {
-    {"serve", cmd_serve},
-    {"migrate", cmd_migrate},
-    {"templates", cmd_templates},
-    {"rules", cmd_rules},
+    {"serve", cmd_serve}, {"migrate", cmd_migrate}, {"purge", cmd_purge},
+    {"templates", cmd_templates}, {"rules", cmd_rules}, {"keys", cmd_keys},
 };
 
 int main(int argc, char **argv)

@@ -4,6 +4,7 @@
 #include "api/comms.h"
 #include "api/health.h"
 #include "api/metrics.h"
+#include "api/privacy.h"
 #include "api/rules.h"
 #include "api/webhooks.h"
 #include "engine/intake.h"
@@ -35,6 +36,11 @@ static const route_t api_table[] = {
      api_comm_get},
     {"GET", "/v1/plans/{plan_id}/communications", API_READ, ROUTE_BODY_NONE, NULL,
      API_STAT_PLAN_LIST, api_plan_list},
+    /* A client's data subject rights (docs/privacy.md): admin only, audited. */
+    {"GET", "/v1/clients/{client_id}/export", AUTH_SCOPE_ADMIN, ROUTE_BODY_NONE, NULL,
+     API_STAT_CLIENT_EXPORT, api_client_export},
+    {"DELETE", "/v1/clients/{client_id}", AUTH_SCOPE_ADMIN, ROUTE_BODY_NONE, NULL,
+     API_STAT_CLIENT_ERASE, api_client_erase},
     {"GET", "/v1/rules", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_RULES_STATUS,
      api_rules_status},
     {"POST", "/v1/rules/dry-run", API_OPERATE, ROUTE_BODY_JSON, NULL, API_STAT_RULES_DRY_RUN,
@@ -77,6 +83,8 @@ const char *api_stat_name(int slot)
         [API_STAT_TWILIO_STATUS] = "POST /webhooks/twilio/status",
         [API_STAT_TWILIO_INBOUND] = "POST /webhooks/twilio/inbound",
         [API_STAT_WHATSAPP] = "/webhooks/whatsapp",
+        [API_STAT_CLIENT_EXPORT] = "GET /v1/clients/{client_id}/export",
+        [API_STAT_CLIENT_ERASE] = "DELETE /v1/clients/{client_id}",
     };
     return slot > 0 && slot < API_STAT_N ? names[slot] : names[HTTP_STATS_UNROUTED];
 }

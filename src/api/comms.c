@@ -1,6 +1,7 @@
 #include "api/comms.h"
 
 #include "api/api.h"
+#include "api/dbreply.h"
 #include "api/refuse.h"
 #include "crypto/crypto.h"
 #include "engine/intake.h"
@@ -16,18 +17,6 @@
 #define COMMS_MAX_LIMIT     500
 #define COMMS_DEFAULT_BODY  (1024 * 1024)
 
-/* A read failed: 503 when the database went away (retry later), 500 when
- * the query itself failed (a bug worth a log line). */
-static void comms_db_failed(http_answer_t *out, int lost, const char *what, const char *err)
-{
-    if (lost) {
-        http_answer_error(out, 503, "database_unavailable", "the database is unavailable");
-        return;
-    }
-    log_error("api", what, "error", err, NULL);
-    http_answer_error(out, 500, "internal_error", "the request could not be completed");
-}
-
 /* Runs one read on a pooled connection; fn returns 0, 1 (not found) or -1. */
 typedef int (*comms_read_fn)(PGconn *conn, const void *arg, char **json, char *err, size_t errlen);
 
@@ -38,19 +27,19 @@ static int comms_read(const http_req_t *rq, comms_read_fn fn, const void *arg, c
     char err[512] = "";
     PGconn *conn = db_pool_get(api->app->pool, err, sizeof err);
     if (!conn) {
-        comms_db_failed(out, 1, what, err);
+        api_db_failed(out, 1, what, err);
         return -1;
     }
     if (db_ensure(conn) != 0) {
         db_pool_put(api->app->pool, conn);
-        comms_db_failed(out, 1, what, "connection unusable");
+        api_db_failed(out, 1, what, "connection unusable");
         return -1;
     }
     int rc = fn(conn, arg, json, err, sizeof err);
     int lost = rc < 0 && db_conn_lost(conn);
     db_pool_put(api->app->pool, conn);
     if (rc < 0)
-        comms_db_failed(out, lost, what, err);
+        api_db_failed(out, lost, what, err);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 #include "api/webhooks.h"
 
 #include "api/api.h"
+#include "engine/prefs.h"
 #include "channel/ch.h"
 #include "channel/errclass.h"
 #include "channel/twilio.h"
@@ -142,6 +143,32 @@ static void wh_log_items(const char *provider, const rcpt_item_t *items, int n)
     }
 }
 
+/* Tells the preference cache of the opt-outs a STOP or START changed, once
+ * they are committed. A cache not told keeps its entries for their TTL at
+ * most, so a failure here is logged, not answered. */
+static void wh_publish_prefs(const http_req_t *rq, const rcpt_item_t *items, int n)
+{
+    app_t *app = wh_app(rq);
+    PGconn *conn = NULL;
+    char err[WH_ERR_MAX] = "";
+    for (int i = 0; i < n; i++) {
+        const rcpt_inbound_result_t *r = &items[i].result;
+        if (items[i].kind == RCPT_ITEM_RECEIPT || r->n_changed == 0)
+            continue;
+        if (!conn && !(conn = db_pool_get(app->pool, err, sizeof err)))
+            break;
+        const char *ids[RCPT_CHANGED_MAX];
+        for (int k = 0; k < r->n_changed; k++)
+            ids[k] = r->changed[k];
+        if (prefs_publish(app->prefs, conn, ids, r->n_changed, err, sizeof err) != 0)
+            break;
+    }
+    if (conn)
+        db_pool_put(app->pool, conn);
+    if (err[0])
+        log_warn("webhook", "preference_cache_not_told", "error", err, NULL);
+}
+
 /* Stores items[0..n) in one transaction (store/receipts.h) and logs them.
  * The HTTP thread waits for the commit: the provider is answered 2xx only
  * once the request is durable. A failure answers 503 (the provider retries
@@ -153,6 +180,7 @@ static int wh_store(const http_req_t *rq, const char *provider, rcpt_item_t *ite
     rcpt_write_t w = rcpt_write(wh_app(rq)->pool, &wh_app(rq)->keys, items, n, err, sizeof err);
     if (w == RCPT_WRITTEN) {
         wh_log_items(provider, items, n);
+        wh_publish_prefs(rq, items, n);
         return 0;
     }
     if (w == RCPT_WRITE_UNAVAILABLE) {

@@ -5,6 +5,7 @@
 #define CRIER_COMMANDS_H
 
 #include "config.h"
+#include "crypto/crypto.h"
 
 int cmd_serve(int argc, char **argv, cfg_t *cfg);
 int cmd_migrate(int argc, char **argv, cfg_t *cfg);
@@ -12,5 +13,17 @@ int cmd_migrate(int argc, char **argv, cfg_t *cfg);
 int cmd_templates(int argc, char **argv, cfg_t *cfg);
 /* crier rules test [DIR] | dry-run --request FILE [--client FILE] [--now ISO-8601] [--rules DIR] */
 int cmd_rules(int argc, char **argv, cfg_t *cfg);
+/* crier keys status | rotate [--batch N] [--dry-run] | index-key */
+int cmd_keys(int argc, char **argv, cfg_t *cfg);
+
+/* The key ring of the settings (CRIER_ENCRYPTION_KEYS or
+ * CRIER_ENCRYPTION_KEY, and CRIER_BLIND_INDEX_KEY), for every command that
+ * needs it: 0 loaded, 1 when no key is set (keys not loaded), -1 with err
+ * naming the setting (and the entry, never a key) when one is bad or both
+ * key settings are given. */
+int keys_from_cfg(const cfg_t *cfg, cry_keys_t *keys, char *err, size_t errlen);
+
+/* crier purge [--dry-run] [--batch N] */
+int cmd_purge(int argc, char **argv, cfg_t *cfg);
 
 #endif

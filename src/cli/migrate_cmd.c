@@ -29,7 +29,8 @@ static void migrate_cmd_usage(FILE *f)
                "written before they were bound to their row (\"v1.\" tokens) are\n"
                "re-encrypted bound to it, clear subjects and undelivered callback bodies\n"
                "are encrypted, and delivered callbacks keep only their ids. This needs\n"
-               "CRIER_ENCRYPTION_KEY whenever such rows exist, and is safe to repeat:\n"
+               "the encryption key (CRIER_ENCRYPTION_KEYS or CRIER_ENCRYPTION_KEY)\n"
+               "whenever such rows exist, and is safe to repeat:\n"
                "rows already done are skipped. crier serve reads only bound tokens, so\n"
                "run this after the last instance of an older crier has stopped.\n");
 }
@@ -95,10 +96,8 @@ int cmd_migrate(int argc, char **argv, cfg_t *cfg)
     /* The key is optional here: a database with nothing to re-encrypt (a
      * new one) migrates without it; migrate_tokens says when it is needed. */
     cry_keys_t keys;
-    memset(&keys, 0, sizeof keys);
-    if (cfg->encryption_key && cfg->encryption_key[0] &&
-        cry_keys_load(&keys, cfg->encryption_key, err, sizeof err) != 0) {
-        fprintf(stderr, "crier migrate: CRIER_ENCRYPTION_KEY %s\n", err);
+    if (keys_from_cfg(cfg, &keys, err, sizeof err) < 0) {
+        fprintf(stderr, "crier migrate: %s\n", err);
         return 2;
     }
     PGconn *conn = db_connect(cfg->database_url, err, sizeof err);

@@ -6,8 +6,11 @@
 #include "engine/callbacks.h"
 #include "engine/delivery.h"
 #include "engine/intake.h"
+#include "engine/purge_job.h"
 #include "http/server.h"
 #include "policy/runtime.h"
+#include "prefcache/prefcache.h"
+#include "store/rotate.h"
 #include "transport/transport.h"
 #include "util/log.h"
 
@@ -20,9 +23,31 @@
 static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: crier serve [--config FILE]\n"
-               "Runs the HTTP API and the delivery workers until SIGTERM or SIGINT.\n"
+               "Runs the HTTP API, the delivery workers and the daily retention purge\n"
+               "(CRIER_PURGE_INTERVAL_S, see crier purge --help) until SIGTERM or SIGINT.\n"
                "Settings come from the environment (CRIER_*) and the optional file;\n"
                "see config/crier.conf.example.\n");
+}
+
+/* A wrong key, a key left out of the list while values are still under
+ * it, or a blind index key that no longer matches is caught here rather
+ * than by the first request that needs it (or, for the index, never: a
+ * lookup would silently find no one). A database that cannot be reached
+ * now is not a key problem: serve starts and reports it unready as usual. */
+static int serve_check_keys(app_t *app, cfg_t *cfg, char *err, size_t errlen)
+{
+    PGconn *conn = db_connect(cfg->database_url, err, errlen);
+    if (!conn) {
+        log_warn("serve", "key_check_skipped", "reason", "database unavailable", NULL);
+        return 0;
+    }
+    int rc = rotate_check(conn, &app->keys, err, errlen);
+    PQfinish(conn);
+    if (rc == 1)
+        log_warn("serve", "key_check_skipped", "reason", err, NULL);
+    else if (rc > 0)
+        log_warn("serve", "stored_values_unreadable", "detail", err, NULL);
+    return rc < 0 ? -1 : 0;
 }
 
 /* Everything serve needs before it may accept a request; a problem here
@@ -33,17 +58,14 @@ static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "CRIER_API_TOKENS is not set: give at least one scope:token");
         return -1;
     }
-    if (!cfg->encryption_key[0]) {
+    int keys = keys_from_cfg(cfg, &app->keys, err, errlen);
+    if (keys > 0)
         snprintf(err, errlen,
                  "CRIER_ENCRYPTION_KEY is not set: give 32 random bytes in base64 "
-                 "(e.g. openssl rand -base64 32)");
+                 "(e.g. openssl rand -base64 32), or CRIER_ENCRYPTION_KEYS");
+    if (keys != 0 || serve_check_keys(app, cfg, err, errlen) != 0)
         return -1;
-    }
     char why[256];
-    if (cry_keys_load(&app->keys, cfg->encryption_key, why, sizeof why) != 0) {
-        snprintf(err, errlen, "CRIER_ENCRYPTION_KEY %s", why);
-        return -1;
-    }
     app->templates = tpl_catalog_load(cfg->templates_dir, why, sizeof why);
     if (!app->templates) {
         snprintf(err, errlen, "CRIER_TEMPLATES_DIR %s: %s", cfg->templates_dir, why);
@@ -104,12 +126,13 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
     atomic_init(&app.db_ready, 0);
     atomic_init(&app.stopping, 0);
 
-    char err[512];
+    char err[1024];
     int code = 0;
     api_t *api = NULL;
     http_server_t *http = NULL;
     delivery_t *delivery = NULL;
     cb_sender_t *callbacks = NULL;
+    purge_job_t *purge = NULL;
     if (serve_prepare(&app, cfg, err, sizeof err) != 0) {
         fprintf(stderr, "crier serve: %s\n", err);
         code = 2;
@@ -155,6 +178,12 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
             goto out;
         }
     }
+    app.prefs = prefcache_new(cfg->redis_url, 0, err, sizeof err);
+    if (!app.prefs) {
+        fprintf(stderr, "crier serve: CRIER_REDIS_URL %s\n", err);
+        code = 2;
+        goto out;
+    }
     app.circuit = circ_new(cfg->circuit_probe_ms);
     if (!app.circuit) {
         fprintf(stderr, "crier serve: out of memory\n");
@@ -170,6 +199,12 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
     callbacks = cb_start(&app, err, sizeof err);
     if (!callbacks) {
         fprintf(stderr, "crier serve: callbacks: %s\n", err);
+        code = 1;
+        goto out;
+    }
+    purge = purge_job_start(&app, err, sizeof err);
+    if (!purge) {
+        fprintf(stderr, "crier serve: purge: %s\n", err);
         code = 1;
         goto out;
     }
@@ -212,20 +247,23 @@ out:
      * has answered every request it holds (they are suspended connections,
      * which libmicrohttpd cannot stop with); then no handler runs and what
      * they kept goes (unless the server had to be left running); then the
-     * intake thread ends; delivery lets in-flight sends finish and records
-     * them. */
+     * intake thread ends; a purge ends after its batch; delivery lets
+     * in-flight sends finish and records them. */
     if (http_stop(http) == 0)
         api_stop(api);
     if (app.intake)
         intake_stop(app.intake);
     cb_stop(callbacks);
+    purge_job_stop(purge);
     delivery_stop(delivery);
     tx_free(app.tx); /* after the workers that wait on it */
     tx_free(app.tx_mail);
     circ_free(app.circuit);
+    prefcache_free(app.prefs);
     prt_stop(app.rules); /* after every thread that decides has stopped */
     db_pool_free(app.pool);
     tpl_catalog_free(app.templates);
+    cry_keys_wipe(&app.keys); /* after every thread that encrypts has stopped */
     curl_global_cleanup();
     if (code == 0)
         log_info("serve", "stopped", NULL);

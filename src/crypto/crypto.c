@@ -13,7 +13,7 @@
 
 #define CRY_NONCE_LEN 12
 #define CRY_TAG_LEN   16
-/* A token is "v2." + 8 hex + "." + base64; fields above this are refused so a
+/* A token is "v2." + key id + "." + base64; fields above this are refused so a
  * corrupt row cannot make decryption allocate without bound. */
 #define CRY_TOKEN_MAX (16u * 1024 * 1024)
 
@@ -52,6 +52,109 @@ int cry_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len
     return 0;
 }
 
+/* Decodes base64 of exactly 32 bytes into out; -1 (out zeroed) otherwise. */
+static int cry_key_decode(const char *b64, unsigned char out[32])
+{
+    buf_t raw;
+    buf_init(&raw, 64);
+    int rc = b64 && *b64 && b64_decode(&raw, b64, strlen(b64), 0) == 0 && raw.len == 32 ? 0 : -1;
+    if (rc == 0)
+        memcpy(out, raw.data, 32);
+    else
+        memset(out, 0, 32);
+    if (raw.data)
+        OPENSSL_cleanse(raw.data, raw.len);
+    buf_free(&raw);
+    return rc;
+}
+
+/* The index key of a data key. A separate index key means a blind index
+ * never reuses the encryption key for a second purpose, and one data key
+ * still configures both. */
+static int cry_index_derive(const unsigned char enc[32], unsigned char index[32])
+{
+    static const char label[] = "crier blind index v1";
+    return cry_hmac_sha256(enc, 32, label, sizeof label - 1, index);
+}
+
+/* 1 when id is 1 to CRY_KEY_ID_MAX of [0-9a-z] (a derived id is 8 hex). */
+static int cry_id_ok(const char *id, size_t n)
+{
+    if (n < 1 || n > CRY_KEY_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z')))
+            return 0;
+    return 1;
+}
+
+/* The key of the ring whose id or derived id is id, or NULL. */
+static const cry_key_t *cry_find(const cry_keys_t *k, const char *id)
+{
+    if (!k || !k->loaded)
+        return NULL;
+    for (int i = 0; i < k->n; i++)
+        if (strcmp(k->ring[i].id, id) == 0 || strcmp(k->ring[i].derived, id) == 0)
+            return &k->ring[i];
+    return NULL;
+}
+
+int cry_keys_has(const cry_keys_t *k, const char *key_id)
+{
+    return key_id && cry_find(k, key_id) != NULL;
+}
+
+/* Adds the key of b64 to the ring under id (NULL: its derived id). The
+ * message names no key: the caller says which entry it was. */
+static int cry_ring_add(cry_keys_t *k, const char *id, size_t idlen, const char *b64, char *err,
+                        size_t errlen)
+{
+    if (k->n >= CRY_KEYS_MAX) {
+        snprintf(err, errlen, "is one key too many (at most %d)", CRY_KEYS_MAX);
+        return -1;
+    }
+    cry_key_t *key = &k->ring[k->n];
+    if (cry_key_decode(b64, key->enc) != 0) {
+        snprintf(err, errlen, "is not base64 of exactly 32 bytes");
+        return -1;
+    }
+    unsigned char d[32];
+    cry_sha256(key->enc, sizeof key->enc, d);
+    cry_hex(d, 4, key->derived);
+    if (id) {
+        memcpy(key->id, id, idlen);
+        key->id[idlen] = '\0';
+    } else {
+        memcpy(key->id, key->derived, sizeof key->id);
+    }
+    /* An id naming two keys would make a token's key ambiguous. */
+    for (int i = 0; i < k->n; i++) {
+        const cry_key_t *o = &k->ring[i];
+        if (strcmp(o->id, key->id) == 0 || strcmp(o->derived, key->id) == 0 ||
+            strcmp(o->id, key->derived) == 0 || strcmp(o->derived, key->derived) == 0) {
+            OPENSSL_cleanse(key, sizeof *key);
+            snprintf(err, errlen, "repeats the key or a key id of entry %d", i + 1);
+            return -1;
+        }
+    }
+    k->n++;
+    return 0;
+}
+
+/* Marks a ring of at least one key loaded, its index key derived from the
+ * oldest key. */
+static int cry_ring_finish(cry_keys_t *k, char *err, size_t errlen)
+{
+    if (cry_index_derive(k->ring[k->n - 1].enc, k->index) != 0) {
+        OPENSSL_cleanse(k, sizeof *k);
+        snprintf(err, errlen, "cannot derive the blind index key");
+        return -1;
+    }
+    memcpy(k->key_id, k->ring[0].id, sizeof k->key_id);
+    k->loaded = 1;
+    return 0;
+}
+
 int cry_keys_load(cry_keys_t *k, const char *b64, char *err, size_t errlen)
 {
     memset(k, 0, sizeof *k);
@@ -59,32 +162,77 @@ int cry_keys_load(cry_keys_t *k, const char *b64, char *err, size_t errlen)
         snprintf(err, errlen, "encryption key is empty");
         return -1;
     }
-    buf_t raw;
-    buf_init(&raw, 64);
-    if (b64_decode(&raw, b64, strlen(b64), 0) != 0 || raw.len != 32) {
-        if (raw.data)
-            OPENSSL_cleanse(raw.data, raw.len);
-        buf_free(&raw);
+    if (cry_ring_add(k, NULL, 0, b64, err, errlen) != 0) {
         snprintf(err, errlen, "encryption key must be base64 of exactly 32 bytes");
         return -1;
     }
-    memcpy(k->enc, raw.data, 32);
-    OPENSSL_cleanse(raw.data, raw.len);
-    buf_free(&raw);
+    return cry_ring_finish(k, err, errlen);
+}
 
-    /* A separate index key means a blind index never reuses the encryption
-     * key for a second purpose, and one data key still configures both. */
-    static const char label[] = "crier blind index v1";
-    if (cry_hmac_sha256(k->enc, sizeof k->enc, label, sizeof label - 1, k->index) != 0) {
-        OPENSSL_cleanse(k, sizeof *k);
-        snprintf(err, errlen, "cannot derive the blind index key");
+int cry_keys_load_list(cry_keys_t *k, const char *list, char *err, size_t errlen)
+{
+    memset(k, 0, sizeof *k);
+    if (!list || !*list) {
+        snprintf(err, errlen, "the key list is empty");
         return -1;
     }
+    const char *p = list;
+    for (int pos = 1;; pos++) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        /* "b:...,  a:..." reads as it was meant */
+        while (n > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            n--;
+        }
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        /* an entry is copied out so that its key can be cleansed after */
+        char entry[256];
+        const char *colon = memchr(p, ':', n);
+        char why[128] = "";
+        if (n == 0)
+            snprintf(why, sizeof why, "is empty");
+        else if (n >= sizeof entry)
+            snprintf(why, sizeof why, "is too long");
+        else if (colon && !cry_id_ok(p, (size_t)(colon - p)))
+            snprintf(why, sizeof why, "has a bad key id: give 1 to %d characters of 0-9 and a-z",
+                     CRY_KEY_ID_MAX);
+        if (!why[0] && n < sizeof entry) {
+            memcpy(entry, p, n);
+            entry[n] = '\0';
+            const char *b64 = colon ? entry + (colon - p) + 1 : entry;
+            char e[128];
+            if (cry_ring_add(k, colon ? entry : NULL, colon ? (size_t)(colon - p) : 0, b64, e,
+                             sizeof e) != 0)
+                snprintf(why, sizeof why, "%s", e);
+            OPENSSL_cleanse(entry, sizeof entry);
+        }
+        if (why[0]) {
+            OPENSSL_cleanse(k, sizeof *k);
+            snprintf(err, errlen, "entry %d %s", pos, why);
+            return -1;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return cry_ring_finish(k, err, errlen);
+}
 
-    unsigned char d[32];
-    cry_sha256(k->enc, sizeof k->enc, d);
-    cry_hex(d, 4, k->key_id);
-    k->loaded = 1;
+int cry_keys_set_index(cry_keys_t *k, const char *b64, char *err, size_t errlen)
+{
+    unsigned char index[32];
+    if (!k || !k->loaded) {
+        snprintf(err, errlen, "no encryption key to go with the blind index key");
+        return -1;
+    }
+    if (cry_key_decode(b64, index) != 0) {
+        snprintf(err, errlen, "must be base64 of exactly 32 bytes");
+        return -1;
+    }
+    memcpy(k->index, index, sizeof index);
+    OPENSSL_cleanse(index, sizeof index);
     return 0;
 }
 
@@ -93,15 +241,16 @@ void cry_keys_wipe(cry_keys_t *k)
     OPENSSL_cleanse(k, sizeof *k);
 }
 
-/* The associated data of a token: the version and key id, and for v2 the
- * place. Parts are joined by NUL, which none of them can contain, so the
- * encoding is unambiguous: "ab"|"c" and "a"|"bc" differ. */
-static int cry_aad(const cry_keys_t *k, int version, const cry_place_t *at, buf_t *aad)
+/* The associated data of a token: the version and the key id it names,
+ * and for v2 the place. Parts are joined by NUL, which none of them can
+ * contain, so the encoding is unambiguous: "ab"|"c" and "a"|"bc" differ. */
+static int cry_aad(const char *key_id, int version, const cry_place_t *at, buf_t *aad)
 {
+    size_t idlen = strlen(key_id);
     if (version == 1)
-        return buf_append(aad, k->key_id, 8);
+        return buf_append(aad, key_id, idlen);
     const char *parts[] = {at ? at->table : NULL, at ? at->column : NULL, at ? at->row_id : NULL};
-    if (buf_append(aad, "v2", 3) != 0 || buf_append(aad, k->key_id, 8) != 0)
+    if (buf_append(aad, "v2", 3) != 0 || buf_append(aad, key_id, idlen) != 0)
         return -1;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         size_t n = parts[i] ? strlen(parts[i]) : 0;
@@ -132,7 +281,7 @@ int cry_encrypt(const cry_keys_t *k, const cry_place_t *at, const void *plain, s
         return -1;
     buf_t aad;
     buf_init(&aad, 3 * CRY_PLACE_MAX + 16);
-    if (cry_aad(k, 2, at, &aad) != 0 || aad.len > INT_MAX) {
+    if (cry_aad(k->key_id, 2, at, &aad) != 0 || aad.len > INT_MAX) {
         buf_free(&aad);
         return -1;
     }
@@ -150,7 +299,7 @@ int cry_encrypt(const cry_keys_t *k, const cry_place_t *at, const void *plain, s
      * tag instead of decrypting there. */
     if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CRY_NONCE_LEN, NULL) != 1 ||
-        EVP_EncryptInit_ex(ctx, NULL, NULL, k->enc, blob) != 1 ||
+        EVP_EncryptInit_ex(ctx, NULL, NULL, k->ring[0].enc, blob) != 1 ||
         EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)aad.data, (int)aad.len) != 1)
         goto done;
     n = 0; /* the AAD step reports its own length; the ciphertext starts here */
@@ -177,26 +326,62 @@ done:
     return rc;
 }
 
-/* Opens a token of the given version: "vN." + key id + "." + base64. */
+int cry_token_key_id(const char *token, char out[CRY_KEY_ID_MAX + 1])
+{
+    out[0] = '\0';
+    if (cry_token_version(token) == 0)
+        return -1;
+    const char *dot = strchr(token + 3, '.');
+    if (!dot || !cry_id_ok(token + 3, (size_t)(dot - token - 3)))
+        return -1;
+    memcpy(out, token + 3, (size_t)(dot - token - 3));
+    out[dot - token - 3] = '\0';
+    return 0;
+}
+
+void cry_decrypt_why(const cry_keys_t *k, const char *token, char *err, size_t errlen)
+{
+    char id[CRY_KEY_ID_MAX + 1];
+    if (!k || !k->loaded)
+        snprintf(err, errlen, "no encryption key is configured");
+    else if (cry_token_key_id(token, id) != 0)
+        snprintf(err, errlen, "not a crier token (a damaged value?)");
+    else if (!cry_find(k, id))
+        snprintf(err, errlen, "encrypted under key id %s, which is not configured", id);
+    else if (cry_token_version(token) == 1)
+        snprintf(err, errlen, "a v1 token under key id %s: crier migrate rewrites it", id);
+    else
+        snprintf(err, errlen,
+                 "does not decrypt under key id %s (another key under that id, a value moved "
+                 "from another row, or a damaged one)",
+                 id);
+}
+
+/* Opens a token of the given version: "vN." + key id + "." + base64, under
+ * the key of the ring that the key id names. */
 static int cry_open(const cry_keys_t *k, int version, const cry_place_t *at, const char *token,
                     buf_t *out)
 {
-    if (!k || !k->loaded || !token || cry_token_version(token) != version)
+    char id[CRY_KEY_ID_MAX + 1];
+    if (!k || !k->loaded || !token || cry_token_version(token) != version ||
+        cry_token_key_id(token, id) != 0)
         return -1;
     size_t tlen = strlen(token);
-    if (tlen < 12 || tlen > CRY_TOKEN_MAX || token[11] != '.')
+    size_t body = 3 + strlen(id) + 1; /* where the base64 starts */
+    if (tlen < body || tlen > CRY_TOKEN_MAX)
         return -1;
-    if (memcmp(token + 3, k->key_id, 8) != 0)
-        return -1; /* written under another key */
+    const cry_key_t *key = cry_find(k, id);
+    if (!key)
+        return -1; /* written under a key the ring lacks */
     buf_t aad;
     buf_init(&aad, 3 * CRY_PLACE_MAX + 16);
-    if (cry_aad(k, version, at, &aad) != 0 || aad.len > INT_MAX) {
+    if (cry_aad(id, version, at, &aad) != 0 || aad.len > INT_MAX) {
         buf_free(&aad);
         return -1;
     }
     buf_t blob;
     buf_init(&blob, tlen);
-    if (b64_decode(&blob, token + 12, tlen - 12, 0) != 0 ||
+    if (b64_decode(&blob, token + body, tlen - body, 0) != 0 ||
         blob.len < CRY_NONCE_LEN + CRY_TAG_LEN) {
         buf_free(&blob);
         buf_free(&aad);
@@ -212,7 +397,7 @@ static int cry_open(const cry_keys_t *k, int version, const cry_place_t *at, con
         goto done;
     if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CRY_NONCE_LEN, NULL) != 1 ||
-        EVP_DecryptInit_ex(ctx, NULL, NULL, k->enc, b) != 1 ||
+        EVP_DecryptInit_ex(ctx, NULL, NULL, key->enc, b) != 1 ||
         EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)aad.data, (int)aad.len) != 1)
         goto done;
     n = 0;

@@ -2,6 +2,7 @@
 
 #include "circuit/circuit.h"
 #include "driver/driver.h"
+#include "engine/prefs.h"
 #include "metrics/metrics.h"
 #include "policy/runtime.h"
 #include "queue/queue.h"
@@ -274,19 +275,29 @@ static void delivery_finish(app_t *app, delivery_slot_t *s)
  * recorded as a STOP would be, and a closed conversation window is closed
  * in our records too. Returns 1 when the message should go again at once on
  * the same channel (as a template), without asking the rules. */
-static int delivery_signal(PGconn *conn, const delivery_slot_t *s)
+static int delivery_signal(app_t *app, PGconn *conn, const delivery_slot_t *s)
 {
     char err[256];
+    char changed[RCPT_CHANGED_MAX][37];
+    int n_changed = 0;
     switch (s->out.signal) {
     case OUTCOME_SIGNAL_NONE:
         return 0;
     case OUTCOME_SIGNAL_OPT_OUT:
-        if (rcpt_provider_opt_out(conn, s->job.client_id, s->job.channel, err, sizeof err) != 0)
+        if (rcpt_provider_opt_out(conn, s->job.client_id, s->job.channel, changed, &n_changed, err,
+                                  sizeof err) != 0) {
             log_error("delivery", "provider_opt_out_failed", "channel", s->job.channel, "error",
                       err, NULL);
-        else
-            log_info("delivery", "provider_opt_out", "communication_id", s->job.id, "channel",
-                     s->job.channel, NULL);
+            return 0;
+        }
+        log_info("delivery", "provider_opt_out", "communication_id", s->job.id, "channel",
+                 s->job.channel, NULL);
+        /* committed (one statement): the next decision anywhere must see it */
+        const char *ids[RCPT_CHANGED_MAX];
+        for (int i = 0; i < n_changed; i++)
+            ids[i] = changed[i];
+        if (prefs_publish(app->prefs, conn, ids, n_changed, err, sizeof err) != 0)
+            log_warn("delivery", "preference_cache_not_told", "error", err, NULL);
         return 0;
     case OUTCOME_SIGNAL_WINDOW_CLOSED:
         if (rcpt_window_close(conn, s->job.client_id, err, sizeof err) != 0) {
@@ -511,7 +522,7 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
         if (s->called)
             delivery_finish(app, s);
         double took = delivery_mono_s() - s->claimed;
-        int resend = s->out.status == OUTCOME_FAILED && delivery_signal(conn, s);
+        int resend = s->out.status == OUTCOME_FAILED && delivery_signal(app, conn, s);
         delivery_record(policy, s, resend, r);
         /* counted before the outcome is committed, so a reader who sees the
          * row final already sees it in the counters */

@@ -295,6 +295,48 @@ static int metrics_render_circuit(buf_t *out)
     return rc;
 }
 
+/* The tables of store/purge.h, then "other". */
+static const char *const metrics_purge_tables[] = {"communications",
+                                                   "delivery_events",
+                                                   "communication_attachments",
+                                                   "workflow_callbacks",
+                                                   "inbound_messages",
+                                                   "unmatched_receipts",
+                                                   "clients",
+                                                   "other"};
+#define METRICS_PURGE_TABLES_N (sizeof metrics_purge_tables / sizeof metrics_purge_tables[0])
+
+static atomic_llong metrics_purge_rows[METRICS_PURGE_TABLES_N];
+static atomic_llong metrics_purge_at; /* unix seconds of the last purge's end; 0: none yet */
+
+void metrics_purge_deleted(const char *table, long long rows)
+{
+    atomic_store_explicit(
+        &metrics_purge_rows[metrics_index(metrics_purge_tables, METRICS_PURGE_TABLES_N, table)],
+        rows, memory_order_relaxed);
+}
+
+void metrics_purge_finished(double unix_s)
+{
+    atomic_store_explicit(&metrics_purge_at, (long long)unix_s, memory_order_relaxed);
+}
+
+static int metrics_render_purge(buf_t *out)
+{
+    long long at = atomic_load_explicit(&metrics_purge_at, memory_order_relaxed);
+    if (!at)
+        return 0;
+    int rc = metrics_single(out, "crier_purge_last_run_timestamp_seconds", "gauge",
+                            "When this process's last retention purge ended (unix time)", at);
+    rc |= metrics_family(out, "crier_purge_last_deleted", "gauge",
+                         "Rows this process's last retention purge deleted, by table");
+    for (size_t t = 0; t + 1 < METRICS_PURGE_TABLES_N; t++) /* "other" is never a table */
+        rc |= buf_printf(out, "crier_purge_last_deleted{table=\"%s\"} %lld\n",
+                         metrics_purge_tables[t],
+                         atomic_load_explicit(&metrics_purge_rows[t], memory_order_relaxed));
+    return rc;
+}
+
 int metrics_render(buf_t *out)
 {
     int rc = metrics_render_comms(out);
@@ -303,5 +345,6 @@ int metrics_render(buf_t *out)
     rc |= metrics_render_depth(out);
     rc |= metrics_render_ratelimit(out);
     rc |= metrics_render_circuit(out);
+    rc |= metrics_render_purge(out);
     return rc ? -1 : 0;
 }

@@ -54,6 +54,15 @@ void metrics_ratelimit_deferred(const char *provider);
  * for metrics_ratelimit_deferred. */
 void metrics_circuit_open(const char *provider, int open);
 
+/* Records what this process's last retention purge deleted from table
+ * ("communications", "delivery_events", "communication_attachments",
+ * "workflow_callbacks", "inbound_messages", "unmatched_receipts",
+ * "clients"; anything else counts as "other"). */
+void metrics_purge_deleted(const char *table, long long rows);
+/* Marks the end of a purge at unix_s (wall clock). Until the first, no
+ * purge series is written. */
+void metrics_purge_finished(double unix_s);
+
 /* Writes every family of the registry above to out. Returns 0, or -1 when
  * out is full. */
 int metrics_render(buf_t *out);

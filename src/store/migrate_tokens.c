@@ -6,6 +6,7 @@
 #include "store/migrate.h"
 
 #include "store/db.h"
+#include "store/enc_columns.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -19,13 +20,13 @@
 /* The token of a value of MIGRATE_TOKEN_MAX bytes: base64 of it with the
  * nonce and the tag, after the prefix. */
 #define MIGRATE_OUT_MAX  (MIGRATE_TOKEN_MAX / 3 * 4 + 128)
-#define MIGRATE_COLS_MAX 3
+#define MIGRATE_COLS_MAX ENC_FIELDS_MAX
 
 /* One kind of row to rewrite. The SELECT returns the id (the row id of the
  * tokens' place) and then the columns, locks its rows and takes $1 rows at
  * most; the UPDATE takes the id, the new value of each column and, with
- * with_key_id, the key id. Each statement is fixed text: nothing in it
- * comes from a row. */
+ * with_key_id, the key id. Each statement is fixed text or made of the
+ * names in enc_tables: nothing in it comes from a row. */
 typedef struct migrate_tok_kind {
     const char *table; /* the place's table */
     const char *columns[MIGRATE_COLS_MAX];
@@ -37,37 +38,16 @@ typedef struct migrate_tok_kind {
     const char *update_sql;
 } migrate_tok_kind_t;
 
-#define MIGRATE_CLIENTS_V1                                                                         \
-    "(name_enc LIKE 'v1.%' OR email_enc LIKE 'v1.%' OR phone_enc LIKE 'v1.%')"
-#define MIGRATE_INBOUND_V1 "(sender_enc LIKE 'v1.%' OR body_enc LIKE 'v1.%')"
-#define MIGRATE_SUBJECT    "(subject IS NOT NULL)"
+#define MIGRATE_SUBJECT "(subject IS NOT NULL)"
 /* An undelivered callback whose payload still holds more than the event and
  * its ids: its body is encrypted into payload_enc, the payload stripped. */
 #define MIGRATE_CALLBACK                                                                           \
     "(payload_enc IS NULL AND state <> 'delivered'"                                                \
     " AND payload IS DISTINCT FROM crier_callback_bare(payload))"
 
-static const migrate_tok_kind_t migrate_tok_kinds[] = {
-    {"clients",
-     {"name", "email", "phone"},
-     3,
-     0,
-     1,
-     "SELECT count(*) FROM clients WHERE " MIGRATE_CLIENTS_V1,
-     "SELECT id::text, name_enc, email_enc, phone_enc FROM clients"
-     " WHERE " MIGRATE_CLIENTS_V1 " ORDER BY id LIMIT $1::int FOR UPDATE",
-     "UPDATE clients SET name_enc = $2::text, email_enc = $3::text, phone_enc = $4::text,"
-     " key_id = $5::text WHERE id = $1::uuid"},
-    {"inbound_messages",
-     {"sender", "body"},
-     2,
-     0,
-     1,
-     "SELECT count(*) FROM inbound_messages WHERE " MIGRATE_INBOUND_V1,
-     "SELECT id::text, sender_enc, body_enc FROM inbound_messages"
-     " WHERE " MIGRATE_INBOUND_V1 " ORDER BY id LIMIT $1::int FOR UPDATE",
-     "UPDATE inbound_messages SET sender_enc = $2::text, body_enc = $3::text, key_id = $4::text"
-     " WHERE id = $1::bigint"},
+/* The clear columns written before 005_bound_tokens.sql. The tables that
+ * may hold v1 tokens come before them, from enc_tables (migrate_tok_v1). */
+static const migrate_tok_kind_t migrate_tok_clear[] = {
     {"communications",
      {"subject"},
      1,
@@ -89,7 +69,44 @@ static const migrate_tok_kind_t migrate_tok_kinds[] = {
      " payload = crier_callback_bare(payload) WHERE id = $1::uuid"},
 };
 
-#define MIGRATE_KINDS ((int)(sizeof migrate_tok_kinds / sizeof migrate_tok_kinds[0]))
+#define MIGRATE_CLEAR ((int)(sizeof migrate_tok_clear / sizeof migrate_tok_clear[0]))
+#define MIGRATE_KINDS (ENC_TABLES_MAX + MIGRATE_CLEAR)
+
+/* The statements of the v1 tokens of table t into sql[0..2] (count,
+ * select, update), and k naming them. Every identifier in them comes from
+ * enc_tables, none from a row. */
+static int migrate_tok_v1(const enc_table_t *t, migrate_tok_kind_t *k, buf_t sql[3])
+{
+    memset(k, 0, sizeof *k);
+    k->table = t->table;
+    k->ncols = t->nfields;
+    k->with_key_id = t->key_id;
+    buf_t cond;
+    buf_init(&cond, 1024);
+    int rc = buf_putc(&cond, '(');
+    for (int f = 0; f < t->nfields; f++) {
+        k->columns[f] = t->fields[f];
+        rc |= buf_printf(&cond, "%s%s_enc LIKE 'v1.%%'", f ? " OR " : "", t->fields[f]);
+    }
+    rc |= buf_putc(&cond, ')');
+    rc |= buf_printf(&sql[0], "SELECT count(*) FROM %s WHERE %s", t->table, cond.data);
+    rc |= buf_append(&sql[1], "SELECT id::text", 15);
+    for (int f = 0; f < t->nfields; f++)
+        rc |= buf_printf(&sql[1], ", %s_enc", t->fields[f]);
+    rc |= buf_printf(&sql[1], " FROM %s WHERE %s ORDER BY id LIMIT $1::int FOR UPDATE", t->table,
+                     cond.data);
+    rc |= buf_printf(&sql[2], "UPDATE %s SET ", t->table);
+    for (int f = 0; f < t->nfields; f++)
+        rc |= buf_printf(&sql[2], "%s%s_enc = $%d::text", f ? ", " : "", t->fields[f], f + 2);
+    if (t->key_id)
+        rc |= buf_printf(&sql[2], ", key_id = $%d::text", t->nfields + 2);
+    rc |= buf_printf(&sql[2], " WHERE id = $1::%s", t->id_type);
+    buf_free(&cond);
+    k->count_sql = sql[0].data;
+    k->select_sql = sql[1].data;
+    k->update_sql = sql[2].data;
+    return rc ? -1 : 0;
+}
 
 /* The client's text of delivered callbacks is of no more use to anyone:
  * needs no key, so it runs whether one is configured or not. */
@@ -139,10 +156,9 @@ static int migrate_tok_value(const cry_keys_t *keys, const migrate_tok_kind_t *k
     buf_init(&plain, len);
     if (cry_decrypt_v1(keys, v, &plain) != 0) {
         buf_free(&plain);
-        snprintf(err, errlen,
-                 "%s %s %s: the v1 token does not decrypt under key %s "
-                 "(another key, or a damaged row)",
-                 at->table, at->row_id, at->column, keys->key_id);
+        char why[160];
+        cry_decrypt_why(keys, v, why, sizeof why);
+        snprintf(err, errlen, "%s %s %s: the v1 token %s", at->table, at->row_id, at->column, why);
         return -1;
     }
     int rc = cry_encrypt(keys, at, plain.data ? plain.data : "", plain.len, out);
@@ -227,6 +243,50 @@ static long migrate_tok_count(PGconn *conn, const char *sql, char *err, size_t e
     return n;
 }
 
+/* Rewrites the rows of kinds[0..n), counting each kind's in *counts[i]. */
+static int migrate_tok_kinds(PGconn *conn, const cry_keys_t *keys, const migrate_tok_kind_t *kinds,
+                             long *const *counts, int n, const char *limit, char *err,
+                             size_t errlen)
+{
+    if (!keys || !keys->loaded) {
+        /* Nothing to do is fine without a key (a fresh database); anything
+         * to do needs it, and is refused rather than left half done. */
+        long waiting = 0;
+        for (int i = 0; i < n; i++) {
+            long c = migrate_tok_count(conn, kinds[i].count_sql, err, errlen);
+            if (c < 0)
+                return -1;
+            waiting += c;
+        }
+        if (waiting > 0) {
+            snprintf(
+                err, errlen,
+                "%ld row(s) hold v1 tokens or clear text to encrypt, which needs the data "
+                "key: set CRIER_ENCRYPTION_KEYS (or CRIER_ENCRYPTION_KEY) and run crier migrate "
+                "again",
+                waiting);
+            return -1;
+        }
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        for (;;) {
+            int rows = 0;
+            if (migrate_tok_batch(conn, keys, &kinds[i], limit, &rows, err, errlen) != 0)
+                return -1;
+            *counts[i] += rows;
+            if (rows == 0)
+                break;
+        }
+        if (*counts[i] > 0) {
+            char c[24];
+            snprintf(c, sizeof c, "%ld", *counts[i]);
+            log_info("migrate", "tokens_rewritten", "table", kinds[i].table, "rows", c, NULL);
+        }
+    }
+    return 0;
+}
+
 int migrate_tokens(PGconn *conn, const cry_keys_t *keys, int batch, migrate_tokens_t *done,
                    char *err, size_t errlen)
 {
@@ -251,44 +311,32 @@ int migrate_tokens(PGconn *conn, const cry_keys_t *keys, int batch, migrate_toke
             break;
     }
 
-    if (!keys || !keys->loaded) {
-        /* Nothing to do is fine without a key (a fresh database); anything
-         * to do needs it, and is refused rather than left half done. */
-        long waiting = 0;
-        for (int i = 0; i < MIGRATE_KINDS; i++) {
-            long n = migrate_tok_count(conn, migrate_tok_kinds[i].count_sql, err, errlen);
-            if (n < 0)
-                return -1;
-            waiting += n;
-        }
-        if (waiting > 0) {
-            snprintf(err, errlen,
-                     "%ld row(s) hold v1 tokens or clear text to encrypt, which needs the data "
-                     "key: set CRIER_ENCRYPTION_KEY and run crier migrate again",
-                     waiting);
-            return -1;
-        }
-        return 0;
+    /* The kinds in order: the v1 tokens of each table that may hold them,
+     * then the clear columns. */
+    migrate_tok_kind_t kinds[MIGRATE_KINDS];
+    long *counts[MIGRATE_KINDS];
+    buf_t sql[ENC_TABLES_MAX][3];
+    int nkinds = 0, nsql = 0, rc = 0;
+    for (int t = 0; t < enc_tables_n && rc == 0; t++) {
+        if (!enc_tables[t].v1)
+            continue;
+        for (int j = 0; j < 3; j++)
+            buf_init(&sql[nsql][j], 4096);
+        rc = migrate_tok_v1(&enc_tables[t], &kinds[nkinds], sql[nsql]);
+        nsql++;
+        counts[nkinds++] =
+            strcmp(enc_tables[t].table, "clients") == 0 ? &done->clients : &done->inbound;
     }
-
-    long *counts[MIGRATE_KINDS] = {&done->clients, &done->inbound, &done->subjects,
-                                   &done->callbacks};
-    for (int i = 0; i < MIGRATE_KINDS; i++) {
-        for (;;) {
-            int rows = 0;
-            if (migrate_tok_batch(conn, keys, &migrate_tok_kinds[i], limit, &rows, err, errlen) !=
-                0)
-                return -1;
-            *counts[i] += rows;
-            if (rows == 0)
-                break;
-        }
-        if (*counts[i] > 0) {
-            char n[24];
-            snprintf(n, sizeof n, "%ld", *counts[i]);
-            log_info("migrate", "tokens_rewritten", "table", migrate_tok_kinds[i].table, "rows", n,
-                     NULL);
-        }
-    }
-    return 0;
+    kinds[nkinds] = migrate_tok_clear[0];
+    counts[nkinds++] = &done->subjects;
+    kinds[nkinds] = migrate_tok_clear[1];
+    counts[nkinds++] = &done->callbacks;
+    if (rc != 0)
+        snprintf(err, errlen, "out of memory");
+    else
+        rc = migrate_tok_kinds(conn, keys, kinds, counts, nkinds, limit, err, errlen);
+    for (int i = 0; i < nsql; i++)
+        for (int j = 0; j < 3; j++)
+            buf_free(&sql[i][j]);
+    return rc;
 }

@@ -248,16 +248,22 @@ static const char rcpt_inbound_sql[] =
 /* The opt-out of the channel the keyword came in on, for every client with
  * that number (one number may be shared by several clients). Two fixed
  * statements: the column is never built from input. */
+/* The consent ledger's triggers read the source from the transaction's
+ * settings (sql/006_clients_privacy.sql): set in the statement itself, it
+ * holds whether or not the caller has a transaction open. */
+#define RCPT_SQL_SOURCE(src) "WITH src AS (SELECT set_config('crier.consent_source', '" src "', true))"
 static const char rcpt_optout_sms_sql[] =
-    "INSERT INTO client_preferences (client_id, opt_out_sms)"
-    " SELECT id, $2::boolean FROM clients WHERE phone_bidx = $1::text AND erased_at IS NULL"
+    RCPT_SQL_SOURCE("keyword")
+    " INSERT INTO client_preferences (client_id, opt_out_sms)"
+    " SELECT id, $2::boolean FROM clients, src WHERE phone_bidx = $1::text AND erased_at IS NULL"
     " ON CONFLICT (client_id) DO UPDATE SET opt_out_sms = EXCLUDED.opt_out_sms,"
-    "  updated_at = now()";
+    "  updated_at = now() RETURNING client_id";
 static const char rcpt_optout_wa_sql[] =
-    "INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
-    " SELECT id, $2::boolean FROM clients WHERE phone_bidx = $1::text AND erased_at IS NULL"
+    RCPT_SQL_SOURCE("keyword")
+    " INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
+    " SELECT id, $2::boolean FROM clients, src WHERE phone_bidx = $1::text AND erased_at IS NULL"
     " ON CONFLICT (client_id) DO UPDATE SET opt_out_whatsapp = EXCLUDED.opt_out_whatsapp,"
-    "  updated_at = now()";
+    "  updated_at = now() RETURNING client_id";
 
 /* The window runs 24 h from when the client wrote, as Meta counts it; a
  * provider timestamp in the future is not trusted past now, and a late
@@ -315,6 +321,21 @@ static int rcpt_exec(PGconn *conn, const char *sql, int n, const char *const *pa
     PGresult *res = db_query(conn, sql, n, params, err, errlen);
     if (!res)
         return -1;
+    PQclear(res);
+    return 0;
+}
+
+/* Runs sql and keeps the first column of up to RCPT_CHANGED_MAX rows, the
+ * clients whose preferences it changed, in ids (*n of them). */
+static int rcpt_exec_ids(PGconn *conn, const char *sql, int np, const char *const *params,
+                         char ids[][37], int *n, char *err, size_t errlen)
+{
+    PGresult *res = db_query(conn, sql, np, params, err, errlen);
+    if (!res)
+        return -1;
+    *n = 0;
+    for (int i = 0; i < PQntuples(res) && *n < RCPT_CHANGED_MAX; i++)
+        snprintf(ids[(*n)++], 37, "%s", PQgetvalue(res, i, 0));
     PQclear(res);
     return 0;
 }
@@ -411,8 +432,8 @@ int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
     int is_wa = ch_by_name(m->channel, &ch) == 0 && ch == CH_WHATSAPP;
     if (m->keyword == RCPT_KW_STOP || m->keyword == RCPT_KW_START) {
         const char *p[2] = {bidx, m->keyword == RCPT_KW_STOP ? "true" : "false"};
-        if (rcpt_exec(conn, is_wa ? rcpt_optout_wa_sql : rcpt_optout_sms_sql, 2, p, err, errlen) !=
-            0)
+        if (rcpt_exec_ids(conn, is_wa ? rcpt_optout_wa_sql : rcpt_optout_sms_sql, 2, p,
+                          out->changed, &out->n_changed, err, errlen) != 0)
             goto done;
     }
     if (is_wa) {
@@ -441,23 +462,29 @@ done:
  * belong to the number, as for an inbound keyword. Fixed statements, one
  * per column, so no column name is ever built from input. */
 static const char rcpt_provider_optout_sms_sql[] =
-    "INSERT INTO client_preferences (client_id, opt_out_sms)"
-    " SELECT c.id, true FROM clients c, clients j"
+    RCPT_SQL_SOURCE("provider_code")
+    " INSERT INTO client_preferences (client_id, opt_out_sms)"
+    " SELECT c.id, true FROM clients c, clients j, src"
     " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS NULL"
-    " ON CONFLICT (client_id) DO UPDATE SET opt_out_sms = true, updated_at = now()";
+    " ON CONFLICT (client_id) DO UPDATE SET opt_out_sms = true, updated_at = now()"
+    " RETURNING client_id";
 static const char rcpt_provider_optout_wa_sql[] =
-    "INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
-    " SELECT c.id, true FROM clients c, clients j"
+    RCPT_SQL_SOURCE("provider_code")
+    " INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
+    " SELECT c.id, true FROM clients c, clients j, src"
     " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS NULL"
-    " ON CONFLICT (client_id) DO UPDATE SET opt_out_whatsapp = true, updated_at = now()";
+    " ON CONFLICT (client_id) DO UPDATE SET opt_out_whatsapp = true, updated_at = now()"
+    " RETURNING client_id";
 static const char rcpt_window_close_sql[] =
     "UPDATE clients c SET whatsapp_window_until = now() FROM clients j"
     " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS NULL"
     "  AND c.whatsapp_window_until > now()";
 
-int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *channel, char *err,
+int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *channel,
+                          char changed[RCPT_CHANGED_MAX][37], int *n_changed, char *err,
                           size_t errlen)
 {
+    *n_changed = 0;
     ch_id_t ch = CH_N;
     (void)ch_by_name(channel, &ch); /* an unknown name stays CH_N: no opt-out */
     const char *sql = ch == CH_SMS        ? rcpt_provider_optout_sms_sql
@@ -468,7 +495,7 @@ int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *chann
         return -1;
     }
     const char *p[] = {client_id};
-    return rcpt_exec(conn, sql, 1, p, err, errlen);
+    return rcpt_exec_ids(conn, sql, 1, p, changed, n_changed, err, errlen);
 }
 
 int rcpt_window_close(PGconn *conn, const char *client_id, char *err, size_t errlen)

@@ -79,11 +79,18 @@ typedef struct rcpt_inbound {
     rcpt_keyword_t keyword;
 } rcpt_inbound_t;
 
+/* The clients one keyword or provider opt-out changed, told to the
+ * preference cache: those sharing a number beyond this many keep their
+ * cached entry until it expires. */
+#define RCPT_CHANGED_MAX 8
+
 typedef struct rcpt_inbound_result {
     int duplicate;      /* 1: this message was already stored; nothing changed */
     int clients;        /* clients whose phone matched the sender */
     char client_id[37]; /* the most recently updated of them, "" when none */
     int callback;       /* 1 when a workflow callback row was queued */
+    char changed[RCPT_CHANGED_MAX][37]; /* clients whose opt-out a keyword set */
+    int n_changed;
 } rcpt_inbound_result_t;
 
 /* Stores m (sender and text encrypted), applies its keyword to the opt-out
@@ -132,9 +139,11 @@ int rcpt_phone_bidx(const cry_keys_t *keys, const char *from, char out[65]);
 
 /* A provider refused a send because the recipient opted out (Twilio
  * 21610, WhatsApp 131050): sets the channel's ("sms" or "whatsapp")
- * opt-out for every client with the job client's number, as a STOP would.
- * 0, or -1 with err. */
-int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *channel, char *err,
+ * opt-out for every client with the job client's number, as a STOP would,
+ * and says which clients that changed (changed[0..*n_changed)). 0, or -1
+ * with err. */
+int rcpt_provider_opt_out(PGconn *conn, const char *client_id, const char *channel,
+                          char changed[RCPT_CHANGED_MAX][37], int *n_changed, char *err,
                           size_t errlen);
 
 /* Whether client_id's WhatsApp customer-service window is open now (a

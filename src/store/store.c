@@ -50,6 +50,21 @@ static int store_norm_phone(const char *in, buf_t *out)
     return 0;
 }
 
+int store_pii_bidx(const cry_keys_t *keys, const char *domain, const char *value, char out[65])
+{
+    out[0] = '\0';
+    if (!domain || !value)
+        return -1;
+    buf_t norm;
+    buf_init(&norm, STORE_PII_MAX);
+    int rc = strcmp(domain, "email") == 0 ? store_norm_email(value, &norm)
+                                          : store_norm_phone(value, &norm);
+    if (rc == 0)
+        rc = cry_blind_index(keys, domain, norm.data ? norm.data : "", out);
+    buf_free(&norm);
+    return rc;
+}
+
 /* The client id as PostgreSQL prints a uuid (lower-case hex): the row id
  * its fields' tokens are bound to, so that a token written from a request
  * that spelled the id in capitals still opens when the row is loaded. */

@@ -35,6 +35,10 @@ void store_client_free(store_client_t *c);
  * It is store_clients_upsert_many of one client. */
 int store_client_upsert(PGconn *conn, const cry_keys_t *keys, const store_client_t *c, char *err,
                         size_t errlen);
+/* The blind index of a client's email or phone (domain "email" or "phone")
+ * as the upsert stores it: of the normalised value. 0, or -1 (out "") when
+ * it cannot be computed. */
+int store_pii_bidx(const cry_keys_t *keys, const char *domain, const char *value, char out[65]);
 /* Loads client id with its preferences. Returns 0, 1 when there is no such
  * client, -1 on error. */
 int store_client_load(PGconn *conn, const cry_keys_t *keys, const char *id, store_client_t *out,

@@ -185,6 +185,49 @@ def main():
         spec.conforms("dry-run as admin", P_DRY, "post",
                       crier.request("POST", P_DRY, dry_body, token=harness.TOKEN_ADMIN))
 
+        # A client's export and erasure (admin scope), on a client of its own.
+        P_EXPORT = "/v1/clients/{client_id}/export"
+        P_CLIENT = "/v1/clients/{client_id}"
+        AD = harness.TOKEN_ADMIN
+        gone = harness.comm_body(5, message_type="welcome", urgency="critical",
+                                 phone="+15555550155", consent={"sms": True, "whatsapp": False})
+        gone_id = crier.post_comm(gone)[2]["communication_id"]
+        crier.wait_final([gone_id], timeout=30)
+        export_path = "/v1/clients/%s/export" % gone["client_id"]
+        client_path = "/v1/clients/%s" % gone["client_id"]
+        exported = crier.request("GET", export_path, token=AD)
+        spec.conforms("export", P_EXPORT, "get", exported)
+        check(exported[0] == 200 and exported[2]["client"]["name"] == gone["client"]["name"]
+              and len(exported[2]["communications"]) == 1, "the export: %r" % (exported[2],))
+        for what, p, m, status, code, send in [
+                ("export 401", P_EXPORT, "get", 401, "unauthorized",
+                 lambda: crier.request("GET", export_path, token=None)),
+                ("export 403", P_EXPORT, "get", 403, "forbidden",
+                 lambda: crier.request("GET", export_path, token=OP)),
+                ("export 404", P_EXPORT, "get", 404, "not_found",
+                 lambda: crier.request("GET", "/v1/clients/%s/export" % uuid.uuid4(), token=AD)),
+                ("export 422", P_EXPORT, "get", 422, "invalid_field",
+                 lambda: crier.request("GET", "/v1/clients/nope/export", token=AD)),
+                ("erase 401", P_CLIENT, "delete", 401, "unauthorized",
+                 lambda: crier.request("DELETE", client_path, token=None)),
+                ("erase 403", P_CLIENT, "delete", 403, "forbidden",
+                 lambda: crier.request("DELETE", client_path)),
+                ("erase 404", P_CLIENT, "delete", 404, "not_found",
+                 lambda: crier.request("DELETE", "/v1/clients/%s" % uuid.uuid4(), token=AD)),
+                ("erase 422", P_CLIENT, "delete", 422, "invalid_field",
+                 lambda: crier.request("DELETE", "/v1/clients/12345", token=AD)),
+                ("erase", P_CLIENT, "delete", 200, None,
+                 lambda: crier.request("DELETE", client_path, token=AD)),
+                ("erase 410", P_CLIENT, "delete", 410, "client_erased",
+                 lambda: crier.request("DELETE", client_path, token=AD)),
+                ("export 410", P_EXPORT, "get", 410, "client_erased",
+                 lambda: crier.request("GET", export_path, token=AD))]:
+            answer = send()
+            check(answer[0] == status, "%s: answered %s (%r)" % (what, answer[0], answer[2]))
+            spec.conforms(what, p, m, answer)
+            got = answer[2].get("error", {}).get("code") if isinstance(answer[2], dict) else None
+            check(got == code, "%s: code %r, expected %r" % (what, got, code))
+
         errors = [
             ("rules 401", P_RULES, "get", 401, "unauthorized",
              lambda: crier.request("GET", P_RULES, token=None)),
@@ -266,13 +309,14 @@ def main():
         check("GET" in hdrs.get("allow", ""), "405 says Allow: GET (%r)" % hdrs.get("allow"))
 
         # Every documented path answers a valid call with a documented status.
-        params = {"{id}": comm_id, "{plan_id}": good["plan_id"]}
+        params = {"{id}": comm_id, "{plan_id}": good["plan_id"], "{client_id}": gone["client_id"]}
         for p, item in spec.doc["paths"].items():
             concrete = p
             for k, v in params.items():
                 concrete = concrete.replace(k, v)
             for m in item:
-                token = OP if p.startswith(P_RULES) else harness.TOKEN_WORKFLOW
+                token = (OP if p.startswith(P_RULES) else
+                         AD if p.startswith("/v1/clients/") else harness.TOKEN_WORKFLOW)
                 if m == "post" and p == P_DRY:
                     answer = crier.request("POST", concrete, dry_body, token=token)
                 elif m == "post":
@@ -305,6 +349,10 @@ def main():
         got = crier.request("GET", plan)
         check(got[0] == 503, "plan list while the database is gone answered %s" % got[0])
         spec.conforms("plan list down", P_PLAN, "get", got)
+        for m, p, concrete in (("get", P_EXPORT, export_path), ("delete", P_CLIENT, client_path)):
+            got = crier.request(m.upper(), concrete, token=AD)
+            check(got[0] == 503, "%s %s while the database is gone answered %s" % (m, p, got[0]))
+            spec.conforms("%s down" % m, p, m, got)
 
         # What was covered, for the log: every operation answered something.
         for p, item in spec.doc["paths"].items():

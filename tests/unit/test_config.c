@@ -2,6 +2,7 @@
  * name the key and the line. */
 #include "config.h"
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,6 +124,87 @@ static void test_unknown_key_and_syntax(void **state)
     unlink(cfgt_path);
 }
 
+/* Rates: every unit, the burst each implies, and what is refused. */
+static void test_rate_units(void **state)
+{
+    (void)state;
+    cfg_rate_t r;
+    assert_int_equal(cfg_rate_parse("1/s", &r), 0);
+    assert_true(r.rate_per_s == 1.0 && r.burst == 1);
+    assert_int_equal(cfg_rate_parse("30/m", &r), 0);
+    assert_true(r.rate_per_s == 0.5 && r.burst == 1);
+    assert_int_equal(cfg_rate_parse("100/h,10", &r), 0);
+    assert_true(fabs(r.rate_per_s * 3600.0 - 100.0) < 1e-9 && r.burst == 10);
+
+    /* a daily quota: the whole day's count at once unless told otherwise */
+    assert_int_equal(cfg_rate_parse("1000/d", &r), 0);
+    assert_true(fabs(r.rate_per_s * 86400.0 - 1000.0) < 1e-9);
+    assert_int_equal(r.burst, 1000);
+    assert_int_equal(cfg_rate_parse("500/d,500", &r), 0);
+    assert_true(fabs(r.rate_per_s * 86400.0 - 500.0) < 1e-9 && r.burst == 500);
+    assert_int_equal(cfg_rate_parse("1000/d,1", &r), 0);
+    assert_int_equal(r.burst, 1);
+    assert_int_equal(cfg_rate_parse("0.5/d", &r), 0); /* one every two days */
+    assert_int_equal(r.burst, 1);
+    assert_int_equal(cfg_rate_parse("2.5/d", &r), 0);
+    assert_int_equal(r.burst, 2);
+
+    assert_int_equal(cfg_rate_parse("off", &r), 0);
+    assert_true(r.rate_per_s == 0);
+
+    /* malformed, unknown units, and buckets the limiter could not hold */
+    static const char *const bad[] = {"",      "1",         "1/",      "1/w",      "1/day",
+                                      "0/d",   "-1/d",      "1/d,",    "1/d,0",    "1/d,x",
+                                      "1/d 2", "2000000/d", "1/d,101", "1/h,2401", "/d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r.rate_per_s = -1;
+        assert_int_equal(cfg_rate_parse(bad[i], &r), -1);
+        assert_true(r.rate_per_s == -1); /* untouched */
+    }
+    assert_int_equal(cfg_rate_parse("1/d,100", &r), 0); /* 100 days: the longest */
+}
+
+static void test_rate_from_environment(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    setenv("CRIER_RATE_WHATSAPP", "1000/d", 1);
+    assert_int_equal(cfg_load(&c, NULL, err, sizeof err), 0);
+    assert_int_equal(c.rate_whatsapp.burst, 1000);
+    cfg_free(&c);
+    setenv("CRIER_RATE_WHATSAPP", "1000/week", 1);
+    assert_int_equal(cfg_load(&c, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "CRIER_RATE_WHATSAPP"));
+    assert_non_null(strstr(err, "N/d"));
+    cfg_free(&c);
+    unsetenv("CRIER_RATE_WHATSAPP");
+}
+
+static void test_retention_settings(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    unsetenv("CRIER_RETENTION_DAYS");
+    unsetenv("CRIER_PURGE_INTERVAL_S");
+    assert_int_equal(cfg_load(&c, NULL, err, sizeof err), 0);
+    assert_int_equal(c.retention_days, 730);
+    assert_int_equal(c.purge_interval_s, 86400);
+    cfg_free(&c);
+    cfgt_write("retention_days = 365\npurge_interval_s = 0\n");
+    assert_int_equal(cfg_load(&c, cfgt_path, err, sizeof err), 0);
+    assert_int_equal(c.retention_days, 365);
+    assert_int_equal(c.purge_interval_s, 0);
+    cfg_free(&c);
+    unlink(cfgt_path);
+    setenv("CRIER_RETENTION_DAYS", "0", 1);
+    assert_int_equal(cfg_load(&c, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "CRIER_RETENTION_DAYS"));
+    cfg_free(&c);
+    unsetenv("CRIER_RETENTION_DAYS");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +213,9 @@ int main(void)
         cmocka_unit_test(test_bad_value_names_key_and_line),
         cmocka_unit_test(test_secret_in_file_refused),
         cmocka_unit_test(test_unknown_key_and_syntax),
+        cmocka_unit_test(test_rate_units),
+        cmocka_unit_test(test_rate_from_environment),
+        cmocka_unit_test(test_retention_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

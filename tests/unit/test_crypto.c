@@ -227,6 +227,175 @@ static void test_tamper_and_wrong_key(void **state)
     buf_free(&out);
 }
 
+/* "id:base64" of the key whose 32 bytes are fill, or base64 alone (id NULL). */
+static void key_entry(char *out, size_t outlen, const char *id, unsigned char fill)
+{
+    unsigned char raw[32];
+    memset(raw, fill, sizeof raw);
+    buf_t b;
+    buf_init(&b, 128);
+    assert_int_equal(b64_encode(&b, raw, sizeof raw, 0), 0);
+    snprintf(out, outlen, "%s%s%s", id ? id : "", id ? ":" : "", b.data);
+    buf_free(&b);
+}
+
+/* A rotation: values written under key A stay readable once key B is put in
+ * front of it; new values are written under B; the blind index is the one
+ * A made, because it is derived from the oldest key. */
+static void test_key_ring(void **state)
+{
+    (void)state;
+    char a[80], b[80], list[200], err[256];
+    key_entry(a, sizeof a, NULL, 0x61);
+    cry_keys_t old;
+    assert_int_equal(cry_keys_load(&old, a, err, sizeof err), 0);
+    assert_int_equal(old.n, 1);
+    buf_t tok_a, tok_b, out;
+    buf_init(&tok_a, 4096);
+    buf_init(&tok_b, 4096);
+    buf_init(&out, 4096);
+    assert_int_equal(cry_encrypt(&old, &at_email, "asha@example.com", 16, &tok_a), 0);
+    char idx_a[65];
+    assert_int_equal(cry_blind_index(&old, "email", "asha@example.com", idx_a), 0);
+    char id[CRY_KEY_ID_MAX + 1];
+    assert_int_equal(cry_token_key_id(tok_a.data, id), 0);
+    assert_string_equal(id, old.key_id); /* the derived id: 8 hex */
+    assert_int_equal((int)strlen(id), 8);
+
+    /* B in front, A listed under a name of its own: A's old tokens name its
+     * derived id, and still open */
+    key_entry(a, sizeof a, "a", 0x61);
+    key_entry(b, sizeof b, "b", 0x62);
+    snprintf(list, sizeof list, "%s, %s", b, a);
+    cry_keys_t ring;
+    assert_int_equal(cry_keys_load_list(&ring, list, err, sizeof err), 0);
+    assert_int_equal(ring.n, 2);
+    assert_string_equal(ring.key_id, "b");
+    assert_int_equal(cry_decrypt(&ring, &at_email, tok_a.data, &out), 0);
+    assert_string_equal(out.data, "asha@example.com");
+    assert_int_equal(cry_encrypt(&ring, &at_email, "asha@example.com", 16, &tok_b), 0);
+    assert_int_equal(strncmp(tok_b.data, "v2.b.", 5), 0);
+    buf_reset(&out);
+    assert_int_equal(cry_decrypt(&ring, &at_email, tok_b.data, &out), 0);
+    assert_string_equal(out.data, "asha@example.com");
+    assert_true(cry_keys_has(&ring, "a") && cry_keys_has(&ring, "b"));
+    assert_true(cry_keys_has(&ring, old.key_id));
+    assert_false(cry_keys_has(&ring, "c"));
+    /* the index is unchanged: derived from the last (oldest) key */
+    char idx_ring[65];
+    assert_int_equal(cry_blind_index(&ring, "email", "asha@example.com", idx_ring), 0);
+    assert_string_equal(idx_ring, idx_a);
+    /* a token relabelled from "b" to "a" fails: the key id is bound */
+    char *relabelled = strdup(tok_b.data);
+    relabelled[3] = 'a';
+    buf_reset(&out);
+    assert_int_equal(cry_decrypt(&ring, &at_email, relabelled, &out), -1);
+    free(relabelled);
+
+    /* B alone, with the index key that the ring of B and A used: A's token
+     * fails naming its key id; the index still matches */
+    cry_keys_t only_b;
+    assert_int_equal(cry_keys_load_list(&only_b, b, err, sizeof err), 0);
+    buf_t idx;
+    buf_init(&idx, 128);
+    assert_int_equal(b64_encode(&idx, ring.index, sizeof ring.index, 0), 0);
+    assert_int_equal(cry_keys_set_index(&only_b, idx.data, err, sizeof err), 0);
+    buf_free(&idx);
+    buf_reset(&out);
+    assert_int_equal(cry_decrypt(&only_b, &at_email, tok_a.data, &out), -1);
+    assert_int_equal((int)out.len, 0);
+    char why[200], want[120];
+    cry_decrypt_why(&only_b, tok_a.data, why, sizeof why);
+    snprintf(want, sizeof want, "encrypted under key id %s, which is not configured", old.key_id);
+    assert_string_equal(why, want);
+    assert_int_equal(cry_decrypt(&only_b, &at_email, tok_b.data, &out), 0);
+    assert_int_equal(cry_blind_index(&only_b, "email", "asha@example.com", idx_ring), 0);
+    assert_string_equal(idx_ring, idx_a);
+    /* without the index key B alone derives another index */
+    cry_keys_t plain_b;
+    assert_int_equal(cry_keys_load_list(&plain_b, b, err, sizeof err), 0);
+    assert_int_equal(cry_blind_index(&plain_b, "email", "asha@example.com", idx_ring), 0);
+    assert_string_not_equal(idx_ring, idx_a);
+
+    /* another key under the id "b": the reason says so, naming the id */
+    char b2[80];
+    key_entry(b2, sizeof b2, "b", 0x63);
+    cry_keys_t wrong;
+    assert_int_equal(cry_keys_load_list(&wrong, b2, err, sizeof err), 0);
+    assert_int_equal(cry_decrypt(&wrong, &at_email, tok_b.data, &out), -1);
+    cry_decrypt_why(&wrong, tok_b.data, why, sizeof why);
+    assert_non_null(strstr(why, "does not decrypt under key id b"));
+    cry_decrypt_why(&wrong, "garbage", why, sizeof why);
+    assert_non_null(strstr(why, "not a crier token"));
+    assert_int_equal(cry_token_key_id("v2..AAAA", id), -1);
+    assert_int_equal(cry_token_key_id("v2.abcdefghi.AAAA", id), -1); /* 9 characters */
+    assert_int_equal(cry_token_key_id("v2.B.AAAA", id), -1);
+    assert_string_equal(id, "");
+
+    /* the list entry given without an id takes the derived one */
+    key_entry(a, sizeof a, NULL, 0x61);
+    cry_keys_t derived;
+    assert_int_equal(cry_keys_load_list(&derived, a, err, sizeof err), 0);
+    assert_string_equal(derived.key_id, old.key_id);
+
+    /* wiping clears every key of the ring */
+    cry_keys_wipe(&ring);
+    assert_int_equal(ring.loaded, 0);
+    assert_int_equal(ring.n, 0);
+    static const unsigned char zero[32];
+    assert_memory_equal(ring.ring[1].enc, zero, 32);
+    assert_memory_equal(ring.index, zero, 32);
+    assert_int_equal(cry_decrypt(&ring, &at_email, tok_b.data, &out), -1);
+    buf_free(&tok_a);
+    buf_free(&tok_b);
+    buf_free(&out);
+}
+
+/* A bad list is refused naming the entry's position, never its key. */
+static void test_key_list_errors(void **state)
+{
+    (void)state;
+    char a[80], b[80], list[300], err[256];
+    key_entry(a, sizeof a, "a", 0x71);
+    key_entry(b, sizeof b, "b", 0x72);
+    const char *key_a = strchr(a, ':') + 1;
+    const char *key_b = strchr(b, ':') + 1;
+    /* the list is a, then mid, a key (a's with same), then end */
+    struct {
+        const char *mid;
+        int same;
+        const char *end;
+        const char *want;
+    } cases[] = {
+        {",b:", 0, ",", "entry 3 is empty"},
+        {",,b:", 0, "", "entry 2 is empty"},
+        {",A:", 0, "", "entry 2 has a bad key id"},
+        {",abcdefghi:", 0, "", "entry 2 has a bad key id"},
+        {",:", 0, "", "entry 2 has a bad key id"},
+        {",a.b:", 0, "", "entry 2 has a bad key id"},
+        {",c:", 1, "", "entry 2 repeats the key or a key id of entry 1"},
+        {",a:", 0, "", "entry 2 repeats the key or a key id of entry 1"},
+    };
+    cry_keys_t k;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(list, sizeof list, "%s%s%s%s", a, cases[i].mid, cases[i].same ? key_a : key_b,
+                 cases[i].end);
+        assert_int_equal(cry_keys_load_list(&k, list, err, sizeof err), -1);
+        assert_non_null(strstr(err, cases[i].want));
+        assert_null(strstr(err, key_a));
+        assert_null(strstr(err, key_b));
+        assert_int_equal(k.loaded, 0);
+    }
+    snprintf(list, sizeof list, "%s,b:c2hvcnQ=", a);
+    assert_int_equal(cry_keys_load_list(&k, list, err, sizeof err), -1);
+    assert_string_equal(err, "entry 2 is not base64 of exactly 32 bytes");
+    assert_int_equal(cry_keys_load_list(&k, "", err, sizeof err), -1);
+    assert_int_equal(cry_keys_load_list(&k, a, err, sizeof err), 0);
+    assert_int_equal(cry_keys_set_index(&k, "c2hvcnQ=", err, sizeof err), -1);
+    cry_keys_wipe(&k);
+    assert_int_equal(cry_keys_set_index(&k, key_a, err, sizeof err), -1); /* no ring */
+}
+
 static int is_hex64(const char *s)
 {
     if (strlen(s) != 64)
@@ -257,7 +426,7 @@ static void test_blind_index(void **state)
     assert_int_equal(cry_blind_index(&k, "a", "bc", d), 0);
     assert_string_not_equal(c, d);
     /* the index key is not the encryption key */
-    assert_memory_not_equal(k.index, k.enc, 32);
+    assert_memory_not_equal(k.index, k.ring[0].enc, 32);
 }
 
 /* A failed index is an error with no index: it used to be 64 zeros, one
@@ -344,6 +513,8 @@ int main(void)
         cmocka_unit_test(test_bound_to_its_place),
         cmocka_unit_test(test_v1_only_for_the_migration),
         cmocka_unit_test(test_tamper_and_wrong_key),
+        cmocka_unit_test(test_key_ring),
+        cmocka_unit_test(test_key_list_errors),
         cmocka_unit_test(test_blind_index),
         cmocka_unit_test(test_blind_index_failure),
         cmocka_unit_test(test_compare),

@@ -332,6 +332,24 @@ static void test_bad_arguments(void **state)
     rl_free(rl);
 }
 
+/* A daily quota as the configuration makes it ("1000/d": burst 1000):
+ * the whole day's messages pass at once from idle, the next one waits for
+ * the first token to come back, a day's share of 86.4 s. */
+static void test_daily_quota(void **state)
+{
+    (void)state;
+    char err[256];
+    rl_t *rl = rl_new(NULL, 0, err, sizeof err);
+    assert_non_null(rl);
+    const char *key = "whatsapp:daily-quota-test";
+    double rate = 1000.0 / 86400.0, w = -1;
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(rl_check(rl, key, rate, 1000, &w), RL_ALLOW);
+    assert_int_equal(rl_check(rl, key, rate, 1000, &w), RL_DENY);
+    assert_true(w > 86.4 - SLACK_MS / 1000.0 && w <= 86.4 + 1e-6);
+    rl_free(rl);
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -560,6 +578,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_parse),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_daily_quota),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_redis_shared_rate),
         cmocka_unit_test(test_redis_wait_and_keys),

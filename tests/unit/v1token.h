@@ -25,7 +25,7 @@ static int v1token_make(const cry_keys_t *k, const char *plain, buf_t *out)
     int n = 0, fin = 0, ok = ctx != NULL;
     ok = ok && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1;
     ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1;
-    ok = ok && EVP_EncryptInit_ex(ctx, NULL, NULL, k->enc, blob) == 1;
+    ok = ok && EVP_EncryptInit_ex(ctx, NULL, NULL, k->ring[0].enc, blob) == 1;
     ok = ok && EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)k->key_id, 8) == 1;
     n = 0;
     ok = ok && (len == 0 ||

@@ -1,0 +1,52 @@
+#include "api/dbreply.h"
+
+#include "api/api.h"
+#include "request/request.h"
+#include "store/clients.h"
+#include "store/db.h"
+#include "util/log.h"
+
+#include <stdio.h>
+
+void api_db_failed(http_answer_t *out, int lost, const char *what, const char *err)
+{
+    if (lost) {
+        http_answer_error(out, 503, "database_unavailable", "the database is unavailable");
+        return;
+    }
+    log_error("api", what, "error", err, NULL);
+    http_answer_error(out, 500, "internal_error", "the request could not be completed");
+}
+
+PGconn *api_db_conn(const http_req_t *rq, http_answer_t *out, const char *what)
+{
+    const api_t *api = rq->ctx;
+    char err[512] = "";
+    PGconn *conn = db_pool_get(api->app->pool, err, sizeof err);
+    if (conn && db_ensure(conn) != 0) {
+        db_pool_put(api->app->pool, conn);
+        conn = NULL;
+        snprintf(err, sizeof err, "connection unusable");
+    }
+    if (!conn)
+        api_db_failed(out, 1, what, err);
+    return conn;
+}
+
+int api_client_id(const http_req_t *rq, char id[37], http_answer_t *out)
+{
+    if (req_uuid_lower(http_req_param(rq, "client_id"), id) == 0)
+        return 0;
+    http_answer_error(out, 422, "invalid_field", "client_id: not a valid UUID");
+    return -1;
+}
+
+void api_client_missing(http_answer_t *out, int rc)
+{
+    if (rc == STORE_NO_CLIENT)
+        http_answer_error(out, 404, "not_found", "no client with this id");
+    else
+        http_answer_error(out, 410, "client_erased",
+                          "client_id: this client was erased; it can be named again only once "
+                          "it is made again with explicit consent");
+}
