@@ -6,7 +6,10 @@
 --   HIGH      now (well within the hour), unless inside quiet hours: then
 --             when they end;
 --   NORMAL    now during local business hours (09:00-18:00), otherwise the
---             next 09:00 local;
+--             next 09:00 local; a client who chose quiet hours of its own
+--             (anything but the default 22:00-08:00) has said when not to
+--             write, and that replaces business hours: now, unless inside
+--             them, then when they end;
 --   LOW       the daily batch slot, the next 09:00 local;
 --   and nothing but CRITICAL is ever sent inside the client's quiet hours
 --   (default 22:00-08:00, spanning midnight): such a time moves to their end.
@@ -17,6 +20,7 @@
 local BUSINESS_START = 9 * 60 -- minutes after local midnight
 local BUSINESS_END = 18 * 60
 local BATCH_SLOT = 9 * 60
+local DEFAULT_QS, DEFAULT_QE = 22 * 60, 8 * 60 -- the seed's default quiet hours
 
 local function parse_minutes(hhmm, default)
     local h, m = tostring(hhmm or default):match("^(%d%d?):(%d%d)$")
@@ -96,6 +100,8 @@ function send_at(msg, client, now)
         t, why = now, "high: now"
     elseif u == "low" then
         t, why = next_local(tz, now, BATCH_SLOT), "low: daily batch slot"
+    elseif qs ~= DEFAULT_QS or qe ~= DEFAULT_QE then
+        t, why = now, "normal: outside the client's quiet hours"
     else
         local mod = mod_of(tz, now)
         if mod >= BUSINESS_START and mod < BUSINESS_END then

@@ -1,6 +1,7 @@
 /* api: the route table and the handlers' context (see api.h). */
 #include "api/api.h"
 
+#include "api/clients.h"
 #include "api/comms.h"
 #include "api/health.h"
 #include "api/metrics.h"
@@ -36,6 +37,22 @@ static const route_t api_table[] = {
      api_comm_get},
     {"GET", "/v1/plans/{plan_id}/communications", API_READ, ROUTE_BODY_NONE, NULL,
      API_STAT_PLAN_LIST, api_plan_list},
+    /* Clients: contact details are read by the people who answer for them
+     * (operator, admin), and each read is audited; the workflow writes. */
+    {"PUT", "/v1/clients/{client_id}", API_WRITE, ROUTE_BODY_JSON, NULL, API_STAT_CLIENT_PUT,
+     api_client_put},
+    {"GET", "/v1/clients/{client_id}", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_CLIENT_GET,
+     api_client_get},
+    {"GET", "/v1/clients/{client_id}/communications", API_READ, ROUTE_BODY_NONE, NULL,
+     API_STAT_CLIENT_COMMS, api_client_comms},
+    /* preferences: the support team changes them too; answered once the
+     * confirmation to the client is accepted (http_suspend) */
+    {"GET", "/v1/clients/{client_id}/preferences", API_READ, ROUTE_BODY_NONE, NULL,
+     API_STAT_PREFS_GET, api_prefs_get},
+    {"PUT", "/v1/clients/{client_id}/preferences", API_READ, ROUTE_BODY_JSON, NULL,
+     API_STAT_PREFS_PUT, api_prefs_put},
+    {"POST", "/api/crm/preferences", API_READ, ROUTE_BODY_JSON, NULL, API_STAT_PREFS_SEED,
+     api_prefs_post_seed},
     /* A client's data subject rights (docs/privacy.md): admin only, audited. */
     {"GET", "/v1/clients/{client_id}/export", AUTH_SCOPE_ADMIN, ROUTE_BODY_NONE, NULL,
      API_STAT_CLIENT_EXPORT, api_client_export},
@@ -83,6 +100,12 @@ const char *api_stat_name(int slot)
         [API_STAT_TWILIO_STATUS] = "POST /webhooks/twilio/status",
         [API_STAT_TWILIO_INBOUND] = "POST /webhooks/twilio/inbound",
         [API_STAT_WHATSAPP] = "/webhooks/whatsapp",
+        [API_STAT_CLIENT_PUT] = "PUT /v1/clients/{client_id}",
+        [API_STAT_CLIENT_GET] = "GET /v1/clients/{client_id}",
+        [API_STAT_CLIENT_COMMS] = "GET /v1/clients/{client_id}/communications",
+        [API_STAT_PREFS_GET] = "GET /v1/clients/{client_id}/preferences",
+        [API_STAT_PREFS_PUT] = "PUT /v1/clients/{client_id}/preferences",
+        [API_STAT_PREFS_SEED] = "POST /api/crm/preferences",
         [API_STAT_CLIENT_EXPORT] = "GET /v1/clients/{client_id}/export",
         [API_STAT_CLIENT_ERASE] = "DELETE /v1/clients/{client_id}",
     };

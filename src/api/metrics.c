@@ -1,6 +1,7 @@
 #include "api/metrics.h"
 
 #include "api/api.h"
+#include "prefcache/prefcache.h"
 #include "http/stats.h"
 #include "metrics/metrics.h"
 #include "policy/runtime.h"
@@ -107,6 +108,33 @@ static int api_metrics_ratelimit(buf_t *b)
                           (long long)st.local_checks);
 }
 
+/* The preference cache: where the decision path found a client's
+ * preferences. Without Redis every lookup reads PostgreSQL, and the
+ * backend gauge says so. */
+static int api_metrics_prefcache(buf_t *b)
+{
+    prefcache_stats_t st;
+    prefcache_stats(&st);
+    int rc = metrics_family(b, "crier_preference_cache_lookups_total", "counter",
+                            "Client preference lookups on the decision path, by where they were "
+                            "answered (hit: Redis; miss, error, bypassed: PostgreSQL)");
+    rc |= buf_printf(b,
+                     "crier_preference_cache_lookups_total{result=\"hit\"} %llu\n"
+                     "crier_preference_cache_lookups_total{result=\"miss\"} %llu\n"
+                     "crier_preference_cache_lookups_total{result=\"bypassed\"} %llu\n",
+                     st.hits, st.misses, st.bypassed);
+    rc |= metrics_single(b, "crier_preference_cache_errors_total", "counter",
+                         "Round trips to the preference cache that failed (Redis down or "
+                         "erroring); the decision read PostgreSQL instead",
+                         (long long)st.errors);
+    rc |= metrics_family(b, "crier_preference_cache_backend", "gauge",
+                         "Where client preferences are read from: redis, or postgres when no "
+                         "Redis is configured");
+    rc |= buf_printf(b, "crier_preference_cache_backend{backend=\"%s\"} 1\n",
+                     st.configured ? "redis" : "postgres");
+    return rc;
+}
+
 void api_metrics(const http_req_t *rq, http_answer_t *out)
 {
     const api_t *api = rq->ctx;
@@ -114,6 +142,7 @@ void api_metrics(const http_req_t *rq, http_answer_t *out)
     buf_init(&b, API_METRICS_MAX);
     int rc = metrics_render(&b);
     rc |= api_metrics_ratelimit(&b);
+    rc |= api_metrics_prefcache(&b);
     rc |= api_metrics_http(&b);
     rc |= api_metrics_rules(&b, api->app->rules);
     rc |= metrics_single(&b, "crier_database_up", "gauge",

@@ -39,10 +39,10 @@ typedef struct intake_writer {
     PGconn *conn;              /* owned by the writer thread */
     prt_local_t *policy;       /* owned by the writer thread: its own rules state */
     prefcache_t *prefs;        /* owned by the writer thread; NULL: no cache */
-    /* The clients this batch changed, with their facts as the batch left
-     * them: published to the cache once the batch committed. */
+    /* The clients this batch may have changed: once it committed, their
+     * facts are read back and published to the cache. Read back, not
+     * remembered: a request undone on its savepoint changed nothing. */
     char pub_id[INTAKE_BATCH_MAX][37];
-    char *pub_text[INTAKE_BATCH_MAX]; /* owned; NULL drops the entry */
     int n_pub;
 } intake_writer_t;
 
@@ -198,27 +198,6 @@ static void intake_policy_facts(const store_client_facts_t *f, policy_client_t *
     pc->last_contact_at = f->last_contact_at;
     pc->whatsapp_window_until = 0;
     intake_policy_prefs(f->preferred_channels_json, pc, pref);
-}
-
-/* The same view of a client loaded whole. f is the caller's storage for the
- * facts pc points into (the quiet hours), used as long as pc is. */
-static void intake_policy_client(const store_client_t *cl, store_client_facts_t *f,
-                                 policy_client_t *pc, char pref[POLICY_MAX_CHANNELS][12])
-{
-    /* Borrowed: the strings stay cl's and are never freed through f. */
-    *f = (store_client_facts_t){
-        .found = 1,
-        .has_email = cl->email && cl->email[0],
-        .has_phone = cl->phone && cl->phone[0],
-        .timezone = cl->timezone,
-        .preferred_channels_json = cl->preferred_channels_json,
-        .last_contact_at = cl->last_contact_at,
-    };
-    memcpy(f->consent, cl->consent, sizeof f->consent);
-    memcpy(f->opt_out, cl->opt_out, sizeof f->opt_out);
-    memcpy(f->quiet_start, cl->quiet_start, sizeof f->quiet_start);
-    memcpy(f->quiet_end, cl->quiet_end, sizeof f->quiet_end);
-    intake_policy_facts(f, pc, pref);
 }
 
 static int intake_fallback_json(const policy_decision_t *d, buf_t *out)
@@ -417,39 +396,34 @@ static intake_step_t intake_store_failed(intake_writer_t *w, const char *what, c
     return INTAKE_ANSWERED;
 }
 
-/* Notes that client id changed in this batch; f (NULL when unknown) is
- * what the batch left, published after the commit. */
-static void intake_note_change(intake_writer_t *w, const char *id, const store_client_facts_t *f)
+/* Notes that this batch may change client id. */
+static void intake_note_change(intake_writer_t *w, const char *id)
 {
     if (!w->prefs)
         return;
     for (int i = 0; i < w->n_pub; i++)
-        if (strcmp(w->pub_id[i], id) == 0) {
-            free(w->pub_text[i]);
-            w->pub_text[i] = f && f->found && !f->erased ? prefs_encode(f) : NULL;
+        if (strcmp(w->pub_id[i], id) == 0)
             return;
-        }
     if (w->n_pub >= INTAKE_BATCH_MAX)
         return; /* a batch holds at most that many requests */
-    snprintf(w->pub_id[w->n_pub], sizeof w->pub_id[0], "%s", id);
-    w->pub_text[w->n_pub++] = f && f->found && !f->erased ? prefs_encode(f) : NULL;
+    snprintf(w->pub_id[w->n_pub++], sizeof w->pub_id[0], "%s", id);
 }
 
 /* After the commit (publish 1) or a failed batch (0): tells the cache what
- * the batch changed, and forgets it. */
+ * the noted clients are now, and forgets them. A failure to read them back
+ * leaves their entries to expire; it is logged. */
 static void intake_publish(intake_writer_t *w, int publish)
 {
-    for (int i = 0; i < w->n_pub; i += PREFCACHE_MAX) {
+    char err[INTAKE_ERR_MAX];
+    for (int i = 0; publish && i < w->n_pub; i += PREFCACHE_MAX) {
         int m = w->n_pub - i < PREFCACHE_MAX ? w->n_pub - i : PREFCACHE_MAX;
         const char *ids[PREFCACHE_MAX];
         for (int k = 0; k < m; k++)
             ids[k] = w->pub_id[i + k];
-        if (publish)
-            (void)prefcache_put(w->prefs, ids, (const char *const *)&w->pub_text[i], m);
-    }
-    for (int i = 0; i < w->n_pub; i++) {
-        free(w->pub_text[i]);
-        w->pub_text[i] = NULL;
+        if (prefs_publish(w->prefs, w->conn, ids, m, err, sizeof err) != 0) {
+            log_warn("intake", "preference_cache_not_told", "error", err, NULL);
+            break;
+        }
     }
     w->n_pub = 0;
 }
@@ -539,7 +513,7 @@ static int intake_load_facts(intake_writer_t *w, PGconn *conn, const char **ids,
         if (!out[k].found || out[k].erased || !w->prefs)
             continue;
         if (fresh[k]) {
-            intake_note_change(w, ids[k], &out[k]);
+            intake_note_change(w, ids[k]);
             continue;
         }
         fill_id[n_fill] = ids[k];
@@ -570,8 +544,8 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
     const req_comm_t *r = &job->req;
     char err[INTAKE_ERR_MAX];
     intake_step_t step = INTAKE_ANSWERED;
-    store_client_t cl;
-    memset(&cl, 0, sizeof cl);
+    store_client_facts_t facts; /* owned; what the policy's view points into */
+    int facts_loaded = 0;
     intake_draft_t *dr = malloc(sizeof *dr); /* owned; too big for the stack */
     char *replay = NULL;
     if (!dr) {
@@ -595,45 +569,28 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
         }
     }
     /* read back even after an upsert: preferences and opt-outs live in the
-     * store, not in the request */
-    int load_rc = store_client_load(conn, keys, r->client_id, &cl, err, sizeof err);
-    if (load_rc < 0) {
+     * store (or its cache), not in the request */
+    const char *ids[1] = {r->client_id};
+    const int fresh[1] = {r->client.present};
+    if (intake_load_facts(w, conn, ids, fresh, 1, &facts, err, sizeof err) != 0) {
         step = intake_store_failed(w, "client_load_failed", err, res);
         goto out;
     }
-    if (load_rc == 1) {
+    facts_loaded = 1;
+    if (!facts.found || facts.erased) {
         if (intake_undo(conn, err, sizeof err) != 0) {
             step = INTAKE_BROKEN;
             goto out;
         }
-        intake_result(res, INTAKE_UNKNOWN_CLIENT, NULL, NULL);
-        goto out;
-    }
-    int state = store_client_state(conn, r->client_id, err, sizeof err);
-    if (state < 0) {
-        step = intake_store_failed(w, "client_load_failed", err, res);
-        goto out;
-    }
-    if (state == STORE_ERASED) {
-        if (intake_undo(conn, err, sizeof err) != 0) {
-            step = INTAKE_BROKEN;
-            goto out;
-        }
-        intake_result(res, INTAKE_ERASED, NULL, NULL);
+        intake_result(res, facts.found ? INTAKE_ERASED : INTAKE_UNKNOWN_CLIENT, NULL, NULL);
         goto out;
     }
 
     policy_client_t pc;
-    store_client_facts_t facts; /* what pc points into */
     char pref[POLICY_MAX_CHANNELS][12];
-    intake_policy_client(&cl, &facts, &pc, pref);
+    intake_policy_facts(&facts, &pc, pref);
     pc.channels_off = drv_channels_off(w->app->cfg); /* a setting, not a client fact */
-    rules_pending_t pending = {0, 0};
-    if (store_digest_pending(conn, r->client_id, &pending.count, &pending.oldest_at, err,
-                             sizeof err) != 0) {
-        step = intake_store_failed(w, "pending_load_failed", err, res);
-        goto out;
-    }
+    rules_pending_t pending = {facts.pending_count, facts.pending_oldest_at};
     if (intake_compose(w, job, &pc, &pending, dr) != 0) {
         step = intake_store_failed(w, "answer_failed", "building the answer", res);
         goto out;
@@ -658,8 +615,6 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
             step = INTAKE_BROKEN;
             goto out;
         }
-        if (r->client.present)
-            intake_note_change(w, r->client_id, &facts);
         intake_result(res, INTAKE_ACCEPTED, buf_detach(&dr->body), NULL);
         goto out;
     }
@@ -674,7 +629,8 @@ out:
     free(replay);
     intake_draft_free(dr);
     free(dr);
-    store_client_free(&cl);
+    if (facts_loaded)
+        store_client_facts_free(&facts, 1);
     return step;
 }
 

@@ -221,7 +221,9 @@ static int seed_send_at(const policy_msg_t *m, const policy_client_t *c, double 
     if (seed_eq(m->urgency, "low")) {
         if (seed_next_local(z, now, SEED_BATCH_SLOT, &t) != 0)
             return -1;
-    } else if (!seed_eq(m->urgency, "high")) {
+    } else if (!seed_eq(m->urgency, "high") && qs == 22 * 60 && qe == 8 * 60) {
+        /* NORMAL keeps business hours unless the client chose quiet hours of
+         * its own, which then say alone when not to write */
         if (seed_mod(z, now, &mod) != 0)
             return -1;
         if ((mod < SEED_BUSINESS_START || mod >= SEED_BUSINESS_END) &&

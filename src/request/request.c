@@ -496,9 +496,9 @@ static int req_fields(const cJSON *root, size_t max_decoded, req_comm_t *out, re
     return 0;
 }
 
-int req_parse(const char *body, size_t len, size_t max_decoded, req_comm_t *out, req_error_t *err)
+int req_json_parse(const char *body, size_t len, cJSON **root, req_error_t *err)
 {
-    memset(out, 0, sizeof *out);
+    *root = NULL;
     memset(err, 0, sizeof *err);
     if (!body || len == 0)
         return req_fail(err, REQ_BAD_JSON, "empty body");
@@ -508,39 +508,73 @@ int req_parse(const char *body, size_t len, size_t max_decoded, req_comm_t *out,
         return -1;
 
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root)
+    cJSON *r = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!r)
         return req_fail(err, REQ_BAD_JSON, "malformed JSON at byte %zu",
                         end && end >= body ? (size_t)(end - body) : (size_t)0);
     /* only whitespace may follow the value */
     for (const char *p = end; p && p < body + len; p++) {
         if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
-            cJSON_Delete(root);
+            cJSON_Delete(r);
             return req_fail(err, REQ_BAD_JSON, "trailing data after the JSON value");
         }
     }
-
-    int rc;
     char path[REQ_PATH_MAX] = "";
-    if (!cJSON_IsObject(root))
-        rc = req_field(err, "body: must be a JSON object");
-    else if ((rc = req_check_arrays(root, path, 0, err)) == 0)
-        rc = req_fields(root, max_decoded, out, err);
+    if (!cJSON_IsObject(r) || req_check_arrays(r, path, 0, err) != 0) {
+        if (!cJSON_IsObject(r))
+            req_field(err, "body: must be a JSON object");
+        cJSON_Delete(r);
+        return -1;
+    }
+    *root = r;
+    return 0;
+}
+
+int req_parse(const char *body, size_t len, size_t max_decoded, req_comm_t *out, req_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *root = NULL;
+    if (req_json_parse(body, len, &root, err) != 0)
+        return -1;
+    int rc = req_fields(root, max_decoded, out, err);
     cJSON_Delete(root);
     if (rc != 0)
         req_free(out);
     return rc;
 }
 
+int req_parse_client_body(const char *body, size_t len, req_client_t *out, req_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *root = NULL;
+    if (req_json_parse(body, len, &root, err) != 0)
+        return -1;
+    int rc = req_parse_client(root, out, err);
+    cJSON_Delete(root);
+    if (rc != 0) {
+        req_client_free(out);
+        /* the body is the client object itself: its fields are named bare */
+        if (strncmp(err->message, "client.", 7) == 0)
+            memmove(err->message, err->message + 7, strlen(err->message + 7) + 1);
+    }
+    return rc;
+}
+
+void req_client_free(req_client_t *c)
+{
+    free(c->name);
+    free(c->email);
+    free(c->phone);
+    free(c->timezone);
+    free(c->locale);
+    c->name = c->email = c->phone = c->timezone = c->locale = NULL;
+}
+
 void req_free(req_comm_t *r)
 {
     if (!r)
         return;
-    free(r->client.name);
-    free(r->client.email);
-    free(r->client.phone);
-    free(r->client.timezone);
-    free(r->client.locale);
+    req_client_free(&r->client);
     cJSON_free(r->context_json); /* allocated by cJSON_PrintUnformatted */
     store_attachments_free(r->attachments, r->n_attachments);
     memset(r, 0, sizeof *r);

@@ -64,6 +64,19 @@ typedef struct req_error {
 int req_parse(const char *body, size_t len, size_t max_decoded, req_comm_t *out, req_error_t *err);
 void req_free(req_comm_t *r);
 
+/* The body of PUT /v1/clients/{id}: a client object as in a request
+ * (req_client_t's rules; fields named without "client."). 0 with *out
+ * filled (free with req_client_free), or -1 with *err and *out empty. */
+int req_parse_client_body(const char *body, size_t len, req_client_t *out, req_error_t *err);
+void req_client_free(req_client_t *c);
+
+struct cJSON;
+/* What every JSON body crier reads goes through: UTF-8, no NUL or raw
+ * controls in strings, at most REQ_MAX_DEPTH deep and REQ_MAX_ARRAY
+ * elements an array, one object and nothing after it. 0 with *root (free
+ * with cJSON_Delete), or -1 with *err. */
+int req_json_parse(const char *body, size_t len, struct cJSON **root, req_error_t *err);
+
 /* 1 when s is a valid Idempotency-Key: 1..200 printable ASCII characters. */
 int req_idempotency_key_ok(const char *s);
 /* Copies a valid UUID in lower case into out; 0, or -1 when s is no UUID. */

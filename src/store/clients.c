@@ -46,8 +46,8 @@ static int clients_put_str(buf_t *b, const char *key, const char *v)
     return rc | (v ? jtext_string(b, v) : buf_puts(b, "null"));
 }
 
-int store_client_json(PGconn *conn, const cry_keys_t *keys, const char *id, char **json, char *err,
-                      size_t errlen)
+int store_client_json(PGconn *conn, const cry_keys_t *keys, const char *id, int with_pii,
+                      char **json, char *err, size_t errlen)
 {
     *json = NULL;
     if (!val_uuid(id))
@@ -78,9 +78,9 @@ int store_client_json(PGconn *conn, const cry_keys_t *keys, const char *id, char
     const cry_place_t phone_at = {"clients", "phone", cid};
     char *name = NULL, *email = NULL, *phone = NULL;
     int rc = 0;
-    if (store_decrypt_col(keys, &name_at, r, 2, &name) != 0 ||
-        store_decrypt_col(keys, &email_at, r, 3, &email) != 0 ||
-        store_decrypt_col(keys, &phone_at, r, 4, &phone) != 0)
+    if (with_pii && (store_decrypt_col(keys, &name_at, r, 2, &name) != 0 ||
+                     store_decrypt_col(keys, &email_at, r, 3, &email) != 0 ||
+                     store_decrypt_col(keys, &phone_at, r, 4, &phone) != 0))
         rc = store_fail(err, errlen, "cannot decrypt client fields", "wrong or missing key");
     buf_t b;
     buf_init(&b, 1 << 16);
@@ -89,9 +89,16 @@ int store_client_json(PGconn *conn, const cry_keys_t *keys, const char *id, char
         const char *rest = PQgetvalue(r, 0, 5);
         int w = buf_puts(&b, "{\"client_id\":");
         w |= jtext_string(&b, cid);
-        w |= clients_put_str(&b, "name", name);
-        w |= clients_put_str(&b, "email", email);
-        w |= clients_put_str(&b, "phone", phone);
+        if (with_pii) {
+            w |= clients_put_str(&b, "name", name);
+            w |= clients_put_str(&b, "email", email);
+            w |= clients_put_str(&b, "phone", phone);
+        } else {
+            w |= buf_printf(&b, ",\"has_name\":%s,\"has_email\":%s,\"has_phone\":%s",
+                            PQgetisnull(r, 0, 2) ? "false" : "true",
+                            PQgetisnull(r, 0, 3) ? "false" : "true",
+                            PQgetisnull(r, 0, 4) ? "false" : "true");
+        }
         w |= buf_putc(&b, ',');
         w |= buf_puts(&b, rest[0] == '{' ? rest + 1 : "}");
         if (w != 0)

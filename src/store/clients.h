@@ -23,10 +23,11 @@
 int store_client_state(PGconn *conn, const char *id, char *err, size_t errlen);
 
 /* The client as JSON text (*json owned by the caller): client_id, name,
- * email, phone (decrypted), timezone, locale, consent and when each was
- * last changed, created_at, updated_at. */
-int store_client_json(PGconn *conn, const cry_keys_t *keys, const char *id, char **json, char *err,
-                      size_t errlen);
+ * email, phone (decrypted; with_pii 0 says only has_name, has_email,
+ * has_phone instead, and decrypts nothing), timezone, locale, consent and
+ * when each was last changed, created_at, updated_at. */
+int store_client_json(PGconn *conn, const cry_keys_t *keys, const char *id, int with_pii,
+                      char **json, char *err, size_t errlen);
 
 /* Clears erased_at so that an erased client can be made again: only with
  * the explicit consent the caller is about to write. */
