@@ -118,6 +118,37 @@ static void test_same_token_two_scopes(void **state)
     auth_free(a);
 }
 
+/* Labels name a token in the audit log: given after the scope, or the
+ * scope and position; the first entry a token matches gives its label. */
+static void test_labels(void **state)
+{
+    (void)state;
+    char err[256];
+    auth_t *a = auth_new("admin/dpo-alice:tok-1,workflow:tok-2,operator/support.2:tok-2", err,
+                         sizeof err);
+    assert_non_null(a);
+    const char *label = NULL;
+    assert_int_equal(auth_check_as(a, "Bearer tok-1", AUTH_SCOPE_ADMIN, &label), AUTH_OK);
+    assert_string_equal(label, "dpo-alice");
+    assert_int_equal(auth_check_as(a, "Bearer tok-2", ANY_READ, &label), AUTH_OK);
+    assert_string_equal(label, "workflow#2");
+    /* a refused token has no label */
+    assert_int_equal(auth_check_as(a, "Bearer nope", ANY_READ, &label), AUTH_UNAUTHORIZED);
+    assert_string_equal(label, "");
+    assert_int_equal(auth_check_as(a, "Bearer tok-1", AUTH_SCOPE_WORKFLOW, &label),
+                     AUTH_FORBIDDEN);
+    auth_free(a);
+
+    /* a label is a name, not free text */
+    assert_null(auth_new("admin/bad label:tok", err, sizeof err));
+    assert_non_null(strstr(err, "entry 1"));
+    assert_null(strstr(err, "tok"));
+    assert_null(auth_new("admin/:tok", err, sizeof err));
+    assert_null(auth_new("workflow:a,admin/x\"y:tok", err, sizeof err));
+    assert_non_null(strstr(err, "entry 2"));
+    assert_null(auth_new("nobody/alice:tok", err, sizeof err));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +158,7 @@ int main(void)
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_no_tokens_configured),
         cmocka_unit_test(test_same_token_two_scopes),
+        cmocka_unit_test(test_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
