@@ -37,8 +37,8 @@ static const struct {
     const char *name;
     main_cmd_fn fn;
 } main_cmds[] = {
-    {"serve", cmd_serve}, {"migrate", cmd_migrate}, {"purge", cmd_purge},
-    {"templates", cmd_templates}, {"rules", cmd_rules}, {"keys", cmd_keys},
+    {"serve", cmd_serve},         {"migrate", cmd_migrate}, {"purge", cmd_purge},
+    {"templates", cmd_templates}, {"rules", cmd_rules},     {"keys", cmd_keys},
 };
 
 int main(int argc, char **argv)

@@ -24,7 +24,7 @@
 
 /* A preferences confirmation belongs to no plan: its plan id is the nil
  * UUID, which no plan can have (plans have random, version 4 ids). */
-#define CLIENTS_NO_PLAN "00000000-0000-0000-0000-000000000000"
+#define CLIENTS_NO_PLAN      "00000000-0000-0000-0000-000000000000"
 #define CLIENTS_LIST_DEFAULT 50
 #define CLIENTS_LIST_MAX     500
 
@@ -188,8 +188,8 @@ void api_client_comms(const http_req_t *rq, http_answer_t *out)
         return;
     char err[512] = "";
     char *json = NULL;
-    int rc = store_client_comms_json(conn, id, limit, before[0] ? before : NULL, &json, err,
-                                     sizeof err);
+    int rc =
+        store_client_comms_json(conn, id, limit, before[0] ? before : NULL, &json, err, sizeof err);
     int lost = rc < 0 && db_conn_lost(conn);
     db_pool_put(api->app->pool, conn);
     if (rc == 0)
@@ -268,8 +268,8 @@ static int clients_confirm_context(const cJSON *prefs, char **ctx_json)
     if (ok && outs[0])
         ok = cJSON_AddStringToObject(ctx, "opt_outs_text", outs) != NULL;
     if (ok)
-        ok = cJSON_AddStringToObject(ctx, "timezone", cJSON_IsString(tz) ? tz->valuestring
-                                                                         : "UTC") != NULL;
+        ok = cJSON_AddStringToObject(ctx, "timezone",
+                                     cJSON_IsString(tz) ? tz->valuestring : "UTC") != NULL;
     *ctx_json = ok ? cJSON_PrintUnformatted(ctx) : NULL;
     cJSON_Delete(ctx);
     return *ctx_json ? 0 : -1;

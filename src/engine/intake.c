@@ -725,9 +725,8 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, intake_resu
             actor = jobs[i]->actor;
             intake_upsert_record(&jobs[i]->req, &up[n_up++]);
         }
-    if (n_up > 0 &&
-        (store_consent_context(conn, STORE_SOURCE_API, actor, err, errlen) != 0 ||
-         store_clients_upsert_many(conn, &w->app->keys, up, n_up, err, errlen) != 0))
+    if (n_up > 0 && (store_consent_context(conn, STORE_SOURCE_API, actor, err, errlen) != 0 ||
+                     store_clients_upsert_many(conn, &w->app->keys, up, n_up, err, errlen) != 0))
         goto out;
 
     int *fresh = calloc((size_t)n, sizeof *fresh);
@@ -741,7 +740,8 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, intake_resu
             ids[n_ids] = jobs[i]->req.client_id;
             ids_job[n_ids++] = i;
         }
-    int loaded = n_ids == 0 || intake_load_facts(w, conn, ids, fresh, n_ids, facts, err, errlen) == 0;
+    int loaded =
+        n_ids == 0 || intake_load_facts(w, conn, ids, fresh, n_ids, facts, err, errlen) == 0;
     free(fresh);
     if (!loaded)
         goto out;

@@ -65,10 +65,10 @@ int prefs_decode(const char *text, store_client_facts_t *f)
         if (prefs_field(&p, &s[i], &len[i], i == 7) != 0)
             return -1;
     int contact[2], consent[CH_N], opt_out[CH_N];
-    if (len[0] != 2 || memcmp(s[0], PREFS_VERSION, 2) != 0 || prefs_flags(s[1], len[1], contact, 2) ||
-        prefs_flags(s[2], len[2], consent, CH_N) || prefs_flags(s[3], len[3], opt_out, CH_N) ||
-        len[4] >= sizeof f->quiet_start || len[5] >= sizeof f->quiet_end || len[6] == 0 ||
-        len[7] == 0)
+    if (len[0] != 2 || memcmp(s[0], PREFS_VERSION, 2) != 0 ||
+        prefs_flags(s[1], len[1], contact, 2) || prefs_flags(s[2], len[2], consent, CH_N) ||
+        prefs_flags(s[3], len[3], opt_out, CH_N) || len[4] >= sizeof f->quiet_start ||
+        len[5] >= sizeof f->quiet_end || len[6] == 0 || len[7] == 0)
         return -1;
     char *tz = strndup(s[6], len[6]);
     char *chans = strndup(s[7], len[7]);

@@ -20,9 +20,9 @@ struct prefcache {
     int enabled;
     rl_url_t url; /* holds the password: never logged */
     long long timeout_us;
-    redisContext *ctx;      /* owned; NULL while disconnected */
-    long long next_try_ms;  /* no reconnect before this (monotonic ms) */
-    int warned;             /* the outage was logged */
+    redisContext *ctx;     /* owned; NULL while disconnected */
+    long long next_try_ms; /* no reconnect before this (monotonic ms) */
+    int warned;            /* the outage was logged */
 };
 
 static atomic_ullong pc_hits, pc_misses, pc_errors, pc_bypassed;

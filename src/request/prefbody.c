@@ -94,13 +94,11 @@ static int prefbody_known(const char *key, int want_client_id)
     return want_client_id && strcmp(key, "client_id") == 0;
 }
 
-static int prefbody_fields(const cJSON *root, int want_client_id, prefbody_t *out,
-                           req_error_t *err)
+static int prefbody_fields(const cJSON *root, int want_client_id, prefbody_t *out, req_error_t *err)
 {
     for (const cJSON *k = root->child; k; k = k->next)
         if (!prefbody_known(k->string, want_client_id))
-            return prefbody_fail(err, "%.64s: not a preference (see the API reference)",
-                                 k->string);
+            return prefbody_fail(err, "%.64s: not a preference (see the API reference)", k->string);
     if (want_client_id) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "client_id");
         if (!cJSON_IsString(id) || req_uuid_lower(id->valuestring, out->client_id) != 0)

@@ -18,9 +18,9 @@
 #include <stddef.h>
 
 typedef struct prefbody {
-    char client_id[37];         /* lower case; only with want_client_id */
+    char client_id[37];          /* lower case; only with want_client_id */
     store_prefs_change_t change; /* its strings point into this struct */
-    char preferred_json[64];    /* the channels as a JSON array */
+    char preferred_json[64];     /* the channels as a JSON array */
     char timezone[65];
 } prefbody_t;
 

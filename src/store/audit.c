@@ -19,10 +19,11 @@ int store_audit_write(PGconn *conn, const store_audit_t *a, char *err, size_t er
         audit_or_null(a->address),
         audit_or_null(a->detail_json),
     };
-    PGresult *r = db_query(conn,
-                           "INSERT INTO audit_log (actor, action, subject_type, subject_id, address,"
-                           " detail) VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-                           6, params, err, errlen);
+    PGresult *r =
+        db_query(conn,
+                 "INSERT INTO audit_log (actor, action, subject_type, subject_id, address,"
+                 " detail) VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+                 6, params, err, errlen);
     if (!r)
         return -1;
     PQclear(r);

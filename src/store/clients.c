@@ -17,8 +17,8 @@ int store_client_state(PGconn *conn, const char *id, char *err, size_t errlen)
     if (!val_uuid(id))
         return STORE_NO_CLIENT;
     const char *params[] = {id};
-    PGresult *r = db_query(conn, "SELECT erased_at IS NOT NULL FROM clients WHERE id = $1::uuid",
-                           1, params, err, errlen);
+    PGresult *r = db_query(conn, "SELECT erased_at IS NOT NULL FROM clients WHERE id = $1::uuid", 1,
+                           params, err, errlen);
     if (!r)
         return -1;
     int rc = PQntuples(r) == 0 ? STORE_NO_CLIENT : store_bool_col(r, 0) ? STORE_ERASED : 0;
@@ -188,29 +188,29 @@ int store_prefs_update(PGconn *conn, const char *id, const store_prefs_change_t 
     /* One statement: the preferences row (made with the defaults when
      * missing) and the client's time zone, each touched only when a value
      * differs, so that *changed means a real change. */
-    PGresult *r = db_query(
-        conn,
-        "WITH ins AS (INSERT INTO client_preferences (client_id) VALUES ($1::uuid)"
-        "  ON CONFLICT (client_id) DO NOTHING RETURNING client_id),"
-        " p AS (UPDATE client_preferences SET"
-        "  preferred_channels = COALESCE($2::jsonb, preferred_channels),"
-        "  quiet_hours_start = COALESCE($3::time, quiet_hours_start),"
-        "  quiet_hours_end = COALESCE($4::time, quiet_hours_end),"
-        "  opt_out_email = COALESCE($5::boolean, opt_out_email),"
-        "  opt_out_sms = COALESCE($6::boolean, opt_out_sms),"
-        "  opt_out_whatsapp = COALESCE($7::boolean, opt_out_whatsapp), updated_at = now()"
-        "  WHERE client_id = $1::uuid AND (preferred_channels, quiet_hours_start,"
-        "   quiet_hours_end, opt_out_email, opt_out_sms, opt_out_whatsapp)"
-        "   IS DISTINCT FROM (COALESCE($2::jsonb, preferred_channels),"
-        "   COALESCE($3::time, quiet_hours_start), COALESCE($4::time, quiet_hours_end),"
-        "   COALESCE($5::boolean, opt_out_email), COALESCE($6::boolean, opt_out_sms),"
-        "   COALESCE($7::boolean, opt_out_whatsapp))"
-        "  RETURNING 1),"
-        " t AS (UPDATE clients SET timezone = $8, updated_at = now()"
-        "  WHERE id = $1::uuid AND $8::text IS NOT NULL AND timezone IS DISTINCT FROM $8"
-        "  RETURNING 1)"
-        " SELECT (SELECT count(*) FROM p) + (SELECT count(*) FROM t)",
-        8, params, err, errlen);
+    PGresult *r =
+        db_query(conn,
+                 "WITH ins AS (INSERT INTO client_preferences (client_id) VALUES ($1::uuid)"
+                 "  ON CONFLICT (client_id) DO NOTHING RETURNING client_id),"
+                 " p AS (UPDATE client_preferences SET"
+                 "  preferred_channels = COALESCE($2::jsonb, preferred_channels),"
+                 "  quiet_hours_start = COALESCE($3::time, quiet_hours_start),"
+                 "  quiet_hours_end = COALESCE($4::time, quiet_hours_end),"
+                 "  opt_out_email = COALESCE($5::boolean, opt_out_email),"
+                 "  opt_out_sms = COALESCE($6::boolean, opt_out_sms),"
+                 "  opt_out_whatsapp = COALESCE($7::boolean, opt_out_whatsapp), updated_at = now()"
+                 "  WHERE client_id = $1::uuid AND (preferred_channels, quiet_hours_start,"
+                 "   quiet_hours_end, opt_out_email, opt_out_sms, opt_out_whatsapp)"
+                 "   IS DISTINCT FROM (COALESCE($2::jsonb, preferred_channels),"
+                 "   COALESCE($3::time, quiet_hours_start), COALESCE($4::time, quiet_hours_end),"
+                 "   COALESCE($5::boolean, opt_out_email), COALESCE($6::boolean, opt_out_sms),"
+                 "   COALESCE($7::boolean, opt_out_whatsapp))"
+                 "  RETURNING 1),"
+                 " t AS (UPDATE clients SET timezone = $8, updated_at = now()"
+                 "  WHERE id = $1::uuid AND $8::text IS NOT NULL AND timezone IS DISTINCT FROM $8"
+                 "  RETURNING 1)"
+                 " SELECT (SELECT count(*) FROM p) + (SELECT count(*) FROM t)",
+                 8, params, err, errlen);
     if (!r)
         return -1;
     *changed = atoi(PQgetvalue(r, 0, 0)) > 0;
@@ -233,22 +233,22 @@ int store_client_comms_json(PGconn *conn, const char *id, int limit, const char 
     /* Keyset paging on (created_at, id), the order of the listing's index:
      * a page is as cheap deep into the history as at its start, and rows
      * arriving meanwhile do not shift it. */
-    PGresult *r = db_query(
-        conn,
-        "WITH b AS (SELECT created_at, id FROM communications"
-        "  WHERE id = $3::uuid AND client_id = $1::uuid),"
-        " page AS (SELECT json_build_object(" STORE_COMM_JSON ") AS o, c.created_at, c.id"
-        "  FROM communications c WHERE c.client_id = $1::uuid"
-        "  AND ($3::uuid IS NULL OR (c.created_at, c.id) < (SELECT created_at, id FROM b))"
-        "  ORDER BY c.created_at DESC, c.id DESC LIMIT $2::int),"
-        " numbered AS (SELECT o, created_at, id,"
-        "  row_number() OVER (ORDER BY created_at DESC, id DESC) AS n FROM page)"
-        " SELECT json_build_object('client_id', $1::uuid,"
-        "  'communications', COALESCE((SELECT json_agg(o ORDER BY n) FROM numbered"
-        "   WHERE n < $2::int), '[]'::json),"
-        "  'next_before', (SELECT id FROM numbered WHERE n = $2::int - 1"
-        "   AND EXISTS (SELECT 1 FROM numbered WHERE n = $2::int)))::text",
-        3, params, err, errlen);
+    PGresult *r =
+        db_query(conn,
+                 "WITH b AS (SELECT created_at, id FROM communications"
+                 "  WHERE id = $3::uuid AND client_id = $1::uuid),"
+                 " page AS (SELECT json_build_object(" STORE_COMM_JSON ") AS o, c.created_at, c.id"
+                 "  FROM communications c WHERE c.client_id = $1::uuid"
+                 "  AND ($3::uuid IS NULL OR (c.created_at, c.id) < (SELECT created_at, id FROM b))"
+                 "  ORDER BY c.created_at DESC, c.id DESC LIMIT $2::int),"
+                 " numbered AS (SELECT o, created_at, id,"
+                 "  row_number() OVER (ORDER BY created_at DESC, id DESC) AS n FROM page)"
+                 " SELECT json_build_object('client_id', $1::uuid,"
+                 "  'communications', COALESCE((SELECT json_agg(o ORDER BY n) FROM numbered"
+                 "   WHERE n < $2::int), '[]'::json),"
+                 "  'next_before', (SELECT id FROM numbered WHERE n = $2::int - 1"
+                 "   AND EXISTS (SELECT 1 FROM numbered WHERE n = $2::int)))::text",
+                 3, params, err, errlen);
     if (!r)
         return -1;
     return store_json_result(r, json, err, errlen);

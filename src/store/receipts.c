@@ -251,19 +251,21 @@ static const char rcpt_inbound_sql[] =
 /* The consent ledger's triggers read the source from the transaction's
  * settings (sql/006_clients_privacy.sql): set in the statement itself, it
  * holds whether or not the caller has a transaction open. */
-#define RCPT_SQL_SOURCE(src) "WITH src AS (SELECT set_config('crier.consent_source', '" src "', true))"
-static const char rcpt_optout_sms_sql[] =
-    RCPT_SQL_SOURCE("keyword")
-    " INSERT INTO client_preferences (client_id, opt_out_sms)"
-    " SELECT id, $2::boolean FROM clients, src WHERE phone_bidx = $1::text AND erased_at IS NULL"
-    " ON CONFLICT (client_id) DO UPDATE SET opt_out_sms = EXCLUDED.opt_out_sms,"
-    "  updated_at = now() RETURNING client_id";
+#define RCPT_SQL_SOURCE(src)                                                                       \
+    "WITH src AS (SELECT set_config('crier.consent_source', '" src "', true))"
+static const char rcpt_optout_sms_sql[] = RCPT_SQL_SOURCE(
+    "keyword") " INSERT INTO client_preferences (client_id, opt_out_sms)"
+               " SELECT id, $2::boolean FROM clients, src WHERE phone_bidx = $1::text AND "
+               "erased_at IS NULL"
+               " ON CONFLICT (client_id) DO UPDATE SET opt_out_sms = EXCLUDED.opt_out_sms,"
+               "  updated_at = now() RETURNING client_id";
 static const char rcpt_optout_wa_sql[] =
-    RCPT_SQL_SOURCE("keyword")
-    " INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
-    " SELECT id, $2::boolean FROM clients, src WHERE phone_bidx = $1::text AND erased_at IS NULL"
-    " ON CONFLICT (client_id) DO UPDATE SET opt_out_whatsapp = EXCLUDED.opt_out_whatsapp,"
-    "  updated_at = now() RETURNING client_id";
+    RCPT_SQL_SOURCE("keyword") " INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
+                               " SELECT id, $2::boolean FROM clients, src WHERE phone_bidx = "
+                               "$1::text AND erased_at IS NULL"
+                               " ON CONFLICT (client_id) DO UPDATE SET opt_out_whatsapp = "
+                               "EXCLUDED.opt_out_whatsapp,"
+                               "  updated_at = now() RETURNING client_id";
 
 /* The window runs 24 h from when the client wrote, as Meta counts it; a
  * provider timestamp in the future is not trusted past now, and a late
@@ -461,20 +463,21 @@ done:
 /* Every client with the job client's number: an opt-out and the window
  * belong to the number, as for an inbound keyword. Fixed statements, one
  * per column, so no column name is ever built from input. */
-static const char rcpt_provider_optout_sms_sql[] =
-    RCPT_SQL_SOURCE("provider_code")
-    " INSERT INTO client_preferences (client_id, opt_out_sms)"
-    " SELECT c.id, true FROM clients c, clients j, src"
-    " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS NULL"
-    " ON CONFLICT (client_id) DO UPDATE SET opt_out_sms = true, updated_at = now()"
-    " RETURNING client_id";
+static const char rcpt_provider_optout_sms_sql[] = RCPT_SQL_SOURCE(
+    "provider_code") " INSERT INTO client_preferences (client_id, opt_out_sms)"
+                     " SELECT c.id, true FROM clients c, clients j, src"
+                     " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS "
+                     "NULL"
+                     " ON CONFLICT (client_id) DO UPDATE SET opt_out_sms = true, updated_at = now()"
+                     " RETURNING client_id";
 static const char rcpt_provider_optout_wa_sql[] =
-    RCPT_SQL_SOURCE("provider_code")
-    " INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
-    " SELECT c.id, true FROM clients c, clients j, src"
-    " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS NULL"
-    " ON CONFLICT (client_id) DO UPDATE SET opt_out_whatsapp = true, updated_at = now()"
-    " RETURNING client_id";
+    RCPT_SQL_SOURCE("provider_code") " INSERT INTO client_preferences (client_id, opt_out_whatsapp)"
+                                     " SELECT c.id, true FROM clients c, clients j, src"
+                                     " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND "
+                                     "c.erased_at IS NULL"
+                                     " ON CONFLICT (client_id) DO UPDATE SET opt_out_whatsapp = "
+                                     "true, updated_at = now()"
+                                     " RETURNING client_id";
 static const char rcpt_window_close_sql[] =
     "UPDATE clients c SET whatsapp_window_until = now() FROM clients j"
     " WHERE j.id = $1::uuid AND c.phone_bidx = j.phone_bidx AND c.erased_at IS NULL"

@@ -85,10 +85,10 @@ typedef struct rcpt_inbound {
 #define RCPT_CHANGED_MAX 8
 
 typedef struct rcpt_inbound_result {
-    int duplicate;      /* 1: this message was already stored; nothing changed */
-    int clients;        /* clients whose phone matched the sender */
-    char client_id[37]; /* the most recently updated of them, "" when none */
-    int callback;       /* 1 when a workflow callback row was queued */
+    int duplicate;                      /* 1: this message was already stored; nothing changed */
+    int clients;                        /* clients whose phone matched the sender */
+    char client_id[37];                 /* the most recently updated of them, "" when none */
+    int callback;                       /* 1 when a workflow callback row was queued */
     char changed[RCPT_CHANGED_MAX][37]; /* clients whose opt-out a keyword set */
     int n_changed;
 } rcpt_inbound_result_t;

@@ -124,8 +124,8 @@ static void test_labels(void **state)
 {
     (void)state;
     char err[256];
-    auth_t *a = auth_new("admin/dpo-alice:tok-1,workflow:tok-2,operator/support.2:tok-2", err,
-                         sizeof err);
+    auth_t *a =
+        auth_new("admin/dpo-alice:tok-1,workflow:tok-2,operator/support.2:tok-2", err, sizeof err);
     assert_non_null(a);
     const char *label = NULL;
     assert_int_equal(auth_check_as(a, "Bearer tok-1", AUTH_SCOPE_ADMIN, &label), AUTH_OK);
@@ -135,8 +135,7 @@ static void test_labels(void **state)
     /* a refused token has no label */
     assert_int_equal(auth_check_as(a, "Bearer nope", ANY_READ, &label), AUTH_UNAUTHORIZED);
     assert_string_equal(label, "");
-    assert_int_equal(auth_check_as(a, "Bearer tok-1", AUTH_SCOPE_WORKFLOW, &label),
-                     AUTH_FORBIDDEN);
+    assert_int_equal(auth_check_as(a, "Bearer tok-1", AUTH_SCOPE_WORKFLOW, &label), AUTH_FORBIDDEN);
     auth_free(a);
 
     /* a label is a name, not free text */

@@ -52,13 +52,13 @@ static void test_refused(void **state)
     static const char *const bad[] = {
         "",
         "p1",
-        "p2|10|011|100|23:00|07:00|UTC|[]",   /* another version */
-        "p1|1|011|100|23:00|07:00|UTC|[]",    /* a flag missing */
-        "p1|10|01x|100|23:00|07:00|UTC|[]",   /* not a flag */
-        "p1|10|011|100|23:000|07:00|UTC|[]",  /* too long a time */
-        "p1|10|011|100|23:00|07:00||[]",      /* no zone */
-        "p1|10|011|100|23:00|07:00|UTC|",     /* no channels */
-        "p1|10|011|100|23:00|07:00|UTC",      /* a field missing */
+        "p2|10|011|100|23:00|07:00|UTC|[]",  /* another version */
+        "p1|1|011|100|23:00|07:00|UTC|[]",   /* a flag missing */
+        "p1|10|01x|100|23:00|07:00|UTC|[]",  /* not a flag */
+        "p1|10|011|100|23:000|07:00|UTC|[]", /* too long a time */
+        "p1|10|011|100|23:00|07:00||[]",     /* no zone */
+        "p1|10|011|100|23:00|07:00|UTC|",    /* no channels */
+        "p1|10|011|100|23:00|07:00|UTC",     /* a field missing */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         store_client_facts_t g;
@@ -93,8 +93,7 @@ static void test_body(void **state)
     assert_string_equal(pb.change.timezone, "Asia/Kolkata");
 
     /* no quiet hours: both null */
-    assert_int_equal(parse("{\"quiet_hours_start\":null,\"quiet_hours_end\":null}", 0, &pb, &e),
-                     0);
+    assert_int_equal(parse("{\"quiet_hours_start\":null,\"quiet_hours_end\":null}", 0, &pb, &e), 0);
     assert_int_equal(pb.change.quiet_given, 1);
     assert_string_equal(pb.change.quiet_start, "");
     assert_null(pb.change.preferred_json);
@@ -118,8 +117,7 @@ static void test_body_refused(void **state)
         {"{\"preferred_channels\":[\"email\",\"fax\"]}", "preferred_channels"},
         {"{\"preferred_channels\":[\"sms\",\"sms\"]}", "preferred_channels"},
         {"{\"preferred_channels\":[]}", "preferred_channels"},
-        {"{\"preferred_channels\":[\"sms\",\"email\",\"whatsapp\",\"sms\"]}",
-         "preferred_channels"},
+        {"{\"preferred_channels\":[\"sms\",\"email\",\"whatsapp\",\"sms\"]}", "preferred_channels"},
         {"{\"preferred_channels\":\"email\"}", "preferred_channels"},
         {"{\"quiet_hours_start\":\"25:00\",\"quiet_hours_end\":\"07:00\"}", "quiet_hours_start"},
         {"{\"quiet_hours_start\":\"23:00\",\"quiet_hours_end\":\"7:00\"}", "quiet_hours_end"},
