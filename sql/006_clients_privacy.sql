@@ -98,3 +98,52 @@ ALTER TABLE audit_log ADD COLUMN address text;
 
 -- A client's communications newest first, for the paged list.
 CREATE INDEX communications_client_newest_idx ON communications (client_id, created_at DESC, id DESC);
+
+-- What a decision reads of a client through the preference cache (its
+-- contacts' presence, consent, time zone, preferred channels, quiet hours
+-- and opt-outs) carries a version that moves with every change to it,
+-- whoever makes it. A cached copy names the version it was read at, and
+-- the decision path, which reads the client's activity from PostgreSQL
+-- anyway, reads the version with it: a copy that is not current is not
+-- used, so no lost or late write to the cache can make a decision ignore
+-- an opt-out.
+CREATE SEQUENCE crier_prefs_version;
+ALTER TABLE clients ADD COLUMN prefs_version bigint NOT NULL DEFAULT 0;
+
+CREATE FUNCTION crier_prefs_version_bump() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.prefs_version := nextval('crier_prefs_version');
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER clients_prefs_version BEFORE UPDATE ON clients FOR EACH ROW
+    WHEN ((OLD.consent_email, OLD.consent_sms, OLD.consent_whatsapp, OLD.timezone,
+           OLD.email_enc IS NULL, OLD.phone_enc IS NULL, OLD.erased_at IS NULL)
+          IS DISTINCT FROM
+          (NEW.consent_email, NEW.consent_sms, NEW.consent_whatsapp, NEW.timezone,
+           NEW.email_enc IS NULL, NEW.phone_enc IS NULL, NEW.erased_at IS NULL))
+    EXECUTE FUNCTION crier_prefs_version_bump();
+
+CREATE FUNCTION crier_prefs_version_of_client() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE clients SET prefs_version = nextval('crier_prefs_version')
+    WHERE id = NEW.client_id;
+    RETURN NULL;
+END
+$$;
+
+-- (a deleted row needs nothing: only an erasure deletes one, and erasure
+-- moves the client's own version)
+CREATE TRIGGER client_preferences_version AFTER INSERT ON client_preferences
+    FOR EACH ROW EXECUTE FUNCTION crier_prefs_version_of_client();
+CREATE TRIGGER client_preferences_version_update AFTER UPDATE ON client_preferences
+    FOR EACH ROW
+    WHEN ((OLD.preferred_channels, OLD.quiet_hours_start, OLD.quiet_hours_end,
+           OLD.opt_out_email, OLD.opt_out_sms, OLD.opt_out_whatsapp)
+          IS DISTINCT FROM
+          (NEW.preferred_channels, NEW.quiet_hours_start, NEW.quiet_hours_end,
+           NEW.opt_out_email, NEW.opt_out_sms, NEW.opt_out_whatsapp))
+    EXECUTE FUNCTION crier_prefs_version_of_client();

@@ -22,9 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A preferences confirmation belongs to no plan: its plan id is the nil
- * UUID, which no plan can have (plans have random, version 4 ids). */
-#define CLIENTS_NO_PLAN      "00000000-0000-0000-0000-000000000000"
 #define CLIENTS_LIST_DEFAULT 50
 #define CLIENTS_LIST_MAX     500
 
@@ -194,6 +191,9 @@ void api_client_comms(const http_req_t *rq, http_answer_t *out)
     db_pool_put(api->app->pool, conn);
     if (rc == 0)
         http_answer_json(out, 200, json);
+    else if (rc == STORE_BAD_CURSOR)
+        http_answer_error(out, 422, "invalid_field",
+                          "before: names none of this client's communications");
     else if (rc > 0)
         api_client_missing(out, rc);
     else
@@ -339,7 +339,7 @@ static int clients_send_confirmation(const http_req_t *rq, const char *id, char 
         return 0;
     }
     req_comm_t *r = &job->req;
-    snprintf(r->plan_id, sizeof r->plan_id, "%s", CLIENTS_NO_PLAN);
+    snprintf(r->plan_id, sizeof r->plan_id, "%s", REQ_NO_PLAN);
     snprintf(r->client_id, sizeof r->client_id, "%s", id);
     snprintf(r->message_type, sizeof r->message_type, "preferences_updated");
     snprintf(r->urgency, sizeof r->urgency, "high");

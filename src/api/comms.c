@@ -104,6 +104,13 @@ void api_plan_list(const http_req_t *rq, http_answer_t *out)
         http_answer_error(out, 422, "invalid_field", "plan_id: not a valid UUID");
         return;
     }
+    if (strcmp(plan, REQ_NO_PLAN) == 0) {
+        /* it would list every client's own messages: they are listed per client */
+        http_answer_error(out, 422, "invalid_field",
+                          "plan_id: the nil UUID names no plan; see /v1/clients/{client_id}/"
+                          "communications");
+        return;
+    }
     comms_list_arg_t arg = {.plan_id = plan};
     if (comms_parse_limit(http_req_query(rq, "limit"), &arg.limit) != 0) {
         http_answer_error(out, 422, "invalid_field", "limit: must be an integer from 1 to 500");

@@ -396,14 +396,21 @@ static intake_step_t intake_store_failed(intake_writer_t *w, const char *what, c
     return INTAKE_ANSWERED;
 }
 
+/* 1 when this batch may have changed client id (its transaction sees a row
+ * no other process does yet). */
+static int intake_noted(const intake_writer_t *w, const char *id)
+{
+    for (int i = 0; i < w->n_pub; i++)
+        if (strcmp(w->pub_id[i], id) == 0)
+            return 1;
+    return 0;
+}
+
 /* Notes that this batch may change client id. */
 static void intake_note_change(intake_writer_t *w, const char *id)
 {
-    if (!w->prefs)
+    if (!w->prefs || intake_noted(w, id))
         return;
-    for (int i = 0; i < w->n_pub; i++)
-        if (strcmp(w->pub_id[i], id) == 0)
-            return;
     if (w->n_pub >= INTAKE_BATCH_MAX)
         return; /* a batch holds at most that many requests */
     snprintf(w->pub_id[w->n_pub++], sizeof w->pub_id[0], "%s", id);
@@ -463,13 +470,15 @@ static int intake_load_facts(intake_writer_t *w, PGconn *conn, const char **ids,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    /* the cache first, for the clients this round did not change */
+    /* the cache first, for the clients neither this round nor an earlier
+     * one of the batch changed (what the cache has of those is older than
+     * what this transaction sees) */
     for (int k = 0; w->prefs && k < n;) {
         int c = 0;
         const char *ask[PREFCACHE_MAX];
         int at[PREFCACHE_MAX];
         for (; k < n && c < PREFCACHE_MAX; k++)
-            if (!fresh[k]) {
+            if (!fresh[k] && !intake_noted(w, ids[k])) {
                 at[c] = k;
                 ask[c++] = ids[k];
             }
@@ -491,8 +500,17 @@ static int intake_load_facts(intake_writer_t *w, PGconn *conn, const char **ids,
     if (m > 0) {
         if (store_client_activity_load(conn, sub, m, tmp, err, errlen) != 0)
             goto out;
-        for (int j = 0; j < m; j++)
-            out[idx[j]] = tmp[j]; /* the strings moved there and back: still out's */
+        for (int j = 0; j < m; j++) {
+            int k = idx[j];
+            long long cached = out[k].prefs_version;
+            out[k] = tmp[j]; /* the strings moved there and back: still out's */
+            if (out[k].found && out[k].prefs_version != cached) {
+                /* changed since it was cached: read whole below */
+                store_client_facts_free(&out[k], 1);
+                memset(&out[k], 0, sizeof out[k]);
+                from_cache[k] = 0;
+            }
+        }
     }
     memset(tmp, 0, (size_t)n * sizeof *tmp);
     /* everything else, whole */
@@ -516,6 +534,8 @@ static int intake_load_facts(intake_writer_t *w, PGconn *conn, const char **ids,
             intake_note_change(w, ids[k]);
             continue;
         }
+        if (intake_noted(w, ids[k]))
+            continue; /* uncommitted: published after the commit, or not at all */
         fill_id[n_fill] = ids[k];
         fill_text[n_fill++] = prefs_encode(&out[k]); /* NULL is skipped by the fill */
         if (n_fill == PREFCACHE_MAX) {
@@ -712,22 +732,26 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, intake_resu
         intake_key_taken(probe[k].outcome, &probe[k].replay_json, res[i]);
     }
 
-    /* The consent ledger names who changed consent: one statement's rows
-     * share one actor, so a round whose client objects came with different
-     * tokens is written request by request. */
-    const char *actor = NULL;
-    for (int i = 0; i < n; i++)
-        if (write[i] && jobs[i]->req.client.present) {
-            if (actor && strcmp(actor, jobs[i]->actor) != 0) {
-                snprintf(err, errlen, "client changes by more than one token");
-                goto out;
+    /* The consent ledger names who changed consent, and one statement's
+     * rows share one actor: the clients are upserted one statement per
+     * token that sent them (most rounds have one). */
+    unsigned char grouped[INTAKE_BATCH_MAX] = {0};
+    for (int first = 0; first < n; first++) {
+        if (grouped[first] || !write[first] || !jobs[first]->req.client.present)
+            continue;
+        const char *actor = jobs[first]->actor;
+        int m = 0;
+        for (int i = first; i < n; i++)
+            if (!grouped[i] && write[i] && jobs[i]->req.client.present &&
+                strcmp(jobs[i]->actor, actor) == 0) {
+                grouped[i] = 1;
+                intake_upsert_record(&jobs[i]->req, &up[n_up + m++]);
             }
-            actor = jobs[i]->actor;
-            intake_upsert_record(&jobs[i]->req, &up[n_up++]);
-        }
-    if (n_up > 0 && (store_consent_context(conn, STORE_SOURCE_API, actor, err, errlen) != 0 ||
-                     store_clients_upsert_many(conn, &w->app->keys, up, n_up, err, errlen) != 0))
-        goto out;
+        if (store_consent_context(conn, STORE_SOURCE_API, actor, err, errlen) != 0 ||
+            store_clients_upsert_many(conn, &w->app->keys, &up[n_up], m, err, errlen) != 0)
+            goto out;
+        n_up += m;
+    }
 
     int *fresh = calloc((size_t)n, sizeof *fresh);
     if (!fresh) {

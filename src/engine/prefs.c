@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "p1|<has_email><has_phone>|<consent x3>|<opt_out x3>|HH:MM|HH:MM|<tz>|<channels JSON>":
+/* "p1|<version>|<has_email><has_phone>|<consent x3>|<opt_out x3>|HH:MM|HH:MM|<tz>|<channels JSON>":
  * flags as 0/1 digits. Neither a time zone name nor a list of channel names
  * holds a '|', so the fields split without escaping; the version prefix lets
  * a later format be told apart from this one during a rolling upgrade. */
@@ -16,7 +16,8 @@ char *prefs_encode(const store_client_facts_t *f)
 {
     buf_t b;
     buf_init(&b, 512);
-    int rc = buf_printf(&b, PREFS_VERSION "|%d%d|", f->has_email ? 1 : 0, f->has_phone ? 1 : 0);
+    int rc = buf_printf(&b, PREFS_VERSION "|%lld|%d%d|", f->prefs_version, f->has_email ? 1 : 0,
+                        f->has_phone ? 1 : 0);
     for (int ch = 0; ch < CH_N; ch++)
         rc |= buf_putc(&b, f->consent[ch] ? '1' : '0');
     rc |= buf_putc(&b, '|');
@@ -59,11 +60,25 @@ static int prefs_flags(const char *s, size_t len, int *out, int n)
 int prefs_decode(const char *text, store_client_facts_t *f)
 {
     const char *p = text;
-    const char *s[8];
-    size_t len[8];
-    for (int i = 0; i < 8; i++)
-        if (prefs_field(&p, &s[i], &len[i], i == 7) != 0)
+    const char *s[9];
+    size_t len[9];
+    for (int i = 0; i < 9; i++)
+        if (prefs_field(&p, &s[i], &len[i], i == 8) != 0)
             return -1;
+    /* the version first: the rest is read as the fields after it */
+    char num[24];
+    char *end = NULL;
+    if (len[1] == 0 || len[1] >= sizeof num)
+        return -1;
+    memcpy(num, s[1], len[1]);
+    num[len[1]] = '\0';
+    long long version = strtoll(num, &end, 10);
+    if (*end != '\0' || version < 0)
+        return -1;
+    for (int i = 1; i < 8; i++) {
+        s[i] = s[i + 1];
+        len[i] = len[i + 1];
+    }
     int contact[2], consent[CH_N], opt_out[CH_N];
     if (len[0] != 2 || memcmp(s[0], PREFS_VERSION, 2) != 0 ||
         prefs_flags(s[1], len[1], contact, 2) || prefs_flags(s[2], len[2], consent, CH_N) ||
@@ -77,6 +92,7 @@ int prefs_decode(const char *text, store_client_facts_t *f)
         free(chans);
         return -1;
     }
+    f->prefs_version = version;
     f->has_email = contact[0];
     f->has_phone = contact[1];
     memcpy(f->consent, consent, sizeof f->consent);

@@ -1,9 +1,10 @@
 /* prefs: the preference cache as the engine uses it. What a decision needs
  * of a client's preferences and consent (store_client_facts_t without the
  * parts that change with every message) is written to the cache as one
- * line of text, read back on the decision path, and published by every
- * path that changes it once its transaction committed (see
- * prefcache/prefcache.h for why that order keeps the cache true). */
+ * line of text with the version it was read at (clients.prefs_version),
+ * read back on the decision path and used only if that version is still
+ * the client's, and published by every path that changes it once its
+ * transaction committed, to keep the cache warm. */
 #ifndef CRIER_ENGINE_PREFS_H
 #define CRIER_ENGINE_PREFS_H
 

@@ -10,8 +10,10 @@
  *   - a writer, once its change is committed, overwrites the key (SET) with
  *     what it reads back after the commit, or deletes it.
  * A fill that read the old row before the change committed therefore loses
- * to the writer's SET, whichever comes first. A writer that cannot reach
- * Redis leaves a stale value for at most the TTL; it logs that once.
+ * to the writer's SET, whichever comes first. That keeps the cache warm;
+ * what keeps decisions right is the version each value carries, which the
+ * reader checks against PostgreSQL (engine/prefs.h), so a write to Redis
+ * that is lost or late costs a lookup, not a stale decision.
  *
  * Without a URL, or while Redis does not answer, every lookup is a miss
  * (the caller reads PostgreSQL) and the counters say so. A handle may be

@@ -113,10 +113,7 @@ int lease_complete(PGconn *conn, const lease_table_t *t, const char *set, const 
     PGresult *r = PQexecParams(conn, sql.data, nparams, types, params, NULL, NULL, 0);
     buf_free(&sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
-        size_t el = strlen(err);
-        while (el > 0 && err[el - 1] == '\n')
-            err[--el] = '\0';
+        db_error_text(r, conn, err, errlen);
         PQclear(r);
         return -1;
     }

@@ -455,6 +455,8 @@ static int req_fields(const cJSON *root, size_t max_decoded, req_comm_t *out, re
         return -1;
     if (req_uuid_lower(s, out->plan_id) != 0)
         return req_field(err, "plan_id: not a valid UUID");
+    if (strcmp(out->plan_id, REQ_NO_PLAN) == 0)
+        return req_field(err, "plan_id: the nil UUID names no plan (crier's own messages use it)");
     if (req_required_string(root, "client_id", &s, err) != 0)
         return -1;
     if (req_uuid_lower(s, out->client_id) != 0)

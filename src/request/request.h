@@ -21,6 +21,10 @@
 #define REQ_NAME_MAX        200 /* characters */
 #define REQ_LOCALE_MAX      16
 #define REQ_FILENAME_MAX    200
+/* The plan of crier's own messages (a preferences confirmation), which
+ * belong to no plan: the nil UUID, which no plan has (plans have random,
+ * version 4 ids) and no request may name. */
+#define REQ_NO_PLAN "00000000-0000-0000-0000-000000000000"
 
 typedef struct req_client {
     int present;       /* 1 when the body had a "client" object */

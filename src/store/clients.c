@@ -166,9 +166,29 @@ int store_prefs_update(PGconn *conn, const char *id, const store_prefs_change_t 
                        char *err, size_t errlen)
 {
     *changed = 0;
-    int state = store_client_state(conn, id, err, errlen);
+    if (!val_uuid(id))
+        return STORE_NO_CLIENT;
+    const char *lp[] = {id};
+    /* FOR SHARE: an erasure cannot commit between this look and the
+     * change; and the preferences row exists before the change, which one
+     * statement could not do (its parts share one snapshot: an UPDATE does
+     * not see the row an INSERT beside it made) */
+    PGresult *r =
+        db_query(conn, "SELECT erased_at IS NOT NULL FROM clients WHERE id = $1::uuid FOR SHARE", 1,
+                 lp, err, errlen);
+    if (!r)
+        return -1;
+    int state = PQntuples(r) == 0 ? STORE_NO_CLIENT : store_bool_col(r, 0) ? STORE_ERASED : 0;
+    PQclear(r);
     if (state != 0)
         return state;
+    r = db_query(conn,
+                 "INSERT INTO client_preferences (client_id) VALUES ($1::uuid)"
+                 " ON CONFLICT (client_id) DO NOTHING",
+                 1, lp, err, errlen);
+    if (!r)
+        return -1;
+    PQclear(r);
     const char *qs = NULL, *qe = NULL;
     if (ch->quiet_given) {
         /* none: equal ends, which every policy reads as no quiet hours */
@@ -188,11 +208,8 @@ int store_prefs_update(PGconn *conn, const char *id, const store_prefs_change_t 
     /* One statement: the preferences row (made with the defaults when
      * missing) and the client's time zone, each touched only when a value
      * differs, so that *changed means a real change. */
-    PGresult *r =
-        db_query(conn,
-                 "WITH ins AS (INSERT INTO client_preferences (client_id) VALUES ($1::uuid)"
-                 "  ON CONFLICT (client_id) DO NOTHING RETURNING client_id),"
-                 " p AS (UPDATE client_preferences SET"
+    r = db_query(conn,
+                 "WITH p AS (UPDATE client_preferences SET"
                  "  preferred_channels = COALESCE($2::jsonb, preferred_channels),"
                  "  quiet_hours_start = COALESCE($3::time, quiet_hours_start),"
                  "  quiet_hours_end = COALESCE($4::time, quiet_hours_end),"
@@ -233,6 +250,19 @@ int store_client_comms_json(PGconn *conn, const char *id, int limit, const char 
     /* Keyset paging on (created_at, id), the order of the listing's index:
      * a page is as cheap deep into the history as at its start, and rows
      * arriving meanwhile do not shift it. */
+    if (params[2]) {
+        const char *bp[] = {params[2], id};
+        PGresult *b = db_query(conn,
+                               "SELECT 1 FROM communications WHERE id = $1::uuid"
+                               " AND client_id = $2::uuid",
+                               2, bp, err, errlen);
+        if (!b)
+            return -1;
+        int known = PQntuples(b) > 0;
+        PQclear(b);
+        if (!known)
+            return STORE_BAD_CURSOR;
+    }
     PGresult *r =
         db_query(conn,
                  "WITH b AS (SELECT created_at, id FROM communications"

@@ -15,8 +15,9 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
-#define STORE_NO_CLIENT 1
-#define STORE_ERASED    2
+#define STORE_NO_CLIENT  1
+#define STORE_ERASED     2
+#define STORE_BAD_CURSOR 3 /* a listing's "before" names none of the client's communications */
 
 /* Whether client id exists and is not erased: 0 (it is live), or one of
  * the results above. */

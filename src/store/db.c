@@ -19,6 +19,19 @@ static void db_set_err(char *err, size_t errlen, const char *msg)
         err[--n] = '\0';
 }
 
+void db_error_text(const PGresult *r, const PGconn *conn, char *err, size_t errlen)
+{
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!primary) {
+        db_set_err(err, errlen, PQerrorMessage(conn));
+        return;
+    }
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s (SQLSTATE %s)", primary, state ? state : "?");
+    db_set_err(err, errlen, msg);
+}
+
 /* libpq prints server notices on stderr by default, which would break the
  * one-JSON-object-per-line log; they go to the debug log instead. */
 static void db_notice(void *arg, const char *message)
@@ -96,7 +109,7 @@ int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
     PGresult *r = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        db_set_err(err, errlen, r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+        db_error_text(r, conn, err, errlen);
         PQclear(r);
         return -1;
     }
@@ -110,7 +123,7 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const
     PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        db_set_err(err, errlen, r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+        db_error_text(r, conn, err, errlen);
         PQclear(r);
         return NULL;
     }

@@ -15,6 +15,11 @@ PGconn *db_connect(const char *url, char *err, size_t errlen);
 /* Ensures conn is usable, resetting it once if the server went away.
  * Returns 0 when the connection is (again) OK. */
 int db_ensure(PGconn *conn);
+/* The error of result r (or of conn when r has none) into err: the primary
+ * message and the SQLSTATE only. The server's DETAIL ("Failing row
+ * contains (...)") can quote a row's values, a client's data among them,
+ * and errors end up in log lines. */
+void db_error_text(const PGresult *r, const PGconn *conn, char *err, size_t errlen);
 /* Runs a parameterless command (BEGIN, COMMIT, ...). 0 or -1 with err. */
 int db_exec(PGconn *conn, const char *sql, char *err, size_t errlen);
 /* PQexecParams with text parameters; returns the result (caller PQclear()s)

@@ -399,7 +399,7 @@ static const char store_sql_upsert[] =
 static const char store_sql_facts[] =
     "SELECT c.id, c.email_enc IS NOT NULL AND c.email_enc <> '',"
     " c.phone_enc IS NOT NULL AND c.phone_enc <> '', c.timezone," STORE_SQL_PREFS
-    ", pd.n, pd.oldest, c.erased_at IS NOT NULL"
+    ", pd.n, pd.oldest, c.erased_at IS NOT NULL, c.prefs_version"
     " FROM clients c LEFT JOIN client_preferences p ON p.client_id = c.id"
     " CROSS JOIN LATERAL (" STORE_SQL_PENDING ") pd"
     " WHERE c.id = ANY($1::uuid[])";
@@ -408,7 +408,8 @@ static const char store_sql_facts[] =
  * cache holds the rest). */
 static const char store_sql_activity[] =
     "SELECT c.id, COALESCE(EXTRACT(EPOCH FROM (SELECT max(m.sent_at) FROM communications m"
-    "  WHERE m.client_id = c.id)), 0)::float8, pd.n, pd.oldest, c.erased_at IS NOT NULL"
+    "  WHERE m.client_id = c.id)), 0)::float8, pd.n, pd.oldest, c.erased_at IS NOT NULL,"
+    " c.prefs_version"
     " FROM clients c CROSS JOIN LATERAL (" STORE_SQL_PENDING ") pd"
     " WHERE c.id = ANY($1::uuid[])";
 
@@ -626,6 +627,7 @@ int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_c
             f->pending_count = atoi(PQgetvalue(r, row, 14));
             f->pending_oldest_at = strtod(PQgetvalue(r, row, 15), NULL);
             f->erased = store_bool_row(r, row, 16);
+            f->prefs_version = strtoll(PQgetvalue(r, row, 17), NULL, 10);
             if (!f->timezone || !f->preferred_channels_json)
                 rc = store_fail(err, errlen, "out of memory loading clients", NULL);
             /* ids are distinct for the caller, but a repeat gets the same facts */
@@ -669,6 +671,7 @@ int store_client_activity_load(PGconn *conn, const char *const *ids, int n,
             out[i].pending_count = atoi(PQgetvalue(r, row, 2));
             out[i].pending_oldest_at = strtod(PQgetvalue(r, row, 3), NULL);
             out[i].erased = store_bool_row(r, row, 4);
+            out[i].prefs_version = strtoll(PQgetvalue(r, row, 5), NULL, 10);
         }
     }
     PQclear(r);
@@ -898,8 +901,9 @@ int store_attachments_load(PGconn *conn, const char *comm_id, store_attachment_t
                                " WHERE communication_id = $1::uuid ORDER BY ordinal LIMIT $2::int",
                                2, NULL, params, NULL, NULL, 1);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        store_fail(err, errlen, "loading attachments",
-                   r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+        char why[512];
+        db_error_text(r, conn, why, sizeof why);
+        store_fail(err, errlen, "loading attachments", why);
         PQclear(r);
         return -1;
     }

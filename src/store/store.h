@@ -121,6 +121,9 @@ typedef struct store_client_facts {
     int pending_count;
     double pending_oldest_at;
     int erased; /* 1: only the id is left (a request naming it is refused) */
+    /* moves with every change to the facts above last_contact_at
+     * (clients.prefs_version): a cached copy is current only at the same */
+    long long prefs_version;
 } store_client_facts_t;
 
 /* Loads the facts of clients ids[0..n) into out[0..n) (same order; a
@@ -129,9 +132,10 @@ int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_c
                             char *err, size_t errlen);
 void store_client_facts_free(store_client_facts_t *f, int n);
 /* Refreshes only what changes with every message (last contact, pending
- * digests, erased) in out[0..n), whose other fields the caller took from
- * the preference cache: found says whether the client still exists. 0, or
- * -1 with err. */
+ * digests, erased) and the version of the rest in out[0..n), whose other
+ * fields the caller took from the preference cache: found says whether the
+ * client still exists, and a prefs_version other than the cached copy's
+ * that the copy is not current. 0, or -1 with err. */
 int store_client_activity_load(PGconn *conn, const char *const *ids, int n,
                                store_client_facts_t *out, char *err, size_t errlen);
 

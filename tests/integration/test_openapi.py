@@ -94,6 +94,282 @@ def check_examples(spec):
     check(n >= 15, "the document carries examples (%d checked)" % n)
 
 
+def request_schema(spec, path, method):
+    rb = spec.deref(spec.doc["paths"][path][method]["requestBody"])
+    return rb["content"]["application/json"]["schema"]
+
+
+def too_large(crier, method, path, token):
+    """A body over the 1 MiB limit, announced by its Content-Length: the
+    server refuses it before reading it to the end."""
+    head = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n"
+            "Connection: close\r\n\r\n" % (method, path, crier.port, token, 2 * 1024 * 1024))
+    st, body = raw_exchange(crier.port, head.encode(), [b"{" + b" " * 65535] * 32)
+    return st, {"content-type": "application/json"}, body
+
+
+def expect_all(spec, cases):
+    """Each case (what, path, method, status, code, send): the answer has
+    that status and error code, and is as documented."""
+    for what, p, m, status, code, send in cases:
+        answer = send()
+        check(answer[0] == status, "%s: answered %s (%r)" % (what, answer[0], answer[2]))
+        spec.conforms(what, p, m, answer)
+        body = answer[2]
+        got = body.get("error", {}).get("code") if isinstance(body, dict) else None
+        check(got == code, "%s: code %r, expected %r" % (what, got, code))
+
+
+P_COMMS = "/v1/communications"
+P_COMM = "/v1/communications/{id}"
+P_CLIENT = "/v1/clients/{client_id}"
+P_CLIENT_COMMS = "/v1/clients/{client_id}/communications"
+P_PREFS = "/v1/clients/{client_id}/preferences"
+P_SEED = "/api/crm/preferences"
+
+
+def clients_api(spec, crier):
+    """A client's profile, communications and preferences (and the seed's
+    form of a change): every answer as documented, and every body the
+    server refuses for a field is one the document refuses too. Returns the
+    client's id."""
+    WF, OP, AD = harness.TOKEN_WORKFLOW, harness.TOKEN_OPERATOR, harness.TOKEN_ADMIN
+    JSON = {"Content-Type": "application/json"}
+    client_req = request_schema(spec, P_CLIENT, "put")
+    prefs_req = request_schema(spec, P_PREFS, "put")
+    seed_req = request_schema(spec, P_SEED, "post")
+
+    cid = str(uuid.uuid4())
+    cpath = "/v1/clients/" + cid
+    comms_path = cpath + "/communications"
+    prefs_path = cpath + "/preferences"
+    body = {"name": "Ines Okafor", "email": "ines.okafor@example.com", "phone": "+15555550177",
+            "timezone": "Europe/Lisbon", "locale": "pt-PT",
+            "consent": {"sms": True, "whatsapp": True}}
+    check(not spec.errors(client_req, body), "a valid client matches the PUT body schema: %s"
+          % spec.errors(client_req, body)[:3])
+    made = crier.request("PUT", cpath, body)
+    check(made[0] == 201, "PUT of a new client answered %s (%r)" % (made[0], made[2]))
+    spec.conforms("client made", P_CLIENT, "put", made)
+    check(isinstance(made[2], dict) and made[2].get("has_phone") is True
+          and not {"name", "email", "phone"} & set(made[2]),
+          "the answer says a phone is held and carries no contact details: %r" % (made[2],))
+    updated = crier.request("PUT", cpath, {"locale": "en"}, token=AD)
+    check(updated[0] == 200 and updated[2].get("locale") == "en"
+          and updated[2].get("has_email") is True,
+          "PUT of a known client updates it (%s %r)" % (updated[0], updated[2]))
+    spec.conforms("client updated", P_CLIENT, "put", updated)
+    read = crier.request("GET", cpath, token=OP)
+    spec.conforms("client read", P_CLIENT, "get", read)
+    check(read[0] == 200 and read[2].get("email") == body["email"]
+          and read[2].get("consent") == {"email": False, "sms": True, "whatsapp": True},
+          "GET shows the contact details and consents: %r" % (read[2],))
+    spec.conforms("client read as admin", P_CLIENT, "get", crier.request("GET", cpath, token=AD))
+
+    prefs = crier.request("GET", prefs_path)
+    spec.conforms("preferences", P_PREFS, "get", prefs)
+    check(prefs[0] == 200 and (prefs[2].get("quiet_hours_start"), prefs[2].get("timezone"))
+          == ("22:00", "Europe/Lisbon"), "the default preferences: %r" % (prefs[2],))
+    change = {"preferred_channels": ["whatsapp", "email"]}
+    check(not spec.errors(prefs_req, change), "a valid change matches the PUT body schema")
+    changed = crier.request("PUT", prefs_path, change)
+    spec.conforms("preferences changed", P_PREFS, "put", changed)
+    conf = changed[2].get("confirmation") if changed[0] == 200 else None
+    check(isinstance(conf, dict) and changed[2]["preferences"]["preferred_channels"]
+          == ["whatsapp", "email"], "a change is confirmed: %r" % (changed[2],))
+    same = crier.request("PUT", prefs_path, change, token=OP)
+    spec.conforms("preferences unchanged", P_PREFS, "put", same)
+    check(same[0] == 200 and same[2].get("confirmation") is None,
+          "the same values again confirm nothing: %r" % (same[2],))
+    none = {"quiet_hours_start": None, "quiet_hours_end": None, "opt_out_sms": True}
+    check(not spec.errors(prefs_req, none), "no quiet hours matches the PUT body schema")
+    quiet = crier.request("PUT", prefs_path, none, token=AD)
+    spec.conforms("no quiet hours", P_PREFS, "put", quiet)
+    check(quiet[0] == 200 and quiet[2]["preferences"]["quiet_hours_start"] is None
+          and quiet[2]["preferences"]["opt_out_sms"] is True, "no quiet hours: %r" % (quiet[2],))
+    seed_body = {"client_id": cid, "preferred_channels": ["sms"], "timezone": "Europe/London"}
+    check(not spec.errors(seed_req, seed_body), "a valid seed change matches its schema")
+    seeded = crier.request("POST", P_SEED, seed_body)
+    spec.conforms("seed change", P_SEED, "post", seeded)
+    check(seeded[0] == 200 and seeded[2]["preferences"]["timezone"] == "Europe/London"
+          and isinstance(seeded[2].get("confirmation"), dict), "the seed's form: %r" % (seeded[2],))
+
+    # A confirmation is a communication like the others, of crier's own type.
+    if isinstance(conf, dict):
+        got = crier.request("GET", "/v1/communications/" + conf["communication_id"])
+        spec.conforms("confirmation", P_COMM, "get", got)
+        check(got[0] == 200 and got[2].get("message_type") == "preferences_updated",
+              "the confirmation reads back as preferences_updated: %r" % (got[2],))
+    sent = crier.post_comm(harness.comm_body(6, message_type="reminder", client_id=cid,
+                                             client=False))
+    check(sent[0] == 202, "a request for the client: %s %r" % (sent[0], sent[2]))
+
+    # Its communications, page by page: 4 (the request and 3 confirmations).
+    listed = crier.request("GET", comms_path)
+    spec.conforms("client communications", P_CLIENT_COMMS, "get", listed)
+    items = listed[2].get("communications", []) if listed[0] == 200 else []
+    check(len(items) == 4 and listed[2].get("next_before") is None
+          and [c["message_type"] for c in items].count("preferences_updated") == 3,
+          "the client's 4 communications on one page: %r" % (listed[2],))
+    first = crier.request("GET", comms_path + "?limit=3")
+    spec.conforms("client communications limit=3", P_CLIENT_COMMS, "get", first)
+    nxt = first[2].get("next_before") if first[0] == 200 else None
+    check(nxt is not None and len(first[2]["communications"]) == 3, "a first page of 3: %r"
+          % (first[2],))
+    rest = crier.request("GET", "%s?limit=3&before=%s" % (comms_path, nxt))
+    spec.conforms("client communications next page", P_CLIENT_COMMS, "get", rest)
+    check(rest[0] == 200 and len(rest[2]["communications"]) == 1 and rest[2]["next_before"] is None
+          and bool(items) and rest[2]["communications"][0]["communication_id"]
+          == items[-1]["communication_id"],
+          "the last page holds the oldest: %r" % (rest[2],))
+    stranger = crier.request("GET", "%s?before=%s" % (comms_path, uuid.uuid4()))
+    spec.conforms("client communications before a stranger", P_CLIENT_COMMS, "get", stranger)
+    check(stranger[0] == 422 and stranger[2]["error"]["message"].startswith("before"),
+          "an unknown before is refused naming it: %r" % (stranger,))
+
+    # Bodies the server refuses naming the field, which the document refuses
+    # too; none of them changes anything.
+    client_before = crier.request("GET", cpath, token=OP)
+    for what, schema, bad, field in [
+            ("client email", client_req, {"email": "not an address"}, "email"),
+            ("client phone", client_req, {"phone": "0800 123"}, "phone"),
+            ("client consent", client_req, {"consent": {"sms": "yes"}}, "consent.sms"),
+            ("prefs time", prefs_req, {"quiet_hours_start": "25:00", "quiet_hours_end": "07:00"},
+             "quiet_hours_start"),
+            ("prefs one end", prefs_req, {"quiet_hours_start": "23:00"}, "quiet_hours_start"),
+            ("prefs one null", prefs_req, {"quiet_hours_start": None, "quiet_hours_end": "07:00"},
+             "quiet_hours_start"),
+            ("prefs channels", prefs_req, {"preferred_channels": ["sms", "sms"]},
+             "preferred_channels"),
+            ("prefs no channel", prefs_req, {"preferred_channels": []}, "preferred_channels"),
+            ("prefs pigeon", prefs_req, {"preferred_channels": ["pigeon"]}, "preferred_channels"),
+            ("prefs opt-out", prefs_req, {"opt_out_sms": "yes"}, "opt_out_sms"),
+            ("prefs unknown", prefs_req, {"favourite_colour": "teal"}, "favourite_colour"),
+            ("prefs empty", prefs_req, {}, "body"),
+            ("prefs client_id", prefs_req, {"client_id": cid, "opt_out_sms": True}, "client_id"),
+            ("seed no client", seed_req, {"opt_out_sms": True}, "client_id"),
+            ("seed only client", seed_req, {"client_id": cid}, "body"),
+            ("seed bad client", seed_req, {"client_id": "nope", "opt_out_sms": True}, "client_id")]:
+        check(spec.errors(schema, bad), "the document refuses %s: %r" % (what, bad))
+        if schema is client_req:
+            answer = crier.request("PUT", cpath, bad)
+            p, m = P_CLIENT, "put"
+        elif schema is prefs_req:
+            answer = crier.request("PUT", prefs_path, bad)
+            p, m = P_PREFS, "put"
+        else:
+            answer = crier.request("POST", P_SEED, bad)
+            p, m = P_SEED, "post"
+        err = answer[2].get("error", {}) if isinstance(answer[2], dict) else {}
+        message = err.get("message", "")
+        check(answer[0] == 422 and message.startswith(field),
+              "the server refuses %s naming %s: %s %r" % (what, field, answer[0], answer[2]))
+        spec.conforms("refused " + what, p, m, answer)
+    after = crier.request("GET", prefs_path)
+    check(seeded[0] == 200 and after[0] == 200 and after[2] == seeded[2].get("preferences"),
+          "refused changes changed no preference: %r" % (after[2],))
+    client_after = crier.request("GET", cpath, token=OP)
+    check(client_before[0] == 200 and client_after[2] == client_before[2],
+          "refused changes changed nothing of the client: %r" % (client_after[2],))
+
+    other = "/v1/clients/%s" % uuid.uuid4()
+    expect_all(spec, [
+        ("client put 400", P_CLIENT, "put", 400, "invalid_json",
+         lambda: crier.request("PUT", cpath, raw=b'{"name":', headers=JSON)),
+        ("client put 401", P_CLIENT, "put", 401, "unauthorized",
+         lambda: crier.request("PUT", cpath, {"locale": "en"}, token=None)),
+        ("client put 403", P_CLIENT, "put", 403, "forbidden",
+         lambda: crier.request("PUT", cpath, {"locale": "en"}, token=OP)),
+        ("client put 413", P_CLIENT, "put", 413, "body_too_large",
+         lambda: too_large(crier, "PUT", cpath, WF)),
+        ("client put 415", P_CLIENT, "put", 415, "unsupported_media_type",
+         lambda: crier.request("PUT", cpath, raw=b'{"locale":"en"}',
+                               headers={"Content-Type": "text/plain"})),
+        ("client put 422 id", P_CLIENT, "put", 422, "invalid_field",
+         lambda: crier.request("PUT", "/v1/clients/nope", {"locale": "en"})),
+        ("client get 401", P_CLIENT, "get", 401, "unauthorized",
+         lambda: crier.request("GET", cpath, token=None)),
+        ("client get 403", P_CLIENT, "get", 403, "forbidden",
+         lambda: crier.request("GET", cpath, token=WF)),
+        ("client get 404", P_CLIENT, "get", 404, "not_found",
+         lambda: crier.request("GET", other, token=OP)),
+        ("client get 422", P_CLIENT, "get", 422, "invalid_field",
+         lambda: crier.request("GET", "/v1/clients/12345", token=OP)),
+        ("client comms 401", P_CLIENT_COMMS, "get", 401, "unauthorized",
+         lambda: crier.request("GET", comms_path, token=None)),
+        ("client comms 404", P_CLIENT_COMMS, "get", 404, "not_found",
+         lambda: crier.request("GET", other + "/communications")),
+        ("client comms 422 id", P_CLIENT_COMMS, "get", 422, "invalid_field",
+         lambda: crier.request("GET", "/v1/clients/nope/communications")),
+        ("client comms 422 limit=0", P_CLIENT_COMMS, "get", 422, "invalid_field",
+         lambda: crier.request("GET", comms_path + "?limit=0")),
+        ("client comms 422 limit=501", P_CLIENT_COMMS, "get", 422, "invalid_field",
+         lambda: crier.request("GET", comms_path + "?limit=501")),
+        ("client comms 422 before", P_CLIENT_COMMS, "get", 422, "invalid_field",
+         lambda: crier.request("GET", comms_path + "?before=nope")),
+        ("prefs get 401", P_PREFS, "get", 401, "unauthorized",
+         lambda: crier.request("GET", prefs_path, token=None)),
+        ("prefs get 404", P_PREFS, "get", 404, "not_found",
+         lambda: crier.request("GET", other + "/preferences")),
+        ("prefs get 422", P_PREFS, "get", 422, "invalid_field",
+         lambda: crier.request("GET", "/v1/clients/nope/preferences")),
+        ("prefs put 400", P_PREFS, "put", 400, "invalid_json",
+         lambda: crier.request("PUT", prefs_path, raw=b"{nope", headers=JSON)),
+        ("prefs put 401", P_PREFS, "put", 401, "unauthorized",
+         lambda: crier.request("PUT", prefs_path, change, token=None)),
+        ("prefs put 404", P_PREFS, "put", 404, "not_found",
+         lambda: crier.request("PUT", other + "/preferences", change)),
+        ("prefs put 413", P_PREFS, "put", 413, "body_too_large",
+         lambda: too_large(crier, "PUT", prefs_path, OP)),
+        ("prefs put 415", P_PREFS, "put", 415, "unsupported_media_type",
+         lambda: crier.request("PUT", prefs_path, raw=json.dumps(change).encode(),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})),
+        ("prefs put 422 id", P_PREFS, "put", 422, "invalid_field",
+         lambda: crier.request("PUT", "/v1/clients/nope/preferences", change)),
+        ("seed 400", P_SEED, "post", 400, "json_too_deep",
+         lambda: crier.request("POST", P_SEED,
+                               dict(seed_body, deep=json.loads("[" * 64 + "]" * 64)))),
+        ("seed 401", P_SEED, "post", 401, "unauthorized",
+         lambda: crier.request("POST", P_SEED, seed_body, token=None)),
+        ("seed 404", P_SEED, "post", 404, "not_found",
+         lambda: crier.request("POST", P_SEED, dict(seed_body, client_id=str(uuid.uuid4())))),
+        ("seed 413", P_SEED, "post", 413, "body_too_large",
+         lambda: too_large(crier, "POST", P_SEED, AD)),
+        ("seed 415", P_SEED, "post", 415, "unsupported_media_type",
+         lambda: crier.request("POST", P_SEED, raw=json.dumps(seed_body).encode(),
+                               headers={"Content-Type": "text/plain"})),
+    ])
+    return cid
+
+
+def erased_client(spec, crier, cid):
+    """An erased client: every client route and a request naming it answer
+    410 as documented, until a PUT with a consent makes it again (201)."""
+    OP = harness.TOKEN_OPERATOR
+    cpath = "/v1/clients/" + cid
+    expect_all(spec, [
+        ("client get 410", P_CLIENT, "get", 410, "client_erased",
+         lambda: crier.request("GET", cpath, token=OP)),
+        ("client put 410", P_CLIENT, "put", 410, "client_erased",
+         lambda: crier.request("PUT", cpath, {"email": "back@example.com"})),
+        ("client comms 410", P_CLIENT_COMMS, "get", 410, "client_erased",
+         lambda: crier.request("GET", cpath + "/communications")),
+        ("prefs get 410", P_PREFS, "get", 410, "client_erased",
+         lambda: crier.request("GET", cpath + "/preferences")),
+        ("prefs put 410", P_PREFS, "put", 410, "client_erased",
+         lambda: crier.request("PUT", cpath + "/preferences", {"opt_out_sms": True})),
+        ("seed 410", P_SEED, "post", 410, "client_erased",
+         lambda: crier.request("POST", P_SEED, {"client_id": cid, "opt_out_sms": True})),
+        ("create 410", P_COMMS, "post", 410, "client_erased",
+         lambda: crier.post_comm(harness.comm_body(7, client_id=cid, client=False))),
+    ])
+    again = crier.request("PUT", cpath, {"email": "back@example.com", "consent": {"email": True}})
+    check(again[0] == 201, "PUT with a consent makes an erased client again: %s %r"
+          % (again[0], again[2]))
+    spec.conforms("client made again", P_CLIENT, "put", again)
+
+
 def main():
     spec = Spec(os.path.join(harness.source_dir(), "docs", "openapi.yaml"))
     check(spec.doc.get("openapi", "").startswith("3.1"), "OpenAPI 3.1")
@@ -105,8 +381,6 @@ def main():
     db_dropped = False
     try:
         crier = harness.Crier(db, tmp)
-        P_COMMS = "/v1/communications"
-        P_COMM = "/v1/communications/{id}"
         P_PLAN = "/v1/plans/{plan_id}/communications"
         JSON = {"Content-Type": "application/json"}
 
@@ -187,7 +461,6 @@ def main():
 
         # A client's export and erasure (admin scope), on a client of its own.
         P_EXPORT = "/v1/clients/{client_id}/export"
-        P_CLIENT = "/v1/clients/{client_id}"
         AD = harness.TOKEN_ADMIN
         gone = harness.comm_body(5, message_type="welcome", urgency="critical",
                                  phone="+15555550155", consent={"sms": True, "whatsapp": False})
@@ -199,7 +472,7 @@ def main():
         spec.conforms("export", P_EXPORT, "get", exported)
         check(exported[0] == 200 and exported[2]["client"]["name"] == gone["client"]["name"]
               and len(exported[2]["communications"]) == 1, "the export: %r" % (exported[2],))
-        for what, p, m, status, code, send in [
+        expect_all(spec, [
                 ("export 401", P_EXPORT, "get", 401, "unauthorized",
                  lambda: crier.request("GET", export_path, token=None)),
                 ("export 403", P_EXPORT, "get", 403, "forbidden",
@@ -221,14 +494,14 @@ def main():
                 ("erase 410", P_CLIENT, "delete", 410, "client_erased",
                  lambda: crier.request("DELETE", client_path, token=AD)),
                 ("export 410", P_EXPORT, "get", 410, "client_erased",
-                 lambda: crier.request("GET", export_path, token=AD))]:
-            answer = send()
-            check(answer[0] == status, "%s: answered %s (%r)" % (what, answer[0], answer[2]))
-            spec.conforms(what, p, m, answer)
-            got = answer[2].get("error", {}).get("code") if isinstance(answer[2], dict) else None
-            check(got == code, "%s: code %r, expected %r" % (what, got, code))
+                 lambda: crier.request("GET", export_path, token=AD))])
 
-        errors = [
+        # The clients API on a client of its own; then the erased one.
+        live = clients_api(spec, crier)
+        live_path = "/v1/clients/" + live
+        erased_client(spec, crier, gone["client_id"])
+
+        expect_all(spec, [
             ("rules 401", P_RULES, "get", 401, "unauthorized",
              lambda: crier.request("GET", P_RULES, token=None)),
             ("rules 403", P_RULES, "get", 403, "forbidden",
@@ -291,14 +564,7 @@ def main():
              lambda: crier.request("GET", "/v1/plans/not-a-plan/communications")),
             ("422 plan limit", P_PLAN, "get", 422, "invalid_field",
              lambda: crier.request("GET", plan + "?limit=501")),
-        ]
-        for what, p, m, status, code, send in errors:
-            answer = send()
-            check(answer[0] == status, "%s: answered %s (%r)" % (what, answer[0], answer[2]))
-            spec.conforms(what, p, m, answer)
-            body = answer[2]
-            got = body.get("error", {}).get("code") if isinstance(body, dict) else None
-            check(got == code, "%s: code %r, expected %r" % (what, got, code))
+        ])
 
         # 405 is not an operation's answer, but it is an error like the others.
         st, hdrs, body = crier.request("PUT", "/healthz", token=None, raw=b"")
@@ -308,17 +574,26 @@ def main():
         check(not spec.errors(shape, body), "405 body is a documented error (%r)" % body)
         check("GET" in hdrs.get("allow", ""), "405 says Allow: GET (%r)" % hdrs.get("allow"))
 
-        # Every documented path answers a valid call with a documented status.
-        params = {"{id}": comm_id, "{plan_id}": good["plan_id"], "{client_id}": gone["client_id"]}
+        # Every documented path answers a valid call with a documented status
+        # (the erasure on the client made again above, the rest on the live one).
+        params = {"{id}": comm_id, "{plan_id}": good["plan_id"]}
         for p, item in spec.doc["paths"].items():
-            concrete = p
-            for k, v in params.items():
-                concrete = concrete.replace(k, v)
             for m in item:
+                concrete = p.replace("{client_id}", gone["client_id"] if m == "delete" else live)
+                for k, v in params.items():
+                    concrete = concrete.replace(k, v)
                 token = (OP if p.startswith(P_RULES) else
                          AD if p.startswith("/v1/clients/") else harness.TOKEN_WORKFLOW)
                 if m == "post" and p == P_DRY:
                     answer = crier.request("POST", concrete, dry_body, token=token)
+                elif p == P_SEED:
+                    answer = crier.request("POST", concrete,
+                                           {"client_id": live, "opt_out_email": False})
+                elif m == "put" and p == P_CLIENT:
+                    answer = crier.request("PUT", concrete, {"locale": "en"}, token=token)
+                elif m == "put" and p == P_PREFS:
+                    answer = crier.request("PUT", concrete, {"opt_out_whatsapp": False},
+                                           token=token)
                 elif m == "post":
                     answer = crier.request("POST", concrete, harness.comm_body(9, urgency="low"))
                 else:
@@ -349,10 +624,16 @@ def main():
         got = crier.request("GET", plan)
         check(got[0] == 503, "plan list while the database is gone answered %s" % got[0])
         spec.conforms("plan list down", P_PLAN, "get", got)
-        for m, p, concrete in (("get", P_EXPORT, export_path), ("delete", P_CLIENT, client_path)):
-            got = crier.request(m.upper(), concrete, token=AD)
+        for m, p, concrete, body in (
+                ("get", P_EXPORT, export_path, None), ("delete", P_CLIENT, client_path, None),
+                ("put", P_CLIENT, live_path, {"locale": "en"}), ("get", P_CLIENT, live_path, None),
+                ("get", P_CLIENT_COMMS, live_path + "/communications", None),
+                ("get", P_PREFS, live_path + "/preferences", None),
+                ("put", P_PREFS, live_path + "/preferences", {"opt_out_sms": False}),
+                ("post", P_SEED, P_SEED, {"client_id": live, "opt_out_sms": False})):
+            got = crier.request(m.upper(), concrete, body, token=AD)
             check(got[0] == 503, "%s %s while the database is gone answered %s" % (m, p, got[0]))
-            spec.conforms("%s down" % m, p, m, got)
+            spec.conforms("%s %s down" % (m, p), p, m, got)
 
         # What was covered, for the log: every operation answered something.
         for p, item in spec.doc["paths"].items():

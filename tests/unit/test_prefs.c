@@ -26,6 +26,7 @@ static void test_round_trip(void **state)
         .quiet_end = "07:00",
         .opt_out = {[CH_EMAIL] = 1},
         .last_contact_at = 123,
+        .prefs_version = 9000000001LL,
     };
     char *text = prefs_encode(&f);
     assert_non_null(text);
@@ -42,6 +43,7 @@ static void test_round_trip(void **state)
     assert_string_equal(g.quiet_start, "23:00");
     assert_string_equal(g.quiet_end, "07:00");
     assert_true(g.last_contact_at == 456);
+    assert_true(g.prefs_version == 9000000001LL);
     free(text);
     store_client_facts_free(&g, 1);
 }
@@ -52,13 +54,17 @@ static void test_refused(void **state)
     static const char *const bad[] = {
         "",
         "p1",
-        "p2|10|011|100|23:00|07:00|UTC|[]",  /* another version */
-        "p1|1|011|100|23:00|07:00|UTC|[]",   /* a flag missing */
-        "p1|10|01x|100|23:00|07:00|UTC|[]",  /* not a flag */
-        "p1|10|011|100|23:000|07:00|UTC|[]", /* too long a time */
-        "p1|10|011|100|23:00|07:00||[]",     /* no zone */
-        "p1|10|011|100|23:00|07:00|UTC|",    /* no channels */
-        "p1|10|011|100|23:00|07:00|UTC",     /* a field missing */
+        "p1|x|10|011|100|23:00|07:00|UTC|[]",  /* not a version */
+        "p1|-1|10|011|100|23:00|07:00|UTC|[]", /* a negative one */
+        "p1||10|011|100|23:00|07:00|UTC|[]",   /* none */
+        "p1|10|011|100|23:00|07:00|UTC|[]",    /* the version left out */
+        "p2|7|10|011|100|23:00|07:00|UTC|[]",  /* another version */
+        "p1|7|1|011|100|23:00|07:00|UTC|[]",   /* a flag missing */
+        "p1|7|10|01x|100|23:00|07:00|UTC|[]",  /* not a flag */
+        "p1|7|10|011|100|23:000|07:00|UTC|[]", /* too long a time */
+        "p1|7|10|011|100|23:00|07:00||[]",     /* no zone */
+        "p1|7|10|011|100|23:00|07:00|UTC|",    /* no channels */
+        "p1|7|10|011|100|23:00|07:00|UTC",     /* a field missing */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         store_client_facts_t g;
