@@ -53,27 +53,15 @@ void api_client_get(const http_req_t *rq, http_answer_t *out)
     int rc = db_begin(conn, err, sizeof err);
     if (rc == 0)
         rc = store_client_json(conn, &api->app->keys, id, 1, &json, err, sizeof err);
-    if (rc == 0) {
-        const store_audit_t a = {.actor = rq->actor,
-                                 .action = "client.read",
-                                 .subject_type = "client",
-                                 .subject_id = id,
-                                 .address = rq->peer,
-                                 .detail_json = "{\"fields\": [\"name\", \"email\", \"phone\"]}"};
-        rc = store_audit_write(conn, &a, err, sizeof err);
-    }
-    int end = db_end(conn, rc, err, sizeof err);
-    int lost = (rc < 0 || end != 0) && db_conn_lost(conn);
+    if (rc == 0)
+        rc = api_audit(rq, conn, "client.read", id,
+                       "{\"fields\": [\"name\", \"email\", \"phone\"]}", err, sizeof err);
+    int ok = api_db_end(conn, rc, out, "client_get_failed", err, sizeof err) == 0;
     db_pool_put(api->app->pool, conn);
-    if (rc == 0 && end == 0) {
+    if (ok)
         http_answer_json(out, 200, json);
-        return;
-    }
-    free(json);
-    if (rc > 0)
-        api_client_missing(out, rc);
     else
-        api_db_failed(out, lost, "client_get_failed", err);
+        free(json);
 }
 
 /* 1 when c gives at least one channel's consent explicitly. */
@@ -125,42 +113,15 @@ void api_client_put(const http_req_t *rq, http_answer_t *out)
         rc = store_client_upsert(conn, &api->app->keys, &up, err, sizeof err);
     if (rc == 0)
         rc = store_client_json(conn, &api->app->keys, id, 0, &json, err, sizeof err);
-    int end = db_end(conn, rc, err, sizeof err);
-    int lost = (rc < 0 || end != 0) && db_conn_lost(conn);
-    if (rc == 0 && end == 0)
+    int ok = api_db_end(conn, rc, out, "client_put_failed", err, sizeof err) == 0;
+    if (ok)
         clients_publish(api, conn, id);
     db_pool_put(api->app->pool, conn);
     req_client_free(&c);
-    if (rc == 0 && end == 0) {
+    if (ok)
         http_answer_json(out, state == STORE_NO_CLIENT || state == STORE_ERASED ? 201 : 200, json);
-        return;
-    }
-    free(json);
-    if (rc > 0)
-        api_client_missing(out, rc);
     else
-        api_db_failed(out, lost, "client_put_failed", err);
-}
-
-/* Strict decimal in [1, CLIENTS_LIST_MAX]; absent: the default. */
-static int clients_limit(const char *s, int *out)
-{
-    *out = CLIENTS_LIST_DEFAULT;
-    if (!s)
-        return 0;
-    size_t n = strlen(s);
-    int v = 0;
-    if (n == 0 || n > 3)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < 1 || v > CLIENTS_LIST_MAX)
-        return -1;
-    *out = v;
-    return 0;
+        free(json);
 }
 
 void api_client_comms(const http_req_t *rq, http_answer_t *out)
@@ -170,7 +131,8 @@ void api_client_comms(const http_req_t *rq, http_answer_t *out)
     if (api_client_id(rq, id, out) != 0)
         return;
     int limit;
-    if (clients_limit(http_req_query(rq, "limit"), &limit) != 0) {
+    if (api_parse_limit(http_req_query(rq, "limit"), CLIENTS_LIST_DEFAULT, CLIENTS_LIST_MAX,
+                        &limit) != 0) {
         http_answer_error(out, 422, "invalid_field", "limit: must be an integer from 1 to 500");
         return;
     }
@@ -383,19 +345,14 @@ static void clients_prefs_change(const http_req_t *rq, const char *path_id, http
         rc = store_prefs_update(conn, id, &pb.change, &changed, err, sizeof err);
     if (rc == 0)
         rc = store_prefs_json(conn, id, &json, err, sizeof err);
-    int end = db_end(conn, rc, err, sizeof err);
-    int lost = (rc < 0 || end != 0) && db_conn_lost(conn);
+    int ok = api_db_end(conn, rc, out, "preferences_put_failed", err, sizeof err) == 0;
     /* Once committed, before anything else is decided: the confirmation
      * below must already be decided on the new preferences. */
-    if (rc == 0 && end == 0 && changed)
+    if (ok && changed)
         clients_publish(api, conn, id);
     db_pool_put(api->app->pool, conn);
-    if (rc != 0 || end != 0) {
+    if (!ok) {
         free(json);
-        if (rc > 0)
-            api_client_missing(out, rc);
-        else
-            api_db_failed(out, lost, "preferences_put_failed", err);
         return;
     }
     if (changed && clients_send_confirmation(rq, id, json))

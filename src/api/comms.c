@@ -74,29 +74,6 @@ static int comms_list_fn(PGconn *conn, const void *arg, char **json, char *err, 
     return store_plan_list_json(conn, a->plan_id, a->limit, json, err, errlen);
 }
 
-/* Strict decimal in [1, COMMS_MAX_LIMIT]: "10abc", "+5" and "" are refused
- * rather than read as something the caller did not write. */
-static int comms_parse_limit(const char *s, int *out)
-{
-    if (!s) {
-        *out = COMMS_DEFAULT_LIMIT;
-        return 0;
-    }
-    int v = 0;
-    size_t n = strlen(s);
-    if (n == 0 || n > 3)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < 1 || v > COMMS_MAX_LIMIT)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 void api_plan_list(const http_req_t *rq, http_answer_t *out)
 {
     char plan[37];
@@ -112,7 +89,8 @@ void api_plan_list(const http_req_t *rq, http_answer_t *out)
         return;
     }
     comms_list_arg_t arg = {.plan_id = plan};
-    if (comms_parse_limit(http_req_query(rq, "limit"), &arg.limit) != 0) {
+    if (api_parse_limit(http_req_query(rq, "limit"), COMMS_DEFAULT_LIMIT, COMMS_MAX_LIMIT,
+                        &arg.limit) != 0) {
         http_answer_error(out, 422, "invalid_field", "limit: must be an integer from 1 to 500");
         return;
     }

@@ -2,11 +2,13 @@
 
 #include "api/api.h"
 #include "request/request.h"
+#include "store/audit.h"
 #include "store/clients.h"
 #include "store/db.h"
 #include "util/log.h"
 
 #include <stdio.h>
+#include <string.h>
 
 void api_db_failed(http_answer_t *out, int lost, const char *what, const char *err)
 {
@@ -39,6 +41,50 @@ int api_client_id(const http_req_t *rq, char id[37], http_answer_t *out)
         return 0;
     http_answer_error(out, 422, "invalid_field", "client_id: not a valid UUID");
     return -1;
+}
+
+int api_db_end(PGconn *conn, int rc, http_answer_t *out, const char *what, char *err, size_t errlen)
+{
+    int end = db_end(conn, rc, err, errlen);
+    if (rc == 0 && end == 0)
+        return 0;
+    if (rc > 0)
+        api_client_missing(out, rc);
+    else
+        api_db_failed(out, db_conn_lost(conn), what, err);
+    return -1;
+}
+
+int api_audit(const http_req_t *rq, PGconn *conn, const char *action, const char *id,
+              const char *detail_json, char *err, size_t errlen)
+{
+    const store_audit_t a = {.actor = rq->actor,
+                             .action = action,
+                             .subject_type = "client",
+                             .subject_id = id,
+                             .address = rq->peer,
+                             .detail_json = detail_json};
+    return store_audit_write(conn, &a, err, errlen);
+}
+
+int api_parse_limit(const char *s, int def, int max, int *out)
+{
+    *out = def;
+    if (!s)
+        return 0;
+    size_t n = strlen(s);
+    int v = 0;
+    if (n == 0 || n > 6)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > max)
+        return -1;
+    *out = v;
+    return 0;
 }
 
 void api_client_missing(http_answer_t *out, int rc)

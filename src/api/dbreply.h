@@ -22,5 +22,20 @@ PGconn *api_db_conn(const http_req_t *rq, http_answer_t *out, const char *what);
 int api_client_id(const http_req_t *rq, char id[37], http_answer_t *out);
 /* 404 for STORE_NO_CLIENT, 410 client_erased for STORE_ERASED. */
 void api_client_missing(http_answer_t *out, int rc);
+/* Ends conn's open transaction, committing when rc is 0. Returns 0 when it
+ * committed; otherwise out is the answer (api_client_missing for rc > 0,
+ * api_db_failed, logged as what, for a failure) and -1. conn stays the
+ * caller's. */
+int api_db_end(PGconn *conn, int rc, http_answer_t *out, const char *what, char *err,
+               size_t errlen);
+/* Writes the audit entry of action on client id, by rq's token from rq's
+ * address, in conn's open transaction (detail_json: counts or field names,
+ * never a value; may be NULL). 0, or -1 with err. */
+int api_audit(const http_req_t *rq, PGconn *conn, const char *action, const char *id,
+              const char *detail_json, char *err, size_t errlen);
+/* A listing's ?limit=: absent gives def; else strict decimal in [1, max]
+ * ("10abc", "+5", "" refused rather than read as something else). 0, or
+ * -1 when refused. */
+int api_parse_limit(const char *s, int def, int max, int *out);
 
 #endif

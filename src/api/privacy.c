@@ -4,7 +4,6 @@
 #include "api/dbreply.h"
 #include "prefcache/prefcache.h"
 #include "request/request.h"
-#include "store/audit.h"
 #include "store/db.h"
 #include "store/privacy.h"
 #include "util/buf.h"
@@ -34,27 +33,15 @@ void api_client_export(const http_req_t *rq, http_answer_t *out)
     if (rc == 0) {
         char detail[64];
         snprintf(detail, sizeof detail, "{\"bytes\": %zu}", strlen(json));
-        const store_audit_t a = {.actor = rq->actor,
-                                 .action = "client.export",
-                                 .subject_type = "client",
-                                 .subject_id = id,
-                                 .address = rq->peer,
-                                 .detail_json = detail};
-        rc = store_audit_write(conn, &a, err, sizeof err);
+        rc = api_audit(rq, conn, "client.export", id, detail, err, sizeof err);
     }
     /* 1 and 2 read and wrote nothing: the rollback ends them */
-    int end = db_end(conn, rc, err, sizeof err);
-    int lost = (rc < 0 || (rc == 0 && end != 0)) && db_conn_lost(conn);
+    int ok = api_db_end(conn, rc, out, "client_export_failed", err, sizeof err) == 0;
     db_pool_put(api->app->pool, conn);
-    if (rc == 0 && end == 0) {
+    if (ok)
         http_answer_json(out, 200, json);
-        return;
-    }
-    free(json);
-    if (rc > 0)
-        api_client_missing(out, rc);
     else
-        api_db_failed(out, lost, "client_export_failed", err);
+        free(json);
 }
 
 /* {"client_id", "erased_at", "cancelled"}, or NULL when out of memory. */
@@ -97,25 +84,12 @@ void api_client_erase(const http_req_t *rq, http_answer_t *out)
                  " \"callbacks_failed\": %d}",
                  c.communications, c.cancelled, c.events, c.attachments, c.inbound, c.callbacks,
                  c.callbacks_failed);
-        const store_audit_t a = {.actor = rq->actor,
-                                 .action = "client.erase",
-                                 .subject_type = "client",
-                                 .subject_id = id,
-                                 .address = rq->peer,
-                                 .detail_json = detail};
-        rc = store_audit_write(conn, &a, err, sizeof err);
+        rc = api_audit(rq, conn, "client.erase", id, detail, err, sizeof err);
     }
-    int end = db_end(conn, rc, err, sizeof err);
-    int lost = (rc < 0 || (rc == 0 && end != 0)) && db_conn_lost(conn);
+    int ok = api_db_end(conn, rc, out, "client_erase_failed", err, sizeof err) == 0;
     db_pool_put(api->app->pool, conn);
-    if (rc > 0) {
-        api_client_missing(out, rc);
+    if (!ok)
         return;
-    }
-    if (rc < 0 || end != 0) {
-        api_db_failed(out, lost, "client_erase_failed", err);
-        return;
-    }
     /* once committed: no process may decide from the cached preferences */
     const char *ids[] = {id};
     const char *none[] = {NULL};

@@ -4,22 +4,8 @@
 #include "validate.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static int prefbody_fail(req_error_t *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int prefbody_fail(req_error_t *err, const char *fmt, ...)
-{
-    err->kind = REQ_BAD_FIELD;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* "HH:MM" with HH 00-23 and MM 00-59, exactly five characters. */
 static int prefbody_hhmm(const char *s)
@@ -38,7 +24,7 @@ static int prefbody_channels(const cJSON *v, prefbody_t *out, req_error_t *err)
 {
     int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
     if (n < 1 || n > CH_N)
-        return prefbody_fail(err, "preferred_channels: must be a list of 1 to %d channels", CH_N);
+        return req_field(err, "preferred_channels: must be a list of 1 to %d channels", CH_N);
     int seen = 0;
     size_t at = 0;
     out->preferred_json[at++] = '[';
@@ -47,18 +33,18 @@ static int prefbody_channels(const cJSON *v, prefbody_t *out, req_error_t *err)
     {
         ch_id_t ch;
         if (!cJSON_IsString(it) || ch_by_name(it->valuestring, &ch) != 0)
-            return prefbody_fail(err, "preferred_channels: each must be email, sms or whatsapp");
+            return req_field(err, "preferred_channels: each must be email, sms or whatsapp");
         if (seen & CH_BIT(ch))
-            return prefbody_fail(err, "preferred_channels: %s is listed twice", ch_name(ch));
+            return req_field(err, "preferred_channels: %s is listed twice", ch_name(ch));
         seen |= CH_BIT(ch);
         int w = snprintf(out->preferred_json + at, sizeof out->preferred_json - at, "%s\"%s\"",
                          at > 1 ? "," : "", ch_name(ch));
         if (w < 0 || (size_t)w >= sizeof out->preferred_json - at)
-            return prefbody_fail(err, "preferred_channels: too long");
+            return req_field(err, "preferred_channels: too long");
         at += (size_t)w;
     }
     if (at + 2 > sizeof out->preferred_json)
-        return prefbody_fail(err, "preferred_channels: too long");
+        return req_field(err, "preferred_channels: too long");
     out->preferred_json[at++] = ']';
     out->preferred_json[at] = '\0';
     out->change.preferred_json = out->preferred_json;
@@ -75,7 +61,7 @@ static int prefbody_quiet_end(const cJSON *root, const char *key, char out[6], r
     if (cJSON_IsNull(v))
         return 0;
     if (!cJSON_IsString(v) || !prefbody_hhmm(v->valuestring)) {
-        prefbody_fail(err, "%s: must be \"HH:MM\" (00:00 to 23:59) or null", key);
+        req_field(err, "%s: must be \"HH:MM\" (00:00 to 23:59) or null", key);
         return -2;
     }
     memcpy(out, v->valuestring, 6);
@@ -98,11 +84,11 @@ static int prefbody_fields(const cJSON *root, int want_client_id, prefbody_t *ou
 {
     for (const cJSON *k = root->child; k; k = k->next)
         if (!prefbody_known(k->string, want_client_id))
-            return prefbody_fail(err, "%.64s: not a preference (see the API reference)", k->string);
+            return req_field(err, "%.64s: not a preference (see the API reference)", k->string);
     if (want_client_id) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "client_id");
         if (!cJSON_IsString(id) || req_uuid_lower(id->valuestring, out->client_id) != 0)
-            return prefbody_fail(err, "client_id: must be a UUID");
+            return req_field(err, "client_id: must be a UUID");
     }
     int given = 0;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "preferred_channels");
@@ -116,8 +102,8 @@ static int prefbody_fields(const cJSON *root, int want_client_id, prefbody_t *ou
     if (qs == -2 || qe == -2)
         return -1;
     if ((qs == -1) != (qe == -1) || (qs == 0) != (qe == 0))
-        return prefbody_fail(err, "quiet_hours_start, quiet_hours_end: give both, as times or "
-                                  "both null for no quiet hours");
+        return req_field(err, "quiet_hours_start, quiet_hours_end: give both, as times or "
+                              "both null for no quiet hours");
     if (qs >= 0) {
         out->change.quiet_given = 1;
         given = 1;
@@ -130,7 +116,7 @@ static int prefbody_fields(const cJSON *root, int want_client_id, prefbody_t *ou
         if (!v)
             continue;
         if (!cJSON_IsBool(v))
-            return prefbody_fail(err, "%s: must be a boolean", key);
+            return req_field(err, "%s: must be a boolean", key);
         out->change.opt_out[ch] = cJSON_IsTrue(v) ? 1 : 0;
         given = 1;
     }
@@ -138,13 +124,13 @@ static int prefbody_fields(const cJSON *root, int want_client_id, prefbody_t *ou
     if (v) {
         if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof out->timezone ||
             !val_timezone(v->valuestring))
-            return prefbody_fail(err, "timezone: not a known IANA time zone");
+            return req_field(err, "timezone: not a known IANA time zone");
         snprintf(out->timezone, sizeof out->timezone, "%s", v->valuestring);
         out->change.timezone = out->timezone;
         given = 1;
     }
     if (!given)
-        return prefbody_fail(err, "body: give at least one preference to change");
+        return req_field(err, "body: give at least one preference to change");
     return 0;
 }
 

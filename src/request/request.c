@@ -37,9 +37,7 @@ static int req_fail(req_error_t *err, req_err_t kind, const char *fmt, ...)
     return -1;
 }
 
-static int req_field(req_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int req_field(req_error_t *err, const char *fmt, ...)
+int req_field(req_error_t *err, const char *fmt, ...)
 {
     err->kind = REQ_BAD_FIELD;
     va_list ap;

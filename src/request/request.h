@@ -74,6 +74,10 @@ void req_free(req_comm_t *r);
 int req_parse_client_body(const char *body, size_t len, req_client_t *out, req_error_t *err);
 void req_client_free(req_client_t *c);
 
+/* Fills err as a REQ_BAD_FIELD refusal whose message (which names the
+ * field, never echoes its value) is fmt; returns -1. */
+int req_field(req_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 struct cJSON;
 /* What every JSON body crier reads goes through: UTF-8, no NUL or raw
  * controls in strings, at most REQ_MAX_DEPTH deep and REQ_MAX_ARRAY

@@ -561,48 +561,49 @@ void store_client_facts_free(store_client_facts_t *f, int n)
     }
 }
 
-/* The array literal of the UUIDs among ids[0..n) into arr ("{}" when
- * none); *listed says how many. UUIDs need no quoting inside an array
- * literal; anything else cannot name a client and is left out. */
-static int store_uuid_array(const char *const *ids, int n, buf_t *arr, int *listed)
+/* Runs sql with $1 the array of the UUIDs among ids[0..n) (anything else
+ * cannot name a client and is left out; UUIDs need no quoting inside an
+ * array literal). 0 with *res (NULL when no id was a UUID), or -1 with err. */
+static int store_by_ids(PGconn *conn, const char *sql, const char *const *ids, int n,
+                        PGresult **res, char *err, size_t errlen)
 {
-    buf_init(arr, (size_t)n * 40 + 8);
-    int rc = buf_putc(arr, '{');
-    *listed = 0;
+    *res = NULL;
+    if (n <= 0 || n > STORE_BATCH_ROWS_MAX)
+        return store_fail(err, errlen, "bad client count", NULL);
+    buf_t arr;
+    buf_init(&arr, (size_t)n * 40 + 8);
+    int rc = buf_putc(&arr, '{');
+    int listed = 0;
     for (int i = 0; i < n; i++) {
         if (!val_uuid(ids[i]))
             continue;
-        rc |= buf_puts(arr, (*listed)++ ? "," : "");
-        rc |= buf_puts(arr, ids[i]);
+        rc |= buf_puts(&arr, listed++ ? "," : "");
+        rc |= buf_puts(&arr, ids[i]);
     }
-    rc |= buf_putc(arr, '}');
-    return rc;
+    rc |= buf_putc(&arr, '}');
+    if (rc != 0 || listed == 0) {
+        buf_free(&arr);
+        return rc != 0 ? store_fail(err, errlen, "out of memory", NULL) : 0;
+    }
+    const char *params[] = {arr.data};
+    *res = db_query(conn, sql, 1, params, err, errlen);
+    buf_free(&arr);
+    return *res ? 0 : -1;
 }
 
 int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_client_facts_t *out,
                             char *err, size_t errlen)
 {
-    if (n <= 0 || n > STORE_BATCH_ROWS_MAX)
-        return store_fail(err, errlen, "bad client count", NULL);
-    memset(out, 0, (size_t)n * sizeof *out);
-    buf_t arr;
-    int listed = 0;
-    int rc = store_uuid_array(ids, n, &arr, &listed);
-    if (rc != 0) {
-        buf_free(&arr);
-        return store_fail(err, errlen, "out of memory", NULL);
-    }
-    if (listed == 0) {
-        buf_free(&arr);
-        return 0;
-    }
-    const char *params[] = {arr.data};
+    if (n > 0 && n <= STORE_BATCH_ROWS_MAX)
+        memset(out, 0, (size_t)n * sizeof *out);
     /* Only whether a contact exists, not what it is: no decryption. Same
      * defaults and last-contact rule as store_client_load. */
-    PGresult *r = db_query(conn, store_sql_facts, 1, params, err, errlen);
-    buf_free(&arr);
-    if (!r)
+    PGresult *r = NULL;
+    if (store_by_ids(conn, store_sql_facts, ids, n, &r, err, errlen) != 0)
         return -1;
+    if (!r)
+        return 0;
+    int rc = 0;
     rc = 0;
     for (int row = 0; row < PQntuples(r) && rc == 0; row++) {
         const char *id = PQgetvalue(r, row, 0);
@@ -646,21 +647,11 @@ int store_client_activity_load(PGconn *conn, const char *const *ids, int n,
         return store_fail(err, errlen, "bad client count", NULL);
     for (int i = 0; i < n; i++)
         out[i].found = 0;
-    buf_t arr;
-    int listed = 0;
-    if (store_uuid_array(ids, n, &arr, &listed) != 0) {
-        buf_free(&arr);
-        return store_fail(err, errlen, "out of memory", NULL);
-    }
-    if (listed == 0) {
-        buf_free(&arr);
-        return 0;
-    }
-    const char *params[] = {arr.data};
-    PGresult *r = db_query(conn, store_sql_activity, 1, params, err, errlen);
-    buf_free(&arr);
-    if (!r)
+    PGresult *r = NULL;
+    if (store_by_ids(conn, store_sql_activity, ids, n, &r, err, errlen) != 0)
         return -1;
+    if (!r)
+        return 0;
     for (int row = 0; row < PQntuples(r); row++) {
         const char *id = PQgetvalue(r, row, 0);
         for (int i = 0; i < n; i++) {

@@ -741,6 +741,24 @@ def _example_context(message_type):
     return data
 
 
+def twilio_inbound(crier, auth_token, public_url, phone, text):
+    """Posts to crier a Twilio inbound SMS from phone saying text, signed
+    with auth_token for crier's public_url, as Twilio sends one. Returns
+    (status, body, MessageSid)."""
+    sys.path.insert(0, os.path.join(source_dir(), "tests", "support"))
+    from provider_stub import twilio_signature
+    sid = "SM" + uuid.uuid4().hex
+    params = [("AccountSid", "AC" + "0" * 32), ("ApiVersion", "2010-04-01"), ("Body", text),
+              ("From", phone), ("MessageSid", sid), ("NumMedia", "0"), ("SmsMessageSid", sid),
+              ("SmsSid", sid), ("SmsStatus", "received"), ("To", "+15017250604")]
+    path = "/webhooks/twilio/inbound"
+    status, _, body = crier.request(
+        "POST", path, raw=urllib.parse.urlencode(params).encode("ascii"), token=None,
+        headers={"Content-Type": "application/x-www-form-urlencoded",
+                 "X-Twilio-Signature": twilio_signature(auth_token, public_url + path, params)})
+    return status, body, sid
+
+
 def comm_body(i, name=None, email=None, message_type="welcome", urgency="normal", phone=None,
               consent=None, context=None, plan_id=None, client_id=None, timezone="UTC",
               locale="en", preferred_channel=None, attachments=None, client=True):

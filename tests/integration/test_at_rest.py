@@ -9,14 +9,11 @@ import json
 import os
 import subprocess
 import sys
-import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-sys.path.insert(0, os.path.join(h.source_dir(), "tests", "support"))
-from provider_stub import twilio_signature  # noqa: E402
 
 TW_TOKEN = "at-rest-twilio-token-0123456789ab"
 PUBLIC = "https://crier.example"
@@ -47,18 +44,9 @@ def callback_env(receiver):
 
 def reply(crier, phone, text):
     """A signed Twilio inbound SMS from phone; returns its MessageSid."""
-    sid = "SM" + uuid.uuid4().hex
-    params = [("AccountSid", "AC" + "0" * 32), ("ApiVersion", "2010-04-01"), ("Body", text),
-              ("From", phone), ("MessageSid", sid), ("NumMedia", "0"), ("SmsMessageSid", sid),
-              ("SmsSid", sid), ("SmsStatus", "received"), ("To", "+15017250604")]
-    path = "/webhooks/twilio/inbound"
-    status, _, body = crier.request(
-        "POST", path, raw=urllib.parse.urlencode(params).encode("ascii"), token=None,
-        headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "X-Twilio-Signature": twilio_signature(TW_TOKEN, PUBLIC + path, params)})
+    status, body, sid = h.twilio_inbound(crier, TW_TOKEN, PUBLIC, phone, text)
     assert status == 200, (status, body)
     return sid
-
 
 def private_strings(clients):
     """Every form in which a client's details could show: as given, lower

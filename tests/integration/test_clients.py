@@ -14,15 +14,12 @@ import datetime
 import os
 import shutil
 import sys
-import urllib.parse
 import uuid
 import zoneinfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-sys.path.insert(0, os.path.join(h.source_dir(), "tests", "support"))
-from provider_stub import twilio_signature  # noqa: E402
 
 TW_TOKEN = "clients-twilio-token-0123456789abc"
 PUBLIC = "https://crier.example"
@@ -45,17 +42,9 @@ def put_prefs(crier, cid, body, token=h.TOKEN_WORKFLOW):
 
 
 def reply(crier, phone, text):
-    sid = "SM" + uuid.uuid4().hex
-    params = [("AccountSid", "AC" + "0" * 32), ("Body", text), ("From", phone),
-              ("MessageSid", sid), ("SmsSid", sid), ("To", "+15017250604")]
-    path = "/webhooks/twilio/inbound"
-    status, _, body = crier.request(
-        "POST", path, raw=urllib.parse.urlencode(params).encode("ascii"), token=None,
-        headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "X-Twilio-Signature": twilio_signature(TW_TOKEN, PUBLIC + path, params)})
+    status, body, sid = h.twilio_inbound(crier, TW_TOKEN, PUBLIC, phone, text)
     assert status == 200, (status, body)
     return sid
-
 
 def new_client(crier, i, consent=None, phone=True, timezone="UTC"):
     cid = str(uuid.uuid4())

@@ -19,14 +19,11 @@ import base64
 import json
 import os
 import sys
-import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-sys.path.insert(0, os.path.join(h.source_dir(), "tests", "support"))
-from provider_stub import twilio_signature  # noqa: E402
 
 TW_TOKEN = "gdpr-twilio-auth-token-0123456789a"
 PUBLIC = "https://crier.example"
@@ -59,18 +56,9 @@ def crier_env():
 
 def sms_in(crier, phone, text):
     """A signed Twilio inbound SMS from phone."""
-    sid = "SM" + uuid.uuid4().hex
-    params = [("AccountSid", "AC" + "0" * 32), ("ApiVersion", "2010-04-01"), ("Body", text),
-              ("From", phone), ("MessageSid", sid), ("NumMedia", "0"), ("SmsMessageSid", sid),
-              ("SmsSid", sid), ("SmsStatus", "received"), ("To", "+15017250604")]
-    path = "/webhooks/twilio/inbound"
-    status, _, body = crier.request(
-        "POST", path, raw=urllib.parse.urlencode(params).encode("ascii"), token=None,
-        headers={"Content-Type": "application/x-www-form-urlencoded",
-                 "X-Twilio-Signature": twilio_signature(TW_TOKEN, PUBLIC + path, params)})
+    status, body, sid = h.twilio_inbound(crier, TW_TOKEN, PUBLIC, phone, text)
     check(status == 200, "inbound SMS accepted: %s %r" % (status, body))
     return sid
-
 
 def context_for(who, message_type, i):
     ctx = dict(h._example_context(message_type))
