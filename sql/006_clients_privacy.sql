@@ -61,8 +61,15 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER clients_consent_ledger AFTER INSERT OR UPDATE OF consent_email, consent_sms,
-    consent_whatsapp ON clients FOR EACH ROW EXECUTE FUNCTION crier_consent_clients();
+-- The WHEN clauses keep the common case (a request repeating what is
+-- stored) from calling a function at all.
+CREATE TRIGGER clients_consent_ledger_new AFTER INSERT ON clients FOR EACH ROW
+    WHEN (NEW.consent_email OR NEW.consent_sms OR NEW.consent_whatsapp)
+    EXECUTE FUNCTION crier_consent_clients();
+CREATE TRIGGER clients_consent_ledger AFTER UPDATE ON clients FOR EACH ROW
+    WHEN ((OLD.consent_email, OLD.consent_sms, OLD.consent_whatsapp)
+          IS DISTINCT FROM (NEW.consent_email, NEW.consent_sms, NEW.consent_whatsapp))
+    EXECUTE FUNCTION crier_consent_clients();
 
 CREATE FUNCTION crier_consent_opt_outs() RETURNS trigger
     LANGUAGE plpgsql AS $$
@@ -88,9 +95,14 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER client_preferences_consent_ledger AFTER INSERT OR UPDATE OF opt_out_email,
-    opt_out_sms, opt_out_whatsapp ON client_preferences
-    FOR EACH ROW EXECUTE FUNCTION crier_consent_opt_outs();
+CREATE TRIGGER client_preferences_consent_ledger_new AFTER INSERT ON client_preferences
+    FOR EACH ROW WHEN (NEW.opt_out_email OR NEW.opt_out_sms OR NEW.opt_out_whatsapp)
+    EXECUTE FUNCTION crier_consent_opt_outs();
+CREATE TRIGGER client_preferences_consent_ledger AFTER UPDATE ON client_preferences
+    FOR EACH ROW
+    WHEN ((OLD.opt_out_email, OLD.opt_out_sms, OLD.opt_out_whatsapp)
+          IS DISTINCT FROM (NEW.opt_out_email, NEW.opt_out_sms, NEW.opt_out_whatsapp))
+    EXECUTE FUNCTION crier_consent_opt_outs();
 
 -- The address a PII read, export or erasure came from (the peer of the
 -- HTTP connection; 'cli' for a command run on the host).
@@ -135,10 +147,15 @@ BEGIN
 END
 $$;
 
--- (a deleted row needs nothing: only an erasure deletes one, and erasure
--- moves the client's own version)
-CREATE TRIGGER client_preferences_version AFTER INSERT ON client_preferences
-    FOR EACH ROW EXECUTE FUNCTION crier_prefs_version_of_client();
+-- A new row with the defaults changes nothing a decision sees (a client
+-- without one has the same defaults), and a deleted row needs nothing
+-- either: only an erasure deletes one, and erasure moves the client's own
+-- version.
+CREATE TRIGGER client_preferences_version AFTER INSERT ON client_preferences FOR EACH ROW
+    WHEN (NEW.preferred_channels <> '["email"]'::jsonb OR NEW.quiet_hours_start <> '22:00'
+          OR NEW.quiet_hours_end <> '08:00' OR NEW.opt_out_email OR NEW.opt_out_sms
+          OR NEW.opt_out_whatsapp)
+    EXECUTE FUNCTION crier_prefs_version_of_client();
 CREATE TRIGGER client_preferences_version_update AFTER UPDATE ON client_preferences
     FOR EACH ROW
     WHEN ((OLD.preferred_channels, OLD.quiet_hours_start, OLD.quiet_hours_end,

@@ -409,7 +409,7 @@ static int intake_noted(const intake_writer_t *w, const char *id)
 /* Notes that this batch may change client id. */
 static void intake_note_change(intake_writer_t *w, const char *id)
 {
-    if (!w->prefs || intake_noted(w, id))
+    if (!prefcache_enabled(w->prefs) || intake_noted(w, id))
         return;
     if (w->n_pub >= INTAKE_BATCH_MAX)
         return; /* a batch holds at most that many requests */
@@ -528,7 +528,7 @@ static int intake_load_facts(intake_writer_t *w, PGconn *conn, const char **ids,
     for (int j = 0; j < m; j++) {
         int k = idx[j];
         intake_take_facts(&out[k], &tmp[j]);
-        if (!out[k].found || out[k].erased || !w->prefs)
+        if (!out[k].found || out[k].erased || !prefcache_enabled(w->prefs))
             continue;
         if (fresh[k]) {
             intake_note_change(w, ids[k]);

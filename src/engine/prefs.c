@@ -111,7 +111,7 @@ int prefs_decode(const char *text, store_client_facts_t *f)
 int prefs_publish(prefcache_t *pc, PGconn *conn, const char *const *ids, int n, char *err,
                   size_t errlen)
 {
-    if (n <= 0 || n > PREFCACHE_MAX)
+    if (n <= 0 || n > PREFCACHE_MAX || !prefcache_enabled(pc))
         return 0;
     store_client_facts_t facts[PREFCACHE_MAX];
     if (store_client_facts_load(conn, ids, n, facts, err, errlen) != 0)

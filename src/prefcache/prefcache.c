@@ -72,6 +72,11 @@ void prefcache_free(prefcache_t *pc)
     free(pc);
 }
 
+int prefcache_enabled(const prefcache_t *pc)
+{
+    return pc && pc->enabled;
+}
+
 /* Drops the connection after a failure; the next use waits out the retry
  * delay so that a dead Redis costs one timeout a second, not one a call. */
 static void prefcache_broken(prefcache_t *pc, const char *what)

@@ -34,6 +34,9 @@ typedef struct prefcache prefcache_t;
  * of memory (err never holds the password). */
 prefcache_t *prefcache_new(const char *redis_url, int timeout_ms, char *err, size_t errlen);
 void prefcache_free(prefcache_t *pc);
+/* 1 when pc has a Redis URL (NULL: 0): without one there is nothing to
+ * tell it, and callers skip the work of preparing what they would. */
+int prefcache_enabled(const prefcache_t *pc);
 
 /* Looks up ids[0..n) (n <= PREFCACHE_MAX); values[i] becomes the cached
  * text (owned by the caller) or NULL on a miss. Returns the number of hits;
