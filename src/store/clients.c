@@ -169,13 +169,15 @@ int store_prefs_update(PGconn *conn, const char *id, const store_prefs_change_t 
     if (!val_uuid(id))
         return STORE_NO_CLIENT;
     const char *lp[] = {id};
-    /* FOR SHARE: an erasure cannot commit between this look and the
-     * change; and the preferences row exists before the change, which one
-     * statement could not do (its parts share one snapshot: an UPDATE does
-     * not see the row an INSERT beside it made) */
+    /* FOR UPDATE: an erasure cannot commit between this look and the
+     * change, and two changes of one client take turns (each then updates
+     * the client row, which two share locks would deadlock on). Then the
+     * preferences row is made to exist, before the change: one statement
+     * could not do both (its parts share one snapshot, so an UPDATE does
+     * not see the row an INSERT beside it made). */
     PGresult *r =
-        db_query(conn, "SELECT erased_at IS NOT NULL FROM clients WHERE id = $1::uuid FOR SHARE", 1,
-                 lp, err, errlen);
+        db_query(conn, "SELECT erased_at IS NOT NULL FROM clients WHERE id = $1::uuid FOR UPDATE",
+                 1, lp, err, errlen);
     if (!r)
         return -1;
     int state = PQntuples(r) == 0 ? STORE_NO_CLIENT : store_bool_col(r, 0) ? STORE_ERASED : 0;
@@ -205,9 +207,9 @@ int store_prefs_update(PGconn *conn, const char *id, const store_prefs_change_t 
         clients_flag(ch->opt_out[CH_WHATSAPP]),
         ch->timezone,
     };
-    /* One statement: the preferences row (made with the defaults when
-     * missing) and the client's time zone, each touched only when a value
-     * differs, so that *changed means a real change. */
+    /* One statement: the preferences and the client's time zone, each
+     * touched only when a value differs, so that *changed means a real
+     * change. */
     r = db_query(conn,
                  "WITH p AS (UPDATE client_preferences SET"
                  "  preferred_channels = COALESCE($2::jsonb, preferred_channels),"

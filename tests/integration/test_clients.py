@@ -10,6 +10,7 @@
   emailed again, own quiet hours 23:00-07:00 move a NORMAL message to 07:00
   local;
 - bad input is refused naming the field, and changes nothing."""
+import concurrent.futures
 import datetime
 import os
 import shutil
@@ -157,6 +158,17 @@ def test_preferences_decide_and_confirm(tmp):
         rows = h.psql(db, "SELECT channel, action, source FROM consent_ledger"
                           " WHERE client_id = :'c' AND source = 'preferences'", c=b)
         assert rows == [["email", "revoked", "preferences"]], rows
+
+        # changes of one client at the same moment take turns: none fails
+        zones = ["Asia/Kolkata", "Europe/Lisbon", "America/Chicago", "Africa/Nairobi"] * 2
+        busy, _ = new_client(crier, 6)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            got = list(pool.map(lambda z: put_prefs(crier, busy, {"timezone": z,
+                                                                  "opt_out_whatsapp": z < "B"}),
+                                zones))
+        assert all(g[0] == 200 for g in got), [g[0] for g in got]
+        _, _, now = crier.request("GET", "/v1/clients/%s/preferences" % busy)
+        assert now["timezone"] in zones, now
 
         # bad input: 422 naming the field, and nothing changes
         status, _, before = crier.request("GET", "/v1/clients/%s/preferences" % a)
