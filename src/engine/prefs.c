@@ -57,36 +57,55 @@ static int prefs_flags(const char *s, size_t len, int *out, int n)
     return 0;
 }
 
+/* The fields of the text, in order. */
+enum {
+    PF_FORMAT,
+    PF_VERSION,
+    PF_CONTACT,
+    PF_CONSENT,
+    PF_OPT_OUT,
+    PF_QS,
+    PF_QE,
+    PF_TZ,
+    PF_CHANNELS,
+    PF_N
+};
+
+/* A decimal version of len digits (no sign, no more than fit): 0, or -1. */
+static int prefs_number(const char *s, size_t len, long long *out)
+{
+    if (len == 0 || len > 18)
+        return -1;
+    long long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 int prefs_decode(const char *text, store_client_facts_t *f)
 {
     const char *p = text;
-    const char *s[9];
-    size_t len[9];
-    for (int i = 0; i < 9; i++)
-        if (prefs_field(&p, &s[i], &len[i], i == 8) != 0)
+    const char *s[PF_N];
+    size_t len[PF_N];
+    for (int i = 0; i < PF_N; i++)
+        if (prefs_field(&p, &s[i], &len[i], i == PF_N - 1) != 0)
             return -1;
-    /* the version first: the rest is read as the fields after it */
-    char num[24];
-    char *end = NULL;
-    if (len[1] == 0 || len[1] >= sizeof num)
-        return -1;
-    memcpy(num, s[1], len[1]);
-    num[len[1]] = '\0';
-    long long version = strtoll(num, &end, 10);
-    if (*end != '\0' || version < 0)
-        return -1;
-    for (int i = 1; i < 8; i++) {
-        s[i] = s[i + 1];
-        len[i] = len[i + 1];
-    }
+    long long version;
     int contact[2], consent[CH_N], opt_out[CH_N];
-    if (len[0] != 2 || memcmp(s[0], PREFS_VERSION, 2) != 0 ||
-        prefs_flags(s[1], len[1], contact, 2) || prefs_flags(s[2], len[2], consent, CH_N) ||
-        prefs_flags(s[3], len[3], opt_out, CH_N) || len[4] >= sizeof f->quiet_start ||
-        len[5] >= sizeof f->quiet_end || len[6] == 0 || len[7] == 0)
+    if (len[PF_FORMAT] != 2 || memcmp(s[PF_FORMAT], PREFS_VERSION, 2) != 0 ||
+        prefs_number(s[PF_VERSION], len[PF_VERSION], &version) ||
+        prefs_flags(s[PF_CONTACT], len[PF_CONTACT], contact, 2) ||
+        prefs_flags(s[PF_CONSENT], len[PF_CONSENT], consent, CH_N) ||
+        prefs_flags(s[PF_OPT_OUT], len[PF_OPT_OUT], opt_out, CH_N) ||
+        len[PF_QS] >= sizeof f->quiet_start || len[PF_QE] >= sizeof f->quiet_end ||
+        len[PF_TZ] == 0 || len[PF_CHANNELS] == 0)
         return -1;
-    char *tz = strndup(s[6], len[6]);
-    char *chans = strndup(s[7], len[7]);
+    char *tz = strndup(s[PF_TZ], len[PF_TZ]);
+    char *chans = strndup(s[PF_CHANNELS], len[PF_CHANNELS]);
     if (!tz || !chans) {
         free(tz);
         free(chans);
@@ -97,10 +116,10 @@ int prefs_decode(const char *text, store_client_facts_t *f)
     f->has_phone = contact[1];
     memcpy(f->consent, consent, sizeof f->consent);
     memcpy(f->opt_out, opt_out, sizeof f->opt_out);
-    memcpy(f->quiet_start, s[4], len[4]);
-    f->quiet_start[len[4]] = '\0';
-    memcpy(f->quiet_end, s[5], len[5]);
-    f->quiet_end[len[5]] = '\0';
+    memcpy(f->quiet_start, s[PF_QS], len[PF_QS]);
+    f->quiet_start[len[PF_QS]] = '\0';
+    memcpy(f->quiet_end, s[PF_QE], len[PF_QE]);
+    f->quiet_end[len[PF_QE]] = '\0';
     free(f->timezone);
     free(f->preferred_channels_json);
     f->timezone = tz;

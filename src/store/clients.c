@@ -12,13 +12,14 @@
 
 #define CLIENTS_LIST_MAX 500
 
-int store_client_state(PGconn *conn, const char *id, char *err, size_t errlen)
+/* Whether client id exists and is erased, by sql (CLIENTS_SQL_STATE,
+ * perhaps locking the row). */
+static int clients_state(PGconn *conn, const char *sql, const char *id, char *err, size_t errlen)
 {
     if (!val_uuid(id))
         return STORE_NO_CLIENT;
     const char *params[] = {id};
-    PGresult *r = db_query(conn, "SELECT erased_at IS NOT NULL FROM clients WHERE id = $1::uuid", 1,
-                           params, err, errlen);
+    PGresult *r = db_query(conn, sql, 1, params, err, errlen);
     if (!r)
         return -1;
     int rc = PQntuples(r) == 0 ? STORE_NO_CLIENT : store_bool_col(r, 0) ? STORE_ERASED : 0;
@@ -26,17 +27,11 @@ int store_client_state(PGconn *conn, const char *id, char *err, size_t errlen)
     return rc;
 }
 
-int store_client_revive(PGconn *conn, const char *id, char *err, size_t errlen)
+#define CLIENTS_SQL_STATE "SELECT erased_at IS NOT NULL FROM clients WHERE id = $1::uuid"
+
+int store_client_state(PGconn *conn, const char *id, char *err, size_t errlen)
 {
-    const char *params[] = {id};
-    PGresult *r = db_query(conn,
-                           "UPDATE clients SET erased_at = NULL, updated_at = now()"
-                           " WHERE id = $1::uuid AND erased_at IS NOT NULL",
-                           1, params, err, errlen);
-    if (!r)
-        return -1;
-    PQclear(r);
-    return 0;
+    return clients_state(conn, CLIENTS_SQL_STATE, id, err, errlen);
 }
 
 /* Appends "key":value where value is a JSON string or null. */
@@ -166,24 +161,17 @@ int store_prefs_update(PGconn *conn, const char *id, const store_prefs_change_t 
                        char *err, size_t errlen)
 {
     *changed = 0;
-    if (!val_uuid(id))
-        return STORE_NO_CLIENT;
-    const char *lp[] = {id};
     /* FOR UPDATE: an erasure cannot commit between this look and the
      * change, and two changes of one client take turns (each then updates
      * the client row, which two share locks would deadlock on). Then the
      * preferences row is made to exist, before the change: one statement
      * could not do both (its parts share one snapshot, so an UPDATE does
      * not see the row an INSERT beside it made). */
-    PGresult *r =
-        db_query(conn, "SELECT erased_at IS NOT NULL FROM clients WHERE id = $1::uuid FOR UPDATE",
-                 1, lp, err, errlen);
-    if (!r)
-        return -1;
-    int state = PQntuples(r) == 0 ? STORE_NO_CLIENT : store_bool_col(r, 0) ? STORE_ERASED : 0;
-    PQclear(r);
+    int state = clients_state(conn, CLIENTS_SQL_STATE " FOR UPDATE", id, err, errlen);
     if (state != 0)
         return state;
+    const char *lp[] = {id};
+    PGresult *r;
     r = db_query(conn,
                  "INSERT INTO client_preferences (client_id) VALUES ($1::uuid)"
                  " ON CONFLICT (client_id) DO NOTHING",

@@ -30,10 +30,6 @@ int store_client_state(PGconn *conn, const char *id, char *err, size_t errlen);
 int store_client_json(PGconn *conn, const cry_keys_t *keys, const char *id, int with_pii,
                       char **json, char *err, size_t errlen);
 
-/* Clears erased_at so that an erased client can be made again: only with
- * the explicit consent the caller is about to write. */
-int store_client_revive(PGconn *conn, const char *id, char *err, size_t errlen);
-
 /* The preferences as JSON text: client_id, preferred_channels,
  * quiet_hours_start and _end ("HH:MM", both null when there are none),
  * opt_out_email|sms|whatsapp, timezone, updated_at. A client without a
