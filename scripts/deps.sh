@@ -12,6 +12,10 @@ pkgs=(build-essential cmake pkg-config liblua5.4-dev libpq-dev libhiredis-dev
 pkgs+=(postgresql postgresql-client postgresql-contrib redis-server)
 # Integration tests run under Debian's /usr/bin/python3 with these modules.
 pkgs+=(python3 python3-aiosmtpd python3-yaml python3-jsonschema)
+# DKIM signatures are checked by an outside verifier, not by crier's own code.
+pkgs+=(python3-dkim)
+# Pages crier serves are tested in a real browser (driven by playwright-core).
+pkgs+=(chromium)
 # Benchmarks, time zone data for the policy tests, HTTP probes.
 pkgs+=(wrk tzdata curl)
 

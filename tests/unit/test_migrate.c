@@ -89,6 +89,7 @@ static void test_fresh_then_up_to_date(void **state)
 
 typedef struct runner {
     const char *url;
+    const char *dir; /* borrowed: sql_dir()'s buffer, filled before the threads start */
     int rc;
     int applied;
     char err[512];
@@ -102,7 +103,7 @@ static void *run_migrate(void *arg)
         r->rc = -2;
         return NULL;
     }
-    r->rc = migrate_run(c, sql_dir(), &r->applied, r->err, sizeof r->err);
+    r->rc = migrate_run(c, r->dir, &r->applied, r->err, sizeof r->err);
     PQfinish(c);
     return NULL;
 }
@@ -113,12 +114,14 @@ static void test_concurrent(void **state)
     testdb_t t;
     if (testdb_create(&t, 0) != 0)
         fail_msg("test database unavailable");
-    int files = count_sql_files(sql_dir());
+    const char *dir = sql_dir();
+    int files = count_sql_files(dir);
     runner_t r[3];
     pthread_t th[3];
     for (int i = 0; i < 3; i++) {
         memset(&r[i], 0, sizeof r[i]);
         r[i].url = t.url;
+        r[i].dir = dir;
         assert_int_equal(pthread_create(&th[i], NULL, run_migrate, &r[i]), 0);
     }
     int total = 0;
