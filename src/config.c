@@ -65,6 +65,10 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_ENCRYPTION_KEY", NULL, CFG_STR, S(encryption_key), "", 0, 0},
     {"CRIER_ENCRYPTION_KEYS", NULL, CFG_STR, S(encryption_keys), "", 0, 0},
     {"CRIER_BLIND_INDEX_KEY", NULL, CFG_STR, S(blind_index_key), "", 0, 0},
+    {"CRIER_LINK_KEY", NULL, CFG_STR, S(link_key), "", 0, 0},
+    /* CAN-SPAM wants an opt-out to work 30 days after the mail; a year
+     * keeps old mail's links useful without keeping them forever */
+    {"CRIER_LINK_TTL_DAYS", "link_ttl_days", CFG_INT, S(link_ttl_days), "365", 30, 3650},
     {"TWILIO_AUTH_TOKEN", NULL, CFG_STR, S(twilio_auth_token), "", 0, 0},
     {"WHATSAPP_APP_SECRET", NULL, CFG_STR, S(whatsapp_app_secret), "", 0, 0},
     {"WHATSAPP_VERIFY_TOKEN", NULL, CFG_STR, S(whatsapp_verify_token), "", 0, 0},
@@ -289,6 +293,7 @@ static int cfg_is_secret_name(const char *name)
                                           "encryption_key",
                                           "encryption_keys",
                                           "blind_index_key",
+                                          "link_key",
                                           "twilio_auth_token",
                                           "whatsapp_access_token",
                                           "whatsapp_app_secret",
@@ -429,6 +434,7 @@ void cfg_register_secrets(const cfg_t *c)
     cfg_register_url_password(c->database_url);
     log_add_secret(c->encryption_key);
     log_add_secret(c->blind_index_key);
+    log_add_secret(c->link_key);
     log_add_secret(c->twilio_auth_token);
     log_add_secret(c->whatsapp_app_secret);
     log_add_secret(c->whatsapp_verify_token);

@@ -45,6 +45,8 @@ typedef struct cfg {
     char *encryption_key;       /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
     char *encryption_keys;      /* CRIER_ENCRYPTION_KEYS, secret: id:base64,... current first */
     char *blind_index_key;      /* CRIER_BLIND_INDEX_KEY, secret, base64 of 32 bytes, may be "" */
+    char *link_key;             /* CRIER_LINK_KEY, secret, base64 of 32 bytes, may be "" */
+    int link_ttl_days;          /* CRIER_LINK_TTL_DAYS: how long a message's links work */
     char *twilio_auth_token;    /* TWILIO_AUTH_TOKEN, secret: verifies Twilio webhooks, may be "" */
     char *whatsapp_app_secret;  /* WHATSAPP_APP_SECRET, secret: verifies Meta webhooks, may be "" */
     char

@@ -77,6 +77,12 @@ int keys_from_cfg(const cfg_t *cfg, cry_keys_t *keys, char *err, size_t errlen)
         snprintf(err, errlen, "CRIER_BLIND_INDEX_KEY %s", why);
         return -1;
     }
+    if (cfg->link_key && cfg->link_key[0] &&
+        cry_keys_set_link(keys, cfg->link_key, why, sizeof why) != 0) {
+        cry_keys_wipe(keys);
+        snprintf(err, errlen, "CRIER_LINK_KEY %s", why);
+        return -1;
+    }
     return 0;
 }
 

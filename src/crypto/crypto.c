@@ -77,6 +77,13 @@ static int cry_index_derive(const unsigned char enc[32], unsigned char index[32]
     return cry_hmac_sha256(enc, 32, label, sizeof label - 1, index);
 }
 
+/* The link-token key of a data key: a purpose of its own, like the index. */
+static int cry_link_derive(const unsigned char enc[32], unsigned char link[32])
+{
+    static const char label[] = "crier link tokens v1";
+    return cry_hmac_sha256(enc, 32, label, sizeof label - 1, link);
+}
+
 /* 1 when id is 1 to CRY_KEY_ID_MAX of [0-9a-z] (a derived id is 8 hex). */
 static int cry_id_ok(const char *id, size_t n)
 {
@@ -141,13 +148,14 @@ static int cry_ring_add(cry_keys_t *k, const char *id, size_t idlen, const char 
     return 0;
 }
 
-/* Marks a ring of at least one key loaded, its index key derived from the
- * oldest key. */
+/* Marks a ring of at least one key loaded, its index and link keys derived
+ * from the oldest key. */
 static int cry_ring_finish(cry_keys_t *k, char *err, size_t errlen)
 {
-    if (cry_index_derive(k->ring[k->n - 1].enc, k->index) != 0) {
+    if (cry_index_derive(k->ring[k->n - 1].enc, k->index) != 0 ||
+        cry_link_derive(k->ring[k->n - 1].enc, k->link) != 0) {
         OPENSSL_cleanse(k, sizeof *k);
-        snprintf(err, errlen, "cannot derive the blind index key");
+        snprintf(err, errlen, "cannot derive the blind index and link keys");
         return -1;
     }
     memcpy(k->key_id, k->ring[0].id, sizeof k->key_id);
@@ -233,6 +241,22 @@ int cry_keys_set_index(cry_keys_t *k, const char *b64, char *err, size_t errlen)
     }
     memcpy(k->index, index, sizeof index);
     OPENSSL_cleanse(index, sizeof index);
+    return 0;
+}
+
+int cry_keys_set_link(cry_keys_t *k, const char *b64, char *err, size_t errlen)
+{
+    unsigned char link[32];
+    if (!k || !k->loaded) {
+        snprintf(err, errlen, "no encryption key to go with the link key");
+        return -1;
+    }
+    if (cry_key_decode(b64, link) != 0) {
+        snprintf(err, errlen, "must be base64 of exactly 32 bytes");
+        return -1;
+    }
+    memcpy(k->link, link, sizeof link);
+    OPENSSL_cleanse(link, sizeof link);
     return 0;
 }
 

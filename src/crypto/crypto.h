@@ -47,6 +47,10 @@ typedef struct cry_keys {
      * from the oldest key, ring[n - 1], so that putting a new key in front
      * changes no index */
     unsigned char index[32];
+    /* HMAC key of the link tokens in messages (crypto/linktok.h): given
+     * (CRIER_LINK_KEY), or derived from the oldest key like the index key,
+     * so a rotation of the ring leaves the links of sent mail working */
+    unsigned char link[32];
     char key_id[CRY_KEY_ID_MAX + 1]; /* ring[0].id: the id of every new token */
     int loaded;
 } cry_keys_t;
@@ -62,6 +66,8 @@ int cry_keys_load(cry_keys_t *k, const char *b64, char *err, size_t errlen);
 int cry_keys_load_list(cry_keys_t *k, const char *list, char *err, size_t errlen);
 /* Replaces the derived index key of a loaded ring by base64 of 32 bytes. */
 int cry_keys_set_index(cry_keys_t *k, const char *b64, char *err, size_t errlen);
+/* Replaces the derived link key of a loaded ring by base64 of 32 bytes. */
+int cry_keys_set_link(cry_keys_t *k, const char *b64, char *err, size_t errlen);
 /* 1 when the ring opens tokens that name key_id. */
 int cry_keys_has(const cry_keys_t *k, const char *key_id);
 /* Overwrites every key (not loaded afterwards), e.g. before a command exits. */
