@@ -1,7 +1,8 @@
 /* crier keys: the encryption key ring. `status` counts the stored values
  * under each key id, `rotate` re-encrypts them under the current key while
  * crier serve runs, `index-key` prints the blind index key so that the
- * oldest key can be dropped once nothing is under it. Also the one reading
+ * oldest key can be dropped once nothing is under it (`link-key` likewise
+ * for the key of the links in sent mail). Also the one reading
  * of the key settings every command shares (keys_from_cfg). */
 #include "cli/commands.h"
 #include "crypto/crypto.h"
@@ -24,6 +25,7 @@ static void keys_usage(FILE *f)
             "usage: crier keys status\n"
             "       crier keys rotate [--batch N] [--dry-run]\n"
             "       crier keys index-key\n"
+            "       crier keys link-key\n"
             "\n"
             "The keys are CRIER_ENCRYPTION_KEYS (id:base64,id:base64,...: the first\n"
             "encrypts every new value, the others only decrypt) or CRIER_ENCRYPTION_KEY\n"
@@ -38,7 +40,11 @@ static void keys_usage(FILE *f)
             "           again. --dry-run shows the counts and changes nothing.\n"
             "index-key  prints the blind index key in base64 on stdout: set it as\n"
             "           CRIER_BLIND_INDEX_KEY before the oldest key leaves the list.\n"
-            "           It is a secret.\n",
+            "           It is a secret.\n"
+            "link-key   prints the key of the signed links in messages (tracking,\n"
+            "           unsubscribe, preference page) in base64 on stdout: set it as\n"
+            "           CRIER_LINK_KEY before the oldest key leaves the list, or the\n"
+            "           links of mail already sent stop working. It is a secret.\n",
             ROTATE_BATCH);
 }
 
@@ -200,7 +206,8 @@ int cmd_keys(int argc, char **argv, cfg_t *cfg)
         keys_usage(stdout);
         return 0;
     }
-    if (strcmp(sub, "status") != 0 && strcmp(sub, "rotate") != 0 && strcmp(sub, "index-key") != 0) {
+    if (strcmp(sub, "status") != 0 && strcmp(sub, "rotate") != 0 && strcmp(sub, "index-key") != 0 &&
+        strcmp(sub, "link-key") != 0) {
         fprintf(stderr, "crier keys: unknown sub-command \"%s\"\n", sub);
         keys_usage(stderr);
         return 2;
@@ -248,10 +255,11 @@ int cmd_keys(int argc, char **argv, cfg_t *cfg)
                 sub);
         return 2;
     }
-    if (strcmp(sub, "index-key") == 0) {
+    if (strcmp(sub, "index-key") == 0 || strcmp(sub, "link-key") == 0) {
+        const unsigned char *key = strcmp(sub, "index-key") == 0 ? keys.index : keys.link;
         buf_t b;
         buf_init(&b, 64);
-        int rc = b64_encode(&b, keys.index, sizeof keys.index, 0);
+        int rc = b64_encode(&b, key, 32, 0);
         if (rc == 0) {
             printf("%s\n", b.data);
             fflush(stdout);
@@ -261,7 +269,7 @@ int cmd_keys(int argc, char **argv, cfg_t *cfg)
         buf_free(&b);
         cry_keys_wipe(&keys);
         if (rc != 0) {
-            fprintf(stderr, "crier keys index-key: out of memory\n");
+            fprintf(stderr, "crier keys %s: out of memory\n", sub);
             return 1;
         }
         return 0;

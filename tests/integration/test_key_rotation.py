@@ -342,6 +342,13 @@ def test_single_key_upgrade(tmp):
     single = crier_cmd(db, ["keys", "index-key"], {"CRIER_ENCRYPTION_KEY": h.ENCRYPTION_KEY})
     listed = crier_cmd(db, ["keys", "index-key"], keys_env(ring))
     assert single.returncode == 0 and single.stdout == listed.stdout, (single, listed)
+    # so is the link key: the links of mail sent under the single key still work
+    single = crier_cmd(db, ["keys", "link-key"], {"CRIER_ENCRYPTION_KEY": h.ENCRYPTION_KEY})
+    listed = crier_cmd(db, ["keys", "link-key"], keys_env(ring))
+    index = crier_cmd(db, ["keys", "index-key"], keys_env(ring))
+    assert single.returncode == 0 and single.stdout == listed.stdout, (single, listed)
+    # a purpose of its own: never the index key
+    assert len(single.stdout.strip()) == 44 and single.stdout != index.stdout, (single, index)
 
 
 h.run([test_rotate_online, test_single_key_upgrade])
