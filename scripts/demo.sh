@@ -3,8 +3,11 @@
 # a private PostgreSQL started here (under build/demo/), the sandbox
 # transports (what would be sent is written to build/demo/outbox), and no
 # credentials: the encryption key and the API token are made up for this run
-# and live only in this process's environment. Then tests/demo/driver.py plays
-# the planning workflow for three sample clients.
+# and live only in this process's environment. Every email is DKIM-signed
+# with a demo key made on the first run and kept in build/demo/dkim (mode
+# 0700; its TXT record beside it), which the driver checks each email
+# against. Then tests/demo/driver.py plays the planning workflow for three
+# sample clients.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +43,30 @@ PGOPTIONS='-c client_min_messages=warning' psql -X -q -v ON_ERROR_STOP=1 -d "$ad
 rm -rf "$OUTBOX"
 mkdir -p "$OUTBOX"
 
+# The demo's DKIM key outlives a run (the outbox does not), as a real key
+# would: made once, its record published once.
+DKIM_DIR=$DEMO_DIR/dkim
+DKIM_KEY=$DKIM_DIR/demo.pem
+DKIM_SELECTOR=demo
+DKIM_DOMAIN=planiva.example
+mkdir -p "$DKIM_DIR"
+chmod 700 "$DKIM_DIR"
+if [ ! -f "$DKIM_KEY" ]; then
+    say "making a DKIM key for the demo ($BUILD_DIR/demo/dkim/demo.pem)"
+    if ! "$CRIER" dkim keygen --selector "$DKIM_SELECTOR" --domain "$DKIM_DOMAIN" \
+        --out "$DKIM_KEY" >"$DKIM_DIR/demo.txt.tmp" 2>"$DKIM_DIR/keygen.log"; then
+        cat "$DKIM_DIR/keygen.log" >&2
+        exit 1
+    fi
+    mv "$DKIM_DIR/demo.txt.tmp" "$DKIM_DIR/demo.txt"
+fi
+if [ ! -s "$DKIM_DIR/demo.txt" ]; then
+    env -i PATH="$PATH" CRIER_DKIM_KEY_FILE="$DKIM_KEY" CRIER_DKIM_SELECTOR="$DKIM_SELECTOR" \
+        CRIER_DKIM_DOMAIN="$DKIM_DOMAIN" "$CRIER" dkim record >"$DKIM_DIR/demo.txt"
+fi
+say "emails are DKIM-signed; the record a receiver would look up:"
+sed 's/^/  /' "$DKIM_DIR/demo.txt"
+
 say "migrating"
 CRIER_DATABASE_URL=$db_url CRIER_SQL_DIR=$root/sql "$CRIER" migrate
 
@@ -56,6 +83,9 @@ env -i PATH="$PATH" HOME="${HOME:-/}" \
     CRIER_ENCRYPTION_KEY="$key" \
     CRIER_TRANSPORT=sandbox \
     CRIER_OUTBOX_DIR="$OUTBOX" \
+    CRIER_DKIM_KEY_FILE="$DKIM_KEY" \
+    CRIER_DKIM_SELECTOR="$DKIM_SELECTOR" \
+    CRIER_DKIM_DOMAIN="$DKIM_DOMAIN" \
     CRIER_TEMPLATES_DIR="$root/templates" \
     CRIER_RULES_DIR="$root/rules" \
     CRIER_SQL_DIR="$root/sql" \
@@ -86,7 +116,8 @@ done
 
 status=0
 CRIER_DEMO_TOKEN=$token "$PY" tests/demo/driver.py --url "http://127.0.0.1:$port" \
-    --outbox "$OUTBOX" --attachment tests/demo/blueprint.pdf --source "$root" || status=$?
+    --outbox "$OUTBOX" --attachment tests/demo/blueprint.pdf --source "$root" \
+    --dkim-record "$DKIM_DIR/demo.txt" || status=$?
 
 stop_crier
 trap - EXIT

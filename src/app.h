@@ -2,6 +2,7 @@
 #ifndef CRIER_APP_H
 #define CRIER_APP_H
 
+#include "channel/dkim.h"
 #include "config.h"
 #include "crypto/crypto.h"
 #include "store/db.h"
@@ -25,6 +26,7 @@ typedef struct app {
     tx_t *tx;                 /* owned: transport of live SMS/WhatsApp; NULL if none */
     tx_t *tx_mail;            /* owned: transport of live SMTP; NULL if sandboxed (see
                                  docs/architecture.md, Transport: why apart) */
+    dkim_signer_t *dkim;      /* owned: signs every email; NULL when mail goes unsigned */
     circ_t *circuit;          /* owned: per-provider circuit after auth failures */
     prefcache_t *prefs;       /* owned: the preference cache as the API and the
                                  workers tell it of changes (shared, locked) */

@@ -62,6 +62,10 @@ static const cfg_key_t cfg_keys[] = {
     {"SMTP_PASSWORD", NULL, CFG_STR, S(smtp_password), "", 0, 0},
     {"CRIER_MAIL_FROM", "mail_from", CFG_STR, S(mail_from), "Planiva <hello@planiva.example>", 0,
      0},
+    /* The file's path is not a secret (the key in it is: keep it mode 0600). */
+    {"CRIER_DKIM_KEY_FILE", "dkim_key_file", CFG_STR, S(dkim_key_file), "", 0, 0},
+    {"CRIER_DKIM_SELECTOR", "dkim_selector", CFG_STR, S(dkim_selector), "", 0, 0},
+    {"CRIER_DKIM_DOMAIN", "dkim_domain", CFG_STR, S(dkim_domain), "", 0, 0},
     {"CRIER_ENCRYPTION_KEY", NULL, CFG_STR, S(encryption_key), "", 0, 0},
     {"CRIER_ENCRYPTION_KEYS", NULL, CFG_STR, S(encryption_keys), "", 0, 0},
     {"CRIER_BLIND_INDEX_KEY", NULL, CFG_STR, S(blind_index_key), "", 0, 0},

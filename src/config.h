@@ -42,6 +42,9 @@ typedef struct cfg {
     char *smtp_username;        /* SMTP_USERNAME, secret, may be "" */
     char *smtp_password;        /* SMTP_PASSWORD, secret, may be "" */
     char *mail_from;            /* CRIER_MAIL_FROM, e.g. "Planiva <hello@planiva.example>" */
+    char *dkim_key_file;        /* CRIER_DKIM_KEY_FILE: PEM key (contents secret), may be "" */
+    char *dkim_selector;        /* CRIER_DKIM_SELECTOR, may be "" */
+    char *dkim_domain;          /* CRIER_DKIM_DOMAIN, may be "": the domain of mail_from */
     char *encryption_key;       /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
     char *encryption_keys;      /* CRIER_ENCRYPTION_KEYS, secret: id:base64,... current first */
     char *blind_index_key;      /* CRIER_BLIND_INDEX_KEY, secret, base64 of 32 bytes, may be "" */

@@ -19,6 +19,8 @@ static void main_usage(FILE *f)
                "  keys rotate [--batch N] [--dry-run]   re-encrypt them under the current key\n"
                "  keys index-key                        print the blind index key (base64)\n"
                "  purge [--dry-run] [--batch N]         delete what is past CRIER_RETENTION_DAYS\n"
+               "  dkim keygen --selector S --out FILE   make a DKIM key, print its DNS record\n"
+               "  dkim record                           print the configured key's DNS record\n"
                "  templates check                       parse every template\n"
                "  templates render NAME --context FILE  render one message to stdout\n"
                "  rules test [DIR]                      run the policy cases in rules/tests\n"
@@ -39,6 +41,7 @@ static const struct {
 } main_cmds[] = {
     {"serve", cmd_serve},         {"migrate", cmd_migrate}, {"purge", cmd_purge},
     {"templates", cmd_templates}, {"rules", cmd_rules},     {"keys", cmd_keys},
+    {"dkim", cmd_dkim},
 };
 
 int main(int argc, char **argv)

@@ -4,6 +4,7 @@
 #ifndef CRIER_COMMANDS_H
 #define CRIER_COMMANDS_H
 
+#include "channel/dkim.h"
 #include "config.h"
 #include "crypto/crypto.h"
 
@@ -25,5 +26,16 @@ int keys_from_cfg(const cfg_t *cfg, cry_keys_t *keys, char *err, size_t errlen);
 
 /* crier purge [--dry-run] [--batch N] */
 int cmd_purge(int argc, char **argv, cfg_t *cfg);
+
+/* crier dkim keygen --selector S [--domain D] [--algorithm rsa|ed25519] [--bits N] --out FILE
+ *          | record */
+int cmd_dkim(int argc, char **argv, cfg_t *cfg);
+
+/* The DKIM signer of the settings (CRIER_DKIM_KEY_FILE, CRIER_DKIM_SELECTOR,
+ * CRIER_DKIM_DOMAIN or the domain of CRIER_MAIL_FROM), for serve and
+ * `crier dkim record`: 0 with *signer loaded (the caller frees it), 1 when
+ * no key file is set, -1 with err naming the setting and the file (never
+ * the key) when it cannot be used. */
+int dkim_cmd_signer(const cfg_t *cfg, dkim_signer_t **signer, char *err, size_t errlen);
 
 #endif

@@ -50,6 +50,27 @@ static int serve_check_keys(app_t *app, cfg_t *cfg, char *err, size_t errlen)
     return rc < 0 ? -1 : 0;
 }
 
+/* The DKIM key is loaded once, before anything is sent: a key that cannot
+ * sign stops start-up rather than send mail receivers would reject. Without
+ * one, mail goes unsigned, which is said once here. */
+static int serve_dkim(app_t *app, const cfg_t *cfg, char *err, size_t errlen)
+{
+    int rc = dkim_cmd_signer(cfg, &app->dkim, err, errlen);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        log_warn("serve", "dkim_off", "reason",
+                 "CRIER_DKIM_KEY_FILE is not set: email is sent without a DKIM signature", NULL);
+        return 0;
+    }
+    char bits[16];
+    snprintf(bits, sizeof bits, "%d", dkim_signer_bits(app->dkim));
+    log_info("serve", "dkim_on", "algorithm", dkim_alg_name(dkim_signer_alg(app->dkim)), "bits",
+             bits, "selector", dkim_signer_selector(app->dkim), "domain",
+             dkim_signer_domain(app->dkim), NULL);
+    return 0;
+}
+
 /* Everything serve needs before it may accept a request; a problem here
  * stops start-up with a message naming the setting. */
 static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
@@ -64,6 +85,8 @@ static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
                  "CRIER_ENCRYPTION_KEY is not set: give 32 random bytes in base64 "
                  "(e.g. openssl rand -base64 32), or CRIER_ENCRYPTION_KEYS");
     if (keys != 0 || serve_check_keys(app, cfg, err, errlen) != 0)
+        return -1;
+    if (serve_dkim(app, cfg, err, errlen) != 0)
         return -1;
     char why[256];
     app->templates = tpl_catalog_load(cfg->templates_dir, why, sizeof why);
@@ -258,6 +281,7 @@ out:
     delivery_stop(delivery);
     tx_free(app.tx); /* after the workers that wait on it */
     tx_free(app.tx_mail);
+    dkim_signer_free(app.dkim); /* after the workers that sign with it */
     circ_free(app.circuit);
     prefcache_free(app.prefs);
     prt_stop(app.rules); /* after every thread that decides has stopped */

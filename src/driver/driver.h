@@ -11,6 +11,7 @@
 #define CRIER_DRIVER_H
 
 #include "channel/ch.h"
+#include "channel/dkim.h"
 #include "circuit/circuit.h"
 #include "config.h"
 #include "crypto/crypto.h"
@@ -31,6 +32,7 @@ typedef struct drv_env {
     const tpl_catalog_t *templates; /* the loaded templates */
     tx_t *tx;                       /* the loop of live HTTP API calls; NULL if none */
     tx_t *tx_mail;                  /* the loop of live SMTP sends; NULL if none */
+    const dkim_signer_t *dkim;      /* signs every email, sandbox too; NULL: unsigned */
 } drv_env_t;
 
 typedef struct drv {

@@ -794,6 +794,7 @@ delivery_t *delivery_start(app_t *app, char *err, size_t errlen)
         .templates = app->templates,
         .tx = app->tx,
         .tx_mail = app->tx_mail,
+        .dkim = app->dkim,
     };
     d->nworkers = app->cfg->workers;
     atomic_init(&d->stop, 0);

@@ -233,6 +233,29 @@ def show(path):
     return 0
 
 
+def check_dkim(outbox, record_file):
+    """Verifies every email of the outbox with python3-dkim, the key record
+    read from record_file instead of DNS. Returns 1 when any fails."""
+    import re
+    import dkim
+    with open(record_file, encoding="ascii") as f:
+        line = f.read().strip()
+    name = line.split()[0].encode("ascii")
+    record = "".join(re.findall(r'"([^"]*)"', line)).encode("ascii")
+    emails = sorted(n for n in os.listdir(outbox) if n.endswith(".eml"))
+    bad = []
+    for n in emails:
+        with open(os.path.join(outbox, n), "rb") as f:
+            raw = f.read()
+        if not dkim.verify(raw, dnsfunc=lambda q, timeout=5: record if q == name else None):
+            bad.append(n)
+    print("\nDKIM: %d of %d emails verify against %s" % (len(emails) - len(bad), len(emails),
+                                                        name.decode("ascii")))
+    for n in bad:
+        print("  does not verify: %s" % n)
+    return 1 if bad or not emails else 0
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--show":
         return show(sys.argv[2])
@@ -243,6 +266,9 @@ def main():
     ap.add_argument("--source", default=os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
     ap.add_argument("--timeout", type=float, default=90.0)
+    ap.add_argument("--dkim-record", metavar="FILE",
+                    help="the TXT record `crier dkim keygen` printed: every email in the "
+                         "outbox must verify against it")
     args = ap.parse_args()
     token = os.environ.get("CRIER_DEMO_TOKEN")
     if not token:
@@ -342,6 +368,9 @@ def main():
     if moved:
         print("\nfallbacks:")
         print("\n".join(moved))
+
+    if args.dkim_record:
+        failures += check_dkim(args.outbox, args.dkim_record)
 
     print("""
 What was "sent" is in the sandbox outbox (no message left this machine):

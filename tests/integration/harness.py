@@ -41,6 +41,10 @@ Stable API:
     STUB_ACCOUNT_SID, STUB_AUTH_TOKEN, STUB_FROM_NUMBER (Twilio), STUB_WA_PHONE_ID,
     STUB_WA_TOKEN, STUB_WA_APP_SECRET (WhatsApp): the credentials the tests give both
         the provider stub and the crier
+    DkimKey(dir, selector, algorithm="rsa", domain="planiva.example", bits=None)
+        a key from `crier dkim keygen`: .env (CRIER_DKIM_*), .verify(raw) with
+        python3-dkim against its TXT record, .record, .name, .path
+    dkim_tags(raw) -> {tag: value} of the topmost DKIM-Signature field
     stub_env(stub, twilio=True, whatsapp=True, from_number=STUB_FROM_NUMBER) -> dict
                                    TWILIO_* and WHATSAPP_* aimed at the stub (no app secret)
     live_env(stub, sink=None, twilio=True, whatsapp=True, **extra) -> dict
@@ -794,6 +798,66 @@ def attachment(path, content_type="application/pdf", filename=None):
         data = f.read()
     return {"filename": filename or os.path.basename(path), "content_type": content_type,
             "content_base64": base64.b64encode(data).decode("ascii")}
+
+
+# ---------------------------------------------------------------- DKIM
+
+class DkimKey:
+    """A DKIM key made by `crier dkim keygen` in dir, and what a receiver
+    needs to check mail signed with it: its TXT record served to Debian's
+    python3-dkim from memory instead of DNS.
+
+    .path .selector .domain .name (b"S._domainkey.D.") .record (bytes)
+    .env      the CRIER_DKIM_* settings that make crier sign with it
+    .verify(raw, logger=None) -> bool   dkim.verify of the topmost signature
+    """
+
+    def __init__(self, dir, selector, algorithm="rsa", domain="planiva.example", bits=None):
+        os.makedirs(dir, exist_ok=True)
+        self.path = os.path.join(dir, "dkim-%s.pem" % selector)
+        self.selector = selector
+        self.domain = domain
+        args = [crier_bin(), "dkim", "keygen", "--selector", selector, "--domain", domain,
+                "--algorithm", algorithm, "--out", self.path]
+        if bits:
+            args += ["--bits", str(bits)]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=120, env=base_env())
+        if proc.returncode != 0:
+            raise RuntimeError("crier dkim keygen failed (%d): %s"
+                               % (proc.returncode, proc.stderr.strip()))
+        self.keygen_stdout = proc.stdout
+        line = proc.stdout.strip()
+        m = re.fullmatch(r'(\S+) IN TXT((?: "[^"]{1,255}")+)', line)
+        if not m:
+            raise RuntimeError("crier dkim keygen printed no TXT record: %r" % line)
+        self.name = m.group(1).encode("ascii")
+        self.strings = re.findall(r'"([^"]*)"', m.group(2))
+        self.record = "".join(self.strings).encode("ascii")
+        self.env = {"CRIER_DKIM_KEY_FILE": self.path, "CRIER_DKIM_SELECTOR": selector,
+                    "CRIER_DKIM_DOMAIN": domain}
+
+    def dnsfunc(self, name, timeout=5):
+        return self.record if name == self.name else None
+
+    def verify(self, raw, logger=None):
+        import dkim
+        return bool(dkim.verify(raw, logger=logger, dnsfunc=self.dnsfunc))
+
+
+def dkim_tags(raw):
+    """The tags of the topmost DKIM-Signature field of raw (bytes) as a dict
+    of str, folding and whitespace removed; {} when there is none."""
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
+    m = re.search(r"(?im)^DKIM-Signature:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", head)
+    if not m:
+        return {}
+    flat = re.sub(r"\s+", "", m.group(1))
+    tags = {}
+    for part in flat.split(";"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            tags[k] = v
+    return tags
 
 
 # ---------------------------------------------------------------- results

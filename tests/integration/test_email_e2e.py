@@ -1,5 +1,8 @@
 """End to end through real SMTP: 1,000 requests through the HTTP API become
-1,000 well-formed emails at the SMTP sink, each recorded as sent.
+1,000 well-formed emails at the SMTP sink, each recorded as sent, and each
+DKIM-signed with a key made by `crier dkim keygen`: every one verifies with
+python3-dkim against the key's TXT record, and its h= covers the fields a
+receiver's DMARC check and the RFC 6376 advice need.
 
 Also: a client name carrying markup is escaped in the HTML part and decodes
 exactly in the To display name, and a blueprint PDF arrives byte for byte.
@@ -7,6 +10,8 @@ exactly in the To display name, and a blueprint PDF arrives byte for byte.
 import base64
 import concurrent.futures
 import email
+import io
+import logging
 import email.policy
 import os
 import shutil
@@ -101,6 +106,39 @@ def check_alternative(alt, cid):
     return parts[0], parts[1]
 
 
+# The fields every signature must cover: From (RFC 6376 5.4 "MUST"), and
+# what 5.4 calls highly advised for crier's messages.
+SIGNED_FIELDS = ("from", "to", "subject", "date", "message-id", "mime-version", "content-type")
+
+
+def dkim_reason(dk, raw):
+    """Why python3-dkim refuses raw: its log, for the failure message."""
+    out = io.StringIO()
+    logger = logging.getLogger("dkim-e2e")
+    handler = logging.StreamHandler(out)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        dk.verify(raw, logger=logger)
+    finally:
+        logger.removeHandler(handler)
+    return out.getvalue().strip()[-400:]
+
+
+def check_dkim(dk, raw, cid):
+    if not check(dk.verify(raw), "%s: DKIM signature verifies" % cid) and failed <= 5:
+        print("  python3-dkim: %s" % dkim_reason(dk, raw), flush=True)
+    tags = harness.dkim_tags(raw)
+    check(tags.get("a") == "rsa-sha256" and tags.get("d") == dk.domain
+          and tags.get("s") == dk.selector and tags.get("c") == "relaxed/relaxed",
+          "%s: DKIM a=, d=, s=, c= are %r" % (cid, {k: tags.get(k) for k in "adsc"}))
+    signed = [n.strip().lower() for n in tags.get("h", "").split(":")]
+    missing = [f for f in SIGNED_FIELDS if f not in signed]
+    check(not missing, "%s: h= misses %r (h=%s)" % (cid, missing, tags.get("h")))
+    check(signed.count("from") == 2, "%s: From is over-signed (h=%s)" % (cid, tags.get("h")))
+    check("l" not in tags, "%s: no l= tag" % cid)
+
+
 def check_wire(raw, cid):
     # RFC 5322 2.1.1 and the 7-bit promise of mime.h.
     check(all(b < 128 for b in raw), "%s: message is 7-bit clean" % cid)
@@ -115,13 +153,17 @@ def main():
     crier = None
     try:
         sink = harness.SmtpSink(os.path.join(tmp, "sink"))
-        crier = harness.Crier(db, tmp, env={
+        dk = harness.DkimKey(os.path.join(tmp, "dkim"), "e2e2025")
+        env = {
             "CRIER_TRANSPORT": "live",
             "CRIER_SMTP_URL": "smtp://127.0.0.1:%d" % sink.port,
             "CRIER_SMTP_TLS": "off",
             "CRIER_MAIL_FROM": "Planiva <hello@planiva.example>",
             "CRIER_WORKERS": "4",
-        })
+        }
+        env.update(dk.env)
+        crier = harness.Crier(db, tmp, env=env)
+        check(harness.log_events(crier.log(), "dkim_on"), "serve logged that it signs")
 
         bodies = [body_for(i) for i in range(N)]
         t0 = time.time()
@@ -172,6 +214,7 @@ def main():
                 continue
             raw, msg = seen[cid]
             check_wire(raw, cid)
+            check_dkim(dk, raw, cid)
             for field in ("Date", "From", "To", "Message-ID", "Subject", "MIME-Version"):
                 check(msg.get(field) is not None, "%s has %s" % (cid, field))
             check(msg.get_content_type() == "multipart/alternative",
@@ -196,6 +239,7 @@ def main():
         if check(bp_id in seen, "blueprint %s reached the sink" % bp_id):
             raw, msg = seen[bp_id]
             check_wire(raw, bp_id)
+            check_dkim(dk, raw, bp_id)
             check(msg.get_content_type() == "multipart/mixed",
                   "blueprint is multipart/mixed (%s)" % msg.get_content_type())
             parts = list(msg.iter_parts())
