@@ -14,7 +14,9 @@
 --     default list, email alone, is no choice);
 --   * then the client's other preferred channels, then whatever else is left;
 --   * a channel the client opted out of, has no consent for or no contact
---     for is skipped and the next one takes its place.
+--     for is skipped and the next one takes its place; so is email when the
+--     client's address hard-bounced (client.email_suppressed: the address
+--     does not exist, and crier will not send to it).
 
 -- Workflow Trigger Points: primary and secondary channel per message type.
 -- "reminder" has no trigger point; the seed gives it an SMS template, so it
@@ -55,6 +57,9 @@ local function blocked(client, channel)
     if channel == "email" then
         if not client.has_email then
             return "no_contact"
+        end
+        if client.email_suppressed then
+            return "suppressed"
         end
         return nil
     end
@@ -142,8 +147,9 @@ function select(msg, client)
         end
     end
     if #channels == 0 then
-        -- One reason for the whole skip: no contact at all, else every
-        -- reachable channel opted out, else consent missing.
+        -- One reason for the whole skip: no contact at all, else a channel
+        -- crier cannot deliver on, else consent missing, else a suppressed
+        -- address, else every reachable channel opted out.
         if not client.has_email and not client.has_phone then
             return { skip = "no_contact" }
         end
@@ -161,6 +167,9 @@ function select(msg, client)
         end
         if reachable_not_opted then
             return { skip = "no_consent" }
+        end
+        if blocked(client, "email") == "suppressed" then
+            return { skip = "suppressed" }
         end
         return { skip = "opt_out" }
     end

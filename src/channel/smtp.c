@@ -29,6 +29,36 @@ static size_t smtp_header_cb(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* The commands whose replies matter, as curl sends them (a verb with no
+ * argument ends at its CRLF, so no base64 AUTH continuation matches). */
+static const struct {
+    const char *verb;
+    const char *phase;
+} smtp_phases[] = {
+    {"MAIL ", "mail"}, {"RCPT ", "rcpt"}, {"DATA\r", "data"},    {"EHLO ", "ehlo"},
+    {"HELO ", "ehlo"}, {"AUTH ", "auth"}, {"STARTTLS\r", "tls"}, {"RSET\r", "rset"},
+};
+
+/* Sees what curl sends only to note which command went last: the reply
+ * that fails a transfer answers it. Nothing of the line is kept (an AUTH
+ * line carries the credentials); a line that starts no known verb (an AUTH
+ * continuation, QUIT) leaves the phase as it was. */
+static int smtp_debug_cb(CURL *h, curl_infotype type, char *data, size_t size, void *userp)
+{
+    (void)h;
+    smtp_wire_t *w = userp;
+    if (type != CURLINFO_HEADER_OUT)
+        return 0;
+    for (size_t i = 0; i < sizeof smtp_phases / sizeof smtp_phases[0]; i++) {
+        size_t n = strlen(smtp_phases[i].verb);
+        if (size >= n && memcmp(data, smtp_phases[i].verb, n) == 0) {
+            snprintf(w->phase, sizeof w->phase, "%s", smtp_phases[i].phase);
+            break;
+        }
+    }
+    return 0;
+}
+
 static size_t smtp_read_cb(char *dst, size_t size, size_t n, void *userp)
 {
     smtp_wire_t *w = userp;
@@ -69,6 +99,10 @@ int smtp_easy_setup(CURL *h, const smtp_settings_t *s, smtp_wire_t *w)
     ok &= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, smtp_header_cb) == CURLE_OK;
     ok &= curl_easy_setopt(h, CURLOPT_HEADERDATA, w) == CURLE_OK;
     ok &= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, w->errbuf) == CURLE_OK;
+    /* Verbose only feeds the debug callback, which writes nothing out. */
+    ok &= curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, smtp_debug_cb) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_DEBUGDATA, w) == CURLE_OK;
+    ok &= curl_easy_setopt(h, CURLOPT_VERBOSE, 1L) == CURLE_OK;
     if (s->username && *s->username)
         ok &= curl_easy_setopt(h, CURLOPT_USERNAME, s->username) == CURLE_OK;
     if (s->password && *s->password) {
@@ -199,6 +233,23 @@ errc_t smtp_classify(int reply_code, const char *enhanced)
     return ERRC_TRANSIENT;
 }
 
+int smtp_hard_bounce(int reply_code, const char *enhanced, const char *phase)
+{
+    /* RFC 3463 codes that name the recipient's address as the cause. */
+    static const char *const dead[] = {"5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1"};
+    /* A reply the classification keeps for a retry (552 is read as
+     * temporary whatever its enhanced code) is no verdict on the address. */
+    if (reply_code / 100 != 5 || !enhanced || !phase ||
+        smtp_classify(reply_code, enhanced) != ERRC_PERMANENT)
+        return 0;
+    if (strcmp(phase, "rcpt") != 0 && strcmp(phase, "data") != 0)
+        return 0;
+    for (size_t i = 0; i < sizeof dead / sizeof dead[0]; i++)
+        if (strcmp(enhanced, dead[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static void smtp_set_text(smtp_result_t *res, const char *text)
 {
     size_t k = 0;
@@ -231,6 +282,7 @@ int smtp_easy_begin(CURL *h, smtp_wire_t *w, const char *from, const char *rcpt,
     }
     w->line[0] = '\0';
     w->line_len = 0;
+    w->phase[0] = '\0';
     w->errbuf[0] = '\0';
     w->up = msg;
     w->up_left = len;
@@ -273,6 +325,8 @@ int smtp_easy_finish(CURL *h, CURLcode rc, smtp_wire_t *w, const char *password,
     snprintf(code_txt, sizeof code_txt, "%03ld", code);
     if (code > 0 && strncmp(w->line, code_txt, 3) == 0)
         smtp_parse_enhanced(w->line, res->enhanced);
+    if (code > 0)
+        snprintf(res->phase, sizeof res->phase, "%s", w->phase);
 
     if (rc == CURLE_OK && code / 100 == 2) {
         res->category = ERRC_NONE;

@@ -23,6 +23,7 @@
 typedef struct smtp_wire {
     char line[SMTP_EASY_LINE_MAX]; /* last reply line, CRLF stripped */
     size_t line_len;
+    char phase[8];  /* the last command sent ("mail", "rcpt", "data", ...) */
     const char *up; /* message bytes still to upload; borrowed */
     size_t up_left;
     char errbuf[CURL_ERROR_SIZE];
@@ -31,7 +32,9 @@ typedef struct smtp_wire {
 /* Sets every per-connection option on h (URL, TLS policy and verification,
  * no signals, timeout, upload, reply capture into w, credentials) and
  * registers the password as a log secret. Returns 0, or -1 for a URL that is
- * neither smtp:// nor smtps:// or an option curl refused. */
+ * neither smtp:// nor smtps:// or an option curl refused. The commands curl
+ * sends are watched (CURLOPT_DEBUGFUNCTION) only for their verb, so that
+ * the result can say which command the last reply answered. */
 int smtp_easy_setup(CURL *h, const smtp_settings_t *s, smtp_wire_t *w);
 
 /* 1 when a is a bare address safe on an SMTP command line. */

@@ -149,6 +149,9 @@ static void email_send_built(const email_sender_t *s, const cfg_t *cfg, const qu
         outcome_fail(out, ERRC_INVALID_INPUT, 0, "smtp", "the recipient address is not usable");
         return;
     }
+    /* the stored index of the address this send goes to: what a hard
+     * bounce suppresses, even if the client's address changes meanwhile */
+    snprintf(out->contact_bidx, sizeof out->contact_bidx, "%s", cl->email_bidx);
     smtp_call_params_t p = {
         .url = cfg->smtp_url,
         .tls_required = cfg->smtp_tls_required,
@@ -179,6 +182,8 @@ static void email_finish(const call_t *call, outcome_t *out)
     int drc =
         buf_printf(&d, "{\"transport\":\"smtp\",\"reply_code\":%d,\"enhanced\":", res->status);
     drc |= jtext_string(&d, res->enhanced);
+    drc |= buf_puts(&d, ",\"phase\":");
+    drc |= jtext_string(&d, res->phase);
     drc |= buf_puts(&d, ",\"reply\":");
     drc |= jtext_string(&d, masked);
     drc |= buf_putc(&d, '}');
@@ -192,6 +197,11 @@ static void email_finish(const call_t *call, outcome_t *out)
     out->category = res->err == TX_OK ? res->category : ERRC_TRANSIENT;
     if (out->category == ERRC_NONE)
         out->category = ERRC_TRANSIENT;
+    /* The address itself is gone: the worker suppresses it. Without the
+     * index of where the send went there is nothing to suppress by. */
+    if (res->err == TX_OK && out->contact_bidx[0] &&
+        smtp_hard_bounce(res->status, res->enhanced, res->phase))
+        out->signal = OUTCOME_SIGNAL_HARD_BOUNCE;
     snprintf(out->error, sizeof out->error, "smtp %d%s%s: %s", res->status,
              res->enhanced[0] ? " " : "", res->enhanced, masked);
 }
@@ -342,6 +352,12 @@ static void email_prepare(void *state, const drv_env_t *env, PGconn *conn, const
     }
     if (!cl.email || !cl.email[0]) {
         outcome_fail(out, ERRC_INVALID_INPUT, 0, NULL, "client has no email address");
+        goto done;
+    }
+    /* Decided before the address bounced (or before another process's
+     * bounce of it): checked again here, on the row just read. */
+    if (cl.email_suppressed) {
+        outcome_skip(out, "suppressed");
         goto done;
     }
     if (store_attachments_load(conn, job->id, &att, &natt, err, sizeof err) != 0) {

@@ -25,6 +25,13 @@ void outcome_fail(outcome_t *out, errc_t cat, int code, const char *stage, const
     text_copy_utf8(detail ? detail : "", out->error + used, sizeof out->error - used);
 }
 
+void outcome_skip(outcome_t *out, const char *reason)
+{
+    out->status = OUTCOME_SKIPPED;
+    out->category = ERRC_NONE;
+    snprintf(out->skip_reason, sizeof out->skip_reason, "%s", reason);
+}
+
 void outcome_set_detail(outcome_t *out, const char *json, const char *fallback)
 {
     snprintf(out->detail_json, sizeof out->detail_json, "%s",

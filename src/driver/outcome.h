@@ -15,6 +15,10 @@ typedef enum {
     OUTCOME_SENT,      /* accepted by the provider */
     OUTCOME_DELIVERED, /* written to the sandbox outbox */
     OUTCOME_FAILED,    /* see category: the rules decide retry or give up */
+    /* Not attempted: the recipient must not be sent on this channel
+     * (skip_reason says why, e.g. "suppressed"); the message moves to its
+     * chain's next channel, or is skipped when none is left. */
+    OUTCOME_SKIPPED,
 } outcome_status_t;
 
 /* What a provider's answer says beyond this attempt. */
@@ -23,6 +27,8 @@ typedef enum {
     OUTCOME_SIGNAL_OPT_OUT,       /* the recipient opted out of this channel */
     OUTCOME_SIGNAL_WINDOW_CLOSED, /* free text refused outside the conversation window:
                                      resend at once, as a template */
+    OUTCOME_SIGNAL_HARD_BOUNCE,   /* the recipient's address does not exist (SMTP 5.1.1 and
+                                     the like): suppress contact_bidx */
 } outcome_signal_t;
 
 typedef struct outcome {
@@ -36,6 +42,11 @@ typedef struct outcome {
     int retry_after;       /* seconds the provider asked us to wait; -1 when it did not */
     int answered;          /* a provider call was made and the provider answered it */
     outcome_signal_t signal;
+    char skip_reason[32]; /* OUTCOME_SKIPPED only */
+    /* The blind index of the address or number the call went to ("" when
+     * none was made): what a hard bounce suppresses. The address itself is
+     * never kept here. */
+    char contact_bidx[65];
 } outcome_t;
 
 /* Resets out for a new attempt: nothing decided, no Retry-After. */
@@ -44,6 +55,10 @@ void outcome_init(outcome_t *out);
 /* Marks out failed with category cat (ERRC_NONE reads as transient),
  * provider code and "stage: detail" (stage may be NULL). */
 void outcome_fail(outcome_t *out, errc_t cat, int code, const char *stage, const char *detail);
+
+/* Marks out not attempted, for reason (a short word: the skip_reason the
+ * communication gets if no channel is left). */
+void outcome_skip(outcome_t *out, const char *reason);
 
 /* Stores the JSON text json as out's detail_json, or fallback when json is
  * NULL or does not fit (the event keeps what is certain rather than a cut

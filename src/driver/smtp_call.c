@@ -69,6 +69,7 @@ static void smtp_call_finish(void *ud, CURL *h, CURLcode rc, tx_result_t *res)
     res->status = sr.reply_code;
     res->category = sr.category;
     memcpy(res->enhanced, sr.enhanced, sizeof res->enhanced);
+    memcpy(res->phase, sr.phase, sizeof res->phase);
     memcpy(res->text, sr.text, sizeof res->text);
     /* A final 4xx/5xx reply is an answer about the message even though curl
      * reports it as an error; anything else without CURLE_OK is the

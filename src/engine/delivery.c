@@ -8,6 +8,7 @@
 #include "queue/queue.h"
 #include "ratelimit/ratelimit.h"
 #include "store/receipts.h"
+#include "store/suppress.h"
 #include "store/db.h"
 #include "util/json_text.h"
 #include "util/log.h"
@@ -146,13 +147,12 @@ typedef struct delivery_slot {
     char next_fallback_json[128]; /* channels after failure.next_channel */
 } delivery_slot_t;
 
-/* Asks the fallback policy what follows a failed attempt, and fills r. */
-static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_result_t *r)
+/* The channels of job's chain not tried yet, pointing into names. */
+static int delivery_remaining(const queue_job_t *job, char names[POLICY_MAX_CHANNELS][12],
+                              const char *remaining[POLICY_MAX_CHANNELS])
 {
-    char names[POLICY_MAX_CHANNELS][12];
-    const char *remaining[POLICY_MAX_CHANNELS];
     int n = 0;
-    cJSON *arr = cJSON_Parse(s->job.fallback_json ? s->job.fallback_json : "[]");
+    cJSON *arr = cJSON_Parse(job->fallback_json ? job->fallback_json : "[]");
     const cJSON *it;
     cJSON_ArrayForEach(it, arr)
     {
@@ -163,6 +163,47 @@ static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_r
         }
     }
     cJSON_Delete(arr);
+    return n;
+}
+
+/* Fills r to go on at once on channel next, with the remaining channels
+ * but it after it. 0, or -1 when the chain does not fit (r untouched). */
+static int delivery_move_on(delivery_slot_t *s, const char *const *remaining, int n,
+                            const char *next, queue_result_t *r)
+{
+    buf_t b;
+    buf_init(&b, sizeof s->next_fallback_json - 1);
+    int rc = buf_putc(&b, '[');
+    int first = 1;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(remaining[i], next) == 0)
+            continue;
+        rc |= first ? 0 : buf_putc(&b, ',');
+        rc |= jtext_string(&b, remaining[i]);
+        first = 0;
+    }
+    rc |= buf_putc(&b, ']');
+    if (rc == 0) {
+        snprintf(s->next_fallback_json, sizeof s->next_fallback_json, "%s", b.data);
+        r->outcome = QUEUE_RETRY;
+        r->retry_at = time_now();
+        r->next_channel = next;
+        r->next_fallback_json = s->next_fallback_json;
+    }
+    buf_free(&b);
+    return rc ? -1 : 0;
+}
+
+/* Asks the fallback policy what follows a failed attempt, and fills r. A
+ * hard bounce is a permanent failure to the rules like any other; what
+ * they decide only changes its name: the end of the chain is "bounced",
+ * and a move to the next channel records a "bounced" event. */
+static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_result_t *r)
+{
+    char names[POLICY_MAX_CHANNELS][12];
+    const char *remaining[POLICY_MAX_CHANNELS];
+    int n = delivery_remaining(&s->job, names, remaining);
+    int bounced = s->out.signal == OUTCOME_SIGNAL_HARD_BOUNCE;
     policy_msg_t m = {.message_type = s->job.message_type, .urgency = s->job.urgency};
     const char *category = errc_name(s->out.category);
     if (policy)
@@ -180,38 +221,41 @@ static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_r
             after = s->out.retry_after;
         r->outcome = QUEUE_RETRY;
         r->retry_at = time_now() + after;
+        r->bounced = bounced;
         return;
     }
-    case POLICY_NEXT_CHANNEL: {
-        /* The chain after the new channel: the remaining ones but it. */
-        buf_t b;
-        buf_init(&b, sizeof s->next_fallback_json - 1);
-        int rc = buf_putc(&b, '[');
-        int first = 1;
-        for (int i = 0; i < n; i++) {
-            if (strcmp(remaining[i], s->failure.next_channel) == 0)
-                continue;
-            rc |= first ? 0 : buf_putc(&b, ',');
-            rc |= jtext_string(&b, remaining[i]);
-            first = 0;
+    case POLICY_NEXT_CHANNEL:
+        if (delivery_move_on(s, remaining, n, s->failure.next_channel, r) == 0) {
+            r->bounced = bounced;
+            return;
         }
-        rc |= buf_putc(&b, ']');
-        if (rc == 0) {
-            snprintf(s->next_fallback_json, sizeof s->next_fallback_json, "%s", b.data);
-            r->outcome = QUEUE_RETRY;
-            r->retry_at = time_now();
-            r->next_channel = s->failure.next_channel;
-            r->next_fallback_json = s->next_fallback_json;
-        } else {
-            r->outcome = QUEUE_FAILED;
-        }
-        buf_free(&b);
-        return;
-    }
+        break;
     case POLICY_FAIL:
         break;
     }
-    r->outcome = QUEUE_FAILED;
+    r->outcome = bounced ? QUEUE_BOUNCED : QUEUE_FAILED;
+}
+
+/* A channel not attempted (the driver's skip, e.g. a suppressed address):
+ * the next channel of the chain takes its place at once, as a channel the
+ * decision left out would have; with none left the message is skipped for
+ * the same reason. The rules are not asked: nothing failed. */
+static void delivery_on_skip(delivery_slot_t *s, queue_result_t *r)
+{
+    char names[POLICY_MAX_CHANNELS][12];
+    const char *remaining[POLICY_MAX_CHANNELS];
+    int n = delivery_remaining(&s->job, names, remaining);
+    r->skip_reason = s->out.skip_reason;
+    s->failure.action = POLICY_NEXT_CHANNEL;
+    snprintf(s->failure.reason, sizeof s->failure.reason, "%s", s->out.skip_reason);
+    if (n > 0) {
+        /* r keeps pointing at the slot's copy, not at names */
+        snprintf(s->failure.next_channel, sizeof s->failure.next_channel, "%s", remaining[0]);
+        if (delivery_move_on(s, remaining, n, s->failure.next_channel, r) == 0)
+            return;
+    }
+    s->failure.action = POLICY_FAIL;
+    r->outcome = QUEUE_SKIPPED;
 }
 
 /* The first half of an attempt: everything up to the provider call, which
@@ -271,10 +315,43 @@ static void delivery_finish(app_t *app, delivery_slot_t *s)
     }
 }
 
+/* A hard bounce: the address goes on the suppression list (one statement,
+ * committed before the outcome is recorded, so that a message claimed next
+ * anywhere sees it), and the clients with that address are published to
+ * the preference cache. A list that cannot be written is logged and the
+ * outcome still recorded: the next bounce of the address tries again. */
+static void delivery_suppress(app_t *app, PGconn *conn, const delivery_slot_t *s)
+{
+    char err[256];
+    char changed[SUPP_CHANGED_MAX][37];
+    int n_changed = 0, created = 0;
+    const char *enhanced = s->call.res.enhanced;
+    supp_bounce_t b = {
+        .email_bidx = s->out.contact_bidx,
+        .smtp_code = s->out.code,
+        .enhanced = enhanced,
+        .communication_id = s->job.id,
+    };
+    if (supp_hard_bounce(conn, &b, &created, changed, &n_changed, err, sizeof err) != 0) {
+        log_error("delivery", "suppression_failed", "communication_id", s->job.id, "error", err,
+                  NULL);
+        return;
+    }
+    if (created)
+        metrics_email_suppression();
+    log_info("delivery", "email_suppressed", "communication_id", s->job.id, "enhanced", enhanced,
+             "new", created ? "true" : "false", NULL);
+    const char *ids[SUPP_CHANGED_MAX];
+    for (int i = 0; i < n_changed; i++)
+        ids[i] = changed[i];
+    if (prefs_publish(app->prefs, conn, ids, n_changed, err, sizeof err) != 0)
+        log_warn("delivery", "preference_cache_not_told", "error", err, NULL);
+}
+
 /* Acts on what an answer says beyond its message: a recipient's opt-out is
- * recorded as a STOP would be, and a closed conversation window is closed
- * in our records too. Returns 1 when the message should go again at once on
- * the same channel (as a template), without asking the rules. */
+ * recorded as a STOP would be, a hard bounce suppresses the address, and a
+ * closed conversation window is closed in our records too. Returns 1 when the message should go
+ * again at once on the same channel (as a template), without asking the rules. */
 static int delivery_signal(app_t *app, PGconn *conn, const delivery_slot_t *s)
 {
     char err[256];
@@ -282,6 +359,9 @@ static int delivery_signal(app_t *app, PGconn *conn, const delivery_slot_t *s)
     int n_changed = 0;
     switch (s->out.signal) {
     case OUTCOME_SIGNAL_NONE:
+        return 0;
+    case OUTCOME_SIGNAL_HARD_BOUNCE:
+        delivery_suppress(app, conn, s);
         return 0;
     case OUTCOME_SIGNAL_OPT_OUT:
         if (rcpt_provider_opt_out(conn, s->job.client_id, s->job.channel, changed, &n_changed, err,
@@ -327,14 +407,17 @@ static double delivery_mono_s(void)
 static void delivery_count(const delivery_slot_t *s, const queue_result_t *r, double since_claim)
 {
     static const metrics_status_t by_outcome[] = {
-        [QUEUE_SENT] = METRICS_SENT,
-        [QUEUE_DELIVERED] = METRICS_DELIVERED,
-        [QUEUE_RETRY] = METRICS_RETRY,
-        [QUEUE_FAILED] = METRICS_FAILED,
+        [QUEUE_SENT] = METRICS_SENT,       [QUEUE_DELIVERED] = METRICS_DELIVERED,
+        [QUEUE_RETRY] = METRICS_RETRY,     [QUEUE_FAILED] = METRICS_FAILED,
+        [QUEUE_DEFER] = METRICS_RETRY,     [QUEUE_BOUNCED] = METRICS_BOUNCED,
+        [QUEUE_SKIPPED] = METRICS_SKIPPED,
     };
+    /* What the claim came to for the message: a bounce or a skip that moves
+     * it to another channel is a retry like any other move, so the final
+     * outcomes stay sent + delivered + failed + bounced + skipped. */
     metrics_communication(s->job.message_type, s->job.channel, by_outcome[r->outcome]);
     const outcome_t *o = &s->out;
-    if (o->status != OUTCOME_FAILED)
+    if (o->status == OUTCOME_SENT || o->status == OUTCOME_DELIVERED)
         metrics_delivery_time(s->job.channel, since_claim);
     if (!s->called)
         return;
@@ -363,6 +446,9 @@ static void delivery_record(prt_local_t *policy, delivery_slot_t *s, int resend_
         return;
     case OUTCOME_DELIVERED:
         r->outcome = QUEUE_DELIVERED;
+        return;
+    case OUTCOME_SKIPPED:
+        delivery_on_skip(s, r);
         return;
     case OUTCOME_FAILED:
         break;
@@ -531,6 +617,10 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
             log_warn("delivery", "attempt_failed", "communication_id", s->job.id, "category",
                      errc_name(s->out.category), "error", s->out.error, "action",
                      rules_action_name(s->failure.action), "reason", s->failure.reason, NULL);
+        else if (s->out.status == OUTCOME_SKIPPED)
+            log_info("delivery", "channel_skipped", "communication_id", s->job.id, "channel",
+                     s->job.channel, "reason", s->out.skip_reason, "next",
+                     r->next_channel ? r->next_channel : "none", NULL);
     }
     delivery_complete(d, conn, res, n);
     for (int k = 0; k < n; k++) {

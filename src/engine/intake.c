@@ -193,6 +193,7 @@ static void intake_policy_facts(const store_client_facts_t *f, policy_client_t *
     pc->timezone = f->timezone ? f->timezone : "UTC";
     memcpy(pc->consent, f->consent, sizeof pc->consent);
     memcpy(pc->opt_out, f->opt_out, sizeof pc->opt_out);
+    pc->email_suppressed = f->email_suppressed;
     pc->quiet_start = f->quiet_start[0] ? f->quiet_start : NULL;
     pc->quiet_end = f->quiet_end[0] ? f->quiet_end : NULL;
     pc->last_contact_at = f->last_contact_at;

@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "p1|<version>|<has_email><has_phone>|<consent x3>|<opt_out x3>|HH:MM|HH:MM|<tz>|<channels JSON>":
- * flags as 0/1 digits. Neither a time zone name nor a list of channel names
- * holds a '|', so the fields split without escaping; the version prefix lets
- * a later format be told apart from this one during a rolling upgrade. */
-#define PREFS_VERSION "p1"
+/* "p2|<version>|<has_email><has_phone>|<consent x3>|<opt_out
+ * x3>|<email_suppressed>|HH:MM|HH:MM|<tz>|<channels JSON>": flags as 0/1 digits. Neither a time
+ * zone name nor a list of channel names holds a '|', so the fields split without escaping; the
+ * format prefix lets one format be told apart from another during a rolling upgrade (p1, made
+ * before the suppression list, is a miss: read again from PostgreSQL). */
+#define PREFS_VERSION "p2"
 
 char *prefs_encode(const store_client_facts_t *f)
 {
@@ -23,8 +24,8 @@ char *prefs_encode(const store_client_facts_t *f)
     rc |= buf_putc(&b, '|');
     for (int ch = 0; ch < CH_N; ch++)
         rc |= buf_putc(&b, f->opt_out[ch] ? '1' : '0');
-    rc |= buf_printf(&b, "|%s|%s|%s|%s", f->quiet_start, f->quiet_end,
-                     f->timezone ? f->timezone : "UTC",
+    rc |= buf_printf(&b, "|%d|%s|%s|%s|%s", f->email_suppressed ? 1 : 0, f->quiet_start,
+                     f->quiet_end, f->timezone ? f->timezone : "UTC",
                      f->preferred_channels_json ? f->preferred_channels_json : "[]");
     if (rc != 0) {
         buf_free(&b);
@@ -64,6 +65,7 @@ enum {
     PF_CONTACT,
     PF_CONSENT,
     PF_OPT_OUT,
+    PF_SUPPRESSED,
     PF_QS,
     PF_QE,
     PF_TZ,
@@ -95,12 +97,13 @@ int prefs_decode(const char *text, store_client_facts_t *f)
         if (prefs_field(&p, &s[i], &len[i], i == PF_N - 1) != 0)
             return -1;
     long long version;
-    int contact[2], consent[CH_N], opt_out[CH_N];
+    int contact[2], consent[CH_N], opt_out[CH_N], suppressed;
     if (len[PF_FORMAT] != 2 || memcmp(s[PF_FORMAT], PREFS_VERSION, 2) != 0 ||
         prefs_number(s[PF_VERSION], len[PF_VERSION], &version) ||
         prefs_flags(s[PF_CONTACT], len[PF_CONTACT], contact, 2) ||
         prefs_flags(s[PF_CONSENT], len[PF_CONSENT], consent, CH_N) ||
         prefs_flags(s[PF_OPT_OUT], len[PF_OPT_OUT], opt_out, CH_N) ||
+        prefs_flags(s[PF_SUPPRESSED], len[PF_SUPPRESSED], &suppressed, 1) ||
         len[PF_QS] >= sizeof f->quiet_start || len[PF_QE] >= sizeof f->quiet_end ||
         len[PF_TZ] == 0 || len[PF_CHANNELS] == 0)
         return -1;
@@ -116,6 +119,7 @@ int prefs_decode(const char *text, store_client_facts_t *f)
     f->has_phone = contact[1];
     memcpy(f->consent, consent, sizeof f->consent);
     memcpy(f->opt_out, opt_out, sizeof f->opt_out);
+    f->email_suppressed = suppressed;
     memcpy(f->quiet_start, s[PF_QS], len[PF_QS]);
     f->quiet_start[len[PF_QS]] = '\0';
     memcpy(f->quiet_end, s[PF_QE], len[PF_QE]);

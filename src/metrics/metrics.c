@@ -16,8 +16,8 @@
 /* Every channel by its ch_id_t, then "other". */
 #define METRICS_CHANNELS_N ((size_t)CH_N + 1)
 
-static const char *const metrics_statuses[METRICS_STATUS_N] = {"sent", "delivered", "retry",
-                                                               "failed"};
+static const char *const metrics_statuses[METRICS_STATUS_N] = {"sent",   "delivered", "retry",
+                                                               "failed", "bounced",   "skipped"};
 static const char *const metrics_apis[METRICS_API_N] = {"smtp", "twilio", CH_NAME_WHATSAPP};
 
 /* Indexed by errc_t; ERRC_NONE is never an error but keeps the indexes equal. */
@@ -46,6 +46,7 @@ static atomic_ullong metrics_api_errors[METRICS_API_N][METRICS_ERRC_N];
 static atomic_llong metrics_depth[3]; /* due, scheduled, sending */
 static atomic_int metrics_depth_known;
 static atomic_ullong metrics_rl_deferred[METRICS_RL_PROVIDERS_N];
+static atomic_ullong metrics_suppressions;
 
 static size_t metrics_channel_index(const char *channel)
 {
@@ -169,7 +170,9 @@ static int metrics_render_comms(buf_t *out)
 {
     int rc = metrics_family(out, "crm_communications_total", "counter",
                             "Delivery attempts by message type, channel and outcome (retry: "
-                            "tried again later or on another channel; failed: given up)");
+                            "tried again later or on another channel; failed: given up; "
+                            "bounced: given up, the address does not exist; skipped: not "
+                            "attempted, the address is suppressed)");
     for (size_t t = 0; t < METRICS_TYPES_N; t++) {
         for (size_t c = 0; c < METRICS_CHANNELS_N; c++) {
             unsigned long long v[METRICS_STATUS_N], any = 0;
@@ -263,6 +266,19 @@ void metrics_ratelimit_deferred(const char *provider)
         1);
 }
 
+void metrics_email_suppression(void)
+{
+    metrics_add(&metrics_suppressions, 1);
+}
+
+static int metrics_render_suppressions(buf_t *out)
+{
+    return metrics_single(out, "crier_email_suppressions_total", "counter",
+                          "Email addresses this process put on the suppression list after a "
+                          "hard bounce",
+                          (long long)metrics_get(&metrics_suppressions));
+}
+
 static int metrics_render_ratelimit(buf_t *out)
 {
     int rc = metrics_family(out, "crier_ratelimit_deferred_total", "counter",
@@ -344,6 +360,7 @@ int metrics_render(buf_t *out)
     rc |= metrics_render_api(out);
     rc |= metrics_render_depth(out);
     rc |= metrics_render_ratelimit(out);
+    rc |= metrics_render_suppressions(out);
     rc |= metrics_render_circuit(out);
     rc |= metrics_render_purge(out);
     return rc ? -1 : 0;

@@ -21,6 +21,8 @@ typedef enum {
     METRICS_DELIVERED, /* known delivered (the sandbox outbox) */
     METRICS_RETRY,     /* failed; tried again later or on another channel */
     METRICS_FAILED,    /* failed for good: the chain is exhausted or the error permanent */
+    METRICS_BOUNCED,   /* failed for good on a hard bounce: the address does not exist */
+    METRICS_SKIPPED,   /* not attempted, and no channel left: the address is suppressed */
     METRICS_STATUS_N,
 } metrics_status_t;
 
@@ -49,6 +51,9 @@ void metrics_queue_depth(long long due, long long scheduled, long long sending);
  * The limiter's local-fallback count is its own (rl_stats): the metrics
  * endpoint writes it beside this registry's text. */
 void metrics_ratelimit_deferred(const char *provider);
+
+/* Counts one address newly put on the email suppression list. */
+void metrics_email_suppression(void);
 
 /* Sets whether provider's circuit is open (1) or closed (0); provider as
  * for metrics_ratelimit_deferred. */

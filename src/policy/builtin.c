@@ -55,6 +55,8 @@ void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, doub
         skip = "no_email_address";
     else if (c->opt_out[CH_EMAIL])
         skip = "opt_out";
+    else if (c->email_suppressed)
+        skip = "suppressed";
 
     if (skip) {
         snprintf(d->status, sizeof d->status, "skipped");

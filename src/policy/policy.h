@@ -27,6 +27,9 @@ typedef struct policy_client {
     const char *timezone;
     int consent[CH_N]; /* per channel; email's is implied by its address */
     int opt_out[CH_N];
+    /* The address hard-bounced and is on the suppression list: email is
+     * blocked ("suppressed") as an opt-out of it would be. */
+    int email_suppressed;
     const char *preferred_channels[POLICY_MAX_CHANNELS]; /* NULL-terminated early */
     const char *quiet_start, *quiet_end;                 /* "HH:MM" */
     double last_contact_at;                              /* epoch s, 0 if never */

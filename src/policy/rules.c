@@ -73,6 +73,8 @@ int rules_channel_allowed(const policy_client_t *c, const char *channel, const c
         no = "opt_out";
     else if (!(ch_contact(ch) == CH_CONTACT_EMAIL ? c->has_email : c->has_phone))
         no = "no_contact";
+    else if (ch_contact(ch) == CH_CONTACT_EMAIL && c->email_suppressed)
+        no = "suppressed";
     else if (ch_needs_consent(ch) && !c->consent[ch])
         no = "no_consent";
     if (why)
@@ -293,9 +295,10 @@ static void rules_push_msg(rules_set_t *s, lua_State *L, const policy_msg_t *m, 
 
 static void rules_push_client(rules_set_t *s, lua_State *L, const policy_client_t *c)
 {
-    lua_createtable(L, 0, 16);
+    lua_createtable(L, 0, 17);
     rules_set_bool(L, "has_email", c->has_email);
     rules_set_bool(L, "has_phone", c->has_phone);
+    rules_set_bool(L, "email_suppressed", c->email_suppressed);
     rules_set_bool(L, "vip", c->vip);
     rules_push_flags(s, L, RULES_VIEW_AVAILABLE, ~c->channels_off & (CH_BIT(CH_N) - 1u));
     lua_setfield(L, -2, "available");

@@ -68,9 +68,11 @@ int rules_last_failure(const rules_set_t *s);
 const char *rules_action_name(policy_action_t a);
 
 /* Helpers shared by the Lua path and the C version of the seed policy. */
-/* 1 when c may be sent channel: a known channel, a contact for it, consent
- * (implied for email when the address exists) and no opt-out. why (may be
- * NULL) gets a short reason when not. */
+/* 1 when c may be sent channel: a known channel the engine can deliver on,
+ * no opt-out, a contact for it that is not suppressed (email), consent
+ * (implied for email when the address exists). why (may be NULL) gets a
+ * short reason when not: unknown_channel, unavailable, opt_out,
+ * no_contact, suppressed, no_consent. */
 int rules_channel_allowed(const policy_client_t *c, const char *channel, const char **why);
 
 /* Registers crier.localtime and crier.from_local on a host state (before the

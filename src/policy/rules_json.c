@@ -278,6 +278,8 @@ int rules_input_client(rules_input_t *in, const cJSON *client, char *err, size_t
             rc = rj_bool(f, k, &c->has_phone, err, errlen);
         } else if (strcmp(k, "vip") == 0) {
             rc = rj_bool(f, k, &c->vip, err, errlen);
+        } else if (strcmp(k, "email_suppressed") == 0) {
+            rc = rj_bool(f, k, &c->email_suppressed, err, errlen);
         } else if (strcmp(k, "timezone") == 0) {
             rc = rj_string(f, k, in->timezone, sizeof in->timezone, err, errlen);
             char zerr[128];

@@ -39,7 +39,7 @@ int rules_input_msg(rules_input_t *in, const cJSON *msg, char *err, size_t errle
 /* A client: the seed's ClientPreferences fields (client_id, preferred_channels,
  * timezone, quiet_hours_start, quiet_hours_end, opt_out_email|sms|whatsapp)
  * plus email and phone (only whether they are there is kept), has_email,
- * has_phone, consent {email, sms, whatsapp}, last_contact_at and
+ * has_phone, email_suppressed, consent {email, sms, whatsapp}, last_contact_at and
  * whatsapp_window_until (ISO-8601, epoch seconds or null), vip, and, from a
  * request's client object, name and locale (ignored). Fields left out keep
  * their value. */

@@ -118,6 +118,11 @@ static const char *seed_select(const policy_msg_t *m, const policy_client_t *c, 
         if (!rules_channel_allowed(c, seed_all[i], &why) && seed_eq(why, "no_consent"))
             return "no_consent";
     }
+    for (int i = 0; i < 3; i++) {
+        const char *why;
+        if (!rules_channel_allowed(c, seed_all[i], &why) && seed_eq(why, "suppressed"))
+            return "suppressed";
+    }
     return "opt_out";
 }
 

@@ -123,7 +123,7 @@ int queue_renew(PGconn *conn, const char *id, int attempt, int lease_seconds, ch
  * held. Parameters: $1 id, $2 attempt, $3 channel, $4 subject token, $5
  * provider message id, $6 error category, $7 error message, $8 provider
  * code, $9 detail json, $10 retry_at (epoch s), $11 next channel, $12
- * channels after it (json). */
+ * channels after it (json), $13 skip reason. */
 static const char *const queue_set[] = {
     [QUEUE_SENT] = "status = 'sent', sent_at = now(), provider_message_id = $5::text,"
                    " subject_enc = COALESCE($4::text, subject_enc), channel = $3::text,"
@@ -148,6 +148,13 @@ static const char *const queue_set[] = {
     /* The row's last error stays: a deferral is not a failure. */
     [QUEUE_DEFER] = "status = 'queued', attempts = attempts - 1,"
                     " next_attempt_at = to_timestamp($10::float8), updated_at = now()",
+    [QUEUE_BOUNCED] = "status = 'bounced', failed_at = now(), channel = $3::text,"
+                      " error_category = $6::text, error_message = $7::text,"
+                      " provider_code = $8::int, updated_at = now()",
+    /* like a row the decision skipped: a reason, no error */
+    [QUEUE_SKIPPED] = "status = 'skipped', skip_reason = $13::text, channel = $3::text,"
+                      " error_category = NULL, error_message = NULL, provider_code = NULL,"
+                      " updated_at = now()",
 };
 
 #define QUEUE_EVENTS(types)                                                                        \
@@ -155,8 +162,9 @@ static const char *const queue_set[] = {
     "  channel, attempt, provider_response, error_details)"                                        \
     "  SELECT u.id, t.event_type,"                                                                 \
     "   CASE WHEN t.event_type = 'sent' THEN 'sent' ELSE u.status END, $3::text, $2::int,"         \
-    "   $9::jsonb,"                                                                                \
-    "   CASE WHEN $7::text IS NULL THEN NULL"                                                      \
+    "   COALESCE($9::jsonb, CASE WHEN $13::text IS NOT NULL"                                       \
+    "    THEN jsonb_build_object('reason', $13::text) END),"                                       \
+    "   CASE WHEN $13::text IS NOT NULL THEN $13::text WHEN $7::text IS NULL THEN NULL"            \
     "   WHEN $6::text IS NULL THEN $7::text ELSE $6::text || ': ' || $7::text END"                 \
     "  FROM u CROSS JOIN (VALUES " types ") AS t(event_type))"
 
@@ -166,7 +174,15 @@ static const char *const queue_events[] = {
     [QUEUE_RETRY] = QUEUE_EVENTS("('retry_scheduled')"),
     [QUEUE_FAILED] = QUEUE_EVENTS("('failed')"),
     [QUEUE_DEFER] = QUEUE_EVENTS("('rate_limited')"),
+    [QUEUE_BOUNCED] = QUEUE_EVENTS("('bounced')"),
+    [QUEUE_SKIPPED] = QUEUE_EVENTS("('skipped')"),
 };
+
+/* A QUEUE_RETRY that is a bounce moving on, or a channel skipped for the
+ * next one: the event names what happened on the channel left behind (its
+ * status is the row's, queued on the next channel). */
+static const char queue_events_retry_bounced[] = QUEUE_EVENTS("('bounced')");
+static const char queue_events_retry_skipped[] = QUEUE_EVENTS("('skipped')");
 
 /* The schema accepts only the five categories of the seed; anything else
  * (a classifier's "none" or "unknown") is stored as no category rather than
@@ -229,7 +245,7 @@ int queue_complete(PGconn *conn, const cry_keys_t *keys, const queue_result_t *r
     buf_init(&tok, QUEUE_SUBJECT_TOKEN_MAX);
     for (int i = 0; i < n && rc == 0; i++) {
         const queue_result_t *x = &r[i];
-        if ((int)x->outcome < 0 || x->outcome > QUEUE_DEFER || !x->id) {
+        if ((int)x->outcome < 0 || x->outcome > QUEUE_SKIPPED || !x->id) {
             snprintf(err, errlen, "bad queue result %d", i);
             rc = -1;
             break;
@@ -253,10 +269,16 @@ int queue_complete(PGconn *conn, const cry_keys_t *keys, const queue_result_t *r
                                 queue_detail(x->detail_json),
                                 retry,
                                 x->next_channel,
-                                x->next_fallback_json};
+                                x->next_fallback_json,
+                                x->skip_reason};
+        const char *events = queue_events[x->outcome];
+        if (x->outcome == QUEUE_RETRY && x->bounced)
+            events = queue_events_retry_bounced;
+        else if (x->outcome == QUEUE_RETRY && x->skip_reason)
+            events = queue_events_retry_skipped;
         int one = 0;
-        rc = lease_complete(conn, &queue_table, queue_set[x->outcome], queue_events[x->outcome], 12,
-                            params, &one, err, errlen);
+        rc = lease_complete(conn, &queue_table, queue_set[x->outcome], events, 13, params, &one,
+                            err, errlen);
         count += one;
     }
     buf_free(&tok);

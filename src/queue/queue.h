@@ -55,6 +55,8 @@ typedef enum {
      * retry_at with the claim's attempt given back, so waiting for a slot
      * never uses up the attempts the failure rules count. */
     QUEUE_DEFER,
+    QUEUE_BOUNCED, /* final: the address hard-bounced and no channel follows */
+    QUEUE_SKIPPED, /* final: not attempted (skip_reason) and no channel follows */
 } queue_outcome_t;
 
 typedef struct queue_result {
@@ -73,6 +75,13 @@ typedef struct queue_result {
      * channels left after it (JSON array); both NULL to retry the same one. */
     const char *next_channel;
     const char *next_fallback_json;
+    /* QUEUE_SKIPPED, or a QUEUE_RETRY onto next_channel that did not try
+     * this channel: why (the row's skip_reason when final, its event's
+     * detail either way); NULL otherwise. */
+    const char *skip_reason;
+    /* A QUEUE_RETRY after a hard bounce: its event is "bounced", not
+     * "retry_scheduled", so the bounce stays visible in the history. */
+    int bounced;
 } queue_result_t;
 
 /* Records n outcomes in one transaction: each updates its row only if the

@@ -56,6 +56,8 @@ int store_client_json(PGconn *conn, const cry_keys_t *keys, const char *id, int 
         "   'whatsapp', c.consent_whatsapp),"
         "  'consent_changed_at', json_build_object('email', crier_iso(c.consent_email_at),"
         "   'sms', crier_iso(c.consent_sms_at), 'whatsapp', crier_iso(c.consent_whatsapp_at)),"
+        "  'email_suppressed', EXISTS (SELECT 1 FROM email_suppressions s"
+        "   WHERE s.email_bidx = c.email_bidx),"
         "  'created_at', crier_iso(c.created_at), 'updated_at', crier_iso(c.updated_at))::text"
         " FROM clients c WHERE c.id = $1::uuid",
         1, params, err, errlen);

@@ -26,7 +26,8 @@ int store_client_state(PGconn *conn, const char *id, char *err, size_t errlen);
 /* The client as JSON text (*json owned by the caller): client_id, name,
  * email, phone (decrypted; with_pii 0 says only has_name, has_email,
  * has_phone instead, and decrypts nothing), timezone, locale, consent and
- * when each was last changed, created_at, updated_at. */
+ * when each was last changed, email_suppressed (the address hard-bounced:
+ * no email is sent to it), created_at, updated_at. */
 int store_client_json(PGconn *conn, const cry_keys_t *keys, const char *id, int with_pii,
                       char **json, char *err, size_t errlen);
 

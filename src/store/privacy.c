@@ -90,6 +90,11 @@ static const char privacy_sql_client[] =
     " FROM clients c WHERE c.id = $1::uuid";
 static const char privacy_sql_preferences[] =
     "SELECT to_jsonb(p)::text FROM client_preferences p WHERE p.client_id = $1::uuid";
+/* The suppression of the client's address, if it hard-bounced: the entry
+ * without its key (the blind index is the address in another form). */
+static const char privacy_sql_suppression[] =
+    "SELECT (to_jsonb(s) - 'email_bidx')::text FROM email_suppressions s"
+    " JOIN clients c ON c.email_bidx = s.email_bidx WHERE c.id = $1::uuid";
 static const char privacy_sql_ledger[] = "SELECT to_jsonb(l)::text FROM consent_ledger l"
                                          " WHERE l.client_id = $1::uuid ORDER BY l.at, l.id";
 /* A message with its events and attachments (the bytes in base64, in one
@@ -331,6 +336,17 @@ int store_client_export_json(PGconn *conn, const cry_keys_t *keys, const char *c
     rc = privacy_member(&doc, "preferences") |
          buf_puts(&doc, PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "null");
     PQclear(r);
+    /* one entry per address: an object or null */
+    r = rc == 0 ? db_query(conn, privacy_sql_suppression, 1, params, err, errlen) : NULL;
+    if (rc == 0 && !r) {
+        buf_free(&doc);
+        return -1;
+    }
+    if (r) {
+        rc = privacy_member(&doc, "email_suppression") |
+             buf_puts(&doc, PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "null");
+        PQclear(r);
+    }
     static const privacy_member_spec_t comm_m[] = {{"subject", "subject", 0, 3}};
     static const privacy_member_spec_t inbound_m[] = {{"sender", "sender", 0, -1},
                                                       {"body", "body", 0, -1}};
@@ -432,6 +448,15 @@ static const char privacy_sql_erase_inbound[] =
 /* Deleted, not updated: the ledger's trigger sees no change of opt-out
  * (the revocation is ledgered from the consents below). The preference
  * cache entry is dropped by the caller, once this has committed. */
+/* The suppression of the client's address stays: it says that the address
+ * does not exist, holds neither the address nor the client, and without it
+ * a client made again with that address would be mailed into the same
+ * bounce. Only its link to the bounced message goes, which would name the
+ * client through the message's client_id. */
+static const char privacy_sql_erase_suppression[] =
+    "UPDATE email_suppressions SET communication_id = NULL"
+    " WHERE communication_id IN (SELECT id FROM communications WHERE client_id = $1::uuid)";
+
 static const char privacy_sql_erase_preferences[] =
     "DELETE FROM client_preferences WHERE client_id = $1::uuid";
 
@@ -495,6 +520,7 @@ static int privacy_erase_steps(PGconn *conn, const char *client_id, const char *
         {privacy_sql_erase_attachments, &c->attachments, NULL},
         {privacy_sql_erase_callbacks, &c->callbacks, &c->callbacks_failed},
         {privacy_sql_erase_inbound, &c->inbound, NULL},
+        {privacy_sql_erase_suppression, NULL, NULL},
         {privacy_sql_erase_preferences, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)

@@ -18,7 +18,8 @@ int store_export_begin(PGconn *conn, char *err, size_t errlen);
 
 /* The export document of client_id (lower-case UUID) as JSON text, owned
  * by the caller: the client with its name, email and phone decrypted, its
- * preferences, consent ledger, communications (decrypted subjects, each
+ * preferences, the suppression of its address (email_suppression, or
+ * null), consent ledger, communications (decrypted subjects, each
  * with its events and attachments), inbound messages (decrypted sender and
  * text), workflow callbacks (decrypted bodies) and the audit entries about
  * it. Every column of those rows is there except the ciphertexts and the

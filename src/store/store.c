@@ -198,6 +198,11 @@ int store_bool_row(PGresult *r, int row, int col)
     " COALESCE(EXTRACT(EPOCH FROM (SELECT max(m.sent_at) FROM communications m"                    \
     "  WHERE m.client_id = c.id)), 0)::float8"
 
+/* Whether client c's address is on the suppression list (sql/009): its
+ * primary key serves the lookup. */
+#define STORE_SQL_SUPPRESSED                                                                       \
+    " EXISTS (SELECT 1 FROM email_suppressions s WHERE s.email_bidx = c.email_bidx)"
+
 int store_client_load(PGconn *conn, const cry_keys_t *keys, const char *id, store_client_t *out,
                       char *err, size_t errlen)
 {
@@ -210,6 +215,7 @@ int store_client_load(PGconn *conn, const cry_keys_t *keys, const char *id, stor
     PGresult *r = db_query(
         conn,
         "SELECT c.id, c.name_enc, c.email_enc, c.phone_enc, c.timezone, c.locale," STORE_SQL_PREFS
+        ", c.email_bidx," STORE_SQL_SUPPRESSED
         " FROM clients c LEFT JOIN client_preferences p ON p.client_id = c.id"
         " WHERE c.id = $1::uuid",
         1, params, err, errlen);
@@ -242,6 +248,8 @@ int store_client_load(PGconn *conn, const cry_keys_t *keys, const char *id, stor
     out->opt_out[CH_SMS] = store_bool_col(r, 13);
     out->opt_out[CH_WHATSAPP] = store_bool_col(r, 14);
     out->last_contact_at = strtod(PQgetvalue(r, 0, 15), NULL);
+    snprintf(out->email_bidx, sizeof out->email_bidx, "%s", PQgetvalue(r, 0, 16));
+    out->email_suppressed = store_bool_col(r, 17);
     PQclear(r);
     if (rc == 0 && (!out->timezone || !out->locale || !out->preferred_channels_json))
         rc = store_fail(err, errlen, "out of memory loading client", NULL);
@@ -399,7 +407,7 @@ static const char store_sql_upsert[] =
 static const char store_sql_facts[] =
     "SELECT c.id, c.email_enc IS NOT NULL AND c.email_enc <> '',"
     " c.phone_enc IS NOT NULL AND c.phone_enc <> '', c.timezone," STORE_SQL_PREFS
-    ", pd.n, pd.oldest, c.erased_at IS NOT NULL, c.prefs_version"
+    ", pd.n, pd.oldest, c.erased_at IS NOT NULL, c.prefs_version," STORE_SQL_SUPPRESSED
     " FROM clients c LEFT JOIN client_preferences p ON p.client_id = c.id"
     " CROSS JOIN LATERAL (" STORE_SQL_PENDING ") pd"
     " WHERE c.id = ANY($1::uuid[])";
@@ -629,6 +637,7 @@ int store_client_facts_load(PGconn *conn, const char *const *ids, int n, store_c
             f->pending_oldest_at = strtod(PQgetvalue(r, row, 15), NULL);
             f->erased = store_bool_row(r, row, 16);
             f->prefs_version = strtoll(PQgetvalue(r, row, 17), NULL, 10);
+            f->email_suppressed = store_bool_row(r, row, 18);
             if (!f->timezone || !f->preferred_channels_json)
                 rc = store_fail(err, errlen, "out of memory loading clients", NULL);
             /* ids are distinct for the caller, but a repeat gets the same facts */

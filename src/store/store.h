@@ -25,6 +25,10 @@ typedef struct store_client {
     char quiet_start[6], quiet_end[6]; /* "HH:MM" */
     int opt_out[CH_N];                 /* 0/1 per channel */
     double last_contact_at;            /* epoch s of the last communication sent, 0 if none */
+    /* loaded only (an upsert ignores them): the stored blind index of the
+     * email ("" when none) and whether that address is suppressed */
+    char email_bidx[65];
+    int email_suppressed;
 } store_client_t;
 
 void store_client_free(store_client_t *c);
@@ -121,6 +125,9 @@ typedef struct store_client_facts {
     int pending_count;
     double pending_oldest_at;
     int erased; /* 1: only the id is left (a request naming it is refused) */
+    /* the client's address hard-bounced (email_suppressions holds its
+     * blind index): email is not a channel for it */
+    int email_suppressed;
     /* moves with every change to the facts above last_contact_at
      * (clients.prefs_version): a cached copy is current only at the same */
     long long prefs_version;

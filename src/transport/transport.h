@@ -42,6 +42,8 @@ typedef struct tx_result {
     int curl_code;     /* CURLcode of the transfer; CURLE_OK on success */
     int status;        /* HTTP status, or the protocol's last reply code; 0 if none */
     char enhanced[16]; /* a protocol's finer status (SMTP "5.1.1"), "" if none or HTTP */
+    char phase[8];     /* the protocol step the last reply answered (SMTP "rcpt", "data"),
+                          "" if unknown or HTTP */
     errc_t category;   /* HTTP: ERRC_NONE when a response came back (the driver
                           judges the status), ERRC_TRANSIENT when the transport
                           failed; tx_easy_new: its finish step's verdict */
@@ -91,7 +93,7 @@ typedef struct tx_easy_ops {
      * the request's time. Returns TX_OK, or why it cannot start
      * (TX_ERR_INVALID, TX_ERR_NOMEM) with why filled (never a secret). */
     tx_err_t (*setup)(void *ud, CURL *h, long timeout_ms, char *why, size_t whylen);
-    /* Fills res from the finished transfer: err, status, enhanced,
+    /* Fills res from the finished transfer: err, status, enhanced, phase,
      * category and text (curl_code, elapsed_ms and num_connects are the
      * transport's). rc is the multi's result for h. */
     void (*finish)(void *ud, CURL *h, CURLcode rc, tx_result_t *res);

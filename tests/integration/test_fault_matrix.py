@@ -14,7 +14,8 @@ What the rules say (rules/fallback.lua, retry delays cut to 1, 1, 1 s):
 How each fault is classified (src/channel/twilio.c, whatsapp.c, smtp.c and
 the transport): HTTP 500 and a timeout are transient, 429 is rate_limit,
 Twilio 21211 and 21610 and WhatsApp 131047 are permanent, 401 is
-auth_failure, SMTP 451 is transient and 550 permanent.
+auth_failure, SMTP 451 is transient and 550 permanent (550 5.1.1, a
+mailbox that does not exist, ends "bounced" rather than "failed").
 Chains (rules/channels.lua, fallback.lua): a critical error_notification of
 a client with SMS consent goes SMS then email; a vendor_options message with
 WhatsApp preferred and only WhatsApp consent goes WhatsApp then email; a
@@ -78,6 +79,9 @@ RETRIED = ("transient", "rate_limit")
 # Not a category of the rules: the engine's own answer to WhatsApp 131047 on
 # free text, one more attempt on the same channel as a template.
 TEMPLATE_AGAIN = "template_again"
+# A permanent failure to the rules that the engine names: SMTP 550 5.1.1
+# (the mailbox does not exist) ends "bounced" and suppresses the address.
+HARD_BOUNCE = "hard_bounce"
 # The clients of the 131047 row, known before the row is posted: the
 # prelude makes them and opens their windows.
 WA_CLIENTS = [str(uuid.uuid4()) for _ in range(PER_ROW)]
@@ -98,7 +102,7 @@ def expected(first_channel, category, fallback):
     if category == TEMPLATE_AGAIN:
         return "sent", 2, (first_channel,)
     if fallback is None:
-        return "failed", on_first, (first_channel,)
+        return "bounced" if category == HARD_BOUNCE else "failed", on_first, (first_channel,)
     return "sent", on_first + 1, (first_channel, fallback)
 
 
@@ -187,7 +191,7 @@ ROWS = [
      "transient", "email", "timeout"),
     ("smtp_451", PER_ROW, lambda i: email_body(i, "fail451"), None, "email", "transient", None,
      "451"),
-    ("smtp_550", PER_ROW, lambda i: email_body(i, "fail550"), None, "email", "permanent", None,
+    ("smtp_550", PER_ROW, lambda i: email_body(i, "fail550"), None, "email", HARD_BOUNCE, None,
      "550"),
 ]
 # Sends the stub can see for the 401 row: those under way when the first

@@ -4,7 +4,8 @@ what was done.
 crier runs with the live transport against the SMTP sink, with retry delays
 cut to 1 second. Four messages go out:
   * two welcome messages to ordinary recipients: sent on the first attempt;
-  * a budget_summary to fail550@: a permanent 550, failed after 1 attempt;
+  * a budget_summary to fail550@: a permanent 550 5.1.1, bounced after 1
+    attempt (the address is suppressed);
   * a vendor_options to fail451@: transient every time, three retries, then
     failed on the fourth attempt.
 The text is parsed line by line (every line a comment or a sample, names and
@@ -210,7 +211,7 @@ def main():
                       "%s goes by email alone (%r)" % (name, js["decision"]))
         final = crier.wait_final(list(ids.values()), timeout=90)
         got = {n: final[i].get("status") for n, i in ids.items()}
-        check(got == {"ok1": "sent", "ok2": "sent", "fail550": "failed", "fail451": "failed"},
+        check(got == {"ok1": "sent", "ok2": "sent", "fail550": "bounced", "fail451": "failed"},
               "final statuses %r" % got)
 
         after, types, text = scrape(crier, token=harness.TOKEN_WORKFLOW)
@@ -221,7 +222,7 @@ def main():
         C = "crm_communications_total"
         expect = {
             ("welcome", "sent"): 2,
-            ("budget_summary", "failed"): 1,
+            ("budget_summary", "bounced"): 1,
             ("vendor_options", "retry"): 3,
             ("vendor_options", "failed"): 1,
         }
@@ -232,7 +233,7 @@ def main():
             sum(v for (name, _l), v in before.items() if name == C)
         check(total == 7, "%s moved by 7 in all (2 sent + 1 + 4 attempts), got %r" % (C, total))
         for mt in ("welcome", "budget_summary", "vendor_options"):
-            for status in ("sent", "delivered", "retry", "failed"):
+            for status in ("sent", "delivered", "retry", "failed", "bounced", "skipped"):
                 check((C, frozenset({"message_type": mt, "channel": "email", "status": status}.items()))
                       in after, "%s{%s,email,%s} is written, zero or not" % (C, mt, status))
         check(not any(dict(l).get("channel") != "email" for (n, l) in after if n == C),
@@ -253,6 +254,8 @@ def main():
         check(delta(E, api="smtp", error_type="auth_failure") == 0
               and (E, frozenset({"api": "smtp", "error_type": "auth_failure"}.items())) in after,
               "auth_failure is written and did not move")
+        check(delta("crier_email_suppressions_total") == 1,
+              "one address suppressed (%r)" % delta("crier_email_suppressions_total"))
         check(delta("crier_api_requests_total", api="smtp") == 7,
               "seven SMTP calls (%r)" % delta("crier_api_requests_total", api="smtp"))
 

@@ -5,7 +5,8 @@ The sink answers the first two RCPT attempts of every recipient with 451
 shipped fallback rules decide, with their retry delays cut to 1, 1 and 1
 seconds (four attempts in all):
   * an ordinary recipient is sent on attempt 3, after two scheduled retries;
-  * fail550@ is permanent: failed after 1 attempt, the 550 in error_message;
+  * fail550@ (550 5.1.1, the mailbox does not exist) is permanent: bounced
+    after 1 attempt, the 550 in error_message;
   * fail451@ is transient every time: failed after 4 attempts.
 """
 import email
@@ -94,7 +95,7 @@ def main():
               "eventually: no error left once sent (%r)" % c.get("error_message"))
 
         c = view("fail550")
-        check(c.get("status") == "failed", "fail550: status %r, expected failed" % c.get("status"))
+        check(c.get("status") == "bounced", "fail550: status %r, expected bounced" % c.get("status"))
         check(c.get("attempts") == 1, "fail550: attempts %r, expected 1" % c.get("attempts"))
         check("550" in str(c.get("error_message")),
               "fail550: error_message names the 550 (%r)" % c.get("error_message"))

@@ -20,10 +20,19 @@ The .json is renamed first, so when a .eml is visible its envelope is too:
 readers should look for *.eml.
 
 Fault injection by the recipient's local part (any domain):
-    fail451@  RCPT answered "451 4.3.0 Try again later"
-    fail550@  RCPT answered "550 5.1.1 No such user"
-    fail552@  RCPT answered "552 5.2.2 Mailbox full"
-    slow@     the reply to the end of DATA waits 3 s
+    fail451@      RCPT answered "451 4.3.0 Try again later"
+    fail550@      RCPT answered "550 5.1.1 No such user"
+    fail552@      RCPT answered "552 5.2.2 Mailbox full"
+    fail521@      RCPT answered "550 5.2.1 Mailbox disabled"
+    fail571@      RCPT answered "550 5.7.1 Delivery not authorized, message refused"
+    fail550bare@  RCPT answered "550 Mailbox unavailable" (no enhanced code)
+    data554@      RCPT accepted, the end of DATA answered "554 5.1.1 Mailbox does not exist"
+    data571@      RCPT accepted, the end of DATA answered "554 5.7.1 Message refused"
+    slow@         the reply to the end of DATA waits 3 s
+and by the sender's local part:
+    mailfail550@  MAIL FROM answered "550 5.1.1 Sender address unknown" (a reply
+                  about the sender, which must not read as one about a recipient)
+A message refused at the end of DATA is not stored.
 --fail-first N: the first N RCPT attempts for each recipient address get
 "451 4.3.0 Try again later" (for retry tests).
 
@@ -45,6 +54,16 @@ FAULTS = {
     "fail451": "451 4.3.0 Try again later",
     "fail550": "550 5.1.1 No such user",
     "fail552": "552 5.2.2 Mailbox full",
+    "fail521": "550 5.2.1 Mailbox disabled",
+    "fail571": "550 5.7.1 Delivery not authorized, message refused",
+    "fail550bare": "550 Mailbox unavailable",
+}
+DATA_FAULTS = {
+    "data554": "554 5.1.1 Mailbox does not exist",
+    "data571": "554 5.7.1 Message refused",
+}
+MAIL_FAULTS = {
+    "mailfail550": "550 5.1.1 Sender address unknown",
 }
 
 
@@ -58,6 +77,14 @@ class SinkHandler:
         self.fail_first = fail_first
         self.attempts = {}
         self.counter = 0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        fault = MAIL_FAULTS.get(local_part(address))
+        if fault:
+            return fault
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         fault = FAULTS.get(local_part(address))
@@ -75,6 +102,10 @@ class SinkHandler:
     async def handle_DATA(self, server, session, envelope):
         if any(local_part(a) == "slow" for a in envelope.rcpt_tos):
             await asyncio.sleep(3)
+        for a in envelope.rcpt_tos:
+            fault = DATA_FAULTS.get(local_part(a))
+            if fault:
+                return fault
         self.counter += 1
         name = "%d-%d-%06d" % (int(time.time() * 1000), os.getpid(), self.counter)
         content = envelope.original_content or b""

@@ -80,6 +80,29 @@ static void test_unknown_labels_count_as_other(void **state)
     free(t);
 }
 
+static void test_bounces_and_suppressions(void **state)
+{
+    (void)state;
+    char *t = render();
+    assert_non_null(strstr(t, "# TYPE crier_email_suppressions_total counter\n"
+                              "crier_email_suppressions_total 0\n"));
+    free(t);
+    metrics_communication("budget_summary", "email", METRICS_BOUNCED);
+    metrics_communication("budget_summary", "email", METRICS_SKIPPED);
+    metrics_communication("budget_summary", "email", METRICS_SKIPPED);
+    metrics_email_suppression();
+    t = render();
+    assert_non_null(strstr(t, "crm_communications_total{message_type=\"budget_summary\","
+                              "channel=\"email\",status=\"bounced\"} 1\n"));
+    assert_non_null(strstr(t, "crm_communications_total{message_type=\"budget_summary\","
+                              "channel=\"email\",status=\"skipped\"} 2\n"));
+    /* every status of a used pair is written, zeros too */
+    assert_non_null(strstr(t, "crm_communications_total{message_type=\"budget_summary\","
+                              "channel=\"email\",status=\"failed\"} 0\n"));
+    assert_non_null(strstr(t, "crier_email_suppressions_total 1\n"));
+    free(t);
+}
+
 static void test_api_errors_by_category(void **state)
 {
     (void)state;
@@ -128,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_value_format),
         cmocka_unit_test(test_bucket_bounds_are_inclusive),
         cmocka_unit_test(test_unknown_labels_count_as_other),
+        cmocka_unit_test(test_bounces_and_suppressions),
         cmocka_unit_test(test_api_errors_by_category),
         cmocka_unit_test(test_queue_depth_after_first_sample),
         cmocka_unit_test(test_render_respects_its_bound),

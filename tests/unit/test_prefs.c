@@ -25,6 +25,7 @@ static void test_round_trip(void **state)
         .quiet_start = "23:00",
         .quiet_end = "07:00",
         .opt_out = {[CH_EMAIL] = 1},
+        .email_suppressed = 1,
         .last_contact_at = 123,
         .prefs_version = 9000000001LL,
     };
@@ -39,6 +40,7 @@ static void test_round_trip(void **state)
     assert_string_equal(g.timezone, "America/Sao_Paulo");
     assert_memory_equal(g.consent, f.consent, sizeof f.consent);
     assert_memory_equal(g.opt_out, f.opt_out, sizeof f.opt_out);
+    assert_int_equal(g.email_suppressed, 1);
     assert_string_equal(g.preferred_channels_json, f.preferred_channels_json);
     assert_string_equal(g.quiet_start, "23:00");
     assert_string_equal(g.quiet_end, "07:00");
@@ -53,18 +55,21 @@ static void test_refused(void **state)
     (void)state;
     static const char *const bad[] = {
         "",
-        "p1",
-        "p1|x|10|011|100|23:00|07:00|UTC|[]",  /* not a version */
-        "p1|-1|10|011|100|23:00|07:00|UTC|[]", /* a negative one */
-        "p1||10|011|100|23:00|07:00|UTC|[]",   /* none */
-        "p1|10|011|100|23:00|07:00|UTC|[]",    /* the version left out */
-        "p2|7|10|011|100|23:00|07:00|UTC|[]",  /* another version */
-        "p1|7|1|011|100|23:00|07:00|UTC|[]",   /* a flag missing */
-        "p1|7|10|01x|100|23:00|07:00|UTC|[]",  /* not a flag */
-        "p1|7|10|011|100|23:000|07:00|UTC|[]", /* too long a time */
-        "p1|7|10|011|100|23:00|07:00||[]",     /* no zone */
-        "p1|7|10|011|100|23:00|07:00|UTC|",    /* no channels */
-        "p1|7|10|011|100|23:00|07:00|UTC",     /* a field missing */
+        "p2",
+        "p2|x|10|011|100|0|23:00|07:00|UTC|[]",  /* not a version */
+        "p2|-1|10|011|100|0|23:00|07:00|UTC|[]", /* a negative one */
+        "p2||10|011|100|0|23:00|07:00|UTC|[]",   /* none */
+        "p2|10|011|100|0|23:00|07:00|UTC|[]",    /* the version left out */
+        "p3|7|10|011|100|0|23:00|07:00|UTC|[]",  /* another format */
+        "p1|7|10|011|100|23:00|07:00|UTC|[]",    /* the format before the suppression flag */
+        "p2|7|1|011|100|0|23:00|07:00|UTC|[]",   /* a flag missing */
+        "p2|7|10|01x|100|0|23:00|07:00|UTC|[]",  /* not a flag */
+        "p2|7|10|011|100|2|23:00|07:00|UTC|[]",  /* a suppression that is no flag */
+        "p2|7|10|011|100||23:00|07:00|UTC|[]",   /* no suppression flag */
+        "p2|7|10|011|100|0|23:000|07:00|UTC|[]", /* too long a time */
+        "p2|7|10|011|100|0|23:00|07:00||[]",     /* no zone */
+        "p2|7|10|011|100|0|23:00|07:00|UTC|",    /* no channels */
+        "p2|7|10|011|100|0|23:00|07:00|UTC",     /* a field missing */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         store_client_facts_t g;

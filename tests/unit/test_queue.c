@@ -483,6 +483,115 @@ static void test_odd_result_fields(void **state)
     free(v);
 }
 
+/* "event_type|delivery_status|channel|error_details" of a row's last event. */
+static char *last_event(const char *id)
+{
+    const char *p[] = {id};
+    char *v = testdb_scalar(db.conn,
+                            "SELECT event_type || '|' || delivery_status || '|' || channel || '|'"
+                            " || COALESCE(error_details, '') || '|'"
+                            " || COALESCE(provider_response->>'reason', '')"
+                            " FROM delivery_events WHERE communication_id = $1::uuid"
+                            " ORDER BY id DESC LIMIT 1",
+                            1, p);
+    assert_non_null(v);
+    return v;
+}
+
+/* A hard bounce ends "bounced" or moves on with a "bounced" event; a
+ * channel skipped moves on with a "skipped" event, or ends "skipped" with
+ * its reason and no error. */
+static void test_bounced_and_skipped(void **state)
+{
+    (void)state;
+    double now = (double)time(NULL);
+    char a[37], b[37], c[37], d[37];
+    enqueue(a, 0, now - 1, "queued");
+    enqueue(b, 0, now - 1, "queued");
+    enqueue(c, 0, now - 1, "queued");
+    enqueue(d, 0, now - 1, "queued");
+    queue_job_t j[4];
+    int n = 0, applied = 0;
+    char err[256];
+    assert_int_equal(queue_claim(db.conn, 4, 60, j, &n, err, sizeof err), 0);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < n; i++)
+        queue_job_free(&j[i]);
+    queue_result_t r[4] = {
+        {.id = a,
+         .attempt = 1,
+         .outcome = QUEUE_BOUNCED,
+         .channel = "email",
+         .error_category = "permanent",
+         .error_message = "smtp 550 5.1.1: No such user",
+         .provider_code = 550},
+        {.id = b,
+         .attempt = 1,
+         .outcome = QUEUE_RETRY,
+         .retry_at = now,
+         .channel = "email",
+         .error_category = "permanent",
+         .error_message = "smtp 550 5.1.1: No such user",
+         .provider_code = 550,
+         .next_channel = "sms",
+         .next_fallback_json = "[]",
+         .bounced = 1},
+        {.id = c,
+         .attempt = 1,
+         .outcome = QUEUE_RETRY,
+         .retry_at = now,
+         .channel = "email",
+         .next_channel = "sms",
+         .next_fallback_json = "[]",
+         .skip_reason = "suppressed"},
+        {.id = d,
+         .attempt = 1,
+         .outcome = QUEUE_SKIPPED,
+         .channel = "email",
+         .skip_reason = "suppressed"},
+    };
+    if (queue_complete(db.conn, &keys, r, 4, &applied, err, sizeof err) != 0)
+        fail_msg("complete: %s", err);
+    assert_int_equal(applied, 4);
+    static const char *const rows =
+        "SELECT status || '|' || COALESCE(channel, '') || '|' || COALESCE(skip_reason, '')"
+        " || '|' || COALESCE(error_category, '') || '|' || COALESCE(provider_code::text, '')"
+        " || '|' || (failed_at IS NOT NULL)::text FROM communications WHERE id = $1::uuid";
+    const char *pa[] = {a}, *pb[] = {b}, *pc[] = {c}, *pd[] = {d};
+    char *v = testdb_scalar(db.conn, rows, 1, pa);
+    assert_string_equal(v, "bounced|email||permanent|550|true");
+    free(v);
+    v = testdb_scalar(db.conn, rows, 1, pb);
+    assert_string_equal(v, "queued|sms||permanent|550|false");
+    free(v);
+    v = testdb_scalar(db.conn, rows, 1, pc);
+    assert_string_equal(v, "queued|sms||||false");
+    free(v);
+    v = testdb_scalar(db.conn, rows, 1, pd);
+    assert_string_equal(v, "skipped|email|suppressed|||false");
+    free(v);
+    v = last_event(a);
+    assert_string_equal(v, "bounced|bounced|email|permanent: smtp 550 5.1.1: No such user|");
+    free(v);
+    v = last_event(b);
+    assert_string_equal(v, "bounced|queued|email|permanent: smtp 550 5.1.1: No such user|");
+    free(v);
+    v = last_event(c);
+    assert_string_equal(v, "skipped|queued|email|suppressed|suppressed");
+    free(v);
+    v = last_event(d);
+    assert_string_equal(v, "skipped|skipped|email|suppressed|suppressed");
+    free(v);
+    /* the two that moved on are due on SMS at once, its attempts from 1 */
+    assert_int_equal(queue_claim(db.conn, 4, 60, j, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(j[i].channel, "sms");
+        assert_int_equal(j[i].channel_attempt, 1);
+        queue_job_free(&j[i]);
+    }
+}
+
 static void test_rescue_max_attempts(void **state)
 {
     (void)state;
@@ -627,6 +736,7 @@ int main(void)
         cmocka_unit_test_setup(test_stale_worker_changes_nothing, clear_queue),
         cmocka_unit_test_setup(test_retry_and_batch, clear_queue),
         cmocka_unit_test_setup(test_odd_result_fields, clear_queue),
+        cmocka_unit_test_setup(test_bounced_and_skipped, clear_queue),
         cmocka_unit_test_setup(test_rescue_max_attempts, clear_queue),
         cmocka_unit_test(test_listen_notify),
     };

@@ -155,6 +155,7 @@ static void test_lua_and_c_agree(void **st)
         c.opt_out[CH_EMAIL] = pick(6) == 0;
         c.opt_out[CH_SMS] = pick(6) == 0;
         c.opt_out[CH_WHATSAPP] = pick(6) == 0;
+        c.email_suppressed = pick(5) == 0;
         /* sometimes the engine cannot deliver SMS and WhatsApp (as before
          * those transports exist): both sides must treat them as blocked */
         if (pick(3) == 0)
@@ -308,6 +309,26 @@ static void test_channels(void **st)
     decide_ok(s, &crit, &c, now, &d);
     assert_string_equal(d.status, "skipped");
     assert_string_equal(d.skip_reason, "opt_out");
+
+    /* a hard-bounced address is blocked like an opt-out of email */
+    c.opt_out[CH_EMAIL] = 0;
+    c.email_suppressed = 1;
+    decide_ok(s, &crit, &c, now, &d);
+    assert_string_equal(d.status, "skipped");
+    assert_string_equal(d.skip_reason, "suppressed");
+    const char *why = NULL;
+    assert_false(rules_channel_allowed(&c, "email", &why));
+    assert_string_equal(why, "suppressed");
+    policy_msg_t budget = {.message_type = "budget_summary", .urgency = "normal"};
+    c = full_client("UTC");
+    c.email_suppressed = 1;
+    decide_ok(s, &budget, &c, now, &d);
+    assert_string_equal(d.primary, "sms");
+    assert_int_equal(d.n_fallback, 0);
+    /* the built-in policy, which knows only email, skips it too */
+    policy_builtin_decide(&budget, &c, now, &d);
+    assert_string_equal(d.status, "skipped");
+    assert_string_equal(d.skip_reason, "suppressed");
 
     /* LOW with a recent contact: batched, and the API shows it */
     c = full_client("UTC");

@@ -63,6 +63,61 @@ static void test_classify_table(void **state)
     assert_int_equal(smtp_classify(550, NULL), ERRC_PERMANENT);
 }
 
+/* Which final replies suppress the address: the documented list of
+ * "this mailbox is gone" codes, in a 5yz reply to RCPT or DATA only. */
+static void test_hard_bounce_table(void **state)
+{
+    (void)state;
+    static const struct {
+        int code;
+        const char *enh;
+        const char *phase;
+        int want;
+    } cases[] = {
+        {550, "5.1.1", "rcpt", 1},
+        {550, "5.1.1", "data", 1},
+        {554, "5.1.1", "data", 1},
+        {550, "5.1.2", "rcpt", 1},
+        {553, "5.1.3", "rcpt", 1},
+        {550, "5.1.6", "rcpt", 1},
+        {556, "5.1.10", "rcpt", 1},
+        {550, "5.2.1", "rcpt", 1},
+        /* about our sender, not the recipient */
+        {550, "5.1.1", "mail", 0},
+        {550, "5.1.7", "mail", 0},
+        {550, "5.1.8", "rcpt", 0},
+        /* an unknown phase says nothing about whom the reply is for */
+        {550, "5.1.1", "", 0},
+        {550, "5.1.1", "ehlo", 0},
+        /* permanent, but not "the address is gone" */
+        {550, "5.7.1", "rcpt", 0},
+        {554, "5.7.1", "data", 0},
+        {550, "5.7.26", "data", 0},
+        {550, "5.1.0", "rcpt", 0},
+        {550, "5.1.4", "rcpt", 0},
+        {552, "5.3.4", "data", 0},
+        {550, "", "rcpt", 0},
+        {553, "", "rcpt", 0},
+        /* not permanent: never a suppression */
+        {552, "5.2.2", "rcpt", 0},
+        {552, "5.2.1", "rcpt", 0},
+        {451, "4.1.1", "rcpt", 0},
+        {450, "4.2.1", "rcpt", 0},
+        {250, "2.1.5", "rcpt", 0},
+        {0, "", "", 0},
+        /* a 4yz reply whose enhanced class says 5: the reply code decides */
+        {450, "5.1.1", "rcpt", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = smtp_hard_bounce(cases[i].code, cases[i].enh, cases[i].phase);
+        if (got != cases[i].want)
+            fail_msg("%d %s at %s: got %d, want %d", cases[i].code, cases[i].enh, cases[i].phase,
+                     got, cases[i].want);
+    }
+    assert_int_equal(smtp_hard_bounce(550, NULL, "rcpt"), 0);
+    assert_int_equal(smtp_hard_bounce(550, "5.1.1", NULL), 0);
+}
+
 /* ---- the sink ----------------------------------------------------------- */
 
 typedef struct sink {
@@ -473,6 +528,52 @@ static void test_mailbox_full_and_injection(void **state)
     free(env);
 }
 
+/* The phase a refusal came in, through the real dialogue: RCPT, the end
+ * of DATA and MAIL FROM, and what each means for the address. */
+static void test_bounce_phases(void **state)
+{
+    sink_t *s = *state;
+    char url[64];
+    sink_url(s, url, sizeof url);
+    tx_t *tx = tx_new(NULL);
+    assert_non_null(tx);
+    static const struct {
+        const char *from, *rcpt;
+        int status;
+        const char *enhanced, *phase;
+        int hard;
+    } cases[] = {
+        {FROM, "fail550@example.com", 550, "5.1.1", "rcpt", 1},
+        {FROM, "data554@example.com", 554, "5.1.1", "data", 1},
+        {FROM, "fail521@example.com", 550, "5.2.1", "rcpt", 1},
+        {FROM, "fail571@example.com", 550, "5.7.1", "rcpt", 0},
+        {FROM, "data571@example.com", 554, "5.7.1", "data", 0},
+        {FROM, "fail550bare@example.com", 550, "", "rcpt", 0},
+        {FROM, "fail451@example.com", 451, "4.3.0", "rcpt", 0},
+        {"mailfail550@mail.planiva.test", "client@example.com", 550, "5.1.1", "mail", 0},
+        {FROM, "client@example.com", 250, "2.0.0", "data", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        buf_t m;
+        tx_result_t r;
+        build_message(cases[i].rcpt, "bounce", &m);
+        send_mail(tx, url, cases[i].from, cases[i].rcpt, &m, 10000, &r);
+        if (r.err != TX_OK || r.status != cases[i].status ||
+            strcmp(r.enhanced, cases[i].enhanced) != 0 || strcmp(r.phase, cases[i].phase) != 0)
+            fail_msg("%s -> %s: %s %d %s at \"%s\" (%s)", cases[i].from, cases[i].rcpt,
+                     tx_err_name(r.err), r.status, r.enhanced, r.phase, r.text);
+        assert_int_equal(smtp_hard_bounce(r.status, r.enhanced, r.phase), cases[i].hard);
+        /* neither address is in the text that is kept */
+        assert_null(strstr(r.text, "@example.com"));
+        tx_result_clear(&r);
+        buf_free(&m);
+    }
+    tx_free(tx);
+    /* only the accepted one was stored */
+    char names[8][128];
+    assert_int_equal(sink_messages(s, names, 8), 1);
+}
+
 static void test_timeout_then_recover(void **state)
 {
     sink_t *s = *state;
@@ -510,12 +611,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify_table),
+        cmocka_unit_test(test_hard_bounce_table),
         cmocka_unit_test(test_addr_ok),
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test_setup_teardown(test_send_and_reuse, sink_setup, sink_teardown),
         cmocka_unit_test_setup_teardown(test_mailbox_full_and_injection, sink_setup, sink_teardown),
         cmocka_unit_test_setup_teardown(test_timeout_then_recover, sink_setup, sink_teardown),
+        cmocka_unit_test_setup_teardown(test_bounce_phases, sink_setup, sink_teardown),
     };
     /* smtp_easy_setup is used on a handle of this test's own. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

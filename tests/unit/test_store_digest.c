@@ -349,6 +349,41 @@ static void test_members_follow_the_fenced_outcome(void **state)
                   j.digest_id, "deliveredtrue,deliveredtrue");
 }
 
+/* A digest whose address was suppressed by the time it was claimed is
+ * skipped there (it has no other channel), and its members with it, with
+ * the reason and an event each. */
+static void test_members_follow_a_skip(void **state)
+{
+    (void)state;
+    char client[37], plan[37], m[2][37];
+    new_client(client);
+    assert_int_equal(cry_uuid4(plan), 0);
+    store_digest_join_t j;
+    fill_join(&j, client, plan, "low:skip");
+    join(db.conn, &j);
+    add_member(client, plan, j.digest_id, "a", m[0]);
+    add_member(client, plan, j.digest_id, "b", m[1]);
+    claim(j.digest_id);
+    queue_result_t r = {
+        .id = j.digest_id,
+        .attempt = 1,
+        .outcome = QUEUE_SKIPPED,
+        .channel = "email",
+        .skip_reason = "suppressed",
+    };
+    int got = -1;
+    char err[256];
+    if (queue_complete(db.conn, &keys, &r, 1, &got, err, sizeof err) != 0)
+        fail_msg("complete: %s", err);
+    assert_int_equal(got, 1);
+    expect_scalar("SELECT string_agg(status || ':' || skip_reason, ',')"
+                  " FROM communications WHERE batch_id = $1::uuid",
+                  j.digest_id, "skipped:suppressed,skipped:suppressed");
+    expect_scalar("SELECT string_agg(event_type || ':' || COALESCE(error_details, '-'),"
+                  " ',' ORDER BY id) FROM delivery_events WHERE communication_id = $1::uuid",
+                  m[0], "batched:-,skipped:suppressed");
+}
+
 /* Two writers open the same digest at once: the second waits on the open-
  * digest index for the first to commit, then joins its row. */
 typedef struct racer {
@@ -415,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_join_fills_and_reopens),
         cmocka_unit_test(test_insert_many_members),
         cmocka_unit_test(test_members_follow_the_fenced_outcome),
+        cmocka_unit_test(test_members_follow_a_skip),
         cmocka_unit_test(test_two_writers_open_one_digest),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
