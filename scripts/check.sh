@@ -26,7 +26,7 @@ TSAN_DIR=${TSAN_DIR:-build-tsan}
 # tests where threads meet (two processes and their worker threads, the
 # intake pipeline, rule runners under load, the shared rate limit, the HTTP
 # connection guard).
-TSAN_TESTS='^unit\.|^integration\.(test_two_servers|test_pipeline|test_rules_under_load|test_ratelimit_shared|test_http_limits|test_retention)$'
+TSAN_TESTS='^unit\.|^integration\.(test_two_servers|test_pipeline|test_rules_under_load|test_ratelimit_shared|test_http_limits|test_retention|test_templates_live)$'
 SERVICES_DIR=$BUILD_DIR/services
 TOOLS_DIR=$BUILD_DIR/tools
 # The 1.34 line runs on Debian's Node.js 18 as well as on Node.js 20; 2.x needs

@@ -7,6 +7,7 @@
 #include "api/metrics.h"
 #include "api/privacy.h"
 #include "api/rules.h"
+#include "api/templates.h"
 #include "api/webhooks.h"
 #include "engine/intake.h"
 #include "http/auth.h"
@@ -62,6 +63,8 @@ static const route_t api_table[] = {
      api_rules_status},
     {"POST", "/v1/rules/dry-run", API_OPERATE, ROUTE_BODY_JSON, NULL, API_STAT_RULES_DRY_RUN,
      api_rules_dry_run},
+    {"GET", "/v1/templates", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_TEMPLATES,
+     api_templates_status},
     /* open like the probes: scrapers carry no token, and the text holds counts only */
     {"GET", "/metrics", 0, ROUTE_BODY_NONE, "text/plain; version=0.0.4; charset=utf-8",
      API_STAT_METRICS, api_metrics},
@@ -108,6 +111,7 @@ const char *api_stat_name(int slot)
         [API_STAT_PREFS_SEED] = "POST /api/crm/preferences",
         [API_STAT_CLIENT_EXPORT] = "GET /v1/clients/{client_id}/export",
         [API_STAT_CLIENT_ERASE] = "DELETE /v1/clients/{client_id}",
+        [API_STAT_TEMPLATES] = "GET /v1/templates",
     };
     return slot > 0 && slot < API_STAT_N ? names[slot] : names[HTTP_STATS_UNROUTED];
 }

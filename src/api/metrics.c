@@ -5,6 +5,7 @@
 #include "http/stats.h"
 #include "metrics/metrics.h"
 #include "policy/runtime.h"
+#include "template/live.h"
 #include "ratelimit/ratelimit.h"
 #include "util/buf.h"
 
@@ -96,6 +97,32 @@ static int api_metrics_rules(buf_t *b, prt_t *rules)
     return rc;
 }
 
+/* The live templates: reloads by result, and which catalogue is live. */
+static int api_metrics_templates(buf_t *b, tpl_live_t *t)
+{
+    tpl_live_counters_t tc;
+    tpl_live_counters(t, &tc);
+    int rc = metrics_family(b, "crier_templates_reloads_total", "counter",
+                            "Template reloads by result (ok: checked and live, or unchanged; "
+                            "error: refused, the previous templates stay live)");
+    rc |= buf_printf(b,
+                     "crier_templates_reloads_total{result=\"ok\"} %ld\n"
+                     "crier_templates_reloads_total{result=\"error\"} %ld\n",
+                     tc.reloads_ok, tc.reloads_error);
+    rc |= metrics_single(b, "crier_templates_last_reload_ok", "gauge",
+                         "1 when the last template reload (or the start) passed, 0 when it was "
+                         "refused",
+                         t ? tc.last_ok : 0);
+    rc |= metrics_family(b, "crier_templates_info", "gauge",
+                         "The live template catalogue's version (always 1)");
+    if (t) {
+        rc |= buf_puts(b, "crier_templates_info{version=");
+        rc |= metrics_label_value(b, tc.version);
+        rc |= buf_puts(b, "} 1\n");
+    }
+    return rc;
+}
+
 /* The rate limiter keeps its own counters: the registry below it cannot
  * read them, the endpoint above both can. */
 static int api_metrics_ratelimit(buf_t *b)
@@ -145,6 +172,7 @@ void api_metrics(const http_req_t *rq, http_answer_t *out)
     rc |= api_metrics_prefcache(&b);
     rc |= api_metrics_http(&b);
     rc |= api_metrics_rules(&b, api->app->rules);
+    rc |= api_metrics_templates(&b, api->app->templates);
     rc |= metrics_single(&b, "crier_database_up", "gauge",
                          "1 while PostgreSQL answered the last probe, else 0",
                          atomic_load(&api->app->db_ready) ? 1 : 0);

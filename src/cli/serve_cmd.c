@@ -25,6 +25,8 @@ static void serve_usage(FILE *f)
     fprintf(f, "usage: crier serve [--config FILE]\n"
                "Runs the HTTP API, the delivery workers and the daily retention purge\n"
                "(CRIER_PURGE_INTERVAL_S, see crier purge --help) until SIGTERM or SIGINT.\n"
+               "SIGHUP reloads the rules and the templates (each also reloads by itself\n"
+               "when its directory changes).\n"
                "Settings come from the environment (CRIER_*) and the optional file;\n"
                "see config/crier.conf.example.\n");
 }
@@ -88,8 +90,15 @@ static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
         return -1;
     if (serve_dkim(app, cfg, err, errlen) != 0)
         return -1;
-    char why[256];
-    app->templates = tpl_catalog_load(cfg->templates_dir, why, sizeof why);
+    char why[768];
+    /* The first set is checked as every reload is (`crier templates
+     * check`); with nothing to fall back on, a failure stops start-up. */
+    app->tpl_opts = (tpl_check_opts_t){.site = {.brand_name = cfg->brand_name,
+                                                .support_email = cfg->support_email,
+                                                .physical_address = cfg->physical_address,
+                                                .public_url = cfg->public_url},
+                                       .sms_segment_budget = cfg->sms_segment_budget};
+    app->templates = tpl_live_start(cfg->templates_dir, &app->tpl_opts, 1, why, sizeof why);
     if (!app->templates) {
         snprintf(err, errlen, "CRIER_TEMPLATES_DIR %s: %s", cfg->templates_dir, why);
         return -1;
@@ -256,8 +265,9 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            log_info("serve", "sighup", "action", "reloading rules", NULL);
+            log_info("serve", "sighup", "action", "reloading rules and templates", NULL);
             prt_reload(app.rules);
+            tpl_live_reload(app.templates);
             continue;
         }
         log_info("serve", "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
@@ -286,8 +296,8 @@ out:
     prefcache_free(app.prefs);
     prt_stop(app.rules); /* after every thread that decides has stopped */
     db_pool_free(app.pool);
-    tpl_catalog_free(app.templates);
-    cry_keys_wipe(&app.keys); /* after every thread that encrypts has stopped */
+    tpl_live_stop(app.templates); /* after every thread that renders has stopped */
+    cry_keys_wipe(&app.keys);     /* after every thread that encrypts has stopped */
     curl_global_cleanup();
     if (code == 0)
         log_info("serve", "stopped", NULL);

@@ -5,6 +5,7 @@
 #include "channel/gsm7.h"
 #include "util/file.h"
 #include "template/catalog.h"
+#include "template/check.h"
 #include "validate.h"
 #include "template/context.h"
 #include "util/buf.h"
@@ -16,10 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TPLCMD_MAX_CONTEXT      (1024 * 1024) /* bytes of a context file */
-#define TPLCMD_PLACEHOLDER_PLAN "00000000-0000-0000-0000-000000000000"
-#define TPLCMD_PREVIEW_ID       "preview"
-#define TPLCMD_WA_TEXT_MAX      4096 /* characters of a WhatsApp text body */
+#define TPLCMD_MAX_CONTEXT (1024 * 1024) /* bytes of a context file */
 
 static void tplcmd_usage(FILE *f)
 {
@@ -79,23 +77,6 @@ static cJSON *tplcmd_load_context(const char *path)
     return doc;
 }
 
-static const char *tplcmd_str(const cJSON *obj, const char *key, const char *fallback)
-{
-    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, key));
-    return s && *s ? s : fallback;
-}
-
-static cJSON *tplcmd_build(const cfg_t *cfg, const cJSON *request)
-{
-    tpl_site_t site = {.brand_name = cfg->brand_name,
-                       .support_email = cfg->support_email,
-                       .physical_address = cfg->physical_address,
-                       .public_url = cfg->public_url};
-    return tpl_context_build(request, &site, tplcmd_str(request, "client_name", "Client"),
-                             tplcmd_str(request, "plan_id", TPLCMD_PLACEHOLDER_PLAN),
-                             TPLCMD_PREVIEW_ID);
-}
-
 static int tplcmd_is_type(const char *name)
 {
     for (size_t i = 0; i < VAL_SHORT_TYPES; i++)
@@ -104,70 +85,29 @@ static int tplcmd_is_type(const char *name)
     return 0;
 }
 
-/* One line on what an SMS costs: "GSM-7, 146 septets, 1 segment", and for
- * UCS-2 which character forced it, so the wording can be fixed. */
-static void tplcmd_describe_sms(const gsm7_count_t *n, char *out, size_t outlen)
+static void tplcmd_line(void *ud, int ok, const char *line)
 {
-    int w = snprintf(out, outlen, "%s, %zu %s, %zu segment%s", gsm7_encoding_name(n->encoding),
-                     n->units, n->encoding == GSM7_ENC_GSM7 ? "septets" : "UTF-16 units",
-                     n->segments, n->segments == 1 ? "" : "s");
-    if (n->encoding == GSM7_ENC_UCS2 && w > 0 && (size_t)w < outlen)
-        snprintf(out + w, outlen - (size_t)w, "; U+%04X at byte %zu forces UCS-2",
-                 (unsigned)n->ucs2_char, n->offset);
+    (void)ud;
+    printf("%s %s\n", ok ? "ok  " : "FAIL", line);
 }
 
-/* Checks the SMS and WhatsApp messages of one type rendered with ctx;
- * prints a line per message and returns how many failed. */
-static int tplcmd_check_short(const cfg_t *cfg, const tpl_catalog_t *c, const char *type,
-                              const cJSON *ctx)
+static tpl_check_opts_t tplcmd_opts(const cfg_t *cfg)
 {
-    int failed = 0;
-    char err[512], desc[160];
-    char *text = NULL;
-    gsm7_count_t n;
-    if (tpl_render_sms(c, type, ctx, &text, err, sizeof err) != 0) {
-        printf("FAIL sms/%s: %s\n", type, err);
-        failed++;
-    } else if (gsm7_count(text, strlen(text), &n) != 0) {
-        printf("FAIL sms/%s: not valid UTF-8 at byte %zu\n", type, n.offset);
-        failed++;
-    } else {
-        tplcmd_describe_sms(&n, desc, sizeof desc);
-        if (n.segments > (size_t)cfg->sms_segment_budget) {
-            printf("FAIL sms/%s: %s, over the budget of %d (CRIER_SMS_SEGMENT_BUDGET)\n", type,
-                   desc, cfg->sms_segment_budget);
-            failed++;
-        } else {
-            printf("ok   sms/%s (%s)\n", type, desc);
-        }
-    }
-    free(text);
-    text = NULL;
-
-    if (tpl_render_whatsapp_text(c, type, ctx, &text, err, sizeof err) != 0) {
-        printf("FAIL whatsapp/%s.txt: %s\n", type, err);
-        failed++;
-    } else if (gsm7_count(text, strlen(text), &n) != 0 || n.chars > TPLCMD_WA_TEXT_MAX) {
-        printf("FAIL whatsapp/%s.txt: invalid UTF-8 or longer than %d characters\n", type,
-               TPLCMD_WA_TEXT_MAX);
-        failed++;
-    } else {
-        printf("ok   whatsapp/%s.txt (%zu characters)\n", type, n.chars);
-    }
-    free(text);
-
-    tpl_wa_template_t wa;
-    if (tpl_render_whatsapp_template(c, type, ctx, &wa, err, sizeof err) != 0) {
-        printf("FAIL whatsapp/%s.json: %s\n", type, err);
-        failed++;
-    } else {
-        printf("ok   whatsapp/%s.json (%s, %s, %zu parameter%s)\n", type, wa.name, wa.language,
-               wa.n_params, wa.n_params == 1 ? "" : "s");
-        tpl_wa_template_free(&wa);
-    }
-    return failed;
+    return (tpl_check_opts_t){.site = {.brand_name = cfg->brand_name,
+                                       .support_email = cfg->support_email,
+                                       .physical_address = cfg->physical_address,
+                                       .public_url = cfg->public_url},
+                              .sms_segment_budget = cfg->sms_segment_budget};
 }
 
+static cJSON *tplcmd_build(const cfg_t *cfg, const cJSON *request)
+{
+    tpl_check_opts_t o = tplcmd_opts(cfg);
+    return tpl_check_context(&o.site, request);
+}
+
+/* The same check a running crier makes before a reloaded catalogue may go
+ * live (template/check.h). */
 static int tplcmd_check(cfg_t *cfg)
 {
     char err[512];
@@ -177,34 +117,8 @@ static int tplcmd_check(cfg_t *cfg)
         return 1;
     }
     printf("ok   catalogue %s (version %s)\n", cfg->templates_dir, tpl_catalog_version(c));
-    int failed = 0;
-    for (size_t i = 0; i < VAL_SHORT_TYPES; i++) {
-        const char *type = val_message_types[i];
-        char path[4096];
-        snprintf(path, sizeof path, "%s/examples/%s.json", cfg->templates_dir, type);
-        cJSON *request = tplcmd_load_context(path);
-        if (!request) {
-            printf("FAIL email/%s: no usable example context %s\n", type, path);
-            failed++;
-            continue;
-        }
-        cJSON *ctx = tplcmd_build(cfg, request);
-        tpl_email_t mail;
-        if (!ctx) {
-            printf("FAIL email/%s: out of memory\n", type);
-            failed++;
-        } else if (tpl_render_email(c, type, ctx, &mail, err, sizeof err) != 0) {
-            printf("FAIL email/%s: %s\n", type, err);
-            failed++;
-        } else {
-            printf("ok   email/%s (subject, text, html)\n", type);
-            tpl_email_free(&mail);
-        }
-        if (ctx)
-            failed += tplcmd_check_short(cfg, c, type, ctx);
-        cJSON_Delete(ctx);
-        cJSON_Delete(request);
-    }
+    tpl_check_opts_t o = tplcmd_opts(cfg);
+    int failed = tpl_check_examples(c, cfg->templates_dir, &o, tplcmd_line, NULL, err, sizeof err);
     tpl_catalog_free(c);
     return failed ? 1 : 0;
 }
@@ -227,7 +141,7 @@ static int tplcmd_print_short(const cfg_t *cfg, const tpl_catalog_t *c, const ch
             free(text);
             return 2;
         }
-        tplcmd_describe_sms(&n, desc, sizeof desc);
+        tpl_check_describe_sms(&n, desc, sizeof desc);
         printf("%s\n----- sms: %s (budget %d) -----\n", text, desc, cfg->sms_segment_budget);
         free(text);
         return fflush(stdout) == 0 ? 0 : 1;
@@ -242,7 +156,7 @@ static int tplcmd_print_short(const cfg_t *cfg, const tpl_catalog_t *c, const ch
         return 2;
     }
     printf("%s\n----- whatsapp text (inside the 24-hour window): %zu characters of %d -----\n",
-           text, n.chars, TPLCMD_WA_TEXT_MAX);
+           text, n.chars, TPL_CHECK_WA_TEXT_MAX);
     free(text);
     tpl_wa_template_t wa;
     if (tpl_render_whatsapp_template(c, type, ctx, &wa, err, sizeof err) != 0) {

@@ -387,6 +387,7 @@ static void email_prepare(void *state, const drv_env_t *env, PGconn *conn, const
         outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
         goto done;
     }
+    outcome_set_template(out, env->templates, job->message_type, CH_NAME_EMAIL);
     text_copy_utf8(em.subject, out->subject, sizeof out->subject);
     if (natt > 0) {
         matt = calloc((size_t)natt, sizeof *matt);

@@ -32,6 +32,13 @@ void outcome_skip(outcome_t *out, const char *reason)
     snprintf(out->skip_reason, sizeof out->skip_reason, "%s", reason);
 }
 
+void outcome_set_template(outcome_t *out, const tpl_catalog_t *c, const char *type,
+                          const char *channel)
+{
+    const char *v = tpl_template_version(c, type, channel);
+    snprintf(out->template_version, sizeof out->template_version, "%s", v ? v : "");
+}
+
 void outcome_set_detail(outcome_t *out, const char *json, const char *fallback)
 {
     snprintf(out->detail_json, sizeof out->detail_json, "%s",

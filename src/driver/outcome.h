@@ -8,6 +8,7 @@
 #define CRIER_OUTCOME_H
 
 #include "channel/errclass.h"
+#include "template/catalog.h"
 
 struct cJSON;
 
@@ -47,6 +48,9 @@ typedef struct outcome {
      * none was made): what a hard bounce suppresses. The address itself is
      * never kept here. */
     char contact_bidx[65];
+    /* the version of the template the message was rendered with ("" when
+     * nothing was rendered): recorded with the outcome */
+    char template_version[24];
 } outcome_t;
 
 /* Resets out for a new attempt: nothing decided, no Retry-After. */
@@ -59,6 +63,10 @@ void outcome_fail(outcome_t *out, errc_t cat, int code, const char *stage, const
 /* Marks out not attempted, for reason (a short word: the skip_reason the
  * communication gets if no channel is left). */
 void outcome_skip(outcome_t *out, const char *reason);
+/* Notes that the message was rendered from the template of type on
+ * channel in catalogue c. */
+void outcome_set_template(outcome_t *out, const tpl_catalog_t *c, const char *type,
+                          const char *channel);
 
 /* Stores the JSON text json as out's detail_json, or fallback when json is
  * NULL or does not fit (the event keeps what is certain rather than a cut

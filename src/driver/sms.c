@@ -164,6 +164,7 @@ static void sms_prepare(void *state, const drv_env_t *env, PGconn *conn, const q
         outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
         goto done;
     }
+    outcome_set_template(out, env->templates, job->message_type, CH_NAME_SMS);
     gsm7_count_t count;
     if (gsm7_count(body, strlen(body), &count) != 0) {
         outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", "the SMS body is not valid UTF-8");

@@ -225,6 +225,7 @@ static void whatsapp_prepare(void *state, const drv_env_t *env, PGconn *conn,
     int open = whatsapp_window_open(conn, job->client_id);
     if (whatsapp_build(env, job, &t, open, &m, out) != 0)
         goto done;
+    outcome_set_template(out, env->templates, job->message_type, CH_NAME_WHATSAPP);
     if (whatsapp_live_on(env->cfg))
         whatsapp_live(env, &m, call, out);
     else

@@ -10,6 +10,8 @@
 #include "store/receipts.h"
 #include "store/suppress.h"
 #include "store/db.h"
+#include "store/templates.h"
+#include "template/live.h"
 #include "util/json_text.h"
 #include "util/log.h"
 #include "util/timefmt.h"
@@ -28,7 +30,9 @@
 
 struct delivery {
     app_t *app;    /* borrowed */
-    drv_env_t env; /* what the drivers see of app; its pointers borrowed from app */
+    drv_env_t env; /* what the drivers see of app; its pointers borrowed from app, but for
+                      the templates, which each attempt takes for itself */
+    store_tplseen_t *tplseen; /* owned: the template versions recorded so far */
     int nworkers;
     pthread_t waker;
     pthread_t *workers;
@@ -136,6 +140,11 @@ typedef struct delivery_slot {
     double claimed;           /* monotonic seconds at the claim */
     queue_job_t job;
     const drv_t *drv; /* the driver of job's channel; NULL for no channel */
+    /* one reference: the catalogue the attempt renders from, taken when it
+     * starts and let go once its outcome is committed, so a reload never
+     * changes a message half-way and the version recorded is the one used */
+    tpl_catalog_t *tpl;
+    char template_id[37]; /* the row of the version rendered, once recorded */
     outcome_t out;
     call_t call;                  /* the provider call the driver prepared, if any */
     int called;                   /* a call was prepared: its driver's finish step reads it */
@@ -285,7 +294,9 @@ static void delivery_prepare(app_t *app, const drv_env_t *env, void *const *stat
         }
         s->probe = v == CIRC_PROBE;
     }
-    drv->prepare(state[drv->id], env, conn, &s->job, &s->call, &s->out);
+    drv_env_t e = *env;
+    e.templates = s->tpl;
+    drv->prepare(state[drv->id], &e, conn, &s->job, &s->call, &s->out);
     s->called = s->call.req != NULL;
     if (s->probe && !s->called) {
         /* No call to test the credentials with: the next message probes. */
@@ -440,6 +451,7 @@ static void delivery_record(prt_local_t *policy, delivery_slot_t *s, int resend_
     r->provider_message_id = o->message_id[0] ? o->message_id : NULL;
     r->provider_code = o->code;
     r->detail_json = o->detail_json[0] ? o->detail_json : NULL;
+    r->template_version = o->template_version[0] ? o->template_version : NULL;
     switch (o->status) {
     case OUTCOME_SENT:
         r->outcome = QUEUE_SENT;
@@ -465,14 +477,64 @@ static void delivery_record(prt_local_t *policy, delivery_slot_t *s, int resend_
     delivery_on_failure(policy, s, r);
 }
 
+/* What a template version is made of, as the record of versions keeps it:
+ * its files as JSON, at most this much (a catalogue file is at most 256 KiB,
+ * and a template uses a few). */
+#define DELIVERY_TEMPLATE_FILES_MAX ((size_t)8 * 1024 * 1024)
+
+/* Gives every outcome that names a template version the id of its row,
+ * recording the versions this process has not recorded yet: a
+ * communication names its version, which must exist first. 0, or -1 with
+ * err. */
+static int delivery_templates(delivery_t *d, PGconn *conn, delivery_slot_t *const *slots,
+                              queue_result_t *res, int n, char *err, size_t errlen)
+{
+    for (int k = 0; k < n; k++) {
+        delivery_slot_t *s = slots[k];
+        if (!res[k].template_version || s->template_id[0])
+            continue;
+        tpl_source_t src;
+        if (store_tplseen_get(d->tplseen, s->job.message_type, s->job.channel,
+                              res[k].template_version, s->template_id)) {
+            res[k].template_id = s->template_id;
+            continue;
+        }
+        if (!s->tpl ||
+            tpl_template_source(s->tpl, s->job.message_type, s->job.channel, &src) != 0) {
+            res[k].template_version = NULL; /* the driver named no template of this row */
+            continue;
+        }
+        buf_t files;
+        buf_init(&files, DELIVERY_TEMPLATE_FILES_MAX);
+        int rc = tpl_template_files_json(s->tpl, src.name, src.channel, &files);
+        store_template_t t = {.name = src.name,
+                              .channel = src.channel,
+                              .hash = src.version,
+                              .subject = src.subject,
+                              .content = src.content ? src.content : "",
+                              .files_json = files.data};
+        if (rc != 0)
+            snprintf(err, errlen, "the files of template %s/%s do not fit", src.channel, src.name);
+        else
+            rc = store_template_record(conn, d->tplseen, &t, s->template_id, err, errlen);
+        buf_free(&files);
+        if (rc != 0)
+            return -1;
+        res[k].template_id = s->template_id;
+    }
+    return 0;
+}
+
 /* Records outcomes, retrying while PostgreSQL is away: the messages were
  * sent, and forgetting that would send them again after the lease expires. */
-static void delivery_complete(delivery_t *d, PGconn *conn, const queue_result_t *res, int n)
+static void delivery_complete(delivery_t *d, PGconn *conn, delivery_slot_t *const *slots,
+                              queue_result_t *res, int n)
 {
     char err[512];
     int applied = 0;
     for (int tries = 0;; tries++) {
-        if (queue_complete(conn, &d->app->keys, res, n, &applied, err, sizeof err) == 0)
+        if (delivery_templates(d, conn, slots, res, n, err, sizeof err) == 0 &&
+            queue_complete(conn, &d->app->keys, res, n, &applied, err, sizeof err) == 0)
             break;
         log_error("delivery", "complete_failed", "error", err, NULL);
         if (atomic_load(&d->stop) && tries >= 5)
@@ -564,6 +626,7 @@ static void delivery_start_job(delivery_worker_t *w, app_t *app, void *const *st
         w->ready_idx[w->nready++] = idx;
         return;
     }
+    s->tpl = tpl_live_acquire(app->templates);
     delivery_prepare(app, &w->d->env, state, conn, s);
     call_t *c = &s->call;
     if (!c->req) {
@@ -591,8 +654,9 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
 {
     delivery_t *d = w->d;
     int n = w->nready;
+    delivery_slot_t *slots[DELIVERY_MAX_BATCH];
     for (int k = 0; k < n; k++) {
-        delivery_slot_t *s = &w->slots[w->ready_idx[k]];
+        delivery_slot_t *s = slots[k] = &w->slots[w->ready_idx[k]];
         queue_result_t *r = &res[k];
         if (s->deferred) {
             /* Not an attempt: no provider call, no rules, no outcome
@@ -622,9 +686,11 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
                      s->job.channel, "reason", s->out.skip_reason, "next",
                      r->next_channel ? r->next_channel : "none", NULL);
     }
-    delivery_complete(d, conn, res, n);
+    delivery_complete(d, conn, slots, res, n);
     for (int k = 0; k < n; k++) {
         delivery_slot_t *s = &w->slots[w->ready_idx[k]];
+        tpl_catalog_free(s->tpl);
+        s->tpl = NULL;
         call_clear(&s->call);
         queue_job_free(&s->job);
         w->free_idx[w->nfree++] = w->ready_idx[k];
@@ -770,6 +836,7 @@ static void *delivery_worker(void *arg)
 out:
     if (w.slots) /* slots left unrecorded by a stop without PostgreSQL */
         for (int i = 0; i < w.cap; i++) {
+            tpl_catalog_free(w.slots[i].tpl);
             call_clear(&w.slots[i].call);
             queue_job_free(&w.slots[i].job);
         }
@@ -881,17 +948,18 @@ delivery_t *delivery_start(app_t *app, char *err, size_t errlen)
     d->env = (drv_env_t){
         .cfg = app->cfg,
         .keys = &app->keys,
-        .templates = app->templates,
+        .templates = NULL, /* each attempt's own: delivery_prepare */
         .tx = app->tx,
         .tx_mail = app->tx_mail,
         .dkim = app->dkim,
     };
     d->nworkers = app->cfg->workers;
     atomic_init(&d->stop, 0);
+    d->tplseen = store_tplseen_new();
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);
     d->workers = calloc((size_t)(d->nworkers > 0 ? d->nworkers : 1), sizeof *d->workers);
-    if (!d->workers) {
+    if (!d->workers || !d->tplseen) {
         snprintf(err, errlen, "out of memory");
         delivery_stop(d);
         return NULL;
@@ -940,5 +1008,6 @@ void delivery_stop(delivery_t *d)
     pthread_cond_destroy(&d->cond);
     pthread_mutex_destroy(&d->lock);
     free(d->workers);
+    store_tplseen_free(d->tplseen);
     free(d);
 }

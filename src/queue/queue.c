@@ -123,17 +123,20 @@ int queue_renew(PGconn *conn, const char *id, int attempt, int lease_seconds, ch
  * held. Parameters: $1 id, $2 attempt, $3 channel, $4 subject token, $5
  * provider message id, $6 error category, $7 error message, $8 provider
  * code, $9 detail json, $10 retry_at (epoch s), $11 next channel, $12
- * channels after it (json), $13 skip reason. */
+ * channels after it (json), $13 skip reason, $14 the hash of the template
+ * version rendered and $15 its row (sql/010_templates.sql). A retry leaves
+ * the version alone: the attempt that ends the row records its own. */
 static const char *const queue_set[] = {
     [QUEUE_SENT] = "status = 'sent', sent_at = now(), provider_message_id = $5::text,"
                    " subject_enc = COALESCE($4::text, subject_enc), channel = $3::text,"
                    " error_category = NULL, error_message = NULL, provider_code = NULL,"
-                   " updated_at = now()",
-    [QUEUE_DELIVERED] = "status = 'delivered', sent_at = now(), delivered_at = now(),"
-                        " provider_message_id = $5::text,"
-                        " subject_enc = COALESCE($4::text, subject_enc), channel = $3::text,"
-                        " error_category = NULL, error_message = NULL, provider_code = NULL,"
-                        " updated_at = now()",
+                   " template_version = $14::text, template_id = $15::uuid, updated_at = now()",
+    [QUEUE_DELIVERED] =
+        "status = 'delivered', sent_at = now(), delivered_at = now(),"
+        " provider_message_id = $5::text,"
+        " subject_enc = COALESCE($4::text, subject_enc), channel = $3::text,"
+        " error_category = NULL, error_message = NULL, provider_code = NULL,"
+        " template_version = $14::text, template_id = $15::uuid, updated_at = now()",
     /* A switch to the next channel restarts the per-channel attempt count. */
     [QUEUE_RETRY] = "status = 'queued', next_attempt_at = to_timestamp($10::float8),"
                     " channel = COALESCE($11::text, $3::text),"
@@ -144,13 +147,15 @@ static const char *const queue_set[] = {
                     " provider_code = $8::int, updated_at = now()",
     [QUEUE_FAILED] = "status = 'failed', failed_at = now(), channel = $3::text,"
                      " error_category = $6::text, error_message = $7::text,"
-                     " provider_code = $8::int, updated_at = now()",
+                     " provider_code = $8::int, template_version = $14::text, template_id = "
+                     "$15::uuid, updated_at = now()",
     /* The row's last error stays: a deferral is not a failure. */
     [QUEUE_DEFER] = "status = 'queued', attempts = attempts - 1,"
                     " next_attempt_at = to_timestamp($10::float8), updated_at = now()",
     [QUEUE_BOUNCED] = "status = 'bounced', failed_at = now(), channel = $3::text,"
                       " error_category = $6::text, error_message = $7::text,"
-                      " provider_code = $8::int, updated_at = now()",
+                      " provider_code = $8::int, template_version = $14::text,"
+                      " template_id = $15::uuid, updated_at = now()",
     /* like a row the decision skipped: a reason, no error */
     [QUEUE_SKIPPED] = "status = 'skipped', skip_reason = $13::text, channel = $3::text,"
                       " error_category = NULL, error_message = NULL, provider_code = NULL,"
@@ -270,14 +275,16 @@ int queue_complete(PGconn *conn, const cry_keys_t *keys, const queue_result_t *r
                                 retry,
                                 x->next_channel,
                                 x->next_fallback_json,
-                                x->skip_reason};
+                                x->skip_reason,
+                                x->template_version,
+                                x->template_id};
         const char *events = queue_events[x->outcome];
         if (x->outcome == QUEUE_RETRY && x->bounced)
             events = queue_events_retry_bounced;
         else if (x->outcome == QUEUE_RETRY && x->skip_reason)
             events = queue_events_retry_skipped;
         int one = 0;
-        rc = lease_complete(conn, &queue_table, queue_set[x->outcome], events, 13, params, &one,
+        rc = lease_complete(conn, &queue_table, queue_set[x->outcome], events, 15, params, &one,
                             err, errlen);
         count += one;
     }

@@ -82,6 +82,10 @@ typedef struct queue_result {
     /* A QUEUE_RETRY after a hard bounce: its event is "bounced", not
      * "retry_scheduled", so the bounce stays visible in the history. */
     int bounced;
+    /* the version of the template the message was rendered with, NULL when
+     * nothing was: its hash, and its row, recorded first (store/templates.h) */
+    const char *template_version;
+    const char *template_id;
 } queue_result_t;
 
 /* Records n outcomes in one transaction: each updates its row only if the

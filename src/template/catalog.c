@@ -9,12 +9,14 @@
 #include "util/buf.h"
 #include "util/errmsg.h"
 #include "util/file.h"
+#include "util/json_text.h"
 #include "validate.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +43,27 @@ typedef struct cat_file {
     char *text; /* owned; NUL-terminated, no embedded NUL */
 } cat_file_t;
 
+/* One template: what renders one message type on one channel, with the
+ * files it is made of (its own and every partial or parent they reach). */
+typedef struct cat_entry {
+    const char *type;                 /* borrowed: val_message_types */
+    const char *channel;              /* borrowed: a CH_NAME_* */
+    unsigned char dep[CAT_MAX_FILES]; /* 1 for each file of files[] it uses */
+    char version[CAT_VERSION_LEN + 1];
+} cat_entry_t;
+
+#define CAT_MAX_ENTRIES (VAL_MESSAGE_TYPES + 2 * VAL_SHORT_TYPES)
+
 struct tpl_catalog {
     cat_file_t files[CAT_MAX_FILES];
     size_t n;
     char version[CAT_VERSION_LEN + 1];
+    cat_entry_t entries[CAT_MAX_ENTRIES];
+    size_t n_entries;
+    /* holders: the loader's reference plus one per tpl_catalog_acquire, so
+     * a catalogue replaced while a worker renders from it lives until that
+     * worker lets go */
+    atomic_int refs;
 };
 
 static const char *cat_find(const tpl_catalog_t *c, const char *name)
@@ -451,13 +470,78 @@ static int short_check(const cat_file_t *f, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- load */
 
-static int cat_hash(tpl_catalog_t *c)
+static int cat_index(const tpl_catalog_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->files[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Resolves a partial or parent name as cat_partial does; -1 when none. */
+static int cat_resolve(const tpl_catalog_t *c, const char *name)
+{
+    if (!name[0] || name[0] == '/' || strstr(name, ".."))
+        return -1;
+    int i = cat_index(c, name);
+    if (i < 0 && !strchr(name, '/')) {
+        char alt[300];
+        if ((size_t)snprintf(alt, sizeof alt, "partials/%s.mustache", name) < sizeof alt)
+            i = cat_index(c, alt);
+    }
+    return i;
+}
+
+typedef struct cat_refs {
+    const tpl_catalog_t *c;
+    cat_entry_t *e;
+} cat_refs_t;
+
+static int cat_mark_ref(void *ud, const char *name, size_t len)
+{
+    cat_refs_t *r = ud;
+    char n[300];
+    if (len >= sizeof n)
+        return 0; /* longer than any file name: the render reports it */
+    memcpy(n, name, len);
+    n[len] = '\0';
+    int i = cat_resolve(r->c, n);
+    if (i >= 0 && !r->e->dep[i])
+        r->e->dep[i] = 2; /* reached, not yet read */
+    return 0;
+}
+
+/* Marks in e every file the file i refers to. A WhatsApp approved template
+ * is JSON whose parameters are the Mustache. */
+static void cat_scan_refs(const tpl_catalog_t *c, cat_entry_t *e, size_t i)
+{
+    cat_refs_t r = {c, e};
+    char err[256];
+    if (!cat_is_wa_json(c->files[i].name)) {
+        (void)mst_references(c->files[i].text, cat_mark_ref, &r, err, sizeof err);
+        return;
+    }
+    cJSON *doc = cJSON_Parse(c->files[i].text);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(doc, "parameters"))
+    {
+        if (cJSON_IsString(it))
+            (void)mst_references(it->valuestring, cat_mark_ref, &r, err, sizeof err);
+    }
+    cJSON_Delete(doc);
+}
+
+/* Hashes the files marked in dep (all of them when dep is NULL) into a
+ * version of CAT_VERSION_LEN hex digits. */
+static int cat_hash_files(const tpl_catalog_t *c, const unsigned char *dep, char *version)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (!md)
         return -1;
     int ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
     for (size_t i = 0; ok && i < c->n; i++) {
+        if (dep && !dep[i])
+            continue;
         /* name and text with terminators, so boundaries cannot shift */
         ok = EVP_DigestUpdate(md, c->files[i].name, strlen(c->files[i].name) + 1) == 1 &&
              EVP_DigestUpdate(md, c->files[i].text, strlen(c->files[i].text) + 1) == 1;
@@ -469,9 +553,69 @@ static int cat_hash(tpl_catalog_t *c)
     if (!ok)
         return -1;
     for (int i = 0; i < CAT_VERSION_LEN / 2; i++)
-        snprintf(c->version + 2 * i, 3, "%02x", d[i]);
+        snprintf(version + 2 * i, 3, "%02x", d[i]);
     return 0;
 }
+
+/* Adds the template of type on channel, made of the given root files (all
+ * present: the load checked) and everything they reach. */
+static int cat_entry_add(tpl_catalog_t *c, const char *type, const char *channel,
+                         const char *const *roots, size_t n_roots)
+{
+    cat_entry_t *e = &c->entries[c->n_entries];
+    memset(e, 0, sizeof *e);
+    e->type = type;
+    e->channel = channel;
+    for (size_t k = 0; k < n_roots; k++) {
+        int i = cat_index(c, roots[k]);
+        if (i < 0)
+            return -1;
+        e->dep[i] = 2;
+    }
+    /* each pass reads the files reached by the last; at most one per file */
+    for (int more = 1; more;) {
+        more = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            if (e->dep[i] != 2)
+                continue;
+            e->dep[i] = 1;
+            cat_scan_refs(c, e, i);
+            more = 1;
+        }
+    }
+    if (cat_hash_files(c, e->dep, e->version) != 0)
+        return -1;
+    c->n_entries++;
+    return 0;
+}
+
+static int cat_entries(tpl_catalog_t *c)
+{
+    for (size_t t = 0; t < VAL_MESSAGE_TYPES; t++) {
+        char subject[128], text[128], html[128];
+        snprintf(subject, sizeof subject, "%s.subject", cat_type(t));
+        snprintf(text, sizeof text, "%s.txt", cat_type(t));
+        snprintf(html, sizeof html, "%s.html", cat_type(t));
+        const char *roots[] = {subject, text, html};
+        if (cat_entry_add(c, cat_type(t), CH_NAME_EMAIL, roots, 3) != 0)
+            return -1;
+    }
+    for (size_t t = 0; t < VAL_SHORT_TYPES; t++) {
+        char sms[128], wa_text[128], wa_json[128];
+        snprintf(sms, sizeof sms, "sms/%s.txt", cat_type(t));
+        snprintf(wa_text, sizeof wa_text, "whatsapp/%s.txt", cat_type(t));
+        snprintf(wa_json, sizeof wa_json, "whatsapp/%s.json", cat_type(t));
+        const char *sms_roots[] = {sms};
+        /* inside the window or out of it, one WhatsApp message: one version */
+        const char *wa_roots[] = {wa_text, wa_json};
+        if (cat_entry_add(c, cat_type(t), CH_NAME_SMS, sms_roots, 1) != 0 ||
+            cat_entry_add(c, cat_type(t), CH_NAME_WHATSAPP, wa_roots, 2) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void cat_destroy(tpl_catalog_t *c);
 
 tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
 {
@@ -541,20 +685,21 @@ tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen)
             }
         }
     }
-    if (cat_hash(c) != 0) {
+    if (cat_hash_files(c, NULL, c->version) != 0 || cat_entries(c) != 0) {
         errmsg_set(err, errlen, "cannot hash the catalogue");
         goto fail;
     }
+    atomic_init(&c->refs, 1);
     return c;
 fail:
-    tpl_catalog_free(c);
+    cat_destroy(c);
     return NULL;
 }
 
-void tpl_catalog_free(tpl_catalog_t *c)
+/* Frees c whatever its count: a catalogue that failed to load has no
+ * holders. */
+static void cat_destroy(tpl_catalog_t *c)
 {
-    if (!c)
-        return;
     for (size_t i = 0; i < c->n; i++) {
         free(c->files[i].name);
         free(c->files[i].text);
@@ -562,9 +707,104 @@ void tpl_catalog_free(tpl_catalog_t *c)
     free(c);
 }
 
+void tpl_catalog_free(tpl_catalog_t *c)
+{
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        cat_destroy(c);
+}
+
+tpl_catalog_t *tpl_catalog_acquire(tpl_catalog_t *c)
+{
+    if (c)
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
 const char *tpl_catalog_version(const tpl_catalog_t *c)
 {
     return c ? c->version : "";
+}
+
+size_t tpl_catalog_count(const tpl_catalog_t *c)
+{
+    return c ? c->n_entries : 0;
+}
+
+static const cat_entry_t *cat_entry_find(const tpl_catalog_t *c, const char *type,
+                                         const char *channel)
+{
+    for (size_t i = 0; c && type && channel && i < c->n_entries; i++)
+        if (strcmp(c->entries[i].type, type) == 0 && strcmp(c->entries[i].channel, channel) == 0)
+            return &c->entries[i];
+    return NULL;
+}
+
+/* The file's name as the operator sees it: "email/" before email files. */
+static const char *cat_dir_of(const char *name)
+{
+    return cat_is_short(name) ? "" : "email/";
+}
+
+static void cat_source_fill(const tpl_catalog_t *c, const cat_entry_t *e, tpl_source_t *out)
+{
+    char name[160];
+    out->name = e->type;
+    out->channel = e->channel;
+    out->version = e->version;
+    out->subject = NULL;
+    if (strcmp(e->channel, CH_NAME_EMAIL) == 0) {
+        snprintf(name, sizeof name, "%s.subject", e->type);
+        out->subject = cat_find(c, name);
+        snprintf(name, sizeof name, "%s.txt", e->type);
+    } else {
+        snprintf(name, sizeof name, "%s/%s.txt", e->channel, e->type);
+    }
+    out->content = cat_find(c, name);
+}
+
+int tpl_catalog_entry(const tpl_catalog_t *c, size_t i, tpl_source_t *out)
+{
+    if (!c || i >= c->n_entries)
+        return -1;
+    cat_source_fill(c, &c->entries[i], out);
+    return 0;
+}
+
+int tpl_template_source(const tpl_catalog_t *c, const char *type, const char *channel,
+                        tpl_source_t *out)
+{
+    const cat_entry_t *e = cat_entry_find(c, type, channel);
+    if (!e)
+        return -1;
+    cat_source_fill(c, e, out);
+    return 0;
+}
+
+const char *tpl_template_version(const tpl_catalog_t *c, const char *type, const char *channel)
+{
+    const cat_entry_t *e = cat_entry_find(c, type, channel);
+    return e ? e->version : NULL;
+}
+
+int tpl_template_files_json(const tpl_catalog_t *c, const char *type, const char *channel,
+                            buf_t *out)
+{
+    const cat_entry_t *e = cat_entry_find(c, type, channel);
+    if (!e)
+        return -1;
+    int rc = buf_putc(out, '{');
+    int first = 1;
+    for (size_t i = 0; i < c->n; i++) {
+        if (!e->dep[i])
+            continue;
+        char name[600];
+        snprintf(name, sizeof name, "%s%s", cat_dir_of(c->files[i].name), c->files[i].name);
+        rc |= first ? 0 : buf_putc(out, ',');
+        rc |= jtext_string(out, name) | buf_putc(out, ':') | jtext_string(out, c->files[i].text);
+        first = 0;
+    }
+    rc |= buf_putc(out, '}');
+    return rc;
 }
 
 /* -------------------------------------------------------------- render */

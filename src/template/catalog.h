@@ -17,6 +17,8 @@
 #ifndef CRIER_CATALOG_H
 #define CRIER_CATALOG_H
 
+#include "util/buf.h"
+
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
@@ -28,16 +30,49 @@ typedef struct tpl_email {
     char *html;    /* owned; HTML part */
 } tpl_email_t;
 
-/* Loads every template under dir and checks that each parses. */
+/* Loads every template under dir and checks that each parses. The
+ * catalogue starts with one reference, the caller's. */
 tpl_catalog_t *tpl_catalog_load(const char *dir, char *err, size_t errlen);
+/* Drops one reference; the last one frees the catalogue. A loaded
+ * catalogue is never changed, so its holders read it without a lock. */
 void tpl_catalog_free(tpl_catalog_t *c);
+/* Takes one more reference to c (NULL stays NULL) and returns c. */
+tpl_catalog_t *tpl_catalog_acquire(tpl_catalog_t *c);
 /* Renders the email for message_type with ctx, strictly (a missing variable
  * is an error naming the template and line). */
 int tpl_render_email(const tpl_catalog_t *c, const char *message_type, const cJSON *ctx,
                      tpl_email_t *out, char *err, size_t errlen);
 void tpl_email_free(tpl_email_t *e);
-/* Content hash of the loaded catalogue (hex, 16 chars): recorded per message. */
+/* Content hash of the whole loaded catalogue (hex, 16 chars). */
 const char *tpl_catalog_version(const tpl_catalog_t *c);
+
+/* One template of the catalogue: what renders one message type on one
+ * channel (email: subject, text and HTML parts; sms: the text; whatsapp:
+ * the free text and the approved template). Its version is the content
+ * hash (hex, 16 chars) of every file it is made of: its own and each
+ * layout or partial they reach, so an edit changes the versions of exactly
+ * the templates that use the edited file. Every pointer is borrowed from
+ * the catalogue. */
+typedef struct tpl_source {
+    const char *name;    /* the message type, e.g. "reminder" */
+    const char *channel; /* "email", "sms" or "whatsapp" */
+    const char *version;
+    const char *subject; /* the email subject's source; NULL on other channels */
+    const char *content; /* the source of the text body (email text part, SMS, WhatsApp text) */
+} tpl_source_t;
+
+/* How many templates c holds, and the i-th (0, or -1 past the end). */
+size_t tpl_catalog_count(const tpl_catalog_t *c);
+int tpl_catalog_entry(const tpl_catalog_t *c, size_t i, tpl_source_t *out);
+/* The template of type on channel: 0, or -1 when there is none. */
+int tpl_template_source(const tpl_catalog_t *c, const char *type, const char *channel,
+                        tpl_source_t *out);
+/* Its version, or NULL when there is none. */
+const char *tpl_template_version(const tpl_catalog_t *c, const char *type, const char *channel);
+/* Appends {"email/reminder.html": text, ...}: every file the template's
+ * version hashes, by the name an operator knows it by. 0, or -1. */
+int tpl_template_files_json(const tpl_catalog_t *c, const char *type, const char *channel,
+                            buf_t *out);
 
 /* An approved WhatsApp template with its body parameters rendered. */
 typedef struct tpl_wa_template {

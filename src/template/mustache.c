@@ -1007,3 +1007,21 @@ int mst_check(const char *src, char *err, size_t errlen)
     node_free(&root);
     return 0;
 }
+
+int mst_references(const char *src, mst_ref_fn fn, void *ud, char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    if (!src) {
+        set_err(err, errlen, NULL, 0, "no template");
+        return -1;
+    }
+    tokvec_t tv = {0};
+    int rc = tokenize(src, NULL, &tv, err, errlen);
+    for (size_t i = 0; rc == 0 && i < tv.n; i++)
+        if ((tv.v[i].kind == K_PARTIAL || tv.v[i].kind == K_PARENT) &&
+            fn(ud, tv.v[i].name, tv.v[i].name_len) != 0)
+            break;
+    free(tv.v);
+    return rc;
+}

@@ -38,4 +38,12 @@ int mst_render(const char *src, const cJSON *data, const mst_options_t *opt, buf
 /* Parses src only, reporting syntax errors as mst_render would. */
 int mst_check(const char *src, char *err, size_t errlen);
 
+/* Calls fn with the name of every partial ({{>name}}) and parent
+ * ({{<name}}) src refers to, in order, as the tokenizer reads them (so
+ * set-delimiter tags are honoured); name is not NUL-terminated. A non-zero
+ * return from fn stops the walk. Returns 0, or -1 with err when src does
+ * not parse. */
+typedef int (*mst_ref_fn)(void *ud, const char *name, size_t len);
+int mst_references(const char *src, mst_ref_fn fn, void *ud, char *err, size_t errlen);
+
 #endif

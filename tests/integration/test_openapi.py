@@ -459,6 +459,17 @@ def main():
         spec.conforms("dry-run as admin", P_DRY, "post",
                       crier.request("POST", P_DRY, dry_body, token=harness.TOKEN_ADMIN))
 
+        # The live templates (operator scope).
+        P_TPL = "/v1/templates"
+        tpl = crier.request("GET", P_TPL, token=OP)
+        spec.conforms("templates status", P_TPL, "get", tpl)
+        check(tpl[0] == 200 and len(tpl[2].get("templates", [])) > 0,
+              "GET /v1/templates lists the live templates: %r" % (tpl[0],))
+        spec.conforms("templates status without a token", P_TPL, "get",
+                      crier.request("GET", P_TPL, token=None))
+        spec.conforms("templates status as the workflow", P_TPL, "get",
+                      crier.request("GET", P_TPL, token=harness.TOKEN_WORKFLOW))
+
         # A client's export and erasure (admin scope), on a client of its own.
         P_EXPORT = "/v1/clients/{client_id}/export"
         AD = harness.TOKEN_ADMIN
