@@ -21,6 +21,7 @@ typedef enum {
     CFG_TRANSPORT,
     CFG_LEVEL,
     CFG_RATE,
+    CFG_ONOFF,
 } cfg_kind_t;
 
 /* One row per setting: where it lives in cfg_t, its environment name, whether
@@ -73,6 +74,12 @@ static const cfg_key_t cfg_keys[] = {
     /* CAN-SPAM wants an opt-out to work 30 days after the mail; a year
      * keeps old mail's links useful without keeping them forever */
     {"CRIER_LINK_TTL_DAYS", "link_ttl_days", CFG_INT, S(link_ttl_days), "365", 30, 3650},
+    /* email open and click tracking (docs/tracking.md) */
+    {"CRIER_TRACKING", "tracking", CFG_ONOFF, S(tracking), "on", 0, 0},
+    {"CRIER_TRACKING_OFF_TYPES", "tracking_off_types", CFG_STR, S(tracking_off_types), "", 0, 0},
+    /* link scanners fetch at delivery, within seconds; a person takes longer */
+    {"CRIER_TRACKING_MACHINE_WINDOW_S", "tracking_machine_window_s", CFG_INT,
+     S(tracking_machine_window_s), "5", 0, 3600},
     {"TWILIO_AUTH_TOKEN", NULL, CFG_STR, S(twilio_auth_token), "", 0, 0},
     {"WHATSAPP_APP_SECRET", NULL, CFG_STR, S(whatsapp_app_secret), "", 0, 0},
     {"WHATSAPP_VERIFY_TOKEN", NULL, CFG_STR, S(whatsapp_verify_token), "", 0, 0},
@@ -254,6 +261,16 @@ static int cfg_apply(cfg_t *c, const cfg_key_t *k, const char *v, char *why, siz
             snprintf(why, whylen,
                      "must be \"off\" or a rate N/s, N/m, N/h or N/d, optionally "
                      "followed by \",B\" for a burst of B (B at most 100 days' worth)");
+            return -1;
+        }
+        return 0;
+    case CFG_ONOFF:
+        if (strcmp(v, "on") == 0)
+            *(int *)(base + k->offset) = 1;
+        else if (strcmp(v, "off") == 0)
+            *(int *)(base + k->offset) = 0;
+        else {
+            snprintf(why, whylen, "must be \"on\" or \"off\"");
             return -1;
         }
         return 0;

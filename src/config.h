@@ -50,8 +50,12 @@ typedef struct cfg {
     char *blind_index_key;      /* CRIER_BLIND_INDEX_KEY, secret, base64 of 32 bytes, may be "" */
     char *link_key;             /* CRIER_LINK_KEY, secret, base64 of 32 bytes, may be "" */
     int link_ttl_days;          /* CRIER_LINK_TTL_DAYS: how long a message's links work */
-    char *twilio_auth_token;    /* TWILIO_AUTH_TOKEN, secret: verifies Twilio webhooks, may be "" */
-    char *whatsapp_app_secret;  /* WHATSAPP_APP_SECRET, secret: verifies Meta webhooks, may be "" */
+    int tracking;             /* CRIER_TRACKING: on (1) | off (0): email open and click tracking */
+    char *tracking_off_types; /* CRIER_TRACKING_OFF_TYPES: message types never tracked, a,b,... */
+    int tracking_machine_window_s; /* CRIER_TRACKING_MACHINE_WINDOW_S: hits this soon after
+                                      sending are a machine's */
+    char *twilio_auth_token;   /* TWILIO_AUTH_TOKEN, secret: verifies Twilio webhooks, may be "" */
+    char *whatsapp_app_secret; /* WHATSAPP_APP_SECRET, secret: verifies Meta webhooks, may be "" */
     char
         *whatsapp_verify_token; /* WHATSAPP_VERIFY_TOKEN, secret: Meta's GET handshake, may be "" */
     char *physical_address;     /* CRIER_PHYSICAL_ADDRESS: CAN-SPAM footer */

@@ -8,6 +8,7 @@
 #include "api/privacy.h"
 #include "api/rules.h"
 #include "api/templates.h"
+#include "api/track.h"
 #include "api/webhooks.h"
 #include "engine/intake.h"
 #include "http/auth.h"
@@ -80,6 +81,10 @@ static const route_t api_table[] = {
      api_webhook_whatsapp_verify},
     {"POST", "/webhooks/whatsapp", 0, ROUTE_BODY_JSON, NULL, API_STAT_WHATSAPP,
      api_webhook_whatsapp_post},
+    /* Email tracking: open like the links in a mail; each request proves
+     * itself with its signed token. The pixel's segment is "<token>.gif". */
+    {"GET", "/t/c/{token}", 0, ROUTE_BODY_NONE, NULL, API_STAT_TRACK_CLICK, api_track_click},
+    {"GET", "/t/o/{token}", 0, ROUTE_BODY_NONE, "image/gif", API_STAT_TRACK_OPEN, api_track_open},
 };
 
 const route_t *api_routes(size_t *n)
@@ -112,6 +117,8 @@ const char *api_stat_name(int slot)
         [API_STAT_CLIENT_EXPORT] = "GET /v1/clients/{client_id}/export",
         [API_STAT_CLIENT_ERASE] = "DELETE /v1/clients/{client_id}",
         [API_STAT_TEMPLATES] = "GET /v1/templates",
+        [API_STAT_TRACK_CLICK] = "GET /t/c/{token}",
+        [API_STAT_TRACK_OPEN] = "GET /t/o/{token}.gif",
     };
     return slot > 0 && slot < API_STAT_N ? names[slot] : names[HTTP_STATS_UNROUTED];
 }

@@ -3,6 +3,7 @@
 #include "app.h"
 #include "circuit/circuit.h"
 #include "cli/commands.h"
+#include "driver/email_track.h"
 #include "engine/callbacks.h"
 #include "engine/delivery.h"
 #include "engine/intake.h"
@@ -87,6 +88,8 @@ static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
                  "CRIER_ENCRYPTION_KEY is not set: give 32 random bytes in base64 "
                  "(e.g. openssl rand -base64 32), or CRIER_ENCRYPTION_KEYS");
     if (keys != 0 || serve_check_keys(app, cfg, err, errlen) != 0)
+        return -1;
+    if (email_track_check(cfg, err, errlen) != 0)
         return -1;
     if (serve_dkim(app, cfg, err, errlen) != 0)
         return -1;

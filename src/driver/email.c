@@ -4,6 +4,7 @@
 #include "channel/mime.h"
 #include "channel/outbox.h"
 #include "channel/smtp_easy.h"
+#include "driver/email_track.h"
 #include "driver/smtp_call.h"
 #include "store/store.h"
 #include "template/catalog.h"
@@ -389,6 +390,8 @@ static void email_prepare(void *state, const drv_env_t *env, PGconn *conn, const
     }
     outcome_set_template(out, env->templates, job->message_type, CH_NAME_EMAIL);
     text_copy_utf8(em.subject, out->subject, sizeof out->subject);
+    if (email_track_apply(env, conn, job, &em.html, out) != 0)
+        goto done; /* out says why */
     if (natt > 0) {
         matt = calloc((size_t)natt, sizeof *matt);
         if (!matt) {

@@ -7,10 +7,11 @@
 #include "policy/runtime.h"
 #include "queue/queue.h"
 #include "ratelimit/ratelimit.h"
+#include "store/db.h"
 #include "store/receipts.h"
 #include "store/suppress.h"
-#include "store/db.h"
 #include "store/templates.h"
+#include "store/tracking.h"
 #include "template/live.h"
 #include "util/json_text.h"
 #include "util/log.h"
@@ -27,6 +28,11 @@
 
 #define DELIVERY_MAX_BATCH 64
 #define DELIVERY_DEPTH_MS  1000 /* how often the waker samples the queue depth */
+/* How often, and over how many days of sent mail, the waker samples the
+ * open rate: a count over the window's tracked emails, cheap on its
+ * partial index but not worth running every second. */
+#define DELIVERY_OPEN_RATE_MS   15000
+#define DELIVERY_OPEN_RATE_DAYS 7
 
 struct delivery {
     app_t *app;    /* borrowed */
@@ -868,9 +874,31 @@ static int delivery_sample_depth(PGconn *conn)
     return 0;
 }
 
+/* Samples the open rate of tracked email into the metrics. -1 when the
+ * statement failed. */
+static int delivery_sample_open_rate(PGconn *conn)
+{
+    char err[512];
+    store_open_rate_t rows[32];
+    int n = 0;
+    if (store_open_rates(conn, DELIVERY_OPEN_RATE_DAYS, rows, 32, &n, err, sizeof err) != 0) {
+        log_error("delivery", "open_rate_failed", "error", err, NULL);
+        return -1;
+    }
+    const char *types[32];
+    long long sent[32], opened[32];
+    for (int i = 0; i < n; i++) {
+        types[i] = rows[i].message_type;
+        sent[i] = rows[i].sent;
+        opened[i] = rows[i].opened;
+    }
+    metrics_open_rates(types, sent, opened, n);
+    return 0;
+}
+
 /* The waker: turns NOTIFYs into worker wake-ups, rescues expired leases,
- * samples the queue depth for /metrics and tracks whether PostgreSQL
- * answers, for /readyz. */
+ * samples the queue depth and the open rate for /metrics and tracks
+ * whether PostgreSQL answers, for /readyz. */
 static void *delivery_waker(void *arg)
 {
     delivery_t *d = arg;
@@ -881,6 +909,7 @@ static void *delivery_waker(void *arg)
     d->first_conn = NULL;
     long long last_rescue = 0;
     long long last_depth = 0;
+    long long last_rate = 0;
     int max_attempts = cfg->max_attempts;
 
     while (!atomic_load(&d->stop)) {
@@ -926,6 +955,14 @@ static void *delivery_waker(void *arg)
         if (conn && now - last_depth >= DELIVERY_DEPTH_MS) {
             last_depth = now;
             if (delivery_sample_depth(conn) != 0 && db_conn_lost(conn)) {
+                atomic_store(&app->db_ready, 0);
+                PQfinish(conn);
+                conn = NULL;
+            }
+        }
+        if (conn && now - last_rate >= DELIVERY_OPEN_RATE_MS) {
+            last_rate = now;
+            if (delivery_sample_open_rate(conn) != 0 && db_conn_lost(conn)) {
                 atomic_store(&app->db_ready, 0);
                 PQfinish(conn);
                 conn = NULL;

@@ -17,6 +17,36 @@ void http_answer_json(http_answer_t *a, int status, char *body)
     a->len = body ? strlen(body) : 0;
 }
 
+void http_answer_bytes(http_answer_t *a, int status, const void *body, size_t len)
+{
+    memset(a, 0, sizeof *a);
+    a->status = status;
+    a->body = malloc(len ? len : 1);
+    if (!a->body)
+        return;
+    if (len)
+        memcpy(a->body, body, len);
+    a->len = len;
+}
+
+void http_answer_redirect(http_answer_t *a, int status, const char *location)
+{
+    buf_t b;
+    buf_init(&b, ANSWER_ERROR_MAX + strlen(location) * 6);
+    int rc = buf_puts(&b, "{\"location\":");
+    rc |= jtext_string(&b, location);
+    rc |= buf_putc(&b, '}');
+    char *loc = strdup(location);
+    if (rc != 0 || !loc) {
+        buf_free(&b);
+        free(loc);
+        http_answer_json(a, 500, NULL);
+        return;
+    }
+    http_answer_json(a, status, buf_detach(&b));
+    a->location = loc;
+}
+
 void http_answer_error(http_answer_t *a, int status, const char *code, const char *message)
 {
     buf_t b;
@@ -37,6 +67,7 @@ void http_answer_error(http_answer_t *a, int status, const char *code, const cha
 void http_answer_free(http_answer_t *a)
 {
     free(a->body);
+    free(a->location);
     memset(a, 0, sizeof *a);
 }
 

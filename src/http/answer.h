@@ -1,4 +1,4 @@
-/* answer: an HTTP answer (status, JSON body, the few extra headers crier
+/* answer: an HTTP answer (status, body, the few extra headers crier
  * sends) as a plain value, so handlers and the intake writer can build one
  * without knowing about libmicrohttpd. */
 #ifndef CRIER_HTTP_ANSWER_H
@@ -8,14 +8,25 @@
 
 typedef struct http_answer {
     int status;
-    char *body; /* owned, JSON text; NULL only after an allocation failure */
+    char *body; /* owned: JSON text, or the bytes of the route's ok_type in a 200;
+                   NULL only after an allocation failure */
     size_t len;
     const char *allow; /* static: the Allow header of a 405, or NULL */
     int www_auth;      /* 1: send WWW-Authenticate: Bearer (401) */
+    char *location;    /* owned: the Location header of a redirect (3xx), or NULL */
+    int no_cache;      /* 1: also tell HTTP/1.0 caches and revalidating ones not to
+                          keep it (Pragma, Expires, no-cache, must-revalidate) */
 } http_answer_t;
 
 /* Sets a to status with body (ownership moves to a; may be NULL on OOM). */
 void http_answer_json(http_answer_t *a, int status, char *body);
+/* Sets a to status with a copy of body[0..len) (binary is fine): the bytes
+ * of the route's ok_type. On OOM the body is NULL (a 500 is sent). */
+void http_answer_bytes(http_answer_t *a, int status, const void *body, size_t len);
+/* Sets a to a redirect (status 3xx) to location (copied; an absolute URL
+ * without CR or LF, which the caller has made sure of), with a small JSON
+ * body naming it. */
+void http_answer_redirect(http_answer_t *a, int status, const char *location);
 /* Sets a to status with {"error":{"code":code,"message":message}}. */
 void http_answer_error(http_answer_t *a, int status, const char *code, const char *message);
 /* Frees the body and clears a. */

@@ -147,7 +147,16 @@ static enum MHD_Result srv_queue(srv_conn_t *c, http_answer_t *a)
     const char *ctype =
         c->route && status == 200 && c->route->ok_type ? c->route->ok_type : SRV_JSON;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (a->no_cache) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                "no-store, no-cache, must-revalidate");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_PRAGMA, "no-cache");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_EXPIRES, "0");
+    } else {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    }
+    if (a->location && status >= 300 && status < 400)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, a->location);
     if (a->allow && status == 405)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, a->allow);
     if (a->www_auth)

@@ -16,8 +16,8 @@
 /* Every channel by its ch_id_t, then "other". */
 #define METRICS_CHANNELS_N ((size_t)CH_N + 1)
 
-static const char *const metrics_statuses[METRICS_STATUS_N] = {"sent",   "delivered", "retry",
-                                                               "failed", "bounced",   "skipped"};
+static const char *const metrics_statuses[METRICS_STATUS_N] = {
+    "sent", "delivered", "retry", "failed", "bounced", "skipped", "opened", "clicked"};
 static const char *const metrics_apis[METRICS_API_N] = {"smtp", "twilio", CH_NAME_WHATSAPP};
 
 /* Indexed by errc_t; ERRC_NONE is never an error but keeps the indexes equal. */
@@ -47,6 +47,10 @@ static atomic_llong metrics_depth[3]; /* due, scheduled, sending */
 static atomic_int metrics_depth_known;
 static atomic_ullong metrics_rl_deferred[METRICS_RL_PROVIDERS_N];
 static atomic_ullong metrics_suppressions;
+/* The open rate's terms per message type; sent 0: not written. Two loads
+ * may mix two samples' terms for a moment, which a gauge tolerates. */
+static atomic_llong metrics_rate_sent[METRICS_TYPES_N];
+static atomic_llong metrics_rate_opened[METRICS_TYPES_N];
 
 static size_t metrics_channel_index(const char *channel)
 {
@@ -121,6 +125,45 @@ void metrics_queue_depth(long long due, long long scheduled, long long sending)
     atomic_store_explicit(&metrics_depth_known, 1, memory_order_relaxed);
 }
 
+void metrics_open_rates(const char *const *types, const long long *sent, const long long *opened,
+                        int n)
+{
+    long long s[METRICS_TYPES_N] = {0}, o[METRICS_TYPES_N] = {0};
+    for (int i = 0; i < n; i++) {
+        if (sent[i] < 0 || opened[i] < 0)
+            continue;
+        size_t t = metrics_index(val_message_types, METRICS_TYPES_N, types[i]);
+        s[t] += sent[i];
+        o[t] += opened[i];
+    }
+    for (size_t t = 0; t < METRICS_TYPES_N; t++) {
+        atomic_store_explicit(&metrics_rate_sent[t], s[t], memory_order_relaxed);
+        atomic_store_explicit(&metrics_rate_opened[t], o[t], memory_order_relaxed);
+    }
+}
+
+static int metrics_render_open_rate(buf_t *out)
+{
+    int rc = metrics_family(out, "crm_open_rate", "gauge",
+                            "Share of the tracked emails sent in the last 7 days that a person "
+                            "(or a mail provider's image proxy) opened or clicked, by message "
+                            "type; machine hits are not counted. Sampled from the shared "
+                            "database every 15 seconds");
+    for (size_t t = 0; t < METRICS_TYPES_N; t++) {
+        long long sent = atomic_load_explicit(&metrics_rate_sent[t], memory_order_relaxed);
+        long long opened = atomic_load_explicit(&metrics_rate_opened[t], memory_order_relaxed);
+        if (sent <= 0)
+            continue;
+        if (opened > sent)
+            opened = sent;
+        rc |= buf_printf(out, "crm_open_rate{message_type=\"%s\"} ",
+                         t < VAL_MESSAGE_TYPES ? val_message_types[t] : "other");
+        rc |= metrics_value(out, (double)opened / (double)sent);
+        rc |= buf_putc(out, '\n');
+    }
+    return rc;
+}
+
 int metrics_single(buf_t *out, const char *name, const char *type, const char *help,
                    long long value)
 {
@@ -172,7 +215,8 @@ static int metrics_render_comms(buf_t *out)
                             "Delivery attempts by message type, channel and outcome (retry: "
                             "tried again later or on another channel; failed: given up; "
                             "bounced: given up, the address does not exist; skipped: not "
-                            "attempted, the address is suppressed)");
+                            "attempted, the address is suppressed), and the messages first "
+                            "opened or clicked (opened, clicked: tracking, not attempts)");
     for (size_t t = 0; t < METRICS_TYPES_N; t++) {
         for (size_t c = 0; c < METRICS_CHANNELS_N; c++) {
             unsigned long long v[METRICS_STATUS_N], any = 0;
@@ -359,6 +403,7 @@ int metrics_render(buf_t *out)
     rc |= metrics_render_hist(out);
     rc |= metrics_render_api(out);
     rc |= metrics_render_depth(out);
+    rc |= metrics_render_open_rate(out);
     rc |= metrics_render_ratelimit(out);
     rc |= metrics_render_suppressions(out);
     rc |= metrics_render_circuit(out);

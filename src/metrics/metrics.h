@@ -15,7 +15,8 @@
 #include "channel/errclass.h"
 #include "util/buf.h"
 
-/* What one delivery attempt came to (crm_communications_total's status). */
+/* What one delivery attempt came to (crm_communications_total's status),
+ * and the engagement that followed it. */
 typedef enum {
     METRICS_SENT,      /* accepted by the provider */
     METRICS_DELIVERED, /* known delivered (the sandbox outbox) */
@@ -23,6 +24,8 @@ typedef enum {
     METRICS_FAILED,    /* failed for good: the chain is exhausted or the error permanent */
     METRICS_BOUNCED,   /* failed for good on a hard bounce: the address does not exist */
     METRICS_SKIPPED,   /* not attempted, and no channel left: the address is suppressed */
+    METRICS_OPENED,    /* a message's first counted open (tracking; a click counts one too) */
+    METRICS_CLICKED,   /* a message's first counted click (tracking) */
     METRICS_STATUS_N,
 } metrics_status_t;
 
@@ -46,6 +49,12 @@ void metrics_api_error(metrics_api_t api, errc_t category);
 /* Sets the queue depth gauges from the latest sample; known 0 while no
  * sample has been taken (the series are then not written). */
 void metrics_queue_depth(long long due, long long scheduled, long long sending);
+/* Sets crm_open_rate from the latest sample: for each i < n, opened[i]
+ * of the sent[i] tracked emails of types[i] were opened. A type left out
+ * is written no more; unknown types count as "other". */
+void metrics_open_rates(const char *const *types, const long long *sent, const long long *opened,
+                        int n);
+
 /* Counts one message put back because its sender's rate limit said wait;
  * provider is "twilio", "smtp" or "whatsapp" (anything else: "other").
  * The limiter's local-fallback count is its own (rl_stats): the metrics

@@ -97,8 +97,8 @@ static const char privacy_sql_suppression[] =
     " JOIN clients c ON c.email_bidx = s.email_bidx WHERE c.id = $1::uuid";
 static const char privacy_sql_ledger[] = "SELECT to_jsonb(l)::text FROM consent_ledger l"
                                          " WHERE l.client_id = $1::uuid ORDER BY l.at, l.id";
-/* A message with its events and attachments (the bytes in base64, in one
- * line: PostgreSQL's encoder wraps at 76 columns). */
+/* A message with its events, attachments (the bytes in base64, in one
+ * line: PostgreSQL's encoder wraps at 76 columns) and tracked links. */
 static const char privacy_sql_comms[] =
     "SELECT (to_jsonb(c) - 'subject_enc' - 'subject' || jsonb_build_object("
     "  'events', COALESCE((SELECT jsonb_agg(to_jsonb(e) ORDER BY e.event_timestamp, e.id)"
@@ -109,7 +109,10 @@ static const char privacy_sql_comms[] =
     "    'size', octet_length(a.data),"
     "    'content_base64', replace(encode(a.data, 'base64'), chr(10), ''))"
     "    ORDER BY a.ordinal)"
-    "   FROM communication_attachments a WHERE a.communication_id = c.id), '[]'::jsonb)))::text,"
+    "   FROM communication_attachments a WHERE a.communication_id = c.id), '[]'::jsonb),"
+    "  'links', COALESCE((SELECT jsonb_agg(jsonb_build_object('link_index', l.link_index,"
+    "    'url', l.url) ORDER BY l.link_index)"
+    "   FROM communication_links l WHERE l.communication_id = c.id), '[]'::jsonb)))::text,"
     " c.id::text, c.subject_enc, c.subject"
     " FROM communications c WHERE c.client_id = $1::uuid ORDER BY c.created_at, c.id";
 static const char privacy_sql_inbound[] =
@@ -424,6 +427,12 @@ static const char privacy_sql_erase_attachments[] =
     "DELETE FROM communication_attachments"
     " WHERE communication_id IN (SELECT id FROM communications WHERE client_id = $1::uuid)";
 
+/* The links of tracked emails: a URL may carry what the workflow knew of
+ * the client. Their tracking tokens answer 404 from now on. */
+static const char privacy_sql_erase_links[] =
+    "DELETE FROM communication_links"
+    " WHERE communication_id IN (SELECT id FROM communications WHERE client_id = $1::uuid)";
+
 /* Stripped to the event and its ids, as a delivered callback is; one not
  * yet delivered will not be (its body is gone): failed, saying why. A
  * sender holding one finds its fence gone. */
@@ -518,6 +527,7 @@ static int privacy_erase_steps(PGconn *conn, const char *client_id, const char *
         {privacy_sql_erase_cancel, &c->cancelled, NULL},
         {privacy_sql_erase_comms, &c->communications, NULL},
         {privacy_sql_erase_attachments, &c->attachments, NULL},
+        {privacy_sql_erase_links, NULL, NULL},
         {privacy_sql_erase_callbacks, &c->callbacks, &c->callbacks_failed},
         {privacy_sql_erase_inbound, &c->inbound, NULL},
         {privacy_sql_erase_suppression, NULL, NULL},

@@ -32,6 +32,7 @@ int store_json_result(PGresult *r, char **json, char *err, size_t errlen);
     " 'status', CASE c.status WHEN 'sending' THEN 'queued' ELSE c.status END,"                     \
     " 'channel', c.channel, 'attempts', c.attempts, 'send_at', crier_iso(c.send_at),"              \
     " 'sent_at', crier_iso(c.sent_at), 'delivered_at', crier_iso(c.delivered_at),"                 \
+    " 'opened_at', crier_iso(c.opened_at), 'clicked_at', crier_iso(c.clicked_at),"                 \
     " 'error_message', c.error_message, 'decision', c.decision,"                                   \
     " 'created_at', crier_iso(c.created_at)"
 

@@ -203,6 +203,16 @@ def check_export_complete(db, doc, client_id, who):
     for k in stored:
         same_values("communication_attachments", exported[k], stored[k])
     counts["communication_attachments"] = len(stored)
+    links = [dict(l, key="%s/%d" % (c["id"], l["link_index"]))
+             for c in doc["communications"] for l in c["links"]]
+    stored, exported = by_id(links, "SELECT jsonb_build_object('key', l.communication_id::text"
+                             " || '/' || l.link_index, 'link_index', l.link_index, 'url', l.url)::text"
+                             " FROM communication_links l JOIN communications m"
+                             " ON m.id = l.communication_id WHERE m.client_id = :'c'::uuid",
+                             key="key", c=client_id)
+    for k in stored:
+        same_values("communication_links", exported[k], stored[k])
+    counts["communication_links"] = len(stored)
 
     stored, exported = by_id(doc["inbound_messages"],
                              "SELECT (to_jsonb(i) - 'sender_enc' - 'body_enc' - 'sender_bidx')::text"
@@ -307,6 +317,7 @@ def test_export_then_erase(tmp):
         counts = check_export_complete(db, doc, alice, ALICE)
         print("  export: %s, %d bytes" % (", ".join("%s %d" % kv for kv in sorted(counts.items())),
                                           len(json.dumps(doc))))
+        check(counts["communication_links"] > 0, "the tracked emails' links: %r" % counts)
         check(counts["communications"] == 11 and counts["inbound_messages"] == 4
               and counts["consent_ledger"] == 3 and counts["communication_attachments"] == 1
               and counts["workflow_callbacks"] == 1 and counts["audit_log"] == 1, counts)
@@ -356,6 +367,12 @@ def test_export_then_erase(tmp):
                           " OR idempotency_key IS NOT NULL OR request_hash IS NOT NULL),"
                           " count(*) FROM communications WHERE client_id = :'c'::uuid", c=alice)
         check(rows == [["0", "11"]], "communications scrubbed, kept: %r" % rows)
+        rows = h.psql(db, "SELECT count(*) FROM communication_links l JOIN communications m"
+                          " ON m.id = l.communication_id WHERE m.client_id = :'c'::uuid", c=alice)
+        check(rows == [["0"]], "the tracked links are deleted: %r" % rows)
+        rows = h.psql(db, "SELECT count(*) FROM communication_links l JOIN communications m"
+                          " ON m.id = l.communication_id WHERE m.client_id = :'c'::uuid", c=bob)
+        check(rows != [["0"]], "the other client's links are kept: %r" % rows)
         rows = h.psql(db, "SELECT count(*) FILTER (WHERE sender_enc IS NOT NULL OR body_enc IS NOT"
                           " NULL OR sender_bidx IS NOT NULL), count(*) FROM inbound_messages i"
                           " WHERE i.client_id = :'c'::uuid OR i.client_id IS NULL", c=alice)

@@ -4,12 +4,17 @@ operation documents and a body that validates against the documented
 schema; every documented path exists; the document's own examples validate
 against their schemas."""
 import base64
+import email
+import email.policy
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import jsonschema
@@ -370,6 +375,41 @@ def erased_client(spec, crier, cid):
     spec.conforms("client made again", P_CLIENT, "put", again)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_no_redirect = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+
+
+def fetch(crier, method, path):
+    """A tracking URL as a mail client opens it: no token, no redirect
+    followed. (status, headers with lower-case names, JSON or bytes)."""
+    req = urllib.request.Request(crier.url + path, method=method,
+                                 headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"})
+    try:
+        with _no_redirect.open(req, timeout=30) as resp:
+            status, hdrs, body = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        status, hdrs, body = e.code, e.headers, e.read()
+    rh = {k.lower(): v for k, v in hdrs.items()}
+    if "json" in rh.get("content-type", ""):
+        body = json.loads(body.decode("utf-8"))
+    return status, rh, body
+
+
+def tracking_tokens(crier, comm_id):
+    """The first click token and the open token of a sandboxed email."""
+    with open(os.path.join(crier.outbox, comm_id + ".eml"), "rb") as f:
+        msg = email.message_from_bytes(f.read(), policy=email.policy.default)
+    markup = msg.get_body(preferencelist=("html",)).get_content()
+    click = re.search(re.escape(crier.url) + r"/t/c/([A-Za-z0-9_-]{56})\"", markup)
+    opened = re.search(re.escape(crier.url) + r"/t/o/([A-Za-z0-9_-]{56})\.gif\"", markup)
+    check(click and opened, "the sandboxed email has a tracked link and the open pixel")
+    return (click.group(1) if click else "x"), (opened.group(1) if opened else "x")
+
+
 def main():
     spec = Spec(os.path.join(harness.source_dir(), "docs", "openapi.yaml"))
     check(spec.doc.get("openapi", "").startswith("3.1"), "OpenAPI 3.1")
@@ -413,6 +453,21 @@ def main():
 
         path = "/v1/communications/" + comm_id
         spec.conforms("get", P_COMM, "get", crier.request("GET", path))
+
+        # Tracking: the welcome's link and pixel, then forged tokens.
+        P_CLICK, P_OPEN = "/t/c/{token}", "/t/o/{token}.gif"
+        click_tok, open_tok = tracking_tokens(crier, comm_id)
+        opened = fetch(crier, "GET", "/t/o/%s.gif" % open_tok)
+        spec.conforms("open pixel", P_OPEN, "get", opened)
+        check(opened[0] == 200 and opened[1].get("content-type") == "image/gif"
+              and len(opened[2]) == 43, "the pixel is a 43-byte GIF: %r" % (opened[:2],))
+        clicked = fetch(crier, "GET", "/t/c/" + click_tok)
+        spec.conforms("click", P_CLICK, "get", clicked)
+        check(clicked[0] == 302 and clicked[1].get("location", "").startswith("https://"),
+              "the click redirects: %r" % (clicked[:2],))
+        forged = click_tok[:-1] + ("A" if click_tok[-1] != "A" else "B")
+        spec.conforms("click 404", P_CLICK, "get", fetch(crier, "GET", "/t/c/" + forged))
+        spec.conforms("open 404", P_OPEN, "get", fetch(crier, "GET", "/t/o/%s.gif" % forged))
         spec.conforms("get as operator", P_COMM, "get",
                       crier.request("GET", path, token=harness.TOKEN_OPERATOR))
         plan = "/v1/plans/%s/communications" % good["plan_id"]
@@ -605,6 +660,9 @@ def main():
                 elif m == "put" and p == P_PREFS:
                     answer = crier.request("PUT", concrete, {"opt_out_whatsapp": False},
                                            token=token)
+                elif p in (P_CLICK, P_OPEN):
+                    answer = fetch(crier, "GET", concrete.replace(
+                        "{token}", click_tok if p == P_CLICK else open_tok))
                 elif m == "post":
                     answer = crier.request("POST", concrete, harness.comm_body(9, urgency="low"))
                 else:
@@ -635,6 +693,10 @@ def main():
         got = crier.request("GET", plan)
         check(got[0] == 503, "plan list while the database is gone answered %s" % got[0])
         spec.conforms("plan list down", P_PLAN, "get", got)
+        for p, concrete in ((P_CLICK, "/t/c/" + click_tok), (P_OPEN, "/t/o/%s.gif" % open_tok)):
+            got = fetch(crier, "GET", concrete)
+            check(got[0] == 503, "%s while the database is gone answered %s" % (p, got[0]))
+            spec.conforms("%s down" % p, p, "get", got)
         for m, p, concrete, body in (
                 ("get", P_EXPORT, export_path, None), ("delete", P_CLIENT, client_path, None),
                 ("put", P_CLIENT, live_path, {"locale": "en"}), ("get", P_CLIENT, live_path, None),

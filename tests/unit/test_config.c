@@ -205,6 +205,40 @@ static void test_retention_settings(void **state)
     unsetenv("CRIER_RETENTION_DAYS");
 }
 
+static void test_tracking_settings(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    unsetenv("CRIER_TRACKING");
+    unsetenv("CRIER_TRACKING_OFF_TYPES");
+    unsetenv("CRIER_TRACKING_MACHINE_WINDOW_S");
+    assert_int_equal(cfg_load(&c, NULL, err, sizeof err), 0);
+    assert_int_equal(c.tracking, 1);
+    assert_string_equal(c.tracking_off_types, "");
+    assert_int_equal(c.tracking_machine_window_s, 5);
+    cfg_free(&c);
+    cfgt_write("tracking = off\ntracking_off_types = error_notification,digest\n"
+               "tracking_machine_window_s = 0\n");
+    assert_int_equal(cfg_load(&c, cfgt_path, err, sizeof err), 0);
+    assert_int_equal(c.tracking, 0);
+    assert_string_equal(c.tracking_off_types, "error_notification,digest");
+    assert_int_equal(c.tracking_machine_window_s, 0);
+    cfg_free(&c);
+    unlink(cfgt_path);
+    setenv("CRIER_TRACKING", "yes", 1);
+    assert_int_equal(cfg_load(&c, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "CRIER_TRACKING"));
+    assert_non_null(strstr(err, "\"on\" or \"off\""));
+    cfg_free(&c);
+    unsetenv("CRIER_TRACKING");
+    setenv("CRIER_TRACKING_MACHINE_WINDOW_S", "3601", 1);
+    assert_int_equal(cfg_load(&c, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "CRIER_TRACKING_MACHINE_WINDOW_S"));
+    cfg_free(&c);
+    unsetenv("CRIER_TRACKING_MACHINE_WINDOW_S");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_rate_units),
         cmocka_unit_test(test_rate_from_environment),
         cmocka_unit_test(test_retention_settings),
+        cmocka_unit_test(test_tracking_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,6 +144,41 @@ static void test_render_respects_its_bound(void **state)
     buf_free(&b);
 }
 
+/* The open rate is written per message type from the latest sample only,
+ * and opens and clicks count under crm_communications_total's status. */
+static void test_open_rate_and_engagement(void **state)
+{
+    (void)state;
+    char *t = render();
+    assert_null(strstr(t, "crm_open_rate{"));
+    assert_non_null(strstr(t, "# TYPE crm_open_rate gauge\n"));
+    free(t);
+    const char *types[] = {"welcome", "reminder", "nonsense"};
+    long long sent[] = {4, 10, 2}, opened[] = {1, 0, 2};
+    metrics_open_rates(types, sent, opened, 3);
+    t = render();
+    assert_non_null(strstr(t, "crm_open_rate{message_type=\"welcome\"} 0.25\n"));
+    assert_non_null(strstr(t, "crm_open_rate{message_type=\"reminder\"} 0\n"));
+    assert_non_null(strstr(t, "crm_open_rate{message_type=\"other\"} 1\n"));
+    free(t);
+    metrics_open_rates(types + 1, sent + 1, opened + 1, 1);
+    t = render();
+    assert_null(strstr(t, "crm_open_rate{message_type=\"welcome\"}"));
+    assert_non_null(strstr(t, "crm_open_rate{message_type=\"reminder\"} 0\n"));
+    free(t);
+    metrics_communication("digest", "email", METRICS_OPENED);
+    metrics_communication("digest", "email", METRICS_CLICKED);
+    metrics_communication("digest", "email", METRICS_CLICKED);
+    t = render();
+    assert_non_null(strstr(t, "crm_communications_total{message_type=\"digest\",channel=\"email\","
+                              "status=\"opened\"} 1\n"));
+    assert_non_null(strstr(t, "crm_communications_total{message_type=\"digest\",channel=\"email\","
+                              "status=\"clicked\"} 2\n"));
+    assert_non_null(strstr(t, "crm_communications_total{message_type=\"digest\",channel=\"email\","
+                              "status=\"sent\"} 0\n"));
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_api_errors_by_category),
         cmocka_unit_test(test_queue_depth_after_first_sample),
         cmocka_unit_test(test_render_respects_its_bound),
+        cmocka_unit_test(test_open_rate_and_engagement),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
