@@ -6,7 +6,8 @@
 #   3. build build/ (optimised), build-asan/ (AddressSanitizer + UBSan) and
 #      build-tsan/ (ThreadSanitizer)
 #   4. start a private PostgreSQL and Redis under build/services
-#   5. lint docs/openapi.yaml with the Redocly CLI (installed into build/tools)
+#   5. lint docs/openapi.yaml with the Redocly CLI (installed into build/tools),
+#      and install the browser tests' playwright-core (tests/browser)
 #   6. run every test with ctest in build/, then in build-asan/, then the
 #      unit tests and the integration tests that run many threads at once
 #      in build-tsan/
@@ -109,6 +110,11 @@ lint_openapi() {
         "$cli" lint docs/openapi.yaml || fail "OpenAPI lint of docs/openapi.yaml"
 }
 lint_openapi
+
+# The browser tests' packages (also the ctest fixture setup.browser_deps):
+# npm ci into tests/browser when missing, nothing when present.
+say "installing the browser tests' packages (tests/browser)"
+scripts/browser-deps.sh || fail "installing playwright-core into tests/browser"
 
 # LeakSanitizer cannot stop the world in some sandboxes; find out once rather
 # than let every test fail for a reason that is not the code's.

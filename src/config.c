@@ -67,6 +67,8 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_DKIM_KEY_FILE", "dkim_key_file", CFG_STR, S(dkim_key_file), "", 0, 0},
     {"CRIER_DKIM_SELECTOR", "dkim_selector", CFG_STR, S(dkim_selector), "", 0, 0},
     {"CRIER_DKIM_DOMAIN", "dkim_domain", CFG_STR, S(dkim_domain), "", 0, 0},
+    /* the mailto: of List-Unsubscribe; "" is mail_from's address */
+    {"CRIER_UNSUBSCRIBE_MAILTO", "unsubscribe_mailto", CFG_STR, S(unsubscribe_mailto), "", 0, 0},
     {"CRIER_ENCRYPTION_KEY", NULL, CFG_STR, S(encryption_key), "", 0, 0},
     {"CRIER_ENCRYPTION_KEYS", NULL, CFG_STR, S(encryption_keys), "", 0, 0},
     {"CRIER_BLIND_INDEX_KEY", NULL, CFG_STR, S(blind_index_key), "", 0, 0},

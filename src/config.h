@@ -45,6 +45,8 @@ typedef struct cfg {
     char *dkim_key_file;        /* CRIER_DKIM_KEY_FILE: PEM key (contents secret), may be "" */
     char *dkim_selector;        /* CRIER_DKIM_SELECTOR, may be "" */
     char *dkim_domain;          /* CRIER_DKIM_DOMAIN, may be "": the domain of mail_from */
+    char *unsubscribe_mailto;   /* CRIER_UNSUBSCRIBE_MAILTO: address of List-Unsubscribe's
+                                   mailto: ("" = mail_from's) */
     char *encryption_key;       /* CRIER_ENCRYPTION_KEY, secret, base64 of 32 bytes, may be "" */
     char *encryption_keys;      /* CRIER_ENCRYPTION_KEYS, secret: id:base64,... current first */
     char *blind_index_key;      /* CRIER_BLIND_INDEX_KEY, secret, base64 of 32 bytes, may be "" */

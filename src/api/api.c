@@ -5,14 +5,17 @@
 #include "api/comms.h"
 #include "api/health.h"
 #include "api/metrics.h"
+#include "api/prefpage.h"
 #include "api/privacy.h"
 #include "api/rules.h"
 #include "api/templates.h"
 #include "api/track.h"
+#include "api/unsub.h"
 #include "api/webhooks.h"
 #include "engine/intake.h"
 #include "http/auth.h"
 #include "http/stats.h"
+#include "template/pages.h"
 
 #include <stdlib.h>
 
@@ -85,6 +88,15 @@ static const route_t api_table[] = {
      * itself with its signed token. The pixel's segment is "<token>.gif". */
     {"GET", "/t/c/{token}", 0, ROUTE_BODY_NONE, NULL, API_STAT_TRACK_CLICK, api_track_click},
     {"GET", "/t/o/{token}", 0, ROUTE_BODY_NONE, "image/gif", API_STAT_TRACK_OPEN, api_track_open},
+    /* A client's own links (docs/unsubscribe.md): no login, the signed
+     * token in the path says whose. The one-click POST is what a mailbox
+     * provider sends (RFC 8058: form-encoded or multipart, which the
+     * handler tells apart, and any other body is its 400); the page and
+     * its form answer HTML, errors too. */
+    {"POST", "/u/{token}", 0, ROUTE_BODY_ANY, API_TEXT, API_STAT_UNSUB, api_unsub_post},
+    {"GET", "/u/{token}", 0, ROUTE_BODY_NONE, PAGES_TYPE, API_STAT_PREFPAGE, api_prefpage_get},
+    {"POST", "/u/{token}/preferences", 0, ROUTE_BODY_FORM, PAGES_TYPE, API_STAT_PREFPAGE_POST,
+     api_prefpage_post},
 };
 
 const route_t *api_routes(size_t *n)
@@ -119,6 +131,9 @@ const char *api_stat_name(int slot)
         [API_STAT_TEMPLATES] = "GET /v1/templates",
         [API_STAT_TRACK_CLICK] = "GET /t/c/{token}",
         [API_STAT_TRACK_OPEN] = "GET /t/o/{token}.gif",
+        [API_STAT_UNSUB] = "POST /u/{token}",
+        [API_STAT_PREFPAGE] = "GET /u/{token}",
+        [API_STAT_PREFPAGE_POST] = "POST /u/{token}/preferences",
     };
     return slot > 0 && slot < API_STAT_N ? names[slot] : names[HTTP_STATS_UNROUTED];
 }

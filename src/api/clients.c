@@ -4,36 +4,21 @@
 
 #include "api/api.h"
 #include "api/dbreply.h"
+#include "api/prefchange.h"
 #include "api/refuse.h"
-#include "crypto/crypto.h"
-#include "engine/intake.h"
-#include "engine/prefs.h"
 #include "request/prefbody.h"
 #include "request/request.h"
 #include "store/audit.h"
 #include "store/clients.h"
 #include "store/db.h"
 #include "util/buf.h"
-#include "util/json_text.h"
-#include "util/log.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CLIENTS_LIST_DEFAULT 50
 #define CLIENTS_LIST_MAX     500
-
-/* Tells the cache what client id is now, after a committed change, on the
- * connection that made it. */
-static void clients_publish(const api_t *api, PGconn *conn, const char *id)
-{
-    char err[512];
-    const char *ids[] = {id};
-    if (prefs_publish(api->app->prefs, conn, ids, 1, err, sizeof err) != 0)
-        log_warn("api", "preference_cache_not_told", "error", err, NULL);
-}
 
 /* ------------------------------------------------------------ profile */
 
@@ -115,7 +100,7 @@ void api_client_put(const http_req_t *rq, http_answer_t *out)
         rc = store_client_json(conn, &api->app->keys, id, 0, &json, err, sizeof err);
     int ok = api_db_end(conn, rc, out, "client_put_failed", err, sizeof err) == 0;
     if (ok)
-        clients_publish(api, conn, id);
+        api_prefs_publish(api, conn, id);
     db_pool_put(api->app->pool, conn);
     req_client_free(&c);
     if (ok)
@@ -186,63 +171,6 @@ void api_prefs_get(const http_req_t *rq, http_answer_t *out)
         api_db_failed(out, lost, "preferences_get_failed", err);
 }
 
-/* Words for the confirmation's templates, from the preferences as the API
- * shows them: "WhatsApp, then email", "23:00 to 07:00", "SMS". */
-static const char *clients_channel_word(const char *ch)
-{
-    return strcmp(ch, "sms") == 0 ? "SMS" : strcmp(ch, "whatsapp") == 0 ? "WhatsApp" : "email";
-}
-
-static int clients_confirm_context(const cJSON *prefs, char **ctx_json)
-{
-    char channels[96] = "", quiet[32] = "", outs[64] = "";
-    const cJSON *it;
-    size_t at = 0;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(prefs, "preferred_channels"))
-    {
-        if (!cJSON_IsString(it))
-            continue;
-        int w = snprintf(channels + at, sizeof channels - at, "%s%s", at ? ", then " : "",
-                         clients_channel_word(it->valuestring));
-        if (w > 0 && (size_t)w < sizeof channels - at)
-            at += (size_t)w;
-    }
-    const cJSON *qs = cJSON_GetObjectItemCaseSensitive(prefs, "quiet_hours_start");
-    const cJSON *qe = cJSON_GetObjectItemCaseSensitive(prefs, "quiet_hours_end");
-    if (cJSON_IsString(qs) && cJSON_IsString(qe))
-        snprintf(quiet, sizeof quiet, "%.5s to %.5s", qs->valuestring, qe->valuestring);
-    at = 0;
-    for (int ch = 0; ch < CH_N; ch++) {
-        char key[32];
-        snprintf(key, sizeof key, "opt_out_%s", ch_name((ch_id_t)ch));
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(prefs, key)))
-            continue;
-        int w = snprintf(outs + at, sizeof outs - at, "%s%s", at ? ", " : "",
-                         clients_channel_word(ch_name((ch_id_t)ch)));
-        if (w > 0 && (size_t)w < sizeof outs - at)
-            at += (size_t)w;
-    }
-    const cJSON *tz = cJSON_GetObjectItemCaseSensitive(prefs, "timezone");
-    cJSON *ctx = cJSON_CreateObject();
-    int ok = ctx && cJSON_AddStringToObject(ctx, "channels_text", channels[0] ? channels : "email");
-    if (ok && quiet[0])
-        ok = cJSON_AddStringToObject(ctx, "quiet_hours_text", quiet) != NULL;
-    if (ok && outs[0])
-        ok = cJSON_AddStringToObject(ctx, "opt_outs_text", outs) != NULL;
-    if (ok)
-        ok = cJSON_AddStringToObject(ctx, "timezone",
-                                     cJSON_IsString(tz) ? tz->valuestring : "UTC") != NULL;
-    *ctx_json = ok ? cJSON_PrintUnformatted(ctx) : NULL;
-    cJSON_Delete(ctx);
-    return *ctx_json ? 0 : -1;
-}
-
-/* What the answer to a change is waiting for: the confirmation's intake. */
-typedef struct clients_pending {
-    http_pending_t *http;
-    char *prefs_json; /* owned */
-} clients_pending_t;
-
 /* {"preferences": ..., "confirmation": <the accepted communication or
  * null>}; takes prefs_json and confirmation (either may be NULL). */
 static void clients_prefs_answer(http_answer_t *out, char *prefs_json, char *confirmation)
@@ -264,61 +192,11 @@ static void clients_prefs_answer(http_answer_t *out, char *prefs_json, char *con
         http_answer_error(out, 500, "internal_error", "out of memory");
 }
 
-/* The intake's callback: the change is committed either way, so the answer
- * is 200; a confirmation that could not be accepted is null and logged. */
-static void clients_confirmed(void *cls, intake_result_t *res)
+/* The answer once the confirmation was taken: the change is committed
+ * either way, so it is 200. */
+static void clients_confirmed(void *cls, char *confirmation, http_answer_t *out)
 {
-    clients_pending_t *p = cls;
-    char *confirmation = NULL;
-    if (res->outcome == INTAKE_ACCEPTED || res->outcome == INTAKE_DUPLICATE) {
-        confirmation = res->body;
-        res->body = NULL;
-    } else {
-        log_warn("api", "preferences_confirmation_not_sent", "why",
-                 res->why ? res->why : "refused by the intake", NULL);
-    }
-    intake_result_free(res);
-    http_answer_t a;
-    clients_prefs_answer(&a, p->prefs_json, confirmation);
-    http_resume(p->http, &a);
-    free(p);
-}
-
-/* Submits the preferences_updated message for client id; on success the
- * request is answered later, by clients_confirmed (and 1 is returned). */
-static int clients_send_confirmation(const http_req_t *rq, const char *id, char *prefs_json)
-{
-    const api_t *api = rq->ctx;
-    cJSON *prefs = cJSON_Parse(prefs_json);
-    char *ctx = NULL;
-    int ok = prefs && clients_confirm_context(prefs, &ctx) == 0;
-    cJSON_Delete(prefs);
-    intake_job_t *job = ok ? intake_job_new() : NULL;
-    clients_pending_t *p = job ? calloc(1, sizeof *p) : NULL;
-    if (!p) {
-        cJSON_free(ctx);
-        intake_job_free(job);
-        return 0;
-    }
-    req_comm_t *r = &job->req;
-    snprintf(r->plan_id, sizeof r->plan_id, "%s", REQ_NO_PLAN);
-    snprintf(r->client_id, sizeof r->client_id, "%s", id);
-    snprintf(r->message_type, sizeof r->message_type, "preferences_updated");
-    snprintf(r->urgency, sizeof r->urgency, "high");
-    r->context_json = ctx; /* the job's now: freed with cJSON_free by req_free */
-    cry_sha256_hex(ctx, strlen(ctx), job->request_hash);
-    snprintf(job->actor, sizeof job->actor, "%s", rq->actor);
-    p->http = http_suspend(rq);
-    if (!p->http) {
-        free(p);
-        intake_job_free(job);
-        return 0;
-    }
-    p->prefs_json = prefs_json;
-    job->done = clients_confirmed;
-    job->cls = p;
-    intake_submit(api->intake, job);
-    return 1;
+    clients_prefs_answer(out, cls, confirmation);
 }
 
 /* The change of body for client id (id NULL: the body names it). */
@@ -332,33 +210,26 @@ static void clients_prefs_change(const http_req_t *rq, const char *path_id, http
         return;
     }
     const char *id = path_id ? path_id : pb.client_id;
-    PGconn *conn = api_db_conn(rq, out, "preferences_put_failed");
-    if (!conn)
-        return;
+    const api_prefs_change_t c = {
+        .client_id = id,
+        .change = &pb.change,
+        .source = STORE_SOURCE_PREFERENCES,
+        .actor = rq->actor,
+    };
     char err[512] = "";
     char *json = NULL;
-    int changed = 0;
-    int rc = db_begin(conn, err, sizeof err);
-    if (rc == 0)
-        rc = store_consent_context(conn, STORE_SOURCE_PREFERENCES, rq->actor, err, sizeof err);
-    if (rc == 0)
-        rc = store_prefs_update(conn, id, &pb.change, &changed, err, sizeof err);
-    if (rc == 0)
-        rc = store_prefs_json(conn, id, &json, err, sizeof err);
-    int ok = api_db_end(conn, rc, out, "preferences_put_failed", err, sizeof err) == 0;
-    /* Once committed, before anything else is decided: the confirmation
-     * below must already be decided on the new preferences. */
-    if (ok && changed)
-        clients_publish(api, conn, id);
-    db_pool_put(api->app->pool, conn);
-    if (!ok) {
-        free(json);
+    int changed = 0, lost = 0;
+    int rc = api_prefs_apply(api, &c, &changed, NULL, &json, &lost, err, sizeof err);
+    if (rc > 0) {
+        api_client_missing(out, rc);
         return;
     }
-    if (changed && clients_send_confirmation(rq, id, json))
+    if (rc < 0) {
+        api_db_failed(out, lost, "preferences_put_failed", err);
+        return;
+    }
+    if (changed && api_prefs_confirm(rq, id, json, rq->actor, clients_confirmed, json))
         return; /* answered with the confirmation */
-    if (changed)
-        log_warn("api", "preferences_confirmation_not_sent", "why", "out of memory", NULL);
     clients_prefs_answer(out, json, NULL);
 }
 

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* RFC 5322 §2.1.1: lines SHOULD stay within 78 characters; we fold there. */
 #define MIME_FOLD_AT 78
@@ -605,12 +606,14 @@ static int mime_date(buf_t *out, time_t t)
                       tm.tm_sec);
 }
 
-/* 1 when the unsubscribe URL can stand in List-Unsubscribe as is: http(s),
- * printable ASCII with no spaces or angle brackets, bounded. */
-static int mime_url_ok(const char *u)
+/* 1 when a URI can stand in List-Unsubscribe as is: one of the schemes
+ * given, printable ASCII with no spaces or angle brackets (RFC 2369: no
+ * white space inside the brackets), bounded. */
+static int mime_list_uri_ok(const char *u, const char *scheme, const char *scheme2)
 {
     size_t n = strlen(u);
-    if (n > MIME_MAX_URL || (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0))
+    if (n > MIME_MAX_URL || (strncasecmp(u, scheme, strlen(scheme)) != 0 &&
+                             (!scheme2 || strncasecmp(u, scheme2, strlen(scheme2)) != 0)))
         return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)u[i];
@@ -654,11 +657,15 @@ static int mime_headers(const mime_message_t *m, buf_t *out, const char *from_ad
         id[k] = '\0';
         rc = buf_printf(out, "X-Crier-Id: %s\r\n", id);
     }
+    /* RFC 8058: one List-Unsubscribe with the HTTPS URI (first: the order
+     * is the sender's preference) and any other after it, folded after the
+     * comma, never inside the brackets */
     if (rc == 0 && m->list_unsubscribe_url)
-        rc = buf_printf(out,
-                        "List-Unsubscribe: <%s>\r\n"
-                        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
-                        m->list_unsubscribe_url);
+        rc = buf_printf(out, "List-Unsubscribe: <%s>", m->list_unsubscribe_url);
+    if (rc == 0 && m->list_unsubscribe_url && m->list_unsubscribe_mailto)
+        rc = buf_printf(out, ",\r\n <%s>", m->list_unsubscribe_mailto);
+    if (rc == 0 && m->list_unsubscribe_url)
+        rc = buf_puts(out, "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
     if (rc == 0)
         rc = buf_printf(out, "Content-Type: %s;\r\n boundary=\"%s\"\r\n\r\n", top_ctype,
                         top_boundary);
@@ -686,8 +693,14 @@ int mime_build(const mime_message_t *m, buf_t *out, char *message_id, size_t idl
         errmsg_set(err, errlen, "both a text and an html part are required");
         return -1;
     }
-    if (m->list_unsubscribe_url && !mime_url_ok(m->list_unsubscribe_url)) {
+    if (m->list_unsubscribe_url &&
+        !mime_list_uri_ok(m->list_unsubscribe_url, "https://", "http://")) {
         errmsg_set(err, errlen, "invalid unsubscribe url");
+        return -1;
+    }
+    if (m->list_unsubscribe_mailto &&
+        !mime_list_uri_ok(m->list_unsubscribe_mailto, "mailto:", NULL)) {
+        errmsg_set(err, errlen, "invalid unsubscribe mailto");
         return -1;
     }
     if (m->n_attachments < 0 || (m->n_attachments > 0 && !m->attachments)) {

@@ -29,8 +29,12 @@ typedef struct mime_message {
     const char *html; /* HTML part, UTF-8 */
     const mime_attachment_t *attachments;
     int n_attachments;
-    const char *list_unsubscribe_url; /* may be NULL; adds RFC 8058 headers */
-    const char *entity_id;            /* e.g. the communication id; an X-Crier-Id header */
+    /* may be NULL; adds the RFC 8058 headers: List-Unsubscribe with this
+     * http(s) URL, and List-Unsubscribe-Post */
+    const char *list_unsubscribe_url;
+    /* may be NULL; with the URL, a "mailto:..." URI listed after it */
+    const char *list_unsubscribe_mailto;
+    const char *entity_id; /* e.g. the communication id; an X-Crier-Id header */
     time_t date;
 } mime_message_t;
 

@@ -28,7 +28,8 @@ static void tplcmd_usage(FILE *f)
                "        parses and that every HTML part is well-formed, then renders each\n"
                "        type with its example context (examples/<type>.json): the email, the\n"
                "        SMS (which must fit CRIER_SMS_SEGMENT_BUDGET segments), the WhatsApp\n"
-               "        text and the approved WhatsApp template's parameters.\n"
+               "        text and the approved WhatsApp template's parameters. An email whose\n"
+               "        text or HTML part does not show the unsubscribe link fails.\n"
                "render  renders the email NAME (welcome, budget_summary, vendor_options,\n"
                "        selection_confirmation, blueprint_delivery, error_notification,\n"
                "        reminder) with the JSON object in FILE as the workflow context, and\n"
@@ -100,10 +101,17 @@ static tpl_check_opts_t tplcmd_opts(const cfg_t *cfg)
                               .sms_segment_budget = cfg->sms_segment_budget};
 }
 
-static cJSON *tplcmd_build(const cfg_t *cfg, const cJSON *request)
+/* The context of a preview; link is the footer's unsubscribe link, which
+ * crier makes for a real email. */
+static cJSON *tplcmd_build(const cfg_t *cfg, const cJSON *request, const char *link)
 {
     tpl_check_opts_t o = tplcmd_opts(cfg);
-    return tpl_check_context(&o.site, request);
+    cJSON *ctx = tpl_check_context(&o.site, request);
+    if (ctx && tpl_context_set_links(ctx, link, link) != 0) {
+        cJSON_Delete(ctx);
+        ctx = NULL;
+    }
+    return ctx;
 }
 
 /* The same check a running crier makes before a reloaded catalogue may go
@@ -189,7 +197,10 @@ static int tplcmd_render(cfg_t *cfg, const char *name, const char *context_path,
         return 1;
     }
     int rc = 1;
-    cJSON *ctx = tplcmd_build(cfg, request);
+    /* a real email's link names its communication; a preview has none */
+    char link[1024];
+    snprintf(link, sizeof link, "%s/u/preview", cfg->public_url ? cfg->public_url : "");
+    cJSON *ctx = tplcmd_build(cfg, request, link);
     tpl_email_t mail;
     if (!ctx) {
         fprintf(stderr, "crier templates: out of memory\n");

@@ -6,6 +6,7 @@
 #include "channel/smtp_easy.h"
 #include "driver/email_track.h"
 #include "driver/smtp_call.h"
+#include "driver/unsub.h"
 #include "store/store.h"
 #include "template/catalog.h"
 #include "template/context.h"
@@ -207,6 +208,20 @@ static void email_finish(const call_t *call, outcome_t *out)
              res->enhanced[0] ? " " : "", res->enhanced, masked);
 }
 
+/* The template context of one email: the request's context, crier's names
+ * and the unsubscribe links of the email it goes into (a digest's for its
+ * members). NULL on OOM. */
+static cJSON *email_context(const cJSON *reqctx, const tpl_site_t *site, const char *client_name,
+                            const char *plan_id, const char *id, const unsub_links_t *links)
+{
+    cJSON *ctx = tpl_context_build(reqctx, site, client_name, plan_id, id);
+    if (ctx && tpl_context_set_links(ctx, links->url, links->url) != 0) {
+        cJSON_Delete(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
 /* The engine's own message type: LOW messages merged into one email. */
 #define EMAIL_DIGEST_TYPE "digest"
 
@@ -228,12 +243,12 @@ static const char *email_item_url(const cJSON *mctx)
  * context exactly as its own email would have been, and its main link.
  * 0, or -1 with out failed. */
 static int email_digest_item(const drv_env_t *env, const store_digest_member_t *m,
-                             const char *client_name, const tpl_site_t *site, cJSON *items,
-                             outcome_t *out)
+                             const char *client_name, const tpl_site_t *site,
+                             const unsub_links_t *links, cJSON *items, outcome_t *out)
 {
     char err[512];
     cJSON *mctx = cJSON_Parse(m->context_json);
-    cJSON *ctx = tpl_context_build(mctx, site, client_name, m->plan_id, m->id);
+    cJSON *ctx = email_context(mctx, site, client_name, m->plan_id, m->id, links);
     tpl_email_t em = {0};
     cJSON *item = cJSON_CreateObject();
     int rc = -1;
@@ -270,7 +285,8 @@ done:
  * action_url}]} plus the names every template has. The caller deletes it;
  * NULL with out failed. */
 static cJSON *email_digest_context(const drv_env_t *env, PGconn *conn, const queue_job_t *job,
-                                   const char *client_name, const tpl_site_t *site, outcome_t *out)
+                                   const char *client_name, const tpl_site_t *site,
+                                   const unsub_links_t *links, outcome_t *out)
 {
     char err[512];
     store_digest_member_t *m = NULL;
@@ -291,9 +307,9 @@ static cJSON *email_digest_context(const drv_env_t *env, PGconn *conn, const que
         goto done;
     }
     for (int i = 0; i < n; i++)
-        if (email_digest_item(env, &m[i], client_name, site, items, out) != 0)
+        if (email_digest_item(env, &m[i], client_name, site, links, items, out) != 0)
             goto done;
-    ctx = tpl_context_build(dctx, site, client_name, job->plan_id, job->id);
+    ctx = email_context(dctx, site, client_name, job->plan_id, job->id, links);
     if (!ctx)
         outcome_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the context");
 done:
@@ -372,13 +388,19 @@ static void email_prepare(void *state, const drv_env_t *env, PGconn *conn, const
         .public_url = cfg->public_url,
     };
     const char *client_name = cl.name ? cl.name : "there";
+    /* every email, whatever its type or context, can be unsubscribed from */
+    unsub_links_t links;
+    if (unsub_links_make(cfg, env->keys, job->id, time(NULL), &links, err, sizeof err) != 0) {
+        outcome_fail(out, ERRC_INVALID_INPUT, 0, "unsubscribe link", err);
+        goto done;
+    }
     if (strcmp(job->message_type, EMAIL_DIGEST_TYPE) == 0) {
-        ctx = email_digest_context(env, conn, job, client_name, &site, out);
+        ctx = email_digest_context(env, conn, job, client_name, &site, &links, out);
         if (!ctx)
             goto done; /* out says why */
     } else {
         reqctx = cJSON_Parse(job->context_json ? job->context_json : "{}");
-        ctx = tpl_context_build(reqctx, &site, client_name, job->plan_id, job->id);
+        ctx = email_context(reqctx, &site, client_name, job->plan_id, job->id, &links);
         if (!ctx) {
             outcome_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the context");
             goto done;
@@ -411,6 +433,8 @@ static void email_prepare(void *state, const drv_env_t *env, PGconn *conn, const
         .html = em.html,
         .attachments = matt,
         .n_attachments = natt,
+        .list_unsubscribe_url = links.url,
+        .list_unsubscribe_mailto = links.mailto,
         .entity_id = job->id,
         .date = time(NULL),
     };

@@ -1,6 +1,8 @@
 /* answer: an HTTP answer (status, body, the few extra headers crier
  * sends) as a plain value, so handlers and the intake writer can build one
- * without knowing about libmicrohttpd. */
+ * without knowing about libmicrohttpd. A handler that answers with a body
+ * of its own kind (an HTML page, also for an error) names its type and may
+ * add headers of its own. */
 #ifndef CRIER_HTTP_ANSWER_H
 #define CRIER_HTTP_ANSWER_H
 
@@ -16,6 +18,12 @@ typedef struct http_answer {
     char *location;    /* owned: the Location header of a redirect (3xx), or NULL */
     int no_cache;      /* 1: also tell HTTP/1.0 caches and revalidating ones not to
                           keep it (Pragma, Expires, no-cache, must-revalidate) */
+    /* static, or NULL: the Content-Type of this answer whatever its status
+     * (NULL: the route's type for a 200, JSON for everything else) */
+    const char *ctype;
+    /* static, or NULL: more headers, name and value in turn, NULL after
+     * the last name */
+    const char *const *headers;
 } http_answer_t;
 
 /* Sets a to status with body (ownership moves to a; may be NULL on OOM). */

@@ -28,6 +28,8 @@ typedef enum {
     ROUTE_BODY_NONE, /* the route takes no body: its Content-Type is not looked at */
     ROUTE_BODY_JSON, /* application/json: the API's own routes */
     ROUTE_BODY_FORM, /* application/x-www-form-urlencoded: how Twilio posts */
+    ROUTE_BODY_ANY,  /* any type or none: the handler reads Content-Type and
+                        answers what it cannot take itself */
 } route_body_t;
 
 /* Answers one request. out is empty on entry; the handler fills it, or

@@ -143,10 +143,15 @@ static enum MHD_Result srv_queue(srv_conn_t *c, http_answer_t *a)
             return MHD_NO;
         }
     }
-    /* errors are always JSON; a success has its route's type */
+    /* errors are JSON and a success has its route's type, unless the
+     * handler said what its answer is */
     const char *ctype =
         c->route && status == 200 && c->route->ok_type ? c->route->ok_type : SRV_JSON;
+    if (a->ctype && status == a->status)
+        ctype = a->ctype;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    for (const char *const *h = a->headers; h && h[0] && h[1]; h += 2)
+        MHD_add_response_header(r, h[0], h[1]);
     if (a->no_cache) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
                                 "no-store, no-cache, must-revalidate");
@@ -217,6 +222,7 @@ static const char *srv_body_type(route_body_t kind)
     case ROUTE_BODY_FORM:
         return "application/x-www-form-urlencoded";
     case ROUTE_BODY_NONE:
+    case ROUTE_BODY_ANY:
         break;
     }
     return NULL;

@@ -7,8 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* "HH:MM" with HH 00-23 and MM 00-59, exactly five characters. */
-static int prefbody_hhmm(const char *s)
+int prefbody_hhmm(const char *s)
 {
     if (strlen(s) != 5 || s[2] != ':')
         return 0;

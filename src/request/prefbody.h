@@ -29,4 +29,8 @@ typedef struct prefbody {
 int prefbody_parse(const char *body, size_t len, int want_client_id, prefbody_t *out,
                    req_error_t *err);
 
+/* 1 when s is "HH:MM" with HH 00-23 and MM 00-59, exactly five
+ * characters: a time of quiet hours. */
+int prefbody_hhmm(const char *s);
+
 #endif

@@ -34,6 +34,46 @@ int store_client_state(PGconn *conn, const char *id, char *err, size_t errlen)
     return clients_state(conn, CLIENTS_SQL_STATE, id, err, errlen);
 }
 
+int store_comm_client(PGconn *conn, const char *comm_id, char client_id[37], char *err,
+                      size_t errlen)
+{
+    client_id[0] = '\0';
+    if (!val_uuid(comm_id))
+        return STORE_NO_COMM;
+    const char *params[] = {comm_id};
+    PGresult *r = db_query(conn, "SELECT client_id FROM communications WHERE id = $1::uuid", 1,
+                           params, err, errlen);
+    if (!r)
+        return -1;
+    int rc = STORE_NO_COMM;
+    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+        snprintf(client_id, 37, "%s", PQgetvalue(r, 0, 0));
+        rc = 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int store_client_version_lock(PGconn *conn, const char *id, long long *version, char *err,
+                              size_t errlen)
+{
+    *version = 0;
+    if (!val_uuid(id))
+        return STORE_NO_CLIENT;
+    const char *params[] = {id};
+    PGresult *r = db_query(conn,
+                           "SELECT erased_at IS NOT NULL, prefs_version FROM clients"
+                           " WHERE id = $1::uuid FOR UPDATE",
+                           1, params, err, errlen);
+    if (!r)
+        return -1;
+    int rc = PQntuples(r) == 0 ? STORE_NO_CLIENT : store_bool_col(r, 0) ? STORE_ERASED : 0;
+    if (rc == 0)
+        *version = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    return rc;
+}
+
 /* Appends "key":value where value is a JSON string or null. */
 static int clients_put_str(buf_t *b, const char *key, const char *v)
 {

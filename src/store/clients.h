@@ -18,10 +18,23 @@
 #define STORE_NO_CLIENT  1
 #define STORE_ERASED     2
 #define STORE_BAD_CURSOR 3 /* a listing's "before" names none of the client's communications */
+#define STORE_NO_COMM    4 /* no such communication (never made, or purged) */
 
 /* Whether client id exists and is not erased: 0 (it is live), or one of
  * the results above. */
 int store_client_state(PGconn *conn, const char *id, char *err, size_t errlen);
+
+/* The client a communication was for, into client_id: 0, STORE_NO_COMM
+ * (also for an id that is no UUID), or -1 with err. */
+int store_comm_client(PGconn *conn, const char *comm_id, char client_id[37], char *err,
+                      size_t errlen);
+
+/* Locks client id's row for the rest of the open transaction (FOR UPDATE,
+ * as store_prefs_update does) and reads its prefs_version, which moves
+ * with every change to what a decision reads of it (sql/006): 0,
+ * STORE_NO_CLIENT, STORE_ERASED, or -1 with err. */
+int store_client_version_lock(PGconn *conn, const char *id, long long *version, char *err,
+                              size_t errlen);
 
 /* The client as JSON text (*json owned by the caller): client_id, name,
  * email, phone (decrypted; with_pii 0 says only has_name, has_email,

@@ -58,9 +58,14 @@ static const char *check_str(const cJSON *obj, const char *key, const char *fall
 
 cJSON *tpl_check_context(const tpl_site_t *site, const cJSON *request)
 {
-    return tpl_context_build(request, site, check_str(request, "client_name", "Client"),
-                             check_str(request, "plan_id", CHECK_PLACEHOLDER_PLAN),
-                             CHECK_PREVIEW_ID);
+    cJSON *ctx =
+        tpl_context_build(request, site, check_str(request, "client_name", "Client"),
+                          check_str(request, "plan_id", CHECK_PLACEHOLDER_PLAN), CHECK_PREVIEW_ID);
+    if (ctx && tpl_context_set_links(ctx, TPL_CHECK_LINK, TPL_CHECK_LINK) != 0) {
+        cJSON_Delete(ctx);
+        ctx = NULL;
+    }
+    return ctx;
 }
 
 /* Reads and parses an example context; NULL with why (naming the file, and
@@ -135,7 +140,9 @@ int tpl_check_examples(const tpl_catalog_t *c, const char *dir, const tpl_check_
     check_run_t r = {.fn = fn, .ud = ud, .first_err = first_err, .errlen = errlen};
     if (first_err && errlen)
         first_err[0] = '\0';
-    for (size_t i = 0; i < VAL_SHORT_TYPES; i++) {
+    /* every email, the engine's digest too; the short messages of the
+     * types that have them */
+    for (size_t i = 0; i < VAL_MESSAGE_TYPES; i++) {
         const char *type = val_message_types[i];
         char path[4096], why[600];
         snprintf(path, sizeof path, "%s/examples/%s.json", dir, type);
@@ -152,10 +159,19 @@ int tpl_check_examples(const tpl_catalog_t *c, const char *dir, const tpl_check_
         } else if (tpl_render_email(c, type, ctx, &mail, err, sizeof err) != 0) {
             check_say(&r, 0, "email/%s: %s", type, err);
         } else {
-            check_say(&r, 1, "email/%s (subject, text, html)", type);
+            const char *missing = !strstr(mail.text, TPL_CHECK_LINK)   ? "text"
+                                  : !strstr(mail.html, TPL_CHECK_LINK) ? "HTML"
+                                                                       : NULL;
+            if (missing)
+                check_say(&r, 0,
+                          "email/%s: the %s part does not show the unsubscribe link "
+                          "({{unsubscribe_url}})",
+                          type, missing);
+            else
+                check_say(&r, 1, "email/%s (subject, text, html, unsubscribe link)", type);
             tpl_email_free(&mail);
         }
-        if (ctx)
+        if (ctx && i < VAL_SHORT_TYPES)
             check_short(c, opts, type, ctx, &r);
         cJSON_Delete(ctx);
         cJSON_Delete(request);

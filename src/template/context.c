@@ -37,10 +37,21 @@ cJSON *tpl_context_build(const cJSON *request_context, const tpl_site_t *site,
      * of the same name is dropped even when ours is absent */
     if (set_string(ctx, "client_name", client_name) != 0 ||
         set_string(ctx, "plan_id", plan_id) != 0 ||
-        set_string(ctx, "communication_id", communication_id) != 0)
+        set_string(ctx, "communication_id", communication_id) != 0 ||
+        tpl_context_set_links(ctx, NULL, NULL) != 0)
         goto fail;
     return ctx;
 fail:
     cJSON_Delete(ctx);
     return NULL;
+}
+
+int tpl_context_set_links(cJSON *ctx, const char *unsubscribe_url, const char *preferences_url)
+{
+    /* a request's link here could send the client to someone else's page,
+     * or keep the footer from working for 30 days (CAN-SPAM) */
+    if (set_string(ctx, "unsubscribe_url", unsubscribe_url) != 0 ||
+        set_string(ctx, "preferences_url", preferences_url) != 0)
+        return -1;
+    return 0;
 }

@@ -14,6 +14,7 @@ import io
 import logging
 import email.policy
 import os
+import re
 import shutil
 import tempfile
 import sys
@@ -136,7 +137,26 @@ def check_dkim(dk, raw, cid):
     missing = [f for f in SIGNED_FIELDS if f not in signed]
     check(not missing, "%s: h= misses %r (h=%s)" % (cid, missing, tags.get("h")))
     check(signed.count("from") == 2, "%s: From is over-signed (h=%s)" % (cid, tags.get("h")))
+    # RFC 8058 4: both list fields signed, and over-signed so none can be added
+    for f in ("list-unsubscribe", "list-unsubscribe-post"):
+        check(signed.count(f) == 2, "%s: %s signed and over-signed (h=%s)" % (cid, f, tags.get("h")))
     check("l" not in tags, "%s: no l= tag" % cid)
+
+
+LIST_UNSUB = re.compile(r"^<(https?://[^>\s]+/u/[A-Za-z0-9_-]{56})>,\s*<(mailto:[^>\s]+)>$")
+
+
+def check_list_unsubscribe(msg, cid):
+    """RFC 8058: one List-Unsubscribe with an HTTP(S) URI (and here a mailto),
+    one List-Unsubscribe-Post with the one key/value pair, both signed."""
+    values = msg.get_all("List-Unsubscribe") or []
+    posts = msg.get_all("List-Unsubscribe-Post") or []
+    if not check(len(values) == 1, "%s: one List-Unsubscribe (%d)" % (cid, len(values))):
+        return
+    value = " ".join(str(values[0]).split())
+    check(LIST_UNSUB.match(value) is not None, "%s: List-Unsubscribe is %r" % (cid, value))
+    check([str(p).strip() for p in posts] == ["List-Unsubscribe=One-Click"],
+          "%s: List-Unsubscribe-Post is %r" % (cid, posts))
 
 
 def check_wire(raw, cid):
@@ -215,6 +235,7 @@ def main():
             raw, msg = seen[cid]
             check_wire(raw, cid)
             check_dkim(dk, raw, cid)
+            check_list_unsubscribe(msg, cid)
             for field in ("Date", "From", "To", "Message-ID", "Subject", "MIME-Version"):
                 check(msg.get(field) is not None, "%s has %s" % (cid, field))
             check(msg.get_content_type() == "multipart/alternative",

@@ -6,9 +6,12 @@ against their schemas."""
 import base64
 import email
 import email.policy
+import hashlib
+import hmac
 import json
 import os
 import re
+import struct
 import shutil
 import sys
 import tempfile
@@ -87,7 +90,8 @@ def check_examples(spec):
             media = []
             rb = op.get("requestBody")
             if rb:
-                media.append(("request", spec.deref(rb)["content"]["application/json"]))
+                for _ct, m in spec.deref(rb)["content"].items():
+                    media.append(("request", m))
             for code, resp in op["responses"].items():
                 for _ct, m in spec.deref(resp).get("content", {}).items():
                     media.append((code, m))
@@ -410,6 +414,66 @@ def tracking_tokens(crier, comm_id):
     return (click.group(1) if click else "x"), (opened.group(1) if opened else "x")
 
 
+P_LINK = "/u/{token}"
+P_LINK_FORM = "/u/{token}/preferences"
+LINK_KEY = bytes(range(200, 232))
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def link_token(comm_id, day=None, key=LINK_KEY):
+    """An unsubscribe token of comm_id (crypto/linktok.h), under key."""
+    day = int(time.time()) // 86400 if day is None else day
+    body = bytes([1, ord("u")]) + uuid.UUID(comm_id).bytes + struct.pack(">II", 0, day)
+    mac = hmac.new(key, b"crier link v1\0" + body, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(body + mac).decode("ascii").rstrip("=")
+
+
+def page_form_token(crier, path):
+    got = crier.request("GET", path, token=None)
+    m = re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', got[2] if got[0] == 200 else "")
+    return m.group(1) if m else "none"
+
+
+def links(spec, crier, comm_id):
+    """The client's own links: every answer as documented."""
+    path = "/u/" + link_token(comm_id)
+    gone = "/u/" + link_token(comm_id, day=int(time.time()) // 86400 - 4000)
+    page = crier.request("GET", path, token=None)
+    check(page[0] == 200 and page[1].get("content-type", "").startswith("text/html"),
+          "the preference page: %s %r" % (page[0], page[1]))
+    spec.conforms("page", P_LINK, "get", page)
+    spec.conforms("page 404", P_LINK, "get", crier.request("GET", gone, token=None))
+    expect_all(spec, [
+        ("one-click 400", P_LINK, "post", 400, "invalid_body",
+         lambda: crier.request("POST", path, raw=b"List-Unsubscribe=Yes", token=None,
+                               headers=FORM)),
+        ("one-click 404", P_LINK, "post", 404, "not_found",
+         lambda: crier.request("POST", gone, raw=b"List-Unsubscribe=One-Click", token=None,
+                               headers=FORM)),
+        ("form 415", P_LINK_FORM, "post", 415, "unsupported_media_type",
+         lambda: crier.request("POST", path + "/preferences", raw=b"{}", token=None,
+                               headers={"Content-Type": "application/json"})),
+    ])
+    form = path + "/preferences"
+    tok = page_form_token(crier, path)
+    for what, status, body in (
+            ("form 400", 400, "form_token=%s&quiet=sometimes" % tok),
+            ("form 403", 403, "form_token=forged&quiet=none"),
+            ("form 200", 200, "form_token=%s&quiet=hours&quiet_start=21:30&quiet_end=06:45" % tok),
+            ("form 409", 409, "form_token=%s&quiet=none" % tok)):
+        got = crier.request("POST", form, raw=body.encode("ascii"), token=None, headers=FORM)
+        check(got[0] == status, "%s: answered %s" % (what, got[0]))
+        spec.conforms(what, P_LINK_FORM, "post", got)
+    spec.conforms("form 404", P_LINK_FORM, "post",
+                  crier.request("POST", gone + "/preferences", raw=b"form_token=x", token=None,
+                                headers=FORM))
+    done = crier.request("POST", path, raw=b"List-Unsubscribe=One-Click", token=None,
+                         headers=FORM)
+    check(done[0] == 200 and "text/plain" in done[1].get("content-type", ""),
+          "one-click: %s %r" % (done[0], done[1]))
+    spec.conforms("one-click", P_LINK, "post", done)
+
+
 def main():
     spec = Spec(os.path.join(harness.source_dir(), "docs", "openapi.yaml"))
     check(spec.doc.get("openapi", "").startswith("3.1"), "OpenAPI 3.1")
@@ -420,7 +484,8 @@ def main():
     crier = None
     db_dropped = False
     try:
-        crier = harness.Crier(db, tmp)
+        crier = harness.Crier(db, tmp,
+                              env={"CRIER_LINK_KEY": base64.b64encode(LINK_KEY).decode()})
         P_PLAN = "/v1/plans/{plan_id}/communications"
         JSON = {"Content-Type": "application/json"}
 
@@ -566,6 +631,7 @@ def main():
         live = clients_api(spec, crier)
         live_path = "/v1/clients/" + live
         erased_client(spec, crier, gone["client_id"])
+        links(spec, crier, comm_id)
 
         expect_all(spec, [
             ("rules 401", P_RULES, "get", 401, "unauthorized",
@@ -642,7 +708,7 @@ def main():
 
         # Every documented path answers a valid call with a documented status
         # (the erasure on the client made again above, the rest on the live one).
-        params = {"{id}": comm_id, "{plan_id}": good["plan_id"]}
+        params = {"{id}": comm_id, "{plan_id}": good["plan_id"], "{token}": link_token(comm_id)}
         for p, item in spec.doc["paths"].items():
             for m in item:
                 concrete = p.replace("{client_id}", gone["client_id"] if m == "delete" else live)
@@ -657,11 +723,20 @@ def main():
                                            {"client_id": live, "opt_out_email": False})
                 elif m == "put" and p == P_CLIENT:
                     answer = crier.request("PUT", concrete, {"locale": "en"}, token=token)
+                elif p == P_LINK_FORM:
+                    answer = crier.request(
+                        "POST", concrete, token=None, headers=FORM,
+                        raw=("form_token=%s&quiet=none"
+                             % page_form_token(crier, concrete[:-len("/preferences")])).encode())
+                elif m == "post" and p == P_LINK:
+                    answer = crier.request("POST", concrete, raw=b"List-Unsubscribe=One-Click",
+                                           token=None, headers=FORM)
                 elif m == "put" and p == P_PREFS:
                     answer = crier.request("PUT", concrete, {"opt_out_whatsapp": False},
                                            token=token)
                 elif p in (P_CLICK, P_OPEN):
-                    answer = fetch(crier, "GET", concrete.replace(
+                    # "{token}" is the unsubscribe link's above; these take their own
+                    answer = fetch(crier, "GET", p.replace(
                         "{token}", click_tok if p == P_CLICK else open_tok))
                 elif m == "post":
                     answer = crier.request("POST", concrete, harness.comm_body(9, urgency="low"))

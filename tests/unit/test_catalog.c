@@ -32,7 +32,21 @@ static const tpl_site_t site = {.brand_name = "Planiva",
                                 .physical_address = TEST_ADDRESS,
                                 .public_url = "https://crier.planiva.example"};
 
+/* What the engine puts in every email's footer (tpl_context_set_links). */
+#define TEST_LINK                                                                                  \
+    "https://crier.planiva.example/u/AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
 static char templates_dir[4096];
+
+/* A context as the email driver makes it: crier's names and the links. */
+static cJSON *email_ctx(const cJSON *req, const tpl_site_t *s, const char *client_name,
+                        const char *plan_id, const char *id)
+{
+    cJSON *ctx = tpl_context_build(req, s, client_name, plan_id, id);
+    assert_non_null(ctx);
+    assert_int_equal(tpl_context_set_links(ctx, TEST_LINK, TEST_LINK), 0);
+    return ctx;
+}
 
 static int setup(void **state)
 {
@@ -136,10 +150,11 @@ static void test_every_type_renders(void **state)
     assert_non_null(c);
     assert_int_equal(strlen(tpl_catalog_version(c)), 16);
 
-    for (size_t i = 0; i < VAL_SHORT_TYPES; i++) {
+    /* every email, the engine's digest too */
+    for (size_t i = 0; i < VAL_MESSAGE_TYPES; i++) {
         const char *type = val_message_types[i];
         cJSON *req = load_example(type);
-        cJSON *ctx = tpl_context_build(req, &site, HOSTILE_NAME, "5b1d7c2e-plan", "comm-1");
+        cJSON *ctx = email_ctx(req, &site, HOSTILE_NAME, "5b1d7c2e-plan", "comm-1");
         assert_non_null(ctx);
         tpl_email_t m;
         int rc = tpl_render_email(c, type, ctx, &m, err, sizeof err);
@@ -162,6 +177,9 @@ static void test_every_type_renders(void **state)
         assert_null(strstr(m.html, "<script>"));
         /* the text part is not HTML: the name reads as written there */
         assert_non_null(strstr(m.text, HOSTILE_NAME));
+        /* the way out is visible in both parts (CAN-SPAM), a link in HTML */
+        assert_non_null(strstr(m.text, TEST_LINK));
+        assert_non_null(strstr(m.html, "<a href=\"" TEST_LINK "\">Unsubscribe</a>"));
         tpl_email_free(&m);
         cJSON_Delete(ctx);
         cJSON_Delete(req);
@@ -176,8 +194,7 @@ static void expect_missing(tpl_catalog_t *c, const char *type, const char *key,
 {
     cJSON *req = load_example(type);
     cJSON_DeleteItemFromObjectCaseSensitive(req, key);
-    cJSON *ctx = tpl_context_build(req, &site, client_name, "p-1", "c-1");
-    assert_non_null(ctx);
+    cJSON *ctx = email_ctx(req, &site, client_name, "p-1", "c-1");
     tpl_email_t m;
     char err[512];
     assert_int_equal(tpl_render_email(c, type, ctx, &m, err, sizeof err), -1);
@@ -228,6 +245,25 @@ static void test_unknown_type_and_context_override(void **state)
     assert_string_equal(cJSON_GetObjectItem(req, "client_name")->valuestring, "Mallory");
     cJSON_Delete(ctx);
     cJSON_Delete(req);
+
+    /* nor the footer's links: a request's are dropped, so an email without
+     * the engine's fails (strict) rather than link somewhere else */
+    req = load_example("welcome");
+    cJSON_AddStringToObject(req, "unsubscribe_url", "https://evil.example/u/x");
+    cJSON_AddStringToObject(req, "preferences_url", "https://evil.example/p/x");
+    ctx = tpl_context_build(req, &site, "Asha", "p", "c");
+    assert_null(cJSON_GetObjectItem(ctx, "unsubscribe_url"));
+    assert_null(cJSON_GetObjectItem(ctx, "preferences_url"));
+    assert_int_equal(tpl_render_email(c, "welcome", ctx, &m, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unsubscribe_url"));
+    assert_int_equal(tpl_context_set_links(ctx, TEST_LINK, TEST_LINK), 0);
+    assert_int_equal(tpl_render_email(c, "welcome", ctx, &m, err, sizeof err), 0);
+    assert_null(strstr(m.html, "evil.example"));
+    assert_null(strstr(m.text, "evil.example"));
+    assert_non_null(strstr(m.text, TEST_LINK));
+    tpl_email_free(&m);
+    cJSON_Delete(ctx);
+    cJSON_Delete(req);
     tpl_catalog_free(c);
 }
 
@@ -243,8 +279,7 @@ static void test_bad_directory(void **state)
  * anything renders, naming the key: the second line behind the API. */
 static void expect_link_refused(tpl_catalog_t *c, const char *type, cJSON *req, const char *key)
 {
-    cJSON *ctx = tpl_context_build(req, &site, "Asha", "p-1", "c-1");
-    assert_non_null(ctx);
+    cJSON *ctx = email_ctx(req, &site, "Asha", "p-1", "c-1");
     tpl_email_t m;
     char err[512];
     assert_int_equal(tpl_render_email(c, type, ctx, &m, err, sizeof err), -1);
@@ -290,7 +325,7 @@ static void test_render_refuses_other_link_schemes(void **state)
     tpl_site_t odd = site;
     odd.public_url = "";
     req = load_example("welcome");
-    cJSON *octx = tpl_context_build(req, &odd, "Asha", "p-1", "c-1");
+    cJSON *octx = email_ctx(req, &odd, "Asha", "p-1", "c-1");
     tpl_email_t om;
     assert_int_equal(tpl_render_email(c, "welcome", octx, &om, err, sizeof err), 0);
     tpl_email_free(&om);
@@ -303,7 +338,7 @@ static void test_render_refuses_other_link_schemes(void **state)
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         req = load_example("welcome");
         cJSON_ReplaceItemInObjectCaseSensitive(req, "plan_url", cJSON_CreateString(good[i]));
-        cJSON *ctx = tpl_context_build(req, &site, "Asha", "p-1", "c-1");
+        cJSON *ctx = email_ctx(req, &site, "Asha", "p-1", "c-1");
         tpl_email_t m;
         assert_int_equal(tpl_render_email(c, "welcome", ctx, &m, err, sizeof err), 0);
         char href[128];

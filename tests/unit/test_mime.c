@@ -427,6 +427,63 @@ static void test_structure_alternative(void **state)
     buf_free(&b);
 }
 
+/* RFC 2369 / 8058: one List-Unsubscribe, the https URI first and the
+ * mailto after the comma, folded there and nowhere inside a bracket. */
+static void test_list_unsubscribe_mailto(void **state)
+{
+    (void)state;
+    buf_t b;
+    char id[300];
+    mime_message_t m = base_msg;
+    m.list_unsubscribe_url = "https://crier.test/u/Zk9xT2VbR1c";
+    m.list_unsubscribe_mailto = "mailto:unsub@mail.planiva.test?subject=unsubscribe-Zk9xT2VbR1c";
+    build_ok(&m, &b, id, sizeof id);
+    assert_true(has_line_starting(&b, "List-Unsubscribe: <https://crier.test/u/Zk9xT2VbR1c>,\r\n"
+                                      " <mailto:unsub@mail.planiva.test?subject=unsubscribe-"
+                                      "Zk9xT2VbR1c>\r\nList-Unsubscribe-Post: "
+                                      "List-Unsubscribe=One-Click\r\n"));
+    char *v = header_value(&b, "List-Unsubscribe");
+    assert_string_equal(v, " <https://crier.test/u/Zk9xT2VbR1c>, "
+                           "<mailto:unsub@mail.planiva.test?subject=unsubscribe-Zk9xT2VbR1c>");
+    free(v);
+    /* exactly one of each field */
+    const char *first = strstr(b.data, "\r\nList-Unsubscribe:");
+    assert_non_null(first);
+    assert_null(strstr(first + 2, "\r\nList-Unsubscribe:"));
+    first = strstr(b.data, "\r\nList-Unsubscribe-Post:");
+    assert_non_null(first);
+    assert_null(strstr(first + 2, "\r\nList-Unsubscribe-Post:"));
+    buf_free(&b);
+
+    /* a mailto alone is no one-click: without the URL neither is written */
+    m.list_unsubscribe_url = NULL;
+    build_ok(&m, &b, id, sizeof id);
+    assert_false(has_line_starting(&b, "List-Unsubscribe"));
+    assert_null(strstr(b.data, "mailto:unsub@"));
+    buf_free(&b);
+
+    /* what cannot stand between brackets is refused, not cleaned */
+    char err[128];
+    buf_init(&b, MAX_MSG);
+    static const char *const bad[] = {
+        "mailto:a@b.test?subject=x y",      "mailto:a@b.test>, <https://evil.test/",
+        "mailto:a@b.test\r\nBcc: v@x.test", "https://crier.test/u/x",
+        "mailto:a@b.test?subject=\xc3\xa9",
+    };
+    m.list_unsubscribe_url = "https://crier.test/u/Zk9xT2VbR1c";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m.list_unsubscribe_mailto = bad[i];
+        assert_int_equal(mime_build(&m, &b, id, sizeof id, err, sizeof err), -1);
+        assert_string_equal(err, "invalid unsubscribe mailto");
+        assert_int_equal(b.len, 0);
+    }
+    /* nor may the URL be another scheme */
+    m.list_unsubscribe_mailto = NULL;
+    m.list_unsubscribe_url = "javascript:alert(1)";
+    assert_int_equal(mime_build(&m, &b, id, sizeof id, err, sizeof err), -1);
+    buf_free(&b);
+}
+
 static void test_structure_attachments(void **state)
 {
     (void)state;
@@ -565,6 +622,7 @@ static void test_python_email_accepts(void **state)
     m.subject = "R\xc3\xa9sum\xc3\xa9 \xe2\x9c\x93 pr\xc3\xaat";
     m.to_name = "Zo\xc3\xab \"Z\" Smith";
     m.list_unsubscribe_url = "https://crier.test/u/abc";
+    m.list_unsubscribe_mailto = "mailto:unsub@mail.planiva.test?subject=unsubscribe-abc";
     m.entity_id = "42";
     m.attachments = att;
     m.n_attachments = 2;
@@ -601,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_display_names),
         cmocka_unit_test(test_quoted_printable),
         cmocka_unit_test(test_structure_alternative),
+        cmocka_unit_test(test_list_unsubscribe_mailto),
         cmocka_unit_test(test_structure_attachments),
         cmocka_unit_test(test_invalid_input),
         cmocka_unit_test(test_addr_spec),
