@@ -20,16 +20,21 @@ void api_db_failed(http_answer_t *out, int lost, const char *what, const char *e
     http_answer_error(out, 500, "internal_error", "the request could not be completed");
 }
 
-PGconn *api_db_conn(const http_req_t *rq, http_answer_t *out, const char *what)
+PGconn *api_db_take(const api_t *api, char *err, size_t errlen)
 {
-    const api_t *api = rq->ctx;
-    char err[512] = "";
-    PGconn *conn = db_pool_get(api->app->pool, err, sizeof err);
+    PGconn *conn = db_pool_get(api->app->pool, err, errlen);
     if (conn && db_ensure(conn) != 0) {
         db_pool_put(api->app->pool, conn);
         conn = NULL;
-        snprintf(err, sizeof err, "connection unusable");
+        snprintf(err, errlen, "connection unusable");
     }
+    return conn;
+}
+
+PGconn *api_db_conn(const http_req_t *rq, http_answer_t *out, const char *what)
+{
+    char err[512] = "";
+    PGconn *conn = api_db_take(rq->ctx, err, sizeof err);
     if (!conn)
         api_db_failed(out, 1, what, err);
     return conn;

@@ -5,6 +5,7 @@
 #ifndef CRIER_API_DBREPLY_H
 #define CRIER_API_DBREPLY_H
 
+#include "api/api.h"
 #include "http/answer.h"
 #include "http/server.h"
 
@@ -17,6 +18,10 @@ void api_db_failed(http_answer_t *out, int lost, const char *what, const char *e
 /* A pooled connection that answers (give it back with db_pool_put on the
  * app's pool), or NULL with out set to 503. */
 PGconn *api_db_conn(const http_req_t *rq, http_answer_t *out, const char *what);
+/* A pooled connection that answered, for a handler that answers in its
+ * own way (a page); NULL with err when PostgreSQL cannot be reached. Give
+ * it back with db_pool_put. */
+PGconn *api_db_take(const api_t *api, char *err, size_t errlen);
 /* The path's {client_id} in lower case: 0, or -1 with out set to 422
  * naming the field. */
 int api_client_id(const http_req_t *rq, char id[37], http_answer_t *out);

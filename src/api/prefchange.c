@@ -2,6 +2,7 @@
  * (see prefchange.h). */
 #include "api/prefchange.h"
 
+#include "api/dbreply.h"
 #include "channel/ch.h"
 #include "crypto/crypto.h"
 #include "engine/intake.h"
@@ -33,12 +34,7 @@ int api_prefs_apply(const api_t *api, const api_prefs_change_t *c, int *changed,
         *before = NULL;
     if (after)
         *after = NULL;
-    PGconn *conn = db_pool_get(api->app->pool, err, errlen);
-    if (conn && db_ensure(conn) != 0) {
-        db_pool_put(api->app->pool, conn);
-        conn = NULL;
-        snprintf(err, errlen, "connection unusable");
-    }
+    PGconn *conn = api_db_take(api, err, errlen);
     if (!conn) {
         *lost = 1;
         return -1;

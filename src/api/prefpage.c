@@ -4,6 +4,7 @@
 #include "api/api.h"
 #include "api/prefchange.h"
 #include "api/unsub.h"
+#include "api/dbreply.h"
 #include "channel/ch.h"
 #include "crypto/linktok.h"
 #include "request/prefform.h"
@@ -107,12 +108,7 @@ static int prefpage_facts(const api_t *api, const char *id, store_client_facts_t
 {
     memset(f, 0, sizeof *f);
     *lost = 0;
-    PGconn *conn = db_pool_get(api->app->pool, err, errlen);
-    if (conn && db_ensure(conn) != 0) {
-        db_pool_put(api->app->pool, conn);
-        conn = NULL;
-        snprintf(err, errlen, "connection unusable");
-    }
+    PGconn *conn = api_db_take(api, err, errlen);
     if (!conn) {
         *lost = 1;
         return -1;

@@ -46,12 +46,7 @@ int api_unsub_client(const http_req_t *rq, const linktok_t *t, char client_id[37
     const api_t *api = rq->ctx;
     *lost = 0;
     client_id[0] = '\0';
-    PGconn *conn = db_pool_get(api->app->pool, err, errlen);
-    if (conn && db_ensure(conn) != 0) {
-        db_pool_put(api->app->pool, conn);
-        conn = NULL;
-        snprintf(err, errlen, "connection unusable");
-    }
+    PGconn *conn = api_db_take(api, err, errlen);
     if (!conn) {
         *lost = 1;
         return -1;

@@ -2,6 +2,7 @@
 #include "crypto/linktok.h"
 
 #include "crypto/crypto.h"
+#include "util/text.h"
 
 #include <string.h>
 
@@ -32,17 +33,6 @@ static int linktok_value(unsigned char c)
     return -1;
 }
 
-static int linktok_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The 16 bytes of a UUID in 8-4-4-4-12 form; -1 when it is not one. */
 static int linktok_uuid_bytes(const char *s, unsigned char out[16])
 {
@@ -55,7 +45,7 @@ static int linktok_uuid_bytes(const char *s, unsigned char out[16])
                 return -1;
             continue;
         }
-        int hi = linktok_hexval(s[i]), lo = linktok_hexval(s[i + 1]);
+        int hi = text_hexval(s[i]), lo = text_hexval(s[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[o++] = (unsigned char)(hi << 4 | lo);
