@@ -598,11 +598,13 @@ static char *dkim_read_key_file(const char *path, size_t *len, char *err, size_t
     }
     close(fd);
     if (!data || got == 0) {
+        /* chosen before the free: a freed pointer's value is not to be read */
+        const char *why = data ? "read error" : "out of memory";
         if (data) {
             OPENSSL_cleanse(data, size);
             free(data);
         }
-        errmsg_set(err, errlen, "%s: %s", path, data ? "read error" : "out of memory");
+        errmsg_set(err, errlen, "%s: %s", path, why);
         return NULL;
     }
     data[got] = '\0';
