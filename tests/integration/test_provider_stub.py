@@ -338,8 +338,10 @@ def test_modes_by_recipient(tmp):
 
         rec = s.records()
         modes = [r["mode"] for r in rec if r["provider"] == "twilio"]
-        assert modes[:7] == ["error:21610", "http429:7", "http500", "http401", "slow:1", "drop",
-                             "error:20003"], modes
+        # in order, except that a dropped request is recorded when its
+        # handler ends, which may be after the next request's record
+        want = ["error:21610", "http429:7", "http500", "http401", "slow:1", "drop", "error:20003"]
+        assert modes[:5] == want[:5] and sorted(modes[5:7]) == sorted(want[5:]), modes
         dropped = [r for r in rec if r["mode"] == "drop"]
         assert len(dropped) == 1 and dropped[0]["status"] is None, dropped
 
