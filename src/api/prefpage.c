@@ -213,26 +213,37 @@ static cJSON *prefpage_form_view(const api_t *api, const char *token, const stor
     return v;
 }
 
-void api_prefpage_get(const http_req_t *rq, http_answer_t *out)
+/* The client of the page's link and its facts, into id and f (free f with
+ * store_client_facts_free either way). 0; or -1 with the page that says
+ * why (not found, or PostgreSQL unreachable) already in out. */
+static int prefpage_load(const http_req_t *rq, char id[37], store_client_facts_t *f,
+                         http_answer_t *out)
 {
     const api_t *api = rq->ctx;
     linktok_t t;
-    char id[37], err[512] = "";
+    char err[512] = "";
     int lost = 0;
+    memset(f, 0, sizeof *f);
     if (api_unsub_token(rq, &t) != 0) {
         prefpage_not_found(api, out);
-        return;
+        return -1;
     }
     int rc = api_unsub_client(rq, &t, id, &lost, err, sizeof err);
-    store_client_facts_t f;
-    memset(&f, 0, sizeof f);
     if (rc == 0)
-        rc = prefpage_facts(api, id, &f, &lost, err, sizeof err);
+        rc = prefpage_facts(api, id, f, &lost, err, sizeof err);
     if (rc > 0)
         prefpage_not_found(api, out);
     else if (rc < 0)
         prefpage_db_failed(api, out, lost, err);
-    else
+    return rc == 0 ? 0 : -1;
+}
+
+void api_prefpage_get(const http_req_t *rq, http_answer_t *out)
+{
+    const api_t *api = rq->ctx;
+    char id[37];
+    store_client_facts_t f;
+    if (prefpage_load(rq, id, &f, out) == 0)
         prefpage_answer(out, 200, PAGES_PREFERENCES,
                         prefpage_form_view(api, http_req_param(rq, "token"), &f, id));
     store_client_facts_free(&f, 1);
@@ -373,23 +384,10 @@ void api_prefpage_post(const http_req_t *rq, http_answer_t *out)
 {
     const api_t *api = rq->ctx;
     const char *token = http_req_param(rq, "token");
-    linktok_t t;
     char id[37], err[512] = "";
-    int lost = 0;
-    if (api_unsub_token(rq, &t) != 0) {
-        prefpage_not_found(api, out);
-        return;
-    }
-    int rc = api_unsub_client(rq, &t, id, &lost, err, sizeof err);
+    int lost = 0, rc;
     store_client_facts_t f;
-    memset(&f, 0, sizeof f);
-    if (rc == 0)
-        rc = prefpage_facts(api, id, &f, &lost, err, sizeof err);
-    if (rc != 0) {
-        if (rc > 0)
-            prefpage_not_found(api, out);
-        else
-            prefpage_db_failed(api, out, lost, err);
+    if (prefpage_load(rq, id, &f, out) != 0) {
         store_client_facts_free(&f, 1);
         return;
     }
