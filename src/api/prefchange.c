@@ -84,7 +84,8 @@ int api_prefs_apply(const api_t *api, const api_prefs_change_t *c, int *changed,
  * shows them: "WhatsApp, then email", "23:00 to 07:00", "SMS". */
 static const char *prefchange_channel_word(const char *ch)
 {
-    return strcmp(ch, "sms") == 0 ? "SMS" : strcmp(ch, "whatsapp") == 0 ? "WhatsApp" : "email";
+    ch_id_t c;
+    return ch_by_name(ch, &c) == 0 ? ch_label(c) : ch_label(CH_EMAIL);
 }
 
 static int prefchange_confirm_context(const cJSON *prefs, char **ctx_json)

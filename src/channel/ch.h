@@ -36,6 +36,10 @@ typedef enum {
 /* The name of c ("email", "sms", "whatsapp"), or NULL when c is none. */
 const char *ch_name(ch_id_t c);
 
+/* The name of c as a message to a client writes it ("email", "SMS",
+ * "WhatsApp"), or NULL when c is none. */
+const char *ch_label(ch_id_t c);
+
 /* Sets *out to the channel called name. Returns 0, or -1 (out untouched)
  * for NULL or a name that is no channel: names are exact, case included. */
 int ch_by_name(const char *name, ch_id_t *out);

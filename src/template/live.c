@@ -1,5 +1,7 @@
 #include "template/live.h"
 
+#include "channel/ch.h"
+
 #include "util/json_text.h"
 #include "util/log.h"
 #include "util/timefmt.h"
@@ -19,8 +21,8 @@
 
 /* The folders a catalogue is read from (template/catalog.h), and the
  * examples its check renders. */
-static const char *const live_subdirs[] = {"email", "email/partials", "sms", "whatsapp",
-                                           "examples"};
+static const char *const live_subdirs[] = {CH_NAME_EMAIL, CH_NAME_EMAIL "/partials", CH_NAME_SMS,
+                                           CH_NAME_WHATSAPP, "examples"};
 
 struct tpl_live {
     char dir[1024];
