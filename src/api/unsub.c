@@ -86,6 +86,17 @@ static int unsub_body_ok(const http_req_t *rq)
     return ok;
 }
 
+/* Answers a step's failure (rc > 0: no such client, rc < 0: the database)
+ * and returns 1; returns 0 when rc is 0 and nothing was answered. */
+static int unsub_answered(http_answer_t *out, int rc, int lost, const char *err)
+{
+    if (rc > 0)
+        http_answer_error(out, 404, "not_found", "no such unsubscribe link");
+    else if (rc < 0)
+        api_db_failed(out, lost, "unsubscribe_failed", err);
+    return rc != 0;
+}
+
 void api_unsub_post(const http_req_t *rq, http_answer_t *out)
 {
     const api_t *api = rq->ctx;
@@ -103,14 +114,8 @@ void api_unsub_post(const http_req_t *rq, http_answer_t *out)
     char id[37], err[512] = "";
     int lost = 0;
     int rc = api_unsub_client(rq, &t, id, &lost, err, sizeof err);
-    if (rc > 0) {
-        http_answer_error(out, 404, "not_found", "no such unsubscribe link");
+    if (unsub_answered(out, rc, lost, err))
         return;
-    }
-    if (rc < 0) {
-        api_db_failed(out, lost, "unsubscribe_failed", err);
-        return;
-    }
     store_prefs_change_t ch = {.opt_out = {[CH_EMAIL] = 1, [CH_SMS] = -1, [CH_WHATSAPP] = -1}};
     const api_prefs_change_t c = {
         .client_id = id,
@@ -120,14 +125,8 @@ void api_unsub_post(const http_req_t *rq, http_answer_t *out)
     };
     int changed = 0;
     rc = api_prefs_apply(api, &c, &changed, NULL, NULL, &lost, err, sizeof err);
-    if (rc > 0) {
-        http_answer_error(out, 404, "not_found", "no such unsubscribe link");
+    if (unsub_answered(out, rc, lost, err))
         return;
-    }
-    if (rc < 0) {
-        api_db_failed(out, lost, "unsubscribe_failed", err);
-        return;
-    }
     /* No confirmation: the client asked for no more email, and a message
      * by another channel about it is not what one click asked for. */
     log_info("api", changed ? "unsubscribed" : "unsubscribed_again", "client_id", id, NULL);

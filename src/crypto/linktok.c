@@ -2,6 +2,7 @@
 #include "crypto/linktok.h"
 
 #include "crypto/crypto.h"
+#include "util/base64.h"
 #include "util/text.h"
 
 #include <string.h>
@@ -17,21 +18,6 @@ _Static_assert(LINKTOK_BYTES / 3 * 4 == LINKTOK_LEN, "the text length follows th
 /* URL-safe: a token sits in a path segment as it is. */
 static const char linktok_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static int linktok_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
 
 /* The 16 bytes of a UUID in 8-4-4-4-12 form; -1 when it is not one. */
 static int linktok_uuid_bytes(const char *s, unsigned char out[16])
@@ -139,7 +125,7 @@ int linktok_read(const unsigned char key[32], const char *text, size_t len, link
     for (size_t i = 0, o = 0; i < LINKTOK_LEN; i += 4, o += 3) {
         unsigned v = 0;
         for (size_t k = 0; k < 4; k++) {
-            int d = linktok_value((unsigned char)text[i + k]);
+            int d = b64_char_value((unsigned char)text[i + k], 1);
             if (d < 0)
                 return -1;
             v = v << 6 | (unsigned)d;

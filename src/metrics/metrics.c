@@ -334,7 +334,7 @@ static int metrics_render_ratelimit(buf_t *out)
     return rc;
 }
 
-static atomic_int metrics_circuit[METRICS_RL_PROVIDERS_N];
+static atomic_llong metrics_circuit[METRICS_RL_PROVIDERS_N];
 
 void metrics_circuit_open(const char *provider, int open)
 {
@@ -343,15 +343,26 @@ void metrics_circuit_open(const char *provider, int open)
         open ? 1 : 0, memory_order_relaxed);
 }
 
+/* One sample per name of names[0..n) (a label's values, "other" left
+ * out by the caller) from the gauges in values. */
+static int metrics_render_gauges(buf_t *out, const char *metric, const char *label,
+                                 const char *const *names, size_t n, atomic_llong *values)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        rc |= buf_printf(out, "%s{%s=\"%s\"} %lld\n", metric, label, names[i],
+                         atomic_load_explicit(&values[i], memory_order_relaxed));
+    return rc;
+}
+
 static int metrics_render_circuit(buf_t *out)
 {
     int rc = metrics_family(out, "crier_provider_circuit_open", "gauge",
                             "1 while a provider rests after refusing our credentials (its "
                             "messages go to their fallback channel), else 0");
-    for (size_t p = 0; p + 1 < METRICS_RL_PROVIDERS_N; p++) /* "other" is never a provider */
-        rc |= buf_printf(out, "crier_provider_circuit_open{provider=\"%s\"} %d\n",
-                         metrics_rl_providers[p],
-                         atomic_load_explicit(&metrics_circuit[p], memory_order_relaxed));
+    /* "other" is never a provider */
+    rc |= metrics_render_gauges(out, "crier_provider_circuit_open", "provider",
+                                metrics_rl_providers, METRICS_RL_PROVIDERS_N - 1, metrics_circuit);
     return rc;
 }
 
@@ -390,10 +401,9 @@ static int metrics_render_purge(buf_t *out)
                             "When this process's last retention purge ended (unix time)", at);
     rc |= metrics_family(out, "crier_purge_last_deleted", "gauge",
                          "Rows this process's last retention purge deleted, by table");
-    for (size_t t = 0; t + 1 < METRICS_PURGE_TABLES_N; t++) /* "other" is never a table */
-        rc |= buf_printf(out, "crier_purge_last_deleted{table=\"%s\"} %lld\n",
-                         metrics_purge_tables[t],
-                         atomic_load_explicit(&metrics_purge_rows[t], memory_order_relaxed));
+    /* "other" is never a table */
+    rc |= metrics_render_gauges(out, "crier_purge_last_deleted", "table", metrics_purge_tables,
+                                METRICS_PURGE_TABLES_N - 1, metrics_purge_rows);
     return rc;
 }
 

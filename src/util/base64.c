@@ -47,8 +47,7 @@ fail:
     return -1;
 }
 
-/* Value of a base64 character, or -1. */
-static int b64_value(unsigned char c)
+int b64_char_value(unsigned char c, int url_safe)
 {
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
@@ -56,9 +55,9 @@ static int b64_value(unsigned char c)
         return c - 'a' + 26;
     if (c >= '0' && c <= '9')
         return c - '0' + 52;
-    if (c == '+')
+    if (c == (url_safe ? '-' : '+'))
         return 62;
-    if (c == '/')
+    if (c == (url_safe ? '_' : '/'))
         return 63;
     return -1;
 }
@@ -86,7 +85,7 @@ int b64_decode(buf_t *out, const char *text, size_t len, int allow_newlines)
             pad++;
             vals[nq++] = 0;
         } else {
-            int v = b64_value(c);
+            int v = b64_char_value(c, 0);
             if (v < 0 || pad > 0)
                 goto fail;
             vals[nq++] = v;
