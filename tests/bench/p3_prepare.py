@@ -116,8 +116,10 @@ def write_pgbench(url, out):
                 select.append("new_clients.id" if "clients" in names else "t.client_id")
             elif name == "communication_id":
                 select.append("new_communications.id")
-            elif name == "plan_id" or (dtype == "uuid" and name.endswith("_id") and name != "batch_id"
-                                       and name not in ("client_id", "communication_id")):
+            # a template_id names the catalogue's row every request shares
+            elif name == "plan_id" or (dtype == "uuid" and name.endswith("_id")
+                                       and name not in ("batch_id", "template_id", "client_id",
+                                                        "communication_id")):
                 select.append(FRESH_UUID)
             elif name == "idempotency_key":
                 select.append("'pgb-' || gen_random_uuid()::text")
