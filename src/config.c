@@ -117,6 +117,8 @@ static const cfg_key_t cfg_keys[] = {
      "0", 0, 86400},
     {"CRIER_CALLBACK_TIMEOUT_MS", "callback_timeout_ms", CFG_INT, S(callback_timeout_ms), "10000",
      100, 120000},
+    /* the events the workflow is told of (docs/callbacks.md) */
+    {"CRIER_CALLBACK_EVENTS", "callback_events", CFG_STR, S(callback_events), "all", 0, 0},
     /* two years by default; what goes is in docs/architecture.md, Retention */
     {"CRIER_RETENTION_DAYS", "retention_days", CFG_INT, S(retention_days), "730", 1, 36500},
     /* serve purges once a day; 0 leaves it to `crier purge` (cron) */

@@ -80,6 +80,7 @@ typedef struct cfg {
     int callback_max_attempts;      /* CRIER_CALLBACK_MAX_ATTEMPTS: then the callback fails */
     int callback_retry_seconds;     /* CRIER_CALLBACK_RETRY_SECONDS: fixed delay; 0 = schedule */
     int callback_timeout_ms;        /* CRIER_CALLBACK_TIMEOUT_MS: one POST to the workflow */
+    char *callback_events;          /* CRIER_CALLBACK_EVENTS: "all" or a comma list of events */
     int retention_days;             /* CRIER_RETENTION_DAYS: the purge deletes what is older */
     int purge_interval_s;           /* CRIER_PURGE_INTERVAL_S: serve's purge period; 0 = none */
     /* SMS (Twilio) and WhatsApp (Cloud API) delivery */

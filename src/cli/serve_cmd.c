@@ -11,6 +11,7 @@
 #include "http/server.h"
 #include "policy/runtime.h"
 #include "prefcache/prefcache.h"
+#include "store/db.h"
 #include "store/rotate.h"
 #include "transport/transport.h"
 #include "util/log.h"
@@ -91,6 +92,15 @@ static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
         return -1;
     if (email_track_check(cfg, err, errlen) != 0)
         return -1;
+    /* before the first connection: every session carries the setting */
+    char events[256];
+    if (cb_events_setting(cfg->callback_events, cfg->workflow_callback_url[0] != '\0', events,
+                          sizeof events, err, errlen) != 0)
+        return -1;
+    if (db_set_callback_events(events) != 0) {
+        snprintf(err, errlen, "CRIER_CALLBACK_EVENTS: too long");
+        return -1;
+    }
     if (serve_dkim(app, cfg, err, errlen) != 0)
         return -1;
     char why[768];

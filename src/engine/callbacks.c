@@ -36,6 +36,73 @@
  * lost, so the ceiling need not be small. */
 #define CB_BODY_CAP ((size_t)1024 * 1024)
 
+/* Every event a callback can be, in the order docs/callbacks.md lists them;
+ * the last two are the client's own answers. */
+static const char *const cb_events[] = {"sent",    "delivered",    "opened",
+                                        "clicked", "failed",       "skipped",
+                                        "bounced", "client_reply", "client_action"};
+#define CB_EVENT_COUNT  (sizeof cb_events / sizeof cb_events[0])
+#define CB_EVENT_ANSWER 7 /* cb_events[7..]: kept while no URL is configured */
+
+/* 1 when the comma list list holds name. */
+static int cb_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return 1;
+        p += len + (e ? 1 : 0);
+    }
+    return 0;
+}
+
+int cb_event_wanted(const char *setting, const char *event)
+{
+    return strcmp(setting, "all") == 0 || cb_listed(setting, event);
+}
+
+int cb_events_setting(const char *events, int have_url, char *out, size_t outlen, char *err,
+                      size_t errlen)
+{
+    /* each name is checked against the list, so the copy below is bounded
+     * by the list's own length */
+    char name[32];
+    for (const char *p = events; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), p);
+        int known = strcmp(name, "all") == 0 || strcmp(name, "none") == 0;
+        for (size_t i = 0; !known && i < CB_EVENT_COUNT; i++)
+            known = len == strlen(cb_events[i]) && strcmp(name, cb_events[i]) == 0;
+        if (!known || len >= sizeof name) {
+            snprintf(err, errlen,
+                     "CRIER_CALLBACK_EVENTS: unknown event \"%.*s\" (all, none, or a comma list "
+                     "of sent, delivered, opened, clicked, failed, skipped, bounced, "
+                     "client_reply, client_action)",
+                     (int)(len < 40 ? len : 40), p);
+            return -1;
+        }
+        p += len + (e ? 1 : 0);
+    }
+    int all = cb_listed(events, "all");
+    buf_t b;
+    buf_init(&b, outlen);
+    int rc = 0;
+    for (size_t i = have_url ? 0 : CB_EVENT_ANSWER; i < CB_EVENT_COUNT; i++)
+        if (all || cb_listed(events, cb_events[i]))
+            rc |= buf_printf(&b, "%s%s", b.len ? "," : "", cb_events[i]);
+    if (rc || b.len >= outlen) {
+        buf_free(&b);
+        snprintf(err, errlen, "CRIER_CALLBACK_EVENTS: too long");
+        return -1;
+    }
+    snprintf(out, outlen, "%s", b.len ? b.data : "");
+    buf_free(&b);
+    return 0;
+}
+
 struct cb_sender {
     app_t *app; /* borrowed */
     tx_t *tx;   /* owned; the sender thread's alone, freed after the join */

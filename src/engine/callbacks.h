@@ -44,4 +44,15 @@ cb_outcome_t cb_classify(int transfer_ok, long status);
  * 5 min, then 30 min; fixed_seconds > 0 replaces the schedule. */
 int cb_backoff(int attempt, int fixed_seconds);
 
+/* The events sessions write rows for (db_set_callback_events), from
+ * CRIER_CALLBACK_EVENTS ("all", "none" or a comma list of CB_EVENTS names)
+ * and whether a URL is configured: without one only the client's answers
+ * (client_reply, client_action) are kept for later, status events are not
+ * written. Into out ("" for none); 0, or -1 with err naming an unknown
+ * event. */
+int cb_events_setting(const char *events, int have_url, char *out, size_t outlen, char *err,
+                      size_t errlen);
+/* 1 when setting (cb_events_setting's output) includes event. */
+int cb_event_wanted(const char *setting, const char *event);
+
 #endif

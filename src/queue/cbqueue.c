@@ -23,7 +23,8 @@ static const lease_table_t cbqueue_table = {
     /* distinct from the communications' rescuer and the migration lock */
     .rescue_key = "7165916605393332",
     .claim_set = "",
-    .claim_returning = "m.id::text, m.attempts, m.event_type, m.payload::text, m.payload_enc",
+    .claim_returning =
+        "m.id::text, m.attempts, m.event_type, m.payload::text, m.payload_enc, m.seq::text",
     .rescue_set = ", last_error = 'the attempt did not finish before its lease expired'",
     .rescue_returning = "m.id",
     .rescue_after = "",
@@ -57,6 +58,36 @@ static char *cbqueue_body(const cry_keys_t *keys, PGresult *r, int i, cbqueue_jo
     return buf_detach(&plain);
 }
 
+/* The body as sent: the row's object with "event_id" (the row's id, the
+ * receiver's de-duplication key) and "seq" (its place in the order of all
+ * callbacks) first. Every writer's row gets them here, whoever wrote it and
+ * whether its body is encrypted, so no writer has to know them. body is a
+ * JSON object (writers store nothing else); anything else is sent as it is.
+ * Takes body; NULL on out of memory. */
+static char *cbqueue_stamp(char *body, const char *id, const char *seq)
+{
+    const char *p = body;
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+        p++;
+    if (*p != '{')
+        return body;
+    p++;
+    const char *q = p;
+    while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r')
+        q++;
+    buf_t out;
+    buf_init(&out, strlen(body) + 128);
+    int rc =
+        buf_printf(&out, "{\"event_id\": \"%s\", \"seq\": %s%s", id, seq, *q == '}' ? "" : ", ");
+    rc |= buf_puts(&out, q);
+    free(body);
+    if (rc) {
+        buf_free(&out);
+        return NULL;
+    }
+    return buf_detach(&out);
+}
+
 int cbqueue_claim(PGconn *conn, const cry_keys_t *keys, int lease_seconds, int max,
                   cbqueue_job_t *jobs, char *err, size_t errlen)
 {
@@ -77,6 +108,8 @@ int cbqueue_claim(PGconn *conn, const cry_keys_t *keys, int lease_seconds, int m
         job->event_type = strdup(PQgetvalue(r, i, 2));
         if (job->id)
             job->payload = cbqueue_body(keys, r, i, job);
+        if (job->payload)
+            job->payload = cbqueue_stamp(job->payload, job->id, PQgetvalue(r, i, 5));
         if (!job->id || !job->event_type || (!job->payload && !job->unreadable))
             ok = 0;
     }

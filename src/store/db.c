@@ -45,6 +45,26 @@ static void db_notice(void *arg, const char *message)
     log_kv(LOG_DEBUG, "db", "notice", "message", text, NULL);
 }
 
+/* The session options of every connection: fixed ones, then what
+ * db_set_callback_events added. Written before any thread connects, read
+ * only after. */
+#define DB_OPTIONS_BASE "-c TimeZone=UTC -c statement_timeout=30000"
+static char db_options[512] = DB_OPTIONS_BASE;
+
+int db_set_callback_events(const char *events)
+{
+    size_t n = strlen(events);
+    if (n > 300)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!((events[i] >= 'a' && events[i] <= 'z') || events[i] == '_' || events[i] == ','))
+            return -1;
+    /* the option's value may not be empty: "none" names no event */
+    snprintf(db_options, sizeof db_options, "%s -c crier.callback_events=%s", DB_OPTIONS_BASE,
+             n ? events : "none");
+    return 0;
+}
+
 PGconn *db_connect(const char *url, char *err, size_t errlen)
 {
     /* Keywords before dbname are defaults the URL may override (a URL that
@@ -52,7 +72,7 @@ PGconn *db_connect(const char *url, char *err, size_t errlen)
      * the code relies on UTC sessions and bounded statements. Setting them as
      * connection options rather than SET keeps them across PQreset. */
     const char *keys[] = {"connect_timeout", "application_name", "dbname", "options", NULL};
-    const char *vals[] = {"10", "crier", url, "-c TimeZone=UTC -c statement_timeout=30000", NULL};
+    const char *vals[] = {"10", "crier", url, db_options, NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (!conn) {
         db_set_err(err, errlen, "out of memory connecting to the database");

@@ -12,6 +12,12 @@
  * Returns NULL with a message in err (libpq's text, which never contains the
  * password of a URI: libpq does not echo it). */
 PGconn *db_connect(const char *url, char *err, size_t errlen);
+/* The status callbacks this process's sessions write (the setting
+ * crier.callback_events of sql/012): "all", "" or a comma list of event
+ * names, lower-case letters and '_' only. Set once at start-up, before any
+ * connection is made; every later db_connect carries it. 0, or -1 when
+ * events holds another character or is too long (nothing changes). */
+int db_set_callback_events(const char *events);
 /* Ensures conn is usable, resetting it once if the server went away.
  * Returns 0 when the connection is (again) OK. */
 int db_ensure(PGconn *conn);

@@ -83,13 +83,17 @@ def test_signed_and_identical(tmp):
                 state, attempts, _, stored = row(db, cid)
                 assert (state, attempts) == ("delivered", "1"), (state, attempts)
                 got = h.callback_body(by_id[cid][0])
-                # the body is the payload as PostgreSQL prints it, byte for byte
+                # the body is the payload as PostgreSQL prints it, byte for
+                # byte, after the event id and sequence number crier puts first
                 printed = h.psql(db, "SELECT :'p'::jsonb::text", p=json.dumps(p))[0][0]
-                assert got == printed.encode("utf-8"), (got, printed)
-                assert json.loads(got) == p
+                seq = h.psql(db, "SELECT seq FROM workflow_callbacks WHERE id = :'id'::uuid",
+                             id=cid)[0][0]
+                head = '{"event_id": "%s", "seq": %s, ' % (cid, seq)
+                assert got == (head + printed[1:]).encode("utf-8"), (got, printed)
+                assert json.loads(got) == dict(p, event_id=cid, seq=int(seq))
                 # once delivered, the row keeps the event and its ids, not the words
                 assert json.loads(stored) == {k: v for k, v in p.items()
-                                              if k in ("type", "channel")}, stored
+                                              if k in ("type", "channel", "plan_id")}, stored
             d = h.psql(db, "SELECT count(*) FROM workflow_callbacks WHERE delivered_at IS NULL"
                            " OR lease_until IS NOT NULL")
             assert d == [["0"]], d

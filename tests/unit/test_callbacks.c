@@ -247,6 +247,31 @@ static void test_classify(void **state)
     assert_int_equal(cb_classify(1, 301), CB_FAILED);
 }
 
+/* CRIER_CALLBACK_EVENTS: names checked, "all" expanded, and without a URL
+ * only the client's answers kept. */
+static void test_events_setting(void **state)
+{
+    (void)state;
+    char out[256], err[256];
+    assert_int_equal(cb_events_setting("all", 1, out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "sent,delivered,opened,clicked,failed,skipped,bounced,client_reply,"
+                             "client_action");
+    assert_int_equal(cb_events_setting("all", 0, out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "client_reply,client_action");
+    assert_int_equal(cb_events_setting("failed,sent", 1, out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "sent,failed");
+    assert_int_equal(cb_events_setting("failed,sent", 0, out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(cb_events_setting("none", 1, out, sizeof out, err, sizeof err), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(cb_events_setting("sent,deliverd", 1, out, sizeof out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "\"deliverd\""));
+    assert_int_equal(cb_events_setting("sent,,failed", 1, out, sizeof out, err, sizeof err), -1);
+    assert_int_equal(cb_event_wanted("sent,failed", "failed"), 1);
+    assert_int_equal(cb_event_wanted("sent,failed", "fail"), 0);
+    assert_int_equal(cb_event_wanted("all", "client_reply"), 1);
+}
+
 static void test_backoff(void **state)
 {
     (void)state;
@@ -266,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_sign_binds_every_part),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_events_setting),
         cmocka_unit_test_setup(test_stale_sender_changes_nothing, clear_outbox),
         cmocka_unit_test_setup(test_retry_and_rescue, clear_outbox),
     };
