@@ -237,13 +237,20 @@ static const char rcpt_inbound_sql[] =
     " SELECT $9::bigint, $1::text, $2::text,"
     "  (SELECT id FROM clients WHERE phone_bidx = $3::text AND erased_at IS NULL"
     "   ORDER BY updated_at DESC LIMIT 1),"
-    "  (SELECT id FROM communications WHERE $4::text IS NOT NULL"
-    "   AND provider_message_id = $4::text ORDER BY created_at DESC LIMIT 1),"
+    "  (SELECT m.id FROM communications m WHERE m.message_type <> 'digest' AND ("
+    "    ($4::text IS NOT NULL AND m.provider_message_id = $4::text)"
+    "    OR (m.client_id = (SELECT id FROM clients WHERE phone_bidx = $3::text"
+    "         AND erased_at IS NULL ORDER BY updated_at DESC LIMIT 1)"
+    "        AND m.sent_at IS NOT NULL AND m.channel IN ('sms', 'whatsapp')))"
+    "   ORDER BY m.provider_message_id IS NOT DISTINCT FROM $4::text DESC,"
+    "    m.channel = $1::text DESC, m.sent_at DESC LIMIT 1),"
     "  $5::text, $3::text, $6::text, $7::text, $8::text"
     " ON CONFLICT (channel, provider_message_id) DO NOTHING"
     " RETURNING id, client_id, communication_id,"
     "  (SELECT count(*) FROM clients WHERE phone_bidx = $3::text AND erased_at IS NULL),"
-    "  crier_iso(received_at)";
+    "  crier_iso(received_at),"
+    "  (SELECT plan_id::text FROM communications c WHERE c.id = communication_id),"
+    "  (SELECT message_type FROM communications c WHERE c.id = communication_id)";
 
 /* The opt-out of the channel the keyword came in on, for every client with
  * that number (one number may be shared by several clients). Two fixed
@@ -285,15 +292,32 @@ static const char rcpt_window_sql[] =
 static const char rcpt_callback_sql[] =
     "WITH w AS ("
     " INSERT INTO workflow_callbacks (id, communication_id, event_type, payload, payload_enc)"
-    " VALUES ($1::uuid, $2::uuid, 'client_reply', $3::jsonb, $4::text) RETURNING id)"
+    " SELECT $1::uuid, $2::uuid, 'client_reply', $3::jsonb, $4::text"
+    " WHERE crier_callback_wanted('client_reply') RETURNING id)"
     " SELECT pg_notify('crier_callbacks', '') FROM w";
 
-/* The callback body, as the callback sender documents it (client_reply):
- * type, inbound_message_id, client_id, channel, provider_message_id,
- * communication_id, received_at and, when with_text, the text. */
+/* What a reply answers: the communication it is linked to, "" each when
+ * none. */
+typedef struct rcpt_link {
+    char comm_id[37];
+    char plan_id[37];
+    char message_type[64];
+} rcpt_link_t;
+
+/* Writes ", \"key\": value" with value a JSON string, or null when "". */
+static int rcpt_json_or_null(buf_t *js, const char *key, const char *value)
+{
+    int rc = buf_printf(js, ", \"%s\": ", key);
+    return rc | (value[0] ? jtext_string(js, value) : buf_puts(js, "null"));
+}
+
+/* The callback body, as docs/callbacks.md documents it (client_reply):
+ * type, status, inbound_message_id, client_id, channel,
+ * provider_message_id, what it answers (communication_id, plan_id,
+ * message_type), received_at and at, and, when with_text, the text. */
 static int rcpt_callback_json(buf_t *js, const char *inbound_id, const char *client_id,
                               const char *channel, const char *provider_message_id,
-                              const char *comm_id, const char *received_at, const char *text)
+                              const rcpt_link_t *link, const char *received_at, const char *text)
 {
     int rc = 0;
     if (text) {
@@ -307,10 +331,13 @@ static int rcpt_callback_json(buf_t *js, const char *inbound_id, const char *cli
     rc |= jtext_string(js, channel);
     rc |= buf_puts(js, ", \"client_id\": ");
     rc |= jtext_string(js, client_id);
-    rc |= buf_puts(js, ", \"received_at\": ");
+    rc |= buf_puts(js, ", \"status\": \"replied\", \"received_at\": ");
     rc |= jtext_string(js, received_at);
-    rc |= buf_puts(js, ", \"communication_id\": ");
-    rc |= comm_id[0] ? jtext_string(js, comm_id) : buf_puts(js, "null");
+    rc |= buf_puts(js, ", \"at\": ");
+    rc |= jtext_string(js, received_at);
+    rc |= rcpt_json_or_null(js, "communication_id", link->comm_id);
+    rc |= rcpt_json_or_null(js, "plan_id", link->plan_id);
+    rc |= rcpt_json_or_null(js, "message_type", link->message_type);
     rc |= buf_printf(js, ", \"inbound_message_id\": %s, \"provider_message_id\": ", inbound_id);
     rc |= jtext_string(js, provider_message_id);
     rc |= buf_putc(js, '}');
@@ -344,7 +371,7 @@ static int rcpt_exec_ids(PGconn *conn, const char *sql, int np, const char *cons
 
 /* Queues the client_reply callback of inbound message inbound_id. */
 static int rcpt_callback(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
-                         const char *inbound_id, const char *client_id, const char *comm_id,
+                         const char *inbound_id, const char *client_id, const rcpt_link_t *link,
                          const char *received_at, char *err, size_t errlen)
 {
     char cb_id[37];
@@ -361,10 +388,10 @@ static int rcpt_callback(PGconn *conn, const cry_keys_t *keys, const rcpt_inboun
     buf_init(&enc, text_max / 3 * 4 + 64);
     const cry_place_t at = {"workflow_callbacks", "payload", cb_id};
     int rc = -1;
-    if (rcpt_callback_json(&full, inbound_id, client_id, m->channel, m->provider_message_id,
-                           comm_id, received_at, text) != 0 ||
-        rcpt_callback_json(&bare, inbound_id, client_id, m->channel, m->provider_message_id,
-                           comm_id, received_at, NULL) != 0) {
+    if (rcpt_callback_json(&full, inbound_id, client_id, m->channel, m->provider_message_id, link,
+                           received_at, text) != 0 ||
+        rcpt_callback_json(&bare, inbound_id, client_id, m->channel, m->provider_message_id, link,
+                           received_at, NULL) != 0) {
         snprintf(err, errlen, "inbound: callback body too large");
         goto done;
     }
@@ -372,7 +399,7 @@ static int rcpt_callback(PGconn *conn, const cry_keys_t *keys, const rcpt_inboun
         snprintf(err, errlen, "inbound: encryption failed");
         goto done;
     }
-    const char *p[4] = {cb_id, comm_id[0] ? comm_id : NULL, bare.data, enc.data};
+    const char *p[4] = {cb_id, link->comm_id[0] ? link->comm_id : NULL, bare.data, enc.data};
     rc = rcpt_exec(conn, rcpt_callback_sql, 4, p, err, errlen);
 done:
     buf_free(&full);
@@ -422,11 +449,15 @@ int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
         rc = 0;
         goto done;
     }
-    char comm_id[37] = "", received_at[32];
+    rcpt_link_t link = {"", "", ""};
+    char received_at[32];
     if (!PQgetisnull(res, 0, 1))
         snprintf(out->client_id, sizeof out->client_id, "%s", PQgetvalue(res, 0, 1));
-    if (!PQgetisnull(res, 0, 2))
-        snprintf(comm_id, sizeof comm_id, "%s", PQgetvalue(res, 0, 2));
+    if (!PQgetisnull(res, 0, 2)) {
+        snprintf(link.comm_id, sizeof link.comm_id, "%s", PQgetvalue(res, 0, 2));
+        snprintf(link.plan_id, sizeof link.plan_id, "%s", PQgetvalue(res, 0, 5));
+        snprintf(link.message_type, sizeof link.message_type, "%s", PQgetvalue(res, 0, 6));
+    }
     out->clients = atoi(PQgetvalue(res, 0, 3));
     snprintf(received_at, sizeof received_at, "%s", PQgetvalue(res, 0, 4));
 
@@ -447,7 +478,7 @@ int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
     }
     /* keywords are handled here and now; only a reply is the workflow's */
     if (m->keyword == RCPT_KW_NONE && out->client_id[0]) {
-        if (rcpt_callback(conn, keys, m, inbound_id, out->client_id, comm_id, received_at, err,
+        if (rcpt_callback(conn, keys, m, inbound_id, out->client_id, &link, received_at, err,
                           errlen) != 0)
             goto done;
         out->callback = 1;

@@ -187,8 +187,10 @@ def test_whatsapp_reply_reaches_workflow(tmp):
     client_id = body["client_id"]
     reply_text = "Option 2 looks perfect, caf\u00e9 at 3? \U0001f389"
     with h.CallbackReceiver(tmp) as rx:
+        # the replies alone: the status events have their own test
         env = crier_env({"CRIER_WORKFLOW_CALLBACK_URL": rx.url,
-                         "CRIER_WORKFLOW_CALLBACK_SECRET": CALLBACK_SECRET})
+                         "CRIER_WORKFLOW_CALLBACK_SECRET": CALLBACK_SECRET,
+                         "CRIER_CALLBACK_EVENTS": "client_reply"})
         with h.Crier(db, tmp, env=env) as crier:
             first_id, dec, _ = post(crier, body)
             check(dec["primary_channel"] == "whatsapp", "WhatsApp first: %r" % dec)
@@ -224,6 +226,13 @@ def test_whatsapp_reply_reaches_workflow(tmp):
             check(payload.get("client_id") == client_id, "the client: %r" % payload)
             check(payload.get("channel") == "whatsapp", "the channel: %r" % payload)
             check(payload.get("provider_message_id") == msg["id"], "Meta's id: %r" % payload)
+            # linked to what it answers: the latest message sent to that number
+            check(payload.get("communication_id") == first_id, "what it answers: %r" % payload)
+            check(payload.get("plan_id") == body["plan_id"], "its plan: %r" % payload)
+            check(payload.get("message_type") == "vendor_options", "its type: %r" % payload)
+            check(payload.get("status") == "replied" and payload.get("event_id") ==
+                  hd.get("x-crier-callback-id") and isinstance(payload.get("seq"), int),
+                  "event id and sequence: %r" % payload)
             row = h.psql(db, "SELECT state, attempts FROM workflow_callbacks"
                              " WHERE id = :'id'::uuid", id=hd.get("x-crier-callback-id", ""))
             check(row == [["delivered", "1"]], "the callback row is delivered once: %r" % row)
