@@ -4,6 +4,10 @@
 -- channel the client can be reached on, in the order to try them, or
 -- {skip = "reason"} when there is none.
 --
+-- urgency(msg) returns the urgency of a message whose request gave none
+-- (msg.urgency is then absent): the seed's trigger points say how urgent
+-- each type is.
+--
 -- The seed's "Decision Logic" and "Workflow Trigger Points":
 --   * a channel the workflow asks for (msg.preferred_channel) comes first;
 --   * CRITICAL + WhatsApp preferred -> WhatsApp; CRITICAL otherwise -> SMS;
@@ -34,6 +38,18 @@ local TYPE_CHANNELS = {
     preferences_updated = { "email", "sms", "whatsapp" },
 }
 local DEFAULT_CHANNELS = { "email" } -- any other message type
+
+-- Workflow Trigger Points: an error needs the client now; vendor options
+-- and the blueprint hold the workflow up until the client acts on them.
+local TYPE_URGENCY = {
+    error_notification = "critical",
+    vendor_options = "high",
+    blueprint_delivery = "high",
+}
+
+function urgency(msg)
+    return TYPE_URGENCY[msg.type] or "normal"
+end
 
 local ALL = { "email", "sms", "whatsapp" }
 

@@ -58,6 +58,13 @@ end
 local DELAYS = { 60, 300, 900 }
 local JITTER = 0.10 -- up to 10% either way, so retries do not stampede
 
+-- A critical message (an error notification) must not sit 21 minutes on a
+-- failing channel: one quick retry, then the next channel. A provider's wait
+-- up to CRITICAL_WAIT is sat out instead of the quick retry; a longer one
+-- sends the message on the next channel at once.
+local CRITICAL_QUICK = 3
+local CRITICAL_WAIT = 30
+
 local function jittered(base)
     local spread = math.floor(base * JITTER)
     return base + math.random(-spread, spread)
@@ -77,15 +84,27 @@ end
 function on_failure(msg, attempt, err)
     local cat = err.category
     if cat == "transient" or cat == "rate_limit" then
-        if attempt >= 1 and attempt <= #DELAYS then
-            -- Rate limits wait the longest delay: the quota window needs it.
-            local base = cat == "rate_limit" and DELAYS[#DELAYS] or DELAYS[attempt]
-            -- A longer wait asked by the provider wins: sooner is refused
-            -- again (crier enforces it as a floor either way).
-            local after = math.max(jittered(base), err.retry_after or 0)
-            return { action = "retry", after = after, reason = cat }
+        local critical = msg.urgency == "critical"
+        if attempt < 1 or attempt > (critical and 1 or #DELAYS) then
+            return next_or_fail(err, "retries_exhausted")
         end
-        return next_or_fail(err, "retries_exhausted")
+        local wait = err.retry_after
+        if critical and wait and wait > CRITICAL_WAIT then
+            local moved = next_or_fail(err, "critical_wait_too_long")
+            if moved.action == "next_channel" then
+                return moved
+            end
+            return { action = "retry", after = math.max(1, wait), reason = cat } -- nothing else
+        end
+        if wait then
+            -- Seed: "retry after rate limit window". The provider named it;
+            -- up to a second more spreads the retries without waiting long.
+            return { action = "retry", after = math.max(1, wait + math.random()), reason = cat }
+        end
+        if critical then
+            return { action = "retry", after = CRITICAL_QUICK, reason = cat }
+        end
+        return { action = "retry", after = jittered(DELAYS[attempt]), reason = cat }
     end
     if cat == "auth_failure" then
         return next_or_fail(err, "auth_failure")

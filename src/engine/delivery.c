@@ -225,7 +225,8 @@ static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_r
         prt_on_failure(policy, &m, s->job.channel_attempt, s->job.channel, category, s->out.code,
                        s->out.retry_after, remaining, n, &s->failure);
     else
-        policy_builtin_on_failure(s->job.channel_attempt, category, remaining, n, &s->failure);
+        policy_builtin_on_failure(m.urgency, s->job.channel_attempt, category, s->out.retry_after,
+                                  remaining, n, &s->failure);
 
     switch (s->failure.action) {
     case POLICY_RETRY: {

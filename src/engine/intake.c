@@ -264,6 +264,10 @@ static int intake_compose(intake_writer_t *w, const intake_job_t *job, const pol
      * an attachment (the blueprint PDF) goes on its own. */
     if (d->batch_key[0] && msg.has_attachment)
         d->batch_key[0] = '\0';
+    /* A digest is an email (its only template): rules that would batch a
+     * message whose first channel is another send it on its own instead. */
+    if (d->batch_key[0] && strcmp(d->primary, CH_NAME_EMAIL) != 0)
+        d->batch_key[0] = '\0';
     dr->batched =
         d->batch_key[0] != '\0' && d->primary[0] != '\0' && strcmp(d->status, "skipped") != 0;
 
@@ -273,7 +277,7 @@ static int intake_compose(intake_writer_t *w, const intake_job_t *job, const pol
     c->plan_id = r->plan_id;
     c->client_id = r->client_id;
     c->message_type = r->message_type;
-    c->urgency = r->urgency;
+    c->urgency = d->urgency; /* the request's, or the default the rules gave */
     c->preferred_channel = msg.preferred_channel;
     c->context_json = r->context_json;
     c->attachments = r->attachments;

@@ -33,6 +33,18 @@ int policy_priority(const char *urgency)
     return 2;
 }
 
+const char *policy_default_urgency(const char *message_type)
+{
+    static const char *const critical[] = {"error_notification"};
+    static const char *const high[] = {"vendor_options", "blueprint_delivery"};
+    if (message_type && strcmp(message_type, critical[0]) == 0)
+        return "critical";
+    for (size_t i = 0; message_type && i < sizeof high / sizeof high[0]; i++)
+        if (strcmp(message_type, high[i]) == 0)
+            return "high";
+    return "normal";
+}
+
 const char *policy_seed_primary(const char *message_type)
 {
     for (size_t i = 0; i < sizeof policy_seed_table / sizeof policy_seed_table[0]; i++)
@@ -45,7 +57,9 @@ void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, doub
                            policy_decision_t *d)
 {
     memset(d, 0, sizeof *d);
-    d->priority = policy_priority(m->urgency);
+    snprintf(d->urgency, sizeof d->urgency, "%s",
+             m->urgency && m->urgency[0] ? m->urgency : policy_default_urgency(m->message_type));
+    d->priority = policy_priority(d->urgency);
     d->send_at = now;
     snprintf(d->rules_version, sizeof d->rules_version, "%s", POLICY_BUILTIN_VERSION);
     const char *seed = policy_seed_primary(m->message_type);

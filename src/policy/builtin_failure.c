@@ -46,23 +46,41 @@ static void policy_next_or_fail(const char *const *remaining, int n, const char 
     }
 }
 
-void policy_builtin_on_failure(int attempt, const char *category, const char *const *remaining,
-                               int n_remaining, policy_failure_t *out)
+static void policy_retry(int after, const char *why, policy_failure_t *out)
+{
+    out->action = POLICY_RETRY;
+    out->retry_after = after < 1 ? 1 : after > POLICY_RETRY_MAX_S ? POLICY_RETRY_MAX_S : after;
+    snprintf(out->reason, sizeof out->reason, "%s", why);
+}
+
+void policy_builtin_on_failure(const char *urgency, int attempt, const char *category,
+                               int retry_after, const char *const *remaining, int n_remaining,
+                               policy_failure_t *out)
 {
     memset(out, 0, sizeof *out);
     const char *cat = category ? category : "";
     int transient = strcmp(cat, "transient") == 0;
     int rate = strcmp(cat, "rate_limit") == 0;
     if (transient || rate) {
-        if (attempt >= 1 && attempt <= POLICY_RETRIES) {
-            /* a rate limit waits the longest delay: the quota window needs it */
-            int base = rate ? policy_delays[POLICY_RETRIES - 1] : policy_delays[attempt - 1];
-            out->action = POLICY_RETRY;
-            out->retry_after = policy_jitter(base);
-            snprintf(out->reason, sizeof out->reason, "%s", cat);
+        int critical = urgency && strcmp(urgency, "critical") == 0;
+        int limit = critical ? 1 : POLICY_RETRIES;
+        if (attempt < 1 || attempt > limit) {
+            policy_next_or_fail(remaining, n_remaining, "retries_exhausted", out);
             return;
         }
-        policy_next_or_fail(remaining, n_remaining, "retries_exhausted", out);
+        if (critical && retry_after > POLICY_CRITICAL_WAIT_S) {
+            /* waiting longer than this is worse than another channel */
+            policy_next_or_fail(remaining, n_remaining, "critical_wait_too_long", out);
+            if (out->action == POLICY_FAIL) /* nothing else: sit it out */
+                policy_retry(retry_after, cat, out);
+            return;
+        }
+        if (retry_after >= 0) /* the provider named its window: that, plus a little spread */
+            policy_retry(retry_after + policy_jitter(1000) / 1000, cat, out);
+        else if (critical)
+            policy_retry(POLICY_CRITICAL_QUICK_S, cat, out);
+        else
+            policy_retry(policy_jitter(policy_delays[attempt - 1]), cat, out);
         return;
     }
     /* auth_failure: this provider is broken, another channel may work;

@@ -28,11 +28,22 @@ typedef struct policy_failure {
  * 0 when n is past the retries. */
 int policy_retry_delay(int n);
 
-/* attempt: attempts already made on this channel, the failed one included
- * (1 after the first failure). category: transient, permanent, rate_limit,
- * auth_failure or invalid_input (anything else is treated as permanent).
- * remaining: the channels of the chain not tried yet, in order. Never fails. */
-void policy_builtin_on_failure(int attempt, const char *category, const char *const *remaining,
-                               int n_remaining, policy_failure_t *out);
+#define POLICY_CRITICAL_QUICK_S 3  /* a critical message's one quick retry */
+#define POLICY_CRITICAL_WAIT_S  30 /* the longest provider wait a critical message sits out */
+
+/* urgency: the message's (critical, high, normal or low). attempt: attempts
+ * already made on this channel, the failed one included (1 after the first
+ * failure). category: transient, permanent, rate_limit, auth_failure or
+ * invalid_input (anything else is treated as permanent). retry_after: the
+ * seconds the provider asked us to wait, -1 when it did not say. remaining:
+ * the channels of the chain not tried yet, in order. Never fails.
+ *
+ * A rate limit with a wait retries after that wait plus up to a second;
+ * without one, the 1/5/15 ladder. A critical message does not sit 21
+ * minutes on a failing channel: one quick retry (the provider's wait when
+ * it is at most 30 s), then the next channel. */
+void policy_builtin_on_failure(const char *urgency, int attempt, const char *category,
+                               int retry_after, const char *const *remaining, int n_remaining,
+                               policy_failure_t *out);
 
 #endif

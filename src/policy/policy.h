@@ -16,7 +16,7 @@
 
 typedef struct policy_msg {
     const char *message_type;
-    const char *urgency;           /* critical|high|normal|low */
+    const char *urgency;           /* critical|high|normal|low; "" or NULL: the type's default */
     const char *preferred_channel; /* may be NULL */
     int has_attachment;
 } policy_msg_t;
@@ -42,6 +42,7 @@ typedef struct policy_client {
 } policy_client_t;
 
 typedef struct policy_decision {
+    char urgency[12]; /* the message's, or the type's default when it gave none */
     char status[12];  /* queued (due now), pending (later) or skipped */
     char primary[12]; /* "" when skipped */
     char fallback[POLICY_MAX_CHANNELS][12];
@@ -59,6 +60,10 @@ typedef struct policy_decision {
 
 /* 0 critical, 1 high, 2 normal, 3 low; 2 for anything else. */
 int policy_priority(const char *urgency);
+/* The urgency of a message type's trigger point, for a request that gives
+ * none: error_notification critical, vendor_options and blueprint_delivery
+ * high, everything else normal. The rules' channels.urgency decides first. */
+const char *policy_default_urgency(const char *message_type);
 /* The seed's primary channel for a message type ("email" for unknown ones). */
 const char *policy_seed_primary(const char *message_type);
 /* The built-in decision. Never fails. */

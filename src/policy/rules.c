@@ -281,9 +281,11 @@ static void rules_push_msg(rules_set_t *s, lua_State *L, const policy_msg_t *m, 
 {
     lua_createtable(L, 0, 8);
     rules_set_string(L, "type", m->message_type ? m->message_type : "");
-    rules_set_string(L, "urgency", m->urgency ? m->urgency : "normal");
-    lua_pushinteger(L, policy_priority(m->urgency));
-    lua_setfield(L, -2, "priority");
+    if (m->urgency && m->urgency[0]) { /* none while channels.urgency decides it */
+        rules_set_string(L, "urgency", m->urgency);
+        lua_pushinteger(L, policy_priority(m->urgency));
+        lua_setfield(L, -2, "priority");
+    }
     rules_set_bool(L, "has_attachment", m->has_attachment);
     if (m->preferred_channel && m->preferred_channel[0])
         rules_set_string(L, "preferred_channel", m->preferred_channel);
@@ -750,9 +752,11 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
     d->send_at = at < now ? now : at;
     lua_settop(L, cview);
 
-    /* batching.decide: msg now carries the chosen send_at */
+    /* batching.decide: msg now carries the chosen send_at and channel */
     rules_push_number(L, d->send_at);
     lua_setfield(L, msg, "send_at");
+    lua_pushstring(L, d->primary);
+    lua_setfield(L, msg, "channel");
     lua_pushvalue(L, mview);
     lua_pushvalue(L, cview);
     lua_createtable(L, 0, 2);
@@ -802,12 +806,46 @@ static int rules_decide_steps(rules_set_t *s, int base, const policy_client_t *c
     return 0;
 }
 
-int rules_decide(rules_set_t *s, const policy_msg_t *m, const policy_client_t *c, double now,
+/* The urgency of a message that gave none: channels.urgency(msg) when the
+ * rules define it (one of the four words), else the built-in default. 0, or
+ * -1 with err when the hook fails or answers something else. */
+static int rules_urgency(rules_set_t *s, const policy_msg_t *m, double now, char *out, size_t cap,
+                         char *err, size_t errlen)
+{
+    lua_State *L = lh_lua(s->h);
+    int top = lua_gettop(L);
+    rules_push_msg(s, L, m, now); /* the table and its read-only view */
+    int rc = lh_call(s->h, "channels", "urgency", 1, 1, err, errlen);
+    if (rc == LH_EMISUSE) { /* rules written before the hook: the seed's defaults */
+        lua_settop(L, top);
+        rules_copy(out, cap, policy_default_urgency(m->message_type));
+        return 0;
+    }
+    if (rc != LH_OK) {
+        lua_settop(L, top);
+        s->last_rc = rc;
+        return -1;
+    }
+    const char *u = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int ok = 0;
+    static const char *const words[] = {"critical", "high", "normal", "low"};
+    for (int i = 0; u && i < 4; i++)
+        ok |= strcmp(u, words[i]) == 0;
+    if (ok)
+        rules_copy(out, cap, u);
+    lua_settop(L, top);
+    if (!ok) {
+        errmsg_set(err, errlen, "channels.urgency: must return critical, high, normal or low");
+        return -1;
+    }
+    return 0;
+}
+
+int rules_decide(rules_set_t *s, const policy_msg_t *given, const policy_client_t *c, double now,
                  const rules_pending_t *pending, policy_decision_t *d, char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
     s->last_rc = LH_OK;
-    d->priority = policy_priority(m->urgency);
     rules_copy(d->rules_version, sizeof d->rules_version, rules_version(s));
     if (!isfinite(now)) {
         errmsg_set(err, errlen, "rules_decide: bad time");
@@ -819,6 +857,14 @@ int rules_decide(rules_set_t *s, const policy_msg_t *m, const policy_client_t *c
         errmsg_set(err, errlen, "rules_decide: Lua stack exhausted");
         return -1;
     }
+    if (given->urgency && given->urgency[0])
+        rules_copy(d->urgency, sizeof d->urgency, given->urgency);
+    else if (rules_urgency(s, given, now, d->urgency, sizeof d->urgency, err, errlen) != 0)
+        return -1;
+    policy_msg_t resolved = *given;
+    resolved.urgency = d->urgency;
+    const policy_msg_t *m = &resolved;
+    d->priority = policy_priority(m->urgency);
     /* msg and client are built once and shared by the four calls as
      * read-only views: no step can change what the next one sees. */
     rules_push_msg(s, L, m, now);

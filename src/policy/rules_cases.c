@@ -147,9 +147,9 @@ static void rc_local(const char *zone, double t, char out[40])
 static void rc_check_decision(rc_check_t *ck, const cJSON *exp, const policy_decision_t *d,
                               const rules_input_t *in, double now)
 {
-    static const char *const known[] = {"status",   "primary_channel", "fallback_channels",
-                                        "send_at",  "send_at_local",   "send_now",
-                                        "priority", "batch",           "skip_reason"};
+    static const char *const known[] = {
+        "status",   "primary_channel", "fallback_channels", "send_at", "send_at_local", "send_now",
+        "priority", "batch",           "skip_reason",       "urgency"};
     const cJSON *f;
     cJSON_ArrayForEach(f, exp)
     {
@@ -160,6 +160,7 @@ static void rc_check_decision(rc_check_t *ck, const cJSON *exp, const policy_dec
             rc_fail(ck, "expect: unknown field \"%.40s\"", f->string);
     }
     rc_expect_str(ck, exp, "status", d->status);
+    rc_expect_str(ck, exp, "urgency", d->urgency);
     rc_expect_str(ck, exp, "primary_channel", d->primary);
     rc_expect_str(ck, exp, "skip_reason", d->skip_reason);
     const cJSON *fb = cJSON_GetObjectItemCaseSensitive(exp, "fallback_channels");

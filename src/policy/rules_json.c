@@ -79,7 +79,7 @@ void rules_input_defaults(rules_input_t *in)
 {
     memset(in, 0, sizeof *in);
     snprintf(in->type, sizeof in->type, "welcome");
-    snprintf(in->urgency, sizeof in->urgency, "normal");
+    in->urgency[0] = '\0'; /* as a request that gives none: the rules decide */
     snprintf(in->timezone, sizeof in->timezone, "UTC");
     snprintf(in->prefs[0], sizeof in->prefs[0], "email");
     snprintf(in->quiet_start, sizeof in->quiet_start, "22:00");

@@ -637,7 +637,8 @@ void prt_on_failure(prt_local_t *l, const policy_msg_t *m, int attempt, const ch
             return;
         }
     }
-    policy_builtin_on_failure(attempt, category, remaining, n_remaining, out);
+    policy_builtin_on_failure(m->urgency, attempt, category, retry_after, remaining, n_remaining,
+                              out);
 }
 
 /* Puts the reason the rules did not decide first in the built-in

@@ -249,6 +249,8 @@ static void seed_batch(const policy_msg_t *m, const policy_client_t *c, double n
 {
     if (!seed_eq(m->urgency, "low"))
         return;
+    if (!seed_eq(d->primary, CH_NAME_EMAIL)) /* a digest is an email */
+        return;
     if (!(c->last_contact_at > 0) || now - c->last_contact_at > SEED_STALE_S)
         return;
     if (pending && pending->count >= SEED_BATCH_MAX)
@@ -266,6 +268,11 @@ int policy_seed_decide(const policy_msg_t *m, const policy_client_t *c, double n
                        size_t errlen)
 {
     memset(d, 0, sizeof *d);
+    snprintf(d->urgency, sizeof d->urgency, "%s",
+             m->urgency && m->urgency[0] ? m->urgency : policy_default_urgency(m->message_type));
+    policy_msg_t resolved = *m;
+    resolved.urgency = d->urgency;
+    m = &resolved;
     d->priority = policy_priority(m->urgency);
     d->send_at = now;
     snprintf(d->rules_version, sizeof d->rules_version, "%s", POLICY_SEED_C_VERSION);

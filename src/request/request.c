@@ -463,7 +463,8 @@ static int req_fields(const cJSON *root, size_t max_decoded, req_comm_t *out, re
     if (req_enum(root, "message_type", val_message_types, VAL_REQUEST_TYPES, NULL,
                  out->message_type, sizeof out->message_type, "unknown message type", err) != 0)
         return -1;
-    if (req_enum(root, "urgency", req_urgencies, 4, "normal", out->urgency, sizeof out->urgency,
+    /* none given: "" and the rules pick the type's default (channels.urgency) */
+    if (req_enum(root, "urgency", req_urgencies, 4, "", out->urgency, sizeof out->urgency,
                  "must be one of critical, high, normal, low", err) != 0)
         return -1;
     if (req_enum(root, "preferred_channel", req_channels, 3, "", out->preferred_channel,

@@ -763,6 +763,15 @@ def twilio_inbound(crier, auth_token, public_url, phone, text):
     return status, body, sid
 
 
+def daytime_zone():
+    """An Etc/GMT zone where it is about 13:00 now: a HIGH or NORMAL message
+    to a client there goes at once (inside business hours, outside quiet
+    hours) whenever the test runs. Critical messages get one quick retry, so
+    a test of the whole retry ladder sends HIGH ones to such a client."""
+    offset = (13 - time.gmtime().tm_hour + 12) % 24 - 12  # local = UTC + offset
+    return "Etc/GMT%+d" % -offset if offset else "Etc/UTC"  # POSIX: GMT-3 is UTC+3
+
+
 def comm_body(i, name=None, email=None, message_type="welcome", urgency="normal", phone=None,
               consent=None, context=None, plan_id=None, client_id=None, timezone="UTC",
               locale="en", preferred_channel=None, attachments=None, client=True):

@@ -8,7 +8,8 @@ shipped rules, or the engine where it acts before them, say for that fault.
 What the rules say (rules/fallback.lua, retry delays cut to 1, 1, 1 s):
   * transient and rate_limit: retried while the channel's attempt number is
     within the delays (3 retries, 4 attempts), then the next channel of the
-    chain, or failed when there is none;
+    chain, or failed when there is none; a critical message (the SMS rows)
+    gets one quick retry (2 attempts) before the next channel;
   * permanent, invalid_input and auth_failure: the next channel at once, or
     failed when there is none.
 How each fault is classified (src/channel/twilio.c, whatsapp.c, smtp.c and
@@ -96,7 +97,9 @@ def expected(first_channel, category, fallback):
     """(status, attempts, channels) the rules give a message whose first
     channel fails with category, given the fallback channel (or None), when
     the fallback channel succeeds."""
-    on_first = len(DELAYS) + 1 if category in RETRIED else 1
+    # the SMS rows are critical error notifications: one quick retry
+    retries = 1 if first_channel == "sms" else len(DELAYS)
+    on_first = retries + 1 if category in RETRIED else 1
     if category is None:
         return "sent", 1, (first_channel,)
     if category == TEMPLATE_AGAIN:

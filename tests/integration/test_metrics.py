@@ -193,12 +193,18 @@ def main():
         st, _h, _b = crier.request("GET", "/v1/rules", token=None)
         check(st == 401, "GET /v1/rules without a token answered %s" % st)
 
+        # HIGH, not CRITICAL: a critical message gets one quick retry, not the ladder
+        zone = harness.daytime_zone()
         sends = [
-            ("ok1", harness.comm_body(1, email="ok1@example.com", urgency="critical")),
-            ("ok2", harness.comm_body(2, email="ok2@example.com", urgency="critical")),
-            ("fail550", harness.comm_body(3, email="fail550@example.com", urgency="critical",
+            ("ok1", harness.comm_body(1, email="ok1@example.com", urgency="high",
+                                      timezone=zone)),
+            ("ok2", harness.comm_body(2, email="ok2@example.com", urgency="high",
+                                      timezone=zone)),
+            ("fail550", harness.comm_body(3, email="fail550@example.com", urgency="high",
+                                          timezone=zone,
                                           message_type="budget_summary")),
-            ("fail451", harness.comm_body(4, email="fail451@example.com", urgency="critical",
+            ("fail451", harness.comm_body(4, email="fail451@example.com", urgency="high",
+                                          timezone=zone,
                                           message_type="vendor_options")),
         ]
         ids = {}

@@ -52,10 +52,16 @@ def main():
             "CRIER_MAIL_FROM": "Planiva <hello@planiva.example>",
             "CRIER_RULES_DIR": harness.rules_dir(retry_delays=[1, 1, 1]),
         })
+        # HIGH (a critical message gets one quick retry, not the ladder), to a
+        # client for whom it is early afternoon: sent at once
+        zone = harness.daytime_zone()
         cases = {
-            "eventually": harness.comm_body(1, email="eventually@example.com", urgency="critical"),
-            "fail550": harness.comm_body(2, email="fail550@example.com", urgency="critical"),
-            "fail451": harness.comm_body(3, email="fail451@example.com", urgency="critical"),
+            "eventually": harness.comm_body(1, email="eventually@example.com", urgency="high",
+                                            timezone=zone),
+            "fail550": harness.comm_body(2, email="fail550@example.com", urgency="high",
+                                            timezone=zone),
+            "fail451": harness.comm_body(3, email="fail451@example.com", urgency="high",
+                                            timezone=zone),
         }
         ids = {}
         for name, b in cases.items():

@@ -73,6 +73,8 @@ suffix wins). They apply after the request passed the checks above:
     slow:<seconds>     waits (at most 600 s), then answers like success
     drop               reads the request, then closes the connection without
                        any answer
+    first:<n>:<mode>   the first n requests matching this setting get <mode>,
+                       later ones success (a fault that clears, for retries)
 
 Receipts (after an accepted send, in a background thread, --callback-delay
 seconds apart, default 0.2):
@@ -124,8 +126,8 @@ MAX_SLOW = 600.0
 TWILIO_PATH = re.compile(r"^/2010-04-01/Accounts/([A-Za-z0-9]+)/Messages\.json$")
 WA_PATH = re.compile(r"^/(v\d+\.\d+)/([^/]+)/messages$")
 E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
-MODE = re.compile(r"^(success|http401|http500|drop|error:\d+|fail-later:\d+|text-error:\d+"
-                  r"|http429:.+|slow:\d+(\.\d+)?)$")
+MODE = re.compile(r"^(first:\d+:)?(success|http401|http500|drop|error:\d+|fail-later:\d+"
+                  r"|text-error:\d+|http429:.+|slow:\d+(\.\d+)?)$")
 
 TWILIO_MESSAGES = {
     20003: "Authenticate",
@@ -220,11 +222,22 @@ class Modes:
         self.lock = threading.Lock()
         self.default = default
         self.recipients = dict(recipients)
+        self.used = {}  # a first:<n>: setting's requests so far
 
     def replace(self, default, recipients):
         with self.lock:
             self.default = default
             self.recipients = dict(recipients)
+            self.used = {}
+
+    def count(self, key, mode):
+        """The mode for this request of a setting (called with the lock held)."""
+        m = re.match(r"^first:(\d+):(.*)$", mode)
+        if not m:
+            return mode
+        n = self.used.get(key, 0)
+        self.used[key] = n + 1
+        return m.group(2) if n < int(m.group(1)) else "success"
 
     def snapshot(self):
         with self.lock:
@@ -237,7 +250,9 @@ class Modes:
             for suffix, mode in self.recipients.items():
                 if digits.endswith(suffix) and (best is None or len(suffix) > len(best[0])):
                     best = (suffix, mode)
-            return best[1] if best else self.default
+            if best:
+                return self.count(best[0], best[1])
+            return self.count("", self.default)
 
 
 def check_mode(mode):

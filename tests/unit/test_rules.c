@@ -365,7 +365,7 @@ static void test_on_failure(void **st)
                          0);
         assert_int_equal(f.action, POLICY_RETRY);
         assert_true(f.retry_after >= base - base / 10 && f.retry_after <= base + base / 10);
-        policy_builtin_on_failure(attempt, "transient", rem, 2, &g);
+        policy_builtin_on_failure("normal", attempt, "transient", -1, rem, 2, &g);
         assert_int_equal(g.action, POLICY_RETRY);
         assert_true(g.retry_after >= base - base / 10 && g.retry_after <= base + base / 10);
     }
@@ -378,7 +378,7 @@ static void test_on_failure(void **st)
         0);
     assert_int_equal(f.action, POLICY_NEXT_CHANNEL);
     assert_string_equal(f.next_channel, "sms");
-    policy_builtin_on_failure(4, "transient", rem, 2, &g);
+    policy_builtin_on_failure("normal", 4, "transient", -1, rem, 2, &g);
     assert_int_equal(g.action, POLICY_NEXT_CHANNEL);
     assert_string_equal(g.next_channel, "sms");
     assert_int_equal(
@@ -391,10 +391,40 @@ static void test_on_failure(void **st)
                                           err, sizeof err),
                          0);
         assert_int_equal(f.action, POLICY_NEXT_CHANNEL);
-        policy_builtin_on_failure(1, no_retry[i], rem, 2, &g);
+        policy_builtin_on_failure("normal", 1, no_retry[i], -1, rem, 2, &g);
         assert_int_equal(g.action, POLICY_NEXT_CHANNEL);
-        policy_builtin_on_failure(1, no_retry[i], NULL, 0, &g);
+        policy_builtin_on_failure("normal", 1, no_retry[i], -1, NULL, 0, &g);
         assert_int_equal(g.action, POLICY_FAIL);
+    }
+    /* The rules and the built-in policy agree on the waits that listen:
+     * a provider's window plus at most a second, the ladder without one,
+     * and a critical message's one quick retry before the next channel. */
+    static const struct {
+        const char *urgency, *category;
+        int attempt, retry_after, lo, hi; /* lo == -1: the next channel */
+    } listen[] = {
+        {"normal", "rate_limit", 1, 2, 2, 3},       {"normal", "rate_limit", 1, -1, 54, 66},
+        {"normal", "rate_limit", 2, -1, 270, 330},  {"critical", "rate_limit", 1, 2, 2, 3},
+        {"critical", "transient", 1, -1, 3, 3},     {"critical", "transient", 2, -1, -1, -1},
+        {"critical", "rate_limit", 1, 600, -1, -1}, {"high", "rate_limit", 1, 600, 600, 601},
+    };
+    for (size_t i = 0; i < sizeof listen / sizeof listen[0]; i++) {
+        m.urgency = listen[i].urgency;
+        assert_int_equal(rules_on_failure(s, &m, listen[i].attempt, "sms", listen[i].category,
+                                          20429, listen[i].retry_after, rem + 1, 1, &f, err,
+                                          sizeof err),
+                         0);
+        policy_builtin_on_failure(listen[i].urgency, listen[i].attempt, listen[i].category,
+                                  listen[i].retry_after, rem + 1, 1, &g);
+        if (listen[i].lo < 0) {
+            assert_int_equal(f.action, POLICY_NEXT_CHANNEL);
+            assert_int_equal(g.action, POLICY_NEXT_CHANNEL);
+            continue;
+        }
+        assert_int_equal(f.action, POLICY_RETRY);
+        assert_int_equal(g.action, POLICY_RETRY);
+        assert_in_range(f.retry_after, listen[i].lo, listen[i].hi);
+        assert_in_range(g.retry_after, listen[i].lo, listen[i].hi);
     }
     rules_free(s);
 }
