@@ -111,10 +111,14 @@ lint_openapi() {
 }
 lint_openapi
 
-# The browser tests' packages (also the ctest fixture setup.browser_deps):
-# npm ci into tests/browser when missing, nothing when present.
-say "installing the browser tests' packages (tests/browser)"
-scripts/browser-deps.sh || fail "installing playwright-core into tests/browser"
+# The Node packages of the browser tests and of the LangGraph example (also
+# the ctest fixtures setup.browser_deps and setup.example_deps): npm ci when
+# missing, nothing when present.
+say "installing the browser tests' and the example's packages"
+scripts/npm-deps.sh tests/browser playwright-core ||
+    fail "installing playwright-core into tests/browser"
+scripts/npm-deps.sh examples/langgraph @langchain/langgraph ||
+    fail "installing LangGraph.js into examples/langgraph"
 
 # LeakSanitizer cannot stop the world in some sandboxes; find out once rather
 # than let every test fail for a reason that is not the code's.

@@ -7,6 +7,7 @@
 #include "api/metrics.h"
 #include "api/prefpage.h"
 #include "api/privacy.h"
+#include "api/review.h"
 #include "api/rules.h"
 #include "api/templates.h"
 #include "api/track.h"
@@ -40,6 +41,14 @@ static const route_t api_table[] = {
      api_comm_create},
     {"GET", "/v1/communications/{id}", API_READ, ROUTE_BODY_NONE, NULL, API_STAT_COMM_GET,
      api_comm_get},
+    /* The review queue (docs/review.md): operators list what failed,
+     * send it again as the rules decide now, or close it with a note. */
+    {"GET", "/v1/communications", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_COMM_LIST,
+     api_comm_list},
+    {"POST", "/v1/communications/{id}/retry", API_OPERATE, ROUTE_BODY_NONE, NULL,
+     API_STAT_COMM_RETRY, api_comm_retry},
+    {"POST", "/v1/communications/{id}/resolve", API_OPERATE, ROUTE_BODY_JSON, NULL,
+     API_STAT_COMM_RESOLVE, api_comm_resolve},
     {"GET", "/v1/plans/{plan_id}/communications", API_READ, ROUTE_BODY_NONE, NULL,
      API_STAT_PLAN_LIST, api_plan_list},
     /* Clients: contact details are read by the people who answer for them
@@ -113,6 +122,9 @@ const char *api_stat_name(int slot)
         [API_STAT_READYZ] = "/readyz",
         [API_STAT_COMM_CREATE] = "POST /v1/communications",
         [API_STAT_COMM_GET] = "GET /v1/communications/{id}",
+        [API_STAT_COMM_LIST] = "GET /v1/communications",
+        [API_STAT_COMM_RETRY] = "POST /v1/communications/{id}/retry",
+        [API_STAT_COMM_RESOLVE] = "POST /v1/communications/{id}/resolve",
         [API_STAT_PLAN_LIST] = "GET /v1/plans/{plan_id}/communications",
         [API_STAT_RULES_STATUS] = "GET /v1/rules",
         [API_STAT_RULES_DRY_RUN] = "POST /v1/rules/dry-run",

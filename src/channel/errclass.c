@@ -1,5 +1,15 @@
 #include "channel/errclass.h"
 
+#include <string.h>
+
+errc_t errc_from_name(const char *name)
+{
+    for (errc_t c = ERRC_TRANSIENT; name && c <= ERRC_INVALID_INPUT; c++)
+        if (strcmp(name, errc_name(c)) == 0)
+            return c;
+    return ERRC_PERMANENT;
+}
+
 const char *errc_name(errc_t c)
 {
     switch (c) {

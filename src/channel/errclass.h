@@ -13,6 +13,9 @@ typedef enum {
 
 /* "transient", "permanent", ... ; "none" for ERRC_NONE. */
 const char *errc_name(errc_t c);
+/* The category errc_name names; ERRC_PERMANENT for NULL or any other
+ * word (what cannot be classified is not retried). */
+errc_t errc_from_name(const char *name);
 /* What an HTTP provider's status alone says, the same for every provider:
  * 429 a rate limit, 5xx transient, 401/403 our credentials; ERRC_NONE when
  * the status says nothing more (the provider's code decides). */

@@ -625,6 +625,15 @@ static void delivery_start_job(delivery_worker_t *w, app_t *app, void *const *st
     s->job = *job;
     s->drv = drv_by_name(s->job.channel);
     s->circuit = -1;
+    if (s->job.receipt_failure) {
+        /* The send failed after the provider took it: that failure is this
+         * attempt, and the rules say what follows (no provider call). */
+        outcome_init(&s->out);
+        outcome_fail(&s->out, errc_from_name(s->job.receipt_category), s->job.receipt_code,
+                     "receipt", "the provider reported the sent message failed");
+        w->ready_idx[w->nready++] = idx;
+        return;
+    }
     double wait = 0;
     if (s->drv && !delivery_rate(limits, s->drv, &wait)) {
         s->deferred = 1;
@@ -684,7 +693,14 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
         /* counted before the outcome is committed, so a reader who sees the
          * row final already sees it in the counters */
         delivery_count(s, r, took);
-        if (s->out.status == OUTCOME_FAILED)
+        if (r->outcome == QUEUE_FAILED || r->outcome == QUEUE_BOUNCED) {
+            /* seed: "log critical error and queue for manual review" (the
+             * review opens in the database as the status is written) */
+            metrics_all_channels_failed();
+            log_kv(LOG_CRITICAL, "delivery", "all_channels_failed", "communication_id", s->job.id,
+                   "message_type", s->job.message_type, "channel", s->job.channel, "category",
+                   errc_name(s->out.category), "error", s->out.error, NULL);
+        } else if (s->out.status == OUTCOME_FAILED)
             log_warn("delivery", "attempt_failed", "communication_id", s->job.id, "category",
                      errc_name(s->out.category), "error", s->out.error, "action",
                      rules_action_name(s->failure.action), "reason", s->failure.reason, NULL);

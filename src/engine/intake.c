@@ -1,5 +1,6 @@
 /* intake: group commit of new communications (see intake.h for why). */
 #include "engine/intake.h"
+#include "engine/client_view.h"
 
 #include "driver/driver.h"
 #include "engine/prefs.h"
@@ -158,47 +159,6 @@ static void intake_upsert_record(const req_comm_t *r, store_client_t *cl)
     cl->timezone = r->client.timezone;
     cl->locale = r->client.locale;
     memcpy(cl->consent, r->client.consent, sizeof cl->consent);
-}
-
-/* The preferred channels of a client (JSON array text) into pc; pref holds
- * the names pc points into. */
-static void intake_policy_prefs(const char *json, policy_client_t *pc,
-                                char pref[POLICY_MAX_CHANNELS][12])
-{
-    cJSON *arr = json ? cJSON_Parse(json) : NULL;
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
-    {
-        if (n >= POLICY_MAX_CHANNELS)
-            break;
-        if (cJSON_IsString(it) && strlen(it->valuestring) < 12) {
-            snprintf(pref[n], 12, "%s", it->valuestring);
-            pc->preferred_channels[n] = pref[n];
-            n++;
-        }
-    }
-    cJSON_Delete(arr);
-}
-
-/* The policy's view of a client, from the facts the set-based round loads:
- * flags and preferences, never the address or number themselves. pref
- * holds the channel names pc points into. */
-static void intake_policy_facts(const store_client_facts_t *f, policy_client_t *pc,
-                                char pref[POLICY_MAX_CHANNELS][12])
-{
-    memset(pc, 0, sizeof *pc);
-    pc->has_email = f->has_email;
-    pc->has_phone = f->has_phone;
-    pc->timezone = f->timezone ? f->timezone : "UTC";
-    memcpy(pc->consent, f->consent, sizeof pc->consent);
-    memcpy(pc->opt_out, f->opt_out, sizeof pc->opt_out);
-    pc->email_suppressed = f->email_suppressed;
-    pc->quiet_start = f->quiet_start[0] ? f->quiet_start : NULL;
-    pc->quiet_end = f->quiet_end[0] ? f->quiet_end : NULL;
-    pc->last_contact_at = f->last_contact_at;
-    pc->whatsapp_window_until = 0;
-    intake_policy_prefs(f->preferred_channels_json, pc, pref);
 }
 
 static int intake_fallback_json(const policy_decision_t *d, buf_t *out)
@@ -613,7 +573,7 @@ static intake_step_t intake_one(intake_writer_t *w, intake_job_t *job, intake_re
 
     policy_client_t pc;
     char pref[POLICY_MAX_CHANNELS][12];
-    intake_policy_facts(&facts, &pc, pref);
+    client_view_from_facts(&facts, &pc, pref);
     pc.channels_off = drv_channels_off(w->app->cfg); /* a setting, not a client fact */
     rules_pending_t pending = {facts.pending_count, facts.pending_oldest_at};
     if (intake_compose(w, job, &pc, &pending, dr) != 0) {
@@ -793,7 +753,7 @@ static int intake_round_set(intake_writer_t *w, intake_job_t **jobs, intake_resu
         }
         policy_client_t pc;
         char pref[POLICY_MAX_CHANNELS][12];
-        intake_policy_facts(&facts[k], &pc, pref);
+        client_view_from_facts(&facts[k], &pc, pref);
         pc.channels_off = drv_channels_off(w->app->cfg);
         rules_pending_t pending = {facts[k].pending_count, facts[k].pending_oldest_at};
         if (intake_compose(w, jobs[i], &pc, &pending, &drafts[i]) != 0) {

@@ -47,6 +47,7 @@ static atomic_llong metrics_depth[3]; /* due, scheduled, sending */
 static atomic_int metrics_depth_known;
 static atomic_ullong metrics_rl_deferred[METRICS_RL_PROVIDERS_N];
 static atomic_ullong metrics_suppressions;
+static atomic_ullong metrics_chains_failed;
 /* The open rate's terms per message type; sent 0: not written. Two loads
  * may mix two samples' terms for a moment, which a gauge tolerates. */
 static atomic_llong metrics_rate_sent[METRICS_TYPES_N];
@@ -315,6 +316,19 @@ void metrics_email_suppression(void)
     metrics_add(&metrics_suppressions, 1);
 }
 
+void metrics_all_channels_failed(void)
+{
+    metrics_add(&metrics_chains_failed, 1);
+}
+
+static int metrics_render_chains_failed(buf_t *out)
+{
+    return metrics_single(out, "crier_all_channels_failed_total", "counter",
+                          "Communications whose every channel failed (each is in the review "
+                          "queue).",
+                          (long long)metrics_get(&metrics_chains_failed));
+}
+
 static int metrics_render_suppressions(buf_t *out)
 {
     return metrics_single(out, "crier_email_suppressions_total", "counter",
@@ -416,6 +430,7 @@ int metrics_render(buf_t *out)
     rc |= metrics_render_open_rate(out);
     rc |= metrics_render_ratelimit(out);
     rc |= metrics_render_suppressions(out);
+    rc |= metrics_render_chains_failed(out);
     rc |= metrics_render_circuit(out);
     rc |= metrics_render_purge(out);
     return rc ? -1 : 0;

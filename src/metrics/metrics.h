@@ -63,6 +63,8 @@ void metrics_ratelimit_deferred(const char *provider);
 
 /* Counts one address newly put on the email suppression list. */
 void metrics_email_suppression(void);
+/* Counts one communication whose last channel failed (bounced included). */
+void metrics_all_channels_failed(void);
 
 /* Sets whether provider's circuit is open (1) or closed (0); provider as
  * for metrics_ratelimit_deferred. */

@@ -38,7 +38,8 @@ static const lease_table_t queue_table = {
     .claim_set = ", updated_at = now()",
     .claim_returning = "m.id, m.attempts, m.plan_id, m.client_id, m.message_type, m.urgency,"
                        " m.channel, m.fallback_channels::text, m.context::text,"
-                       " m.attempts - m.channel_attempt_base",
+                       " m.attempts - m.channel_attempt_base, m.receipt_failure,"
+                       " m.error_category, m.provider_code",
     .rescue_set = ", failed_at = CASE WHEN m.attempts >= $1::int THEN now() END,"
                   " error_category = 'transient',"
                   " error_message = 'delivery attempt did not finish before its lease expired',"
@@ -94,6 +95,9 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
         j->fallback_json = queue_col(r, i, 7);
         j->context_json = queue_col(r, i, 8);
         j->channel_attempt = atoi(PQgetvalue(r, i, 9));
+        j->receipt_failure = PQgetvalue(r, i, 10)[0] == 't';
+        snprintf(j->receipt_category, sizeof j->receipt_category, "%s", PQgetvalue(r, i, 11));
+        j->receipt_code = atoi(PQgetvalue(r, i, 12));
         (*n)++;
         if (!j->plan_id || !j->client_id || !j->message_type || !j->urgency || !j->fallback_json ||
             !j->context_json) {
@@ -125,41 +129,47 @@ int queue_renew(PGconn *conn, const char *id, int attempt, int lease_seconds, ch
  * code, $9 detail json, $10 retry_at (epoch s), $11 next channel, $12
  * channels after it (json), $13 skip reason, $14 the hash of the template
  * version rendered and $15 its row (sql/010_templates.sql). A retry leaves
- * the version alone: the attempt that ends the row records its own. */
+ * the version alone: the attempt that ends the row records its own. Every
+ * outcome but a deferral ends a receipt's failure (sql/013_review.sql). */
 static const char *const queue_set[] = {
-    [QUEUE_SENT] = "status = 'sent', sent_at = now(), provider_message_id = $5::text,"
-                   " subject_enc = COALESCE($4::text, subject_enc), channel = $3::text,"
-                   " error_category = NULL, error_message = NULL, provider_code = NULL,"
-                   " template_version = $14::text, template_id = $15::uuid, updated_at = now()",
+    [QUEUE_SENT] =
+        "status = 'sent', receipt_failure = false, sent_at = now(), provider_message_id = $5::text,"
+        " subject_enc = COALESCE($4::text, subject_enc), channel = $3::text,"
+        " error_category = NULL, error_message = NULL, provider_code = NULL,"
+        " template_version = $14::text, template_id = $15::uuid, updated_at = now()",
     [QUEUE_DELIVERED] =
-        "status = 'delivered', sent_at = now(), delivered_at = now(),"
+        "status = 'delivered', sent_at = now(), delivered_at = now(), receipt_failure = false,"
         " provider_message_id = $5::text,"
         " subject_enc = COALESCE($4::text, subject_enc), channel = $3::text,"
         " error_category = NULL, error_message = NULL, provider_code = NULL,"
         " template_version = $14::text, template_id = $15::uuid, updated_at = now()",
     /* A switch to the next channel restarts the per-channel attempt count. */
-    [QUEUE_RETRY] = "status = 'queued', next_attempt_at = to_timestamp($10::float8),"
-                    " channel = COALESCE($11::text, $3::text),"
-                    " fallback_channels = COALESCE($12::jsonb, fallback_channels),"
-                    " channel_attempt_base = CASE WHEN $11::text IS NULL"
-                    "  THEN channel_attempt_base ELSE attempts END,"
-                    " error_category = $6::text, error_message = $7::text,"
-                    " provider_code = $8::int, updated_at = now()",
-    [QUEUE_FAILED] = "status = 'failed', failed_at = now(), channel = $3::text,"
-                     " error_category = $6::text, error_message = $7::text,"
-                     " provider_code = $8::int, template_version = $14::text, template_id = "
-                     "$15::uuid, updated_at = now()",
+    [QUEUE_RETRY] =
+        "status = 'queued', receipt_failure = false, next_attempt_at = to_timestamp($10::float8),"
+        " channel = COALESCE($11::text, $3::text),"
+        " fallback_channels = COALESCE($12::jsonb, fallback_channels),"
+        " channel_attempt_base = CASE WHEN $11::text IS NULL"
+        "  THEN channel_attempt_base ELSE attempts END,"
+        " error_category = $6::text, error_message = $7::text,"
+        " provider_code = $8::int, updated_at = now()",
+    [QUEUE_FAILED] =
+        "status = 'failed', receipt_failure = false, failed_at = now(), channel = $3::text,"
+        " error_category = $6::text, error_message = $7::text,"
+        " provider_code = $8::int, template_version = $14::text, template_id = "
+        "$15::uuid, updated_at = now()",
     /* The row's last error stays: a deferral is not a failure. */
     [QUEUE_DEFER] = "status = 'queued', attempts = attempts - 1,"
                     " next_attempt_at = to_timestamp($10::float8), updated_at = now()",
-    [QUEUE_BOUNCED] = "status = 'bounced', failed_at = now(), channel = $3::text,"
-                      " error_category = $6::text, error_message = $7::text,"
-                      " provider_code = $8::int, template_version = $14::text,"
-                      " template_id = $15::uuid, updated_at = now()",
+    [QUEUE_BOUNCED] =
+        "status = 'bounced', receipt_failure = false, failed_at = now(), channel = $3::text,"
+        " error_category = $6::text, error_message = $7::text,"
+        " provider_code = $8::int, template_version = $14::text,"
+        " template_id = $15::uuid, updated_at = now()",
     /* like a row the decision skipped: a reason, no error */
-    [QUEUE_SKIPPED] = "status = 'skipped', skip_reason = $13::text, channel = $3::text,"
-                      " error_category = NULL, error_message = NULL, provider_code = NULL,"
-                      " updated_at = now()",
+    [QUEUE_SKIPPED] =
+        "status = 'skipped', receipt_failure = false, skip_reason = $13::text, channel = $3::text,"
+        " error_category = NULL, error_message = NULL, provider_code = NULL,"
+        " updated_at = now()",
 };
 
 #define QUEUE_EVENTS(types)                                                                        \

@@ -31,6 +31,12 @@ typedef struct queue_job {
     char *channel;       /* owned: the channel to try now */
     char *fallback_json; /* owned: remaining channels, JSON array */
     char *context_json;  /* owned */
+    /* A provider's receipt said the message sent on channel failed: the
+     * attempt is that failure (category, code), asked of the rules without
+     * sending again. */
+    int receipt_failure;
+    char receipt_category[16];
+    int receipt_code;
 } queue_job_t;
 
 void queue_job_free(queue_job_t *j);

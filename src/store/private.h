@@ -33,7 +33,9 @@ int store_json_result(PGresult *r, char **json, char *err, size_t errlen);
     " 'channel', c.channel, 'attempts', c.attempts, 'send_at', crier_iso(c.send_at),"              \
     " 'sent_at', crier_iso(c.sent_at), 'delivered_at', crier_iso(c.delivered_at),"                 \
     " 'opened_at', crier_iso(c.opened_at), 'clicked_at', crier_iso(c.clicked_at),"                 \
-    " 'error_message', c.error_message, 'decision', c.decision,"                                   \
+    " 'error_message', c.error_message, 'error_category', c.error_category,"                       \
+    " 'provider_code', c.provider_code, 'decision', c.decision,"                                   \
+    " 'review', c.review, 'review_note', c.review_note, 'reviewed_at', crier_iso(c.reviewed_at),"  \
     " 'created_at', crier_iso(c.created_at)"
 
 #endif

@@ -69,20 +69,39 @@ const char *rcpt_status_column(rcpt_status_t s)
  * step: the row is locked (c), moved only forward (u; under READ COMMITTED
  * the WHERE is re-checked on the newest version after a concurrent receipt),
  * and the receipt is recorded whether it moved the row or not (e), or kept in
- * unmatched_receipts when no row carries the id (x). */
+ * unmatched_receipts when no row carries the id (x).
+ *
+ * A failure after "sent" is not the end: the row is queued again with
+ * receipt_failure set, and the worker that claims it asks the fallback
+ * rules what follows, as for a failure the provider answered at once
+ * (SMS undelivered -> email). Its per-channel base moves by one so that
+ * the claim, which counts an attempt, shows the rules the failed send's
+ * number; the workers' poll (at most a second) finds it. The failed send's
+ * provider id is let go: a redelivered or later receipt for it is kept
+ * aside as unmatched instead of moving the new attempt. A failure before
+ * "sent" (the send still in flight) ends it. */
 static const char rcpt_apply_sql[] =
     "WITH c AS ("
     "  SELECT id, status FROM communications WHERE provider_message_id = $1::text"
     "  ORDER BY created_at DESC LIMIT 1 FOR UPDATE),"
     " u AS ("
-    "  UPDATE communications m SET status = $2::text,"
+    "  UPDATE communications m SET status = CASE WHEN $2::text = 'failed' AND m.status = 'sent'"
+    "    THEN 'queued' ELSE $2::text END,"
+    "   receipt_failure = ($2::text = 'failed' AND m.status = 'sent'),"
+    "   next_attempt_at = CASE WHEN $2::text = 'failed' AND m.status = 'sent' THEN now()"
+    "    ELSE m.next_attempt_at END,"
+    "   provider_message_id = CASE WHEN $2::text = 'failed' AND m.status = 'sent' THEN NULL"
+    "    ELSE m.provider_message_id END,"
+    "   channel_attempt_base = m.channel_attempt_base"
+    "    + CASE WHEN $2::text = 'failed' AND m.status = 'sent' THEN 1 ELSE 0 END,"
     "   sent_at = CASE WHEN $2::text <> 'failed' THEN COALESCE(m.sent_at, now()) ELSE m.sent_at "
     "END,"
     "   delivered_at = CASE WHEN $2::text IN ('delivered', 'opened')"
     "    THEN COALESCE(m.delivered_at, now()) ELSE m.delivered_at END,"
     "   opened_at = CASE WHEN $2::text = 'opened' THEN COALESCE(m.opened_at, now())"
     "    ELSE m.opened_at END,"
-    "   failed_at = CASE WHEN $2::text = 'failed' THEN now() ELSE m.failed_at END,"
+    "   failed_at = CASE WHEN $2::text = 'failed' AND m.status <> 'sent' THEN now()"
+    "    ELSE m.failed_at END,"
     "   provider_code = CASE WHEN $2::text = 'failed' THEN $3::int ELSE m.provider_code END,"
     "   error_category = CASE WHEN $2::text = 'failed' THEN $4::text ELSE m.error_category END,"
     "   error_message = CASE WHEN $2::text = 'failed'"

@@ -451,6 +451,16 @@ class ProviderStub:
             return []
         return [r for r in rows if r.get("provider") == provider]
 
+    def set_modes(self, mode, recipients):
+        """POST /_stub/mode: mode for every request, recipients {SUFFIX:
+        MODE}; returns the HTTP status."""
+        req = urllib.request.Request(
+            self.url + "/_stub/mode", method="POST",
+            data=json.dumps({"mode": mode, "recipients": recipients}).encode("utf-8"),
+            headers={"Content-Type": "application/json"})
+        with _opener.open(req, timeout=10) as resp:
+            return resp.status
+
     def stop(self):
         _stop_proc(self.proc)
         self._log.close()

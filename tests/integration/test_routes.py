@@ -37,8 +37,8 @@ def test_unknown_path_is_404(tmp):
 def test_wrong_method_is_405_with_allow(tmp):
     db = h.new_database("routes")
     cases = [
-        ("DELETE", "/v1/communications", "POST"),
-        ("GET", "/v1/communications", "POST"),
+        ("DELETE", "/v1/communications", "POST, GET, HEAD"),
+        ("GET", "/v1/communications/%s/retry" % uuid.uuid4(), "POST"),
         ("PUT", "/healthz", "GET, HEAD"),
         ("POST", "/readyz", "GET, HEAD"),
         ("POST", "/v1/communications/%s" % uuid.uuid4(), "GET, HEAD"),

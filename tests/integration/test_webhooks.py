@@ -214,16 +214,24 @@ def test_receipts_forward_only(tmp):
                                    ["receipt_stale", "sent"], ["receipt_duplicate", "delivered"],
                                    ["receipt_stale", "failed"]], events(db, cid)
 
-        # a failure over 'sent' is applied with the provider's code and its class
+        # a failure over 'sent' goes back to the fallback rules with the
+        # provider's code and its class (30003, transient: a retry later)
         _, cid2 = new_client(crier, "+15558675399", i=2)
         sid2 = "SM" + uuid.uuid4().hex
         simulate_sms_send(crier, db, cid2, sid2)
         status, _, body = post_twilio(crier, path, receipt(sid2, "undelivered", 30003))
         assert status == 200, body
-        row = comm_row(db, cid2)
-        assert row[0] == "failed" and row[1] == "30003" and row[2] != "", row
+        assert events(db, cid2)[-1] == ["receipt", "failed"], events(db, cid2)
+        h.wait_until(lambda: h.psql(db, "SELECT status, provider_code, error_category,"
+                                        " receipt_failure FROM communications WHERE id = :'id'",
+                                    id=cid2) == [["queued", "30003", "transient", "f"]],
+                     20, what="the rules' retry of the failed SMS")
+        # the failed send's id is let go: a later receipt for it moves nothing
         status, _, body = post_twilio(crier, path, receipt(sid2, "delivered"))
-        assert comm_row(db, cid2)[0] == "failed"
+        assert status == 200, body
+        assert comm_row(db, cid2)[0] == "queued", comm_row(db, cid2)
+        assert h.psql(db, "SELECT count(*) FROM unmatched_receipts"
+                          " WHERE provider_message_id = :'s'", s=sid2) == [["1"]]
 
         # an unknown id answers 200 (no retries for days) and is kept aside
         status, _, body = post_twilio(crier, path, receipt("SM" + "f" * 32, "delivered"))
@@ -351,9 +359,16 @@ def test_whatsapp_reply_and_statuses(tmp):
               "errors": [{"code": 131047, "title": "Re-engagement message"}]}
         status, _, body = post_meta(crier, wa_payload(statuses=[st]))
         assert status == 200, body
-        row = h.psql(db, "SELECT status, provider_code FROM communications WHERE id = :'id'",
-                     id=cid2)
-        assert row == [["failed", "131047"]], row
+        # recorded with Meta's code, then handed to the fallback rules: the
+        # message goes on (131047 closes the window: the template next)
+        got = h.psql(db, "SELECT event_type, delivery_status, provider_response->>'error_code'"
+                         " FROM delivery_events WHERE communication_id = :'id'"
+                         " AND event_type = 'receipt'", id=cid2)
+        assert got == [["receipt", "failed", "131047"]], got
+        h.wait_until(lambda: h.psql(db, "SELECT status IN ('sent', 'delivered')"
+                                        " FROM communications WHERE id = :'id'",
+                                    id=cid2) == [["t"]],
+                     20, what="the failed WhatsApp message sent again")
 
         # an app-level STOP on WhatsApp turns WhatsApp off for that number
         stop = {"from": "15558675311", "id": "wamid.in" + uuid.uuid4().hex,

@@ -242,7 +242,11 @@ static void test_api_table(void **state)
     assert_int_equal(
         route_match(routes, n, "DELETE", "/v1/communications", &r, &p, allow, sizeof allow),
         ROUTE_NO_METHOD);
-    assert_string_equal(allow, "POST");
+    assert_string_equal(allow, "POST, GET, HEAD");
+    assert_int_equal(
+        route_match(routes, n, "POST", "/v1/communications/I/retry", &r, &p, allow, sizeof allow),
+        ROUTE_FOUND);
+    assert_string_equal(route_param(&p, "id"), "I");
     assert_int_equal(
         route_match(routes, n, "PUT", "/webhooks/whatsapp", &r, &p, allow, sizeof allow),
         ROUTE_NO_METHOD);
