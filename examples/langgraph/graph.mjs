@@ -80,8 +80,8 @@ export function buildGraph(crier, { checkpointer = new MemorySaver() } = {}) {
     .addNode("blueprint_ready", async (s) => ({
       communications: await reach(crier, s, "blueprint_ready", "blueprint_delivery", {}),
     }))
-    .addNode("error", async (s) => ({
-      communications: await reach(crier, s, "error", "error_notification", {
+    .addNode("error_occurred", async (s) => ({
+      communications: await reach(crier, s, "error_occurred", "error_notification", {
         error_summary: s.error,
       }),
     }))
@@ -89,9 +89,9 @@ export function buildGraph(crier, { checkpointer = new MemorySaver() } = {}) {
     .addEdge("plan_created", "budget_ready")
     .addEdge("budget_ready", "vendor_options_ready")
     .addEdge("vendor_options_ready", "client_selection")
-    .addConditionalEdges("client_selection", (s) => (s.error ? "error" : "vendors_selected"))
+    .addConditionalEdges("client_selection", (s) => (s.error ? "error_occurred" : "vendors_selected"))
     .addEdge("vendors_selected", "blueprint_ready")
     .addEdge("blueprint_ready", END)
-    .addEdge("error", END);
+    .addEdge("error_occurred", END);
   return g.compile({ checkpointer });
 }

@@ -1,6 +1,7 @@
 /* api: the route table and the handlers' context (see api.h). */
 #include "api/api.h"
 
+#include "api/action.h"
 #include "api/clients.h"
 #include "api/comms.h"
 #include "api/health.h"
@@ -106,6 +107,9 @@ static const route_t api_table[] = {
     {"GET", "/u/{token}", 0, ROUTE_BODY_NONE, PAGES_TYPE, API_STAT_PREFPAGE, api_prefpage_get},
     {"POST", "/u/{token}/preferences", 0, ROUTE_BODY_FORM, PAGES_TYPE, API_STAT_PREFPAGE_POST,
      api_prefpage_post},
+    /* A message's action links (docs/tracking.md, Actions): open, the
+     * signed token says which message and which answer; a page answers. */
+    {"GET", "/a/{token}", 0, ROUTE_BODY_NONE, PAGES_TYPE, API_STAT_ACTION, api_action_get},
 };
 
 const route_t *api_routes(size_t *n)
@@ -146,6 +150,7 @@ const char *api_stat_name(int slot)
         [API_STAT_UNSUB] = "POST /u/{token}",
         [API_STAT_PREFPAGE] = "GET /u/{token}",
         [API_STAT_PREFPAGE_POST] = "POST /u/{token}/preferences",
+        [API_STAT_ACTION] = "GET /a/{token}",
     };
     return slot > 0 && slot < API_STAT_N ? names[slot] : names[HTTP_STATS_UNROUTED];
 }

@@ -68,7 +68,8 @@ static uint32_t linktok_get32(const unsigned char *p)
 
 static int linktok_kind_ok(int k)
 {
-    return k == LINKTOK_CLICK || k == LINKTOK_OPEN || k == LINKTOK_UNSUB || k == LINKTOK_FORM;
+    return k == LINKTOK_CLICK || k == LINKTOK_OPEN || k == LINKTOK_UNSUB || k == LINKTOK_FORM ||
+           k == LINKTOK_ACTION;
 }
 
 /* The signature of body: a label first, so no other HMAC crier computes

@@ -26,10 +26,11 @@
 #define LINKTOK_TEXT_MAX (LINKTOK_LEN + 1)
 
 typedef enum linktok_kind {
-    LINKTOK_CLICK = 'c', /* id: a communication; arg: the link's index in it */
-    LINKTOK_OPEN = 'o',  /* id: a communication; arg: 0 */
-    LINKTOK_UNSUB = 'u', /* id: a communication (whose client it is); arg: 0 */
-    LINKTOK_FORM = 'f',  /* id: a client; arg: the preference version the form showed */
+    LINKTOK_CLICK = 'c',  /* id: a communication; arg: the link's index in it */
+    LINKTOK_OPEN = 'o',   /* id: a communication; arg: 0 */
+    LINKTOK_UNSUB = 'u',  /* id: a communication (whose client it is); arg: 0 */
+    LINKTOK_FORM = 'f',   /* id: a client; arg: the preference version the form showed */
+    LINKTOK_ACTION = 'a', /* id: a communication; arg: the action's index in it */
 } linktok_kind_t;
 
 typedef struct linktok {

@@ -166,6 +166,14 @@ static const char pages_problem[] = "{{<layout}}\n"
                                     "{{/content}}\n"
                                     "{{/layout}}\n";
 
+static const char pages_answered[] = "{{<layout}}\n"
+                                     "{{$title}}{{heading}}{{/title}}\n"
+                                     "{{$content}}\n"
+                                     "<h1>{{heading}}</h1>\n"
+                                     "<p role=\"status\">{{message}}</p>\n"
+                                     "{{/content}}\n"
+                                     "{{/layout}}\n";
+
 static int pages_partial(void *ud, const char *name, char **src)
 {
     (void)ud;
@@ -179,6 +187,7 @@ int pages_render(pages_kind_t kind, const cJSON *view, buf_t *out, char *err, si
 {
     const char *src = kind == PAGES_PREFERENCES ? pages_preferences
                       : kind == PAGES_SAVED     ? pages_saved
+                      : kind == PAGES_ANSWERED  ? pages_answered
                                                 : pages_problem;
     mst_options_t opt = {.partials = pages_partial,
                          .partials_ud = NULL,

@@ -1,5 +1,6 @@
 /* pages: the HTML pages crier serves to a client itself (the preference
- * page of docs/unsubscribe.md and its answers), rendered by the Mustache
+ * page of docs/unsubscribe.md and its answers, the answer to an action
+ * link), rendered by the Mustache
  * engine from templates compiled into the binary: they do not depend on
  * the message catalogue, and every value is HTML-escaped ({{name}} only).
  *
@@ -32,6 +33,9 @@ typedef enum pages_kind {
     /* brand_name, physical_address (optional), heading, message, back and
      * back_label (both optional) */
     PAGES_PROBLEM,
+    /* brand_name, physical_address (optional), heading, message: a
+     * client's answer taken (an action link, docs/tracking.md) */
+    PAGES_ANSWERED,
 } pages_kind_t;
 
 /* Renders page kind with view into out (strict: a name the page shows that

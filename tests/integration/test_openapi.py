@@ -414,6 +414,20 @@ def tracking_tokens(crier, comm_id):
     return (click.group(1) if click else "x"), (opened.group(1) if opened else "x")
 
 
+def action_token(crier, comm_id):
+    """The first action link's token of a sandboxed email."""
+    try:
+        with open(os.path.join(crier.outbox, comm_id + ".eml"), "rb") as f:
+            msg = email.message_from_bytes(f.read(), policy=email.policy.default)
+    except OSError:
+        check(False, "the sandboxed email of %s is in the outbox" % comm_id)
+        return "x"
+    markup = msg.get_body(preferencelist=("html",)).get_content()
+    found = re.search(re.escape(crier.url) + r"/a/([A-Za-z0-9_-]{56})\"", markup)
+    check(found, "the sandboxed vendor_options email has an action link")
+    return found.group(1) if found else "x"
+
+
 P_LINK = "/u/{token}"
 P_LINK_FORM = "/u/{token}/preferences"
 LINK_KEY = bytes(range(200, 232))
@@ -533,6 +547,20 @@ def main():
         forged = click_tok[:-1] + ("A" if click_tok[-1] != "A" else "B")
         spec.conforms("click 404", P_CLICK, "get", fetch(crier, "GET", "/t/c/" + forged))
         spec.conforms("open 404", P_OPEN, "get", fetch(crier, "GET", "/t/o/%s.gif" % forged))
+        # Action links: a vendor_options message's, answered once, then forged.
+        P_ACTION = "/a/{token}"
+        offer = harness.comm_body(3, message_type="vendor_options", urgency="critical")
+        offered = crier.post_comm(offer)
+        check(offered[0] == 202, "vendor_options accepted: %r" % (offered[:1],))
+        offer_id = offered[2].get("communication_id", "") if offered[0] == 202 else ""
+        crier.wait_final([offer_id], timeout=30)
+        action_tok = action_token(crier, offer_id)
+        answered = fetch(crier, "GET", "/a/" + action_tok)
+        spec.conforms("action", P_ACTION, "get", answered)
+        check(answered[0] == 200 and answered[1].get("content-type", "").startswith("text/html"),
+              "the action answers a page: %r" % (answered[:2],))
+        forged_action = action_tok[:-1] + ("A" if action_tok[-1] != "A" else "B")
+        spec.conforms("action 404", P_ACTION, "get", fetch(crier, "GET", "/a/" + forged_action))
         spec.conforms("get as operator", P_COMM, "get",
                       crier.request("GET", path, token=harness.TOKEN_OPERATOR))
         plan = "/v1/plans/%s/communications" % good["plan_id"]
@@ -734,6 +762,8 @@ def main():
                 elif m == "put" and p == P_PREFS:
                     answer = crier.request("PUT", concrete, {"opt_out_whatsapp": False},
                                            token=token)
+                elif p == P_ACTION:
+                    answer = fetch(crier, "GET", "/a/" + action_tok)
                 elif p in (P_CLICK, P_OPEN):
                     # "{token}" is the unsubscribe link's above; these take their own
                     answer = fetch(crier, "GET", p.replace(
@@ -768,7 +798,8 @@ def main():
         got = crier.request("GET", plan)
         check(got[0] == 503, "plan list while the database is gone answered %s" % got[0])
         spec.conforms("plan list down", P_PLAN, "get", got)
-        for p, concrete in ((P_CLICK, "/t/c/" + click_tok), (P_OPEN, "/t/o/%s.gif" % open_tok)):
+        for p, concrete in ((P_CLICK, "/t/c/" + click_tok), (P_OPEN, "/t/o/%s.gif" % open_tok),
+                            (P_ACTION, "/a/" + action_tok)):
             got = fetch(crier, "GET", concrete)
             check(got[0] == 503, "%s while the database is gone answered %s" % (p, got[0]))
             spec.conforms("%s down" % p, p, "get", got)

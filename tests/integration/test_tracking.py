@@ -134,7 +134,9 @@ def context_for(mt, i):
         combos.append(c)
     ctx["vendor_combinations"] = combos
     ctx["options_url"] = url_for(i, "vendors")
-    return ctx, [c["select_url"] for c in combos] + [ctx["options_url"]]
+    # the Choose buttons are crier's own action links (docs/tracking.md,
+    # Actions): under CRIER_PUBLIC_URL, so not wrapped in a redirect
+    return ctx, [ctx["options_url"]]
 
 
 def parse(path):

@@ -25,8 +25,9 @@ static void make(linktok_kind_t kind, uint32_t arg, uint32_t day, char out[LINKT
 static void test_round_trip(void **state)
 {
     (void)state;
-    const linktok_kind_t kinds[] = {LINKTOK_CLICK, LINKTOK_OPEN, LINKTOK_UNSUB, LINKTOK_FORM};
-    for (size_t i = 0; i < 4; i++) {
+    const linktok_kind_t kinds[] = {LINKTOK_CLICK, LINKTOK_OPEN, LINKTOK_UNSUB, LINKTOK_FORM,
+                                    LINKTOK_ACTION};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         char tok[LINKTOK_TEXT_MAX];
         make(kinds[i], 70000 + (uint32_t)i, 20500, tok);
         assert_int_equal(
