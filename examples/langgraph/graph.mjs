@@ -12,6 +12,7 @@ export const WorkflowState = Annotation.Root({
   plan_id: Annotation(),
   client_id: Annotation(),
   client: Annotation(),
+  channel: Annotation(), // the channel the client asked to be reached on, or null
   event: Annotation(),
   vendor_combinations: Annotation(),
   selection: Annotation(),
@@ -33,6 +34,7 @@ async function reach(crier, state, step, message_type, context, extra = {}) {
       client_id: state.client_id,
       message_type,
       client: state.client,
+      preferred_channel: state.channel ?? null,
       context: {
         event_type: state.event.type,
         event_date: state.event.date,

@@ -6,8 +6,8 @@
 //   RECEIVER_PORT               where this process listens for callbacks
 //                               (crier's CRIER_WORKFLOW_CALLBACK_URL is
 //                               http://127.0.0.1:PORT/crier)
-//   PLAN_FILE                   JSON: {plan_id, client_id, client, event,
-//                               vendor_combinations}
+//   PLAN_FILE                   JSON: {plan_id, client_id, client, channel,
+//                               event, vendor_combinations}
 //
 // Prints one JSON line per milestone on stdout: {"listening"}, {"interrupted"},
 // {"resumed"}, {"done"}; a callback whose signature does not verify is
@@ -78,6 +78,7 @@ server.listen(Number(need("RECEIVER_PORT")), "127.0.0.1", async () => {
       plan_id: plan.plan_id,
       client_id: plan.client_id,
       client: plan.client,
+      channel: plan.channel ?? null,
       event: plan.event,
       vendor_combinations: plan.vendor_combinations,
     },

@@ -6,6 +6,7 @@
 #include "channel/errclass.h"
 #include "channel/twilio.h"
 #include "channel/whatsapp.h"
+#include "crypto/linktok.h"
 #include "store/receipts.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The WhatsApp Cloud API as a provider, named after its channel in logs,
  * errors and receipts. */
@@ -390,8 +392,38 @@ static const char *wh_wa_text(const cJSON *msg)
     return "";
 }
 
+/* What a tapped reply button, list row or template quick reply carries
+ * (its id, or its payload): crier's action token when crier sent it. */
+static const char *wh_wa_answer_token(const cJSON *msg)
+{
+    const char *type = wh_jstr(msg, "type");
+    const cJSON *part = type ? cJSON_GetObjectItemCaseSensitive(msg, type) : NULL;
+    if (type && strcmp(type, "button") == 0)
+        return wh_jstr(part, "payload");
+    if (type && strcmp(type, "interactive") == 0) {
+        const cJSON *reply = cJSON_GetObjectItemCaseSensitive(part, "button_reply");
+        if (!reply)
+            reply = cJSON_GetObjectItemCaseSensitive(part, "list_reply");
+        return wh_jstr(reply, "id");
+    }
+    return NULL;
+}
+
+/* The answer a tapped button gives, when its token is ours, unchanged and
+ * not expired: anyone can post a button id, only crier can sign one. */
+static void wh_wa_answer(const app_t *app, const cJSON *msg, rcpt_inbound_t *in)
+{
+    const char *tok = wh_wa_answer_token(msg);
+    linktok_t t;
+    if (!tok || linktok_read(app->keys.link, tok, strlen(tok), LINKTOK_ACTION, &t) != 0 ||
+        linktok_expired(&t, time(NULL), (uint32_t)app->cfg->link_ttl_days))
+        return;
+    snprintf(in->answer_id, sizeof in->answer_id, "%s", t.id);
+    in->answer_index = (int)t.arg;
+}
+
 /* The message a client sent; 0 when it names no message or no sender. */
-static int wh_wa_message(const cJSON *msg, rcpt_item_t *it)
+static int wh_wa_message(const app_t *app, const cJSON *msg, rcpt_item_t *it)
 {
     const char *id = wh_jstr(msg, "id");
     const char *from = wh_jstr(msg, "from");
@@ -411,6 +443,9 @@ static int wh_wa_message(const cJSON *msg, rcpt_item_t *it)
         /* WhatsApp has no STOP of its own; the same words are our app-level opt-out */
         .keyword = rcpt_keyword(text, NULL),
     };
+    wh_wa_answer(app, msg, &it->inbound);
+    if (it->inbound.answer_id[0])
+        it->inbound.keyword = RCPT_KW_NONE; /* a button's title is an answer, never a keyword */
     return 1;
 }
 
@@ -418,7 +453,7 @@ static int wh_wa_message(const cJSON *msg, rcpt_item_t *it)
  * what can be stored into items[] (at most max; *n gets how many). Returns
  * how many entries it saw in all, which the caller holds to WH_WA_MAX_ITEM;
  * it stops counting past max. */
-static int wh_wa_items(const cJSON *root, rcpt_item_t *items, int max, int *n)
+static int wh_wa_items(const app_t *app, const cJSON *root, rcpt_item_t *items, int max, int *n)
 {
     int seen = 0;
     *n = 0;
@@ -440,7 +475,7 @@ static int wh_wa_items(const cJSON *root, rcpt_item_t *items, int max, int *n)
             {
                 if (++seen > max)
                     return seen;
-                *n += wh_wa_message(it, &items[*n]);
+                *n += wh_wa_message(app, it, &items[*n]);
             }
         }
     }
@@ -472,7 +507,7 @@ void api_webhook_whatsapp_post(const http_req_t *rq, http_answer_t *out)
         return;
     }
     int n = 0;
-    if (wh_wa_items(root, items, WH_WA_MAX_ITEM, &n) > WH_WA_MAX_ITEM) {
+    if (wh_wa_items(wh_app(rq), root, items, WH_WA_MAX_ITEM, &n) > WH_WA_MAX_ITEM) {
         /* more than Meta ever batches: not stored, and answered like a
          * failed write so that a genuine one is retried */
         char err[WH_ERR_MAX];

@@ -156,6 +156,81 @@ errc_t wa_build_text(buf_t *out, const char *to, const char *text, const char *c
     return finish(root, callback_data, out, err, errlen);
 }
 
+/* s cut to max characters (UTF-8), the last one an ellipsis when cut: Meta
+ * refuses a longer title rather than shortening it. */
+static void wa_title(const char *s, size_t max, char *out, size_t outlen)
+{
+    size_t chars = text_utf8_chars(s), i = 0, n = 0;
+    if (chars <= max) {
+        snprintf(out, outlen, "%s", s);
+        return;
+    }
+    for (; s[i] && n < max; i++) /* keep max - 1 characters: i stops at the max-th */
+        if (((unsigned char)s[i] & 0xC0) != 0x80 && ++n == max)
+            break;
+    snprintf(out, outlen, "%.*s\u2026", (int)i, s);
+}
+
+errc_t wa_build_choices(buf_t *out, const char *to, const char *text, const wa_choice_t *c,
+                        size_t n, const char *callback_data, char *err, size_t errlen)
+{
+    char wa_to[16];
+    if (normalise_to(to, wa_to, err, errlen) != 0)
+        return ERRC_INVALID_INPUT;
+    if (!text_ok(text, WA_INTERACTIVE_MAX * 4) || text_utf8_chars(text) > WA_INTERACTIVE_MAX) {
+        errmsg_set(err, errlen, "whatsapp: the text is empty, not UTF-8 or over %d characters",
+                   WA_INTERACTIVE_MAX);
+        return ERRC_INVALID_INPUT;
+    }
+    if (n == 0 || n > WA_LIST_ROWS_MAX || !callback_data_ok(callback_data)) {
+        errmsg_set(err, errlen, "whatsapp: 1 to %d choices, and callback data Meta takes",
+                   WA_LIST_ROWS_MAX);
+        return ERRC_INVALID_INPUT;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!c[i].id || !c[i].id[0] || strlen(c[i].id) > 256 || !text_ok(c[i].title, 1024)) {
+            errmsg_set(err, errlen, "whatsapp: choice %zu has no usable id or title", i + 1);
+            return ERRC_INVALID_INPUT;
+        }
+    int list = n > WA_BUTTONS_MAX;
+    cJSON *root = envelope(wa_to, "interactive");
+    cJSON *in = root ? cJSON_AddObjectToObject(root, "interactive") : NULL;
+    cJSON *body = in ? cJSON_AddObjectToObject(in, "body") : NULL;
+    cJSON *action = body ? cJSON_AddObjectToObject(in, "action") : NULL;
+    int ok = action && cJSON_AddStringToObject(in, "type", list ? "list" : "button") &&
+             cJSON_AddStringToObject(body, "text", text);
+    cJSON *items = NULL;
+    if (ok && list) {
+        cJSON *sections = cJSON_AddArrayToObject(action, "sections");
+        cJSON *section = cJSON_CreateObject();
+        ok = cJSON_AddStringToObject(action, "button", "Choose") && sections && section &&
+             cJSON_AddItemToArray(sections, section) &&
+             cJSON_AddStringToObject(section, "title", "Options") &&
+             (items = cJSON_AddArrayToObject(section, "rows")) != NULL;
+        if (section && !cJSON_GetArrayItem(sections, 0))
+            cJSON_Delete(section);
+    } else if (ok) {
+        ok = (items = cJSON_AddArrayToObject(action, "buttons")) != NULL;
+    }
+    for (size_t i = 0; ok && i < n; i++) {
+        char title[4 * WA_ROW_TITLE_MAX + 4];
+        wa_title(c[i].title, list ? WA_ROW_TITLE_MAX : WA_BUTTON_TITLE_MAX, title, sizeof title);
+        cJSON *item = cJSON_CreateObject();
+        cJSON *reply = item && !list ? cJSON_AddObjectToObject(item, "reply") : item;
+        ok = reply && cJSON_AddItemToArray(items, item) &&
+             (list || cJSON_AddStringToObject(item, "type", "reply")) &&
+             cJSON_AddStringToObject(reply, "id", c[i].id) &&
+             cJSON_AddStringToObject(reply, "title", title);
+        if (item && !ok && cJSON_GetArraySize(items) <= (int)i)
+            cJSON_Delete(item);
+    }
+    if (!ok) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return finish(root, callback_data, out, err, errlen);
+}
+
 static cJSON *template_object(const char *name, const char *language, const char *const *params,
                               size_t nparams)
 {

@@ -48,6 +48,26 @@ int wa_authorization(buf_t *out, const char *access_token);
  * Appends to out; returns ERRC_NONE or ERRC_INVALID_INPUT with err set. */
 errc_t wa_build_text(buf_t *out, const char *to, const char *text, const char *callback_data,
                      char *err, size_t errlen);
+/* An answer the client can tap: id comes back in the webhook
+ * (interactive.button_reply.id or list_reply.id), title is what it says. */
+typedef struct wa_choice {
+    const char *id;    /* 1..256 bytes */
+    const char *title; /* cut to the limit of its kind, in characters */
+} wa_choice_t;
+
+#define WA_BUTTONS_MAX      3    /* reply buttons of one message */
+#define WA_LIST_ROWS_MAX    10   /* rows of a list message */
+#define WA_BUTTON_TITLE_MAX 20   /* characters of a reply button's title */
+#define WA_ROW_TITLE_MAX    24   /* characters of a list row's title */
+#define WA_INTERACTIVE_MAX  1024 /* characters of an interactive message's body */
+
+/* The body of an interactive message to `to` (inside the window): text
+ * with up to WA_BUTTONS_MAX reply buttons, or, with more choices (up to
+ * WA_LIST_ROWS_MAX), a list opened by a "Choose" button. ERRC_INVALID_INPUT
+ * for no choice, too many, a text over WA_INTERACTIVE_MAX characters or an
+ * id Meta would refuse. */
+errc_t wa_build_choices(buf_t *out, const char *to, const char *text, const wa_choice_t *c,
+                        size_t n, const char *callback_data, char *err, size_t errlen);
 /* The body of a template message: name (lower case, digits, "_"), language
  * code ("en_US", "en"), and nparams positional body parameters for
  * {{1}}..{{n}} (params may be NULL when nparams is 0). */

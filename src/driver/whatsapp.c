@@ -2,12 +2,15 @@
 
 #include "channel/twilio.h"
 #include "channel/whatsapp.h"
+#include "driver/actions.h"
 #include "driver/sandbox.h"
 #include "driver/target.h"
 #include "store/receipts.h"
+#include "template/actions.h"
 #include "template/catalog.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/text.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -61,8 +64,41 @@ static int whatsapp_window_open(PGconn *conn, const char *client_id)
 typedef struct whatsapp_message {
     buf_t body;       /* owned: the request body for Meta */
     cJSON *record;    /* owned: the sandbox record without "to" and "status" */
-    const char *type; /* "text" or "template" */
+    const char *type; /* "text", "interactive" or "template" */
 } whatsapp_message_t;
+
+/* The message's actions as reply buttons (a list past three), each button
+ * id the action's signed token: the tap comes back in the webhook as that
+ * id, and becomes the client_action (api/webhooks.c). 1 when built, 0 when
+ * the type offers none or the text is too long to carry them (it then goes
+ * as plain text, its reply hint still asking for a number), -1 with out
+ * failed. */
+static int whatsapp_choices(const drv_env_t *env, const queue_job_t *job, const target_t *t,
+                            const char *text, whatsapp_message_t *m, outcome_t *out)
+{
+    char err[512];
+    act_list_t l;
+    if (!act_declared(job->message_type) ||
+        act_declare(job->message_type, t->ctx, &l, err, sizeof err) != 0 || l.n == 0 ||
+        l.n > WA_LIST_ROWS_MAX || text_utf8_chars(text) > WA_INTERACTIVE_MAX)
+        return 0;
+    char tokens[ACT_MAX][LINKTOK_TEXT_MAX];
+    wa_choice_t c[ACT_MAX];
+    time_t now = time(NULL);
+    for (int i = 0; i < l.n; i++) {
+        if (actions_token(env->keys, job->id, i, now, tokens[i]) != 0)
+            return 0;
+        c[i] = (wa_choice_t){tokens[i], l.a[i].label};
+    }
+    errc_t bad =
+        wa_build_choices(&m->body, t->client.phone, text, c, (size_t)l.n, job->id, err, sizeof err);
+    if (bad != ERRC_NONE) {
+        outcome_fail(out, bad, 0, "whatsapp", err);
+        return -1;
+    }
+    m->type = "interactive";
+    return 1;
+}
 
 /* Renders the message for the window state and builds its request body.
  * 0, or -1 with out failed. */
@@ -84,7 +120,13 @@ static int whatsapp_build(const drv_env_t *env, const queue_job_t *job, const ta
             outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
             return -1;
         }
-        errc_t bad = wa_build_text(&m->body, to, text, job->id, err, sizeof err);
+        int choices = whatsapp_choices(env, job, t, text, m, out);
+        if (choices < 0) {
+            free(text);
+            return -1;
+        }
+        errc_t bad =
+            choices ? ERRC_NONE : wa_build_text(&m->body, to, text, job->id, err, sizeof err);
         int rc = cJSON_AddStringToObject(m->record, "body", text) ? 0 : -1;
         free(text);
         if (bad != ERRC_NONE || rc != 0) {
@@ -207,9 +249,9 @@ static void whatsapp_finish(const call_t *call, outcome_t *out)
         out->retry_after = twilio_retry_after_seconds(res->retry_after, time(NULL));
     if (wr.opt_out)
         out->signal = OUTCOME_SIGNAL_OPT_OUT;
-    /* Only free text can be outside the window; a template refused so is
-     * a permanent failure for the rules, not a loop. */
-    if (wr.outside_window && strcmp(call->note, "text") == 0)
+    /* Only free text (plain or with buttons) can be outside the window; a
+     * template refused so is a permanent failure for the rules, not a loop. */
+    if (wr.outside_window && strcmp(call->note, "template") != 0)
         out->signal = OUTCOME_SIGNAL_WINDOW_CLOSED;
 }
 
@@ -222,6 +264,9 @@ static void whatsapp_prepare(void *state, const drv_env_t *env, PGconn *conn,
     buf_init(&m.body, WA_BODY_MAX);
     if (target_load(env, conn, job, &t, out) != 0)
         goto done;
+    /* the rows a tapped button or a numbered reply is matched against */
+    if (actions_apply(env, conn, job, t.ctx, out) != 0)
+        goto done; /* out says why */
     int open = whatsapp_window_open(conn, job->client_id);
     if (whatsapp_build(env, job, &t, open, &m, out) != 0)
         goto done;

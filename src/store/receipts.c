@@ -1,6 +1,7 @@
 #include "store/receipts.h"
 
 #include "channel/ch.h"
+#include "store/actions.h"
 #include "store/db.h"
 #include "util/buf.h"
 #include "util/errmsg.h"
@@ -323,6 +324,68 @@ typedef struct rcpt_link {
     char message_type[64];
 } rcpt_link_t;
 
+/* The number a reply is, when it is only that: "2", " 2 ", "2." -> 2;
+ * anything else (words, "12 people", more than two digits) -> 0. */
+static int rcpt_reply_number(const char *text)
+{
+    int n = 0, digits = 0;
+    const char *p = text ? text : "";
+    while (isspace((unsigned char)*p))
+        p++;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (++digits > 2)
+            return 0;
+        n = n * 10 + (*p - '0');
+    }
+    if (*p == '.' || *p == ')')
+        p++;
+    while (isspace((unsigned char)*p))
+        p++;
+    return digits && !*p ? n : 0;
+}
+
+/* The latest message sent to the client on channel that offers actions and
+ * has no answer yet: what a numbered reply answers. */
+static const char rcpt_open_question_sql[] =
+    "SELECT c.id FROM communications c"
+    " WHERE c.client_id = $1::uuid AND c.channel = $2::text"
+    "  AND c.status IN ('sent', 'delivered', 'opened', 'clicked')"
+    "  AND EXISTS (SELECT 1 FROM communication_actions a WHERE a.communication_id = c.id)"
+    "  AND NOT EXISTS (SELECT 1 FROM communication_answers w WHERE w.communication_id = c.id)"
+    " ORDER BY c.sent_at DESC NULLS LAST, c.created_at DESC LIMIT 1";
+
+/* *answered 1 when m answers a message's actions (recorded now, or the
+ * same message was answered before: a second tap sends nothing). 0, or -1
+ * with err. */
+static int rcpt_answer(PGconn *conn, const rcpt_inbound_t *m, const char *client_id, int *answered,
+                       char *err, size_t errlen)
+{
+    *answered = 0;
+    char comm[37] = "";
+    int index = -1;
+    int number = m->answer_id[0] ? 0 : rcpt_reply_number(m->body);
+    if (m->answer_id[0]) {
+        snprintf(comm, sizeof comm, "%s", m->answer_id);
+        index = m->answer_index;
+    } else if (number > 0) {
+        const char *p[2] = {client_id, m->channel};
+        PGresult *r = db_query(conn, rcpt_open_question_sql, 2, p, err, errlen);
+        if (!r)
+            return -1;
+        if (PQntuples(r) == 1)
+            snprintf(comm, sizeof comm, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        index = number - 1;
+    }
+    if (!comm[0])
+        return 0;
+    store_answer_t a;
+    if (store_action_answer(conn, comm, index, m->channel, &a, err, errlen) != 0)
+        return -1;
+    *answered = a.found; /* a number no action has stays a reply */
+    return 0;
+}
+
 /* Writes ", \"key\": value" with value a JSON string, or null when "". */
 static int rcpt_json_or_null(buf_t *js, const char *key, const char *value)
 {
@@ -495,8 +558,14 @@ int rcpt_inbound(PGconn *conn, const cry_keys_t *keys, const rcpt_inbound_t *m,
         if (rcpt_exec(conn, rcpt_window_sql, 2, p, err, errlen) != 0)
             goto done;
     }
-    /* keywords are handled here and now; only a reply is the workflow's */
+    /* keywords are handled here and now; an answer or a reply is the workflow's */
     if (m->keyword == RCPT_KW_NONE && out->client_id[0]) {
+        if (rcpt_answer(conn, m, out->client_id, &out->answered, err, errlen) != 0)
+            goto done;
+    }
+    if (out->answered) {
+        out->callback = 1;
+    } else if (m->keyword == RCPT_KW_NONE && out->client_id[0]) {
         if (rcpt_callback(conn, keys, m, inbound_id, out->client_id, &link, received_at, err,
                           errlen) != 0)
             goto done;

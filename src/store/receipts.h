@@ -77,6 +77,11 @@ typedef struct rcpt_inbound {
     const char *reply_to;            /* provider id of the message replied to, or NULL */
     long long sent_at;               /* provider timestamp, epoch s; 0 when unknown */
     rcpt_keyword_t keyword;
+    /* A tapped WhatsApp reply button or list row, or a template's quick
+     * reply, whose id (payload) is an action link token the webhook has
+     * verified: the communication and the action's index. "" when none. */
+    char answer_id[37];
+    int answer_index;
 } rcpt_inbound_t;
 
 /* The clients one keyword or provider opt-out changed, told to the
@@ -85,10 +90,11 @@ typedef struct rcpt_inbound {
 #define RCPT_CHANGED_MAX 8
 
 typedef struct rcpt_inbound_result {
-    int duplicate;                      /* 1: this message was already stored; nothing changed */
-    int clients;                        /* clients whose phone matched the sender */
-    char client_id[37];                 /* the most recently updated of them, "" when none */
-    int callback;                       /* 1 when a workflow callback row was queued */
+    int duplicate;      /* 1: this message was already stored; nothing changed */
+    int clients;        /* clients whose phone matched the sender */
+    char client_id[37]; /* the most recently updated of them, "" when none */
+    int callback; /* 1 when a workflow callback row was queued (or, for an answer, is there) */
+    int answered; /* 1: the message answered a message's actions (client_action, not a reply) */
     char changed[RCPT_CHANGED_MAX][37]; /* clients whose opt-out a keyword set */
     int n_changed;
 } rcpt_inbound_result_t;
@@ -96,7 +102,11 @@ typedef struct rcpt_inbound_result {
 /* Stores m (sender and text encrypted), applies its keyword to the opt-out
  * of m's channel for every client with the sender's number (STOP sets it,
  * START clears it), opens the WhatsApp window of those clients for a
- * WhatsApp message, and queues a "client_reply" workflow callback for a
+ * WhatsApp message, records an answer to a message's actions (a verified
+ * button token, or an SMS or WhatsApp reply that is just the number of one
+ * of the actions of the latest message to the client on that channel still
+ * waiting for an answer: store_action_answer, with its client_action
+ * callback), and otherwise queues a "client_reply" workflow callback for a
  * free reply from a known client (body: type, inbound_message_id,
  * client_id, channel, provider_message_id, communication_id, text,
  * received_at; stored encrypted in payload_enc, with the same object

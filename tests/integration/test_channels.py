@@ -135,10 +135,13 @@ def test_sandbox_whatsapp_window_open(tmp):
         rec = outbox_record(crier, first, "whatsapp")
         check(rec["type"] == "template", "before the window: template (%r)" % rec["type"])
         rec = outbox_record(crier, second, "whatsapp")
-        check(rec["type"] == "text" and rec["request"]["type"] == "text",
-              "inside the window: free text (%r)" % rec)
-        check(rec["request"]["text"]["body"] == rec["body"] and rec["body"].strip(),
+        # vendor options ask the client to choose: free text with reply buttons
+        check(rec["type"] == "interactive" and rec["request"]["type"] == "interactive",
+              "inside the window: free text with buttons (%r)" % rec)
+        check(rec["request"]["interactive"]["body"]["text"] == rec["body"] and rec["body"].strip(),
               "the free text is the rendered WhatsApp template")
+        check(len(rec["request"]["interactive"]["action"]["buttons"]) == 2,
+              "one reply button per vendor combination")
 
 
 def test_live_sms_and_fallback(tmp):

@@ -462,7 +462,8 @@ def test_fault_matrix(tmp):
                 seqs[seq] = seqs.get(seq, 0) + 1
             print("row whatsapp_131047 at the stub: message types per client %s" % seqs,
                   flush=True)
-            check(seqs == {"text,template": PER_ROW},
+            # vendor options inside the window are free text with reply buttons
+            check(seqs == {"interactive,template": PER_ROW},
                   "whatsapp_131047: each client got free text then a template: %r" % seqs)
             still = h.psql(db, "SELECT count(*) FROM clients WHERE whatsapp_window_until > now()")
             check(still == [["0"]], "whatsapp_131047: the engine closed the windows Meta said"

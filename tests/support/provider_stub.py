@@ -37,7 +37,8 @@ Endpoints:
         "code":190,"fbtrace_id":...}}. With --wa-phone-number-id given, another
         id in the path is a 400 GraphMethodException (code 100). The body must
         be JSON with messaging_product "whatsapp", "to" (digits, optional +)
-        and a "text" or "template" message: otherwise 400 code 100 (not
+        and a "text", "template" or "interactive" (reply buttons or a list,
+        within Meta's limits) message: otherwise 400 code 100 (not
         JSON, no messaging_product), 131008 (required parameter missing) or
         131009 (parameter value not valid). Success: 200
         {"messaging_product":"whatsapp","contacts":[{"input","wa_id"}],
@@ -253,6 +254,42 @@ class Modes:
             if best:
                 return self.count(best[0], best[1])
             return self.count("", self.default)
+
+
+def interactive_problem(obj):
+    """Why Meta would refuse an interactive reply-button or list message
+    (the limits of its reference), or None."""
+    if not isinstance(obj, dict) or obj.get("type") not in ("button", "list"):
+        return "Parameter 'interactive.type' must be button or list."
+    body = obj.get("body")
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str) \
+            or not 0 < len(body["text"]) <= 1024:
+        return "Parameter 'interactive.body.text' is required (1024 characters at most)."
+    action = obj.get("action") if isinstance(obj.get("action"), dict) else {}
+    if obj["type"] == "button":
+        items = action.get("buttons")
+        if not isinstance(items, list) or not 1 <= len(items) <= 3:
+            return "Parameter 'action.buttons' needs 1 to 3 buttons."
+        if any(not isinstance(b, dict) or b.get("type") != "reply" for b in items):
+            return "Every button must be of type reply."
+        items, limit = [b.get("reply") for b in items], 20
+    else:
+        sections = action.get("sections")
+        if not isinstance(action.get("button"), str) or not 0 < len(action["button"]) <= 20 \
+                or not isinstance(sections, list) or not sections:
+            return "Parameters 'action.button' and 'action.sections' are required."
+        items = [r for s in sections if isinstance(s, dict) for r in s.get("rows") or []]
+        if not 1 <= len(items) <= 10:
+            return "A list holds 1 to 10 rows."
+        limit = 24
+    ids = [i.get("id") for i in items if isinstance(i, dict)]
+    titles = [i.get("title") for i in items if isinstance(i, dict)]
+    if len(ids) != len(items) or any(not isinstance(i, str) or not 0 < len(i) <= 256 for i in ids) \
+            or len(set(ids)) != len(ids):
+        return "Every choice needs a unique id of 1 to 256 characters."
+    if any(not isinstance(t, str) or not 0 < len(t) <= limit for t in titles):
+        return "A title has 1 to %d characters." % limit
+    return None
 
 
 def check_mode(mode):
@@ -601,6 +638,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.wa_error(400, 131008,
                                      details="Parameters 'template.name' and "
                                      "'template.language.code' are required.")
+        elif mtype == "interactive":
+            why = interactive_problem(req.get("interactive"))
+            if why:
+                return self.wa_error(400, 131009, details=why)
         else:
             return self.wa_error(400, 131009, details="Unsupported message type '%s'." % mtype)
 
@@ -608,7 +649,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if done:
             return
         if mode.startswith("text-error:"):
-            mode = "error:" + mode[11:] if mtype == "text" else "success"
+            mode = "error:" + mode[11:] if mtype != "template" else "success"
         if mode == "http401":
             return self.wa_auth_error()
         if mode.startswith("http429:"):

@@ -9,7 +9,7 @@
 #include "config.h"
 #include "crypto/crypto.h"
 #include "crypto/linktok.h"
-#include "driver/email_actions.h"
+#include "driver/actions.h"
 #include "template/actions.h"
 #include "template/catalog.h"
 #include "template/context.h"
@@ -66,8 +66,8 @@ static void test_action_url(void **state)
     cry_keys_t keys;
     memset(&keys, 0, sizeof keys);
     memcpy(keys.link, KEY, sizeof KEY);
-    char url[EMAIL_ACTIONS_URL_MAX];
-    assert_int_equal(email_actions_url(&cfg, &keys, ID, 2, (time_t)20600 * 86400, url), 0);
+    char url[ACTIONS_URL_MAX];
+    assert_int_equal(actions_url(&cfg, &keys, ID, 2, (time_t)20600 * 86400, url), 0);
     const char *prefix = "https://crier.planiva.example/a/";
     assert_memory_equal(url, prefix, strlen(prefix));
     const char *tok = url + strlen(prefix);
@@ -77,7 +77,7 @@ static void test_action_url(void **state)
     assert_string_equal(r.id, ID);
     assert_int_equal(r.arg, 2);
     assert_int_equal(r.day, 20600);
-    assert_int_equal(email_actions_url(&cfg, &keys, "not-a-uuid", 0, 0, url), -1);
+    assert_int_equal(actions_url(&cfg, &keys, "not-a-uuid", 0, 0, url), -1);
 }
 
 static void test_vendor_options(void **state)

@@ -1,5 +1,5 @@
-/* email_actions: the one-click answers of an email (see email_actions.h). */
-#include "driver/email_actions.h"
+/* actions: the answers a message offers, on every channel (see actions.h). */
+#include "driver/actions.h"
 
 #include "crypto/linktok.h"
 #include "store/actions.h"
@@ -13,32 +13,43 @@ _Static_assert(ACT_NAME_MAX <= STORE_ACTION_NAME_MAX && ACT_VALUE_MAX <= STORE_A
                    ACT_LABEL_MAX <= STORE_ACTION_LABEL_MAX,
                "a declared action fits its row and what the page reads back");
 
-int email_actions_url(const cfg_t *cfg, const cry_keys_t *keys, const char *comm_id, int index,
-                      time_t now, char out[EMAIL_ACTIONS_URL_MAX])
+int actions_token(const cry_keys_t *keys, const char *comm_id, int index, time_t now,
+                  char out[LINKTOK_TEXT_MAX])
 {
     out[0] = '\0';
     if (index < 0)
         return -1;
     linktok_t t = {.kind = LINKTOK_ACTION, .arg = (uint32_t)index, .day = linktok_day(now)};
-    char token[LINKTOK_TEXT_MAX];
     if (snprintf(t.id, sizeof t.id, "%s", comm_id) >= (int)sizeof t.id ||
-        linktok_make(keys->link, &t, token) != 0)
-        return -1;
-    /* as the unsubscribe link does: a base with a trailing slash would give "//a/" */
-    const char *base = cfg->public_url ? cfg->public_url : "";
-    size_t blen = strlen(base);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    int w = snprintf(out, EMAIL_ACTIONS_URL_MAX, "%.*s/a/%s", (int)blen, base, token);
-    if (w < 0 || w >= EMAIL_ACTIONS_URL_MAX) {
+        linktok_make(keys->link, &t, out) != 0) {
         out[0] = '\0';
         return -1;
     }
     return 0;
 }
 
-int email_actions_apply(const drv_env_t *env, PGconn *conn, const queue_job_t *job, cJSON *ctx,
-                        outcome_t *out)
+int actions_url(const cfg_t *cfg, const cry_keys_t *keys, const char *comm_id, int index,
+                time_t now, char out[ACTIONS_URL_MAX])
+{
+    out[0] = '\0';
+    char token[LINKTOK_TEXT_MAX];
+    if (actions_token(keys, comm_id, index, now, token) != 0)
+        return -1;
+    /* as the unsubscribe link does: a base with a trailing slash would give "//a/" */
+    const char *base = cfg->public_url ? cfg->public_url : "";
+    size_t blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    int w = snprintf(out, ACTIONS_URL_MAX, "%.*s/a/%s", (int)blen, base, token);
+    if (w < 0 || w >= ACTIONS_URL_MAX) {
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+int actions_apply(const drv_env_t *env, PGconn *conn, const queue_job_t *job, cJSON *ctx,
+                  outcome_t *out)
 {
     if (!act_declared(job->message_type))
         return 0;
@@ -48,12 +59,12 @@ int email_actions_apply(const drv_env_t *env, PGconn *conn, const queue_job_t *j
         outcome_fail(out, ERRC_INVALID_INPUT, 0, "actions", err);
         return -1;
     }
-    char buf[ACT_MAX][EMAIL_ACTIONS_URL_MAX]; /* 16 KiB: a worker's stack holds it */
+    char buf[ACT_MAX][ACTIONS_URL_MAX]; /* 16 KiB: a worker's stack holds it */
     char *url[ACT_MAX];
     store_action_t rows[ACT_MAX];
     time_t now = time(NULL);
     for (int i = 0; i < l.n; i++) {
-        if (email_actions_url(env->cfg, env->keys, job->id, i, now, buf[i]) != 0) {
+        if (actions_url(env->cfg, env->keys, job->id, i, now, buf[i]) != 0) {
             outcome_fail(out, ERRC_INVALID_INPUT, 0, "actions",
                          "CRIER_PUBLIC_URL is too long for the action links");
             return -1;
