@@ -275,9 +275,41 @@ static cJSON *template_object(const char *name, const char *language, const char
     return tpl;
 }
 
+/* Appends a button component per payload to the template's components:
+ * {"type":"button","sub_type":"quick_reply","index":"i","parameters":
+ * [{"type":"payload","payload":...}]}. 0, or -1 on OOM. */
+static int quick_replies(cJSON *tpl, const char *const *payloads, size_t n)
+{
+    cJSON *comps = cJSON_GetObjectItemCaseSensitive(tpl, "components");
+    if (!comps && !(comps = cJSON_AddArrayToObject(tpl, "components")))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char index[24];
+        snprintf(index, sizeof index, "%zu", i);
+        cJSON *b = cJSON_CreateObject(); /* owns what is added to it */
+        cJSON *ps = b ? cJSON_AddArrayToObject(b, "parameters") : NULL;
+        cJSON *p = ps ? cJSON_CreateObject() : NULL;
+        if (p && !cJSON_AddItemToArray(ps, p)) {
+            cJSON_Delete(p);
+            p = NULL;
+        }
+        int ok = p && cJSON_AddStringToObject(b, "type", "button") &&
+                 cJSON_AddStringToObject(b, "sub_type", "quick_reply") &&
+                 cJSON_AddStringToObject(b, "index", index) &&
+                 cJSON_AddStringToObject(p, "type", "payload") &&
+                 cJSON_AddStringToObject(p, "payload", payloads[i]) &&
+                 cJSON_AddItemToArray(comps, b);
+        if (!ok) {
+            cJSON_Delete(b);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 errc_t wa_build_template(buf_t *out, const char *to, const char *name, const char *language,
-                         const char *const *params, size_t nparams, const char *callback_data,
-                         char *err, size_t errlen)
+                         const char *const *params, size_t nparams, const char *const *payloads,
+                         size_t npayloads, const char *callback_data, char *err, size_t errlen)
 {
     char wa_to[16];
     if (normalise_to(to, wa_to, err, errlen) != 0)
@@ -310,8 +342,18 @@ errc_t wa_build_template(buf_t *out, const char *to, const char *name, const cha
         errmsg_set(err, errlen, "whatsapp: biz_opaque_callback_data is not UTF-8 or too long");
         return ERRC_INVALID_INPUT;
     }
+    for (size_t i = 0; i < npayloads; i++)
+        if (!payloads || !text_ok(payloads[i], 128)) {
+            errmsg_set(err, errlen, "whatsapp: quick reply %zu has no payload of 1..128 bytes",
+                       i + 1);
+            return ERRC_INVALID_INPUT;
+        }
     cJSON *root = envelope(wa_to, "template");
     cJSON *tpl = root ? template_object(name, language, params, nparams) : NULL;
+    if (tpl && npayloads && quick_replies(tpl, payloads, npayloads) != 0) {
+        cJSON_Delete(tpl);
+        tpl = NULL;
+    }
     if (!tpl) {
         cJSON_Delete(root);
         root = NULL;

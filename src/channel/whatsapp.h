@@ -69,11 +69,13 @@ typedef struct wa_choice {
 errc_t wa_build_choices(buf_t *out, const char *to, const char *text, const wa_choice_t *c,
                         size_t n, const char *callback_data, char *err, size_t errlen);
 /* The body of a template message: name (lower case, digits, "_"), language
- * code ("en_US", "en"), and nparams positional body parameters for
- * {{1}}..{{n}} (params may be NULL when nparams is 0). */
+ * code ("en_US", "en"), nparams positional body parameters for
+ * {{1}}..{{n}} (params may be NULL when nparams is 0), and the payloads of
+ * its first npayloads quick-reply buttons (NULL when 0; each 1..128 bytes),
+ * which the webhook returns as button.payload when one is tapped. */
 errc_t wa_build_template(buf_t *out, const char *to, const char *name, const char *language,
-                         const char *const *params, size_t nparams, const char *callback_data,
-                         char *err, size_t errlen);
+                         const char *const *params, size_t nparams, const char *const *payloads,
+                         size_t npayloads, const char *callback_data, char *err, size_t errlen);
 
 /* Reads Meta's answer to a send. body may be NULL. Meta documents no
  * Retry-After; the waits come from the codes (131056, 131049). Returns 0 when accepted

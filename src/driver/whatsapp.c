@@ -67,31 +67,42 @@ typedef struct whatsapp_message {
     const char *type; /* "text", "interactive" or "template" */
 } whatsapp_message_t;
 
-/* The message's actions as reply buttons (a list past three), each button
- * id the action's signed token: the tap comes back in the webhook as that
- * id, and becomes the client_action (api/webhooks.c). 1 when built, 0 when
- * the type offers none or the text is too long to carry them (it then goes
- * as plain text, its reply hint still asking for a number), -1 with out
- * failed. */
+/* The message's actions (l) and their signed tokens (c[i].id points into
+ * tokens[i]): a reply button's id or a quick reply's payload, which the
+ * webhook gets back when the client taps it and turns into the
+ * client_action (api/webhooks.c). How many, 0 when the type offers none. */
+static int whatsapp_actions(const drv_env_t *env, const queue_job_t *job, const target_t *t,
+                            act_list_t *l, char tokens[ACT_MAX][LINKTOK_TEXT_MAX],
+                            wa_choice_t c[ACT_MAX])
+{
+    char err[256];
+    if (!act_declared(job->message_type) ||
+        act_declare(job->message_type, t->ctx, l, err, sizeof err) != 0)
+        return 0;
+    time_t now = time(NULL);
+    for (int i = 0; i < l->n; i++) {
+        if (actions_token(env->keys, job->id, i, now, tokens[i]) != 0)
+            return 0;
+        c[i] = (wa_choice_t){tokens[i], l->a[i].label};
+    }
+    return l->n;
+}
+
+/* The actions as reply buttons (a list past three) on the free text. 1 when
+ * built, 0 when there are none or the text is too long to carry them (it
+ * then goes as plain text, its reply hint still asking for a number), -1
+ * with out failed. */
 static int whatsapp_choices(const drv_env_t *env, const queue_job_t *job, const target_t *t,
                             const char *text, whatsapp_message_t *m, outcome_t *out)
 {
-    char err[512];
+    char err[512], tokens[ACT_MAX][LINKTOK_TEXT_MAX];
     act_list_t l;
-    if (!act_declared(job->message_type) ||
-        act_declare(job->message_type, t->ctx, &l, err, sizeof err) != 0 || l.n == 0 ||
-        l.n > WA_LIST_ROWS_MAX || text_utf8_chars(text) > WA_INTERACTIVE_MAX)
-        return 0;
-    char tokens[ACT_MAX][LINKTOK_TEXT_MAX];
     wa_choice_t c[ACT_MAX];
-    time_t now = time(NULL);
-    for (int i = 0; i < l.n; i++) {
-        if (actions_token(env->keys, job->id, i, now, tokens[i]) != 0)
-            return 0;
-        c[i] = (wa_choice_t){tokens[i], l.a[i].label};
-    }
+    int n = whatsapp_actions(env, job, t, &l, tokens, c);
+    if (n == 0 || n > WA_LIST_ROWS_MAX || text_utf8_chars(text) > WA_INTERACTIVE_MAX)
+        return 0;
     errc_t bad =
-        wa_build_choices(&m->body, t->client.phone, text, c, (size_t)l.n, job->id, err, sizeof err);
+        wa_build_choices(&m->body, t->client.phone, text, c, (size_t)n, job->id, err, sizeof err);
     if (bad != ERRC_NONE) {
         outcome_fail(out, bad, 0, "whatsapp", err);
         return -1;
@@ -143,9 +154,20 @@ static int whatsapp_build(const drv_env_t *env, const queue_job_t *job, const ta
         outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
         return -1;
     }
+    /* the approved template's quick-reply buttons carry the actions' tokens,
+     * as many as both have */
+    char tokens[ACT_MAX][LINKTOK_TEXT_MAX];
+    act_list_t l;
+    wa_choice_t c[ACT_MAX];
+    const char *payloads[ACT_MAX];
+    int n = tp.quick_replies > 0 ? whatsapp_actions(env, job, t, &l, tokens, c) : 0;
+    if (n > tp.quick_replies)
+        n = tp.quick_replies;
+    for (int i = 0; i < n; i++)
+        payloads[i] = c[i].id;
     errc_t bad =
         wa_build_template(&m->body, to, tp.name, tp.language, (const char *const *)tp.params,
-                          tp.n_params, job->id, err, sizeof err);
+                          tp.n_params, payloads, (size_t)n, job->id, err, sizeof err);
     cJSON *params = cJSON_CreateStringArray((const char *const *)tp.params, (int)tp.n_params);
     int rc = params && cJSON_AddStringToObject(m->record, "template", tp.name) &&
                      cJSON_AddStringToObject(m->record, "language", tp.language) &&

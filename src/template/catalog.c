@@ -28,6 +28,7 @@
 #define CAT_HTML_NEST     128           /* element nesting the checker follows */
 #define CAT_VERSION_LEN   16
 #define CAT_WA_MAX_PARAMS 16  /* body parameters of one WhatsApp template */
+#define CAT_WA_MAX_QUICK  10  /* quick-reply buttons Meta lets a template have */
 #define CAT_WA_MAX_NAME   512 /* Meta's limit on a template name */
 
 /* The name of email type t: the seed types, then the engine's own. */
@@ -409,7 +410,8 @@ static int wa_json_check(const char *label, const char *text, char *err, size_t 
     cJSON_ArrayForEach(it, doc)
     {
         if (strcmp(it->string, "name") != 0 && strcmp(it->string, "language") != 0 &&
-            strcmp(it->string, "approved_body") != 0 && strcmp(it->string, "parameters") != 0) {
+            strcmp(it->string, "approved_body") != 0 && strcmp(it->string, "parameters") != 0 &&
+            strcmp(it->string, "quick_replies") != 0) {
             errmsg_set(err, errlen, "%s: unknown key \"%.64s\"", label, it->string);
             goto out;
         }
@@ -441,6 +443,22 @@ static int wa_json_check(const char *label, const char *text, char *err, size_t 
             errmsg_set(err, errlen, "%s: parameter %zu: %s", label, k, e);
             goto out;
         }
+    }
+    /* the approved quick-reply buttons' texts, in order: each tap sends the
+     * payload crier gives it (an action's token, see driver/whatsapp.c) */
+    const cJSON *quick = cJSON_GetObjectItemCaseSensitive(doc, "quick_replies");
+    int nq = 0;
+    cJSON_ArrayForEach(it, quick)
+    {
+        if (!cJSON_IsString(it) || !it->valuestring[0] || strlen(it->valuestring) > 80)
+            nq = -1;
+        else if (nq >= 0)
+            nq++;
+    }
+    if (quick && (!cJSON_IsArray(quick) || nq < 0 || nq > CAT_WA_MAX_QUICK)) {
+        errmsg_set(err, errlen, "%s: \"quick_replies\" must be a list of at most %d button texts",
+                   label, CAT_WA_MAX_QUICK);
+        goto out;
     }
     if (body && (!cJSON_IsString(body) ||
                  wa_placeholders_ok(label, body->valuestring, k, err, errlen) != 0)) {
@@ -1069,6 +1087,7 @@ int tpl_render_whatsapp_template(const tpl_catalog_t *c, const char *message_typ
     }
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(doc, "parameters");
     size_t n = (size_t)cJSON_GetArraySize(params);
+    out->quick_replies = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "quick_replies"));
     out->name = strdup(cJSON_GetObjectItemCaseSensitive(doc, "name")->valuestring);
     out->language = strdup(cJSON_GetObjectItemCaseSensitive(doc, "language")->valuestring);
     out->params = calloc(n ? n : 1, sizeof *out->params);

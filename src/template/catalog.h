@@ -80,6 +80,7 @@ typedef struct tpl_wa_template {
     char *language; /* owned; its language code, e.g. "en_US" */
     char **params;  /* owned, with each element; values for {{1}}..{{n}} */
     size_t n_params;
+    int quick_replies; /* its approved quick-reply buttons (0: none) */
 } tpl_wa_template_t;
 
 /* Renders the SMS body for message_type (strict, like email), with the

@@ -1,10 +1,11 @@
 """The LangGraph.js example (examples/langgraph) against a real crier
 (sandbox transports, a real PostgreSQL): the graph sends the welcome, the
 budget and the vendor options, and stops at its interrupt. The client
-answers "the second one" three ways, one run each: a click on the second
+answers "the second one" four ways, one run each: a click on the second
 option's link in the email (from the outbox), a tap on the second reply
-button of the WhatsApp message (inside the 24-hour window), an SMS reply
-"2" to the numbered options. Each time crier sends one signed client_action
+button of the WhatsApp message (inside the 24-hour window), a tap on the
+approved template's second quick reply (outside it), an SMS reply "2" to
+the numbered options. Each time crier sends one signed client_action
 callback, the example verifies it with the JS client and resumes the run
 with its value; the graph confirms the second combination and delivers the
 blueprint. No callback fails verification.
@@ -218,7 +219,28 @@ def test_langgraph_resumes_on_an_answer(tmp):
             if wf:
                 wf.stop()
 
-        # 3. by SMS: the reply "2" to the numbered options
+        # 3. by WhatsApp, outside the window: the approved template's second
+        # quick-reply button, whose payload is the second option's token
+        phone = "+15557650003"
+        client = {"phone": phone, "consent": {"sms": False, "whatsapp": True}}
+        path, plan = plan_file(tmp, "wa-template", client, "whatsapp")
+        wf, plan, options = run_until_choice(crier, path, plan, port)
+        try:
+            rec = record(crier, options, "whatsapp")
+            assert rec["request"]["type"] == "template", rec
+            buttons = [c for c in rec["request"]["template"]["components"]
+                       if c["type"] == "button"]
+            assert [(b["sub_type"], b["index"]) for b in buttons] == [("quick_reply", "0"),
+                                                                      ("quick_reply", "1")], rec
+            post_whatsapp(crier, phone, {
+                "type": "button", "context": {"id": "wamid.out"},
+                "button": {"text": "Option 2",
+                           "payload": buttons[1]["parameters"][0]["payload"]}})
+            finish(crier, db, wf, "whatsapp", plan)
+        finally:
+            wf.stop()
+
+        # 4. by SMS: the reply "2" to the numbered options
         phone = "+15557650002"
         client = {"phone": phone, "consent": {"sms": True, "whatsapp": False}}
         path, plan = plan_file(tmp, "sms", client, "sms")

@@ -58,6 +58,81 @@ static void test_text_escaping(void **state)
     buf_free(&b);
 }
 
+/* Reply buttons and lists as Meta's interactive reference shapes them. */
+static void test_choices(void **state)
+{
+    (void)state;
+    buf_t b;
+    char err[160] = "";
+    buf_init(&b, WA_BODY_MAX);
+    const wa_choice_t two[] = {{"tok-1", "Lakeside classic"}, {"tok-2", "Modern courtyard"}};
+    assert_int_equal(
+        wa_build_choices(&b, "+16505076520", "Which one?", two, 2, "c-1", err, sizeof err),
+        ERRC_NONE);
+    assert_string_equal(
+        b.data, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
+                "\"to\":\"16505076520\",\"type\":\"interactive\",\"interactive\":{\"body\":"
+                "{\"text\":\"Which one?\"},\"action\":{\"buttons\":[{\"reply\":{\"id\":\"tok-1\","
+                "\"title\":\"Lakeside classic\"},\"type\":\"reply\"},{\"reply\":{\"id\":"
+                "\"tok-2\",\"title\":\"Modern courtyard\"},\"type\":\"reply\"}]},\"type\":"
+                "\"button\"},\"biz_opaque_callback_data\":\"c-1\"}");
+
+    /* past three: a list; titles cut to 24 characters (UTF-8 aware) */
+    buf_reset(&b);
+    const wa_choice_t four[] = {
+        {"a", "One"},
+        {"b", "Two"},
+        {"c", "Three"},
+        {"d", "\xc3\xa9tage \xc3\xa9l\xc3\xa9gant au bord du lac sacr\xc3\xa9"}};
+    assert_int_equal(wa_build_choices(&b, "16505076520", "Pick", four, 4, NULL, err, sizeof err),
+                     ERRC_NONE);
+    assert_non_null(strstr(b.data, "\"type\":\"list\""));
+    assert_non_null(strstr(b.data, "\"button\":\"Choose\""));
+    assert_non_null(strstr(b.data,
+                           "{\"id\":\"d\",\"title\":\"\xc3\xa9tage \xc3\xa9l\xc3\xa9gant au bord "
+                           "d\xe2\x80\xa6\"}"));
+    /* a button title over 20 characters ends in an ellipsis */
+    buf_reset(&b);
+    const wa_choice_t long_one[] = {{"x", "A very long vendor combination name"}};
+    assert_int_equal(
+        wa_build_choices(&b, "16505076520", "Pick", long_one, 1, NULL, err, sizeof err), ERRC_NONE);
+    assert_non_null(strstr(b.data, "\"title\":\"A very long vendor \xe2\x80\xa6\""));
+
+    /* refused: none, too many, an empty id, a body over 1024 characters */
+    wa_choice_t many[11];
+    for (int i = 0; i < 11; i++)
+        many[i] = (wa_choice_t){"id", "t"};
+    assert_int_equal(wa_build_choices(&b, "16505076520", "Pick", two, 0, NULL, err, sizeof err),
+                     ERRC_INVALID_INPUT);
+    assert_int_equal(wa_build_choices(&b, "16505076520", "Pick", many, 11, NULL, err, sizeof err),
+                     ERRC_INVALID_INPUT);
+    const wa_choice_t no_id[] = {{"", "t"}};
+    assert_int_equal(wa_build_choices(&b, "16505076520", "Pick", no_id, 1, NULL, err, sizeof err),
+                     ERRC_INVALID_INPUT);
+    char big[1100];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(wa_build_choices(&b, "16505076520", big, two, 2, NULL, err, sizeof err),
+                     ERRC_INVALID_INPUT);
+
+    /* a template's quick replies carry the payloads, one button component each */
+    buf_reset(&b);
+    const char *payloads[] = {"tok-1", "tok-2"};
+    assert_int_equal(wa_build_template(&b, "16505076520", "hello_world", "en", NULL, 0, payloads, 2,
+                                       NULL, err, sizeof err),
+                     ERRC_NONE);
+    assert_non_null(strstr(b.data, "\"components\":[{\"parameters\":[{\"type\":\"payload\","
+                                   "\"payload\":\"tok-1\"}],\"type\":\"button\",\"sub_type\":"
+                                   "\"quick_reply\",\"index\":\"0\"},"));
+    assert_non_null(strstr(b.data, "\"payload\":\"tok-2\"}],\"type\":\"button\",\"sub_type\":"
+                                   "\"quick_reply\",\"index\":\"1\"}]"));
+    const char *empty[] = {""};
+    assert_int_equal(wa_build_template(&b, "16505076520", "hello_world", "en", NULL, 0, empty, 1,
+                                       NULL, err, sizeof err),
+                     ERRC_INVALID_INPUT);
+    buf_free(&b);
+}
+
 static void test_reference_template(void **state)
 {
     (void)state;
@@ -72,15 +147,15 @@ static void test_reference_template(void **state)
     char err[128] = "";
     buf_init(&b, WA_BODY_MAX);
     assert_int_equal(wa_build_template(&b, "16505076520", "order_update", "en_US", params, 2, NULL,
-                                       err, sizeof err),
+                                       0, NULL, err, sizeof err),
                      ERRC_NONE);
     assert_string_equal(b.data, want);
 
     /* no variables: no components; callback data last */
     buf_reset(&b);
-    assert_int_equal(
-        wa_build_template(&b, "+16505076520", "hello_world", "en", NULL, 0, "c-1", err, sizeof err),
-        ERRC_NONE);
+    assert_int_equal(wa_build_template(&b, "+16505076520", "hello_world", "en", NULL, 0, NULL, 0,
+                                       "c-1", err, sizeof err),
+                     ERRC_NONE);
     assert_string_equal(b.data,
                         "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\","
                         "\"to\":\"16505076520\",\"type\":\"template\",\"template\":{\"name\":"
@@ -91,7 +166,7 @@ static void test_reference_template(void **state)
     buf_reset(&b);
     const char *odd[] = {"\xf0\x9f\x92\x8d \"Asha\"", "line\nbreak"};
     assert_int_equal(wa_build_template(&b, "16505076520", "vendor_options", "pt_BR", odd, 2, NULL,
-                                       err, sizeof err),
+                                       0, NULL, err, sizeof err),
                      ERRC_NONE);
     assert_non_null(strstr(b.data, "{\"type\":\"text\",\"text\":\"\xf0\x9f\x92\x8d \\\"Asha\\\"\"},"
                                    "{\"type\":\"text\",\"text\":\"line\\nbreak\"}"));
@@ -118,7 +193,8 @@ static void expect_refused_template(const char *name, const char *lang, const ch
     buf_t b;
     char err[160] = "";
     buf_init(&b, WA_BODY_MAX);
-    errc_t got = wa_build_template(&b, "16505076520", name, lang, params, n, NULL, err, sizeof err);
+    errc_t got =
+        wa_build_template(&b, "16505076520", name, lang, params, n, NULL, 0, NULL, err, sizeof err);
     if (got != ERRC_INVALID_INPUT || b.len != 0)
         fail_msg("%s: got %s, %zu bytes written", needle, errc_name(got), b.len);
     if (!strstr(err, needle))
@@ -374,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_reference_text),
         cmocka_unit_test(test_text_escaping),
         cmocka_unit_test(test_reference_template),
+        cmocka_unit_test(test_choices),
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_path_and_auth),
         cmocka_unit_test(test_success),
