@@ -3,6 +3,7 @@
 
 #include "api/api.h"
 #include "api/dbreply.h"
+#include "api/page.h"
 #include "crypto/linktok.h"
 #include "store/actions.h"
 #include "store/db.h"
@@ -15,39 +16,20 @@
 #include <string.h>
 #include <time.h>
 
-/* A page is a few kilobytes. */
-#define ACTION_PAGE_MAX (64 * 1024)
 /* The channel an action link is clicked in: only email carries them. */
 #define ACTION_CHANNEL "email"
 
-/* Renders a page of kind with heading and message as the answer with
- * status; a page that cannot be made is a JSON 500. */
+/* A page of kind with heading and message as the answer with status. */
 static void action_page(const api_t *api, http_answer_t *out, int status, pages_kind_t kind,
                         const char *heading, const char *message)
 {
-    const cfg_t *cfg = api->app->cfg;
-    cJSON *v = cJSON_CreateObject();
-    buf_t b;
-    buf_init(&b, ACTION_PAGE_MAX);
-    char err[256] = "out of memory";
-    int rc = -1;
-    if (v && cJSON_AddStringToObject(v, "brand_name", cfg->brand_name ? cfg->brand_name : "") &&
-        (!cfg->physical_address || !cfg->physical_address[0] ||
-         cJSON_AddStringToObject(v, "physical_address", cfg->physical_address)) &&
-        cJSON_AddStringToObject(v, "heading", heading) &&
-        cJSON_AddStringToObject(v, "message", message))
-        rc = pages_render(kind, v, &b, err, sizeof err);
-    cJSON_Delete(v);
-    char *body = rc == 0 ? buf_detach(&b) : NULL;
-    buf_free(&b);
-    if (!body) {
-        log_error("api", "page_not_rendered", "error", err, NULL);
-        http_answer_error(out, 500, "internal_error", "the page could not be made");
-        return;
+    cJSON *v = api_page_view(api);
+    if (v && (!cJSON_AddStringToObject(v, "heading", heading) ||
+              !cJSON_AddStringToObject(v, "message", message))) {
+        cJSON_Delete(v);
+        v = NULL;
     }
-    http_answer_json(out, status, body);
-    out->ctype = PAGES_TYPE;
-    out->headers = pages_headers();
+    api_page_answer(out, status, kind, v);
 }
 
 static void action_not_found(const api_t *api, http_answer_t *out)

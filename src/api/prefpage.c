@@ -1,5 +1,6 @@
 /* prefpage: the preference page and its form (see prefpage.h). */
 #include "api/prefpage.h"
+#include "api/page.h"
 
 #include "api/api.h"
 #include "api/prefchange.h"
@@ -27,46 +28,9 @@
  * page their link opened (the source says which page). */
 #define PREFPAGE_ACTOR "client"
 
-/* A page is a few kilobytes. */
-#define PREFPAGE_MAX (256 * 1024)
-
 static const char *prefpage_label(ch_id_t ch)
 {
     return ch == CH_SMS ? "SMS" : ch == CH_WHATSAPP ? "WhatsApp" : "Email";
-}
-
-/* What every page shows: the brand and its postal address. NULL on OOM. */
-static cJSON *prefpage_view(const api_t *api)
-{
-    const cfg_t *cfg = api->app->cfg;
-    cJSON *v = cJSON_CreateObject();
-    if (!v || !cJSON_AddStringToObject(v, "brand_name", cfg->brand_name ? cfg->brand_name : "") ||
-        (cfg->physical_address && cfg->physical_address[0] &&
-         !cJSON_AddStringToObject(v, "physical_address", cfg->physical_address))) {
-        cJSON_Delete(v);
-        return NULL;
-    }
-    return v;
-}
-
-/* Renders page kind of view (taken) as the answer with status. */
-static void prefpage_answer(http_answer_t *out, int status, pages_kind_t kind, cJSON *view)
-{
-    buf_t b;
-    buf_init(&b, PREFPAGE_MAX);
-    char err[256] = "out of memory";
-    int rc = view ? pages_render(kind, view, &b, err, sizeof err) : -1;
-    cJSON_Delete(view);
-    char *body = rc == 0 ? buf_detach(&b) : NULL;
-    buf_free(&b);
-    if (!body) {
-        log_error("api", "page_not_rendered", "error", err, NULL);
-        http_answer_error(out, 500, "internal_error", "the page could not be made");
-        return;
-    }
-    http_answer_json(out, status, body);
-    out->ctype = PAGES_TYPE;
-    out->headers = pages_headers();
 }
 
 /* A page that says what went wrong; back (may be NULL) is a link to offer
@@ -74,7 +38,7 @@ static void prefpage_answer(http_answer_t *out, int status, pages_kind_t kind, c
 static void prefpage_problem(const api_t *api, http_answer_t *out, int status, const char *heading,
                              const char *message, const char *back, const char *back_label)
 {
-    cJSON *v = prefpage_view(api);
+    cJSON *v = api_page_view(api);
     if (v && (!cJSON_AddStringToObject(v, "heading", heading) ||
               !cJSON_AddStringToObject(v, "message", message) ||
               (back && (!cJSON_AddStringToObject(v, "back", back) ||
@@ -82,7 +46,7 @@ static void prefpage_problem(const api_t *api, http_answer_t *out, int status, c
         cJSON_Delete(v);
         v = NULL;
     }
-    prefpage_answer(out, status, PAGES_PROBLEM, v);
+    api_page_answer(out, status, PAGES_PROBLEM, v);
 }
 
 static void prefpage_not_found(const api_t *api, http_answer_t *out)
@@ -182,7 +146,7 @@ static cJSON *prefpage_form_view(const api_t *api, const char *token, const stor
     /* equal ends are no quiet hours; the times then offered are the
      * defaults, ready for the client who picks quiet hours */
     int none = strcmp(f->quiet_start, f->quiet_end) == 0;
-    cJSON *v = prefpage_view(api);
+    cJSON *v = api_page_view(api);
     cJSON *chans = v ? cJSON_AddArrayToObject(v, "channels") : NULL;
     int ok = chans && cJSON_AddStringToObject(v, "action", action) &&
              cJSON_AddStringToObject(v, "form_token", form_token) &&
@@ -244,7 +208,7 @@ void api_prefpage_get(const http_req_t *rq, http_answer_t *out)
     char id[37];
     store_client_facts_t f;
     if (prefpage_load(rq, id, &f, out) == 0)
-        prefpage_answer(out, 200, PAGES_PREFERENCES,
+        api_page_answer(out, 200, PAGES_PREFERENCES,
                         prefpage_form_view(api, http_req_param(rq, "token"), &f, id));
     store_client_facts_free(&f, 1);
 }
@@ -312,7 +276,7 @@ static void prefpage_confirmed(void *cls, char *confirmation, http_answer_t *out
         cJSON_Delete(v);
         v = NULL;
     }
-    prefpage_answer(out, 200, PAGES_SAVED, v);
+    api_page_answer(out, 200, PAGES_SAVED, v);
     free(confirmation);
     free(p);
 }
@@ -330,7 +294,7 @@ static cJSON *prefpage_saved_view(const api_t *api, const char *back, const pref
                               ? "We will send you no more email. Messages by other channels "
                                 "follow your other choices."
                               : "From now on, your messages follow these choices:";
-    cJSON *v = prefpage_view(api);
+    cJSON *v = api_page_view(api);
     cJSON *changes = v ? cJSON_AddArrayToObject(v, "changes") : NULL;
     int ok = changes && cJSON_AddStringToObject(v, "heading", heading) &&
              cJSON_AddStringToObject(v, "message", message) &&
@@ -459,5 +423,5 @@ void api_prefpage_post(const http_req_t *rq, http_answer_t *out)
         cJSON_Delete(view);
         view = NULL;
     }
-    prefpage_answer(out, 200, PAGES_SAVED, view);
+    api_page_answer(out, 200, PAGES_SAVED, view);
 }
