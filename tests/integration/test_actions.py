@@ -199,4 +199,51 @@ def test_confirmation_and_no_url(tmp):
         assert kept == [["pending", "confirm", "yes"]], kept
 
 
-h.run([test_actions, test_confirmation_and_no_url])
+def test_numbered_sms_replies(tmp):
+    """An SMS reply that is only a number answers the latest message asking;
+    any other reply, or a number no option has, stays a client_reply."""
+    db = h.new_database("actions_sms")
+    token, public = "actions-twilio-token-0123456789", "https://crier.example.com"
+    env = dict(env_for_replies(), TWILIO_AUTH_TOKEN=token, CRIER_PUBLIC_URL=public)
+    phone = "+15557651234"
+    with h.CallbackReceiver(tmp) as rx, h.Crier(db, tmp, env=dict(env, **{
+            "CRIER_WORKFLOW_CALLBACK_URL": rx.url})) as crier:
+        body = h.comm_body(1, message_type="vendor_options", phone=phone,
+                           consent={"sms": True, "whatsapp": False}, preferred_channel="sms",
+                           timezone=h.daytime_zone())
+        status, _, js = crier.post_comm(body)
+        assert status == 202 and js["decision"]["primary_channel"] == "sms", (status, js)
+        cid = js["communication_id"]
+        crier.wait_final([cid])
+
+        def reply(text):
+            st, b, _ = h.twilio_inbound(crier, token, public, phone, text)
+            assert st == 200, (st, b)
+
+        def kinds():  # what the client said (the status callbacks left out)
+            return sorted(k for k in (json.loads(h.callback_body(r))["type"]
+                                      for r in rx.requests()) if k.startswith("client_"))
+
+        reply("7")             # no seventh option: a reply the workflow reads
+        reply("2 please")      # words: a reply
+        h.wait_until(lambda: kinds() == ["client_reply", "client_reply"], 20,
+                     what="two client_reply callbacks")
+        assert answers(db) == [], answers(db)
+        reply("2.")            # the answer
+        h.wait_until(lambda: len(client_actions(rx)) == 1, 20, what="the client_action")
+        got = client_actions(rx)[0]
+        assert (got["communication_id"], got["channel"], got["action"], got["value"]) == \
+            (cid, "sms", "choose", "2"), got
+        assert answers(db) == [[cid, "1", "sms"]], answers(db)
+        reply("1")             # answered already, nothing else is asking: a reply
+        h.wait_until(lambda: kinds().count("client_reply") == 3, 20, what="a third reply")
+        assert len(client_actions(rx)) == 1
+        assert answers(db) == [[cid, "1", "sms"]], answers(db)
+
+
+def env_for_replies():
+    return {"CRIER_WORKFLOW_CALLBACK_SECRET": SECRET, "CRIER_CALLBACK_RETRY_SECONDS": "1",
+            "CRIER_LINK_KEY": base64.b64encode(LINK_KEY).decode("ascii")}
+
+
+h.run([test_actions, test_confirmation_and_no_url, test_numbered_sms_replies])
