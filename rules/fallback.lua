@@ -98,8 +98,9 @@ function on_failure(msg, attempt, err)
         end
         if wait then
             -- Seed: "retry after rate limit window". The provider named it;
-            -- up to a second more spreads the retries without waiting long.
-            return { action = "retry", after = math.max(1, wait + math.random()), reason = cat }
+            -- a second more for about half of them spreads the retries
+            -- without waiting long (crier counts retries in whole seconds).
+            return { action = "retry", after = math.max(1, wait + math.random(0, 1)), reason = cat }
         end
         if critical then
             return { action = "retry", after = CRITICAL_QUICK, reason = cat }
