@@ -98,7 +98,8 @@ static const char privacy_sql_suppression[] =
 static const char privacy_sql_ledger[] = "SELECT to_jsonb(l)::text FROM consent_ledger l"
                                          " WHERE l.client_id = $1::uuid ORDER BY l.at, l.id";
 /* A message with its events, attachments (the bytes in base64, in one
- * line: PostgreSQL's encoder wraps at 76 columns) and tracked links. */
+ * line: PostgreSQL's encoder wraps at 76 columns), tracked links, the
+ * answers it offered and the one the client gave. */
 static const char privacy_sql_comms[] =
     "SELECT (to_jsonb(c) - 'subject_enc' - 'subject' || jsonb_build_object("
     "  'events', COALESCE((SELECT jsonb_agg(to_jsonb(e) ORDER BY e.event_timestamp, e.id)"
@@ -112,7 +113,13 @@ static const char privacy_sql_comms[] =
     "   FROM communication_attachments a WHERE a.communication_id = c.id), '[]'::jsonb),"
     "  'links', COALESCE((SELECT jsonb_agg(jsonb_build_object('link_index', l.link_index,"
     "    'url', l.url) ORDER BY l.link_index)"
-    "   FROM communication_links l WHERE l.communication_id = c.id), '[]'::jsonb)))::text,"
+    "   FROM communication_links l WHERE l.communication_id = c.id), '[]'::jsonb),"
+    "  'actions', COALESCE((SELECT jsonb_agg(jsonb_build_object('action_index', x.action_index,"
+    "    'action', x.action, 'value', x.value, 'label', x.label) ORDER BY x.action_index)"
+    "   FROM communication_actions x WHERE x.communication_id = c.id), '[]'::jsonb),"
+    "  'answer', (SELECT jsonb_build_object('action_index', w.action_index, 'channel', w.channel,"
+    "    'answered_at', w.answered_at) FROM communication_answers w"
+    "   WHERE w.communication_id = c.id)))::text,"
     " c.id::text, c.subject_enc, c.subject"
     " FROM communications c WHERE c.client_id = $1::uuid ORDER BY c.created_at, c.id";
 static const char privacy_sql_inbound[] =

@@ -239,6 +239,14 @@ def test_numbered_sms_replies(tmp):
         h.wait_until(lambda: kinds().count("client_reply") == 3, 20, what="a third reply")
         assert len(client_actions(rx)) == 1
         assert answers(db) == [[cid, "1", "sms"]], answers(db)
+        # the client's export shows what was offered and what they answered
+        status, _, doc = crier.request("GET", "/v1/clients/%s/export" % body["client_id"],
+                                       token=h.TOKEN_ADMIN)
+        assert status == 200, (status, doc)
+        comm = [c for c in doc["communications"] if c["id"] == cid][0]
+        assert [(a["action"], a["value"]) for a in comm["actions"]] == [("choose", "1"),
+                                                                      ("choose", "2")], comm
+        assert (comm["answer"]["action_index"], comm["answer"]["channel"]) == (1, "sms"), comm
 
 
 def env_for_replies():
