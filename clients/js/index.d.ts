@@ -73,7 +73,13 @@ export interface CommunicationSummary {
   opened_at: string | null;
   clicked_at: string | null;
   error_message: string | null;
+  error_category?: string | null;
+  provider_code?: number | null;
   decision: Decision | null;
+  /** "open" while every channel has failed and no one acted; then "retried" or "resolved". */
+  review?: "open" | "retried" | "resolved" | null;
+  review_note?: string | null;
+  reviewed_at?: string | null;
   created_at: string;
 }
 
@@ -108,10 +114,28 @@ export interface ListOptions {
   limit?: number;
 }
 
+export interface CommunicationFilters {
+  status?: string;
+  review?: "open" | "retried" | "resolved";
+  planId?: string;
+  clientId?: string;
+  messageType?: string;
+  /** Created at or after, "2026-11-24T22:33:50Z". */
+  since?: string;
+  /** Created before, same shape. */
+  until?: string;
+  /** 1 to 500; the server's default is 100. */
+  limit?: number;
+}
+
 export interface CrierClient {
   createCommunication(request: CreateCommunicationRequest, options?: CreateOptions): Promise<Accepted>;
   getCommunication(id: string): Promise<Communication>;
   listForPlan(planId: string, options?: ListOptions): Promise<PlanCommunications>;
+  /** Operator or admin token. */
+  listCommunications(filters?: CommunicationFilters): Promise<{ communications: CommunicationSummary[] }>;
+  retryCommunication(id: string): Promise<Accepted>;
+  resolveCommunication(id: string, note?: string): Promise<{ communication_id: string; review: "resolved" }>;
 }
 
 export declare class CrierError extends Error {

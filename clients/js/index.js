@@ -139,6 +139,44 @@ export function createClient({ baseUrl, apiKey, fetch: fetchImpl, timeoutMs } = 
       }
       return data;
     },
+
+    /**
+     * GET /v1/communications: the review queue and other listings
+     * (operator or admin token). Filters: status, review ("open",
+     * "retried", "resolved"), planId, clientId, messageType, since, until
+     * ("2026-11-24T22:33:50Z") and limit; the server applies them.
+     */
+    async listCommunications(filters = {}) {
+      const names = {
+        status: "status",
+        review: "review",
+        planId: "plan_id",
+        clientId: "client_id",
+        messageType: "message_type",
+        since: "since",
+        until: "until",
+        limit: "limit",
+      };
+      const qs = new URLSearchParams();
+      for (const [k, v] of Object.entries(filters)) {
+        if (!(k in names)) throw new TypeError(`unknown filter: ${k}`);
+        if (v !== undefined && v !== null) qs.append(names[k], String(v));
+      }
+      const q = qs.toString();
+      return request("GET", `/v1/communications${q ? "?" + q : ""}`);
+    },
+
+    /** POST /v1/communications/{id}/retry: decided again and sent (202). */
+    async retryCommunication(id) {
+      return request("POST", `/v1/communications/${encodeURIComponent(id)}/retry`);
+    },
+
+    /** POST /v1/communications/{id}/resolve: out of the review queue, with a note. */
+    async resolveCommunication(id, note) {
+      return request("POST", `/v1/communications/${encodeURIComponent(id)}/resolve`, {
+        body: note === undefined || note === null ? {} : { note: String(note) },
+      });
+    },
   };
 }
 

@@ -120,6 +120,33 @@ class Client:
             data["communications"] = [c for c in data["communications"] if c.get("status") in wanted]
         return data
 
+    #: list_communications' keyword arguments, by the API's query names.
+    _FILTERS = ("status", "review", "plan_id", "client_id", "message_type", "since", "until",
+                "limit")
+
+    def list_communications(self, **filters):
+        """GET /v1/communications: the review queue and other listings
+        (operator or admin token). Filters: status, review ("open",
+        "retried", "resolved"), plan_id, client_id, message_type, since,
+        until ("2026-11-24T22:33:50Z") and limit; the server applies them.
+        """
+        unknown = set(filters) - set(self._FILTERS)
+        if unknown:
+            raise TypeError("unknown filter: %s" % ", ".join(sorted(unknown)))
+        query = [(k, filters[k]) for k in self._FILTERS if filters.get(k) is not None]
+        path = "/v1/communications" + ("?" + urllib.parse.urlencode(query) if query else "")
+        return self._request("GET", path)
+
+    def retry_communication(self, communication_id):
+        """POST /v1/communications/{id}/retry: decided again and sent."""
+        return self._request("POST", "/v1/communications/%s/retry" % _segment(communication_id))
+
+    def resolve_communication(self, communication_id, note=None):
+        """POST /v1/communications/{id}/resolve: out of the review queue."""
+        body = {} if note is None else {"note": str(note)}
+        return self._request("POST", "/v1/communications/%s/resolve" % _segment(communication_id),
+                             body=body)
+
     def _request(self, method, path, body=None, headers=None):
         hdrs = {"Accept": "application/json", "Authorization": "Bearer " + self.api_key}
         data = None

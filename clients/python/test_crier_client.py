@@ -177,6 +177,38 @@ class CreateCommunicationTest(ServerTestCase):
         self.assertEqual(cm.exception.body, "<html>bad gateway</html>")
 
 
+class ReviewTest(ServerTestCase):
+    def test_list_sends_filters_by_their_api_names(self):
+        c = Client(self.base_url, TOKEN)
+        self.reply(200, {"communications": []})
+        self.reply(200, {"communications": []})
+        c.list_communications(status="failed", review="open", plan_id=PLAN, limit=5)
+        self.assertEqual(self.requests[0]["path"],
+                         "/v1/communications?status=failed&review=open&plan_id=%s&limit=5" % PLAN)
+        c.list_communications()
+        self.assertEqual(self.requests[1]["path"], "/v1/communications")
+        with self.assertRaises(TypeError):
+            c.list_communications(plan=PLAN)
+        self.assertEqual(len(self.requests), 2)
+
+    def test_retry_and_resolve(self):
+        c = Client(self.base_url, TOKEN)
+        self.reply(202, {"communication_id": "c1", "status": "queued", "decision": {}})
+        self.reply(200, {"communication_id": "c1", "review": "resolved"})
+        self.reply(409, {"error": {"code": "not_in_review", "message": "not waiting"}})
+        self.assertEqual(c.retry_communication("c1")["status"], "queued")
+        self.assertEqual(self.requests[0]["method"], "POST")
+        self.assertEqual(self.requests[0]["path"], "/v1/communications/c1/retry")
+        self.assertEqual(self.requests[0]["raw"], b"")
+        self.assertEqual(c.resolve_communication("c1", "called the client")["review"], "resolved")
+        self.assertEqual(json.loads(self.requests[1]["raw"]), {"note": "called the client"})
+        with self.assertRaises(CrierError) as e:
+            c.resolve_communication("c/1")
+        self.assertEqual((e.exception.status, e.exception.code), (409, "not_in_review"))
+        self.assertEqual(self.requests[2]["path"], "/v1/communications/c%2F1/resolve")
+        self.assertEqual(json.loads(self.requests[2]["raw"]), {})
+
+
 class ReadTest(ServerTestCase):
     def test_get_communication(self):
         comm = dict(ACCEPTED, events=[])

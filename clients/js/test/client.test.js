@@ -204,6 +204,40 @@ describe("crier client", () => {
     });
   });
 
+  describe("the review queue", () => {
+    test("listCommunications sends the filters by their API names", async () => {
+      const c = createClient({ baseUrl, apiKey: TOKEN });
+      reply(200, { communications: [] });
+      reply(200, { communications: [] });
+      await c.listCommunications({ status: "failed", review: "open", planId: PLAN, limit: 5 });
+      assert.equal(
+        requests[0].url,
+        `/v1/communications?status=failed&review=open&plan_id=${PLAN}&limit=5`,
+      );
+      await c.listCommunications();
+      assert.equal(requests[1].url, "/v1/communications");
+      await assert.rejects(c.listCommunications({ plan: PLAN }), TypeError);
+      assert.equal(requests.length, 2);
+    });
+
+    test("retry and resolve post to the communication", async () => {
+      const c = createClient({ baseUrl, apiKey: TOKEN });
+      reply(202, accepted);
+      reply(200, { communication_id: accepted.communication_id, review: "resolved" });
+      reply(409, { error: { code: "not_in_review", message: "not waiting for review" } });
+      assert.deepEqual(await c.retryCommunication(accepted.communication_id), accepted);
+      assert.equal(requests[0].method, "POST");
+      assert.equal(requests[0].url, `/v1/communications/${accepted.communication_id}/retry`);
+      assert.equal(requests[0].raw, "");
+      const done = await c.resolveCommunication(accepted.communication_id, "called the client");
+      assert.equal(done.review, "resolved");
+      assert.deepEqual(JSON.parse(requests[1].raw), { note: "called the client" });
+      assert.equal(requests[1].headers["content-type"], "application/json");
+      await assert.rejects(c.resolveCommunication("x"), { status: 409, code: "not_in_review" });
+      assert.deepEqual(JSON.parse(requests[2].raw), {});
+    });
+  });
+
   test("an injected fetch is used", async () => {
     const seen = [];
     const fakeFetch = async (url, init) => {
