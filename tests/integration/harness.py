@@ -773,6 +773,30 @@ def twilio_inbound(crier, auth_token, public_url, phone, text):
     return status, body, sid
 
 
+def link_token(kind, comm_id, arg, day, key):
+    """A link token as crier makes one (src/crypto/linktok.h): version 1,
+    kind, the UUID's 16 bytes, arg and day big-endian, then the first 16
+    bytes of HMAC-SHA256(key, "crier link v1" NUL | those 26 bytes); URL-safe
+    base64 without padding."""
+    body = bytes([1, ord(kind)]) + uuid.UUID(comm_id).bytes + arg.to_bytes(4, "big") \
+        + day.to_bytes(4, "big")
+    mac = hmac.new(key, b"crier link v1\x00" + body, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(body + mac).decode("ascii").rstrip("=")
+
+
+def read_link_token(tok, key):
+    """(kind, id, arg, day) of a token crier made under key; asserts its
+    length, version and MAC."""
+    raw = base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4))
+    assert len(raw) == 42, len(raw)
+    body, mac = raw[:26], raw[26:]
+    want = hmac.new(key, b"crier link v1\x00" + body, hashlib.sha256).digest()[:16]
+    assert hmac.compare_digest(mac, want), "the token's MAC is HMAC-SHA256 under CRIER_LINK_KEY"
+    assert body[0] == 1, body[0]
+    return (chr(body[1]), str(uuid.UUID(bytes=body[2:18])), int.from_bytes(body[18:22], "big"),
+            int.from_bytes(body[22:26], "big"))
+
+
 def daytime_zone():
     """An Etc/GMT zone where it is about 13:00 now: a HIGH or NORMAL message
     to a client there goes at once (inside business hours, outside quiet
