@@ -15,7 +15,6 @@ import subprocess
 import resource
 import sys
 import tempfile
-import time
 
 BIN = os.environ["CRIER_BIN"]
 SRC = os.environ["CRIER_SOURCE_DIR"]

@@ -16,7 +16,6 @@
   is skipped with opt_out for a client who has no other channel;
 - `crier templates check` fails a catalogue whose emails lack the link."""
 import base64
-import datetime
 import email
 import email.policy
 import hashlib
