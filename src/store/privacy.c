@@ -423,11 +423,12 @@ static const char privacy_sql_erase_cancel[] =
 /* What the workflow said about the client (context), what crier rendered
  * for it (subject) and everything derived from those: the decision's trace
  * may quote the context, the stored 202 holds the decision, the key and
- * the body's hash could confirm a guess of the request. */
+ * the body's hash could confirm a guess of the request; an operator's note
+ * on a review may name what they learnt of the client. */
 static const char privacy_sql_erase_comms[] =
     "UPDATE communications SET context = '{}'::jsonb, subject = NULL, subject_enc = NULL,"
     " metadata = NULL, response = NULL, decision = NULL, idempotency_key = NULL,"
-    " request_hash = NULL, updated_at = now()"
+    " request_hash = NULL, review_note = NULL, updated_at = now()"
     " WHERE client_id = $1::uuid";
 
 static const char privacy_sql_erase_attachments[] =

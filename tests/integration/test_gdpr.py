@@ -335,6 +335,11 @@ def test_export_then_erase(tmp):
         check(all(s in dump for s in [ALICE["note"], ALICE["location"]]),
               "context values are in the dump before the erasure (the check can fail)")
 
+        # an operator's note on a review can name what they learnt of her
+        h.psql(db, "UPDATE communications SET review = 'resolved', review_note = :'n'"
+                   " WHERE id = (SELECT id FROM communications WHERE client_id = :'c'::uuid"
+                   " LIMIT 1)", n="Called Alice on her mobile", c=alice)
+
         # ---- erasure
         status, _, js = admin(crier, "DELETE", "/v1/clients/%s" % alice)
         check(status == 200, "erase answered %s %r" % (status, js))
@@ -364,7 +369,8 @@ def test_export_then_erase(tmp):
         check(rows == [["t", "0"]], "the client row keeps only id and erased_at: %r" % rows)
         rows = h.psql(db, "SELECT count(*) FILTER (WHERE context <> '{}' OR subject_enc IS NOT NULL"
                           " OR decision IS NOT NULL OR response IS NOT NULL"
-                          " OR idempotency_key IS NOT NULL OR request_hash IS NOT NULL),"
+                          " OR idempotency_key IS NOT NULL OR request_hash IS NOT NULL"
+                          " OR review_note IS NOT NULL),"
                           " count(*) FROM communications WHERE client_id = :'c'::uuid", c=alice)
         check(rows == [["0", "11"]], "communications scrubbed, kept: %r" % rows)
         rows = h.psql(db, "SELECT count(*) FROM communication_links l JOIN communications m"
