@@ -49,13 +49,15 @@ int actions_url(const cfg_t *cfg, const cry_keys_t *keys, const char *comm_id, i
 }
 
 int actions_apply(const drv_env_t *env, PGconn *conn, const queue_job_t *job, cJSON *ctx,
-                  outcome_t *out)
+                  act_list_t *declared, outcome_t *out)
 {
+    act_list_t own = {.n = 0};
+    act_list_t *lp = declared ? declared : &own;
+    lp->n = 0;
     if (!act_declared(job->message_type))
         return 0;
     char err[512];
-    act_list_t l;
-    if (act_declare(job->message_type, ctx, &l, err, sizeof err) != 0) {
+    if (act_declare(job->message_type, ctx, lp, err, sizeof err) != 0) {
         outcome_fail(out, ERRC_INVALID_INPUT, 0, "actions", err);
         return -1;
     }
@@ -63,23 +65,23 @@ int actions_apply(const drv_env_t *env, PGconn *conn, const queue_job_t *job, cJ
     char *url[ACT_MAX];
     store_action_t rows[ACT_MAX];
     time_t now = time(NULL);
-    for (int i = 0; i < l.n; i++) {
+    for (int i = 0; i < lp->n; i++) {
         if (actions_url(env->cfg, env->keys, job->id, i, now, buf[i]) != 0) {
             outcome_fail(out, ERRC_INVALID_INPUT, 0, "actions",
                          "CRIER_PUBLIC_URL is too long for the action links");
             return -1;
         }
         url[i] = buf[i];
-        rows[i] = (store_action_t){l.a[i].action, l.a[i].value, l.a[i].label};
+        rows[i] = (store_action_t){lp->a[i].action, lp->a[i].value, lp->a[i].label};
     }
     /* Stored before the send: a click can come as soon as the mail lands.
      * Stored also when there are none, so a retry's rendering leaves no
      * action of an earlier one behind. */
-    if (store_actions_put(conn, job->id, rows, l.n, err, sizeof err) != 0) {
+    if (store_actions_put(conn, job->id, rows, lp->n, err, sizeof err) != 0) {
         outcome_fail(out, ERRC_TRANSIENT, 0, "actions", err);
         return -1;
     }
-    if (act_context_set(ctx, job->message_type, &l, url) != 0) {
+    if (act_context_set(ctx, job->message_type, lp, url) != 0) {
         outcome_fail(out, ERRC_TRANSIENT, 0, NULL, "out of memory building the context");
         return -1;
     }

@@ -12,6 +12,7 @@
 
 #include "crypto/linktok.h"
 #include "driver/driver.h"
+#include "template/actions.h"
 
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
@@ -33,10 +34,11 @@ int actions_url(const cfg_t *cfg, const cry_keys_t *keys, const char *comm_id, i
                 time_t now, char out[ACTIONS_URL_MAX]);
 
 /* Declares, stores and links the actions of job into ctx (its render
- * context). 0 (also for a type with none), or -1 with out failed: a
- * context that cannot give them is the request's fault, a failed store a
- * transient one. */
+ * context), and into *declared when it is not NULL (n 0 for a type with
+ * none), for a driver that also shows them its own way. 0 (also for a type
+ * with none), or -1 with out failed: a context that cannot give them is the
+ * request's fault, a failed store a transient one. */
 int actions_apply(const drv_env_t *env, PGconn *conn, const queue_job_t *job, cJSON *ctx,
-                  outcome_t *out);
+                  act_list_t *declared, outcome_t *out);
 
 #endif

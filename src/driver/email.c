@@ -407,7 +407,7 @@ static void email_prepare(void *state, const drv_env_t *env, PGconn *conn, const
             goto done;
         }
         /* a digest's members answer in their own emails, not in the digest */
-        if (actions_apply(env, conn, job, ctx, out) != 0)
+        if (actions_apply(env, conn, job, ctx, NULL, out) != 0)
             goto done; /* out says why */
     }
     if (tpl_render_email(env->templates, job->message_type, ctx, &em, err, sizeof err) != 0) {

@@ -162,7 +162,7 @@ static void sms_prepare(void *state, const drv_env_t *env, PGconn *conn, const q
     if (target_load(env, conn, job, &t, out) != 0)
         goto done;
     /* the reply hint, and the rows a numbered reply is matched against */
-    if (actions_apply(env, conn, job, t.ctx, out) != 0)
+    if (actions_apply(env, conn, job, t.ctx, NULL, out) != 0)
         goto done; /* out says why */
     if (tpl_render_sms(env->templates, job->message_type, t.ctx, &body, err, sizeof err) != 0) {
         outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", err);

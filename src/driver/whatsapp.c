@@ -67,42 +67,43 @@ typedef struct whatsapp_message {
     const char *type; /* "text", "interactive" or "template" */
 } whatsapp_message_t;
 
-/* The message's actions (l) and their signed tokens (c[i].id points into
- * tokens[i]): a reply button's id or a quick reply's payload, which the
- * webhook gets back when the client taps it and turns into the
- * client_action (api/webhooks.c). How many, 0 when the type offers none. */
-static int whatsapp_actions(const drv_env_t *env, const queue_job_t *job, const target_t *t,
-                            act_list_t *l, char tokens[ACT_MAX][LINKTOK_TEXT_MAX],
-                            wa_choice_t c[ACT_MAX])
+/* The message's actions as WhatsApp shows them: each one's title and
+ * signed token (c[i].id points into tokens[i]), a reply button's id or a
+ * quick reply's payload, which the webhook gets back when the client taps
+ * it and turns into the client_action (api/webhooks.c). */
+typedef struct whatsapp_answers {
+    int n; /* 0 when the type offers none */
+    char tokens[ACT_MAX][LINKTOK_TEXT_MAX];
+    wa_choice_t c[ACT_MAX];
+} whatsapp_answers_t;
+
+/* The answers of the actions l that actions_apply declared; n 0 if a token
+ * cannot be made (the message then goes without buttons). */
+static void whatsapp_answers(const drv_env_t *env, const queue_job_t *job, const act_list_t *l,
+                             whatsapp_answers_t *a)
 {
-    char err[256];
-    if (!act_declared(job->message_type) ||
-        act_declare(job->message_type, t->ctx, l, err, sizeof err) != 0)
-        return 0;
     time_t now = time(NULL);
+    a->n = 0;
     for (int i = 0; i < l->n; i++) {
-        if (actions_token(env->keys, job->id, i, now, tokens[i]) != 0)
-            return 0;
-        c[i] = (wa_choice_t){tokens[i], l->a[i].label};
+        if (actions_token(env->keys, job->id, i, now, a->tokens[i]) != 0)
+            return;
+        a->c[i] = (wa_choice_t){a->tokens[i], l->a[i].label};
     }
-    return l->n;
+    a->n = l->n;
 }
 
-/* The actions as reply buttons (a list past three) on the free text. 1 when
+/* The answers as reply buttons (a list past three) on the free text. 1 when
  * built, 0 when there are none or the text is too long to carry them (it
  * then goes as plain text, its reply hint still asking for a number), -1
  * with out failed. */
-static int whatsapp_choices(const drv_env_t *env, const queue_job_t *job, const target_t *t,
+static int whatsapp_choices(const queue_job_t *job, const target_t *t, const whatsapp_answers_t *a,
                             const char *text, whatsapp_message_t *m, outcome_t *out)
 {
-    char err[512], tokens[ACT_MAX][LINKTOK_TEXT_MAX];
-    act_list_t l;
-    wa_choice_t c[ACT_MAX];
-    int n = whatsapp_actions(env, job, t, &l, tokens, c);
-    if (n == 0 || n > WA_LIST_ROWS_MAX || text_utf8_chars(text) > WA_INTERACTIVE_MAX)
+    char err[512];
+    if (a->n == 0 || a->n > WA_LIST_ROWS_MAX || text_utf8_chars(text) > WA_INTERACTIVE_MAX)
         return 0;
-    errc_t bad =
-        wa_build_choices(&m->body, t->client.phone, text, c, (size_t)n, job->id, err, sizeof err);
+    errc_t bad = wa_build_choices(&m->body, t->client.phone, text, a->c, (size_t)a->n, job->id, err,
+                                  sizeof err);
     if (bad != ERRC_NONE) {
         outcome_fail(out, bad, 0, "whatsapp", err);
         return -1;
@@ -114,7 +115,7 @@ static int whatsapp_choices(const drv_env_t *env, const queue_job_t *job, const 
 /* Renders the message for the window state and builds its request body.
  * 0, or -1 with out failed. */
 static int whatsapp_build(const drv_env_t *env, const queue_job_t *job, const target_t *t, int open,
-                          whatsapp_message_t *m, outcome_t *out)
+                          const whatsapp_answers_t *a, whatsapp_message_t *m, outcome_t *out)
 {
     char err[512];
     const char *to = t->client.phone;
@@ -131,7 +132,7 @@ static int whatsapp_build(const drv_env_t *env, const queue_job_t *job, const ta
             outcome_fail(out, ERRC_INVALID_INPUT, 0, "template", err);
             return -1;
         }
-        int choices = whatsapp_choices(env, job, t, text, m, out);
+        int choices = whatsapp_choices(job, t, a, text, m, out);
         if (choices < 0) {
             free(text);
             return -1;
@@ -156,15 +157,10 @@ static int whatsapp_build(const drv_env_t *env, const queue_job_t *job, const ta
     }
     /* the approved template's quick-reply buttons carry the actions' tokens,
      * as many as both have */
-    char tokens[ACT_MAX][LINKTOK_TEXT_MAX];
-    act_list_t l;
-    wa_choice_t c[ACT_MAX];
     const char *payloads[ACT_MAX];
-    int n = tp.quick_replies > 0 ? whatsapp_actions(env, job, t, &l, tokens, c) : 0;
-    if (n > tp.quick_replies)
-        n = tp.quick_replies;
+    int n = a->n < tp.quick_replies ? a->n : tp.quick_replies;
     for (int i = 0; i < n; i++)
-        payloads[i] = c[i].id;
+        payloads[i] = a->c[i].id;
     errc_t bad =
         wa_build_template(&m->body, to, tp.name, tp.language, (const char *const *)tp.params,
                           tp.n_params, payloads, (size_t)n, job->id, err, sizeof err);
@@ -287,10 +283,13 @@ static void whatsapp_prepare(void *state, const drv_env_t *env, PGconn *conn,
     if (target_load(env, conn, job, &t, out) != 0)
         goto done;
     /* the rows a tapped button or a numbered reply is matched against */
-    if (actions_apply(env, conn, job, t.ctx, out) != 0)
+    act_list_t declared;
+    if (actions_apply(env, conn, job, t.ctx, &declared, out) != 0)
         goto done; /* out says why */
+    whatsapp_answers_t answers;
+    whatsapp_answers(env, job, &declared, &answers);
     int open = whatsapp_window_open(conn, job->client_id);
-    if (whatsapp_build(env, job, &t, open, &m, out) != 0)
+    if (whatsapp_build(env, job, &t, open, &answers, &m, out) != 0)
         goto done;
     outcome_set_template(out, env->templates, job->message_type, CH_NAME_WHATSAPP);
     if (whatsapp_live_on(env->cfg))

@@ -161,18 +161,6 @@ static void intake_upsert_record(const req_comm_t *r, store_client_t *cl)
     memcpy(cl->consent, r->client.consent, sizeof cl->consent);
 }
 
-static int intake_fallback_json(const policy_decision_t *d, buf_t *out)
-{
-    int rc = buf_putc(out, '[');
-    for (int i = 0; i < d->n_fallback; i++) {
-        if (i)
-            rc |= buf_putc(out, ',');
-        rc |= jtext_string(out, d->fallback[i]);
-    }
-    rc |= buf_putc(out, ']');
-    return rc ? -1 : 0;
-}
-
 /* One request made ready to insert: the decision, the row and its body (what
  * the request is answered, and what a replay of it gets).
  * The row's strings point into the job, and into the draft itself (which
@@ -309,7 +297,7 @@ static int intake_draft_complete(intake_draft_t *dr)
 {
     store_comm_new_t *c = &dr->c;
     if (intake_decision_json(dr, &dr->decision) != 0 ||
-        intake_fallback_json(&dr->d, &dr->fallback) != 0)
+        policy_fallback_json(&dr->d, &dr->fallback) != 0)
         return -1;
     int rc = buf_puts(&dr->body, "{\"communication_id\":");
     rc |= jtext_string(&dr->body, c->id);

@@ -38,14 +38,6 @@ static void review_decide(app_t *app, const policy_msg_t *m, const policy_client
     d->batch_key[0] = '\0';
 }
 
-static int review_fallback_json(const policy_decision_t *d, buf_t *out)
-{
-    int rc = buf_putc(out, '[');
-    for (int i = 0; i < d->n_fallback; i++)
-        rc |= (i ? buf_putc(out, ',') : 0) | jtext_string(out, d->fallback[i]);
-    return rc | buf_putc(out, ']');
-}
-
 /* Everything after the row lock: the facts, the decision, the update. */
 static review_rc_t review_requeue(app_t *app, PGconn *conn, const char *id,
                                   const store_review_target_t *t, char **json, char *err,
@@ -74,7 +66,7 @@ static review_rc_t review_requeue(app_t *app, PGconn *conn, const char *id,
                       .has_attachment = t->has_attachment};
     policy_decision_t d;
     review_decide(app, &m, &pc, &d);
-    if (policy_decision_json(&d, &decision) != 0 || review_fallback_json(&d, &fallback) != 0 ||
+    if (policy_decision_json(&d, &decision) != 0 || policy_fallback_json(&d, &fallback) != 0 ||
         !decision.data || !fallback.data) {
         snprintf(err, errlen, "out of memory");
         goto out;

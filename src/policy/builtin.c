@@ -86,6 +86,18 @@ void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, doub
              seed, skip ? "\"skip:" : "\"", skip ? skip : CH_NAME_EMAIL, "\"");
 }
 
+int policy_fallback_json(const policy_decision_t *d, buf_t *out)
+{
+    int rc = buf_putc(out, '[');
+    for (int i = 0; i < d->n_fallback; i++) {
+        if (i)
+            rc |= buf_putc(out, ',');
+        rc |= jtext_string(out, d->fallback[i]);
+    }
+    rc |= buf_putc(out, ']');
+    return rc ? -1 : 0;
+}
+
 int policy_decision_json(const policy_decision_t *d, buf_t *out)
 {
     char when[32];

@@ -73,5 +73,8 @@ void policy_builtin_decide(const policy_msg_t *m, const policy_client_t *c, doub
  * fallback_channels, send_at (ISO-8601 UTC), priority, batch, skip_reason,
  * rules_version, trace. */
 int policy_decision_json(const policy_decision_t *d, buf_t *out);
+/* Appends the decision's fallback channels as a JSON array (the stored
+ * fallback_channels). 0, or -1 when out is full. */
+int policy_fallback_json(const policy_decision_t *d, buf_t *out);
 
 #endif
