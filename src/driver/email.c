@@ -1,4 +1,5 @@
 #include "driver/email.h"
+#include "driver/target.h"
 
 #include "channel/dkim.h"
 #include "channel/mime.h"
@@ -373,11 +374,10 @@ static void email_prepare(void *state, const drv_env_t *env, PGconn *conn, const
         goto done;
     }
     /* Decided before the address bounced (or before another process's
-     * bounce of it): checked again here, on the row just read. */
-    if (cl.email_suppressed) {
-        outcome_skip(out, "suppressed");
+     * bounce of it), or before an unsubscribe: checked again here, on the
+     * row just read. */
+    if (!target_allowed(&cl, CH_NAME_EMAIL, out))
         goto done;
-    }
     if (store_attachments_load(conn, job->id, &att, &natt, err, sizeof err) != 0) {
         outcome_fail(out, ERRC_TRANSIENT, 0, "attachments", err);
         goto done;

@@ -161,6 +161,8 @@ static void sms_prepare(void *state, const drv_env_t *env, PGconn *conn, const q
     target_t t;
     if (target_load(env, conn, job, &t, out) != 0)
         goto done;
+    if (!target_allowed(&t.client, CH_NAME_SMS, out))
+        goto done; /* a STOP or a withdrawn consent since the decision */
     /* the reply hint, and the rows a numbered reply is matched against */
     if (actions_apply(env, conn, job, t.ctx, NULL, out) != 0)
         goto done; /* out says why */

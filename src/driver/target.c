@@ -1,5 +1,6 @@
 #include "driver/target.h"
 
+#include "policy/rules.h"
 #include "template/context.h"
 
 #include <string.h>
@@ -43,4 +44,22 @@ void target_free(target_t *t)
     cJSON_Delete(t->request_ctx);
     store_client_free(&t->client);
     memset(t, 0, sizeof *t);
+}
+
+int target_allowed(const store_client_t *c, const char *channel, outcome_t *out)
+{
+    policy_client_t pc;
+    memset(&pc, 0, sizeof pc);
+    pc.has_email = c->email && c->email[0];
+    pc.has_phone = c->phone && c->phone[0];
+    pc.email_suppressed = c->email_suppressed;
+    for (int i = 0; i < CH_N; i++) {
+        pc.consent[i] = c->consent[i] == 1;
+        pc.opt_out[i] = c->opt_out[i] == 1;
+    }
+    const char *why = NULL;
+    if (rules_channel_allowed(&pc, channel, &why))
+        return 1;
+    outcome_skip(out, why ? why : "not_allowed");
+    return 0;
 }

@@ -23,4 +23,12 @@ int target_load(const drv_env_t *env, PGconn *conn, const queue_job_t *job, targ
                 outcome_t *out);
 void target_free(target_t *t);
 
+/* Whether client c may still be sent channel, on the row just read: a
+ * message decided before a STOP, an unsubscribe, a withdrawn consent or a
+ * bounce of the address must not go. The test is the one the rules'
+ * decisions pass (rules_channel_allowed). 1, or 0 with out skipped for its
+ * reason (opt_out, no_consent, suppressed, no_contact): the chain's next
+ * channel takes the message. */
+int target_allowed(const store_client_t *c, const char *channel, outcome_t *out);
+
 #endif

@@ -282,6 +282,8 @@ static void whatsapp_prepare(void *state, const drv_env_t *env, PGconn *conn,
     buf_init(&m.body, WA_BODY_MAX);
     if (target_load(env, conn, job, &t, out) != 0)
         goto done;
+    if (!target_allowed(&t.client, CH_NAME_WHATSAPP, out))
+        goto done; /* a STOP or a withdrawn consent since the decision */
     /* the rows a tapped button or a numbered reply is matched against */
     act_list_t declared;
     if (actions_apply(env, conn, job, t.ctx, &declared, out) != 0)

@@ -4,6 +4,7 @@
 #include "driver/driver.h"
 #include "engine/prefs.h"
 #include "metrics/metrics.h"
+#include "policy/apply.h"
 #include "policy/runtime.h"
 #include "queue/queue.h"
 #include "ratelimit/ratelimit.h"
@@ -152,61 +153,39 @@ typedef struct delivery_slot {
     tpl_catalog_t *tpl;
     char template_id[37]; /* the row of the version rendered, once recorded */
     outcome_t out;
-    call_t call;                  /* the provider call the driver prepared, if any */
-    int called;                   /* a call was prepared: its driver's finish step reads it */
-    int deferred;                 /* the rate limit said wait: not an attempt */
-    double defer_s;               /* for how long */
-    int circuit;                  /* circ_provider_t guarding the call, -1 for none */
-    int probe;                    /* the call is its circuit's probe */
-    policy_failure_t failure;     /* what the policy said after a failure */
-    char next_fallback_json[128]; /* channels after failure.next_channel */
+    call_t call;              /* the provider call the driver prepared, if any */
+    int called;               /* a call was prepared: its driver's finish step reads it */
+    int deferred;             /* the rate limit said wait: not an attempt */
+    double defer_s;           /* for how long */
+    int circuit;              /* circ_provider_t guarding the call, -1 for none */
+    int probe;                /* the call is its circuit's probe */
+    policy_failure_t failure; /* what the policy said after a failure */
+    apply_step_t step;        /* what that makes of the message; r points into it */
 } delivery_slot_t;
 
-/* The channels of job's chain not tried yet, pointing into names. */
-static int delivery_remaining(const queue_job_t *job, char names[POLICY_MAX_CHANNELS][12],
-                              const char *remaining[POLICY_MAX_CHANNELS])
+/* Fills r from what apply made of the attempt: again later on the same
+ * channel, at once on the next one (the step keeps the chain r points at),
+ * or the end. */
+static void delivery_step(delivery_slot_t *s, int bounced, queue_result_t *r)
 {
-    int n = 0;
-    cJSON *arr = cJSON_Parse(job->fallback_json ? job->fallback_json : "[]");
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
-    {
-        if (n < POLICY_MAX_CHANNELS && cJSON_IsString(it) && strlen(it->valuestring) < 12) {
-            snprintf(names[n], sizeof names[n], "%s", it->valuestring);
-            remaining[n] = names[n];
-            n++;
-        }
-    }
-    cJSON_Delete(arr);
-    return n;
-}
-
-/* Fills r to go on at once on channel next, with the remaining channels
- * but it after it. 0, or -1 when the chain does not fit (r untouched). */
-static int delivery_move_on(delivery_slot_t *s, const char *const *remaining, int n,
-                            const char *next, queue_result_t *r)
-{
-    buf_t b;
-    buf_init(&b, sizeof s->next_fallback_json - 1);
-    int rc = buf_putc(&b, '[');
-    int first = 1;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(remaining[i], next) == 0)
-            continue;
-        rc |= first ? 0 : buf_putc(&b, ',');
-        rc |= jtext_string(&b, remaining[i]);
-        first = 0;
-    }
-    rc |= buf_putc(&b, ']');
-    if (rc == 0) {
-        snprintf(s->next_fallback_json, sizeof s->next_fallback_json, "%s", b.data);
+    const apply_step_t *st = &s->step;
+    r->bounced = bounced;
+    switch (st->action) {
+    case POLICY_RETRY:
         r->outcome = QUEUE_RETRY;
-        r->retry_at = time_now();
-        r->next_channel = next;
-        r->next_fallback_json = s->next_fallback_json;
+        r->retry_at = st->at;
+        return;
+    case POLICY_NEXT_CHANNEL:
+        r->outcome = QUEUE_RETRY;
+        r->retry_at = st->at;
+        r->next_channel = st->channel;
+        r->next_fallback_json = st->fallback_json;
+        return;
+    case POLICY_FAIL:
+        break;
     }
-    buf_free(&b);
-    return rc ? -1 : 0;
+    r->bounced = 0;
+    r->outcome = bounced ? QUEUE_BOUNCED : QUEUE_FAILED;
 }
 
 /* Asks the fallback policy what follows a failed attempt, and fills r. A
@@ -215,63 +194,33 @@ static int delivery_move_on(delivery_slot_t *s, const char *const *remaining, in
  * and a move to the next channel records a "bounced" event. */
 static void delivery_on_failure(prt_local_t *policy, delivery_slot_t *s, queue_result_t *r)
 {
-    char names[POLICY_MAX_CHANNELS][12];
-    const char *remaining[POLICY_MAX_CHANNELS];
-    int n = delivery_remaining(&s->job, names, remaining);
-    int bounced = s->out.signal == OUTCOME_SIGNAL_HARD_BOUNCE;
+    apply_chain_t chain;
+    apply_chain_parse(s->job.fallback_json, &chain);
     policy_msg_t m = {.message_type = s->job.message_type, .urgency = s->job.urgency};
     const char *category = errc_name(s->out.category);
     if (policy)
         prt_on_failure(policy, &m, s->job.channel_attempt, s->job.channel, category, s->out.code,
-                       s->out.retry_after, remaining, n, &s->failure);
+                       s->out.retry_after, chain.list, chain.n, &s->failure);
     else
         policy_builtin_on_failure(m.urgency, s->job.channel_attempt, category, s->out.retry_after,
-                                  remaining, n, &s->failure);
-
-    switch (s->failure.action) {
-    case POLICY_RETRY: {
-        /* A provider's own wait is a floor: asking sooner only earns
-         * another refusal. */
-        double after = s->failure.retry_after;
-        if (s->out.retry_after > after)
-            after = s->out.retry_after;
-        r->outcome = QUEUE_RETRY;
-        r->retry_at = time_now() + after;
-        r->bounced = bounced;
-        return;
-    }
-    case POLICY_NEXT_CHANNEL:
-        if (delivery_move_on(s, remaining, n, s->failure.next_channel, r) == 0) {
-            r->bounced = bounced;
-            return;
-        }
-        break;
-    case POLICY_FAIL:
-        break;
-    }
-    r->outcome = bounced ? QUEUE_BOUNCED : QUEUE_FAILED;
+                                  chain.list, chain.n, &s->failure);
+    apply_failure(&s->failure, s->out.retry_after, &chain, time_now(), &s->step);
+    delivery_step(s, s->out.signal == OUTCOME_SIGNAL_HARD_BOUNCE, r);
 }
 
 /* A channel not attempted (the driver's skip, e.g. a suppressed address):
- * the next channel of the chain takes its place at once, as a channel the
- * decision left out would have; with none left the message is skipped for
- * the same reason. The rules are not asked: nothing failed. */
+ * apply_skip moves the message on, or skips it for the same reason. */
 static void delivery_on_skip(delivery_slot_t *s, queue_result_t *r)
 {
-    char names[POLICY_MAX_CHANNELS][12];
-    const char *remaining[POLICY_MAX_CHANNELS];
-    int n = delivery_remaining(&s->job, names, remaining);
+    apply_chain_t chain;
+    apply_chain_parse(s->job.fallback_json, &chain);
     r->skip_reason = s->out.skip_reason;
-    s->failure.action = POLICY_NEXT_CHANNEL;
-    snprintf(s->failure.reason, sizeof s->failure.reason, "%s", s->out.skip_reason);
-    if (n > 0) {
-        /* r keeps pointing at the slot's copy, not at names */
-        snprintf(s->failure.next_channel, sizeof s->failure.next_channel, "%s", remaining[0]);
-        if (delivery_move_on(s, remaining, n, s->failure.next_channel, r) == 0)
-            return;
+    apply_skip(s->out.skip_reason, &chain, time_now(), &s->failure, &s->step);
+    if (s->step.action == POLICY_FAIL) {
+        r->outcome = QUEUE_SKIPPED;
+        return;
     }
-    s->failure.action = POLICY_FAIL;
-    r->outcome = QUEUE_SKIPPED;
+    delivery_step(s, 0, r);
 }
 
 /* The first half of an attempt: everything up to the provider call, which

@@ -5,6 +5,7 @@
 #include "driver/driver.h"
 #include "engine/prefs.h"
 #include "policy/policy.h"
+#include "policy/apply.h"
 #include "policy/runtime.h"
 #include "queue/queue.h"
 #include "store/audit.h"
@@ -208,16 +209,8 @@ static int intake_compose(intake_writer_t *w, const intake_job_t *job, const pol
         prt_decide(w->policy, &msg, pc, time_now(), pending, d);
     else
         policy_builtin_decide(&msg, pc, time_now(), d);
-    /* A digest carries its members' words, not their files: a message with
-     * an attachment (the blueprint PDF) goes on its own. */
-    if (d->batch_key[0] && msg.has_attachment)
-        d->batch_key[0] = '\0';
-    /* A digest is an email (its only template): rules that would batch a
-     * message whose first channel is another send it on its own instead. */
-    if (d->batch_key[0] && strcmp(d->primary, CH_NAME_EMAIL) != 0)
-        d->batch_key[0] = '\0';
-    dr->batched =
-        d->batch_key[0] != '\0' && d->primary[0] != '\0' && strcmp(d->status, "skipped") != 0;
+    /* no attachment in a digest, and a digest is an email */
+    dr->batched = apply_batch_guard(d, msg.has_attachment);
 
     store_comm_new_t *c = &dr->c;
     if (cry_uuid4(c->id) != 0)
@@ -254,6 +247,7 @@ static int intake_digest_join(PGconn *conn, intake_draft_t *dr, char *err, size_
         .window_seconds = dr->d.batch_window,
         .max_size = dr->d.batch_max,
         .send_at = dr->d.send_at,
+        .due = apply_digest_due,
     };
     if (cry_uuid4(j.digest_id) != 0) {
         snprintf(err, errlen, "cannot make a digest id");

@@ -2,6 +2,7 @@
 #include "store/private.h"
 
 #include "store/db.h"
+#include "util/timefmt.h"
 #include "util/base64.h"
 #include "util/buf.h"
 #include "util/json_text.h"
@@ -965,27 +966,34 @@ int store_digest_pending(PGconn *conn, const char *client_id, int *count, double
     return 0;
 }
 
-/* Joins the open digest, if there is one with room. A full digest becomes
- * due (not before its first member's send time) and leaves the open-digest
- * index in the same statement. $1 client, $2 key. */
+/* The open digest with room, locked until the caller's transaction ends:
+ * a second writer waits here and then sees the size the first one left.
+ * $1 client, $2 key. */
+static const char store_sql_digest_find[] =
+    "SELECT id, batch_size, batch_max, extract(epoch FROM send_at) FROM communications"
+    " WHERE client_id = $1::uuid AND batch_key = $2 AND message_type = 'digest'"
+    " AND status = 'pending' AND batch_size < batch_max FOR UPDATE";
+
+/* Counts one more member of the locked digest; a full one becomes due and
+ * leaves the open-digest index in the same statement. $1 id, $2 size,
+ * $3 full, $4 due. */
 static const char store_sql_digest_add[] =
-    "WITH d AS (UPDATE communications SET batch_size = batch_size + 1,"
-    "  status = CASE WHEN batch_size + 1 >= batch_max THEN 'queued' ELSE status END,"
-    "  next_attempt_at = CASE WHEN batch_size + 1 >= batch_max"
-    "   THEN GREATEST(now(), send_at) ELSE next_attempt_at END,"
+    "WITH d AS (UPDATE communications SET batch_size = $2::int,"
+    "  status = CASE WHEN $3::boolean THEN 'queued' ELSE status END,"
+    "  next_attempt_at = CASE WHEN $3::boolean THEN to_timestamp($4::float8)"
+    "   ELSE next_attempt_at END,"
     "  updated_at = now()"
-    "  WHERE client_id = $1::uuid AND batch_key = $2 AND message_type = 'digest'"
-    "  AND status = 'pending' AND batch_size < batch_max"
+    "  WHERE id = $1::uuid"
     "  RETURNING id, batch_size, status, channel),"
     " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"
     "  channel, attempt, provider_response)"
     "  SELECT d.id, 'queued', 'queued', d.channel, 0,"
     "  jsonb_build_object('reason', 'digest full', 'members', d.batch_size)"
     "  FROM d WHERE d.status = 'queued')"
-    " SELECT id, batch_size FROM d";
+    " SELECT id FROM d";
 
 /* Opens a digest with its first member counted. send_at is the first
- * member's send time; it goes window seconds later unless it fills up.
+ * member's send time; $9 says when it goes, $10 whether it is full already.
  * $1 id, $2 plan, $3 client, $4 channel, $5 key, $6 send_at, $7 window,
  * $8 max. */
 static const char store_sql_digest_open[] =
@@ -993,11 +1001,9 @@ static const char store_sql_digest_open[] =
     "  channel, status, priority, context, send_at, next_attempt_at, batch_key, batch_size,"
     "  batch_max)"
     "  VALUES ($1::uuid, $2::uuid, $3::uuid, 'digest', 'low', $4,"
-    "  CASE WHEN $8::int <= 1 THEN 'queued' ELSE 'pending' END, 3,"
+    "  CASE WHEN $10::boolean THEN 'queued' ELSE 'pending' END, 3,"
     "  jsonb_build_object('batch_key', $5::text), to_timestamp($6::float8),"
-    "  CASE WHEN $8::int <= 1 THEN GREATEST(now(), to_timestamp($6::float8))"
-    "   ELSE to_timestamp($6::float8) + make_interval(secs => $7::int) END,"
-    "  $5, 1, $8::int)"
+    "  to_timestamp($9::float8), $5, 1, $8::int)"
     "  ON CONFLICT (client_id, batch_key) WHERE message_type = 'digest' AND status = 'pending'"
     "  DO NOTHING RETURNING id, status),"
     " ev AS (INSERT INTO delivery_events (communication_id, event_type, delivery_status,"
@@ -1007,36 +1013,67 @@ static const char store_sql_digest_open[] =
     "   'max_size', $8::int) FROM d)"
     " SELECT id FROM d";
 
+/* Adds the member to the locked open digest of r (the find statement's
+ * row). 1 joined, -1 with err. */
+static int store_digest_add(PGconn *conn, store_digest_join_t *j, PGresult *found, char *err,
+                            size_t errlen)
+{
+    char id[37];
+    snprintf(id, sizeof id, "%s", PQgetvalue(found, 0, 0));
+    int size = atoi(PQgetvalue(found, 0, 1)) + 1;
+    int max = atoi(PQgetvalue(found, 0, 2));
+    double first = strtod(PQgetvalue(found, 0, 3), NULL);
+    double due = 0;
+    int full = j->due(first, j->window_seconds, size, max, time_now(), &due);
+    char size_s[16], due_s[64];
+    snprintf(size_s, sizeof size_s, "%d", size);
+    snprintf(due_s, sizeof due_s, "%.6f", due);
+    const char *p[] = {id, size_s, full ? "true" : "false", due_s};
+    PGresult *r = db_query(conn, store_sql_digest_add, 4, p, err, errlen);
+    if (!r)
+        return -1;
+    int ok = PQntuples(r) == 1;
+    PQclear(r);
+    if (!ok)
+        return store_fail(err, errlen, "digest join: the locked digest is gone", NULL);
+    snprintf(j->digest_id, sizeof j->digest_id, "%s", id);
+    j->size = size;
+    return 1;
+}
+
 int store_digest_join(PGconn *conn, store_digest_join_t *j, char *err, size_t errlen)
 {
     j->size = 0;
     j->opened = 0;
     if (!val_uuid(j->client_id) || !val_uuid(j->plan_id) || !val_uuid(j->digest_id) ||
         !j->batch_key || !j->batch_key[0] || !j->channel || j->window_seconds < 1 ||
-        j->max_size < 1)
+        j->max_size < 1 || !j->due)
         return store_fail(err, errlen, "digest join: bad arguments", NULL);
-    char send_at[64], window[16], max[16];
+    char send_at[64], window[16], max[16], due_s[64];
     snprintf(send_at, sizeof send_at, "%.6f", j->send_at);
     snprintf(window, sizeof window, "%d", j->window_seconds);
     snprintf(max, sizeof max, "%d", j->max_size);
+    double due = 0;
+    int full = j->due(j->send_at, j->window_seconds, 1, j->max_size, time_now(), &due);
+    snprintf(due_s, sizeof due_s, "%.6f", due);
     /* Each statement sees what committed before it: the open digest can be
      * claimed or filled between the two, and opened by someone else between
      * a miss and our insert. Both are rare and settle on the next try. */
     for (int tries = 0; tries < 4; tries++) {
-        const char *add[] = {j->client_id, j->batch_key};
-        PGresult *r = db_query(conn, store_sql_digest_add, 2, add, err, errlen);
+        const char *find[] = {j->client_id, j->batch_key};
+        PGresult *r = db_query(conn, store_sql_digest_find, 2, find, err, errlen);
         if (!r)
             return -1;
         if (PQntuples(r) == 1) {
-            snprintf(j->digest_id, sizeof j->digest_id, "%s", PQgetvalue(r, 0, 0));
-            j->size = atoi(PQgetvalue(r, 0, 1));
+            int rc = store_digest_add(conn, j, r, err, errlen);
             PQclear(r);
-            return 0;
+            return rc < 0 ? -1 : 0;
         }
         PQclear(r);
-        const char *open[] = {j->digest_id, j->plan_id, j->client_id, j->channel,
-                              j->batch_key, send_at,    window,       max};
-        r = db_query(conn, store_sql_digest_open, 8, open, err, errlen);
+        const char *open[] = {
+            j->digest_id, j->plan_id, j->client_id, j->channel, j->batch_key,
+            send_at,      window,     max,          due_s,      full ? "true" : "false"};
+        r = db_query(conn, store_sql_digest_open, 10, open, err, errlen);
         if (!r)
             return -1;
         int made = PQntuples(r) == 1;

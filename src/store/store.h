@@ -187,11 +187,16 @@ typedef struct store_digest_join {
     char digest_id[37];  /* in: a fresh id for a new digest; out: the digest joined */
     int size;            /* out: members with this one */
     int opened;          /* out: 1 when a new digest was opened */
+    /* When a digest of size members goes (policy/apply.h's apply_digest_due,
+     * the rule the simulator follows too): 1 with *due when it is full. */
+    int (*due)(double first_send_at, int window_seconds, int size, int max_size, double now,
+               double *due);
 } store_digest_join_t;
 
 /* Adds one member to the client's open digest for the key, opening one when
  * there is none (the row the member's batch_id then names). A digest that
- * becomes full is due at once and closes (the next member opens a new one).
+ * becomes full (j->due says when) is due then and closes (the next member
+ * opens a new one).
  * Runs in the caller's transaction and holds the digest's row lock until it
  * ends, so that no worker claims a digest whose member is not committed yet;
  * two writers opening the same digest meet on its unique index and one

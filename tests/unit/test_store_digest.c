@@ -10,6 +10,7 @@
 
 #include "crypto/crypto.h"
 #include "queue/queue.h"
+#include "policy/apply.h"
 #include "store/store.h"
 #include "util/base64.h"
 
@@ -94,6 +95,7 @@ static void fill_join(store_digest_join_t *j, const char *client, const char *pl
     j->window_seconds = 300;
     j->max_size = 3;
     j->send_at = (double)time(NULL);
+    j->due = apply_digest_due;
     assert_int_equal(cry_uuid4(j->digest_id), 0);
 }
 
