@@ -23,7 +23,7 @@ http template store ratelimit circuit metrics webhook
 request
 queue policy transport prefcache
 driver
-engine app
+engine app sim
 api
 cli
 main

@@ -26,6 +26,8 @@ static void main_usage(FILE *f)
                "  rules test [DIR]                      run the policy cases in rules/tests\n"
                "  rules dry-run --request FILE [--client FILE] [--now ISO-8601] [--rules DIR]\n"
                "                                        show what the rules decide, send nothing\n"
+               "  simulate SCENARIO [--json]            play a client's days through the rules\n"
+               "  simulate test DIR                     play every scenario, check expectations\n"
                "  version                               print the version\n"
                "\n"
                "Every command takes --help and --config FILE. Settings come from the\n"
@@ -39,9 +41,9 @@ static const struct {
     const char *name;
     main_cmd_fn fn;
 } main_cmds[] = {
-    {"serve", cmd_serve},         {"migrate", cmd_migrate}, {"purge", cmd_purge},
-    {"templates", cmd_templates}, {"rules", cmd_rules},     {"keys", cmd_keys},
-    {"dkim", cmd_dkim},
+    {"serve", cmd_serve},         {"migrate", cmd_migrate},   {"purge", cmd_purge},
+    {"templates", cmd_templates}, {"rules", cmd_rules},       {"keys", cmd_keys},
+    {"dkim", cmd_dkim},           {"simulate", cmd_simulate},
 };
 
 int main(int argc, char **argv)

@@ -24,6 +24,10 @@ int cmd_keys(int argc, char **argv, cfg_t *cfg);
  * key settings are given. */
 int keys_from_cfg(const cfg_t *cfg, cry_keys_t *keys, char *err, size_t errlen);
 
+/* crier simulate SCENARIO [--rules DIR] [--templates DIR] [--json]
+ *              | test DIR [--rules DIR] [--templates DIR] */
+int cmd_simulate(int argc, char **argv, cfg_t *cfg);
+
 /* crier purge [--dry-run] [--batch N] */
 int cmd_purge(int argc, char **argv, cfg_t *cfg);
 
