@@ -398,8 +398,8 @@ static void sim_request(sim_t *w, int ri, double now)
         sim_line(w, m, now, "decided (rules %.12s): skipped, %s", d->rules_version, d->skip_reason);
         return;
     }
-    sim_line(w, m, now, "decided (rules %.12s): %s then %s, %s %s", d->rules_version, d->primary,
-             m->fallback_json, d->urgency, batched ? "batched" : "send");
+    sim_line(w, m, now, "decided (rules %.12s): %s then %s, %s%s", d->rules_version, d->primary,
+             m->fallback_json, d->urgency, batched ? ", batched" : "");
     sim_line(w, m, now, "  send at %s%s", at,
              strcmp(d->status, "pending") == 0 ? " (pending)" : "");
     sim_trace(w, m, now);
@@ -660,15 +660,8 @@ static void sim_event(sim_t *w, const scenario_event_t *e, double now)
 
 /* ---- the clock ---------------------------------------------------------- */
 
-static int sim_cmp_at(const double *a, int ia, const double *b, int ib)
-{
-    if (*a != *b)
-        return *a < *b ? -1 : 1;
-    return ia < ib ? -1 : ia > ib;
-}
-
-/* Sorted indices of n entries whose times are at(i), ties by index. */
-static int *sim_order(int n, const void *base, size_t size)
+/* The indices 0..n) sorted by times[i], ties by index. */
+static int *sim_order(int n, const double *times)
 {
     int *ix = malloc((size_t)(n > 0 ? n : 1) * sizeof *ix);
     if (!ix)
@@ -678,14 +671,26 @@ static int *sim_order(int n, const void *base, size_t size)
     /* insertion sort: scenarios are small and mostly in order already */
     for (int i = 1; i < n; i++) {
         int k = ix[i], j = i - 1;
-        const double *tk = (const double *)((const char *)base + (size_t)k * size);
-        while (j >= 0 && sim_cmp_at((const double *)((const char *)base + (size_t)ix[j] * size),
-                                    ix[j], tk, k) > 0) {
+        while (j >= 0 && times[ix[j]] > times[k]) {
             ix[j + 1] = ix[j];
             j--;
         }
         ix[j + 1] = k;
     }
+    return ix;
+}
+
+/* The order requests (events 0) or events (1) happen in. */
+static int *sim_order_of(const scenario_t *s, int events)
+{
+    int n = events ? s->n_events : s->n_requests;
+    double *t = malloc((size_t)(n > 0 ? n : 1) * sizeof *t);
+    if (!t)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        t[i] = events ? s->events[i].at : s->requests[i].at;
+    int *ix = sim_order(n, t);
+    free(t);
     return ix;
 }
 
@@ -698,9 +703,8 @@ int sim_run(const scenario_t *s, const sim_env_t *env, sim_result_t *out, char *
     w.client = s->client;
     w.circ = circ_new(env->cfg->circuit_probe_ms > 0 ? env->cfg->circuit_probe_ms : 60000);
     w.rule_uses = calloc((size_t)s->n_rules + 1, sizeof *w.rule_uses);
-    /* at() of requests and events: their first member is the time */
-    int *rq = sim_order(s->n_requests, &s->requests[0].at, sizeof s->requests[0]);
-    int *ev = sim_order(s->n_events, s->n_events ? &s->events[0].at : NULL, sizeof s->events[0]);
+    int *rq = sim_order_of(s, 0);
+    int *ev = sim_order_of(s, 1);
     if (!w.circ || !w.rule_uses || !rq || !ev) {
         circ_free(w.circ);
         free(w.rule_uses);
