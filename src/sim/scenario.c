@@ -343,19 +343,31 @@ static int scn_message_ref(scenario_t *s, const cJSON *o, const char *entry, int
     return 0;
 }
 
+/* Room for the list arr of at most max entries of size bytes each. 0 with
+ * *out (calloc'd, owned by s), or -1 with err. */
+static int scn_list(scenario_t *s, const cJSON *arr, const char *name, int max, size_t size,
+                    void **out, char *err, size_t errlen)
+{
+    int n = cJSON_GetArraySize(arr);
+    if (!cJSON_IsArray(arr) || n > max)
+        SCN_FAIL(s, err, errlen, name, "must be a list of at most %d entries", max);
+    *out = calloc((size_t)n + 1, size);
+    if (!*out)
+        SCN_FAIL(s, err, errlen, name, "out of memory");
+    return 0;
+}
+
 static int scn_rules(scenario_t *s, const cJSON *arr, char *err, size_t errlen)
 {
     static const char *const keys[] = {"channel", "result",  "from",  "until",
                                        "attempt", "message", "times", NULL};
-    int n = cJSON_GetArraySize(arr);
+    void *list = NULL;
     if (!arr)
         return 0;
-    if (!cJSON_IsArray(arr) || n > SCENARIO_MAX_RULES)
-        SCN_FAIL(s, err, errlen, "providers", "must be a list of at most %d behaviours",
-                 SCENARIO_MAX_RULES);
-    s->rules = calloc((size_t)n + 1, sizeof *s->rules);
-    if (!s->rules)
-        SCN_FAIL(s, err, errlen, "providers", "out of memory");
+    if (scn_list(s, arr, "providers", SCENARIO_MAX_RULES, sizeof *s->rules, &list, err, errlen) !=
+        0)
+        return -1;
+    s->rules = list;
     const cJSON *o;
     cJSON_ArrayForEach(o, arr)
     {
@@ -394,15 +406,12 @@ static int scn_events(scenario_t *s, const cJSON *arr, char *err, size_t errlen)
     static const char *const names[] = {"reply", "stop", "start", "click", "preferences"};
     static const char *const keys[] = {"at",     "event",  "channel", "message",
                                        "action", "client", NULL};
-    int n = cJSON_GetArraySize(arr);
+    void *list = NULL;
     if (!arr)
         return 0;
-    if (!cJSON_IsArray(arr) || n > SCENARIO_MAX_EVENTS)
-        SCN_FAIL(s, err, errlen, "events", "must be a list of at most %d events",
-                 SCENARIO_MAX_EVENTS);
-    s->events = calloc((size_t)n + 1, sizeof *s->events);
-    if (!s->events)
-        SCN_FAIL(s, err, errlen, "events", "out of memory");
+    if (scn_list(s, arr, "events", SCENARIO_MAX_EVENTS, sizeof *s->events, &list, err, errlen) != 0)
+        return -1;
+    s->events = list;
     const cJSON *o;
     cJSON_ArrayForEach(o, arr)
     {
@@ -495,15 +504,12 @@ static int scn_expect_message(scenario_t *s, const cJSON *o, scenario_expect_t *
 
 static int scn_expect(scenario_t *s, const cJSON *arr, char *err, size_t errlen)
 {
-    int n = cJSON_GetArraySize(arr);
+    void *list = NULL;
     if (!arr)
         return 0;
-    if (!cJSON_IsArray(arr) || n > SCENARIO_MAX_EXPECT)
-        SCN_FAIL(s, err, errlen, "expect", "must be a list of at most %d expectations",
-                 SCENARIO_MAX_EXPECT);
-    s->expect = calloc((size_t)n + 1, sizeof *s->expect);
-    if (!s->expect)
-        SCN_FAIL(s, err, errlen, "expect", "out of memory");
+    if (scn_list(s, arr, "expect", SCENARIO_MAX_EXPECT, sizeof *s->expect, &list, err, errlen) != 0)
+        return -1;
+    s->expect = list;
     const cJSON *o;
     cJSON_ArrayForEach(o, arr)
     {

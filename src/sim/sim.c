@@ -440,6 +440,17 @@ static void sim_members(sim_t *w, sim_msg_t *m, double now)
     }
 }
 
+/* The message goes on at st's time on st's channel, with the chain after it
+ * (the queue's move: its per-channel count starts again). */
+static void sim_move(sim_msg_t *m, const apply_step_t *st)
+{
+    snprintf(m->channel, sizeof m->channel, "%s", st->channel);
+    snprintf(m->fallback_json, sizeof m->fallback_json, "%s", st->fallback_json);
+    snprintf(m->status, sizeof m->status, "queued");
+    m->channel_attempt = 0;
+    m->due = st->at;
+}
+
 /* Acts on the rules' answer to a failure, as the delivery worker does. */
 static void sim_after_failure(sim_t *w, sim_msg_t *m, const sim_outcome_t *o, double now)
 {
@@ -461,11 +472,7 @@ static void sim_after_failure(sim_t *w, sim_msg_t *m, const sim_outcome_t *o, do
         return;
     case POLICY_NEXT_CHANNEL:
         sim_line(w, m, now, "  rules: next channel %s (%s)", st.channel, f.reason);
-        snprintf(m->channel, sizeof m->channel, "%s", st.channel);
-        snprintf(m->fallback_json, sizeof m->fallback_json, "%s", st.fallback_json);
-        snprintf(m->status, sizeof m->status, "queued");
-        m->channel_attempt = 0;
-        m->due = st.at;
+        sim_move(m, &st);
         return;
     case POLICY_FAIL:
         break;
@@ -543,11 +550,7 @@ static void sim_attempt(sim_t *w, sim_msg_t *m, double now)
             return;
         }
         sim_line(w, m, now, "  next channel %s", st.channel);
-        snprintf(m->channel, sizeof m->channel, "%s", st.channel);
-        snprintf(m->fallback_json, sizeof m->fallback_json, "%s", st.fallback_json);
-        snprintf(m->status, sizeof m->status, "queued");
-        m->channel_attempt = 0;
-        m->due = st.at;
+        sim_move(m, &st);
         return;
     }
     sim_line(w, m, now, "attempt %d: %s failed, %s: %s", m->attempts, m->channel,
