@@ -489,3 +489,66 @@ void cfg_register_secrets(const cfg_t *c)
     }
     free(copy);
 }
+
+/* A URL's password hidden: "scheme://user:secret@host" -> "scheme://user:***@host". */
+static void cfg_mask_url(const char *url, char *out, size_t outlen)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+    if (!at || !colon || colon > at) {
+        snprintf(out, outlen, "%s", url);
+        return;
+    }
+    snprintf(out, outlen, "%.*s:***%s", (int)(colon - url), url, at);
+}
+
+void cfg_each(const cfg_t *c, cfg_each_fn fn, void *cls)
+{
+    const char *base = (const char *)c;
+    for (size_t i = 0; i < CFG_NKEYS; i++) {
+        const cfg_key_t *k = &cfg_keys[i];
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(cfg_keys[j].env, k->env) == 0;
+        if (seen)
+            continue; /* CRIER_TRANSPORT fills three rows */
+        char text[1024];
+        int secret = k->file_key == NULL;
+        switch (k->kind) {
+        case CFG_STR:
+        case CFG_TRANSPORT:
+        case CFG_LEVEL: {
+            const char *v = *(char *const *)(base + k->offset);
+            if (secret)
+                snprintf(text, sizeof text, "%s", v && v[0] ? "set" : "unset");
+            else if (strstr(k->env, "_URL"))
+                cfg_mask_url(v ? v : "", text, sizeof text);
+            else
+                snprintf(text, sizeof text, "%s", v ? v : "");
+            break;
+        }
+        case CFG_INT:
+            snprintf(text, sizeof text, "%d", *(const int *)(base + k->offset));
+            break;
+        case CFG_SIZE:
+            snprintf(text, sizeof text, "%zu", *(const size_t *)(base + k->offset));
+            break;
+        case CFG_RATE: {
+            const cfg_rate_t *r = (const cfg_rate_t *)(base + k->offset);
+            if (r->rate_per_s <= 0)
+                snprintf(text, sizeof text, "off");
+            else
+                snprintf(text, sizeof text, "%g/s,%d", r->rate_per_s, r->burst);
+            break;
+        }
+        case CFG_ONOFF:
+            snprintf(text, sizeof text, "%s", *(const int *)(base + k->offset) ? "on" : "off");
+            break;
+        case CFG_TLS:
+            snprintf(text, sizeof text, "%s", c->smtp_tls_required ? "required" : "off");
+            break;
+        }
+        fn(cls, k->env, text, secret);
+    }
+}

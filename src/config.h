@@ -112,4 +112,11 @@ void cfg_free(cfg_t *c);
 /* Registers every non-empty secret of c with the log's redactor. */
 void cfg_register_secrets(const cfg_t *c);
 
+/* Calls fn once per setting, in the order of the settings table, with its
+ * environment name and its value as `crier config check` shows it: a
+ * secret as "set" or "unset", the password of a URL as "***", never a
+ * secret's text. */
+typedef void (*cfg_each_fn)(void *cls, const char *env, const char *value, int secret);
+void cfg_each(const cfg_t *c, cfg_each_fn fn, void *cls);
+
 #endif

@@ -28,6 +28,7 @@ static void main_usage(FILE *f)
                "                                        show what the rules decide, send nothing\n"
                "  simulate SCENARIO [--json]            play a client's days through the rules\n"
                "  simulate test DIR                     play every scenario, check expectations\n"
+               "  config check [--offline]              print the settings, check what they name\n"
                "  version                               print the version\n"
                "\n"
                "Every command takes --help and --config FILE. Settings come from the\n"
@@ -43,7 +44,7 @@ static const struct {
 } main_cmds[] = {
     {"serve", cmd_serve},         {"migrate", cmd_migrate},   {"purge", cmd_purge},
     {"templates", cmd_templates}, {"rules", cmd_rules},       {"keys", cmd_keys},
-    {"dkim", cmd_dkim},           {"simulate", cmd_simulate},
+    {"dkim", cmd_dkim},           {"simulate", cmd_simulate}, {"config", cmd_config},
 };
 
 int main(int argc, char **argv)

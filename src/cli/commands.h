@@ -28,6 +28,9 @@ int keys_from_cfg(const cfg_t *cfg, cry_keys_t *keys, char *err, size_t errlen);
  *              | test DIR [--rules DIR] [--templates DIR] */
 int cmd_simulate(int argc, char **argv, cfg_t *cfg);
 
+/* crier config check [--offline] */
+int cmd_config(int argc, char **argv, cfg_t *cfg);
+
 /* crier purge [--dry-run] [--batch N] */
 int cmd_purge(int argc, char **argv, cfg_t *cfg);
 
