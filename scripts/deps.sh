@@ -7,7 +7,8 @@ set -euo pipefail
 
 # Build and unit tests.
 pkgs=(build-essential cmake pkg-config liblua5.4-dev libpq-dev libhiredis-dev
-      libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libssl-dev libcmocka-dev)
+      libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev libssl-dev libcmocka-dev
+      libsystemd-dev)
 # Services the integration tests, the demo and the benchmarks start privately.
 pkgs+=(postgresql postgresql-client postgresql-contrib redis-server)
 # Integration tests run under Debian's /usr/bin/python3 with these modules.

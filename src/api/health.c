@@ -27,6 +27,10 @@ void api_readyz(const http_req_t *rq, http_answer_t *out)
                          strdup("{\"status\":\"unavailable\",\"database\":\"unreachable\"}"));
         return;
     }
+    if (atomic_load(&app->stopping)) {
+        http_answer_json(out, 503, strdup("{\"status\":\"stopping\"}"));
+        return;
+    }
     char why[640];
     if (!app->rules || !prt_degraded(app->rules, why, sizeof why)) {
         http_answer_json(out, 200, strdup("{\"status\":\"ready\",\"policy\":\"ok\"}"));

@@ -15,12 +15,14 @@
 #include "store/rotate.h"
 #include "transport/transport.h"
 #include "util/log.h"
+#include "util/sdnotify.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static void serve_usage(FILE *f)
 {
@@ -273,10 +275,22 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
              "transport_sms", cfg->transport_sms, "transport_whatsapp", cfg->transport_whatsapp,
              "workers", workers, "version", CRIER_VERSION, NULL);
 
+    sdnotify_ready("serving");
+    long alive_ms = sdnotify_alive_every_ms();
     for (;;) {
         int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        if (alive_ms > 0) {
+            /* the watchdog hears from this loop, which a stuck process
+             * does not reach */
+            struct timespec wait = {alive_ms / 1000, (alive_ms % 1000) * 1000000L};
+            sig = sigtimedwait(&set, NULL, &wait);
+            if (sig < 0) {
+                sdnotify_alive();
+                continue;
+            }
+        } else if (sigwait(&set, &sig) != 0) {
             continue;
+        }
         if (sig == SIGHUP) {
             log_info("serve", "sighup", "action", "reloading rules and templates", NULL);
             prt_reload(app.rules);
@@ -287,6 +301,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
         break;
     }
     atomic_store(&app.stopping, 1);
+    sdnotify_stopping("draining: finishing the messages in flight");
 
 out:
     /* Order matters: the server stops accepting and waits until the intake
