@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# services.sh start|stop|status|env|clean DIR
+# services.sh start|stop|status|env|clean|pg-stop|pg-start DIR
 #
 # A private PostgreSQL cluster and a private Redis owned by a build tree, for
 # the tests, the demo and the benchmarks. Both listen on 127.0.0.1 only, on
@@ -10,6 +10,9 @@
 #   stop    stop both; a no-op when stopped
 #   status  exit 0 when both are running
 #   clean   stop both and delete their data (and the mktemp directory below)
+#   pg-stop, pg-start
+#           stop or start PostgreSQL alone, on the same port (a fault test's
+#           database restart)
 #   env     print `export` lines for CRIER_TEST_DATABASE_URL and
 #           CRIER_TEST_REDIS_URL (the cluster's superuser role is `crier`,
 #           trusted on 127.0.0.1 only)
@@ -21,7 +24,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 start|stop|status|env|clean DIR" >&2
+    echo "usage: $0 start|stop|status|env|clean|pg-stop|pg-start DIR" >&2
     exit 2
 }
 
@@ -142,6 +145,10 @@ log_min_messages = warning
 EOF
     fi
     port=$(free_port)
+    # a restart of the database alone comes back where its clients look
+    if [ "${PG_KEEP_PORT:-0}" = 1 ] && [ -s "$root/port" ]; then
+        port=$(cat "$root/port")
+    fi
     # A pid file left by a killed server is checked (and ignored when its
     # process is gone) by postgres itself.
     if ! as_pg "$bin/pg_ctl" -D "$root/data" -l "$root/server.log" -w -t 60 \
@@ -164,7 +171,9 @@ pg_stop() {
         as_pg "$(pg_bindir)/pg_ctl" status -D "$root/data" >/dev/null 2>&1; then
         as_pg "$(pg_bindir)/pg_ctl" -D "$root/data" -m fast -w -t 60 stop >/dev/null
     fi
-    rm -f "$root/port"
+    if [ "${PG_KEEP_PORT:-0}" != 1 ]; then
+        rm -f "$root/port"
+    fi
 }
 
 redis_pid() {
@@ -235,6 +244,12 @@ stop)
     ;;
 status)
     pg_running && redis_running
+    ;;
+pg-stop)
+    PG_KEEP_PORT=1 pg_stop
+    ;;
+pg-start)
+    PG_KEEP_PORT=1 pg_start
     ;;
 env)
     print_env
