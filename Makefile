@@ -3,6 +3,8 @@
 #   make            build build/crier (optimised, with debug info)
 #   make asan       build build-asan/ with AddressSanitizer + UBSan
 #   make tsan       build build-tsan/ with ThreadSanitizer
+#   make deb        build the crier binary alone in build-deb/ (Release, prefix
+#                   /usr) and package it with CPack: prints the .deb's path
 #   make check      install what is missing, check the layers, lint, build
 #                   all three, start private services, lint the OpenAPI
 #                   file, run every test in build/ and build-asan/ and the
@@ -22,13 +24,14 @@
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 TSAN_DIR ?= build-tsan
+DEB_DIR ?= build-deb
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 CMAKE ?= cmake
 
 C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
 
-.PHONY: all build asan tsan layers check demo bench-p2 bench-p3 bench-p5 format lint clean
+.PHONY: all build asan tsan deb layers check demo bench-p2 bench-p3 bench-p5 format lint clean
 
 all: build
 
@@ -49,6 +52,16 @@ tsan:
 		$(CMAKE) -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRIER_SANITIZE=thread; \
 	fi
 	$(CMAKE) --build $(TSAN_DIR) -j$(JOBS)
+
+# Only the binary is built: the install step does not wait for the tests.
+deb:
+	@if [ ! -f $(DEB_DIR)/CMakeCache.txt ]; then \
+		$(CMAKE) -S . -B $(DEB_DIR) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+			-DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON; \
+	fi
+	$(CMAKE) --build $(DEB_DIR) -j$(JOBS) --target crier
+	cd $(DEB_DIR) && cpack -G DEB
+	@ls $(CURDIR)/$(DEB_DIR)/crier_*.deb
 
 layers:
 	@scripts/layers.sh
@@ -82,4 +95,4 @@ clean:
 	@for d in $(BUILD_DIR)/services $(BUILD_DIR)/demo/services $(BUILD_DIR)/bench/services; do \
 		if [ -d $$d ]; then scripts/services.sh clean $$d; fi; \
 	done
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(DEB_DIR)

@@ -19,6 +19,9 @@ pkgs+=(python3-dkim)
 pkgs+=(chromium)
 # Benchmarks, time zone data for the policy tests, HTTP probes.
 pkgs+=(wrk tzdata curl)
+# make deb and its test: CPack's DEB generator (dpkg-deb, dpkg-shlibdeps for
+# the dependencies, fakeroot) and lintian on the package.
+pkgs+=(dpkg-dev fakeroot lintian)
 
 missing=()
 for p in "${pkgs[@]}"; do
