@@ -34,6 +34,9 @@ TOOLS_DIR=$BUILD_DIR/tools
 # Node.js 20.19 or later.
 REDOCLY_VERSION=1.34.5
 JOBS=${JOBS:-2}
+# Tests in flight at once: most of a test's time is waiting on a server, a
+# provider stub or a retry, so one more than the cores keeps both busy.
+TEST_JOBS=${TEST_JOBS:-3}
 
 failed=()
 
@@ -147,7 +150,7 @@ run_ctest() {
     local dir=$1 out=$2
     shift 2
     say "ctest in $dir/ $*"
-    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$JOBS" "$@" 2>&1 | tee "$out"
+    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$TEST_JOBS" "$@" 2>&1 | tee "$out"
     return "${PIPESTATUS[0]}"
 }
 
