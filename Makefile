@@ -17,21 +17,29 @@
 #                   (P5_ARGS="--seconds 1 --only lua" passes options)
 #   make format     clang-format -i on src/ and tests/
 #   make layers     check that every #include points down (scripts/layers.sh)
-#   make lint       clang-format check + cppcheck on src/ (the log API's NULL
-#                   sentinels are fine on the platforms crier targets)
+#   make fuzz       build build-fuzz/ with clang (libFuzzer + ASan + UBSan) and
+#                   run each harness of tests/fuzz/ for FUZZ_SECONDS (60) on a
+#                   copy of its seed corpus; fails when one crashed
+#                   (scripts/fuzz.sh; make check runs it with FUZZ_SECONDS=2
+#                   as a smoke test)
+#   make lint       clang-format check + cppcheck on src/ and tests/fuzz/ (the
+#                   log API's NULL sentinels are fine on the platforms crier
+#                   targets)
 #   make clean      remove the build trees
 
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 TSAN_DIR ?= build-tsan
 DEB_DIR ?= build-deb
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= 2
 CMAKE ?= cmake
 
 C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
 
-.PHONY: all build asan tsan deb layers check demo bench-p2 bench-p3 bench-p5 format lint clean
+.PHONY: all build asan tsan deb fuzz layers check demo bench-p2 bench-p3 bench-p5 format lint clean
 
 all: build
 
@@ -62,6 +70,8 @@ deb:
 	$(CMAKE) --build $(DEB_DIR) -j$(JOBS) --target crier
 	cd $(DEB_DIR) && cpack -G DEB
 	@ls $(CURDIR)/$(DEB_DIR)/crier_*.deb
+fuzz:
+	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) scripts/fuzz.sh
 
 layers:
 	@scripts/layers.sh
@@ -89,10 +99,10 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 		--inline-suppr --suppress=missingIncludeSystem \
 		--suppress=varFuncNullUB -D_POSIX_C_SOURCE=200809L \
-		-DCRIER_VERSION='"0"' -I src src
+		-DCRIER_VERSION='"0"' -I src src tests/fuzz
 
 clean:
 	@for d in $(BUILD_DIR)/services $(BUILD_DIR)/demo/services $(BUILD_DIR)/bench/services; do \
 		if [ -d $$d ]; then scripts/services.sh clean $$d; fi; \
 	done
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(DEB_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(DEB_DIR) $(FUZZ_DIR)

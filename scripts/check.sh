@@ -4,7 +4,9 @@
 #   1. install the Debian packages that are missing (scripts/deps.sh)
 #   2. check the layers (scripts/layers.sh) and lint the C (make lint)
 #   3. build build/ (optimised), build-asan/ (AddressSanitizer + UBSan) and
-#      build-tsan/ (ThreadSanitizer)
+#      build-tsan/ (ThreadSanitizer); build the fuzz harnesses in build-fuzz/
+#      with clang and run each for FUZZ_SECONDS (1) seconds on a copy of its
+#      seed corpus (scripts/fuzz.sh)
 #   4. start a private PostgreSQL and Redis under build/services
 #   5. lint docs/openapi.yaml with the Redocly CLI (installed into build/tools),
 #      and install the browser tests' playwright-core (tests/browser)
@@ -23,6 +25,10 @@ cd "$root" || exit 1
 BUILD_DIR=${BUILD_DIR:-build}
 ASAN_DIR=${ASAN_DIR:-build-asan}
 TSAN_DIR=${TSAN_DIR:-build-tsan}
+FUZZ_DIR=${FUZZ_DIR:-build-fuzz}
+# A smoke run: long enough to run every seed and some thousands of mutations
+# each, short enough to keep the whole check under its time budget.
+FUZZ_SECONDS=${FUZZ_SECONDS:-1}
 # What the ThreadSanitizer build runs: every unit test, and the integration
 # tests where threads meet (two processes and their worker threads, the
 # intake pipeline, rule runners under load, the shared rate limit, the HTTP
@@ -77,6 +83,12 @@ say "building $ASAN_DIR/"
 make --no-print-directory asan ASAN_DIR="$ASAN_DIR" JOBS="$JOBS" || die "build of $ASAN_DIR/"
 say "building $TSAN_DIR/"
 make --no-print-directory tsan TSAN_DIR="$TSAN_DIR" JOBS="$JOBS" || die "build of $TSAN_DIR/"
+
+say "fuzzing in $FUZZ_DIR/ (each harness for $FUZZ_SECONDS s)"
+fuzz_started=$(date +%s)
+make --no-print-directory fuzz FUZZ_DIR="$FUZZ_DIR" FUZZ_SECONDS="$FUZZ_SECONDS" JOBS="$JOBS" ||
+    fail "make fuzz (scripts/fuzz.sh)"
+say "fuzzing took $(($(date +%s) - fuzz_started)) s"
 
 say "starting PostgreSQL and Redis under $SERVICES_DIR/"
 trap 'scripts/services.sh stop "$SERVICES_DIR" || true' EXIT

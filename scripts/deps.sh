@@ -17,6 +17,8 @@ pkgs+=(python3 python3-aiosmtpd python3-yaml python3-jsonschema)
 pkgs+=(python3-dkim)
 # Pages crier serves are tested in a real browser (driven by playwright-core).
 pkgs+=(chromium)
+# The fuzz harnesses (make fuzz): clang and its libFuzzer runtime.
+pkgs+=(clang libclang-rt-14-dev)
 # Benchmarks, time zone data for the policy tests, HTTP probes.
 pkgs+=(wrk tzdata curl)
 # make deb and its test: CPack's DEB generator (dpkg-deb, dpkg-shlibdeps for

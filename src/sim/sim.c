@@ -61,6 +61,8 @@ int sim_final(const sim_msg_t *m)
 }
 
 static void sim_line(sim_t *w, sim_msg_t *m, double at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void sim_line(sim_t *w, sim_msg_t *m, double at, const char *fmt, ...)
 {
     if (m->n_lines == m->cap_lines) {
         int cap = m->cap_lines ? m->cap_lines * 2 : 8;
