@@ -367,10 +367,10 @@ def _stop_proc(proc):
 
 
 class SmtpSink:
-    """tests/support/smtp_sink.py on 127.0.0.1: a port chosen by the kernel,
-    each accepted message stored as a file in dir."""
+    """tests/support/smtp_sink.py on 127.0.0.1: a port chosen by the kernel
+    (or port, when given), each accepted message stored as a file in dir."""
 
-    def __init__(self, dir, extra_args=(), timeout=15.0):
+    def __init__(self, dir, extra_args=(), timeout=15.0, port=0):
         self.dir = dir
         os.makedirs(dir, exist_ok=True)
         script = os.path.join(source_dir(), "tests", "support", "smtp_sink.py")
@@ -378,7 +378,7 @@ class SmtpSink:
                                       os.path.basename(os.path.abspath(dir)) + ".sink.log")
         self._log = open(self._log_path, "wb")
         self.proc = subprocess.Popen(
-            ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
+            ["/usr/bin/python3", script, "--port", str(port), "--dir", dir] + list(extra_args),
             stdout=subprocess.PIPE, stderr=self._log, env=base_env())
         self.port = self._read_ready(timeout)
 
@@ -434,7 +434,7 @@ class ProviderStub:
         script = os.path.join(source_dir(), "tests", "support", "provider_stub.py")
         self._log = open(os.path.join(dir, "stub.log"), "wb")
         self.proc = subprocess.Popen(
-            ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
+            ["/usr/bin/python3", script, "--port", str(port), "--dir", dir] + list(extra_args),
             stdout=subprocess.PIPE, stderr=self._log, env=base_env())
         port, buf = _wait_ready(self.proc, timeout)
         if port is not None:
