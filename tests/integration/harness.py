@@ -434,7 +434,7 @@ class ProviderStub:
         script = os.path.join(source_dir(), "tests", "support", "provider_stub.py")
         self._log = open(os.path.join(dir, "stub.log"), "wb")
         self.proc = subprocess.Popen(
-            ["/usr/bin/python3", script, "--port", str(port), "--dir", dir] + list(extra_args),
+            ["/usr/bin/python3", script, "--port", "0", "--dir", dir] + list(extra_args),
             stdout=subprocess.PIPE, stderr=self._log, env=base_env())
         port, buf = _wait_ready(self.proc, timeout)
         if port is not None:
