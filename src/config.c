@@ -124,6 +124,9 @@ static const cfg_key_t cfg_keys[] = {
     /* serve purges once a day; 0 leaves it to `crier purge` (cron) */
     {"CRIER_PURGE_INTERVAL_S", "purge_interval_s", CFG_INT, S(purge_interval_s), "86400", 0,
      604800},
+    /* after SIGTERM, intake answers 503 and /readyz is false for this long
+     * before the listener closes, so a load balancer sees it and moves on */
+    {"CRIER_DRAIN_S", "drain_s", CFG_INT, S(drain_s), "2", 0, 300},
     /* CRIER_TRANSPORT sets every channel; each per-channel row after it wins. */
     {"CRIER_TRANSPORT", "transport", CFG_TRANSPORT, S(transport_sms), "sandbox", 0, 0},
     {"CRIER_TRANSPORT_SMS", "transport_sms", CFG_TRANSPORT, S(transport_sms), NULL, 0, 0},

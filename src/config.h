@@ -83,6 +83,7 @@ typedef struct cfg {
     char *callback_events;          /* CRIER_CALLBACK_EVENTS: "all" or a comma list of events */
     int retention_days;             /* CRIER_RETENTION_DAYS: the purge deletes what is older */
     int purge_interval_s;           /* CRIER_PURGE_INTERVAL_S: serve's purge period; 0 = none */
+    int drain_s;                    /* CRIER_DRAIN_S: 503s before the listener closes */
     /* SMS (Twilio) and WhatsApp (Cloud API) delivery */
     char *transport_sms;            /* CRIER_TRANSPORT_SMS (or CRIER_TRANSPORT): sandbox|live */
     char *transport_whatsapp;       /* CRIER_TRANSPORT_WHATSAPP (or CRIER_TRANSPORT) */

@@ -149,6 +149,13 @@ static void comms_created(void *cls, intake_result_t *res)
 void api_comm_create(const http_req_t *rq, http_answer_t *out)
 {
     const api_t *api = rq->ctx;
+    /* Draining after SIGTERM: a message taken now would wait for the next
+     * process; the caller can send it to another one at once. */
+    if (atomic_load(&api->app->stopping)) {
+        http_answer_error(out, 503, "service_unavailable",
+                          "this server is stopping; nothing was accepted, retry on another");
+        return;
+    }
     const char *key = http_req_header(rq, "Idempotency-Key");
     if (key && !req_idempotency_key_ok(key)) {
         http_answer_error(out, 422, "invalid_field",

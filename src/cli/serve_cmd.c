@@ -140,6 +140,35 @@ static int serve_prepare(app_t *app, cfg_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* The drain window after SIGTERM: the listener still answers, /readyz says
+ * "stopping" and intake 503, so a load balancer takes the server out before
+ * its connections are refused. It lasts drain_s seconds; a second SIGTERM or
+ * SIGINT ends it at once (the operator is in a hurry); SIGHUP is ignored. The
+ * watchdog keeps hearing from this thread meanwhile. */
+static void serve_drain_window(const sigset_t *set, int drain_s)
+{
+    if (drain_s <= 0)
+        return;
+    struct timespec now, end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += drain_s;
+    long alive_ms = sdnotify_alive_every_ms();
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left_ms =
+            (long)(end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+        if (left_ms <= 0)
+            return;
+        long step = alive_ms > 0 && alive_ms < left_ms ? alive_ms : left_ms;
+        struct timespec wait = {step / 1000, (step % 1000) * 1000000L};
+        int sig = sigtimedwait(set, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT)
+            return;
+        if (alive_ms > 0)
+            sdnotify_alive();
+    }
+}
+
 int cmd_serve(int argc, char **argv, cfg_t *cfg)
 {
     for (int i = 1; i < argc; i++) {
@@ -302,6 +331,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
     }
     atomic_store(&app.stopping, 1);
     sdnotify_stopping("draining: finishing the messages in flight");
+    serve_drain_window(&set, cfg->drain_s);
 
 out:
     /* Order matters: the server stops accepting and waits until the intake

@@ -559,6 +559,8 @@ class Crier:
             # thousand messages for ten hours; a test that is about the
             # rate sets its own.
             "CRIER_RATE_SMTP": "off",
+            # No load balancer to tell: stop at once (test_sigterm sets one).
+            "CRIER_DRAIN_S": "0",
         }
         config.update(env or {})
         self.env = base_env(config)

@@ -2,14 +2,18 @@
 
 * crier tells NOTIFY_SOCKET READY=1 once it serves and STOPPING=1 when a
   SIGTERM arrives, and answers WATCHDOG=1 at half the WATCHDOG_USEC pace;
+* for CRIER_DRAIN_S after a SIGTERM, POST /v1/communications answers 503
+  with a JSON error and /readyz 503 "stopping" (a load balancer's cue);
 * a SIGTERM while SMS sends are in flight (the provider takes a second per
   message) exits 0; every message is then sent or back in the queue, none
   is left claimed, and a second crier on the same database finishes the
   rest: each message reached the provider exactly once.
 """
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -20,7 +24,8 @@ N = 16
 
 
 class NotifySocket:
-    """A datagram socket that systemd would hold: what crier tells it."""
+    """A datagram socket that systemd would hold: what crier tells it. Read
+    all the time, as systemd does: a full queue would block the sender."""
 
     def __init__(self, path):
         self.path = path
@@ -28,19 +33,30 @@ class NotifySocket:
         self.sock.bind(path)
         self.sock.settimeout(0.2)
         self.seen = []
+        self.closing = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-    def wait_for(self, word, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(word in m for m in self.seen):
-                return True
+    def _read(self):
+        while not self.closing.is_set():
             try:
                 self.seen.append(self.sock.recv(4096).decode("utf-8", "replace"))
             except socket.timeout:
                 pass
-        return any(word in m for m in self.seen)
+            except OSError:
+                return
+
+    def wait_for(self, word, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(word in m for m in list(self.seen)):
+                return True
+            time.sleep(0.05)
+        return any(word in m for m in list(self.seen))
 
     def close(self):
+        self.closing.set()
+        self.reader.join(5)
         self.sock.close()
 
 
@@ -65,7 +81,7 @@ def test_sigterm_drains_and_nothing_is_lost_or_doubled(tmp):
                             ["--recipient-mode", SUFFIX + "=slow:1"]) as stub:
             env = h.live_env(stub, whatsapp=False, NOTIFY_SOCKET=note.path,
                              WATCHDOG_USEC="400000", WATCHDOG_PID=None,
-                             CRIER_WORKERS="2", CRIER_CLAIM_BATCH="4")
+                             CRIER_WORKERS="2", CRIER_CLAIM_BATCH="4", CRIER_DRAIN_S="3")
             env = {k: v for k, v in env.items() if v is not None}
             crier = h.Crier(db, os.path.join(tmp, "first"), env=env)
             assert note.wait_for("READY=1"), note.seen
@@ -77,9 +93,17 @@ def test_sigterm_drains_and_nothing_is_lost_or_doubled(tmp):
             h.wait_until(lambda: len(stub.requests("twilio")) >= 2, timeout=60,
                          what="the first sends")
             assert note.wait_for("WATCHDOG=1", timeout=10), note.seen
+            crier.proc.send_signal(signal.SIGTERM)
+            assert note.wait_for("STOPPING=1", timeout=5), note.seen
+            # the drain window: still answering, but not taking messages
+            status, _, js = crier.post_comm(sms_body(N + 1))
+            assert status == 503 and js.get("error", {}).get("code") == "service_unavailable", \
+                (status, js)
+            status, _, js = crier.request("GET", "/readyz", token=None)
+            assert status == 503 and js.get("status") == "stopping", (status, js)
+            crier.proc.wait(60)
             code = crier.stop(timeout=60)
             assert code == 0
-            assert note.wait_for("STOPPING=1", timeout=5), note.seen
             after_stop = statuses(db)
             print("after SIGTERM:", after_stop)
             # nothing is left claimed: sent, or back in the queue
