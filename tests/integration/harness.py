@@ -21,6 +21,10 @@ Environment (set by ctest, see tests/CMakeLists.txt, and by scripts/check.sh):
     CRIER_TEST_DATABASE_URL  a PostgreSQL superuser URL (scripts/services.sh env)
     CRIER_TEST_REDIS_URL     a private Redis (scripts/services.sh env)
     CRIER_TEST_KEEP          set to 1 to keep the databases and temporary folders
+    CRIER_TEST_LOG_DIR       where every crier serve log is copied at exit, beside
+                             what the test gave it that must never be logged (its
+                             secrets and its clients' emails and phones):
+                             tests/integration/log_scan.py reads them
 
 Stable API:
     env_db_url(), env_redis_url(), source_dir(), build_dir(), crier_bin()
@@ -63,6 +67,9 @@ Stable API:
     comm_body(i, name=None, email=None, message_type="welcome", ...) -> dict
     attachment(path, content_type="application/pdf") -> an "attachments" entry
     tempdir(name) -> path          a fresh folder, removed at exit unless CRIER_TEST_KEEP=1
+    watch(kind, value)             value ("secrets" or "pii") must be in no crier log;
+                                   Crier() and request() watch env secrets and the
+                                   clients' emails and phones themselves
     run(tests)                     runs each test(tmpdir), then summary()
     summary(passed, failed)        prints "N passed, N failed"; exits 1 on failures
 """
@@ -248,7 +255,101 @@ def drop_database(url):
         _created_databases.remove(url)
 
 
+# ------------------------------------------------- secrets and PII in logs
+#
+# Every crier a test starts is registered; at exit its log is copied into
+# CRIER_TEST_LOG_DIR with a manifest of what must not be in it: the secrets
+# in its environment and the emails and phones of the clients the test sent
+# (log_scan.py greps every log for every one). The provider stubs' and the
+# SMTP sink's records are not logs of crier's: they receive PII by design.
+
+_criers = []
+_watched = {"secrets": set(), "pii": set()}
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|_KEYS?$")
+_SHORTEST_WATCHED = 8  # shorter values would match by chance
+
+
+def watch(kind, value):
+    """Adds value to what must not appear in any crier log: kind is
+    "secrets" or "pii"."""
+    if isinstance(value, str) and len(value) >= _SHORTEST_WATCHED:
+        _watched[kind].add(value)
+
+
+def _watch_env(env):
+    for name, value in env.items():
+        if not isinstance(value, str) or not value:
+            continue
+        if name.endswith("_FILE") and "KEY" in name:
+            try:
+                with open(value, "r", encoding="ascii", errors="replace") as f:
+                    for line in f:
+                        if not line.startswith("-----"):
+                            watch("secrets", line.strip())
+            except OSError:
+                pass
+        elif _SECRET_NAME.search(name):
+            for part in re.split(r"[,;\s]+", value):
+                watch("secrets", part)
+                watch("secrets", part.split(":", 1)[-1])  # scope:token, kid:key
+        elif "://" in value:
+            watch("secrets", urllib.parse.urlsplit(value).password)
+    sid, token = env.get("TWILIO_ACCOUNT_SID"), env.get("TWILIO_AUTH_TOKEN")
+    if sid and token:  # the Authorization header's form
+        watch("secrets", base64.b64encode(("%s:%s" % (sid, token)).encode()).decode())
+
+
+_CONTACT = re.compile(r"[^@\s]+@[^@\s]+|(whatsapp:)?\+?[0-9]{8,15}")
+
+
+def _watch_contact(value):
+    """An email or a phone (not, say, a "from" time) is watched as PII."""
+    if _CONTACT.fullmatch(value):
+        watch("pii", value.replace("whatsapp:", ""))
+
+
+def _watch_body(body):
+    """The clients' emails and phones in a request body (a dict, or a form
+    or JSON byte string as the providers send it)."""
+    if isinstance(body, dict):
+        for k, v in body.items():
+            if k in ("email", "phone", "from", "wa_id") and isinstance(v, str):
+                _watch_contact(v)
+            else:
+                _watch_body(v)
+    elif isinstance(body, list):
+        for v in body:
+            _watch_body(v)
+    elif isinstance(body, (bytes, bytearray)):
+        text = body.decode("utf-8", "replace")
+        if text[:1] in ("{", "["):
+            try:
+                _watch_body(json.loads(text))
+            except ValueError:
+                pass
+        else:
+            for k, v in urllib.parse.parse_qsl(text):
+                if k == "From":
+                    _watch_contact(v)
+
+
+def _save_logs():
+    out = os.environ.get("CRIER_TEST_LOG_DIR")
+    if not out or not _criers:
+        return
+    os.makedirs(out, exist_ok=True)
+    stem = "%s-%d" % (os.path.splitext(os.path.basename(sys.argv[0]))[0], os.getpid())
+    for i, c in enumerate(_criers):
+        try:
+            shutil.copyfile(c.log_path, os.path.join(out, "%s-%d.log" % (stem, i)))
+        except OSError as e:
+            print("harness: could not keep %s: %s" % (c.log_path, e), file=sys.stderr)
+    with open(os.path.join(out, stem + ".watch.json"), "w", encoding="utf-8") as f:
+        json.dump({k: sorted(v) for k, v in _watched.items()}, f)
+
+
 def _cleanup():
+    _save_logs()
     if _keep():
         return
     for url in list(_created_databases):
@@ -564,6 +665,8 @@ class Crier:
         }
         config.update(env or {})
         self.env = base_env(config)
+        _watch_env(self.env)
+        _criers.append(self)
         self.log_path = os.path.join(tmpdir, "crier-%d.log" % self.port)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([crier_bin(), "serve"] + list(args), env=self.env,
@@ -599,6 +702,7 @@ class Crier:
         Returns (status, headers with lower-case names, parsed JSON or text)."""
         data = raw
         hdrs = {}
+        _watch_body(body if raw is None else raw)
         if body is not None and raw is None:
             data = json.dumps(body).encode("utf-8")
             hdrs["Content-Type"] = "application/json"
