@@ -15,6 +15,9 @@
 #   make bench-p3   intake benchmark: crier against pgbench (tests/bench/)
 #   make bench-p5   policy cost: the Lua rules against the same policy in C
 #                   (P5_ARGS="--seconds 1 --only lua" passes options)
+#   make coverage   build build-cov/ with gcov counters, run the whole suite in
+#                   it and print the line coverage of src/ (gcovr), naming
+#                   every file under 60 % (scripts/coverage.sh)
 #   make format     clang-format -i on src/ and tests/
 #   make layers     check that every #include points down (scripts/layers.sh)
 #   make fuzz       build build-fuzz/ with clang (libFuzzer + ASan + UBSan) and
@@ -39,7 +42,7 @@ CMAKE ?= cmake
 
 C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
 
-.PHONY: all build asan tsan deb fuzz layers check demo bench-p2 bench-p3 bench-p5 format lint clean
+.PHONY: all build asan tsan deb fuzz coverage layers check demo bench-p2 bench-p3 bench-p5 format lint clean
 
 all: build
 
@@ -73,6 +76,9 @@ deb:
 fuzz:
 	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) scripts/fuzz.sh
 
+coverage:
+	@JOBS=$(JOBS) scripts/coverage.sh
+
 layers:
 	@scripts/layers.sh
 
@@ -102,7 +108,7 @@ lint:
 		-DCRIER_VERSION='"0"' -I src src tests/fuzz
 
 clean:
-	@for d in $(BUILD_DIR)/services $(BUILD_DIR)/demo/services $(BUILD_DIR)/bench/services; do \
+	@for d in $(BUILD_DIR)/services $(BUILD_DIR)/demo/services $(BUILD_DIR)/bench/services build-cov/services; do \
 		if [ -d $$d ]; then scripts/services.sh clean $$d; fi; \
 	done
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(DEB_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(DEB_DIR) $(FUZZ_DIR) build-cov

@@ -24,6 +24,8 @@ pkgs+=(wrk tzdata curl)
 # make deb and its test: CPack's DEB generator (dpkg-deb, dpkg-shlibdeps for
 # the dependencies, fakeroot) and lintian on the package.
 pkgs+=(dpkg-dev fakeroot lintian)
+# make coverage: gcovr reads the gcov counters of the instrumented build.
+pkgs+=(gcovr)
 
 missing=()
 for p in "${pkgs[@]}"; do
