@@ -48,6 +48,10 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_OUTBOX_DIR", "outbox_dir", CFG_STR, S(outbox_dir), "outbox", 0, 0},
     {"CRIER_RULES_DIR", "rules_dir", CFG_STR, S(rules_dir), "rules", 0, 0},
     {"CRIER_TEMPLATES_DIR", "templates_dir", CFG_STR, S(templates_dir), "templates", 0, 0},
+    /* the operator console's pages and scripts (docs/console.md) */
+    {"CRIER_CONSOLE_DIR", "console_dir", CFG_STR, S(console_dir), "console", 0, 0},
+    {"CRIER_CONSOLE_SESSION_S", "console_session_s", CFG_INT, S(console_session_s), "28800", 60,
+     604800},
     {"CRIER_RULES_REQUIRE_TESTS", "rules_require_tests", CFG_INT, S(rules_require_tests), "0", 0,
      1},
     {"CRIER_RULES_TIME_MS", "rules_time_ms", CFG_INT, S(rules_time_ms), "50", 1, 10000},

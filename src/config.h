@@ -32,6 +32,8 @@ typedef struct cfg {
     char *outbox_dir;           /* CRIER_OUTBOX_DIR */
     char *rules_dir;            /* CRIER_RULES_DIR */
     char *templates_dir;        /* CRIER_TEMPLATES_DIR */
+    char *console_dir;          /* CRIER_CONSOLE_DIR: the console's pages and scripts */
+    int console_session_s;      /* CRIER_CONSOLE_SESSION_S: a console login lasts this long */
     int rules_require_tests;    /* CRIER_RULES_REQUIRE_TESTS: a reload must pass rules/tests */
     int rules_time_ms;          /* CRIER_RULES_TIME_MS: wall-time budget of one rule call */
     int rules_instructions;     /* CRIER_RULES_INSTRUCTIONS: VM instructions of one rule call */

@@ -4,11 +4,13 @@
 #include "api/action.h"
 #include "api/clients.h"
 #include "api/comms.h"
+#include "api/console.h"
 #include "api/health.h"
 #include "api/metrics.h"
 #include "api/prefpage.h"
 #include "api/privacy.h"
 #include "api/review.h"
+#include "api/session.h"
 #include "api/rules.h"
 #include "api/templates.h"
 #include "api/track.h"
@@ -110,6 +112,22 @@ static const route_t api_table[] = {
     /* A message's action links (docs/tracking.md, Actions): open, the
      * signed token says which message and which answer; a page answers. */
     {"GET", "/a/{token}", 0, ROUTE_BODY_NONE, PAGES_TYPE, API_STAT_ACTION, api_action_get},
+    /* The operator console (docs/console.md). Its pages check the session
+     * themselves, to send a browser without one to the login form; what
+     * they show comes from the API routes above, which take the session's
+     * cookie as they take a token (api/session.h). */
+    {"GET", "/console/login", 0, ROUTE_BODY_NONE, PAGES_TYPE, API_STAT_CONSOLE_LOGIN,
+     api_console_login_get},
+    {"POST", "/console/login", 0, ROUTE_BODY_FORM, PAGES_TYPE, API_STAT_CONSOLE_LOGIN,
+     api_console_login},
+    {"POST", "/console/logout", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_CONSOLE_LOGOUT,
+     api_console_logout},
+    {"GET", "/console/session", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_CONSOLE_SESSION,
+     api_console_session},
+    {"GET", "/console/assets/{name}", 0, ROUTE_BODY_NONE, NULL, API_STAT_CONSOLE_ASSET,
+     api_console_asset},
+    {"GET", "/console", 0, ROUTE_BODY_NONE, PAGES_TYPE, API_STAT_CONSOLE, api_console_page},
+    {"GET", "/console/{page}", 0, ROUTE_BODY_NONE, PAGES_TYPE, API_STAT_CONSOLE, api_console_page},
 };
 
 const route_t *api_routes(size_t *n)
@@ -151,6 +169,11 @@ const char *api_stat_name(int slot)
         [API_STAT_PREFPAGE] = "GET /u/{token}",
         [API_STAT_PREFPAGE_POST] = "POST /u/{token}/preferences",
         [API_STAT_ACTION] = "GET /a/{token}",
+        [API_STAT_CONSOLE] = "GET /console/{page}",
+        [API_STAT_CONSOLE_ASSET] = "GET /console/assets/{name}",
+        [API_STAT_CONSOLE_LOGIN] = "/console/login",
+        [API_STAT_CONSOLE_LOGOUT] = "POST /console/logout",
+        [API_STAT_CONSOLE_SESSION] = "GET /console/session",
     };
     return slot > 0 && slot < API_STAT_N ? names[slot] : names[HTTP_STATS_UNROUTED];
 }
@@ -162,6 +185,9 @@ api_t *api_start(app_t *app)
         return NULL;
     a->app = app;
     a->intake = intake_ref(app->intake);
+    /* http_start parses the same tokens and says what is wrong with them */
+    char err[256];
+    a->auth = auth_new(app->cfg->api_tokens, err, sizeof err);
     return a;
 }
 
@@ -171,5 +197,6 @@ void api_stop(api_t *a)
         return;
     api_rules_cleanup();
     intake_unref(a->intake);
+    auth_free(a->auth);
     free(a);
 }

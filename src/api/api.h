@@ -8,6 +8,7 @@
 #define CRIER_API_H
 
 #include "app.h"
+#include "http/auth.h"
 #include "http/route.h"
 
 #include <stddef.h>
@@ -16,6 +17,7 @@
 typedef struct api {
     app_t *app;       /* borrowed */
     intake_t *intake; /* a reference of its own: valid even after intake_stop */
+    auth_t *auth;     /* owned: the tokens, for a console login; NULL when malformed */
 } api_t;
 
 /* The counters slots of the routes (http/stats.h); slot 0 counts the
@@ -50,6 +52,11 @@ enum {
     API_STAT_COMM_RETRY,
     API_STAT_COMM_RESOLVE,
     API_STAT_ACTION,
+    API_STAT_CONSOLE,
+    API_STAT_CONSOLE_ASSET,
+    API_STAT_CONSOLE_LOGIN,
+    API_STAT_CONSOLE_LOGOUT,
+    API_STAT_CONSOLE_SESSION,
     API_STAT_N,
 };
 

@@ -1,5 +1,6 @@
 /* crier serve: the API and the delivery workers in one process. */
 #include "api/api.h"
+#include "api/session.h"
 #include "app.h"
 #include "circuit/circuit.h"
 #include "cli/commands.h"
@@ -292,7 +293,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
     }
     size_t n_routes = 0;
     const route_t *routes = api_routes(&n_routes);
-    http = http_start(cfg, routes, n_routes, api, err, sizeof err);
+    http = http_start(cfg, routes, n_routes, api, api_sessions(), err, sizeof err);
     if (!http) {
         fprintf(stderr, "crier serve: %s\n", err);
         code = 1;

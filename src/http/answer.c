@@ -68,6 +68,7 @@ void http_answer_free(http_answer_t *a)
 {
     free(a->body);
     free(a->location);
+    free(a->set_cookie);
     memset(a, 0, sizeof *a);
 }
 

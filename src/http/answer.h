@@ -16,6 +16,7 @@ typedef struct http_answer {
     const char *allow; /* static: the Allow header of a 405, or NULL */
     int www_auth;      /* 1: send WWW-Authenticate: Bearer (401) */
     char *location;    /* owned: the Location header of a redirect (3xx), or NULL */
+    char *set_cookie;  /* owned: one Set-Cookie header's value, or NULL */
     int no_cache;      /* 1: also tell HTTP/1.0 caches and revalidating ones not to
                           keep it (Pragma, Expires, no-cache, must-revalidate) */
     /* static, or NULL: the Content-Type of this answer whatever its status

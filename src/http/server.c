@@ -19,6 +19,7 @@
 
 #include "http/answer.h"
 #include "http/auth.h"
+#include "http/cookie.h"
 #include "http/conn_guard.h"
 #include "http/route.h"
 #include "http/stats.h"
@@ -56,7 +57,8 @@ struct http_server {
     size_t n_routes;
     void *ctx; /* borrowed: handed to every handler */
     auth_t *auth;
-    cg_t *guard; /* request deadlines */
+    const http_sessions_t *sessions; /* borrowed; NULL: none */
+    cg_t *guard;                     /* request deadlines */
     struct MHD_Daemon *daemon;
     size_t max_body;
     int port;
@@ -89,9 +91,11 @@ typedef struct http_conn {
     char method[16];
     char path[SRV_LOG_PATH_MAX + 1]; /* for the log and the handler; may be cut */
     route_params_t params;
-    char allow[ROUTE_ALLOW_MAX]; /* the Allow header of a 405 */
-    const char *actor;           /* the token's label (borrowed from the auth); "" if none */
-    char peer[INET6_ADDRSTRLEN]; /* the client's address; "" when unknown */
+    char allow[ROUTE_ALLOW_MAX];        /* the Allow header of a 405 */
+    const char *actor;                  /* the token's label (borrowed from the auth), or
+                                           session_actor; "" if none */
+    char session_actor[AUTH_LABEL_MAX]; /* a browser session's actor */
+    char peer[INET6_ADDRSTRLEN];        /* the client's address; "" when unknown */
     struct http_pending pending;
     buf_t body;
     int too_large;
@@ -162,6 +166,8 @@ static enum MHD_Result srv_queue(srv_conn_t *c, http_answer_t *a)
     }
     if (a->location && status >= 300 && status < 400)
         MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, a->location);
+    if (a->set_cookie)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, a->set_cookie);
     if (a->allow && status == 405)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, a->allow);
     if (a->www_auth)
@@ -228,6 +234,25 @@ static const char *srv_body_type(route_body_t kind)
     return NULL;
 }
 
+/* A request without an Authorization header: its session cookie, when the
+ * server has sessions and the request has one. */
+static auth_result_t srv_session(srv_conn_t *c, const char *method, int need)
+{
+    const http_sessions_t *ss = c->srv->sessions;
+    char value[AUTH_TOKEN_MAX];
+    const char *cookies =
+        MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+    if (!ss || http_cookie_get(cookies, ss->cookie, value, sizeof value) != 0)
+        return AUTH_UNAUTHORIZED;
+    const char *csrf = MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, "X-CSRF-Token");
+    int unsafe = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+    auth_result_t ar = ss->check(c->srv->ctx, value, csrf, unsafe, need, c->session_actor,
+                                 sizeof c->session_actor);
+    if (ar == AUTH_OK)
+        c->actor = c->session_actor;
+    return ar;
+}
+
 /* Everything that can be decided from the request line and headers. Returns
  * 1 when an answer was queued (the request is refused), 0 to read the body,
  * -1 to drop the connection. url is the whole path, of which c->path may
@@ -253,7 +278,8 @@ static int srv_admit(srv_conn_t *c, const char *url, const char *method, enum MH
     if (rt->scopes) {
         const char *authz =
             MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        auth_result_t ar = auth_check_as(s->auth, authz, rt->scopes, &c->actor);
+        auth_result_t ar = authz ? auth_check_as(s->auth, authz, rt->scopes, &c->actor)
+                                 : srv_session(c, method, rt->scopes);
         if (ar == AUTH_UNAUTHORIZED) {
             http_answer_t a;
             http_answer_error(&a, 401, "unauthorized", "a valid bearer token is required");
@@ -262,7 +288,10 @@ static int srv_admit(srv_conn_t *c, const char *url, const char *method, enum MH
             return 1;
         }
         if (ar == AUTH_FORBIDDEN) {
-            *ret = srv_error(c, 403, "forbidden", "the token lacks the scope for this request");
+            *ret = srv_error(c, 403, "forbidden",
+                             authz ? "the token lacks the scope for this request"
+                                   : "the session lacks the scope for this request, or the "
+                                     "X-CSRF-Token header its changes need");
             return 1;
         }
     }
@@ -549,7 +578,7 @@ static int srv_resolve(const char *listen, struct addrinfo **out, char *err, siz
 }
 
 http_server_t *http_start(const cfg_t *cfg, const route_t *routes, size_t n_routes, void *ctx,
-                          char *err, size_t errlen)
+                          const http_sessions_t *sessions, char *err, size_t errlen)
 {
     if (route_check(routes, n_routes, err, errlen) != 0)
         return NULL;
@@ -561,6 +590,7 @@ http_server_t *http_start(const cfg_t *cfg, const route_t *routes, size_t n_rout
     s->routes = routes;
     s->n_routes = n_routes;
     s->ctx = ctx;
+    s->sessions = sessions;
     s->max_body = cfg->max_body ? cfg->max_body : SRV_DEFAULT_BODY;
     atomic_init(&s->suspended, 0);
     atomic_init(&s->stopping, 0);

@@ -13,18 +13,35 @@
 
 #include "config.h"
 #include "http/answer.h"
+#include "http/auth.h"
 #include "http/route.h"
 
 #include <stddef.h>
 
 typedef struct http_server http_server_t;
 
+/* Browser sessions, for a route with scopes asked without an Authorization
+ * header: the server reads the cookie of that name and asks check, with
+ * the handlers' ctx, the cookie's value, the request's X-CSRF-Token header
+ * (NULL when absent) and whether the method changes anything (anything but
+ * GET and HEAD), what the session may do. check answers AUTH_OK with the
+ * session's actor label in actor, AUTH_UNAUTHORIZED (no such session: 401)
+ * or AUTH_FORBIDDEN (403: the scopes are not enough, or a changing request
+ * lacks the session's CSRF token). */
+typedef auth_result_t (*http_session_fn)(void *ctx, const char *value, const char *csrf, int unsafe,
+                                         int need, char *actor, size_t actorlen);
+typedef struct http_sessions {
+    const char *cookie; /* the cookie's name (static) */
+    http_session_fn check;
+} http_sessions_t;
+
 /* Starts listening on cfg->listen, serving routes[0..n_routes) (borrowed:
  * they must outlive the server) whose handlers get ctx (borrowed) with
- * each request. Returns NULL with a message in err, also when the table
- * is malformed (route_check). */
+ * each request; sessions (borrowed; NULL: bearer tokens only) says how a
+ * browser's cookie authenticates. Returns NULL with a message in err, also
+ * when the table is malformed (route_check). */
 http_server_t *http_start(const cfg_t *cfg, const route_t *routes, size_t n_routes, void *ctx,
-                          char *err, size_t errlen);
+                          const http_sessions_t *sessions, char *err, size_t errlen);
 /* Stops accepting, waits for every suspended request to be answered, stops
  * the daemon and frees s (NULL is fine); requests that arrive while it waits
  * and would suspend are answered by their handler (http_suspend returns

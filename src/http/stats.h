@@ -7,7 +7,7 @@
 #ifndef CRIER_HTTP_STATS_H
 #define CRIER_HTTP_STATS_H
 
-#define HTTP_STATS_SLOTS    32
+#define HTTP_STATS_SLOTS    48
 #define HTTP_STATS_UNROUTED 0 /* no route matched */
 
 /* Counts one finished request of slot (out of range: HTTP_STATS_UNROUTED);
