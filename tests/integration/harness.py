@@ -647,6 +647,7 @@ class Crier:
                                 % (TOKEN_WORKFLOW, TOKEN_OPERATOR, TOKEN_ADMIN),
             "CRIER_ENCRYPTION_KEY": ENCRYPTION_KEY,
             "CRIER_TEMPLATES_DIR": os.path.join(src, "templates"),
+            "CRIER_CONSOLE_DIR": os.path.join(src, "console"),
             # the shipped rules, but due at once: see rules_now/timing.lua.
             # A copy, because rules_now links to the shipped files and the
             # loader follows no symlink out of its folder.
