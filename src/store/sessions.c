@@ -12,8 +12,14 @@ int store_session_create(PGconn *conn, const char *id_hash, int scopes, const ch
     snprintf(sc, sizeof sc, "%d", scopes);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     const char *params[] = {id_hash, sc, actor, ttl};
-    PGresult *r =
-        db_query(conn,
+    /* Sessions that ended go when a new one begins: logins are few, so
+     * this keeps the table to the live ones without a job of its own. */
+    PGresult *r = db_query(conn, "DELETE FROM console_sessions WHERE expires_at < now()", 0, NULL,
+                           err, errlen);
+    if (!r)
+        return -1;
+    PQclear(r);
+    r = db_query(conn,
                  "INSERT INTO console_sessions (id_hash, scopes, actor, expires_at)"
                  " VALUES ($1, $2::integer, $3, now() + make_interval(secs => $4::integer))",
                  4, params, err, errlen);

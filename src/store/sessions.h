@@ -9,7 +9,8 @@
 #define STORE_SESSION_ACTOR_MAX 64 /* bytes of an actor label, the NUL included */
 
 /* Records a session of id_hash (64 lower-case hex digits) for actor with
- * scopes (AUTH_SCOPE_* bits) that ends ttl_s seconds from now. 0, or -1. */
+ * scopes (AUTH_SCOPE_* bits) that ends ttl_s seconds from now, and deletes
+ * the sessions that have ended. 0, or -1 with err. */
 int store_session_create(PGconn *conn, const char *id_hash, int scopes, const char *actor,
                          int ttl_s, char *err, size_t errlen);
 /* The scopes and actor of a session that has not ended: 0 with them set,
