@@ -164,10 +164,10 @@
   const FIGURES = [
     ["total", "Communications", num], ["sent", "Sent", num], ["delivered", "Delivered", num],
     ["delivery_rate", "Delivery rate", pct], ["open_rate", "Open rate", pct],
-    ["click_rate", "Click-through rate", pct], ["response_rate", "Response rate", pct],
+    ["click_through_rate", "Click-through rate", pct], ["response_rate", "Response rate", pct],
     ["failure_rate", "Failure rate", pct], ["fallback_rate", "Fallback rate", pct],
-    ["avg_delivery_seconds", "Average delivery time", secs],
-    ["avg_response_seconds", "Average response time", secs],
+    ["avg_delivery_time_seconds", "Average delivery time", secs],
+    ["avg_response_time_seconds", "Average response time", secs],
     ["cost_per_communication", "Cost per communication", (v) => v === null || v === undefined ? "–" : Number(v).toFixed(4)],
   ];
 
@@ -197,8 +197,9 @@
       el("p", {}, el("a", { href: "/v1/analytics/summary?" + range(p) + "&format=csv", download: "summary.csv" }, "Download these figures as CSV")));
   }
 
-  function summaryOf(js) { return js && js.summary ? js.summary : js || {}; }
-  function rowsOf(js) { return (js && (js.rows || js.breakdown || js.items)) || []; }
+  function summaryOf(js) { return js || {}; }
+  /* A breakdown's rows, each with its group as key. */
+  function rowsOf(js) { return ((js && js.rows) || []).map((r) => Object.assign({ key: r[js.by] }, r)); }
 
   async function channels() {
     title.textContent = "Channels";
@@ -215,7 +216,7 @@
         { key: "sent", label: "Sent", num: true }, { key: "delivered", label: "Delivered", num: true },
         { key: "delivery_rate", label: "Delivery rate", num: true, fmt: pct },
         { key: "open_rate", label: "Open rate", num: true, fmt: pct },
-        { key: "click_rate", label: "Click-through", num: true, fmt: pct },
+        { key: "click_through_rate", label: "Click-through", num: true, fmt: pct },
         { key: "failed", label: "Failed", num: true }, { key: "cost_total", label: "Cost", num: true }], rows, "channels"));
   }
 

@@ -8,6 +8,7 @@
 #include "api/health.h"
 #include "api/metrics.h"
 #include "api/prefpage.h"
+#include "api/prefstats.h"
 #include "api/privacy.h"
 #include "api/review.h"
 #include "api/session.h"
@@ -79,6 +80,8 @@ static const route_t api_table[] = {
      api_rules_status},
     {"POST", "/v1/rules/dry-run", API_OPERATE, ROUTE_BODY_JSON, NULL, API_STAT_RULES_DRY_RUN,
      api_rules_dry_run},
+    {"GET", "/v1/analytics/preferences", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_PREFSTATS,
+     api_analytics_preferences},
     {"GET", "/v1/templates", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_TEMPLATES,
      api_templates_status},
     /* open like the probes: scrapers carry no token, and the text holds counts only */
@@ -170,6 +173,7 @@ const char *api_stat_name(int slot)
         [API_STAT_PREFPAGE_POST] = "POST /u/{token}/preferences",
         [API_STAT_ACTION] = "GET /a/{token}",
         [API_STAT_CONSOLE] = "GET /console/{page}",
+        [API_STAT_PREFSTATS] = "GET /v1/analytics/preferences",
         [API_STAT_CONSOLE_ASSET] = "GET /console/assets/{name}",
         [API_STAT_CONSOLE_LOGIN] = "/console/login",
         [API_STAT_CONSOLE_LOGOUT] = "POST /console/logout",
