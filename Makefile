@@ -71,6 +71,7 @@ deb:
 			-DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON; \
 	fi
 	$(CMAKE) --build $(DEB_DIR) -j$(JOBS) --target crier
+	scripts/npm-deps.sh console uplot
 	cd $(DEB_DIR) && cpack -G DEB
 	@ls $(CURDIR)/$(DEB_DIR)/crier_*.deb
 fuzz:

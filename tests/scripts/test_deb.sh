@@ -28,6 +28,7 @@ dpkg-deb -x "$deb" "$root"
 for f in usr/bin/crier lib/systemd/system/crier.service etc/crier/crier.conf etc/crier/crier.env \
     usr/share/crier/sql/001_init.sql usr/share/crier/rules/channels.lua \
     usr/share/crier/rules/tests/channels_cases.lua usr/share/crier/templates/email/layout.html \
+    usr/share/crier/console/index.html usr/share/crier/console/app.js \
     usr/share/doc/crier/README.md usr/share/doc/crier/architecture.md usr/share/doc/crier/LICENSE \
     usr/share/doc/crier/copyright usr/share/doc/crier/changelog.Debian.gz; do
     [ -f "$root/$f" ] || { echo "FAIL: /$f is not in the package"; exit 1; }

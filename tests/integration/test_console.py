@@ -1,0 +1,95 @@
+"""The operator console in headless Chromium (tests/browser/console.mjs,
+playwright-core driving Debian's chromium), against a real crier and a
+database seeded with 3,000 communications over 90 days, three channels and
+every outcome (tests/bench/analytics_rows.sql, the analytics benchmark's
+rows at a smaller count), a few of them failed and in the review queue:
+
+* it signs in with the operator token through the login form, opens every
+  view, finds each chart drawn with data and axe-core finding no serious or
+  critical violation, and leaves a screenshot of each in the build tree
+  (artifacts/console-*.png);
+* the overview's figures are the analytics API's for the same period;
+* it searches a plan, opens a communication's timeline, runs a dry run,
+  retries an item of the review queue (which the database then shows as
+  retried) and downloads the history's CSV, which parses;
+* the overview fits a phone's width.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+ROWS = 3000
+FIGURES = ("total", "sent", "delivered", "delivery_rate", "open_rate", "click_through_rate",
+           "response_rate", "failure_rate", "fallback_rate")
+
+
+def seed(db):
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    script = os.path.join(h.source_dir(), "tests", "bench", "analytics_rows.sql")
+    r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "n=%d" % ROWS,
+                        "-v", "now=" + now, "-d", db, "-f", script],
+                       capture_output=True, text=True, timeout=300, env=h.base_env())
+    assert r.returncode == 0, r.stderr
+    # a few failures for the review queue (the trigger opens their review)
+    h.psql(db, "UPDATE communications SET status = 'failed', error_message = 'transient: smtp 451'"
+               " WHERE id IN (SELECT id FROM communications WHERE status = 'sent'"
+               " ORDER BY created_at DESC LIMIT 5)")
+    n = int(h.psql(db, "SELECT count(*) FROM communications WHERE review = 'open'")[0][0])
+    assert n >= 5, n
+    plan = h.psql(db, "SELECT plan_id FROM communications GROUP BY plan_id"
+                      " ORDER BY count(*) DESC, plan_id LIMIT 1")[0][0]
+    return plan
+
+
+def day(t):
+    return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+def test_console_in_a_browser(tmp):
+    db = h.new_database("console")
+    plan = seed(db)
+    artifacts = os.path.join(h.build_dir(), "artifacts")
+    os.makedirs(artifacts, exist_ok=True)
+    with h.Crier(db, os.path.join(tmp, "crier")) as crier:
+        script = os.path.join(h.source_dir(), "tests", "browser", "console.mjs")
+        r = subprocess.run(["node", script, crier.url, h.TOKEN_OPERATOR, artifacts, plan],
+                           capture_output=True, text=True, timeout=300,
+                           cwd=os.path.dirname(script), env=h.base_env())
+        assert r.returncode == 0, "console.mjs failed:\n%s\n%s" % (r.stdout[-2000:], r.stderr[-4000:])
+        seen = json.loads(r.stdout.strip().splitlines()[-1])
+
+        # the overview's period: the 30 days ending today, as the page chose it
+        now = time.time()
+        frm, to = day(now - 29 * 86400) + "T00:00:00Z", day(now + 86400) + "T00:00:00Z"
+        status, _, summary = crier.request("GET", "/v1/analytics/summary?from=%s&to=%s" % (frm, to),
+                                           token=h.TOKEN_OPERATOR)
+        assert status == 200, summary
+        shown = seen["views"]["overview"]["figures"]
+        for k in FIGURES:
+            want = summary[k]
+            got = shown.get(k)
+            if want is None:
+                assert got in ("", None), (k, got)
+            else:
+                assert got not in ("", None) and abs(float(got) - float(want)) < 1e-9, (k, got, want)
+        assert summary["total"] > 0, summary
+
+        charts = {v: [c["label"] for c in info.get("charts", [])] for v, info in seen["views"].items()}
+        assert all(charts[v] for v in ("overview", "channels", "timeline", "funnel", "preferences")), charts
+        assert seen["history_rows"] > 0 and seen["csv_lines"] == seen["history_rows"] + 1, seen
+        assert seen["timeline_events"] > 0 and seen["dry_run"].startswith("Decision: "), seen
+        review = h.psql(db, "SELECT review FROM communications WHERE id = :'id'", id=seen["retried"])
+        assert review == [["retried"]], review
+        shots = sorted(n for n in os.listdir(artifacts) if n.startswith("console-") and n.endswith(".png"))
+        assert len(shots) >= 10, shots
+        print("views: %s; overview total %d, delivery rate %s; history %d rows for plan %s; "
+              "screenshots %s" % (sorted(seen["views"]), summary["total"], summary["delivery_rate"],
+                                  seen["history_rows"], plan[:8], ", ".join(shots)))
+
+
+h.run([test_console_in_a_browser])
