@@ -22,6 +22,7 @@ typedef enum {
     CFG_LEVEL,
     CFG_RATE,
     CFG_ONOFF,
+    CFG_PRICE, /* a decimal amount, kept as millionths */
 } cfg_kind_t;
 
 /* One row per setting: where it lives in cfg_t, its environment name, whether
@@ -161,10 +162,46 @@ static const cfg_key_t cfg_keys[] = {
     {"CRIER_RATE_SMTP", "rate_smtp", CFG_RATE, S(rate_smtp), "100/h", 0, 0},
     /* Cloud API's default throughput per business number. */
     {"CRIER_RATE_WHATSAPP", "rate_whatsapp", CFG_RATE, S(rate_whatsapp), "80/s,10", 0, 0},
+    /* Analytics' cost per communication: list prices of the providers the
+     * project started with, to be set to what the account pays. */
+    {"CRIER_COST_CURRENCY", "cost_currency", CFG_STR, S(cost_currency), "USD", 0, 0},
+    {"CRIER_COST_EMAIL", "cost_email", CFG_PRICE, S(cost_email_micros), "0.0001", 0, 0},
+    {"CRIER_COST_SMS_SEGMENT", "cost_sms_segment", CFG_PRICE, S(cost_sms_segment_micros), "0.0079",
+     0, 0},
+    {"CRIER_COST_WHATSAPP", "cost_whatsapp", CFG_PRICE, S(cost_whatsapp_micros), "0.005", 0, 0},
 };
 #define CFG_NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
 #undef S
+
+/* "12", "0.0075", ".5": digits with at most 6 after the point, at most
+ * 1,000,000; into millionths. 0, or -1. */
+static int cfg_price_parse(const char *v, long long *micros)
+{
+    long long whole = 0, frac = 0;
+    int digits = 0, places = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+        if (whole > 1000000)
+            return -1;
+        whole = whole * 10 + (*p - '0');
+    }
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++, places++) {
+            if (places == 6)
+                return -1;
+            frac = frac * 10 + (*p - '0');
+        }
+        if (!places)
+            return -1;
+    }
+    if (*p || (!digits && !places) || whole > 1000000)
+        return -1;
+    for (int i = places; i < 6; i++)
+        frac *= 10;
+    *micros = whole * 1000000 + frac;
+    return 0;
+}
 
 static int cfg_parse_long(const char *v, long min, long max, long *out)
 {
@@ -282,6 +319,13 @@ static int cfg_apply(cfg_t *c, const cfg_key_t *k, const char *v, char *why, siz
             *(int *)(base + k->offset) = 0;
         else {
             snprintf(why, whylen, "must be \"on\" or \"off\"");
+            return -1;
+        }
+        return 0;
+    case CFG_PRICE:
+        if (cfg_price_parse(v, (long long *)(base + k->offset)) != 0) {
+            snprintf(why, whylen,
+                     "must be a decimal amount from 0 to 1000000 with at most 6 places");
             return -1;
         }
         return 0;
@@ -555,6 +599,11 @@ void cfg_each(const cfg_t *c, cfg_each_fn fn, void *cls)
         case CFG_TLS:
             snprintf(text, sizeof text, "%s", c->smtp_tls_required ? "required" : "off");
             break;
+        case CFG_PRICE: {
+            long long m = *(const long long *)(base + k->offset);
+            snprintf(text, sizeof text, "%lld.%06lld", m / 1000000, m % 1000000);
+            break;
+        }
         }
         fn(cls, k->env, text, secret);
     }

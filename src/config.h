@@ -102,6 +102,11 @@ typedef struct cfg {
     cfg_rate_t rate_twilio;   /* CRIER_RATE_TWILIO: per from number */
     cfg_rate_t rate_smtp;     /* CRIER_RATE_SMTP: per SMTP host */
     cfg_rate_t rate_whatsapp; /* CRIER_RATE_WHATSAPP: per phone number id */
+    /* What a sent message costs, in millionths of the currency (analytics):
+     * CRIER_COST_EMAIL, CRIER_COST_SMS_SEGMENT, CRIER_COST_WHATSAPP, given
+     * as decimals with up to 6 places; CRIER_COST_CURRENCY names it. */
+    long long cost_email_micros, cost_sms_segment_micros, cost_whatsapp_micros;
+    char *cost_currency;
 } cfg_t;
 
 /* Parses a rate as cfg_rate_t describes. Returns 0, or -1 when malformed. */

@@ -2,6 +2,7 @@
 #include "api/api.h"
 
 #include "api/action.h"
+#include "api/analytics.h"
 #include "api/clients.h"
 #include "api/comms.h"
 #include "api/console.h"
@@ -82,6 +83,12 @@ static const route_t api_table[] = {
      api_rules_dry_run},
     {"GET", "/v1/analytics/preferences", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_PREFSTATS,
      api_analytics_preferences},
+    /* Analytics: figures over every client's messages, for the people
+     * who run the service; counts only, no client's data. */
+    {"GET", "/v1/analytics/summary", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_ANALYTICS_SUMMARY,
+     api_analytics_summary},
+    {"GET", "/v1/analytics/breakdown", API_OPERATE, ROUTE_BODY_NONE, NULL,
+     API_STAT_ANALYTICS_BREAKDOWN, api_analytics_breakdown},
     {"GET", "/v1/templates", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_TEMPLATES,
      api_templates_status},
     /* open like the probes: scrapers carry no token, and the text holds counts only */
@@ -178,6 +185,8 @@ const char *api_stat_name(int slot)
         [API_STAT_CONSOLE_LOGIN] = "/console/login",
         [API_STAT_CONSOLE_LOGOUT] = "POST /console/logout",
         [API_STAT_CONSOLE_SESSION] = "GET /console/session",
+        [API_STAT_ANALYTICS_SUMMARY] = "GET /v1/analytics/summary",
+        [API_STAT_ANALYTICS_BREAKDOWN] = "GET /v1/analytics/breakdown",
     };
     return slot > 0 && slot < API_STAT_N ? names[slot] : names[HTTP_STATS_UNROUTED];
 }

@@ -8,6 +8,7 @@
 #include "policy/runtime.h"
 #include "queue/queue.h"
 #include "ratelimit/ratelimit.h"
+#include "store/analytics.h"
 #include "store/db.h"
 #include "store/receipts.h"
 #include "store/suppress.h"
@@ -862,6 +863,20 @@ static int delivery_sample_open_rate(PGconn *conn)
     return 0;
 }
 
+/* Folds the analytics deltas into their hourly sums (sql/015_analytics.sql),
+ * so a summary reads few rows however many statements wrote. -1 when the
+ * statement failed. */
+static int delivery_fold_analytics(PGconn *conn)
+{
+    char err[512];
+    long long folded = 0;
+    if (store_analytics_fold(conn, &folded, err, sizeof err) != 0) {
+        log_error("delivery", "analytics_fold_failed", "error", err, NULL);
+        return -1;
+    }
+    return 0;
+}
+
 /* The waker: turns NOTIFYs into worker wake-ups, rescues expired leases,
  * samples the queue depth and the open rate for /metrics and tracks
  * whether PostgreSQL answers, for /readyz. */
@@ -928,7 +943,8 @@ static void *delivery_waker(void *arg)
         }
         if (conn && now - last_rate >= DELIVERY_OPEN_RATE_MS) {
             last_rate = now;
-            if (delivery_sample_open_rate(conn) != 0 && db_conn_lost(conn)) {
+            if ((delivery_sample_open_rate(conn) != 0 || delivery_fold_analytics(conn) != 0) &&
+                db_conn_lost(conn)) {
                 atomic_store(&app->db_ready, 0);
                 PQfinish(conn);
                 conn = NULL;
