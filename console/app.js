@@ -103,6 +103,17 @@
   /* A uPlot chart: x values and named series, drawn as lines or bars. The
    * figures are in the table next to it; the canvas is labelled. */
   function chart(label, x, series, opts) {
+    // grouped bars: each category gets a slot per series (and a gap), so
+    // the bars of one category stand side by side, not over each other
+    if (opts && opts.bars && opts.categories && series.length > 1) {
+      const k = series.length + 1;
+      const slots = [];
+      const names = [];
+      opts.categories.forEach((c, i) => { for (let j = 0; j < k; j++) { slots.push(i * k + j); names.push(j === Math.floor(series.length / 2) ? c : ""); } });
+      series = series.map((sr, j) => ({ label: sr.label, values: slots.map((x) => (x % k === j ? sr.values[Math.floor(x / k)] : null)) }));
+      x = slots;
+      opts = Object.assign({}, opts, { categories: names, grouped: true });
+    }
     const box = el("figure", { class: "chart", role: "img", "aria-label": label, "data-chart": label });
     box.append(el("figcaption", { text: label }));
     const width = Math.max(300, Math.min(1100, view.clientWidth - 40));
@@ -112,13 +123,13 @@
       width, height: 260,
       scales: { x: { time: !cats } },
       axes: [
-        cats ? { values: (u, ticks) => ticks.map((t) => cats[t] || "") , splits: () => cats.map((_, i) => i) } : {},
+        cats ? { values: (u, ticks) => ticks.map((t) => cats[t] || ""), splits: () => cats.map((_, i) => i), grid: { show: false } } : {},
         {},
       ],
       series: [{}].concat(series.map((s, i) => ({
         label: s.label, stroke: COLORS[i % COLORS.length],
         fill: bars ? COLORS[i % COLORS.length] + "cc" : null,
-        paths: bars && uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7 / series.length, 60], align: 0 }) : undefined,
+        paths: bars && uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [opts && opts.grouped ? 0.9 : 0.7, 60], align: 0 }) : undefined,
         points: { show: !bars },
       }))),
     };
@@ -177,6 +188,7 @@
     const days = Math.round((Date.parse(p.to) - Date.parse(p.from)) / 86400000) + 1;
     const prev = { to: isoDay(new Date(Date.parse(p.from) - 86400000)), from: isoDay(new Date(Date.parse(p.from) - days * 86400000)) };
     view.replaceChildren(periodForm(p, (f, t) => go("/console/overview?from=" + f + "&to=" + t)));
+    view.dataset.range = range(p);
     const [now, before] = await Promise.all([api("GET", "/v1/analytics/summary?" + range(p)), api("GET", "/v1/analytics/summary?" + range(prev))]);
     const s = summaryOf(now), b = summaryOf(before);
     const dl = el("dl", { class: "figures", id: "figures" }, FIGURES.map(([k, label, fmt]) => {
@@ -184,7 +196,8 @@
       let change = "";
       if (typeof d === "number" && typeof was === "number") {
         const diff = d - was;
-        change = (diff >= 0 ? "+" : "") + (fmt === pct ? (100 * diff).toFixed(1) + " pts" : fmt === num ? num(diff) : fmt(Math.abs(diff))) + " vs previous " + days + " days";
+        const size = fmt === pct ? (100 * Math.abs(diff)).toFixed(1) + " pts" : fmt === num ? num(Math.abs(diff)) : fmt(Math.abs(diff));
+        change = (diff > 0 ? "+" : diff < 0 ? "−" : "±") + size + " vs previous " + days + " days";
       }
       return el("div", { "data-figure": k, "data-value": d === null || d === undefined ? "" : String(d) },
         el("dt", { text: label }), el("dd", {}, fmt(d), el("span", { class: "change", text: change })));

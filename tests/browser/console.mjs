@@ -87,6 +87,11 @@ async function main() {
         figures: Object.fromEntries([...document.querySelectorAll("[data-figure]")].map((d) => [d.dataset.figure, d.dataset.value])),
       }));
       if (info.problems.length) fail(v + ": " + info.problems.join("; "));
+      if (v === "overview") {
+        // the API's figures for the period the page showed, asked at once
+        info.range = await page.evaluate(() => document.getElementById("view").dataset.range);
+        info.api = await page.evaluate(async (r) => (await fetch("/v1/analytics/summary?" + r)).json(), info.range);
+      }
       for (const c of info.charts) if (!c.canvas || c.points === 0) fail(v + ": chart '" + c.label + "' has no data");
       info.axe = await axe(page);
       if (info.axe.length) fail(v + ": axe: " + JSON.stringify(info.axe));
