@@ -26,6 +26,9 @@ pkgs+=(wrk tzdata curl)
 pkgs+=(dpkg-dev fakeroot lintian)
 # make coverage: gcovr reads the gcov counters of the instrumented build.
 pkgs+=(gcovr)
+# The console's PDF report is drawn with cairo; its test reads the PDF
+# back with poppler's pdftoppm and pdftotext.
+pkgs+=(libcairo2-dev poppler-utils)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -19,7 +19,7 @@ util
 config crypto tz
 validate
 channel
-http template store ratelimit circuit metrics webhook
+http template report store ratelimit circuit metrics webhook
 request
 queue policy transport prefcache
 driver
