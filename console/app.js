@@ -327,7 +327,8 @@
     view.append(el("h2", { text: "Decision" }),
       el("p", { text: "Rules " + (d.rules_version || c.rules_version || "?") + ": " + (d.primary_channel || "none") + (d.fallback_channels && d.fallback_channels.length ? ", then " + d.fallback_channels.join(", ") : "") }));
     const trace = d.trace || c.trace || [];
-    if (trace.length) view.append(el("ol", {}, trace.map((t) => el("li", { text: typeof t === "string" ? t : JSON.stringify(t) }))));
+    const step = (t) => typeof t === "string" ? t : (t.step || "step") + ": " + JSON.stringify(t.result) + (t.why ? " (" + t.why + ")" : "");
+    if (trace.length) view.append(el("ol", { id: "trace", "aria-label": "Each rule step" }, trace.map((t) => el("li", { text: step(t) }))));
     view.append(el("h2", { text: "Attempts and events" }),
       el("ol", { class: "timeline", id: "events" }, (c.events || []).map((e) =>
         el("li", {}, el("time", { datetime: e.at, text: e.at }), (e.event_type || "") + (e.channel ? " · " + e.channel : "") + (e.attempt ? " · attempt " + e.attempt : "") + (e.status ? " → " + e.status : "")))));

@@ -8,7 +8,8 @@
 // Then it works the console as an operator would: searches the history for
 // PLAN and opens a communication's timeline, runs a dry run from the rules
 // form, retries the first item of the review queue, downloads the history's
-// CSV and parses it, and opens the overview at a phone's width. Keyboard:
+// CSV and parses it, opens that communication's client, and opens the
+// overview at a phone's width. Keyboard:
 // the skip link is the first Tab stop and moves to the content.
 // Prints one JSON line of what it saw, for the caller to compare with the
 // API; exits 1, saying why, when anything is amiss.
@@ -118,15 +119,27 @@ async function main() {
     const events = await page.locator("#events li").count();
     if (events === 0) fail("the communication's timeline is empty");
     seen.timeline_events = events;
+    seen.trace_steps = await page.locator("#trace li").count();
     seen.views.communication = { axe: await axe(page) };
     if (seen.views.communication.axe.length) fail("communication: axe: " + JSON.stringify(seen.views.communication.axe));
     await page.screenshot({ path: path.join(outdir, "console-communication.png"), fullPage: true });
+
+    // its client's page: preferences, consent, communications
+    await page.locator("main a[href^='/console/client']").first().click();
+    await ready(page);
+    const problems = await page.locator(".problem").count();
+    if (problems) fail("client: " + (await page.locator(".problem").first().textContent()));
+    seen.client_rows = await page.locator("table tbody tr").count();
+    if (seen.client_rows === 0) fail("the client's page lists no communication");
+    seen.views.client = { axe: await axe(page) };
+    if (seen.views.client.axe.length) fail("client: axe: " + JSON.stringify(seen.views.client.axe));
+    await page.screenshot({ path: path.join(outdir, "console-client.png"), fullPage: true });
 
     // rules: a dry run from the form
     await page.goto(url + "/console/rules");
     await ready(page);
     await page.fill("#dry-now", "2026-03-10T15:00");
-    await page.click("#dry-answer >> xpath=.. >> button[type=submit]");
+    await page.click("form:has(#dry-request) button[type=submit]");
     await page.waitForSelector("#dry-answer .ok, #dry-answer .problem");
     seen.dry_run = await page.locator("#dry-answer p").first().textContent();
     if (!/^Decision: /.test(seen.dry_run)) fail("dry run: " + seen.dry_run);
