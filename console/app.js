@@ -207,7 +207,8 @@
     view.append(el("h2", { text: "Sent and delivered per day" }),
       chart("Sent and delivered per day", daily.map((r) => Date.parse(r.key) / 1000), [
         { label: "Sent", values: daily.map((r) => r.sent) }, { label: "Delivered", values: daily.map((r) => r.delivered) }]),
-      el("p", {}, el("a", { href: "/v1/analytics/summary?" + range(p) + "&format=csv", download: "summary.csv" }, "Download these figures as CSV")));
+      el("p", {}, el("a", { href: "/v1/analytics/summary?" + range(p) + "&format=csv", download: "summary.csv" }, "Download these figures as CSV"),
+        " · ", el("a", { href: "/v1/analytics/report?" + range(p), download: "crier-overview.pdf", id: "pdf" }, "Download the overview as a PDF report")));
   }
 
   function summaryOf(js) { return js || {}; }

@@ -4,11 +4,13 @@
 
 #include "api/api.h"
 #include "api/dbreply.h"
+#include "report/report.h"
 #include "request/request.h"
 #include "store/analytics.h"
 #include "store/db.h"
 #include "util/buf.h"
 #include "util/json_text.h"
+#include "util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,4 +365,129 @@ void api_analytics_breakdown(const http_req_t *rq, http_answer_t *out)
     if (!csv)
         rc |= buf_puts(&b, "]}");
     an_send(&b, rc, csv, out);
+}
+
+/* What the PDF shows of the figures (an_names' indexes), and how. */
+static const struct {
+    int i;
+    const char *label;
+    char kind; /* 'n' a count, 'r' a rate, 's' seconds, 'm' money */
+} an_report_figures[] = {
+    {0, "Communications", 'n'},
+    {1, "Sent", 'n'},
+    {2, "Delivered", 'n'},
+    {8, "Delivery rate", 'r'},
+    {9, "Open rate", 'r'},
+    {10, "Click-through rate", 'r'},
+    {11, "Response rate", 'r'},
+    {12, "Failure rate", 'r'},
+    {13, "Fallback rate", 'r'},
+    {14, "Average delivery time", 's'},
+    {15, "Average response time", 's'},
+    {17, "Cost per communication", 'm'},
+};
+
+/* A figure as the console shows it: "91.0 %", "56.8 s", "-" for none. */
+static void an_report_value(char *dst, size_t len, const char *v, char kind, const char *currency)
+{
+    if (!v[0]) {
+        snprintf(dst, len, "-");
+        return;
+    }
+    double x = strtod(v, NULL);
+    switch (kind) {
+    case 'r':
+        snprintf(dst, len, "%.1f %%", 100.0 * x);
+        break;
+    case 's':
+        snprintf(dst, len,
+                 x < 90     ? "%.1f s"
+                 : x < 5400 ? "%.1f min"
+                            : "%.1f h",
+                 x < 90     ? x
+                 : x < 5400 ? x / 60
+                            : x / 3600);
+        break;
+    case 'm':
+        snprintf(dst, len, "%s %s", v, currency);
+        break;
+    default:
+        snprintf(dst, len, "%s", v);
+    }
+}
+
+static const char *const an_pdf_headers[] = {"Content-Disposition",
+                                             "attachment; filename=\"crier-overview.pdf\"", NULL};
+
+void api_analytics_report(const http_req_t *rq, http_answer_t *out)
+{
+    store_analytics_query_t q = {.by = STORE_ANALYTICS_NONE};
+    char plan[37], client[37];
+    int csv = 0;
+    if (an_query(rq, &q, plan, client, &csv, out) != 0)
+        return;
+    const cfg_t *cfg = ((const api_t *)rq->ctx)->app->cfg;
+    store_analytics_row_t *sum = NULL, *days = NULL, *chans = NULL;
+    int n_sum = 0, n_days = 0, n_chans = 0;
+    if (an_read(rq, &q, &sum, &n_sum, out) != 0)
+        return;
+    q.by = STORE_ANALYTICS_DAY;
+    if (an_read(rq, &q, &days, &n_days, out) != 0) {
+        free(sum);
+        return;
+    }
+    q.by = STORE_ANALYTICS_CHANNEL;
+    if (an_read(rq, &q, &chans, &n_chans, out) != 0) {
+        free(sum);
+        free(days);
+        return;
+    }
+    report_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        free(sum);
+        free(days);
+        free(chans);
+        http_answer_error(out, 500, "internal_error", "out of memory");
+        return;
+    }
+    snprintf(r->title, sizeof r->title, "crier overview");
+    snprintf(r->period, sizeof r->period, "%.10s to %.10s (end excluded), UTC", q.from, q.to);
+    an_figures_t f = {0};
+    if (n_sum > 0)
+        an_figures(&sum[0], cfg, &f);
+    for (size_t k = 0; k < sizeof an_report_figures / sizeof an_report_figures[0]; k++) {
+        report_figure_t *rf = &r->figures[r->n_figures++];
+        snprintf(rf->label, sizeof rf->label, "%s", an_report_figures[k].label);
+        an_report_value(rf->value, sizeof rf->value, f.v[an_report_figures[k].i],
+                        an_report_figures[k].kind, cfg->cost_currency);
+    }
+    for (int i = 0; i < n_days && r->n_points < REPORT_POINTS_MAX; i++) {
+        report_point_t *p = &r->points[r->n_points++];
+        snprintf(p->label, sizeof p->label, "%.10s", days[i].key);
+        p->sent = (double)days[i].sent;
+        p->delivered = (double)days[i].delivered;
+    }
+    for (int i = 0; i < n_chans && r->n_bars < REPORT_BARS_MAX; i++) {
+        report_bar_t *b = &r->bars[r->n_bars++];
+        snprintf(b->label, sizeof b->label, "%s", chans[i].key);
+        b->sent = (double)chans[i].sent;
+        b->delivered = (double)chans[i].delivered;
+        b->failed = (double)chans[i].failed;
+    }
+    free(sum);
+    free(days);
+    free(chans);
+    buf_t pdf;
+    char err[256];
+    int rc = report_pdf(r, &pdf, err, sizeof err);
+    free(r);
+    if (rc != 0) {
+        log_error("api", "report_failed", "error", err, NULL);
+        http_answer_error(out, 500, "internal_error", "the report could not be drawn");
+        return;
+    }
+    http_answer_bytes(out, 200, pdf.data, pdf.len);
+    buf_free(&pdf);
+    out->ctype = "application/pdf";
+    out->headers = an_pdf_headers;
 }

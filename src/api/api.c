@@ -89,6 +89,8 @@ static const route_t api_table[] = {
      api_analytics_summary},
     {"GET", "/v1/analytics/breakdown", API_OPERATE, ROUTE_BODY_NONE, NULL,
      API_STAT_ANALYTICS_BREAKDOWN, api_analytics_breakdown},
+    {"GET", "/v1/analytics/report", API_OPERATE, ROUTE_BODY_NONE, "application/pdf",
+     API_STAT_ANALYTICS_REPORT, api_analytics_report},
     {"GET", "/v1/templates", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_TEMPLATES,
      api_templates_status},
     /* open like the probes: scrapers carry no token, and the text holds counts only */
@@ -187,6 +189,7 @@ const char *api_stat_name(int slot)
         [API_STAT_CONSOLE_SESSION] = "GET /console/session",
         [API_STAT_ANALYTICS_SUMMARY] = "GET /v1/analytics/summary",
         [API_STAT_ANALYTICS_BREAKDOWN] = "GET /v1/analytics/breakdown",
+        [API_STAT_ANALYTICS_REPORT] = "GET /v1/analytics/report",
     };
     return slot > 0 && slot < API_STAT_N ? names[slot] : names[HTTP_STATS_UNROUTED];
 }

@@ -77,7 +77,7 @@ static void report_axes(cairo_t *cr, const char *heading, double y, double top, 
         cairo_line_to(cr, *px + *pw, gy);
         cairo_stroke(cr);
         char v[32];
-        snprintf(v, sizeof v, "%.0f", top * i / 4.0);
+        snprintf(v, sizeof v, "%g", top * i / 4.0);
         text(cr, MARGIN, gy + 3, 7.5, 0, MUTED, v);
     }
 }

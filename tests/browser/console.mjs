@@ -92,6 +92,11 @@ async function main() {
         // the API's figures for the period the page showed, asked at once
         info.range = await page.evaluate(() => document.getElementById("view").dataset.range);
         info.api = await page.evaluate(async (r) => (await fetch("/v1/analytics/summary?" + r)).json(), info.range);
+        const [pdf] = await Promise.all([page.waitForEvent("download"), page.click("#pdf")]);
+        const bytes = fs.readFileSync(await pdf.path());
+        if (bytes.subarray(0, 5).toString() !== "%PDF-") fail("the PDF report is not a PDF");
+        fs.copyFileSync(await pdf.path(), path.join(outdir, "console-overview.pdf"));
+        info.pdf_bytes = bytes.length;
       }
       for (const c of info.charts) if (!c.canvas || c.points === 0) fail(v + ": chart '" + c.label + "' has no data");
       info.axe = await axe(page);

@@ -12,6 +12,8 @@ rows at a smaller count), a few of them failed and in the review queue:
 * it searches a plan, opens a communication's timeline, runs a dry run,
   retries an item of the review queue (which the database then shows as
   retried) and downloads the history's CSV, which parses;
+* the overview's PDF report opens with poppler (pdftotext, pdftoppm),
+  holds the same figures and shows its charts;
 * the overview fits a phone's width.
 """
 import json
@@ -41,6 +43,28 @@ def seed(db):
                " ORDER BY created_at DESC LIMIT 5)")
     n = int(h.psql(db, "SELECT count(*) FROM communications WHERE review = 'open'")[0][0])
     assert n >= 5, n
+
+
+def read_ppm(path):
+    """(width, height, RGB bytes) of a binary PPM (P6), as pdftoppm writes it."""
+    with open(path, "rb") as f:
+        data = f.read()
+    fields, pos = [], 0
+    while len(fields) < 4:  # magic, width, height, maxval, blank-separated
+        while data[pos:pos + 1].isspace():
+            pos += 1
+        end = pos
+        while not data[end:end + 1].isspace():
+            end += 1
+        fields.append(data[pos:end])
+        pos = end
+    assert fields[0] == b"P6" and fields[3] == b"255", fields
+    w, h = int(fields[1]), int(fields[2])
+    return w, h, data[pos + 1:pos + 1 + 3 * w * h]
+
+
+def near(rgb, want, tol=40):
+    return all(abs(a - b) <= tol for a, b in zip(rgb, want))
 
 
 def day(t):
@@ -91,6 +115,22 @@ def test_console_in_a_browser(tmp):
         rows = int(h.psql(db, "SELECT count(*) FROM communications WHERE created_at >= :'f'"
                               " AND created_at < :'t'", f=frm, t=to)[0][0])
         assert summary["total"] == rows > 0, (summary["total"], rows)
+
+        # the PDF report the overview links to: poppler reads it, it holds
+        # the same figures, and its charts are drawn (pixels of the series'
+        # colours on the rendered page)
+        pdf = os.path.join(artifacts, "console-overview.pdf")
+        text = subprocess.run(["pdftotext", "-layout", pdf, "-"], capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+        assert "Delivery rate" in text and "Sent and delivered per day" in text, text[:800]
+        assert "%.1f %%" % (100 * summary["delivery_rate"]) in text, text[:800]
+        assert "{:,}".format(summary["total"]).replace(",", "") in text.replace(",", ""), text[:800]
+        page = os.path.join(tmp, "report")
+        subprocess.run(["pdftoppm", "-r", "50", "-singlefile", pdf, page], check=True, timeout=60)
+        width, height, pixels = read_ppm(page + ".ppm")
+        blue = sum(1 for i in range(0, len(pixels), 3) if near(pixels[i:i + 3], (11, 92, 173)))
+        orange = sum(1 for i in range(0, len(pixels), 3) if near(pixels[i:i + 3], (194, 65, 12)))
+        assert blue > 200 and orange > 200, (blue, orange, width, height)
 
         charts = {v: [c["label"] for c in info.get("charts", [])] for v, info in seen["views"].items()}
         assert all(charts[v] for v in ("overview", "channels", "timeline", "funnel", "preferences")), charts
