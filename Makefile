@@ -11,6 +11,7 @@
 #                   threaded ones in build-tsan/
 #   make demo       run the event-planning demo on a private PostgreSQL with
 #                   the sandbox transport (no credentials)
+#   make bench-p1   email delivery: crier against smtp-source on the same smtp-sink
 #   make bench-p2   SMS delivery: crier against wrk on the same provider stub
 #   make bench-p3   intake benchmark: crier against pgbench (tests/bench/)
 #   make bench-p5   policy cost: the Lua rules against the same policy in C
@@ -42,7 +43,7 @@ CMAKE ?= cmake
 
 C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
 
-.PHONY: all build asan tsan deb fuzz coverage layers check demo bench-p2 bench-p3 bench-p5 format lint clean
+.PHONY: all build asan tsan deb fuzz coverage layers check demo bench-p1 bench-p2 bench-p3 bench-p5 format lint clean
 
 all: build
 
@@ -88,6 +89,9 @@ check:
 
 demo:
 	@scripts/demo.sh
+
+bench-p1: build
+	@tests/bench/p1_email.sh
 
 bench-p2: build
 	@tests/bench/p2_delivery.sh

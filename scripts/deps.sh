@@ -20,7 +20,11 @@ pkgs+=(chromium)
 # The fuzz harnesses (make fuzz): clang and its libFuzzer runtime.
 pkgs+=(clang libclang-rt-14-dev)
 # Benchmarks, time zone data for the policy tests, HTTP probes.
-pkgs+=(wrk tzdata curl)
+pkgs+=(wrk tzdata curl iproute2)
+# The email benchmark's SMTP sink and reference client (smtp-sink and
+# smtp-source under /usr/sbin). Only those two programs are used: postfix is
+# installed unconfigured and its daemon is never started (see below).
+pkgs+=(postfix)
 # make deb and its test: CPack's DEB generator (dpkg-deb, dpkg-shlibdeps for
 # the dependencies, fakeroot) and lintian on the package.
 pkgs+=(dpkg-dev fakeroot lintian)
@@ -60,4 +64,15 @@ fi
 
 echo "deps: installing ${missing[*]}"
 apt-get update -q
+# postfix: no mail system configured ("No configuration" writes no main.cf,
+# so the daemon cannot run), and no service started while installing (a
+# policy-rc.d answering 101, unless the machine has its own).
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

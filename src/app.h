@@ -14,6 +14,7 @@
 typedef struct intake intake_t;
 typedef struct prt prt_t;
 typedef struct tx tx_t;
+typedef struct tx_pool tx_pool_t;
 typedef struct circ circ_t;
 typedef struct prefcache prefcache_t;
 
@@ -27,8 +28,8 @@ typedef struct app {
     intake_t *intake;          /* owned: the group-commit writer */
     prt_t *rules;              /* owned: the live policy rules (hot-reloaded) */
     tx_t *tx;                  /* owned: transport of live SMS/WhatsApp; NULL if none */
-    tx_t *tx_mail;             /* owned: transport of live SMTP; NULL if sandboxed (see
-                                  docs/architecture.md, Transport: why apart) */
+    tx_pool_t *tx_mail;        /* owned: transport loops of live SMTP, one per session;
+                                  NULL if sandboxed (see docs/architecture.md, Transport) */
     dkim_signer_t *dkim;       /* owned: signs every email; NULL when mail goes unsigned */
     circ_t *circuit;           /* owned: per-provider circuit after auth failures */
     prefcache_t *prefs;        /* owned: the preference cache as the API and the

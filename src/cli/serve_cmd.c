@@ -15,6 +15,7 @@
 #include "store/db.h"
 #include "store/rotate.h"
 #include "transport/transport.h"
+#include "transport/tx_pool.h"
 #include "util/log.h"
 #include "util/sdnotify.h"
 
@@ -24,6 +25,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+/* SMTP sessions open at most: the connections the one SMTP loop allowed
+ * before (libcurl's default per host in the transport), so a mail server's
+ * per-client connection limit sees no more than it did. */
+#define SERVE_SMTP_SESSIONS 8
 
 static void serve_usage(FILE *f)
 {
@@ -222,7 +228,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
         goto out;
     }
     /* libcurl multi loops for every provider call; the sandbox needs none.
-     * SMTP has a loop of its own: libcurl waits for the reply to the end of
+     * SMTP has loops of its own: libcurl waits for the reply to the end of
      * DATA without yielding, and a slow mail server must not hold up the
      * SMS and WhatsApp sends that share a loop with it. */
     if (strcmp(cfg->transport_sms, "live") == 0 || strcmp(cfg->transport_whatsapp, "live") == 0) {
@@ -248,7 +254,16 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
         }
     }
     if (strcmp(cfg->transport_email, "live") == 0) {
-        app.tx_mail = tx_new(NULL);
+        /* One loop per SMTP session, so that the waits for the end of
+         * DATA overlap: as many sessions as sends can be in flight, up to
+         * SERVE_SMTP_SESSIONS (the one loop of before allowed as many
+         * connections, but served them one reply at a time). */
+        int sessions = cfg->workers * cfg->claim_batch;
+        if (sessions > SERVE_SMTP_SESSIONS)
+            sessions = SERVE_SMTP_SESSIONS;
+        if (sessions < 1)
+            sessions = 1;
+        app.tx_mail = tx_pool_new(sessions, NULL);
         if (!app.tx_mail) {
             fprintf(stderr, "crier serve: cannot start the SMTP transport\n");
             code = 1;
@@ -349,7 +364,7 @@ out:
     purge_job_stop(purge);
     delivery_stop(delivery);
     tx_free(app.tx); /* after the workers that wait on it */
-    tx_free(app.tx_mail);
+    tx_pool_free(app.tx_mail);
     dkim_signer_free(app.dkim); /* after the workers that sign with it */
     circ_free(app.circuit);
     prefcache_free(app.prefs);

@@ -21,6 +21,7 @@
 #include "queue/queue.h"
 #include "template/catalog.h"
 #include "transport/transport.h"
+#include "transport/tx_pool.h"
 
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -31,7 +32,7 @@ typedef struct drv_env {
     const cry_keys_t *keys;         /* to decrypt the client's contact */
     const tpl_catalog_t *templates; /* the loaded templates */
     tx_t *tx;                       /* the loop of live HTTP API calls; NULL if none */
-    tx_t *tx_mail;                  /* the loop of live SMTP sends; NULL if none */
+    tx_pool_t *tx_mail;             /* the loops of live SMTP sends; NULL if none */
     const dkim_signer_t *dkim;      /* signs every email, sandbox too; NULL: unsigned */
 } drv_env_t;
 

@@ -90,7 +90,7 @@ static void email_worker_free(void *state)
 /* SMTP has a loop of its own (docs/architecture.md, Transport: why apart). */
 static tx_t *email_loop(const drv_env_t *env)
 {
-    return env->tx_mail;
+    return env->tx_mail ? tx_pool_pick(env->tx_mail) : NULL;
 }
 
 /* Copies text into out, replacing every whitespace-delimited word that holds
@@ -378,7 +378,9 @@ static void email_prepare(void *state, const drv_env_t *env, PGconn *conn, const
      * row just read. */
     if (!target_allowed(&cl, CH_NAME_EMAIL, out))
         goto done;
-    if (store_attachments_load(conn, job->id, &att, &natt, err, sizeof err) != 0) {
+    /* one round trip less per message for the many that have none */
+    if (!job->no_attachments &&
+        store_attachments_load(conn, job->id, &att, &natt, err, sizeof err) != 0) {
         outcome_fail(out, ERRC_TRANSIENT, 0, "attachments", err);
         goto done;
     }

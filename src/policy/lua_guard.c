@@ -9,8 +9,8 @@
 #include <math.h>
 #include <string.h>
 
-/* The count hook sees VM instructions only: a library function written in C
- * runs to its end unobserved, however long it takes. So each library
+/* The budget's hook stops VM instructions only: a library function written
+ * in C runs to its end unobserved, however long it takes. So each library
  * function whose work is not bounded by the memory it allocates is replaced
  * by a closure that estimates that work from its arguments, in units of
  * about one VM instruction, charges it to the call's instruction budget
@@ -419,7 +419,20 @@ static int lhg_stopped_thread(lua_State *co)
 static int lhg_co_resume(lua_State *L)
 {
     lhs_check_spent(L);
-    return lua_tocfunction(L, lua_upvalueindex(1))(L);
+    lua_State *co = lua_tothread(L, 1);
+    if (!co)
+        return lua_tocfunction(L, lua_upvalueindex(1))(L); /* raises its argument error */
+    /* The real resume runs protected, so that even when it raises (its
+     * message costs memory, which can run out) the watchdog is pointed back
+     * at this thread before the error goes on. */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_State *from = lhs_switch_thread(L, co);
+    int st = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    (void)lhs_switch_thread(L, from);
+    if (st != LUA_OK)
+        return lua_error(L);
+    return lua_gettop(L);
 }
 
 static int lhg_co_close(lua_State *L)
@@ -452,7 +465,9 @@ static int lhg_wrap_call(lua_State *L)
         return luaL_error(L, "too many arguments to resume");
     lua_xmove(L, co, narg);
     int nres = 0;
+    lua_State *from = lhs_switch_thread(L, co);
     st = lua_resume(co, L, narg, &nres);
+    (void)lhs_switch_thread(L, from);
     if (st == LUA_OK || st == LUA_YIELD) {
         if (!lua_checkstack(L, nres + 1)) {
             lua_pop(co, nres);

@@ -53,12 +53,15 @@ lh_state_t *lh_new(const lh_limits_t *limits, char *err, size_t errlen)
         s->lim.time_ms = LH_DEFAULT_TIME_MS;
     if (!s->lim.instructions)
         s->lim.instructions = LH_DEFAULT_INSTRUCTIONS;
-    if (s->lim.hook_every <= 0)
-        s->lim.hook_every = LH_DEFAULT_HOOK_EVERY;
 
     s->hash = EVP_MD_CTX_new();
     if (!s->hash || EVP_DigestInit_ex(s->hash, EVP_sha256(), NULL) != 1) {
         errmsg_set(err, errlen, "cannot start the rules hash");
+        lh_free(s);
+        return NULL;
+    }
+    if (lhs_watch_start(s) != 0) {
+        errmsg_set(err, errlen, "cannot start the rules watchdog");
         lh_free(s);
         return NULL;
     }
@@ -91,6 +94,7 @@ void lh_free(lh_state_t *s)
         s->enforce = 0;
         lua_close(s->L);
     }
+    lhs_watch_stop(s);
     EVP_MD_CTX_free(s->hash);
     free(s);
 }
@@ -393,7 +397,6 @@ int lh_call(lh_state_t *s, const char *module, const char *fn, int nargs, int nr
     s->cur_module = module;
     lhs_begin(s);
     int status = lua_pcall(L, nargs, nresults, first);
-    /* the name errors start with, only written when there is an error */
     /* the name errors start with, only written when there is one */
     char what[2 * LH_NAME_MAX + 8] = "";
     if (status != LUA_OK || s->expired != LHS_RUNNING || lhs_late(s))

@@ -27,7 +27,10 @@
  * rule wants to keep between calls must live in locals of its file.
  *
  * Budgets: every entry into Lua (each file at load, each call) gets a fresh
- * instruction and wall-time budget; the state as a whole has a memory budget.
+ * wall-time budget, enforced by a watchdog thread of the state that stops
+ * the entry once its deadline passes, and a fresh instruction budget, which
+ * counts the work of library functions (below), not VM instructions; the
+ * state as a whole has a memory budget.
  * Pattern matching runs in C beyond the instruction count, so string.find,
  * match, gmatch and gsub refuse a pattern whose worst-case backtracking on
  * the given string is too large ("pattern too complex ...").
@@ -59,7 +62,6 @@
 #define LH_DEFAULT_MEM_BYTES    (8u * 1024u * 1024u)
 #define LH_DEFAULT_TIME_MS      50
 #define LH_DEFAULT_INSTRUCTIONS 10000000ull
-#define LH_DEFAULT_HOOK_EVERY   1000
 /* Bounds on JSON crossing the boundary in either direction. */
 #define LH_JSON_MAX_DEPTH  16
 #define LH_JSON_MAX_NODES  10000
@@ -69,8 +71,7 @@
 typedef struct lh_limits {
     size_t mem_bytes;                /* per state */
     unsigned time_ms;                /* wall time per call */
-    unsigned long long instructions; /* VM instructions per call */
-    int hook_every;                  /* instructions between budget checks */
+    unsigned long long instructions; /* library work per call (see below) */
 } lh_limits_t;
 
 typedef struct lh_state lh_state_t;

@@ -101,29 +101,20 @@ static int lhs_raise_budget(lua_State *L, lh_state_t *s, int why, int level, con
     return lua_error(L);
 }
 
-/* Runs every hook_every instructions on each Lua thread. Coroutines inherit
- * the hook of the thread that creates them (lua_newthread copies it in 5.4),
- * so a loop inside coroutine.wrap is counted too. */
+/* Armed by the watchdog on the Lua thread running a call past its deadline,
+ * and by lhs_raise_budget to stop every thread at its next instruction. A
+ * hook found on a thread that is on time was left by an earlier call (a
+ * coroutine kept in a file's local, resumed later): it removes itself, so
+ * this call runs at full speed. */
 static void lhs_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lh_state_t *s = lh_of(L);
-    if (!s->running)
+    if (s->running && s->expired == LHS_RUNNING && lhs_past_deadline(s))
+        s->expired = LHS_OVER_TIME;
+    if (!s->running || s->expired == LHS_RUNNING) {
+        lua_sethook(L, NULL, 0, 0);
         return;
-    if (s->expired == LHS_RUNNING) {
-        int every = lua_gethookcount(L);
-        s->instr += (unsigned long long)(every > 0 ? every : 1);
-        if (s->lim.instructions && s->instr > s->lim.instructions)
-            s->expired = LHS_OVER_INSTRUCTIONS;
-        else if (lhs_past_deadline(s))
-            s->expired = LHS_OVER_TIME;
-        else {
-            /* A coroutine left at count 1 by an earlier abort gets back to
-             * the normal period, so it does not overcount this call. */
-            if (every != s->lim.hook_every)
-                lua_sethook(L, lhs_hook, LUA_MASKCOUNT, s->lim.hook_every);
-            return;
-        }
     }
     lhs_raise_budget(L, s, s->expired, 0, NULL);
 }
@@ -180,6 +171,19 @@ int lhs_late(const lh_state_t *s)
     return lhs_past_deadline(s);
 }
 
+int lhs_watch_start(lh_state_t *s)
+{
+    return lhw_start(&s->watch, lhs_hook, s->lim.time_ms);
+}
+
+void lhs_watch_stop(lh_state_t *s)
+{
+    lhw_stop(&s->watch);
+}
+
+/* No hook is set here: Lua 5.4 sends every instruction of a hooked thread
+ * through its hook machinery, whatever the count, which cost more than the
+ * rules. The watchdog arms one only once the deadline has passed. */
 void lhs_begin(lh_state_t *s)
 {
     struct timespec now;
@@ -194,14 +198,25 @@ void lhs_begin(lh_state_t *s)
     s->log_lines = 0;
     s->running = 1;
     s->enforce = 1;
-    lua_sethook(s->L, lhs_hook, LUA_MASKCOUNT, s->lim.hook_every);
+    lhw_enter(&s->watch, s->L, &s->deadline);
 }
 
+/* After lhw_leave the watchdog cannot arm s->L any more, so clearing the
+ * hook here is final. */
 void lhs_end(lh_state_t *s)
 {
+    lhw_leave(&s->watch);
     s->running = 0;
     s->enforce = 0;
     lua_sethook(s->L, NULL, 0, 0);
+}
+
+lua_State *lhs_switch_thread(lua_State *L, lua_State *to)
+{
+    lh_state_t *s = lh_of(L);
+    if (!s->running)
+        return to;
+    return lhw_switch(&s->watch, to);
 }
 
 /* The traceback may use LHS_MSGH_SLACK bytes past the memory budget, so an

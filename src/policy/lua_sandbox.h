@@ -1,11 +1,13 @@
 /* lua_sandbox: the parts of the Lua host that keep a rule inside its box —
- * the budgeted allocator, the instruction/time hook, the allow-listed
+ * the budgeted allocator, the time budget's hook (armed by the watchdog,
+ * lua_watchdog.h), the cost accounting of library work, the allow-listed
  * environment and the freezing of module environments. Private to
  * src/policy/lua_host.c. */
 #ifndef CRIER_LUA_SANDBOX_H
 #define CRIER_LUA_SANDBOX_H
 
 #include "policy/lua_host.h"
+#include "policy/lua_watchdog.h"
 
 #include <lua.h>
 
@@ -20,14 +22,15 @@ struct lh_state {
     lua_State *L; /* owned */
     lh_limits_t lim;
     size_t mem_used;
-    size_t mem_peak; /* the most mem_used has been */
-    int enforce;     /* memory budget applies (only while Lua code runs) */
-    size_t slack;    /* bytes allowed past mem_bytes (the traceback's) */
-    int running;     /* inside a budgeted entry: the hook checks budgets */
-    int mem_refused; /* the allocator refused a block during this entry */
-    int expired;     /* LHS_* */
-    unsigned long long instr;
-    struct timespec deadline;
+    size_t mem_peak;          /* the most mem_used has been */
+    int enforce;              /* memory budget applies (only while Lua code runs) */
+    size_t slack;             /* bytes allowed past mem_bytes (the traceback's) */
+    int running;              /* inside a budgeted entry: the hook checks budgets */
+    int mem_refused;          /* the allocator refused a block during this entry */
+    int expired;              /* LHS_* */
+    unsigned long long instr; /* library work charged in this entry */
+    struct timespec deadline; /* read by this thread only; lhw has its copy */
+    lhw_t watch;
     int frozen;
     int log_lines;          /* crier.log lines written during this entry */
     const char *cur_module; /* borrowed from the caller for one entry */
@@ -46,9 +49,18 @@ void *lhs_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
  * as light userdata argument): opens the allowed libraries, builds the base
  * environment and the crier table, and strips the real globals. */
 int lhs_open(lua_State *L);
+/* Starts and stops the state's watchdog (lh_new, lh_free); -1 when its
+ * thread cannot be started. */
+int lhs_watch_start(lh_state_t *s);
+void lhs_watch_stop(lh_state_t *s);
 /* Starts and ends a budgeted entry into Lua on s->L. */
 void lhs_begin(lh_state_t *s);
 void lhs_end(lh_state_t *s);
+/* The current entry now runs on the Lua thread to (a coroutine resumed by
+ * a guarded library function, or its resumer again); returns the thread it
+ * ran on. Pass that back once the resume has returned, before anything that
+ * can raise, so the watchdog never arms a thread that may be collected. */
+lua_State *lhs_switch_thread(lua_State *L, lua_State *to);
 /* Budget accounting for the guarded library functions (lua_guard.c); each
  * raises the budget error on L when it applies, and does nothing outside a
  * budgeted entry. lhs_spend charges cost instruction-equivalents, refusing

@@ -28,6 +28,7 @@ struct rules_set {
     const tz_zone_t *zone, *utc;
     char zone_name[TZ_NAME_MAX + 1];
     int last_rc; /* LH_* of the last failed rule call of this decision */
+    char opt_out_key[CH_N][sizeof "opt_out_" + CH_NAME_MAX]; /* "opt_out_<channel>" */
 };
 
 int rules_last_failure(const rules_set_t *s)
@@ -184,6 +185,10 @@ static void rules_why(const cJSON *o, const char *field, char out[RULES_WHY_MAX]
 #define RULES_VIEW_CONSENT   1
 #define RULES_VIEW_AVAILABLE (RULES_VIEW_CONSENT + (1 << CH_N))
 #define RULES_VIEW_PREFS     (RULES_VIEW_AVAILABLE + (1 << CH_N))
+/* The msg and client inputs: one table and its view each, refilled by every
+ * decision (see rules_push_input). */
+#define RULES_INPUT_MSG    (-1)
+#define RULES_INPUT_CLIENT (-3)
 
 static int rules_channel_index(const char *name)
 {
@@ -276,28 +281,80 @@ static void rules_push_prefs(rules_set_t *s, lua_State *L, const policy_client_t
     rules_view_keep(s, L, slot);
 }
 
+/* Pushes the input table kept in slot and its view (slot - 1), made on the
+ * first decision. Reusing them spares four tables per decision. It keeps
+ * the isolation between decisions because the rules never hold the table
+ * itself (a view hides it: rawget, next and getmetatable see nothing) and
+ * every decision sets every field the table can have, nil for those it
+ * lacks: a view a rule kept from an earlier call shows the current
+ * decision, never an earlier client's data. */
+static void rules_push_input(rules_set_t *s, lua_State *L, int slot, int nfields)
+{
+    if (rules_view_cached(s, L, slot)) {
+        if (!rules_view_cached(s, L, slot - 1))
+            lua_pushnil(L); /* cannot happen: both are kept together */
+        return;
+    }
+    lua_createtable(L, 0, nfields);
+    lua_pushvalue(L, -1);
+    lh_readonly(s->h);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, s);
+    lua_pushvalue(L, -3);
+    lua_rawseti(L, -2, slot);
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, slot - 1);
+    lua_pop(L, 1);
+}
+
+static void rules_set_string_or_nil(lua_State *L, const char *k, const char *v)
+{
+    if (v && v[0])
+        lua_pushstring(L, v);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, -2, k);
+}
+
+static void rules_set_time_or_nil(lua_State *L, const char *k, double t)
+{
+    if (t > 0)
+        rules_push_number(L, t);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, -2, k);
+}
+
 /* Pushes msg's table (which the host may still fill in) and its view. */
 static void rules_push_msg(rules_set_t *s, lua_State *L, const policy_msg_t *m, double now)
 {
-    lua_createtable(L, 0, 8);
+    rules_push_input(s, L, RULES_INPUT_MSG, 10);
+    lua_pushvalue(L, -2); /* the table, filled on top of the stack */
     rules_set_string(L, "type", m->message_type ? m->message_type : "");
-    if (m->urgency && m->urgency[0]) { /* none while channels.urgency decides it */
-        rules_set_string(L, "urgency", m->urgency);
+    /* no urgency while channels.urgency decides it */
+    int urgent = m->urgency && m->urgency[0];
+    rules_set_string_or_nil(L, "urgency", urgent ? m->urgency : NULL);
+    if (urgent)
         lua_pushinteger(L, policy_priority(m->urgency));
-        lua_setfield(L, -2, "priority");
-    }
+    else
+        lua_pushnil(L);
+    lua_setfield(L, -2, "priority");
     rules_set_bool(L, "has_attachment", m->has_attachment);
-    if (m->preferred_channel && m->preferred_channel[0])
-        rules_set_string(L, "preferred_channel", m->preferred_channel);
+    rules_set_string_or_nil(L, "preferred_channel", m->preferred_channel);
     rules_push_number(L, now);
     lua_setfield(L, -2, "now");
-    lua_pushvalue(L, -1);
-    lh_readonly(s->h);
+    /* set by the host before batching.decide */
+    lua_pushnil(L);
+    lua_setfield(L, -2, "send_at");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "channel");
+    lua_pop(L, 1);
 }
 
+/* Pushes the client's view. */
 static void rules_push_client(rules_set_t *s, lua_State *L, const policy_client_t *c)
 {
-    lua_createtable(L, 0, 17);
+    rules_push_input(s, L, RULES_INPUT_CLIENT, 17);
+    lua_insert(L, -2); /* the table on top, filled then popped */
     rules_set_bool(L, "has_email", c->has_email);
     rules_set_bool(L, "has_phone", c->has_phone);
     rules_set_bool(L, "email_suppressed", c->email_suppressed);
@@ -307,26 +364,17 @@ static void rules_push_client(rules_set_t *s, lua_State *L, const policy_client_
     rules_set_string(L, "timezone", c->timezone && c->timezone[0] ? c->timezone : "UTC");
     rules_push_flags(s, L, RULES_VIEW_CONSENT, rules_flag_bits(c->consent));
     lua_setfield(L, -2, "consent");
-    for (int ch = 0; ch < CH_N; ch++) {
-        char key[sizeof "opt_out_" + CH_NAME_MAX];
-        snprintf(key, sizeof key, "opt_out_%s", ch_name((ch_id_t)ch));
-        rules_set_bool(L, key, c->opt_out[ch]);
-    }
+    for (int ch = 0; ch < CH_N; ch++)
+        rules_set_bool(L, s->opt_out_key[ch], c->opt_out[ch]);
     rules_set_string(L, "quiet_hours_start",
                      c->quiet_start && c->quiet_start[0] ? c->quiet_start : "22:00");
     rules_set_string(L, "quiet_hours_end",
                      c->quiet_end && c->quiet_end[0] ? c->quiet_end : "08:00");
     rules_push_prefs(s, L, c);
     lua_setfield(L, -2, "preferred_channels");
-    if (c->last_contact_at > 0) {
-        rules_push_number(L, c->last_contact_at);
-        lua_setfield(L, -2, "last_contact_at");
-    }
-    if (c->whatsapp_window_until > 0) {
-        rules_push_number(L, c->whatsapp_window_until);
-        lua_setfield(L, -2, "whatsapp_window_until");
-    }
-    lh_readonly(s->h);
+    rules_set_time_or_nil(L, "last_contact_at", c->last_contact_at);
+    rules_set_time_or_nil(L, "whatsapp_window_until", c->whatsapp_window_until);
+    lua_pop(L, 1);
 }
 
 /* ---- reading what the rules returned, straight from the stack ---------- */
@@ -1004,6 +1052,8 @@ rules_set_t *rules_load(const char *dir, const lh_limits_t *limits, char *err, s
     const char *label = file_dir_label(dir, &llen);
     snprintf(s->dirname, sizeof s->dirname, "%.*s", (int)llen, label);
     buf_init(&s->trace, sizeof((policy_decision_t *)0)->trace_json - 1);
+    for (int ch = 0; ch < CH_N; ch++)
+        snprintf(s->opt_out_key[ch], sizeof s->opt_out_key[ch], "opt_out_%s", ch_name((ch_id_t)ch));
     s->utc = tz_get("UTC", NULL, 0); /* NULL: the trace formats "at" another way */
 
     s->h = lh_new(limits, err, errlen);

@@ -39,7 +39,9 @@ static const lease_table_t queue_table = {
     .claim_returning = "m.id, m.attempts, m.plan_id, m.client_id, m.message_type, m.urgency,"
                        " m.channel, m.fallback_channels::text, m.context::text,"
                        " m.attempts - m.channel_attempt_base, m.receipt_failure,"
-                       " m.error_category, m.provider_code",
+                       " m.error_category, m.provider_code,"
+                       " NOT EXISTS (SELECT 1 FROM communication_attachments a"
+                       "  WHERE a.communication_id = m.id)",
     .rescue_set = ", failed_at = CASE WHEN m.attempts >= $1::int THEN now() END,"
                   " error_category = 'transient',"
                   " error_message = 'delivery attempt did not finish before its lease expired',"
@@ -98,6 +100,7 @@ int queue_claim(PGconn *conn, int max, int lease_seconds, queue_job_t *jobs, int
         j->receipt_failure = PQgetvalue(r, i, 10)[0] == 't';
         snprintf(j->receipt_category, sizeof j->receipt_category, "%s", PQgetvalue(r, i, 11));
         j->receipt_code = atoi(PQgetvalue(r, i, 12));
+        j->no_attachments = PQgetvalue(r, i, 13)[0] == 't';
         (*n)++;
         if (!j->plan_id || !j->client_id || !j->message_type || !j->urgency || !j->fallback_json ||
             !j->context_json) {

@@ -37,6 +37,10 @@ typedef struct queue_job {
     int receipt_failure;
     char receipt_category[16];
     int receipt_code;
+    /* The row had no attachments when it was claimed. Attachments are
+     * written with the communication at intake and never added later, so
+     * the sender need not read them. 0 (unknown) for a job made otherwise. */
+    int no_attachments;
 } queue_job_t;
 
 void queue_job_free(queue_job_t *j);

@@ -10,6 +10,7 @@
 
 #include "driver/smtp_call.h"
 #include "transport/transport.h"
+#include "transport/tx_pool.h"
 
 #include <curl/curl.h>
 
@@ -557,6 +558,48 @@ static void test_smtp_fifty_with_reuse(void **state)
     free(c);
 }
 
+/* A pool of three loops takes the sends in turn, each loop with one session
+ * of its own that carries all of its messages. */
+static void test_smtp_pool_one_session_per_loop(void **state)
+{
+    fixture_t *f = *state;
+    int before_ports;
+    int before = sink_scan(&f->sink, &before_ports);
+    assert_null(tx_pool_new(0, NULL));
+    assert_null(tx_pool_new(TX_POOL_MAX + 1, NULL));
+    tx_pool_t *pool = tx_pool_new(3, NULL);
+    assert_non_null(pool);
+    assert_int_equal(tx_pool_size(pool), 3);
+    tx_t *first = tx_pool_pick(pool);
+    assert_true(tx_pool_pick(pool) != first);
+    assert_true(tx_pool_pick(pool) != first);
+    assert_ptr_equal(tx_pool_pick(pool), first);
+    collector_t *c = malloc(sizeof *c);
+    assert_non_null(c);
+    coll_init(c);
+    enum { N = 30 };
+    for (int i = 0; i < N; i++)
+        submit_slot(tx_pool_pick(pool), mail_request(&f->sink, "client@example.com", i, 20000), i);
+    assert_int_equal(coll_wait(c, N, 60000), N);
+    long conns = 0;
+    for (int i = 0; i < N; i++) {
+        slot_t *s = &c->slots[i];
+        assert_int_equal(s->calls, 1);
+        if (s->err != TX_OK || s->status != 250)
+            fail_msg("mail %d: %s %d (%s)", i, tx_err_name(s->err), s->status, s->text);
+        conns += s->num_connects;
+    }
+    assert_int_equal(conns, 3);
+    tx_pool_free(pool);
+    tx_pool_free(NULL);
+    int ports;
+    int after = sink_scan(&f->sink, &ports);
+    assert_int_equal(after - before, N);
+    assert_int_equal(ports - before_ports, 3);
+    coll_free(c);
+    free(c);
+}
+
 static void test_smtp_fault_replies(void **state)
 {
     fixture_t *f = *state;
@@ -682,6 +725,7 @@ int main(void)
         cmocka_unit_test(test_http_drop_and_retry_after),
         cmocka_unit_test(test_http_body_cap),
         cmocka_unit_test(test_smtp_fifty_with_reuse),
+        cmocka_unit_test(test_smtp_pool_one_session_per_loop),
         cmocka_unit_test(test_smtp_fault_replies),
         cmocka_unit_test(test_stop_cancels_in_flight_once),
         cmocka_unit_test(test_stop_with_grace_finishes),

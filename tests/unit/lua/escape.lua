@@ -23,6 +23,12 @@ function read_undefined() return undefined_thing end
 function gc_finalizer() return setmetatable({}, { __gc = function() while true do end end }) end
 
 function loop() while true do end end
+-- library work is charged to the instruction budget (the VM's own
+-- instructions only to the clock)
+function rep_loop()
+    local n = 0
+    while true do n = n + #string.rep("x", 64, ",") end
+end
 function pcall_loop() while true do pcall(function() while true do end end) end end
 function xpcall_loop()
     while true do xpcall(function() while true do end end, function(e) return e end) end
