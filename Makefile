@@ -19,6 +19,8 @@
 #   make coverage   build build-cov/ with gcov counters, run the whole suite in
 #                   it and print the line coverage of src/ (gcovr), naming
 #                   every file under 60 % (scripts/coverage.sh)
+#   make bench-analytics  the analytics summary over 1,000,000 communications:
+#                   p50/p99 through the binary, answers checked against SQL
 #   make format     clang-format -i on src/ and tests/
 #   make layers     check that every #include points down (scripts/layers.sh)
 #   make fuzz       build build-fuzz/ with clang (libFuzzer + ASan + UBSan) and
@@ -43,7 +45,7 @@ CMAKE ?= cmake
 
 C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
 
-.PHONY: all build asan tsan deb fuzz coverage layers check demo bench-p1 bench-p2 bench-p3 bench-p5 format lint clean
+.PHONY: all build asan tsan deb fuzz coverage layers check demo bench-p1 bench-p2 bench-p3 bench-p5 bench-analytics format lint clean
 
 all: build
 
@@ -101,6 +103,9 @@ bench-p3: build
 
 bench-p5:
 	@P5_BUILD_DIR=$(BUILD_DIR) tests/bench/p5_policy.sh $(P5_ARGS)
+
+bench-analytics: build
+	@CRIER_BIN=$(BUILD_DIR)/crier tests/bench/analytics_summary.sh
 
 format:
 	clang-format -i $(C_FILES)

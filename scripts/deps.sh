@@ -25,6 +25,8 @@ pkgs+=(wrk tzdata curl iproute2)
 # smtp-source under /usr/sbin). Only those two programs are used: postfix is
 # installed unconfigured and its daemon is never started (see below).
 pkgs+=(postfix)
+# promtool, which checks the shipped alert rules (tests/scripts/test_alert_rules.sh).
+pkgs+=(prometheus)
 # make deb and its test: CPack's DEB generator (dpkg-deb, dpkg-shlibdeps for
 # the dependencies, fakeroot) and lintian on the package.
 pkgs+=(dpkg-dev fakeroot lintian)

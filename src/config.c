@@ -12,6 +12,10 @@
 #define CFG_FILE_MAX_LINE 4096
 /* Longest time a rate's full bucket may take to refill (burst / rate). */
 #define CFG_RATE_MAX_SPAN_S (100.0 * 86400)
+/* The highest price of one message: far above any provider's, and low
+ * enough that a cost total in millionths (price x messages) cannot
+ * overflow below 9 billion messages. */
+#define CFG_PRICE_MAX 1000LL
 
 typedef enum {
     CFG_STR,
@@ -175,14 +179,14 @@ static const cfg_key_t cfg_keys[] = {
 #undef S
 
 /* "12", "0.0075", ".5": digits with at most 6 after the point, at most
- * 1,000,000; into millionths. 0, or -1. */
+ * CFG_PRICE_MAX; into millionths. 0, or -1. */
 static int cfg_price_parse(const char *v, long long *micros)
 {
     long long whole = 0, frac = 0;
     int digits = 0, places = 0;
     const char *p = v;
     for (; *p >= '0' && *p <= '9'; p++, digits++) {
-        if (whole > 1000000)
+        if (whole > CFG_PRICE_MAX)
             return -1;
         whole = whole * 10 + (*p - '0');
     }
@@ -195,10 +199,12 @@ static int cfg_price_parse(const char *v, long long *micros)
         if (!places)
             return -1;
     }
-    if (*p || (!digits && !places) || whole > 1000000)
+    if (*p || (!digits && !places) || whole > CFG_PRICE_MAX)
         return -1;
     for (int i = places; i < 6; i++)
         frac *= 10;
+    if (whole * 1000000 + frac > CFG_PRICE_MAX * 1000000LL)
+        return -1;
     *micros = whole * 1000000 + frac;
     return 0;
 }
@@ -324,8 +330,7 @@ static int cfg_apply(cfg_t *c, const cfg_key_t *k, const char *v, char *why, siz
         return 0;
     case CFG_PRICE:
         if (cfg_price_parse(v, (long long *)(base + k->offset)) != 0) {
-            snprintf(why, whylen,
-                     "must be a decimal amount from 0 to 1000000 with at most 6 places");
+            snprintf(why, whylen, "must be a decimal amount from 0 to 1000 with at most 6 places");
             return -1;
         }
         return 0;

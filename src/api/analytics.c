@@ -188,6 +188,7 @@ static void an_figures(const store_analytics_row_t *r, const cfg_t *cfg, an_figu
     an_ratio(f->v[13], (double)r->fallback, r->total);
     an_ratio(f->v[14], r->delivery_s, r->delivery_n);
     an_ratio(f->v[15], r->response_s, r->response_n);
+    /* prices are at most 1000 (config.c): exact below 9 billion messages */
     long long micros = r->sent_email * cfg->cost_email_micros +
                        r->sent_sms * cfg->cost_sms_segment_micros +
                        r->sent_wa * cfg->cost_whatsapp_micros;

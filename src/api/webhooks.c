@@ -7,6 +7,7 @@
 #include "channel/twilio.h"
 #include "channel/whatsapp.h"
 #include "crypto/linktok.h"
+#include "metrics/metrics.h"
 #include "store/receipts.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -128,6 +129,22 @@ static const char *wh_outcome_name(rcpt_outcome_t o)
     return "?";
 }
 
+/* A receipt that confirmed a delivery, once committed: the send-to-delivery
+ * time (crm_delivery_time_seconds) and the seed's INFO line, which names
+ * the message by its ids only. */
+static void wh_confirmed(const rcpt_confirmed_t *c)
+{
+    if (!c->yes)
+        return;
+    double took = c->seconds > 0 ? c->seconds : 0;
+    metrics_delivery_time(c->channel, took);
+    char secs[32];
+    snprintf(secs, sizeof secs, "%.3f", took);
+    log_info("webhook", "delivery_confirmed", "communication_id", c->id, "plan_id", c->plan_id,
+             "client_id", c->client_id, "message_type", c->message_type, "channel", c->channel,
+             "delivery_time_s", secs, NULL);
+}
+
 /* Logs what became of each item of a committed write. */
 static void wh_log_items(const char *provider, const rcpt_item_t *items, int n)
 {
@@ -136,6 +153,7 @@ static void wh_log_items(const char *provider, const rcpt_item_t *items, int n)
         if (it->kind == RCPT_ITEM_RECEIPT) {
             log_info("webhook", "receipt", "provider", it->receipt.provider, "status",
                      it->receipt.provider_status, "outcome", wh_outcome_name(it->outcome), NULL);
+            wh_confirmed(&it->confirmed);
             continue;
         }
         log_info("webhook", "inbound", "provider", provider, "channel", it->inbound.channel,

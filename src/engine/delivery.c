@@ -366,13 +366,10 @@ static double delivery_mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Counts what one attempt came to, as recorded in r. The delivery time is
- * measured from the claim because that is the first moment this process
- * knows of the message; the provider's own delivery to the inbox is not
- * known here. A provider call is one the job handed to the transport;
- * failures before it (the client, the template, the MIME build, an open
- * circuit) are not the provider's and are not API errors. */
-static void delivery_count(const delivery_slot_t *s, const queue_result_t *r, double since_claim)
+/* Counts what one attempt came to, as recorded in r. A provider call is one the job handed to the
+ * transport; failures before it (the client, the template, the MIME build, an open circuit) are not
+ * the provider's and are not API errors. */
+static void delivery_count(const delivery_slot_t *s, const queue_result_t *r)
 {
     static const metrics_status_t by_outcome[] = {
         [QUEUE_SENT] = METRICS_SENT,       [QUEUE_DELIVERED] = METRICS_DELIVERED,
@@ -385,13 +382,36 @@ static void delivery_count(const delivery_slot_t *s, const queue_result_t *r, do
      * outcomes stay sent + delivered + failed + bounced + skipped. */
     metrics_communication(s->job.message_type, s->job.channel, by_outcome[r->outcome]);
     const outcome_t *o = &s->out;
-    if (o->status == OUTCOME_SENT || o->status == OUTCOME_DELIVERED)
-        metrics_delivery_time(s->job.channel, since_claim);
+    /* Known delivered as it was sent (the sandbox outbox): no time passed
+     * between the two. A provider's acceptance is not a delivery; its
+     * receipt, if one comes, is observed by the webhook that brings it. */
+    if (r->outcome == QUEUE_DELIVERED)
+        metrics_delivery_time(s->job.channel, 0);
     if (!s->called)
         return;
     metrics_api_call(s->drv->api);
     if (o->status == OUTCOME_FAILED)
         metrics_api_error(s->drv->api, o->category);
+}
+
+/* The seed's INFO lines of a message a provider took ("communication_sent")
+ * and, when it is known delivered at once (the sandbox), of its delivery
+ * ("delivery_confirmed"; a provider's receipt logs its own). Ids, type and
+ * channel only: never an address, a name or the words. */
+static void delivery_log_sent(const delivery_slot_t *s, const queue_result_t *r)
+{
+    if (r->outcome != QUEUE_SENT && r->outcome != QUEUE_DELIVERED)
+        return;
+    const queue_job_t *j = &s->job;
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%d", j->attempt);
+    log_info("delivery", "communication_sent", "communication_id", j->id, "plan_id", j->plan_id,
+             "client_id", j->client_id, "message_type", j->message_type, "channel", j->channel,
+             "attempt", attempt, NULL);
+    if (r->outcome == QUEUE_DELIVERED)
+        log_info("delivery", "delivery_confirmed", "communication_id", j->id, "plan_id", j->plan_id,
+                 "client_id", j->client_id, "message_type", j->message_type, "channel", j->channel,
+                 "delivery_time_s", "0", NULL);
 }
 
 /* Fills r with what the attempt came to. resend_now: go again on the same
@@ -637,12 +657,11 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
         }
         if (s->called)
             delivery_finish(app, s);
-        double took = delivery_mono_s() - s->claimed;
         int resend = s->out.status == OUTCOME_FAILED && delivery_signal(app, conn, s);
         delivery_record(policy, s, resend, r);
         /* counted before the outcome is committed, so a reader who sees the
          * row final already sees it in the counters */
-        delivery_count(s, r, took);
+        delivery_count(s, r);
         if (r->outcome == QUEUE_FAILED || r->outcome == QUEUE_BOUNCED) {
             /* seed: "log critical error and queue for manual review" (the
              * review opens in the database as the status is written) */
@@ -662,6 +681,7 @@ static void delivery_record_ready(delivery_worker_t *w, app_t *app, prt_local_t 
     delivery_complete(d, conn, slots, res, n);
     for (int k = 0; k < n; k++) {
         delivery_slot_t *s = &w->slots[w->ready_idx[k]];
+        delivery_log_sent(s, &res[k]);
         tpl_catalog_free(s->tpl);
         s->tpl = NULL;
         call_clear(&s->call);

@@ -243,8 +243,8 @@ static int metrics_render_comms(buf_t *out)
 static int metrics_render_hist(buf_t *out)
 {
     int rc = metrics_family(out, "crm_delivery_time_seconds", "histogram",
-                            "Seconds from a message's claim by a worker to its acceptance by "
-                            "the provider (or the sandbox outbox)");
+                            "Seconds from a message's send to its delivery receipt (0 for "
+                            "the sandbox outbox, which delivers as it sends)");
     for (size_t c = 0; c < METRICS_CHANNELS_N; c++) {
         unsigned long long per[METRICS_BUCKETS_N + 1], total = 0;
         for (size_t b = 0; b <= METRICS_BUCKETS_N; b++) {

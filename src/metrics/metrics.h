@@ -39,8 +39,8 @@ typedef enum {
 
 /* Counts one attempt's outcome. Unknown types or channels count as "other". */
 void metrics_communication(const char *message_type, const char *channel, metrics_status_t st);
-/* Observes how long a message took from its claim to the provider's
- * acceptance, in seconds. */
+/* Observes how long a message took from its send (the provider's
+ * acceptance) to its delivery receipt, in seconds. */
 void metrics_delivery_time(const char *channel, double seconds);
 /* Counts one call to a provider (the denominator of the API error rate). */
 void metrics_api_call(metrics_api_t api);

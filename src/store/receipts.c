@@ -83,7 +83,8 @@ const char *rcpt_status_column(rcpt_status_t s)
  * "sent" (the send still in flight) ends it. */
 static const char rcpt_apply_sql[] =
     "WITH c AS ("
-    "  SELECT id, status FROM communications WHERE provider_message_id = $1::text"
+    "  SELECT id, status, delivered_at AS was_delivered FROM communications"
+    "  WHERE provider_message_id = $1::text"
     "  ORDER BY created_at DESC LIMIT 1 FOR UPDATE),"
     " u AS ("
     "  UPDATE communications m SET status = CASE WHEN $2::text = 'failed' AND m.status = 'sent'"
@@ -111,7 +112,9 @@ static const char rcpt_apply_sql[] =
     "  FROM c WHERE m.id = c.id AND $2::text IS NOT NULL AND ("
     "   ($2::text = 'failed' AND m.status IN ('pending', 'queued', 'sending', 'sent'))"
     "   OR ($2::text <> 'failed' AND crier_status_rank(m.status) < crier_status_rank($2::text)))"
-    "  RETURNING m.id),"
+    "  RETURNING m.id, CASE WHEN c.was_delivered IS NULL AND m.delivered_at IS NOT NULL"
+    "   THEN EXTRACT(EPOCH FROM m.delivered_at - m.sent_at) END AS took,"
+    "   m.plan_id, m.client_id, m.message_type, m.channel),"
     " e AS ("
     "  INSERT INTO delivery_events (communication_id, event_type, delivery_status, channel,"
     "   provider_response)"
@@ -126,11 +129,14 @@ static const char rcpt_apply_sql[] =
     "   provider_code)"
     "  SELECT $5::text, $1::text, $6::text, $3::int WHERE NOT EXISTS (SELECT 1 FROM c)"
     "  RETURNING id)"
-    " SELECT (SELECT event_type FROM e), (SELECT count(*) FROM x)";
+    " SELECT (SELECT event_type FROM e), (SELECT count(*) FROM x), u.took, u.id, u.plan_id,"
+    "  u.client_id, u.message_type, u.channel"
+    " FROM (SELECT 1) one LEFT JOIN u ON true";
 
-int rcpt_apply(PGconn *conn, const rcpt_receipt_t *r, rcpt_outcome_t *outcome, char *err,
-               size_t errlen)
+int rcpt_apply(PGconn *conn, const rcpt_receipt_t *r, rcpt_outcome_t *outcome,
+               rcpt_confirmed_t *confirmed, char *err, size_t errlen)
 {
+    memset(confirmed, 0, sizeof *confirmed);
     char code[16];
     snprintf(code, sizeof code, "%d", r->provider_code);
     const char *params[7] = {
@@ -157,6 +163,16 @@ int rcpt_apply(PGconn *conn, const rcpt_receipt_t *r, rcpt_outcome_t *outcome, c
                                                           : RCPT_STALE;
     } else {
         *outcome = RCPT_UNKNOWN;
+    }
+    if (!PQgetisnull(res, 0, 2)) {
+        confirmed->yes = 1;
+        confirmed->seconds = strtod(PQgetvalue(res, 0, 2), NULL);
+        snprintf(confirmed->id, sizeof confirmed->id, "%s", PQgetvalue(res, 0, 3));
+        snprintf(confirmed->plan_id, sizeof confirmed->plan_id, "%s", PQgetvalue(res, 0, 4));
+        snprintf(confirmed->client_id, sizeof confirmed->client_id, "%s", PQgetvalue(res, 0, 5));
+        snprintf(confirmed->message_type, sizeof confirmed->message_type, "%s",
+                 PQgetvalue(res, 0, 6));
+        snprintf(confirmed->channel, sizeof confirmed->channel, "%s", PQgetvalue(res, 0, 7));
     }
     PQclear(res);
     return 0;
@@ -645,7 +661,7 @@ static int rcpt_item_apply(PGconn *conn, const cry_keys_t *keys, rcpt_item_t *it
                            size_t errlen)
 {
     if (it->kind == RCPT_ITEM_RECEIPT)
-        return rcpt_apply(conn, &it->receipt, &it->outcome, err, errlen);
+        return rcpt_apply(conn, &it->receipt, &it->outcome, &it->confirmed, err, errlen);
     return rcpt_inbound(conn, keys, &it->inbound, &it->result, err, errlen);
 }
 

@@ -52,13 +52,23 @@ typedef enum {
     RCPT_UNKNOWN,   /* no communication carries this id: kept in unmatched_receipts */
 } rcpt_outcome_t;
 
+/* A receipt that made a communication known delivered for the first time:
+ * how long after its send, and whose (ids, type and channel: never PII). */
+typedef struct rcpt_confirmed {
+    int yes;        /* 0: this receipt confirmed no delivery */
+    double seconds; /* delivered_at - sent_at */
+    char id[37], plan_id[37], client_id[37];
+    char message_type[32], channel[12];
+} rcpt_confirmed_t;
+
 /* Applies r in one statement: the communication with that provider message
  * id moves to r's status when it is further along (rank queued/sending <
  * sent < delivered < opened < clicked; failed only over sent or earlier),
  * and every receipt, moved or not, becomes a delivery_events row
- * ("receipt", "receipt_duplicate" or "receipt_stale"). */
-int rcpt_apply(PGconn *conn, const rcpt_receipt_t *r, rcpt_outcome_t *outcome, char *err,
-               size_t errlen);
+ * ("receipt", "receipt_duplicate" or "receipt_stale"). *confirmed says
+ * whether it was the one that made the message known delivered. */
+int rcpt_apply(PGconn *conn, const rcpt_receipt_t *r, rcpt_outcome_t *outcome,
+               rcpt_confirmed_t *confirmed, char *err, size_t errlen);
 
 /* Keywords of an inbound text (provider reference, STOP/START/HELP): the
  * whole trimmed body, case-insensitive. opt_out_type is Twilio's OptOutType
@@ -122,6 +132,7 @@ typedef struct rcpt_item {
     rcpt_receipt_t receipt;       /* RCPT_ITEM_RECEIPT */
     rcpt_inbound_t inbound;       /* RCPT_ITEM_INBOUND */
     rcpt_outcome_t outcome;       /* out, RCPT_ITEM_RECEIPT: what rcpt_apply did */
+    rcpt_confirmed_t confirmed;   /* out, RCPT_ITEM_RECEIPT: the delivery it confirmed */
     rcpt_inbound_result_t result; /* out, RCPT_ITEM_INBOUND: what rcpt_inbound did */
 } rcpt_item_t;
 

@@ -247,12 +247,12 @@ def main():
 
         H = "crm_delivery_time_seconds"
         check(types.get(H) == "histogram", "%s is a histogram" % H)
-        check(delta(H + "_count", channel="email") == 2,
-              "%s_count moved by the 2 sent messages (%r)" % (H, delta(H + "_count", channel="email")))
-        s = value(after, H + "_sum", channel="email")
-        check(0 < s < 60, "%s_sum is a plausible time (%r s)" % (H, s))
-        check(value(after, H + "_bucket", channel="email", le="30") == 2,
-              "both deliveries took under 30 s")
+        # from the send to the delivery receipt, and SMTP gives none: an
+        # accepted email is sent, not known delivered (test_observability
+        # checks the receipts of SMS and WhatsApp)
+        check(delta(H + "_count", channel="email") == 0,
+              "%s_count did not move for 2 emails only sent (%r)"
+              % (H, delta(H + "_count", channel="email")))
 
         E = "crm_api_errors_total"
         check(delta(E, api="smtp", error_type="permanent") == 1, "one permanent SMTP error")

@@ -181,6 +181,56 @@ static void test_rate_from_environment(void **state)
     unsetenv("CRIER_RATE_WHATSAPP");
 }
 
+/* cfg_each's text of CRIER_COST_EMAIL, for the check below. */
+static void cfgt_cost_text(void *cls, const char *env, const char *value, int secret)
+{
+    (void)secret;
+    if (strcmp(env, "CRIER_COST_EMAIL") == 0)
+        snprintf((char *)cls, 32, "%s", value);
+}
+
+/* Prices are decimals kept exactly, as millionths: no binary fraction
+ * drifts a cost total, and a price crier cannot keep exactly is refused. */
+static void test_cost_prices(void **state)
+{
+    (void)state;
+    cfg_t c;
+    char err[256];
+    unsetenv("CRIER_COST_EMAIL");
+    unsetenv("CRIER_COST_SMS_SEGMENT");
+    assert_int_equal(cfg_load(&c, NULL, err, sizeof err), 0);
+    assert_true(c.cost_sms_segment_micros == 7900);
+    assert_string_equal(c.cost_currency, "USD");
+    cfg_free(&c);
+    static const struct {
+        const char *v;
+        long long micros;
+    } ok[] = {{"0.0075", 7500}, {"12", 12000000}, {".5", 500000},
+              {"0", 0},         {"0.000001", 1},  {"1000", 1000000000LL}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        setenv("CRIER_COST_SMS_SEGMENT", ok[i].v, 1);
+        assert_int_equal(cfg_load(&c, NULL, err, sizeof err), 0);
+        assert_true(c.cost_sms_segment_micros == ok[i].micros);
+        cfg_free(&c);
+    }
+    static const char *const bad[] = {"0.0000001", "-1",     "1e-3", "1,5", "",        ".",
+                                      "1.",        "1000.5", "1001", "abc", "0.01 EUR"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("CRIER_COST_SMS_SEGMENT", bad[i], 1);
+        assert_int_equal(cfg_load(&c, NULL, err, sizeof err), -1);
+        assert_non_null(strstr(err, "CRIER_COST_SMS_SEGMENT"));
+        cfg_free(&c);
+    }
+    unsetenv("CRIER_COST_SMS_SEGMENT");
+    setenv("CRIER_COST_EMAIL", "0.25", 1);
+    assert_int_equal(cfg_load(&c, NULL, err, sizeof err), 0);
+    char text[32] = "";
+    cfg_each(&c, cfgt_cost_text, text);
+    assert_string_equal(text, "0.250000");
+    cfg_free(&c);
+    unsetenv("CRIER_COST_EMAIL");
+}
+
 static void test_retention_settings(void **state)
 {
     (void)state;
@@ -249,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_unknown_key_and_syntax),
         cmocka_unit_test(test_rate_units),
         cmocka_unit_test(test_rate_from_environment),
+        cmocka_unit_test(test_cost_prices),
         cmocka_unit_test(test_retention_settings),
         cmocka_unit_test(test_tracking_settings),
     };
