@@ -333,6 +333,20 @@
     view.append(el("h2", { text: "Attempts and events" }),
       el("ol", { class: "timeline", id: "events" }, (c.events || []).map((e) =>
         el("li", {}, el("time", { datetime: e.at, text: e.at }), (e.event_type || "") + (e.channel ? " · " + e.channel : "") + (e.attempt ? " · attempt " + e.attempt : "") + (e.status ? " → " + e.status : "")))));
+    const [preview, callbacks] = await Promise.all([
+      api("GET", "/v1/communications/" + encodeURIComponent(id) + "/preview").catch((e) => ({ error: e.message })),
+      api("GET", "/v1/communications/" + encodeURIComponent(id) + "/callbacks")]);
+    view.append(el("h2", { text: "The message" }));
+    if (preview.error) view.append(problem(preview.error));
+    else view.append(el("p", { text: "As the live templates (" + preview.templates_version_now + ") render it on " + preview.channel +
+      (preview.template_version_sent ? "; it was sent with template version " + preview.template_version_sent : "") +
+      ". The footer's links are placeholders." }),
+      preview.subject ? el("p", {}, el("strong", { text: "Subject: " }), preview.subject) : null,
+      el("pre", { id: "preview", tabindex: "0", "aria-label": "The message text", text: preview.text || "" }),
+      preview.encoding ? el("p", { text: preview.encoding }) : null);
+    view.append(table("Callbacks to the workflow", [{ key: "event_type", label: "Event" }, { key: "state", label: "State" },
+      { key: "attempts", label: "Attempts", num: true }, { key: "created_at", label: "Raised" },
+      { key: "delivered_at", label: "Delivered" }, { key: "last_error", label: "Last error" }], callbacks.callbacks || [], "callbacks"));
     if (c.review === "open") view.append(reviewButtons(c.communication_id));
   }
 
@@ -342,8 +356,8 @@
     const [cl, prefs, comms] = await Promise.all([
       api("GET", "/v1/clients/" + encodeURIComponent(id)), api("GET", "/v1/clients/" + encodeURIComponent(id) + "/preferences"),
       api("GET", "/v1/clients/" + encodeURIComponent(id) + "/communications")]);
-    view.replaceChildren(el("h2", { text: "Contact and consent" }), el("pre", { text: JSON.stringify(cl, null, 2) }),
-      el("h2", { text: "Preferences" }), el("pre", { text: JSON.stringify(prefs, null, 2) }));
+    view.replaceChildren(el("h2", { text: "Contact and consent" }), el("pre", { tabindex: "0", text: JSON.stringify(cl, null, 2) }),
+      el("h2", { text: "Preferences" }), el("pre", { tabindex: "0", text: JSON.stringify(prefs, null, 2) }));
     if (state.scope === "admin") {
       const exp = el("button", { type: "button", class: "secondary", onclick: async () => {
         const js = await api("GET", "/v1/clients/" + encodeURIComponent(id) + "/export");
@@ -366,7 +380,7 @@
     view.replaceChildren(el("h2", { text: "Rules" }),
       el("p", { id: "rules-version", text: "Active version: " + (r.version || r.rules_version || "?") }),
       r.last_error || r.last_reload_error ? el("p", { class: "problem", text: "Last reload error: " + JSON.stringify(r.last_error || r.last_reload_error) }) : el("p", { class: "ok", text: "The last reload succeeded." }),
-      el("h2", { text: "Templates" }), el("pre", { text: JSON.stringify(t, null, 2).slice(0, 4000) }));
+      el("h2", { text: "Templates" }), el("pre", { tabindex: "0", text: JSON.stringify(t, null, 2).slice(0, 4000) }));
     const sample = { request: { plan_id: "5b1d2c3e-4f50-4a6b-8c7d-9e0f1a2b3c4d", client_id: "9c2e8f7a-6b5c-4d3e-9f1a-0b2c3d4e5f6a", message_type: "vendor_options", urgency: "normal",
       client: { email: "asha@example.com", timezone: "Asia/Kolkata", consent: { sms: true, whatsapp: true } }, context: { event_type: "wedding" } } };
     const text = el("textarea", { id: "dry-request", name: "request" }, JSON.stringify(sample, null, 2));
@@ -381,7 +395,7 @@
         const ans = await api("POST", "/v1/rules/dry-run", body);
         const d = ans.decision || {};
         out.append(el("p", { class: "ok", text: "Decision: " + (d.primary_channel || "none") + ", send at " + (d.send_at || "now") }),
-          el("ol", {}, (ans.trace || []).map((s) => el("li", { text: JSON.stringify(s) }))), el("pre", { text: JSON.stringify(ans, null, 2) }));
+          el("ol", {}, (ans.trace || []).map((s) => el("li", { text: JSON.stringify(s) }))), el("pre", { tabindex: "0", text: JSON.stringify(ans, null, 2) }));
       } catch (err) { out.append(problem(err)); }
     } },
     el("h2", { text: "Dry run" }), el("label", { for: "dry-request", text: "Request (JSON, as the workflow would send it)" }), text,

@@ -4,6 +4,7 @@
 #include "api/action.h"
 #include "api/analytics.h"
 #include "api/clients.h"
+#include "api/comm_detail.h"
 #include "api/comms.h"
 #include "api/console.h"
 #include "api/health.h"
@@ -50,6 +51,10 @@ static const route_t api_table[] = {
      * send it again as the rules decide now, or close it with a note. */
     {"GET", "/v1/communications", API_OPERATE, ROUTE_BODY_NONE, NULL, API_STAT_COMM_LIST,
      api_comm_list},
+    {"GET", "/v1/communications/{id}/callbacks", API_OPERATE, ROUTE_BODY_NONE, NULL,
+     API_STAT_COMM_CALLBACKS, api_comm_callbacks},
+    {"GET", "/v1/communications/{id}/preview", API_OPERATE, ROUTE_BODY_NONE, NULL,
+     API_STAT_COMM_PREVIEW, api_comm_preview},
     {"POST", "/v1/communications/{id}/retry", API_OPERATE, ROUTE_BODY_NONE, NULL,
      API_STAT_COMM_RETRY, api_comm_retry},
     {"POST", "/v1/communications/{id}/resolve", API_OPERATE, ROUTE_BODY_JSON, NULL,
@@ -183,6 +188,8 @@ const char *api_stat_name(int slot)
         [API_STAT_ACTION] = "GET /a/{token}",
         [API_STAT_CONSOLE] = "GET /console/{page}",
         [API_STAT_PREFSTATS] = "GET /v1/analytics/preferences",
+        [API_STAT_COMM_CALLBACKS] = "GET /v1/communications/{id}/callbacks",
+        [API_STAT_COMM_PREVIEW] = "GET /v1/communications/{id}/preview",
         [API_STAT_CONSOLE_ASSET] = "GET /console/assets/{name}",
         [API_STAT_CONSOLE_LOGIN] = "/console/login",
         [API_STAT_CONSOLE_LOGOUT] = "POST /console/logout",

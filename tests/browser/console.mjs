@@ -125,6 +125,8 @@ async function main() {
     if (events === 0) fail("the communication's timeline is empty");
     seen.timeline_events = events;
     seen.trace_steps = await page.locator("#trace li").count();
+    seen.preview = await page.locator("#preview").textContent();
+    seen.callbacks_rows = await page.locator("table:has(caption:text('Callbacks to the workflow')) tbody tr").count();
     seen.views.communication = { axe: await axe(page) };
     if (seen.views.communication.axe.length) fail("communication: axe: " + JSON.stringify(seen.views.communication.axe));
     await page.screenshot({ path: path.join(outdir, "console-communication.png"), fullPage: true });

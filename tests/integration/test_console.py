@@ -76,7 +76,10 @@ def test_console_in_a_browser(tmp):
     seed(db)
     artifacts = os.path.join(h.build_dir(), "artifacts")
     os.makedirs(artifacts, exist_ok=True)
-    with h.Crier(db, os.path.join(tmp, "crier")) as crier:
+    receiver = h.CallbackReceiver(os.path.join(tmp, "workflow"))
+    env = {"CRIER_WORKFLOW_CALLBACK_URL": receiver.url,
+           "CRIER_WORKFLOW_CALLBACK_SECRET": "console-test-callback-secret-0123"}
+    with receiver, h.Crier(db, os.path.join(tmp, "crier"), env=env) as crier:
         # a plan of real messages, decided by the rules: the one searched for
         plan = None
         for i in range(3):
@@ -138,6 +141,10 @@ def test_console_in_a_browser(tmp):
         assert seen["history_rows"] == 3, seen["history_rows"]
         assert seen["timeline_events"] > 0 and seen["trace_steps"] > 0, seen
         assert seen["dry_run"].startswith("Decision: ") and seen["client_rows"] > 0, seen
+        # the communication's message as the live templates render it, and
+        # the callbacks it raised to the workflow (the receiver here)
+        assert "Planiva" in seen["preview"] or len(seen["preview"]) > 40, seen["preview"]
+        assert seen["callbacks_rows"] > 0, seen
         review = h.psql(db, "SELECT review FROM communications WHERE id = :'id'", id=seen["retried"])
         assert review == [["retried"]], review
         shots = sorted(n for n in os.listdir(artifacts) if n.startswith("console-") and n.endswith(".png"))
