@@ -114,6 +114,13 @@
       x = slots;
       opts = Object.assign({}, opts, { categories: names, grouped: true });
     }
+    // stacked bars: each series drawn from zero to its running total, the
+    // tallest first, so each shows as its own band of the bar
+    if (opts && opts.stacked) {
+      let run = x.map(() => 0);
+      const tops = series.map((sr) => { run = run.map((v, i) => v + (sr.values[i] || 0)); return { label: sr.label, values: run.slice() }; });
+      series = tops.reverse();
+    }
     const box = el("figure", { class: "chart", role: "img", "aria-label": label, "data-chart": label });
     box.append(el("figcaption", { text: label }));
     const width = Math.max(300, Math.min(1100, view.clientWidth - 40));
@@ -242,15 +249,25 @@
       api("GET", "/v1/analytics/breakdown?by=day&" + range(p)), api("GET", "/v1/analytics/breakdown?by=hour&" + range(p))]);
     const days = rowsOf(byDay);
     view.append(
-      chart("Communications per day by status", days.map((r) => Date.parse(r.key) / 1000), [
-        { label: "Delivered", values: days.map((r) => r.delivered) }, { label: "Sent", values: days.map((r) => r.sent) },
-        { label: "Failed", values: days.map((r) => r.failed) }], { bars: true }),
+      chart("Communications per day, stacked by status", days.map((r) => Date.parse(r.key) / 1000), [
+        { label: "Delivered", values: days.map((r) => r.delivered) },
+        { label: "Sent, not yet delivered", values: days.map((r) => r.sent - r.delivered) },
+        { label: "Failed", values: days.map((r) => r.failed) },
+        { label: "Waiting or skipped", values: days.map((r) => Math.max(0, r.total - r.sent - r.failed)) }], { bars: true, stacked: true }),
       table("Per day", [{ key: "key", label: "Day" }, { key: "total", label: "Communications", num: true },
         { key: "sent", label: "Sent", num: true }, { key: "delivered", label: "Delivered", num: true },
         { key: "failed", label: "Failed", num: true }], days, "per-day"));
-    const hours = rowsOf(byHour);
-    view.append(table("Per hour of day (UTC)", [{ key: "key", label: "Hour" }, { key: "total", label: "Communications", num: true },
-      { key: "delivered", label: "Delivered", num: true }], hours, "per-hour"));
+    // the API's hours are hours of the range; folded here into hours of the day
+    const hours = Array.from({ length: 24 }, (_, hr) => ({ key: String(hr).padStart(2, "0") + ":00", total: 0, delivered: 0 }));
+    for (const r of rowsOf(byHour)) {
+      const hr = Number(String(r.key).slice(11, 13));
+      if (hr >= 0 && hr < 24) { hours[hr].total += r.total || 0; hours[hr].delivered += r.delivered || 0; }
+    }
+    view.append(
+      chart("Communications by hour of the day (UTC)", hours.map((_, i) => i), [{ label: "Communications", values: hours.map((r) => r.total) }],
+        { bars: true, categories: hours.map((r) => r.key) }),
+      table("Per hour of the day (UTC)", [{ key: "key", label: "Hour" }, { key: "total", label: "Communications", num: true },
+        { key: "delivered", label: "Delivered", num: true }], hours, "per-hour"));
   }
 
   async function funnel() {
