@@ -45,6 +45,8 @@ typedef struct cfg_key {
 static const cfg_key_t cfg_keys[] = {
     {"CRIER_DATABASE_URL", "database_url", CFG_STR, S(database_url), "postgresql:///crier", 0, 0},
     {"CRIER_REDIS_URL", "redis_url", CFG_STR, S(redis_url), "", 0, 0},
+    /* a Redis slower than this is taken as gone: the local limiter decides */
+    {"CRIER_REDIS_TIMEOUT_MS", "redis_timeout_ms", CFG_INT, S(redis_timeout_ms), "50", 1, 10000},
     {"CRIER_LISTEN", "listen", CFG_STR, S(listen), "127.0.0.1:8080", 0, 0},
     {"CRIER_PUBLIC_URL", "public_url", CFG_STR, S(public_url), "http://127.0.0.1:8080", 0, 0},
     {"CRIER_API_TOKENS", NULL, CFG_STR, S(api_tokens), "", 0, 0},

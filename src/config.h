@@ -25,6 +25,7 @@ typedef struct cfg {
     /* all strings owned by the cfg; never NULL after cfg_load unless noted */
     char *database_url;         /* CRIER_DATABASE_URL, libpq URI or conninfo */
     char *redis_url;            /* CRIER_REDIS_URL, may be "" */
+    int redis_timeout_ms;       /* CRIER_REDIS_TIMEOUT_MS: connect and command timeout */
     char *listen;               /* CRIER_LISTEN, host:port */
     char *public_url;           /* CRIER_PUBLIC_URL, base of links */
     char *api_tokens;           /* CRIER_API_TOKENS, secret: scope:token,... */

@@ -270,7 +270,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
             goto out;
         }
     }
-    app.prefs = prefcache_new(cfg->redis_url, 0, err, sizeof err);
+    app.prefs = prefcache_new(cfg->redis_url, cfg->redis_timeout_ms, err, sizeof err);
     if (!app.prefs) {
         fprintf(stderr, "crier serve: CRIER_REDIS_URL %s\n", err);
         code = 2;

@@ -84,7 +84,7 @@ static int delivery_rl_init(const delivery_t *d, delivery_rl_t *w)
     const cfg_t *cfg = d->app->cfg;
     char err[256];
     memset(w, 0, sizeof *w);
-    w->rl = rl_new(cfg->redis_url, 0, err, sizeof err);
+    w->rl = rl_new(cfg->redis_url, cfg->redis_timeout_ms, err, sizeof err);
     if (!w->rl) {
         /* A malformed URL must not stop delivery: limit locally instead. */
         log_error("delivery", "ratelimit_redis_url_invalid", "error", err, NULL);

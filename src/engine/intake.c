@@ -923,7 +923,8 @@ static void *intake_main(void *arg)
     /* A Lua state belongs to one thread: this writer's, made here. */
     w->policy = w->app->rules ? prt_local_new(w->app->rules) : NULL;
     char err[256];
-    w->prefs = prefcache_new(w->app->cfg->redis_url, 0, err, sizeof err);
+    w->prefs =
+        prefcache_new(w->app->cfg->redis_url, w->app->cfg->redis_timeout_ms, err, sizeof err);
     if (!w->prefs)
         log_warn("intake", "preference_cache_off", "error", err, NULL);
     for (;;) {
