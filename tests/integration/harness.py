@@ -334,8 +334,9 @@ def _watch_body(body):
 
 
 def _save_logs():
+    # a manifest even when no crier ran, so the scan knows this test did
     out = os.environ.get("CRIER_TEST_LOG_DIR")
-    if not out or not _criers:
+    if not out:
         return
     os.makedirs(out, exist_ok=True)
     stem = "%s-%d" % (os.path.splitext(os.path.basename(sys.argv[0]))[0], os.getpid())
