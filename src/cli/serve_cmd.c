@@ -12,6 +12,7 @@
 #include "http/server.h"
 #include "policy/runtime.h"
 #include "prefcache/prefcache.h"
+#include "report/report.h"
 #include "store/db.h"
 #include "store/rotate.h"
 #include "transport/transport.h"
@@ -356,7 +357,8 @@ out:
      * they kept goes (unless the server had to be left running); then the
      * intake thread ends; a purge ends after its batch; delivery lets
      * in-flight sends finish and records them. */
-    if (http_stop(http) == 0)
+    int http_stopped = http_stop(http) == 0;
+    if (http_stopped)
         api_stop(api);
     if (app.intake)
         intake_stop(app.intake);
@@ -373,6 +375,8 @@ out:
     tpl_live_stop(app.templates); /* after every thread that renders has stopped */
     cry_keys_wipe(&app.keys);     /* after every thread that encrypts has stopped */
     curl_global_cleanup();
+    if (http_stopped)
+        report_shutdown(); /* no handler can be drawing a report any more */
     if (code == 0)
         log_info("serve", "stopped", NULL);
     return code;

@@ -2,6 +2,7 @@
 
 #include <cairo-pdf.h>
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -191,4 +192,10 @@ int report_pdf(const report_t *r, buf_t *out, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+void report_shutdown(void)
+{
+    cairo_debug_reset_static_data();
+    FcFini();
 }

@@ -46,4 +46,9 @@ typedef struct report {
  * free). 0, or -1 with err (out then empty). */
 int report_pdf(const report_t *r, buf_t *out, char *err, size_t errlen);
 
+/* Lets go of what cairo and fontconfig keep for the whole process (the
+ * font caches the first report fills), so a leak checker at exit sees
+ * only real leaks. Call once, at exit, when no report is being drawn. */
+void report_shutdown(void);
+
 #endif
