@@ -77,5 +77,7 @@ int main(void)
         cmocka_unit_test(test_a_pdf_with_its_title),
         cmocka_unit_test(test_empty_and_full_ranges),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    report_shutdown(); /* the font caches, as crier serve lets go of them */
+    return failed;
 }
