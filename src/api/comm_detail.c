@@ -3,7 +3,6 @@
 #include "api/api.h"
 #include "api/dbreply.h"
 #include "channel/gsm7.h"
-#include "request/request.h"
 #include "store/comm_detail.h"
 #include "store/db.h"
 #include "store/store.h"
@@ -15,19 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The path's {id} in lower case: 0, or -1 with out set to 422. */
-static int detail_id(const http_req_t *rq, char id[37], http_answer_t *out)
-{
-    if (req_uuid_lower(http_req_param(rq, "id"), id) == 0)
-        return 0;
-    http_answer_error(out, 422, "invalid_field", "id: not a valid UUID");
-    return -1;
-}
-
 void api_comm_callbacks(const http_req_t *rq, http_answer_t *out)
 {
     char id[37];
-    if (detail_id(rq, id, out) != 0)
+    if (api_comm_id(rq, id, out) != 0)
         return;
     PGconn *conn = api_db_conn(rq, out, "comm_callbacks_failed");
     if (!conn)
@@ -101,7 +91,7 @@ void api_comm_preview(const http_req_t *rq, http_answer_t *out)
     const api_t *api = rq->ctx;
     const cfg_t *cfg = api->app->cfg;
     char id[37];
-    if (detail_id(rq, id, out) != 0)
+    if (api_comm_id(rq, id, out) != 0)
         return;
     PGconn *conn = api_db_conn(rq, out, "comm_preview_failed");
     if (!conn)

@@ -48,6 +48,14 @@ int api_client_id(const http_req_t *rq, char id[37], http_answer_t *out)
     return -1;
 }
 
+int api_comm_id(const http_req_t *rq, char id[37], http_answer_t *out)
+{
+    if (req_uuid_lower(http_req_param(rq, "id"), id) == 0)
+        return 0;
+    http_answer_error(out, 422, "invalid_field", "id: not a valid UUID");
+    return -1;
+}
+
 int api_db_end(PGconn *conn, int rc, http_answer_t *out, const char *what, char *err, size_t errlen)
 {
     int end = db_end(conn, rc, err, errlen);

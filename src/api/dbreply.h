@@ -25,6 +25,9 @@ PGconn *api_db_take(const api_t *api, char *err, size_t errlen);
 /* The path's {client_id} in lower case: 0, or -1 with out set to 422
  * naming the field. */
 int api_client_id(const http_req_t *rq, char id[37], http_answer_t *out);
+/* The path's {id} (a communication) in lower case: 0, or -1 with out set
+ * to 422 naming the field. */
+int api_comm_id(const http_req_t *rq, char id[37], http_answer_t *out);
 /* 404 for STORE_NO_CLIENT, 410 client_erased for STORE_ERASED. */
 void api_client_missing(http_answer_t *out, int rc);
 /* Ends conn's open transaction, committing when rc is 0. Returns 0 when it

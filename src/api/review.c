@@ -123,15 +123,6 @@ void api_comm_list(const http_req_t *rq, http_answer_t *out)
     http_answer_json(out, 200, json);
 }
 
-/* The path's {id}: 0, or -1 with out set to 422. */
-static int review_id(const http_req_t *rq, char id[37], http_answer_t *out)
-{
-    if (req_uuid_lower(http_req_param(rq, "id"), id) == 0)
-        return 0;
-    http_answer_error(out, 422, "invalid_field", "id: not a valid UUID");
-    return -1;
-}
-
 /* The answer to anything but REVIEW_DONE. */
 static void review_refused(review_rc_t rc, PGconn *conn, const char *what, const char *err,
                            http_answer_t *out)
@@ -155,7 +146,7 @@ static void review_refused(review_rc_t rc, PGconn *conn, const char *what, const
 void api_comm_retry(const http_req_t *rq, http_answer_t *out)
 {
     char id[37];
-    if (review_id(rq, id, out) != 0)
+    if (api_comm_id(rq, id, out) != 0)
         return;
     PGconn *conn = api_db_conn(rq, out, "review_retry_failed");
     if (!conn)
@@ -210,7 +201,7 @@ void api_comm_resolve(const http_req_t *rq, http_answer_t *out)
 {
     char id[37];
     char *note = NULL;
-    if (review_id(rq, id, out) != 0 || review_note(rq, &note, out) != 0)
+    if (api_comm_id(rq, id, out) != 0 || review_note(rq, &note, out) != 0)
         return;
     PGconn *conn = api_db_conn(rq, out, "review_resolve_failed");
     if (!conn) {
