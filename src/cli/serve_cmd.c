@@ -212,6 +212,7 @@ int cmd_serve(int argc, char **argv, cfg_t *cfg)
 
     char err[1024];
     int code = 0;
+    int http_stopped = 0; /* 1 once no handler can run any more */
     api_t *api = NULL;
     http_server_t *http = NULL;
     delivery_t *delivery = NULL;
@@ -357,7 +358,7 @@ out:
      * they kept goes (unless the server had to be left running); then the
      * intake thread ends; a purge ends after its batch; delivery lets
      * in-flight sends finish and records them. */
-    int http_stopped = http_stop(http) == 0;
+    http_stopped = http_stop(http) == 0;
     if (http_stopped)
         api_stop(api);
     if (app.intake)
