@@ -248,6 +248,10 @@ def test_langgraph_resumes_on_an_answer(tmp):
         try:
             rec = record(crier, options, "sms")
             assert "Reply 1 for Lakeside classic or 2 for Modern courtyard" in json.dumps(rec), rec
+            # the record is written before the send is committed; the
+            # question is open to answers once it is (a client answers a
+            # message it has, and the slower sanitized build showed the gap)
+            crier.wait_final([options], timeout=30)
             status, body, _ = h.twilio_inbound(crier, TW_TOKEN, PUBLIC, phone, " 2 ")
             assert status == 200, (status, body)
             finish(crier, db, wf, "sms", plan)
