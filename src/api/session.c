@@ -40,6 +40,8 @@ static int session_id_ok(const char *value)
     return 1;
 }
 
+/* The session's CSRF token: HMAC-SHA256 of its id under the index key
+ * (domain "console csrf"), so it is never stored and only crier makes it. */
 static int session_csrf(const api_t *api, const char *id, char out[SESSION_CSRF_HEX + 1])
 {
     return cry_blind_index(&api->app->keys, "console csrf", id, out);
