@@ -11,6 +11,9 @@
 #                   threaded ones in build-tsan/
 #   make demo       run the event-planning demo on a private PostgreSQL with
 #                   the sandbox transport (no credentials)
+#   make bench      every benchmark below in turn, then a table of the figures
+#                   against their targets (scripts/bench.sh; BENCH_SMOKE=1
+#                   for seconds each, as make check runs it)
 #   make bench-p1   email delivery: crier against smtp-source on the same smtp-sink
 #   make bench-p2   SMS delivery: crier against wrk on the same provider stub
 #   make bench-p3   intake benchmark: crier against pgbench (tests/bench/)
@@ -45,7 +48,7 @@ CMAKE ?= cmake
 
 C_FILES = $(shell find src tests -name '*.[ch]' -not -path '*/build*' 2>/dev/null)
 
-.PHONY: all build asan tsan deb fuzz coverage layers check demo bench-p1 bench-p2 bench-p3 bench-p5 bench-analytics format lint clean
+.PHONY: all build asan tsan deb fuzz coverage layers check demo bench bench-p1 bench-p2 bench-p3 bench-p5 bench-analytics format lint clean
 
 all: build
 
@@ -91,6 +94,9 @@ check:
 
 demo:
 	@scripts/demo.sh
+
+bench: build
+	@scripts/bench.sh
 
 bench-p1: build
 	@tests/bench/p1_email.sh
