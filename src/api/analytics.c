@@ -118,18 +118,9 @@ static int an_query(const http_req_t *rq, store_analytics_query_t *q, char plan[
     }
     q->from = v[0];
     q->to = v[1];
-    const char *p = http_req_query(rq, "plan_id");
-    if (p && req_uuid_lower(p, plan) != 0) {
-        http_answer_error(out, 422, "invalid_field", "plan_id: not a valid UUID");
+    if (api_query_uuid(rq, "plan_id", plan, &q->plan_id, out) != 0 ||
+        api_query_uuid(rq, "client_id", client, &q->client_id, out) != 0)
         return -1;
-    }
-    q->plan_id = p ? plan : NULL;
-    p = http_req_query(rq, "client_id");
-    if (p && req_uuid_lower(p, client) != 0) {
-        http_answer_error(out, 422, "invalid_field", "client_id: not a valid UUID");
-        return -1;
-    }
-    q->client_id = p ? client : NULL;
     const char *format = http_req_query(rq, "format");
     if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0) {
         http_answer_error(out, 422, "invalid_field", "format: must be json or csv");

@@ -56,6 +56,23 @@ int api_comm_id(const http_req_t *rq, char id[37], http_answer_t *out)
     return -1;
 }
 
+int api_query_uuid(const http_req_t *rq, const char *name, char buf[37], const char **id,
+                   http_answer_t *out)
+{
+    const char *v = http_req_query(rq, name);
+    *id = NULL;
+    if (!v)
+        return 0;
+    if (req_uuid_lower(v, buf) != 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s: not a valid UUID", name);
+        http_answer_error(out, 422, "invalid_field", msg);
+        return -1;
+    }
+    *id = buf;
+    return 0;
+}
+
 int api_db_end(PGconn *conn, int rc, http_answer_t *out, const char *what, char *err, size_t errlen)
 {
     int end = db_end(conn, rc, err, errlen);

@@ -28,6 +28,11 @@ int api_client_id(const http_req_t *rq, char id[37], http_answer_t *out);
 /* The path's {id} (a communication) in lower case: 0, or -1 with out set
  * to 422 naming the field. */
 int api_comm_id(const http_req_t *rq, char id[37], http_answer_t *out);
+/* The optional query argument name, a UUID, in lower case into buf: *id is
+ * buf, or NULL when the argument is absent. 0, or -1 with out set to 422
+ * naming it. */
+int api_query_uuid(const http_req_t *rq, const char *name, char buf[37], const char **id,
+                   http_answer_t *out);
 /* 404 for STORE_NO_CLIENT, 410 client_erased for STORE_ERASED. */
 void api_client_missing(http_answer_t *out, int rc);
 /* Ends conn's open transaction, committing when rc is 0. Returns 0 when it

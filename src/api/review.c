@@ -65,18 +65,9 @@ static int review_filter(const http_req_t *rq, store_comm_filter_t *f, char plan
         http_answer_error(out, 422, "invalid_field", "review: must be open, retried or resolved");
         return -1;
     }
-    v = http_req_query(rq, "plan_id");
-    if (v && req_uuid_lower(v, plan) != 0) {
-        http_answer_error(out, 422, "invalid_field", "plan_id: not a valid UUID");
+    if (api_query_uuid(rq, "plan_id", plan, &f->plan_id, out) != 0 ||
+        api_query_uuid(rq, "client_id", client, &f->client_id, out) != 0)
         return -1;
-    }
-    f->plan_id = v ? plan : NULL;
-    v = http_req_query(rq, "client_id");
-    if (v && req_uuid_lower(v, client) != 0) {
-        http_answer_error(out, 422, "invalid_field", "client_id: not a valid UUID");
-        return -1;
-    }
-    f->client_id = v ? client : NULL;
     v = http_req_query(rq, "message_type");
     if (v && !(f->message_type = review_word(v, val_message_types, VAL_REQUEST_TYPES + 1))) {
         http_answer_error(out, 422, "invalid_field", "message_type: unknown message type");
